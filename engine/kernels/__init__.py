@@ -1,0 +1,1 @@
+"""Plain-loop numba kernels. Modules here import only numpy and numba."""
