@@ -1,0 +1,382 @@
+"""Carbon supply (InVEST's carbon storage): pools table, per-county/per-class tables, pixel maps.
+
+Every supply total is a pixel area times a density, so the tables come from one crosstab of
+(county, class) pixel counts (:mod:`carbonscape.accumulate`); per-pool rasters are never needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from carbonscape.accumulate import ClassIndex, crosstab, crosstab_area, lookup
+from carbonscape.cluster import Executor, executor
+from carbonscape.errors import AlignmentError, PoolTableError
+from carbonscape.io import atomic_path, open_store, raster_dataset, write_store
+from carbonscape.rasterize import open_zones
+
+log = logging.getLogger(__name__)
+
+POOLS = ("above", "below", "soil", "dead")
+POOL_COLUMNS = tuple(f"c_{p}" for p in POOLS)
+M2_PER_HA = 10_000.0
+M2_PER_KM2 = 1_000_000.0
+
+
+@dataclass(frozen=True)
+class PoolTable:
+    """Carbon densities (t/ha) of the four pools per land-use code, in InVEST's table format."""
+
+    table: pd.DataFrame  # index lucode; columns c_above, c_below, c_soil, c_dead, name
+    source: str = "<table>"
+
+    @property
+    def codes(self) -> list[int]:
+        return [int(c) for c in self.table.index]
+
+    @property
+    def total_density(self) -> np.ndarray:
+        """t/ha of all four pools per class, in the order of :attr:`codes`."""
+        return self.table[list(POOL_COLUMNS)].sum(axis=1).to_numpy(dtype=np.float64)
+
+    @property
+    def names(self) -> list[str]:
+        return [str(n) for n in self.table["name"]]
+
+
+def read_pools(path: str | os.PathLike[str] | pd.DataFrame) -> PoolTable:
+    """Read and check an InVEST carbon pools table.
+
+    Columns (case-insensitive, as InVEST reads them): ``lucode, c_above, c_below, c_soil, c_dead``
+    in t/ha, optionally ``LULC_name``. Raises :class:`PoolTableError` naming the rows at fault.
+    """
+    if isinstance(path, pd.DataFrame):
+        raw, source = path.copy(), "<table>"
+    else:
+        source = os.fspath(path)
+        if not os.path.exists(source):
+            raise PoolTableError(f"{source}: no such file")
+        try:
+            raw = pd.read_csv(source, encoding="utf-8-sig")
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise PoolTableError(f"{source}: not a readable CSV ({exc})") from exc
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    missing = [c for c in ("lucode", *POOL_COLUMNS) if c not in raw.columns]
+    if missing:
+        raise PoolTableError(
+            f"{source}: missing column(s) {missing}; a pools table has lucode, c_above, c_below, c_soil, "
+            f"c_dead (t/ha) and optionally LULC_name — found {list(raw.columns)}"
+        )
+    raw = raw.dropna(how="all")
+    codes = pd.to_numeric(raw["lucode"], errors="coerce")
+    bad = raw.loc[codes.isna() | (codes != codes.round()), "lucode"]
+    if not bad.empty:
+        raise PoolTableError(f"{source}: lucode must be an integer; bad value(s) {list(bad)[:10]}")
+    raw["lucode"] = codes.astype(np.int64)
+    duplicated = raw.loc[raw["lucode"].duplicated(keep=False), "lucode"]
+    if not duplicated.empty:
+        raise PoolTableError(f"{source}: lucode {sorted(set(duplicated))} appears more than once; keep one row per class")
+    problems = []
+    for column in POOL_COLUMNS:
+        values = pd.to_numeric(raw[column], errors="coerce")
+        for code, value, parsed in zip(raw["lucode"], raw[column], values):
+            if pd.isna(parsed) or not np.isfinite(parsed):
+                problems.append(f"lucode {code}: {column} = {value!r} is not a number")
+            elif parsed < 0:
+                problems.append(f"lucode {code}: {column} = {parsed} is negative")
+        raw[column] = values
+    if problems:
+        raise PoolTableError(f"{source}: densities must be non-negative numbers (t/ha): " + "; ".join(problems[:10]))
+    name_column = next((c for c in ("lulc_name", "name", "lulc_desc") if c in raw.columns), None)
+    names = raw[name_column].astype(str) if name_column else raw["lucode"].map(lambda c: f"class {c}")
+    table = pd.DataFrame({c: raw[c].to_numpy(dtype=np.float64) for c in POOL_COLUMNS}, index=pd.Index(raw["lucode"], name="lucode"))
+    table["name"] = names.to_numpy()
+    for extra in raw.columns:
+        if extra.startswith("lulc_name_") or extra in ("name_zh", "name_en"):
+            table[extra] = raw[extra].to_numpy()
+    return PoolTable(table=table.sort_index(), source=source)
+
+
+@dataclass
+class SupplyResult:
+    """The supply tables of one run, and what the pass counted."""
+
+    by_county: pd.DataFrame
+    by_class: pd.DataFrame
+    by_county_class: pd.DataFrame
+    by_pool: pd.DataFrame
+    summary: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def total_t(self) -> float:
+        return float(self.by_county["supply_t"].sum())
+
+    def write(self, out: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write the four CSV tables to ``out`` (each atomically) and return their paths."""
+        out_dir = Path(out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tables = {
+            "supply_by_county": self.by_county,
+            "supply_by_class": self.by_class,
+            "supply_by_county_class": self.by_county_class,
+            "supply_by_pool": self.by_pool,
+        }
+        for name, table in tables.items():
+            target = out_dir / f"{name}.csv"
+            with atomic_path(target) as tmp:
+                table.to_csv(tmp, index=False, encoding="utf-8", float_format="%.6f")
+            self.files[name] = target
+        return dict(self.files)
+
+
+class UnknownCodesError(PoolTableError):
+    """The land-use raster holds codes that the pools table does not list."""
+
+
+def _unknown_codes_message(store_path: Path, pools: PoolTable, codes: Mapping[int, int]) -> str:
+    listed = ", ".join(f"{code} ({count:,} pixels)" for code, count in sorted(codes.items())[:20])
+    return (
+        f"{store_path}: land-use code(s) missing from the pools table {pools.source}: {listed}. "
+        "Add a row for each to the pools table (zeros if the class stores no carbon), or set them as nodata"
+    )
+
+
+def _found_codes(store_attrs: Mapping[str, Any]) -> dict[int, int] | None:
+    counts = store_attrs.get("code_counts")
+    return None if counts is None else {int(k): int(v) for k, v in counts.items()}
+
+
+def supply_tables(
+    counts: np.ndarray,
+    *,
+    pools: PoolTable,
+    zone_values: pd.Series,
+    areas_m2: np.ndarray,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Turn (zone, column) counts and areas into the four supply tables.
+
+    ``counts`` and ``areas_m2`` are ``(n_zones, n_classes + 2)`` (classes, nodata, unknown);
+    row 0 (outside every polygon) is left out of every table.
+    """
+    n_classes = len(pools.codes)
+    ids = zone_values.index.to_numpy()
+    class_counts = counts[ids, :n_classes]
+    class_area_ha = areas_m2[ids, :n_classes] / M2_PER_HA
+    density = pools.total_density
+    supply = class_area_ha * density[None, :]
+    total = supply.sum()
+    share = (lambda v: 100.0 * v / total if total > 0 else np.zeros_like(v))
+    county = pd.Series(zone_values.to_numpy(), name="county")
+    by_county = pd.DataFrame({
+        "county": county,
+        "supply_t": supply.sum(axis=1),
+        "share_pct": share(supply.sum(axis=1)),
+        "pixels": class_counts.sum(axis=1),
+        "area_km2": class_area_ha.sum(axis=1) * M2_PER_HA / M2_PER_KM2,
+    })
+    by_class = pd.DataFrame({
+        "lucode": pools.codes,
+        "name": pools.names,
+        "supply_t": supply.sum(axis=0),
+        "share_pct": share(supply.sum(axis=0)),
+        "pixels": class_counts.sum(axis=0),
+        "area_ha": class_area_ha.sum(axis=0),
+    })
+    zz, kk = np.meshgrid(np.arange(len(ids)), np.arange(n_classes), indexing="ij")
+    by_county_class = pd.DataFrame({
+        "county": county.to_numpy()[zz.ravel()],
+        "lucode": np.asarray(pools.codes)[kk.ravel()],
+        "pixels": class_counts.ravel(),
+        "supply_t": supply.ravel(),
+    })
+    by_county_class = by_county_class[by_county_class["pixels"] > 0].reset_index(drop=True)
+    area_per_class = class_area_ha.sum(axis=0)
+    by_pool = pd.DataFrame({
+        "pool": list(POOLS),
+        "supply_t": [float((area_per_class * pools.table[column].to_numpy()).sum()) for column in POOL_COLUMNS],
+    })
+    return by_county, by_class, by_county_class, by_pool
+
+
+def supply(
+    landuse: str | os.PathLike[str],
+    zones: str | os.PathLike[str],
+    pools: str | os.PathLike[str] | PoolTable,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    scheduler: str | None = None,
+    pixel_maps: bool = False,
+    progress: bool = False,
+    run: Executor | None = None,
+) -> SupplyResult:
+    """Carbon supply per county, per class, per county and class, and per pool.
+
+    Parameters
+    ----------
+    landuse
+        Land-use store from :func:`carbonscape.ingest`.
+    zones
+        Zone store from :func:`carbonscape.rasterize_zones`, made against ``landuse``.
+    pools
+        InVEST carbon pools table (path or :class:`PoolTable`).
+    out
+        Directory for the CSV tables (and pixel maps); nothing is written when None.
+    scheduler
+        See :func:`carbonscape.cluster.executor`.
+    pixel_maps
+        Also write total carbon per pixel (t/ha) as ``carbon_t_per_ha.zarr`` and a COG
+        ``carbon_t_per_ha.tif``, plus a small overview for maps.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    SupplyResult
+        Tables in tonnes of carbon; ``summary`` holds pixel counts, nodata and timings.
+    """
+    started = time.perf_counter()
+    pool_table = pools if isinstance(pools, PoolTable) else read_pools(pools)
+    land = open_store(landuse)
+    zone_store, zone_table = open_zones(zones)
+    land.grid.check_same_grid(zone_store.grid, what=f"the zone store {zone_store.path}", reference=str(land.path))
+    found = _found_codes(land.attrs)
+    if found is not None:
+        unknown = {code: n for code, n in found.items() if code not in pool_table.codes and code != land.nodata}
+        if unknown:
+            raise UnknownCodesError(_unknown_codes_message(land.path, pool_table, unknown))
+    index = ClassIndex.build(pool_table.codes, nodata=land.nodata)
+    n_zones = zone_table.n_zones
+    zone_data = zone_store.data
+    if zone_data.chunks != land.data.chunks:
+        raise AlignmentError(
+            f"{zone_store.path} is chunked {zone_store.grid.chunks}, {land.path} {land.grid.chunks}; "
+            f"rebuild the zones with `carbonscape zones ... --like {land.path}`"
+        )
+    lazy_counts = crosstab(zone_data, land.data, index=index, n_zones=n_zones)
+    collections: list[Any] = [lazy_counts]
+    if land.grid.is_geographic:
+        collections.append(crosstab_area(zone_data, land.data, index=index, n_zones=n_zones, grid=land.grid))
+
+    def _work(active: Executor) -> tuple[Any, ...]:
+        results = active.compute(*collections, progress=progress, label=f"supply: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
+        if pixel_maps and out is not None:
+            _write_pixel_maps(land, index, pool_table, Path(out), active, progress=progress)
+        return results
+
+    if run is not None:
+        results = _work(run)
+    else:
+        with executor(scheduler) as active:
+            results = _work(active)
+    counts = np.asarray(results[0])
+    areas = np.asarray(results[1]) if land.grid.is_geographic else counts * land.grid.pixel_area_m2
+    unknown_pixels = counts[:, index.unknown_col].sum()
+    if unknown_pixels:
+        codes = _count_unknown(land, pool_table)
+        raise UnknownCodesError(_unknown_codes_message(land.path, pool_table, codes))
+    by_county, by_class, by_county_class, by_pool = supply_tables(
+        counts, pools=pool_table, zone_values=zone_table.series(), areas_m2=areas
+    )
+    ids = list(zone_table.ids)
+    summary = {
+        "total_supply_t": float(by_county["supply_t"].sum()),
+        "pixels_in_counties": int(counts[ids, : index.n_classes].sum()),
+        "nodata_pixels_in_counties": int(counts[ids, index.nodata_col].sum()),
+        "pixels_outside_counties": int(counts[0, : index.n_classes].sum()),
+        "nodata_pixels_total": int(counts[:, index.nodata_col].sum()),
+        "nodata_pixels_by_county": {str(v): int(counts[i, index.nodata_col]) for i, v in zip(ids, zone_table.values) if counts[i, index.nodata_col]},
+        "grid_shape": list(land.grid.shape),
+        "pixel_size": list(land.grid.resolution),
+        "crs": land.grid.crs.name,
+        "geographic": land.grid.is_geographic,
+        "pixel_area_m2": None if land.grid.is_geographic else land.grid.pixel_area_m2,
+        "seconds": time.perf_counter() - started,
+    }
+    missing_counties = [str(v) for i, v in zip(ids, zone_table.values) if counts[i, : index.n_classes].sum() == 0]
+    if missing_counties:
+        log.warning("%d county(ies) have no land-use pixels: %s", len(missing_counties), missing_counties[:10])
+        summary["counties_without_pixels"] = missing_counties
+    if summary["nodata_pixels_in_counties"]:
+        log.warning(
+            "%s nodata pixels inside the counties count nowhere (%s)",
+            f"{summary['nodata_pixels_in_counties']:,}",
+            ", ".join(f"{k}: {v:,}" for k, v in list(summary["nodata_pixels_by_county"].items())[:5]),
+        )
+    result = SupplyResult(by_county=by_county, by_class=by_class, by_county_class=by_county_class, by_pool=by_pool, summary=summary)
+    if out is not None:
+        result.write(out)
+    return result
+
+
+def _count_unknown(land: Any, pools: PoolTable) -> dict[int, int]:
+    """Second pass on the error path only: which unknown codes, and how many pixels of each."""
+    import dask.array as da
+
+    data = land.data
+    valid = data != land.nodata if land.nodata is not None else da.ones_like(data, dtype=bool)
+    values, counts = np.unique(data[valid].compute(), return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts) if int(v) not in pools.codes}
+
+
+def _write_pixel_maps(land: Any, index: ClassIndex, pools: PoolTable, out: Path, run: Executor, *, progress: bool) -> None:
+    """Total carbon per pixel in t/ha (as InVEST >= 3.15 writes it): Zarr, COG and an overview."""
+    import rasterio
+    from rasterio.shutil import copy as rio_copy
+
+    carbon = lookup(land.data, index=index, values=pools.total_density)
+    ds = raster_dataset(carbon, land.grid, name="carbon_t_per_ha", nodata=float("nan"), attrs={"units": "t/ha", "carbonscape_kind": "carbon"})
+    ds["carbon_t_per_ha"].attrs["units"] = "t/ha"
+    zarr_path = out / "carbon_t_per_ha.zarr"
+    write_store(ds, zarr_path, grid=land.grid, run=run, progress=progress, label=f"pixel map → {zarr_path}")
+    stored = open_store(zarr_path, variable="carbon_t_per_ha")
+    grid = land.grid
+    profile = {
+        "driver": "GTiff", "dtype": "float32", "count": 1, "width": grid.shape[1], "height": grid.shape[0],
+        "crs": grid.crs_wkt, "transform": grid.affine, "nodata": float("nan"), "tiled": True,
+        "blockxsize": 512, "blockysize": 512, "compress": "deflate", "predictor": 3, "BIGTIFF": "IF_SAFER",
+    }
+    tif_path = out / "carbon_t_per_ha.tif"
+    with atomic_path(tif_path) as tmp_cog:
+        staging = tmp_cog.with_name(tmp_cog.name + ".tiled.tif")
+        try:
+            # Stream chunk by chunk into a tiled GeoTIFF, then let GDAL's COG driver add overviews.
+            with rasterio.open(staging, "w", **profile) as dst:
+                for (_, _), (rows, cols) in grid.chunk_windows():
+                    block = np.asarray(stored.data[rows, cols].compute(scheduler="threads"))
+                    dst.write(block, 1, window=rasterio.windows.Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start))
+            rio_copy(staging, tmp_cog, driver="COG", compress="DEFLATE", predictor=3, overview_resampling="average", BIGTIFF="IF_SAFER")
+        finally:
+            if staging.exists():
+                staging.unlink()
+    write_overview(stored, out / "carbon_overview.tif")
+
+
+def write_overview(store: Any, path: Path, *, max_pixels: int = 1500) -> Path:
+    """A block-averaged copy of a float raster store, at most ``max_pixels`` on its long side."""
+    import rasterio
+
+    grid = store.grid
+    factor = max(1, int(np.ceil(max(grid.shape) / max_pixels)))
+    rows, cols = grid.shape[0] // factor * factor, grid.shape[1] // factor * factor
+    data = store.data[:rows, :cols]
+    import dask.array as da
+
+    small = da.coarsen(np.nanmean, data, {0: factor, 1: factor}, trim_excess=True) if factor > 1 else data
+    array = np.asarray(small.compute(scheduler="threads"), dtype=np.float32)
+    a, b, c, d, e, f = grid.transform
+    with atomic_path(path) as tmp:
+        with rasterio.open(
+            tmp, "w", driver="GTiff", dtype="float32", count=1, width=array.shape[1], height=array.shape[0],
+            crs=grid.crs_wkt, transform=rasterio.Affine(a * factor, b, c, d, e * factor, f), nodata=float("nan"), compress="deflate",
+        ) as dst:
+            dst.write(array, 1)
+    return path

@@ -1,0 +1,134 @@
+"""Where the chunks are computed: a local cluster, an existing scheduler, or a plain dask scheduler.
+
+``scheduler`` accepts ``tcp://HOST:PORT`` (or any distributed address), the path of a scheduler
+file, or one of dask's local schedulers ``synchronous``, ``threads``, ``processes``. With none,
+dask's own ``scheduler-address`` setting (``DASK_SCHEDULER_ADDRESS``) is honoured, and otherwise
+a :class:`distributed.LocalCluster` sized to the machine is started for the duration of the work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+from dask.diagnostics import ProgressBar
+
+from carbonscape.errors import ClusterError
+
+log = logging.getLogger(__name__)
+
+LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
+
+
+@dataclass
+class Executor:
+    """An active place to compute: a distributed client, or one of dask's local schedulers."""
+
+    description: str
+    client: Any | None = None
+    local_scheduler: str | None = None
+    workers: int = 1
+
+    def compute(self, *collections: Any, progress: bool = False, label: str = "") -> tuple[Any, ...]:
+        """Compute dask collections here, with a progress bar on stderr when asked."""
+        if self.client is not None:
+            futures = self.client.compute(list(collections))
+            if progress:
+                from distributed import progress as distributed_progress
+
+                if label:
+                    print(label, file=sys.stderr)
+                # The text bar polls the scheduler, so it works for a remote cluster as well.
+                distributed_progress(futures, notebook=False, multi=False)
+                print(file=sys.stderr)
+            return tuple(self.client.gather(futures))
+        with dask.config.set(scheduler=self.local_scheduler):
+            if progress:
+                if label:
+                    print(label, file=sys.stderr)
+                with ProgressBar(out=sys.stderr, minimum=0.5):
+                    return dask.compute(*collections)
+            return dask.compute(*collections)
+
+
+def _local_cluster_size() -> tuple[int, int]:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    # One single-threaded process per core: zarr decoding holds the GIL in places, the kernels
+    # do not, and processes keep one slow chunk from stalling the others.
+    return max(1, cores), 1
+
+
+@contextlib.contextmanager
+def executor(scheduler: str | None = None, *, announce: bool = False) -> Iterator[Executor]:
+    """Open the place to compute for the duration of a ``with`` block.
+
+    Parameters
+    ----------
+    scheduler
+        An address, a scheduler file, ``synchronous``/``threads``/``processes``, or None for
+        dask's configured ``scheduler-address`` or else a new LocalCluster.
+    announce
+        Print the dashboard address when a local cluster starts.
+    """
+    if scheduler is None:
+        configured = dask.config.get("scheduler-address", None) or dask.config.get("scheduler_address", None)
+        if configured:
+            scheduler = str(configured)
+    if scheduler in LOCAL_SCHEDULERS:
+        workers = 1 if scheduler == "synchronous" else (os.cpu_count() or 1)
+        yield Executor(description=scheduler, local_scheduler=scheduler, workers=workers)
+        return
+
+    from distributed import Client, LocalCluster
+
+    if scheduler is None:
+        n_workers, threads = _local_cluster_size()
+        with (
+            contextlib.redirect_stdout(sys.stderr),
+            LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            if announce:
+                print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+            yield Executor(description=f"LocalCluster({n_workers} workers)", client=client, workers=n_workers)
+        return
+
+    try:
+        if os.path.exists(scheduler):
+            client = Client(scheduler_file=scheduler, timeout="15s")
+        else:
+            client = Client(scheduler, timeout="15s")
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(
+            f"could not reach the dask scheduler {scheduler!r} ({exc}); check that `dask scheduler` "
+            "is running there and that the address or scheduler file is right"
+        ) from exc
+    with client:
+        n = len(client.scheduler_info().get("workers", {}))
+        if n == 0:
+            log.warning("the scheduler %s has no workers yet; work waits for them", scheduler)
+        yield Executor(description=f"scheduler {scheduler} ({n} workers)", client=client, workers=max(n, 1))
+
+
+def describe_scheduler(scheduler: str | None) -> str:
+    """A short human description of a ``scheduler`` option, for logs and run.json."""
+    return scheduler or dask.config.get("scheduler-address", None) or "LocalCluster"
+
+
+def as_list(value: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Normalise one path or a sequence of paths to a list of strings."""
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    return [os.fspath(v) for v in value]

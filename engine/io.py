@@ -1,0 +1,429 @@
+"""Raster I/O: GeoTIFF tiles to a chunked Zarr v3 store, and stores back to grids + dask arrays.
+
+Stores follow the xarray/rioxarray conventions (a ``spatial_ref`` variable with ``crs_wkt`` and
+``GeoTransform``, ``x``/``y`` pixel-centre coordinates, ``grid_mapping`` on the data variable), so
+``xarray.open_zarr(path)`` and ``.rio`` read them as they are. The nodata value is kept in a
+``nodata`` attribute rather than ``_FillValue``, which would make xarray decode codes to floats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import rasterio
+import xarray as xr
+import zarr
+from dask.highlevelgraph import HighLevelGraph
+from rasterio.windows import Window
+
+from carbonscape.cluster import Executor, executor
+from carbonscape.errors import AlignmentError, GridError, InputError
+from carbonscape.grid import Grid
+from carbonscape.kernels.crosstab import code_histogram
+
+log = logging.getLogger(__name__)
+
+LANDUSE_VARIABLE = "landuse"
+# lz4 with bit-shuffle decodes land-use codes at several GB/s per core; reading the stores is the
+# limit of the supply pass, so decode speed matters more than the last few percent of size.
+_COMPRESSORS = (zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)
+_INTEGER_KINDS = "iu"
+
+
+# -- atomic outputs ---------------------------------------------------------------------------
+def temporary_sibling(path: Path) -> Path:
+    """A hidden name beside ``path`` on the same file system, for write-then-rename."""
+    # Keep the suffix: GDAL picks drivers and checks names by it.
+    return path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path; on success replace ``path`` with it, on failure remove it."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(final)
+    try:
+        yield tmp
+        if final.is_dir() and not final.is_symlink():
+            old = temporary_sibling(final)
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+# -- reading stores ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RasterStore:
+    """An opened raster store: its grid, lazy data and metadata."""
+
+    path: Path
+    grid: Grid
+    data: da.Array
+    nodata: int | float | None
+    attrs: Mapping[str, Any]
+
+
+def open_store(path: str | os.PathLike[str], *, variable: str | None = None) -> RasterStore:
+    """Open a carbonscape (or rioxarray-written) Zarr store as a grid and a dask array.
+
+    Parameters
+    ----------
+    path
+        The store directory.
+    variable
+        The data variable; by default the only 2-D variable in the store.
+    """
+    store_path = Path(path)
+    if not store_path.exists():
+        raise InputError(f"{store_path}: no such store; create it with `carbonscape ingest` or `zones`")
+    try:
+        group = zarr.open_group(str(store_path), mode="r")
+    except Exception as exc:  # zarr raises several types for a directory that is not a store
+        raise InputError(f"{store_path}: not a Zarr store ({exc}); create it with `carbonscape ingest`") from exc
+    names = [name for name, arr in group.arrays() if arr.ndim == 2]
+    if variable is None:
+        if len(names) != 1:
+            raise InputError(f"{store_path}: expected one 2-D variable, found {names}; name the variable")
+        variable = names[0]
+    if variable not in names:
+        raise InputError(f"{store_path}: no 2-D variable {variable!r} (found {names})")
+    array = group[variable]
+    attrs = dict(array.attrs)
+    root_attrs = dict(group.attrs)
+    grid = _grid_from_group(group, array, store_path)
+    data = da.from_zarr(array, chunks=array.chunks, inline_array=True)
+    nodata = attrs.get("nodata", attrs.get("_FillValue"))
+    return RasterStore(path=store_path, grid=grid, data=data, nodata=nodata, attrs={**root_attrs, **attrs})
+
+
+def _grid_from_group(group: zarr.Group, array: zarr.Array, path: Path) -> Grid:
+    ref = dict(group["spatial_ref"].attrs) if "spatial_ref" in group else {}
+    crs = ref.get("crs_wkt") or ref.get("spatial_ref")
+    if not crs:
+        raise GridError(f"{path}: the store has no CRS (no spatial_ref.crs_wkt); re-create it with `carbonscape ingest`")
+    if "GeoTransform" in ref:
+        c, a, b, f, d, e = (float(v) for v in str(ref["GeoTransform"]).split())
+    else:
+        x = np.asarray(group["x"][:2]) if "x" in group else None
+        y = np.asarray(group["y"][:2]) if "y" in group else None
+        if x is None or y is None or len(x) < 2 or len(y) < 2:
+            raise GridError(f"{path}: the store has neither a GeoTransform nor x/y coordinates")
+        a, e = float(x[1] - x[0]), float(y[1] - y[0])
+        b = d = 0.0
+        c, f = float(x[0] - a / 2), float(y[0] - e / 2)
+    grid = Grid.from_affine(
+        crs=crs, transform=rasterio.Affine(a, b, c, d, e, f), shape=array.shape, chunks=array.chunks
+    )
+    return grid
+
+
+# -- writing stores ---------------------------------------------------------------------------
+def raster_dataset(
+    data: da.Array, grid: Grid, *, name: str, nodata: int | float | None, attrs: Mapping[str, Any]
+) -> xr.Dataset:
+    """Wrap a dask array on ``grid`` as an xarray Dataset with rioxarray-style georeferencing."""
+    a, b, c, d, e, f = grid.transform
+    var_attrs: dict[str, Any] = {"grid_mapping": "spatial_ref"}
+    if nodata is not None:
+        var_attrs["nodata"] = nodata.item() if isinstance(nodata, np.generic) else nodata
+    ds = xr.Dataset(
+        {name: (("y", "x"), data, var_attrs)},
+        coords={
+            "y": ("y", grid.y_coords(), {"units": "CRS units", "axis": "Y"}),
+            "x": ("x", grid.x_coords(), {"units": "CRS units", "axis": "X"}),
+            "spatial_ref": (
+                (),
+                np.int32(0),
+                {"crs_wkt": grid.crs_wkt, "spatial_ref": grid.crs_wkt, "GeoTransform": f"{c!r} {a!r} {b!r} {f!r} {d!r} {e!r}"},
+            ),
+        },
+        attrs=dict(attrs),
+    )
+    return ds
+
+
+def write_store(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    grid: Grid,
+    run: Executor,
+    extra: Sequence[Any] = (),
+    progress: bool = False,
+    label: str = "",
+    finalize: Any = None,
+) -> tuple[Any, ...]:
+    """Write ``ds`` to a Zarr v3 store atomically, computing ``extra`` collections in the same pass.
+
+    ``finalize(group, extra_results)`` may add attributes before the store is renamed into place.
+    """
+    encoding = {
+        name: {"chunks": grid.chunks, "compressors": _COMPRESSORS}
+        for name, var in ds.data_vars.items()
+        if var.ndim == 2
+    }
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
+            delayed = ds.to_zarr(str(tmp), mode="w", zarr_format=3, encoding=encoding, compute=False, consolidated=True)
+            results = run.compute(delayed, *extra, progress=progress, label=label)
+            if finalize is not None:
+                group = zarr.open_group(str(tmp), mode="r+")
+                finalize(group, results[1:])
+                zarr.consolidate_metadata(str(tmp))
+    return results[1:]
+
+
+# -- ingest -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Tile:
+    path: str
+    row: int
+    col: int
+    height: int
+    width: int
+
+
+def _read_window(tiles: tuple[_Tile, ...], rows: tuple[int, int], cols: tuple[int, int], dtype: str, fill: Any) -> np.ndarray:
+    r0, r1 = rows
+    c0, c1 = cols
+    out = np.full((r1 - r0, c1 - c0), fill, dtype=dtype)
+    for tile in tiles:
+        tr0, tr1 = max(r0, tile.row), min(r1, tile.row + tile.height)
+        tc0, tc1 = max(c0, tile.col), min(c1, tile.col + tile.width)
+        if tr0 >= tr1 or tc0 >= tc1:
+            continue
+        with rasterio.open(tile.path) as src:
+            window = Window(tc0 - tile.col, tr0 - tile.row, tc1 - tc0, tr1 - tr0)
+            block = src.read(1, window=window)
+            if len(tiles) > 1 and src.nodata is not None:
+                # Tiles may overlap at their edges; do not let one tile's nodata erase another's data.
+                target = out[tr0 - r0 : tr1 - r0, tc0 - c0 : tc1 - c0]
+                valid = block != src.nodata
+                target[valid] = block[valid]
+            else:
+                out[tr0 - r0 : tr1 - r0, tc0 - c0 : tc1 - c0] = block
+    return out
+
+
+def _mosaic_grid(paths: Sequence[str], chunk: int) -> tuple[Grid, tuple[_Tile, ...], np.dtype, Any]:
+    first_grid: Grid | None = None
+    infos = []
+    for path in paths:
+        if not os.path.exists(path):
+            raise InputError(f"{path}: no such file")
+        try:
+            src_cm = rasterio.open(path)
+        except rasterio.errors.RasterioIOError as exc:
+            raise InputError(f"{path}: cannot be read as a raster ({exc})") from exc
+        with src_cm as src:
+            if src.dtypes[0][0] not in _INTEGER_KINDS and np.dtype(src.dtypes[0]).kind not in _INTEGER_KINDS:
+                raise InputError(
+                    f"{path}: land-use codes must be integers, the raster holds {src.dtypes[0]}; "
+                    "convert it, e.g. `gdal_translate -ot Int16 in.tif out.tif`"
+                )
+            if src.crs is None:
+                raise GridError(f"{path}: the raster has no CRS; assign one, e.g. `gdal_edit.py -a_srs EPSG:XXXX {path}`")
+            try:
+                grid = Grid.from_affine(crs=src.crs, transform=src.transform, shape=(src.height, src.width))
+            except GridError as exc:
+                raise GridError(f"{path}: {exc}") from exc
+            if src.count > 1:
+                log.warning("%s has %d bands; only band 1 is used as land use", path, src.count)
+            infos.append((path, grid, np.dtype(src.dtypes[0]), src.nodata))
+            first_grid = first_grid or grid
+    assert first_grid is not None
+    dtypes = {info[2] for info in infos}
+    nodatas = {info[3] for info in infos}
+    ref_path, ref_grid = infos[0][0], infos[0][1]
+    xres, yres = ref_grid.resolution
+    for path, grid, _, _ in infos[1:]:
+        if not grid.crs.equals(ref_grid.crs, ignore_axis_order=True):
+            raise AlignmentError(f"{path}: CRS {grid.crs.name!r} differs from {ref_path}'s {ref_grid.crs.name!r}; warp the tiles to one CRS")
+        if not np.allclose(grid.resolution, (xres, yres), rtol=1e-9):
+            raise AlignmentError(f"{path}: pixel size {grid.resolution} differs from {ref_path}'s {(xres, yres)}; resample the tiles to one grid")
+    left = min(g.bounds[0] for _, g, _, _ in infos)
+    top = max(g.bounds[3] for _, g, _, _ in infos)
+    tiles = []
+    right_px = bottom_px = 0
+    for path, grid, _, _ in infos:
+        col_f = (grid.bounds[0] - left) / xres
+        row_f = (top - grid.bounds[3]) / yres
+        col, row = round(col_f), round(row_f)
+        if abs(col - col_f) > 1e-6 or abs(row - row_f) > 1e-6:
+            raise AlignmentError(
+                f"{path}: its pixels are offset by a fraction of a pixel ({col_f - col:+.3f}, "
+                f"{row_f - row:+.3f}) from {ref_path}'s; the tiles are not one grid — resample them "
+                "onto a common grid (gdalwarp -tap)"
+            )
+        tiles.append(_Tile(path=os.path.abspath(path), row=row, col=col, height=grid.shape[0], width=grid.shape[1]))
+        right_px = max(right_px, col + grid.shape[1])
+        bottom_px = max(bottom_px, row + grid.shape[0])
+    dtype = np.result_type(*dtypes)
+    if len(nodatas) > 1:
+        raise InputError(f"the tiles disagree on nodata ({sorted(map(str, nodatas))}); set one value with `gdal_edit.py -a_nodata`")
+    nodata = nodatas.pop()
+    if nodata is not None:
+        nodata = np.array(nodata).astype(dtype).item()
+    a, _, _, _, e, _ = ref_grid.transform
+    mosaic = Grid.from_affine(
+        crs=ref_grid.crs_wkt,
+        transform=rasterio.Affine(a, 0.0, left, 0.0, e, top),
+        shape=(bottom_px, right_px),
+        chunks=(chunk, chunk),
+    )
+    return mosaic, tuple(tiles), dtype, nodata
+
+
+def _fingerprint(paths: Sequence[str], chunk: int) -> dict[str, Any]:
+    files = []
+    for path in paths:
+        stat = os.stat(path)
+        files.append({"path": os.path.abspath(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+    return {"files": files, "chunk": chunk, "format": 1}
+
+
+def store_is_current(path: Path, fingerprint: Mapping[str, Any], key: str) -> bool:
+    """True when the store at ``path`` was built from exactly these inputs and options."""
+    if not (path / "zarr.json").exists():
+        return False
+    try:
+        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    except Exception:
+        return False
+    return attrs.get(key) == json.loads(json.dumps(fingerprint))
+
+
+def ingest(
+    sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    chunk: int = 2048,
+    force: bool = False,
+    scheduler: str | None = None,
+    progress: bool = False,
+    run: Executor | None = None,
+) -> Path:
+    """Convert one land-use GeoTIFF, or several tiles of one grid, to a chunked Zarr v3 store.
+
+    Reads window by window on the workers, so the whole raster is never in memory. The store also
+    records the count of every land-use code, which lets ``supply`` check the pools table early.
+
+    Parameters
+    ----------
+    sources
+        A GeoTIFF path or a list of tiles on one grid (same CRS and pixel size, aligned).
+    out
+        The store to write (a directory, conventionally ``*.zarr``).
+    chunk
+        Chunk edge in pixels.
+    force
+        Rebuild even when the store is already up to date with the same inputs.
+    scheduler
+        See :func:`carbonscape.cluster.executor`.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    pathlib.Path
+        The store's path.
+    """
+    paths = [os.fspath(p) for p in ([sources] if isinstance(sources, (str, os.PathLike)) else sources)]
+    if not paths:
+        raise InputError("no land-use raster given")
+    if chunk < 16:
+        raise InputError(f"--chunk {chunk} is too small; use 256 or more (2048 is a good default)")
+    out_path = Path(out)
+    fingerprint = _fingerprint(paths, chunk)
+    if not force and store_is_current(out_path, fingerprint, "carbonscape_source"):
+        log.info("%s is up to date with its sources; nothing to do (use --force to rebuild)", out_path)
+        return out_path
+    grid, tiles, dtype, nodata = _mosaic_grid(paths, chunk)
+    fill = nodata
+    if fill is None:
+        if len(tiles) > 1:
+            fill = np.iinfo(dtype).max
+            nodata = fill
+            log.warning("the tiles have no nodata value; gaps between them are filled with %s, recorded as nodata", fill)
+        else:
+            fill = 0
+    name = "ingest-" + uuid.uuid4().hex
+    row_chunks, col_chunks = grid.dask_chunks
+    layer: dict[Any, Any] = {}
+    for (i, j), (rows, cols) in grid.chunk_windows():
+        covering = tuple(
+            t for t in tiles
+            if t.row < rows.stop and t.row + t.height > rows.start and t.col < cols.stop and t.col + t.width > cols.start
+        )
+        layer[(name, i, j)] = (_read_window, covering, (rows.start, rows.stop), (cols.start, cols.stop), dtype.str, fill)
+    data = da.Array(HighLevelGraph.from_collections(name, layer, dependencies=()), name, (row_chunks, col_chunks), dtype=dtype)
+    histogram = None
+    if dtype.itemsize <= 2:
+        lo = int(np.iinfo(dtype).min)
+        n = int(np.iinfo(dtype).max) - lo + 1
+        histogram = _sum_blocks(data, lo, n)
+    attrs = {
+        "carbonscape_source": fingerprint,
+        "carbonscape_kind": "landuse",
+        "sources": [os.path.basename(p) for p in paths],
+    }
+    ds = raster_dataset(data, grid, name=LANDUSE_VARIABLE, nodata=nodata, attrs=attrs)
+
+    def finalize(group: zarr.Group, results: Sequence[Any]) -> None:
+        if histogram is not None:
+            hist = np.asarray(results[0])
+            lo = int(np.iinfo(dtype).min)
+            present = np.nonzero(hist[:-1])[0]
+            group.attrs["code_counts"] = {str(int(i) + lo): int(hist[i]) for i in present}
+
+    def _work(active: Executor) -> None:
+        write_store(
+            ds, out_path, grid=grid, run=active, extra=[histogram] if histogram is not None else [],
+            progress=progress, label=f"ingest {grid.shape[0]}×{grid.shape[1]} pixels → {out_path}",
+            finalize=finalize,
+        )
+
+    if run is not None:
+        _work(run)
+    else:
+        with executor(scheduler) as active:
+            _work(active)
+    return out_path
+
+
+def _sum_blocks(data: da.Array, lo: int, n: int) -> da.Array:
+    """Histogram of every chunk, summed by a tree reduction (flox-style chunk → combine)."""
+    per_block = data.map_blocks(
+        _block_histogram,
+        lo,
+        n,
+        dtype=np.int64,
+        chunks=tuple((1,) * len(c) for c in data.chunks) + ((n + 1,),),
+        new_axis=[2],
+    )
+    return per_block.sum(axis=(0, 1), split_every=8)
+
+
+def _block_histogram(block: np.ndarray, lo: int, n: int) -> np.ndarray:
+    return code_histogram(block, lo, n)[None, None, :]

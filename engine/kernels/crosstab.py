@@ -1,0 +1,96 @@
+"""Per-chunk (zone, class) pixel counting and per-pixel pool lookup.
+
+Land-use codes reach the kernels through a lookup table ``lut`` indexed by ``code - offset``:
+``lut[i]`` is the class column of that code, the ``nodata`` code goes to ``nodata_col`` (pass a
+value outside the dtype's range when there is none), and every code outside the table (or marked
+``unknown_col`` in it) lands in the ``unknown`` column, so one pass also tells whether the raster
+holds codes the pools table lacks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def crosstab_counts(zones, codes, lut, offset, n_zones, n_cols, unknown_col, nodata, nodata_col):  # pragma: no cover
+    """Count pixels per (zone id, class column) in one chunk.
+
+    ``zones`` holds ids 0..n_zones-1 (0 = outside every polygon); ``codes`` the land-use codes.
+    Returns an int64 array ``(n_zones, n_cols)``. A zone id out of range raises, since it means
+    the zone store was built from other polygons than the table describes.
+    """
+    counts = np.zeros((n_zones, n_cols), dtype=np.int64)
+    n_lut = lut.shape[0]
+    rows, cols = codes.shape
+    for r in range(rows):
+        for c in range(cols):
+            z = zones[r, c]
+            if z < 0 or z >= n_zones:
+                raise ValueError("zone id out of range of the zone table")
+            code = np.int64(codes[r, c])
+            i = code - offset
+            if code == nodata:
+                counts[z, nodata_col] += 1
+            elif 0 <= i < n_lut:
+                counts[z, lut[i]] += 1
+            else:
+                counts[z, unknown_col] += 1
+    return counts
+
+
+@njit(nogil=True, cache=True)
+def crosstab_areas(zones, codes, lut, offset, n_zones, n_cols, unknown_col, nodata, nodata_col, row_areas):  # pragma: no cover
+    """Like :func:`crosstab_counts` but sums each pixel's area (``row_areas[r]``) as float64."""
+    areas = np.zeros((n_zones, n_cols), dtype=np.float64)
+    n_lut = lut.shape[0]
+    rows, cols = codes.shape
+    for r in range(rows):
+        area = row_areas[r]
+        for c in range(cols):
+            z = zones[r, c]
+            if z < 0 or z >= n_zones:
+                raise ValueError("zone id out of range of the zone table")
+            code = np.int64(codes[r, c])
+            i = code - offset
+            if code == nodata:
+                areas[z, nodata_col] += area
+            elif 0 <= i < n_lut:
+                areas[z, lut[i]] += area
+            else:
+                areas[z, unknown_col] += area
+    return areas
+
+
+@njit(nogil=True, cache=True)
+def lookup_values(codes, lut, offset, values, fill):  # pragma: no cover
+    """Map codes to ``values[lut[code - offset]]`` as float32; other codes get ``fill``."""
+    out = np.empty(codes.shape, dtype=np.float32)
+    n_lut = lut.shape[0]
+    n_values = values.shape[0]
+    rows, cols = codes.shape
+    for r in range(rows):
+        for c in range(cols):
+            i = np.int64(codes[r, c]) - offset
+            if 0 <= i < n_lut:
+                k = lut[i]
+                out[r, c] = values[k] if k < n_values else fill
+            else:
+                out[r, c] = fill
+    return out
+
+
+@njit(nogil=True, cache=True)
+def code_histogram(codes, lo, n):  # pragma: no cover
+    """Counts of codes ``lo .. lo+n-1``; codes outside land in the last bin ``n``."""
+    hist = np.zeros(n + 1, dtype=np.int64)
+    rows, cols = codes.shape
+    for r in range(rows):
+        for c in range(cols):
+            i = np.int64(codes[r, c]) - lo
+            if 0 <= i < n:
+                hist[i] += 1
+            else:
+                hist[n] += 1
+    return hist

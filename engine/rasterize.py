@@ -1,0 +1,269 @@
+"""County polygons to integer zone ids on exactly the land-use grid, chunk by chunk.
+
+Each chunk burns only the polygons that touch it (found with an STRtree and clipped to the
+chunk), using GDAL's pixel-centre rule through :func:`rasterio.features.rasterize`. Ids are
+1..n in the order of the vector file; 0 is outside every polygon. The store keeps the
+id ↔ field-value table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from dask.highlevelgraph import HighLevelGraph
+from pyproj import Geod
+from rasterio.features import rasterize as gdal_rasterize
+
+from carbonscape.cluster import Executor, executor
+from carbonscape.errors import InputError, ZoneError
+from carbonscape.grid import Grid
+from carbonscape.io import open_store, raster_dataset, store_is_current, write_store
+
+log = logging.getLogger(__name__)
+
+ZONES_VARIABLE = "zones"
+# Overlaps smaller than this fraction of a pixel are digitising slivers along shared borders: at
+# most one pixel centre can fall in them, and GDAL burns it once.
+_OVERLAP_PIXEL_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class ZoneTable:
+    """The id ↔ county table of a zone store."""
+
+    id_field: str
+    ids: tuple[int, ...]
+    values: tuple[Any, ...]
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {"id_field": self.id_field, "ids": list(self.ids), "values": list(self.values)}
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> ZoneTable:
+        return cls(id_field=str(attrs["id_field"]), ids=tuple(int(i) for i in attrs["ids"]), values=tuple(attrs["values"]))
+
+    @property
+    def n_zones(self) -> int:
+        """Number of ids including 0 (outside)."""
+        return (max(self.ids) if self.ids else 0) + 1
+
+    def series(self) -> pd.Series:
+        return pd.Series(list(self.values), index=pd.Index(list(self.ids), name="zone_id"), name=self.id_field)
+
+
+def read_polygons(path: str | os.PathLike[str], *, id_field: str, layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read county polygons and check the id field (present, not empty, unique)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    try:
+        gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises its own DataSourceError/DataLayerError types
+        raise InputError(f"{path}: cannot be read as a vector file ({exc})") from exc
+    if gdf.empty:
+        raise ZoneError(f"{path}: the layer holds no features")
+    if id_field not in gdf.columns:
+        fields = [c for c in gdf.columns if c != gdf.geometry.name]
+        raise ZoneError(f"{path}: no field {id_field!r}; the fields are {fields}. Pass one with --id-field")
+    if gdf.crs is None:
+        raise ZoneError(f"{path}: the file has no CRS; set one (e.g. `ogr2ogr -a_srs EPSG:XXXX out.gpkg {path}`)")
+    values = gdf[id_field]
+    if values.isna().any():
+        rows = list(np.flatnonzero(values.isna().to_numpy())[:10])
+        raise ZoneError(f"{path}: {id_field!r} is empty in feature(s) {rows}; every county needs a value")
+    duplicated = values[values.duplicated(keep=False)]
+    if not duplicated.empty:
+        raise ZoneError(
+            f"{path}: {id_field!r} is not unique: {sorted(map(str, duplicated.unique()))[:10]} appear more than "
+            "once. Dissolve the parts first (e.g. `ogr2ogr -dialect sqlite -sql \"SELECT ST_Union(geom), "
+            f"{id_field} FROM layer GROUP BY {id_field}\"`) or choose another id field"
+        )
+    empty = gdf.geometry.is_empty | gdf.geometry.isna()
+    if empty.any():
+        log.warning("%s: %d feature(s) without geometry are skipped: %s", path, int(empty.sum()), list(values[empty])[:10])
+        gdf = gdf[~empty]
+    invalid = ~gdf.geometry.is_valid
+    if invalid.any():
+        log.warning("%s: repairing %d invalid polygon(s): %s", path, int(invalid.sum()), list(gdf.loc[invalid, id_field])[:10])
+        gdf = gdf.copy()
+        gdf.loc[invalid, gdf.geometry.name] = shapely.make_valid(gdf.geometry[invalid].to_numpy())
+    return gdf.reset_index(drop=True)
+
+
+def geodesic_areas_km2(gdf: gpd.GeoDataFrame) -> np.ndarray:
+    """True area of each polygon on its CRS's ellipsoid, in km² (independent of any projection)."""
+    geographic = gdf.to_crs(gdf.crs.geodetic_crs)
+    ellipsoid = gdf.crs.ellipsoid
+    geod = Geod(a=ellipsoid.semi_major_metre, rf=ellipsoid.inverse_flattening) if ellipsoid else Geod(ellps="WGS84")
+    return np.array([abs(geod.geometry_area_perimeter(geom)[0]) / 1e6 for geom in geographic.geometry])
+
+
+def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, pixel_area: float, path: str) -> None:
+    geoms = gdf.geometry.to_numpy()
+    left, right = gdf.sindex.query(geoms, predicate="intersects")
+    pairs = left < right
+    left, right = left[pairs], right[pairs]
+    if left.size == 0:
+        return
+    overlap = shapely.area(shapely.intersection(geoms[left], geoms[right]))
+    bad = np.flatnonzero(overlap > _OVERLAP_PIXEL_FRACTION * pixel_area)
+    if bad.size:
+        worst = bad[np.argmax(overlap[bad])]
+        names = [f"{gdf[id_field].iloc[left[k]]!r} and {gdf[id_field].iloc[right[k]]!r}" for k in bad[:5]]
+        raise ZoneError(
+            f"{path}: polygons overlap, so some pixels would belong to two counties: {'; '.join(names)}"
+            f"{' …' if bad.size > 5 else ''} (largest overlap {overlap[worst]:.4g} CRS units², "
+            f"{overlap[worst] / pixel_area:.1f} pixels). Fix the boundaries (e.g. QGIS 'Check validity' / "
+            "'Fix geometries', or clip one polygon by the other)"
+        )
+
+
+def _burn_chunk(wkbs: tuple[bytes, ...], ids: tuple[int, ...], transform: tuple[float, ...], shape: tuple[int, int], dtype: str) -> np.ndarray:
+    if not wkbs:
+        return np.zeros(shape, dtype=dtype)
+    from affine import Affine
+
+    geoms = shapely.from_wkb(list(wkbs))
+    return gdal_rasterize(
+        zip(geoms, ids), out_shape=shape, transform=Affine(*transform), fill=0, all_touched=False, dtype=dtype
+    )
+
+
+def zone_dtype(n: int) -> np.dtype:
+    """The smallest unsigned dtype that holds ids 0..n."""
+    for candidate in (np.uint8, np.uint16, np.uint32):
+        if n <= np.iinfo(candidate).max:
+            return np.dtype(candidate)
+    raise ZoneError(f"{n:,} zones are more than carbonscape supports")
+
+
+def zones_array(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray) -> da.Array:
+    """Lazy zone-id raster of ``gdf`` (already in the grid's CRS) on ``grid``."""
+    dtype = zone_dtype(int(ids.max()) if len(ids) else 0)
+    geoms = gdf.geometry.to_numpy()
+    tree = shapely.STRtree(geoms)
+    xres, yres = grid.resolution
+    name = "zones-" + uuid.uuid4().hex
+    layer: dict[Any, Any] = {}
+    for (i, j), (rows, cols) in grid.chunk_windows():
+        left, bottom, right, top = grid.window_bounds(rows, cols)
+        hits = np.sort(tree.query(shapely.box(left, bottom, right, top)))
+        # Clipping bounds each task's payload to the chunk, whatever the polygons' detail.
+        clipped = shapely.clip_by_rect(geoms[hits], left - xres, bottom - yres, right + xres, top + yres)
+        keep = ~shapely.is_empty(clipped)
+        wkbs = tuple(shapely.to_wkb(clipped[keep]))
+        layer[(name, i, j)] = (
+            _burn_chunk, wkbs, tuple(int(v) for v in ids[hits][keep]),
+            tuple(grid.window_transform(rows.start, cols.start))[:6],
+            (rows.stop - rows.start, cols.stop - cols.start), dtype.str,
+        )
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=())
+    return da.Array(graph, name, grid.dask_chunks, dtype=dtype)
+
+
+def rasterize_zones(
+    vector: str | os.PathLike[str],
+    *,
+    like: str | os.PathLike[str],
+    id_field: str,
+    out: str | os.PathLike[str],
+    layer: str | None = None,
+    force: bool = False,
+    scheduler: str | None = None,
+    progress: bool = False,
+    run: Executor | None = None,
+) -> Path:
+    """Rasterize county polygons to zone ids on the grid of a land-use store.
+
+    Parameters
+    ----------
+    vector
+        GeoPackage, Shapefile, GeoJSON… (anything pyogrio reads).
+    like
+        The land-use store whose grid the zones must match.
+    id_field
+        The field naming each county; must be unique.
+    out
+        The zone store to write.
+    layer
+        The vector layer, when the file has several.
+    force
+        Rebuild even when the store is up to date.
+    scheduler, progress
+        See :func:`carbonscape.ingest`.
+
+    Returns
+    -------
+    pathlib.Path
+        The store's path.
+    """
+    vector_path = os.fspath(vector)
+    landuse = open_store(like)
+    grid = landuse.grid
+    out_path = Path(out)
+    stat = os.stat(vector_path) if os.path.exists(vector_path) else None
+    fingerprint = {
+        "vector": {"path": os.path.abspath(vector_path), "bytes": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None},
+        "layer": layer,
+        "id_field": id_field,
+        "grid": grid.to_attrs(),
+        "chunks": list(grid.chunks),
+        "format": 1,
+    }
+    if not force and store_is_current(out_path, fingerprint, "carbonscape_source"):
+        log.info("%s is up to date; nothing to do (use --force to rebuild)", out_path)
+        return out_path
+    gdf = read_polygons(vector_path, id_field=id_field, layer=layer)
+    gdf = gdf.to_crs(grid.crs)
+    left, bottom, right, top = grid.bounds
+    inside = gdf.intersects(shapely.box(left, bottom, right, top))
+    if not inside.any():
+        raise ZoneError(
+            f"{vector_path}: no polygon overlaps the raster {like} (raster bounds {tuple(round(v, 3) for v in grid.bounds)} "
+            f"in {grid.crs.name!r}; polygons' bounds {tuple(round(v, 3) for v in gdf.total_bounds)}). "
+            "Check that both files cover the same region and that their CRSs are declared correctly"
+        )
+    if not inside.all():
+        log.warning("%s: %d polygon(s) lie outside the raster and get no pixels: %s", vector_path, int((~inside).sum()), list(gdf.loc[~inside, id_field])[:10])
+    pixel_area = grid.resolution[0] * grid.resolution[1]
+    _check_overlaps(gdf, id_field=id_field, pixel_area=pixel_area, path=vector_path)
+    ids = np.arange(1, len(gdf) + 1)
+    values = [v.item() if isinstance(v, np.generic) else v for v in gdf[id_field].tolist()]
+    table = ZoneTable(id_field=id_field, ids=tuple(int(i) for i in ids), values=tuple(values))
+    data = zones_array(gdf, grid, ids=ids)
+    attrs = {
+        "carbonscape_source": fingerprint,
+        "carbonscape_kind": "zones",
+        "zone_table": table.to_attrs(),
+        "landuse_store": os.path.basename(os.path.abspath(os.fspath(like))),
+    }
+    ds = raster_dataset(data, grid, name=ZONES_VARIABLE, nodata=None, attrs=attrs)
+
+    def _work(active: Executor) -> None:
+        write_store(ds, out_path, grid=grid, run=active, progress=progress, label=f"zones: {len(gdf)} polygons → {out_path}")
+
+    if run is not None:
+        _work(run)
+    else:
+        with executor(scheduler) as active:
+            _work(active)
+    return out_path
+
+
+def open_zones(path: str | os.PathLike[str]) -> tuple[Any, ZoneTable]:
+    """Open a zone store: the :class:`~carbonscape.io.RasterStore` and its id table."""
+    store = open_store(path, variable=ZONES_VARIABLE)
+    if "zone_table" not in store.attrs:
+        raise ZoneError(f"{path}: not a zone store (no zone table); create it with `carbonscape zones`")
+    return store, ZoneTable.from_attrs(store.attrs["zone_table"])
