@@ -275,7 +275,7 @@ def supply(
     if run is not None:
         results = _work(run)
     else:
-        with executor(scheduler) as active:
+        with executor(scheduler, announce=progress) as active:
             results = _work(active)
     counts = np.asarray(results[0])
     areas = np.asarray(results[1]) if land.grid.is_geographic else counts * land.grid.pixel_area_m2

@@ -106,7 +106,7 @@ class Grid:
         """Metres per CRS unit of a projected grid."""
         axis = self.crs.axis_info[0] if self.crs.axis_info else None
         factor = getattr(axis, "unit_conversion_factor", None)
-        if axis is None or not factor or axis.unit_auth_code is None and axis.unit_name in ("", "unknown"):
+        if axis is None or not factor or axis.unit_name.strip().lower() in ("", "unknown", "unnamed"):
             raise GridError(
                 f"the CRS has no linear units ({self.crs.name!r}); carbonscape cannot compute pixel "
                 "areas. Reproject to a projected CRS in metres (an equal-area one is best) or to "
@@ -162,7 +162,7 @@ class Grid:
 
     def window_transform(self, row: int, col: int) -> Affine:
         """Transform of a sub-window whose top-left pixel is ``(row, col)``."""
-        return self.affine * Affine.translation(col, row)
+        return self.affine @ Affine.translation(col, row)
 
     def window_bounds(self, rows: slice, cols: slice) -> tuple[float, float, float, float]:
         a, _, c, _, e, f = self.transform

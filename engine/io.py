@@ -355,6 +355,9 @@ def ingest(
     if chunk < 16:
         raise InputError(f"--chunk {chunk} is too small; use 256 or more (2048 is a good default)")
     out_path = Path(out)
+    for path in paths:
+        if not os.path.isfile(path):
+            raise InputError(f"{path}: no such file; check the land-use path")
     fingerprint = _fingerprint(paths, chunk)
     if not force and store_is_current(out_path, fingerprint, "carbonscape_source"):
         log.info("%s is up to date with its sources; nothing to do (use --force to rebuild)", out_path)
@@ -407,7 +410,7 @@ def ingest(
     if run is not None:
         _work(run)
     else:
-        with executor(scheduler) as active:
+        with executor(scheduler, announce=progress) as active:
             _work(active)
     return out_path
 

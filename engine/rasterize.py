@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import pandas as pd
 import shapely
 from dask.highlevelgraph import HighLevelGraph
 from pyproj import Geod
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize as gdal_rasterize
 
 from carbonscape.cluster import Executor, executor
@@ -31,6 +33,10 @@ from carbonscape.grid import Grid
 from carbonscape.io import open_store, raster_dataset, store_is_current, write_store
 
 log = logging.getLogger(__name__)
+# rasterio.features.rasterize run from several threads of one process at once sometimes reports
+# another thread's in-memory dataset as ungeoreferenced (GDAL error state is shared); the burned
+# values are right (tests compare them with a whole-raster burn), so the spurious warning is muted.
+warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio.features")
 
 ZONES_VARIABLE = "zones"
 # Overlaps smaller than this fraction of a pixel are digitising slivers along shared borders: at
@@ -256,7 +262,7 @@ def rasterize_zones(
     if run is not None:
         _work(run)
     else:
-        with executor(scheduler) as active:
+        with executor(scheduler, announce=progress) as active:
             _work(active)
     return out_path
 

@@ -1,0 +1,188 @@
+"""The `carbonscape` command line: a thin layer over the library's public API."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+import carbonscape
+from carbonscape.cli.options import force_option, progress_option, scheduler_option
+
+log = logging.getLogger("carbonscape")
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Errors become one clear paragraph and an exit code scripts can use (2 bad input, 1 failure)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_root().obj and ctx.find_root().obj.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except carbonscape.InputError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted; no partial output was left behind.", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # the last line of defence: one paragraph, not a traceback
+            if debug:
+                traceback.print_exc()
+            kind = "" if isinstance(exc, carbonscape.CarbonscapeError) else f"{type(exc).__name__}: "
+            click.echo(f"Error: {kind}{exc}\n(run again with --debug for the traceback)", err=True)
+            ctx.exit(EXIT_FAILURE)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(carbonscape.__version__, "--version", prog_name="carbonscape")
+@click.option("-v", "--verbose", count=True, help="More log messages (-vv for debug).")
+@click.option("-q", "--quiet", count=True, help="Fewer messages: warnings only (-qq errors only).")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
+    """Carbon supply, demand and their balance per county, from land-use rasters.
+
+    \b
+    Start with the bundled Central Yunnan study:
+        carbonscape demo --out demo-out
+    or with your own data, step by step:
+        carbonscape ingest landuse.tif --out landuse.zarr
+        carbonscape zones counties.gpkg --like landuse.zarr --id-field name --out zones.zarr
+        carbonscape supply --landuse landuse.zarr --zones zones.zarr --pools pools.csv --out results
+    """
+    level = max(logging.DEBUG, min(logging.INFO - 10 * verbose + 10 * quiet, logging.CRITICAL))
+    # Our messages at the chosen level; other libraries' (dask, distributed, pyogrio) only when
+    # they warn, or with -vv.
+    logging.basicConfig(level=logging.WARNING if verbose < 2 else logging.DEBUG, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("carbonscape").setLevel(level)
+    for noisy in ("distributed", "pyogrio"):
+        logging.getLogger(noisy).setLevel(logging.ERROR if verbose < 2 else logging.INFO)
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    ctx.obj["quiet"] = quiet > 0
+
+
+def _progress(ctx: click.Context, progress: bool) -> bool:
+    return progress and not ctx.find_root().obj.get("quiet")
+
+
+@cli.command()
+@click.argument("landuse", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Zarr store to write.")
+@click.option("--chunk", default=2048, show_default=True, help="Chunk edge in pixels.")
+@force_option
+@scheduler_option
+@progress_option
+@click.pass_context
+@_handle_errors
+def ingest(ctx: click.Context, landuse: tuple[str, ...], out: str, chunk: int, force: bool, scheduler: str | None, progress: bool) -> None:
+    """Convert land-use GeoTIFF(s) to a chunked Zarr store.
+
+    Several files are mosaicked when they are tiles of one grid. Re-running on the same input is
+    a no-op unless --force.
+
+    \b
+    Example:
+        carbonscape ingest landuse_2020.tif --out landuse.zarr --chunk 2048
+    """
+    path = carbonscape.ingest(list(landuse), out, chunk=chunk, force=force, scheduler=scheduler, progress=_progress(ctx, progress))
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("counties", type=click.Path(dir_okay=False))
+@click.option("--like", required=True, type=click.Path(file_okay=False), help="Land-use store whose grid to match.")
+@click.option("--id-field", required=True, help="Field naming each county (unique).")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Zone store to write.")
+@click.option("--layer", default=None, help="Layer of the vector file, when it has several.")
+@force_option
+@scheduler_option
+@progress_option
+@click.pass_context
+@_handle_errors
+def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str, layer: str | None, force: bool, scheduler: str | None, progress: bool) -> None:
+    """Rasterize county polygons to zone ids on exactly the land-use grid.
+
+    \b
+    Example:
+        carbonscape zones counties.gpkg --like landuse.zarr --id-field county --out zones.zarr
+    """
+    path = carbonscape.rasterize_zones(
+        counties, like=like, id_field=id_field, out=out, layer=layer, force=force, scheduler=scheduler, progress=_progress(ctx, progress)
+    )
+    click.echo(str(path))
+
+
+@cli.command()
+@click.option("--landuse", required=True, type=click.Path(file_okay=False), help="Land-use store (from ingest).")
+@click.option("--zones", "zones_store", required=True, type=click.Path(file_okay=False), help="Zone store (from zones).")
+@click.option("--pools", required=True, type=click.Path(dir_okay=False), help="InVEST carbon pools table (CSV).")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the tables.")
+@click.option("--pixel-maps", is_flag=True, help="Also write carbon per pixel (t/ha) as Zarr and COG.")
+@scheduler_option
+@progress_option
+@click.pass_context
+@_handle_errors
+def supply(ctx: click.Context, landuse: str, zones_store: str, pools: str, out: str, pixel_maps: bool, scheduler: str | None, progress: bool) -> None:
+    """Carbon supply per county, per class, per county and class, and per pool.
+
+    \b
+    Example:
+        carbonscape supply --landuse landuse.zarr --zones zones.zarr --pools pools.csv --out results
+    """
+    result = carbonscape.supply(landuse, zones_store, pools, out=out, scheduler=scheduler, pixel_maps=pixel_maps, progress=_progress(ctx, progress))
+    if not ctx.find_root().obj.get("quiet"):
+        s = result.summary
+        click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {len(result.by_county)} counties "
+                   f"({s['pixels_in_counties']:,} pixels, {s['nodata_pixels_in_counties']:,} nodata) in {s['seconds']:.1f} s")
+        for name, path in result.files.items():
+            click.echo(f"  {name}: {path}")
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--size", default="2000x2000", show_default=True, help="ROWSxCOLS of the raster.")
+@click.option("--pixel-size", default=30.0, show_default=True, help="Pixel edge in metres.")
+@click.option("--counties", "n_counties", default=50, show_default=True, help="Number of Voronoi counties.")
+@click.option("--seed", default=0, show_default=True)
+@click.pass_context
+@_handle_errors
+def generate(ctx: click.Context, out_dir: str, size: str, pixel_size: float, n_counties: int, seed: int) -> None:
+    """Generate a synthetic region (land use, counties, pools) to try or benchmark carbonscape.
+
+    \b
+    Example:
+        carbonscape generate region --size 10000x10000
+    """
+    try:
+        rows, cols = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise carbonscape.InputError(f"--size {size!r} is not ROWSxCOLS, e.g. 2000x3000") from None
+    region = carbonscape.make_region(out_dir, shape=(rows, cols), pixel_size=pixel_size, n_counties=n_counties, seed=seed)
+    for label, path in (("landuse", region.landuse), ("counties", region.counties), ("pools", region.pools)):
+        click.echo(f"{label}: {path}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="carbonscape")
+
+
+if __name__ == "__main__":
+    main()

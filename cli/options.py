@@ -1,0 +1,15 @@
+"""Reusable click options (rasterio's `rio` style): one place for flags shared by commands."""
+
+from __future__ import annotations
+
+import click
+
+scheduler_option = click.option(
+    "--scheduler",
+    metavar="ADDR",
+    default=None,
+    help="Dask scheduler: tcp://HOST:PORT, a scheduler file, or synchronous/threads/processes. "
+    "Default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster sized to this machine.",
+)
+force_option = click.option("--force", is_flag=True, help="Rebuild even when the output is up to date.")
+progress_option = click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")

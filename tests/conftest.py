@@ -1,0 +1,58 @@
+"""Shared helpers: real GeoTIFFs and GeoPackages on disk, built from tiny arrays."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+# Keep numba's cache and dask's spill files inside the test session's temp dirs.
+os.environ.setdefault("DASK_DISTRIBUTED__WORKER__DAEMON", "False")
+
+UTM = "EPSG:32648"
+
+
+def write_tif(path: Path, array: np.ndarray, *, transform=None, crs: str = UTM, nodata=None, tiled: bool = False) -> Path:
+    """Write ``array`` as a one-band GeoTIFF (100 m pixels at a UTM origin unless told)."""
+    transform = transform or from_origin(500_000, 2_800_000, 100, 100)
+    profile = dict(driver="GTiff", width=array.shape[1], height=array.shape[0], count=1, dtype=array.dtype.name, crs=crs, transform=transform, nodata=nodata)
+    if tiled:
+        profile.update(tiled=True, blockxsize=16, blockysize=16)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(array, 1)
+    return path
+
+
+def write_vector(path: Path, geometries, values, *, field: str = "county", crs: str = UTM) -> Path:
+    gdf = gpd.GeoDataFrame({field: values}, geometry=list(geometries), crs=crs)
+    gdf.to_file(path, engine="pyogrio")
+    return path
+
+
+def write_pools(path: Path, rows: list[tuple[int, float, float, float, float]], names: list[str] | None = None) -> Path:
+    df = pd.DataFrame(rows, columns=["lucode", "c_above", "c_below", "c_soil", "c_dead"])
+    if names is not None:
+        df.insert(1, "LULC_name", names)
+    df.to_csv(path, index=False)
+    return path
+
+
+def pixel_box(col0: float, row0: float, col1: float, row1: float, *, transform=None):
+    """A rectangle given in pixel coordinates (column, row) of the default grid."""
+    import shapely
+
+    transform = transform or from_origin(500_000, 2_800_000, 100, 100)
+    x0, y0 = transform @ (col0, row0)
+    x1, y1 = transform @ (col1, row1)
+    return shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path

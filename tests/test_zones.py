@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+import rasterio.features
+import shapely
+from rasterio.transform import from_origin
+
+from carbonscape import ZoneError, ingest, open_store, open_zones, rasterize_zones
+from carbonscape.errors import InputError
+
+from conftest import pixel_box, write_tif, write_vector
+
+
+@pytest.fixture
+def landuse_3x3(tmp):
+    src = write_tif(tmp / "lu.tif", np.ones((3, 3), dtype=np.uint8))
+    return ingest(src, tmp / "lu.zarr", chunk=16, scheduler="synchronous")
+
+
+def test_two_rectangles_by_pixel_centre(tmp, landuse_3x3):
+    # A covers the centres of rows 0-1 × cols 0-1; B the centres of column 2.
+    vector = write_vector(tmp / "c.gpkg", [pixel_box(0.2, 0.2, 1.8, 1.8), pixel_box(2.2, 0, 3, 3)], ["A", "B"])
+    store = rasterize_zones(vector, like=landuse_3x3, id_field="county", out=tmp / "z.zarr", scheduler="synchronous")
+    zones, table = open_zones(store)
+    np.testing.assert_array_equal(zones.data.compute(), [[1, 1, 2], [1, 1, 2], [0, 0, 2]])
+    assert table.values == ("A", "B") and table.ids == (1, 2)
+    assert zones.grid.same_grid(open_store(landuse_3x3).grid)
+
+
+def test_chunked_burn_equals_whole_raster_burn_after_reprojection(tmp):
+    rows, cols = 70, 90
+    src = write_tif(tmp / "lu.tif", np.ones((rows, cols), dtype=np.uint8))
+    store = ingest(src, tmp / "lu.zarr", chunk=16, scheduler="synchronous")
+    rng = np.random.default_rng(3)
+    pts = shapely.points(rng.uniform(500_000, 500_000 + cols * 100, 12), rng.uniform(2_800_000 - rows * 100, 2_800_000, 12))
+    frame = shapely.box(500_300, 2_800_000 - rows * 100 + 300, 500_000 + cols * 100 - 300, 2_799_700)
+    cells = shapely.intersection(shapely.get_parts(shapely.voronoi_polygons(shapely.MultiPoint(pts), extend_to=frame)), frame)
+    import geopandas as gpd
+
+    # Stored in lon/lat: rasterize_zones must reproject to the grid's UTM.
+    gdf = gpd.GeoDataFrame({"name": [f"z{i}" for i in range(len(cells))]}, geometry=cells, crs="EPSG:32648").to_crs("EPSG:4326")
+    gdf.to_file(tmp / "v.gpkg")
+    out = rasterize_zones(tmp / "v.gpkg", like=store, id_field="name", out=tmp / "z.zarr", scheduler="threads")
+    utm = gdf.to_crs("EPSG:32648")
+    expected = rasterio.features.rasterize(
+        zip(utm.geometry, range(1, len(utm) + 1)), out_shape=(rows, cols), transform=from_origin(500_000, 2_800_000, 100, 100), dtype="uint8"
+    )
+    np.testing.assert_array_equal(open_zones(out)[0].data.compute(), expected)
+
+
+def test_overlapping_polygons_name_the_pair(tmp, landuse_3x3):
+    vector = write_vector(tmp / "o.gpkg", [pixel_box(0, 0, 2, 2), pixel_box(1, 1, 3, 3)], ["north", "south"])
+    with pytest.raises(ZoneError, match="'north' and 'south'"):
+        rasterize_zones(vector, like=landuse_3x3, id_field="county", out=tmp / "z.zarr", scheduler="synchronous")
+    assert not (tmp / "z.zarr").exists()
+
+
+def test_id_field_missing_or_not_unique(tmp, landuse_3x3):
+    vector = write_vector(tmp / "d.gpkg", [pixel_box(0, 0, 1, 1), pixel_box(1, 1, 2, 2)], ["same", "same"])
+    with pytest.raises(ZoneError, match="no field 'name'.*\\['county'\\]"):
+        rasterize_zones(vector, like=landuse_3x3, id_field="name", out=tmp / "z.zarr")
+    with pytest.raises(ZoneError, match="not unique.*same"):
+        rasterize_zones(vector, like=landuse_3x3, id_field="county", out=tmp / "z.zarr")
+
+
+def test_polygons_away_from_the_raster(tmp, landuse_3x3):
+    far = shapely.box(0, 0, 1000, 1000)
+    vector = write_vector(tmp / "far.gpkg", [far], ["nowhere"])
+    with pytest.raises(ZoneError, match="no polygon overlaps the raster"):
+        rasterize_zones(vector, like=landuse_3x3, id_field="county", out=tmp / "z.zarr")
+
+
+def test_missing_store_is_a_clear_error(tmp):
+    vector = write_vector(tmp / "v.gpkg", [pixel_box(0, 0, 1, 1)], ["a"])
+    with pytest.raises(InputError, match="no such store"):
+        rasterize_zones(vector, like=tmp / "nope.zarr", id_field="county", out=tmp / "z.zarr")
