@@ -1,0 +1,113 @@
+"""Cluster features against real processes: a `dask scheduler` and two `dask worker`s on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from carbonscape import ingest, rasterize_zones, supply
+from carbonscape.errors import ClusterError
+from carbonscape.synthetic import make_region
+
+DASK = [sys.executable, "-m", "dask"]
+
+
+@pytest.fixture(scope="module")
+def region_stores(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cluster")
+    region = make_region(base / "in", shape=(600, 500), n_counties=8, seed=11)
+    lu = ingest(region.landuse, base / "lu.zarr", chunk=128, scheduler="threads")
+    zones = rasterize_zones(region.counties, like=lu, id_field="county", out=base / "z.zarr", scheduler="threads")
+    reference = supply(lu, zones, region.pools, scheduler="synchronous")
+    return region, lu, zones, reference, base
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    base = tmp_path_factory.mktemp("scheduler")
+    scheduler_file = base / "scheduler.json"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    procs = [subprocess.Popen([*DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    try:
+        deadline = time.time() + 60
+        while not scheduler_file.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        assert scheduler_file.exists(), "dask scheduler did not start"
+        for name in ("w1", "w2"):
+            procs.append(subprocess.Popen([*DASK, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--nworkers", "1",
+                                           "--name", name, "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(base / name)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        from distributed import Client
+
+        with Client(scheduler_file=str(scheduler_file), timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+            address = client.scheduler.address
+        yield address, scheduler_file
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _tables(path: Path) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_csv(path / f"{name}.csv") for name in ("supply_by_county", "supply_by_class", "supply_by_county_class", "supply_by_pool")}
+
+
+def test_cli_against_a_running_scheduler_gives_the_same_tables(region_stores, dask_cluster, tmp_path):
+    region, lu, zones, reference, _ = region_stores
+    address, scheduler_file = dask_cluster
+    for label, target in (("address", address), ("file", str(scheduler_file))):
+        out = tmp_path / label
+        done = subprocess.run(
+            [sys.executable, "-m", "carbonscape.cli.main", "supply", "--landuse", str(lu), "--zones", str(zones), "--pools", str(region.pools),
+             "--out", str(out), "--scheduler", target, "--no-progress"],
+            capture_output=True, text=True, timeout=180,
+        )
+        assert done.returncode == 0, done.stderr
+        tables = _tables(out)
+        pd.testing.assert_series_equal(tables["supply_by_county"]["supply_t"], reference.by_county["supply_t"], check_names=False, rtol=1e-9)
+        assert tables["supply_by_county_class"]["pixels"].tolist() == reference.by_county_class["pixels"].tolist()
+
+
+def test_dask_scheduler_address_setting_is_honoured(region_stores, dask_cluster, tmp_path):
+    region, lu, zones, reference, _ = region_stores
+    address, _ = dask_cluster
+    env = {**os.environ, "DASK_SCHEDULER_ADDRESS": address}
+    # The ingest runs on the cluster's workers, which read the GeoTIFF by path.
+    done = subprocess.run(
+        [sys.executable, "-m", "carbonscape.cli.main", "-v", "ingest", str(region.landuse), "--out", str(tmp_path / "lu.zarr"), "--chunk", "256", "--no-progress"],
+        capture_output=True, text=True, timeout=180, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    from distributed import Client
+
+    with Client(address) as client:
+        # The cluster's workers, not this process, ran the reads: the scheduler knows their tasks.
+        prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+    assert any(prefix.startswith("ingest") for prefix in prefixes), prefixes
+    result = supply(tmp_path / "lu.zarr", rasterize_zones(region.counties, like=tmp_path / "lu.zarr", id_field="county", out=tmp_path / "z.zarr", scheduler="threads"),
+                    region.pools, scheduler=address)
+    assert result.by_county["pixels"].tolist() == reference.by_county["pixels"].tolist()
+
+
+def test_local_cluster_default(region_stores):
+    region, lu, zones, reference, _ = region_stores
+    result = supply(lu, zones, region.pools)  # no scheduler: a LocalCluster for the call
+    assert result.by_class["pixels"].tolist() == reference.by_class["pixels"].tolist()
+
+
+def test_unreachable_scheduler_is_a_clear_error(region_stores):
+    region, lu, zones, _, _ = region_stores
+    with pytest.raises(ClusterError, match="could not reach the dask scheduler 'tcp://127.0.0.1:9'"):
+        supply(lu, zones, region.pools, scheduler="tcp://127.0.0.1:9")
