@@ -71,6 +71,8 @@ def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
     # they warn, or with -vv.
     logging.basicConfig(level=logging.WARNING if verbose < 2 else logging.DEBUG, format="%(levelname)s: %(message)s", stream=sys.stderr)
     logging.getLogger("carbonscape").setLevel(level)
+    import distributed  # noqa: F401  (configures its loggers on import; ours must come after)
+
     for noisy in ("distributed", "pyogrio"):
         logging.getLogger(noisy).setLevel(logging.ERROR if verbose < 2 else logging.INFO)
     ctx.ensure_object(dict)

@@ -16,7 +16,7 @@ import numpy as np
 
 from carbonscape.errors import InputError
 from carbonscape.grid import Grid
-from carbonscape.kernels.crosstab import crosstab_areas, crosstab_counts, lookup_values
+from carbonscape.kernels.crosstab import crosstab_areas, crosstab_counts, crosstab_counts_dense, lookup_values
 
 # A code no integer raster can hold, used when there is no nodata value.
 _NO_NODATA = np.iinfo(np.int64).min
@@ -70,8 +70,22 @@ class ClassIndex:
     def nodata_code(self) -> int:
         return _NO_NODATA if self.nodata is None else self.nodata
 
+    def dense_lut(self, dtype: np.dtype) -> tuple[np.ndarray, int]:
+        """A table over every value of an 8/16-bit ``dtype``: class, nodata or unknown column."""
+        info = np.iinfo(dtype)
+        lut = np.full(int(info.max) - int(info.min) + 1, self.unknown_col, dtype=np.int32)
+        for column, code in enumerate(self.codes):
+            if info.min <= code <= info.max:
+                lut[code - info.min] = column
+        if self.nodata is not None and info.min <= self.nodata <= info.max:
+            lut[self.nodata - info.min] = self.nodata_col
+        return lut, int(info.min)
+
 
 def _chunk_counts(zones: np.ndarray, codes: np.ndarray, *, index: ClassIndex, n_zones: int) -> np.ndarray:
+    if codes.dtype.itemsize <= 2:
+        lut, offset = index.dense_lut(codes.dtype)
+        return crosstab_counts_dense(zones, codes, lut, offset, n_zones, index.n_cols)[None, None, :, :]
     counts = crosstab_counts(
         zones, codes, index.lut, index.offset, n_zones, index.n_cols, index.unknown_col, index.nodata_code, index.nodata_col
     )
