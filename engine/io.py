@@ -116,9 +116,61 @@ def open_store(path: str | os.PathLike[str], *, variable: str | None = None) -> 
     attrs = dict(array.attrs)
     root_attrs = dict(group.attrs)
     grid = _grid_from_group(group, array, store_path)
-    data = da.from_zarr(array, chunks=array.chunks, inline_array=True)
+    data = _direct_chunks(store_path / variable, grid)
+    if data is None:
+        data = da.from_zarr(array, chunks=array.chunks, inline_array=True)
     nodata = attrs.get("nodata", attrs.get("_FillValue"))
     return RasterStore(path=store_path, grid=grid, data=data, nodata=nodata, attrs={**root_attrs, **attrs})
+
+
+def _read_blosc_chunk(path: str, shape: tuple[int, int], full: tuple[int, int], dtype: str, fill: Any) -> np.ndarray:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:  # zarr leaves out chunks that hold only the fill value
+        return np.full(shape, fill, dtype=dtype)
+    block = np.frombuffer(numcodecs.blosc.decompress(raw), dtype=dtype).reshape(full)
+    return block[: shape[0], : shape[1]] if shape != full else block
+
+
+def _direct_chunks(array_path: Path, grid: Grid) -> da.Array | None:
+    """A dask array that reads a local Zarr v3 array's chunk files and blosc-decodes them itself.
+
+    zarr-python 3 routes every chunk read through its asyncio machinery, which on this machine
+    halved read throughput (950 vs 1,770 Mpx/s per core for uint8 lz4 chunks) and made the store
+    read, not the kernel, the limit of the supply pass. Used only for the exact layout carbonscape
+    writes (regular grid, default "/" keys, bytes + blosc codecs, little-endian or 1-byte data);
+    anything else goes through zarr.
+    """
+    try:
+        meta = json.loads((array_path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return None
+    codecs = meta.get("codecs", [])
+    names = [codec.get("name") for codec in codecs]
+    key_encoding = meta.get("chunk_key_encoding", {})
+    dtype = np.dtype(meta.get("data_type", "V")) if isinstance(meta.get("data_type"), str) else None
+    if (
+        names != ["bytes", "blosc"]
+        or dtype is None
+        or (dtype.itemsize > 1 and codecs[0].get("configuration", {}).get("endian", "little") != "little")
+        or meta.get("chunk_grid", {}).get("name") != "regular"
+        or key_encoding.get("name") != "default"
+        or key_encoding.get("configuration", {}).get("separator", "/") != "/"
+        or meta.get("storage_transformers")
+    ):
+        return None
+    full = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
+    if full != grid.chunks:
+        return None
+    fill = meta.get("fill_value", 0)
+    name = "read-" + uuid.uuid4().hex
+    layer: dict[Any, Any] = {}
+    for (i, j), (rows, cols) in grid.chunk_windows():
+        shape = (rows.stop - rows.start, cols.stop - cols.start)
+        layer[(name, i, j)] = (_read_blosc_chunk, str(array_path / "c" / str(i) / str(j)), shape, full, dtype.str, fill)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=())
+    return da.Array(graph, name, grid.dask_chunks, dtype=dtype)
 
 
 def _grid_from_group(group: zarr.Group, array: zarr.Array, path: Path) -> Grid:
