@@ -72,3 +72,32 @@ def test_float_raster_and_missing_crs_are_refused(tmp):
         ingest(tmp / "nocrs.tif", tmp / "n.zarr", scheduler="synchronous")
     with pytest.raises(InputError, match="no such file"):
         ingest(tmp / "missing.tif", tmp / "m.zarr", scheduler="synchronous")
+
+
+def test_stores_written_by_others_are_read_through_zarr(tmp):
+    """A store from plain xarray (zarr's default codecs) takes the zarr path, not the direct reader."""
+    import dask.array as dask_array
+
+    from carbonscape.grid import Grid
+    from carbonscape.io import _direct_chunks, raster_dataset
+
+    array = np.random.default_rng(5).integers(0, 9, (40, 30)).astype(np.int16)
+    grid = Grid.from_affine(crs="EPSG:32648", transform=from_origin(0, 4000, 100, 100), shape=array.shape, chunks=(16, 16))
+    ds = raster_dataset(dask_array.from_array(array, chunks=16), grid, name="landuse", nodata=-1, attrs={})
+    ds.to_zarr(tmp / "other.zarr", zarr_format=3, consolidated=False)
+    assert _direct_chunks(tmp / "other.zarr" / "landuse", grid) is None
+    opened = open_store(tmp / "other.zarr")
+    np.testing.assert_array_equal(opened.data.compute(), array)
+    assert opened.nodata == -1 and opened.grid.same_grid(grid)
+
+
+def test_direct_reader_matches_zarr_on_edge_chunks(tmp):
+    import zarr
+
+    from carbonscape.io import _direct_chunks
+
+    array = np.random.default_rng(6).integers(0, 200, (37, 29)).astype(np.uint16)
+    store = ingest(write_tif(tmp / "e.tif", array, nodata=65535), tmp / "e.zarr", chunk=16, scheduler="synchronous")
+    direct = _direct_chunks(store / "landuse", open_store(store).grid)
+    assert direct is not None
+    np.testing.assert_array_equal(direct.compute(scheduler="synchronous"), zarr.open_group(str(store))["landuse"][:])
