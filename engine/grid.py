@@ -38,7 +38,7 @@ class Grid:
     crs_wkt: str
     transform: tuple[float, float, float, float, float, float]
     shape: Shape2d
-    chunks: Shape2d = (2048, 2048)
+    chunks: Shape2d = (4096, 4096)
 
     def __post_init__(self) -> None:
         a, b, _, d, e, _ = self.transform
@@ -60,7 +60,7 @@ class Grid:
     # -- construction -----------------------------------------------------------------------
     @classmethod
     def from_affine(
-        cls, *, crs: CRS | str, transform: Affine, shape: Shape2d, chunks: Shape2d = (2048, 2048)
+        cls, *, crs: CRS | str, transform: Affine, shape: Shape2d, chunks: Shape2d = (4096, 4096)
     ) -> Grid:
         """Build a grid from a pyproj/rasterio CRS (or any string pyproj understands)."""
         if crs is None or str(crs) == "":
