@@ -87,7 +87,7 @@ def _progress(ctx: click.Context, progress: bool) -> bool:
 @cli.command()
 @click.argument("landuse", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Zarr store to write.")
-@click.option("--chunk", default=2048, show_default=True, help="Chunk edge in pixels.")
+@click.option("--chunk", default=4096, show_default=True, help="Chunk edge in pixels.")
 @force_option
 @scheduler_option
 @progress_option
@@ -101,7 +101,7 @@ def ingest(ctx: click.Context, landuse: tuple[str, ...], out: str, chunk: int, f
 
     \b
     Example:
-        carbonscape ingest landuse_2020.tif --out landuse.zarr --chunk 2048
+        carbonscape ingest landuse_2020.tif --out landuse.zarr --chunk 4096
     """
     path = carbonscape.ingest(list(landuse), out, chunk=chunk, force=force, scheduler=scheduler, progress=_progress(ctx, progress))
     click.echo(str(path))
@@ -179,6 +179,133 @@ def generate(ctx: click.Context, out_dir: str, size: str, pixel_size: float, n_c
     region = carbonscape.make_region(out_dir, shape=(rows, cols), pixel_size=pixel_size, n_counties=n_counties, seed=seed)
     for label, path in (("landuse", region.landuse), ("counties", region.counties), ("pools", region.pools)):
         click.echo(f"{label}: {path}")
+
+
+def _print_study_summary(result: Any) -> None:
+    totals = result.totals
+    click.echo(f"supply   {totals['supply_t']:,.0f} t C ({totals['supply_t'] / 1e6:,.2f} ×10^6 t) in {totals['counties']} counties")
+    click.echo(f"demand   {totals['sum_of_county_densities_t_per_km2']:,.2f} t/km² summed over counties (the paper's total); "
+               f"regional density {totals['regional_density_t_per_km2']:,.2f} t/km²")
+    ratio = result.ratio_zones
+    zones = ratio.groupby("zone", sort=False).size() if "zone" in ratio else None
+    if zones is not None:
+        click.echo("zones    " + "; ".join(f"{name}: {count}" for name, count in zones.items()))
+    click.echo(f"outputs  {result.out}")
+    for name in ("report", "ratio_zones", "counties", "run"):
+        if name in result.files:
+            click.echo(f"  {name}: {result.files[name]}")
+
+
+@cli.command(name="run")
+@click.argument("study", type=click.Path(dir_okay=False))
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None, help="Output folder (default: as the study file says).")
+@click.option("--maps/--no-maps", default=None, help="Draw the maps (default: as the study file says).")
+@click.option("--report/--no-report", default=None, help="Write report.html (default: as the study file says).")
+@scheduler_option
+@progress_option
+@click.pass_context
+@_handle_errors
+def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | None, report: bool | None, scheduler: str | None, progress: bool) -> None:
+    """Run a whole study from its TOML file: supply, demand, ratio, zones, maps and report.
+
+    Stores that are already up to date are reused.
+
+    \b
+    Example:
+        carbonscape run study.toml --out results
+    """
+    result = carbonscape.run_study(study, out=out, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps, report=report)
+    if not ctx.find_root().obj.get("quiet"):
+        _print_study_summary(result)
+
+
+@cli.command()
+@click.argument("study", type=click.Path(dir_okay=False))
+@click.pass_context
+@_handle_errors
+def check(ctx: click.Context, study: str) -> None:
+    """Validate every input of a study without computing; list all problems at once.
+
+    \b
+    Example:
+        carbonscape check study.toml
+    """
+    problems = carbonscape.check_study(study)
+    if problems:
+        raise carbonscape.StudyError(problems, path=study)
+    click.echo(f"{study}: all inputs look right")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False), default="study.toml")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
+@_handle_errors
+def init(ctx: click.Context, path: str, force: bool) -> None:
+    """Write a commented study.toml template to start a new study.
+
+    \b
+    Example:
+        carbonscape init my-study/study.toml
+    """
+    written = carbonscape.write_study_template(path, force=force)
+    click.echo(f"wrote {written}; fill in the paths, then `carbonscape check {written}`")
+
+
+@cli.command()
+@click.option("--out", "-o", type=click.Path(file_okay=False), default="carbonscape-demo", show_default=True, help="Output folder.")
+@click.option("--resolution", default=100.0, show_default=True, help="Pixel size in metres of the synthetic land use.")
+@click.option("--maps/--no-maps", default=True, help="Draw the maps.")
+@click.option("--report/--no-report", default=True, help="Write report.html.")
+@scheduler_option
+@progress_option
+@click.pass_context
+@_handle_errors
+def demo(ctx: click.Context, out: str, resolution: float, maps: bool, report: bool, scheduler: str | None, progress: bool) -> None:
+    """Run the bundled Central Yunnan 2020 study (49 counties) and compare it with the paper.
+
+    The land use is SYNTHETIC, generated inside the real county boundaries so that its supply
+    matches the paper's Tables 1 and 2; everything else is the real method.
+
+    \b
+    Example:
+        carbonscape demo --out demo-out
+    """
+    result, comparison = carbonscape.run_demo(out, resolution_m=resolution, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps, report=report)
+    if not ctx.find_root().obj.get("quiet"):
+        _print_study_summary(result)
+        click.echo("")
+        click.echo(comparison)
+
+
+@cli.command(name="maps")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--format", "formats", multiple=True, type=click.Choice(["png", "svg", "pdf"]), default=("png",), show_default=True, help="Image formats (repeat for several).")
+@click.pass_context
+@_handle_errors
+def maps_command(ctx: click.Context, run_dir: str, formats: tuple[str, ...]) -> None:
+    """Redraw the maps of an existing run.
+
+    \b
+    Example:
+        carbonscape maps results --format png --format pdf
+    """
+    for path in carbonscape.draw_maps(run_dir, formats=formats):
+        click.echo(str(path))
+
+
+@cli.command(name="report")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.pass_context
+@_handle_errors
+def report_command(ctx: click.Context, run_dir: str) -> None:
+    """Rewrite report.html of an existing run (one self-contained file).
+
+    \b
+    Example:
+        carbonscape report results
+    """
+    click.echo(str(carbonscape.write_report(run_dir)))
 
 
 def main() -> None:

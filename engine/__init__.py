@@ -20,10 +20,37 @@ from carbonscape.io import RasterStore, ingest, open_store
 from carbonscape.rasterize import ZoneTable, geodesic_areas_km2, open_zones, rasterize_zones, read_polygons
 from carbonscape.carbon import PoolTable, SupplyResult, read_pools, supply
 from carbonscape.synthetic import Region, make_region
+from carbonscape.breaks import classify, equal_interval_breaks, goodness_of_variance_fit, manual_breaks, natural_breaks, quantile_breaks
+from carbonscape.demand import demand_by_county, demand_totals, per_capita_emission, read_county_table
+from carbonscape.ratio import supply_demand_ratio
+from carbonscape.zoning import PAPER_RATIO_BREAKS, PAPER_SCHEME, Zone, ZoneScheme, zone_ratios
+from carbonscape.study import Study, StudyResult, check_study, load_study, run_study, write_study_template
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PAPER_RATIO_BREAKS",
+    "PAPER_SCHEME",
+    "Study",
+    "StudyResult",
+    "Zone",
+    "ZoneScheme",
+    "check_study",
+    "classify",
+    "demand_by_county",
+    "demand_totals",
+    "equal_interval_breaks",
+    "goodness_of_variance_fit",
+    "load_study",
+    "manual_breaks",
+    "natural_breaks",
+    "per_capita_emission",
+    "quantile_breaks",
+    "read_county_table",
+    "run_study",
+    "supply_demand_ratio",
+    "write_study_template",
+    "zone_ratios",
     "AlignmentError",
     "CarbonscapeError",
     "ClusterError",

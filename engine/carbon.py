@@ -133,7 +133,7 @@ class SupplyResult:
         for name, table in tables.items():
             target = out_dir / f"{name}.csv"
             with atomic_path(target) as tmp:
-                table.to_csv(tmp, index=False, encoding="utf-8", float_format="%.6f")
+                table.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
             self.files[name] = target
         return dict(self.files)
 

@@ -1,0 +1,67 @@
+"""Supply–demand ratio per county (METHOD.md formula 4): demand density over supply density.
+
+``R_i = CDE_i / (C_total_i / A_i)``, which equals the county's yearly emissions over its carbon
+stock. ``R_i < 1``: supply exceeds demand.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from carbonscape.errors import InputError, TableError
+
+log = logging.getLogger(__name__)
+
+CO2_TO_C = 12.0 / 44.0
+UNITS = {
+    "paper": "demand in t CO2/km² over supply in t C/km², compared directly as the 2025 study does",
+    "carbon": "demand converted to carbon (× 12/44) so both sides are t C/km²",
+}
+
+
+def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str = "paper") -> pd.DataFrame:
+    """The ratio per county, with zero supply flagged as an infinite ratio rather than an error.
+
+    Parameters
+    ----------
+    supply_t
+        Carbon supply per county (t C), indexed by county.
+    demand
+        From :func:`carbonscape.demand.demand_by_county` (``area_km2``, ``demand_t_per_km2``).
+    units
+        ``"paper"`` or ``"carbon"`` (see :data:`UNITS`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by county: ``supply_t, area_km2, supply_t_per_km2, demand_t_per_km2, ratio,
+        ratio_infinite``.
+    """
+    if units not in UNITS:
+        raise InputError(f"units {units!r} is not one of {list(UNITS)}")
+    supply_keys, demand_keys = set(supply_t.index), set(demand.index)
+    if supply_keys != demand_keys:
+        raise TableError(
+            f"supply and demand cover different counties: only in supply {sorted(supply_keys - demand_keys)[:20]}, "
+            f"only in demand {sorted(demand_keys - supply_keys)[:20]}"
+        )
+    order = list(demand.index)
+    frame = pd.DataFrame(index=pd.Index(order, name="county"))
+    frame["supply_t"] = supply_t.astype(np.float64).reindex(order)
+    frame["area_km2"] = demand["area_km2"].astype(np.float64)
+    frame["supply_t_per_km2"] = frame["supply_t"] / frame["area_km2"]
+    factor = CO2_TO_C if units == "carbon" else 1.0
+    frame["demand_t_per_km2"] = demand["demand_t_per_km2"].astype(np.float64) * factor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = frame["demand_t_per_km2"] / frame["supply_t_per_km2"]
+    infinite = frame["supply_t"] <= 0
+    ratio[infinite & (frame["demand_t_per_km2"] > 0)] = np.inf
+    ratio[infinite & (frame["demand_t_per_km2"] <= 0)] = np.nan
+    frame["ratio"] = ratio
+    frame["ratio_infinite"] = np.isinf(ratio)
+    if frame["ratio_infinite"].any():
+        log.warning("counties with no carbon supply get an infinite ratio: %s", list(frame.index[frame["ratio_infinite"]])[:10])
+    return frame

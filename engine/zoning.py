@@ -1,0 +1,168 @@
+"""Ratio classes to functional zones (METHOD.md formula 5), with the 2025 study's scheme built in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from carbonscape.breaks import (
+    classify,
+    equal_interval_breaks,
+    goodness_of_variance_fit,
+    manual_breaks,
+    natural_breaks,
+    quantile_breaks,
+)
+from carbonscape.errors import InputError
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A functional zone: the ratio classes (1 = lowest ratio) it gathers."""
+
+    key: str
+    name_en: str
+    name_zh: str
+    classes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ZoneScheme:
+    """Classes 1..k mapped to named zones; every class belongs to exactly one zone."""
+
+    name: str
+    k: int
+    zones: tuple[Zone, ...]
+
+    def __post_init__(self) -> None:
+        seen = [c for zone in self.zones for c in zone.classes]
+        expected = list(range(1, self.k + 1))
+        if sorted(seen) != expected:
+            missing = sorted(set(expected) - set(seen))
+            repeated = sorted({c for c in seen if seen.count(c) > 1})
+            extra = sorted(set(seen) - set(expected))
+            raise InputError(
+                f"zone scheme {self.name!r} must put each class 1..{self.k} in exactly one zone "
+                f"(missing {missing}, repeated {repeated}, out of range {extra})"
+            )
+
+    def zone_of(self, klass: int) -> Zone | None:
+        for zone in self.zones:
+            if klass in zone.classes:
+                return zone
+        return None
+
+
+# The 2025 study (Landscape Architecture Academic Journal 42(1), Central Yunnan 2020), Table 4.
+PAPER_SCHEME = ZoneScheme(
+    name="paper",
+    k=7,
+    zones=(
+        Zone("optimization", "carbon sequestration optimization zone", "固碳优化区", (7, 6, 5)),
+        Zone("sink_development", "carbon sink development zone", "碳汇发展区", (4,)),
+        Zone("coordinated", "coordinated development zone", "协调发展区", (3,)),
+        Zone("low_carbon", "low-carbon maintenance zone", "低碳保持区", (2, 1)),
+    ),
+)
+# Table 4's class bounds: each class's lower bound, then the top class's upper bound.
+PAPER_RATIO_BREAKS = (0.005517, 0.013833, 0.025550, 0.040933, 0.076899, 0.136218, 0.356340, 0.637277)
+
+
+def scheme_from_dict(spec: Mapping[str, Any]) -> ZoneScheme:
+    """A custom scheme from a TOML-like table ``{name, zones = [{key, name_en, name_zh, classes}]}``."""
+    try:
+        zones = tuple(
+            Zone(str(z["key"]), str(z.get("name_en", z["key"])), str(z.get("name_zh", z.get("name_en", z["key"]))), tuple(int(c) for c in z["classes"]))
+            for z in spec["zones"]
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"a zone scheme needs `zones = [{{key, name_en, name_zh, classes}}, ...]` ({exc})") from exc
+    k = max((c for z in zones for c in z.classes), default=0)
+    return ZoneScheme(name=str(spec.get("name", "custom")), k=int(spec.get("k", k)), zones=zones)
+
+
+def get_scheme(scheme: str | Mapping[str, Any] | ZoneScheme, *, k: int) -> ZoneScheme:
+    """The built-in ``"paper"`` scheme, a custom one, or a generic one-zone-per-class scheme."""
+    if isinstance(scheme, ZoneScheme):
+        chosen = scheme
+    elif isinstance(scheme, Mapping):
+        chosen = scheme_from_dict(scheme)
+    elif scheme == "paper":
+        chosen = PAPER_SCHEME
+    elif scheme in ("classes", "none"):
+        chosen = ZoneScheme(name="classes", k=k, zones=tuple(Zone(f"class_{c}", f"class {c}", f"第{c}类", (c,)) for c in range(1, k + 1)))
+    else:
+        raise InputError(f"unknown zone scheme {scheme!r}; use \"paper\", \"classes\" or a table of zones")
+    if chosen.k != k:
+        raise InputError(f"the zone scheme {chosen.name!r} is made for {chosen.k} classes, not k = {k}")
+    return chosen
+
+
+def zone_ratios(
+    ratio: pd.Series,
+    *,
+    method: str = "jenks",
+    k: int = 7,
+    breaks: Sequence[float] | None = None,
+    weights: pd.Series | Sequence[float] | None = None,
+    scheme: str | Mapping[str, Any] | ZoneScheme = "paper",
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Classify ratios and name their zones.
+
+    Parameters
+    ----------
+    ratio
+        Supply–demand ratio per county.
+    method
+        ``"jenks"`` (exact natural breaks), ``"quantile"``, ``"equal"`` or ``"manual"``.
+    k
+        Number of classes.
+    breaks
+        The ``k + 1`` edges for ``"manual"``. Ratios a little outside them go to the outer classes.
+    weights
+        Optional weight per county for jenks/quantile (e.g. area).
+    scheme
+        Zone scheme (``"paper"`` by default).
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        Columns ``class`` (1 = lowest ratio; 0 for NaN), ``zone`` (Chinese name), ``zone_en``,
+        ``zone_key``; and ``{"method", "k", "edges", "gvf"}``. Infinite ratios (no supply) are left
+        out of the breaks and put in the top class.
+    """
+    chosen = get_scheme(scheme, k=k)
+    values = ratio.to_numpy(dtype=np.float64)
+    finite = np.isfinite(values)
+    w = None if weights is None else np.asarray(pd.Series(weights).reindex(ratio.index) if isinstance(weights, pd.Series) else weights, dtype=np.float64)
+    if method == "manual":
+        if breaks is None or len(breaks) != k + 1:
+            raise InputError(f"manual zoning needs k + 1 = {k + 1} edges, got {None if breaks is None else len(breaks)}")
+        edges = manual_breaks(breaks)
+    elif method == "jenks":
+        edges = natural_breaks(values[finite], k, weights=None if w is None else w[finite])
+    elif method == "quantile":
+        edges = quantile_breaks(values[finite], k, weights=None if w is None else w[finite])
+    elif method == "equal":
+        edges = equal_interval_breaks(values[finite], k)
+    else:
+        raise InputError(f"zoning method {method!r} is not one of jenks, quantile, equal, manual")
+    classes = classify(np.where(np.isinf(values), np.nan, values), edges, clip=True)
+    classes[np.isinf(values)] = k
+    zones = [chosen.zone_of(int(c)) for c in classes]
+    frame = pd.DataFrame(
+        {
+            "class": classes,
+            "zone": [z.name_zh if z else "" for z in zones],
+            "zone_en": [z.name_en if z else "" for z in zones],
+            "zone_key": [z.key if z else "" for z in zones],
+        },
+        index=ratio.index,
+    )
+    gvf = goodness_of_variance_fit(values[finite], edges, weights=None if w is None else w[finite]) if finite.sum() else float("nan")
+    info = {"method": method, "k": k, "edges": [float(e) for e in edges], "gvf": float(gvf), "scheme": chosen.name}
+    return frame, info

@@ -1,0 +1,62 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from carbonscape import InputError, TableError
+from carbonscape.demand import demand_by_county, demand_totals, per_capita_emission, read_county_table
+from carbonscape.ratio import supply_demand_ratio
+
+TABLE = pd.DataFrame({"population": [100_000, 50_000, 0]}, index=pd.Index(["A", "B", "C"], name="county"))
+AREA = pd.Series({"A": 100.0, "B": 500.0, "C": 50.0})
+
+
+def test_hand_computed_demand():
+    per_capita = per_capita_emission(total_emissions_t=4.0e8, total_population=1.0e8)  # 4 t/person
+    demand = demand_by_county(TABLE, area_km2=AREA, per_capita_t=per_capita)
+    # A: 4 × 100000 / 100 = 4000 t/km²; B: 4 × 50000 / 500 = 400; C: 0.
+    assert demand["demand_t_per_km2"].tolist() == pytest.approx([4000, 400, 0])
+    assert demand["density_per_km2"].tolist() == pytest.approx([1000, 100, 0])
+    assert demand["share_pct"].tolist() == pytest.approx([100 * 4000 / 4400, 100 * 400 / 4400, 0])
+    totals = demand_totals(demand)
+    assert totals["sum_of_county_densities_t_per_km2"] == pytest.approx(4400)
+    # The regional density: 600000 t over 650 km².
+    assert totals["regional_density_t_per_km2"] == pytest.approx(600_000 / 650)
+
+
+def test_county_inventory_instead_of_per_capita():
+    table = TABLE.assign(co2=[1000.0, 5000.0, 50.0])
+    demand = demand_by_county(table, area_km2=AREA, emissions_column="co2")
+    assert demand["demand_t_per_km2"].tolist() == pytest.approx([10, 10, 1])
+    with pytest.raises(InputError, match="exactly one"):
+        demand_by_county(table, area_km2=AREA, emissions_column="co2", per_capita_t=1.0)
+
+
+def test_mismatched_counties_name_the_rows():
+    with pytest.raises(TableError, match=r"have no polygon: \['X'\].*no row in the table: \['C'\]"):
+        demand_by_county(TABLE.rename(index={"C": "X"}), area_km2=AREA, per_capita_t=1.0)
+    with pytest.raises(TableError, match="'B': 'many'"):
+        demand_by_county(TABLE.astype(object).assign(population=[1, "many", 3]), area_km2=AREA, per_capita_t=1.0)
+
+
+def test_read_county_table_checks_keys(tmp_path):
+    path = tmp_path / "pop.csv"
+    path.write_text("county,population\n五华区,100\n盘龙区,200\n五华区,300\n", encoding="utf-8")
+    with pytest.raises(TableError, match=r"'五华区' on rows \[2, 4\]"):
+        read_county_table(path, key="county")
+    path.write_text("name,population\n五华区,100\n", encoding="utf-8")
+    with pytest.raises(TableError, match="no column 'county'"):
+        read_county_table(path, key="county")
+
+
+def test_ratio_units_and_zero_supply():
+    demand = demand_by_county(TABLE, area_km2=AREA, per_capita_t=4.0)
+    supply = pd.Series({"A": 2_000_000.0, "B": 0.0, "C": 1_000.0})
+    ratio = supply_demand_ratio(supply, demand)
+    # A: 4000 / (2e6 / 100) = 0.2; B has demand but no supply: infinite, flagged; C: 0 / 20 = 0.
+    assert ratio.loc["A", "ratio"] == pytest.approx(0.2)
+    assert np.isinf(ratio.loc["B", "ratio"]) and ratio.loc["B", "ratio_infinite"]
+    assert ratio.loc["C", "ratio"] == 0
+    carbon = supply_demand_ratio(supply, demand, units="carbon")
+    assert carbon.loc["A", "ratio"] == pytest.approx(0.2 * 12 / 44)
+    with pytest.raises(TableError, match="different counties"):
+        supply_demand_ratio(supply.drop("C"), demand)
