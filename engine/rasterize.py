@@ -112,7 +112,10 @@ def geodesic_areas_km2(gdf: gpd.GeoDataFrame) -> np.ndarray:
     geographic = gdf.to_crs(gdf.crs.geodetic_crs)
     ellipsoid = gdf.crs.ellipsoid
     geod = Geod(a=ellipsoid.semi_major_metre, rf=ellipsoid.inverse_flattening) if ellipsoid else Geod(ellps="WGS84")
-    return np.array([abs(geod.geometry_area_perimeter(geom)[0]) / 1e6 for geom in geographic.geometry])
+    # Geod's area is signed by ring orientation (holes count negative only when wound clockwise),
+    # so orient every ring first: exteriors counter-clockwise, holes clockwise.
+    oriented = shapely.orient_polygons(geographic.geometry.to_numpy(), exterior_cw=False)
+    return np.array([geod.geometry_area_perimeter(geom)[0] / 1e6 for geom in oriented])
 
 
 def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, pixel_area: float, path: str) -> None:

@@ -457,26 +457,30 @@ def run_study(
         tmp.write_text(json.dumps(run_info, indent=2, ensure_ascii=False), encoding="utf-8")
     files["run"] = run_json
     result = StudyResult(out=out_dir, supply=supply_result, demand=demand, ratio_zones=ratio_zones, zoning=zoning_info, totals=totals, run_info=run_info, files=files)
-    draw = study.maps if maps is None else maps
-    write = study.report if report is None else report
-    if draw or write:
+    draw_outputs(result, maps=study.maps if maps is None else maps, report=study.report if report is None else report, title=study.name)
+    return result
+
+
+def draw_outputs(result: StudyResult, *, maps: bool = True, report: bool = True, title: str | None = None) -> None:
+    """Draw the maps and write report.html of a finished run, recording their timings in run.json."""
+    if not (maps or report):
+        return
+    timings = result.run_info["timings_s"]
+    if maps:
         from carbonscape.maps import draw_maps
 
-        if draw:
-            clock = time.perf_counter()
-            for path in draw_maps(out_dir):
-                files[f"map:{path.stem}"] = path
-            timings["maps"] = round(time.perf_counter() - clock, 3)
-        if write:
-            from carbonscape.report import write_report
+        clock = time.perf_counter()
+        for path in draw_maps(result.out):
+            result.files[f"map:{path.stem}"] = path
+        timings["maps"] = round(time.perf_counter() - clock, 3)
+    if report:
+        from carbonscape.report import write_report
 
-            clock = time.perf_counter()
-            files["report"] = write_report(out_dir, title=study.name)
-            timings["report"] = round(time.perf_counter() - clock, 3)
-        run_info["timings_s"] = timings
-        with atomic_path(run_json) as tmp:
-            tmp.write_text(json.dumps(run_info, indent=2, ensure_ascii=False), encoding="utf-8")
-    return result
+        clock = time.perf_counter()
+        result.files["report"] = write_report(result.out, title=title)
+        timings["report"] = round(time.perf_counter() - clock, 3)
+    with atomic_path(result.files["run"]) as tmp:
+        tmp.write_text(json.dumps(result.run_info, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def _jsonable(value: Any) -> Any:

@@ -73,3 +73,22 @@ def test_missing_store_is_a_clear_error(tmp):
     vector = write_vector(tmp / "v.gpkg", [pixel_box(0, 0, 1, 1)], ["a"])
     with pytest.raises(InputError, match="no such store"):
         rasterize_zones(vector, like=tmp / "nope.zarr", id_field="county", out=tmp / "z.zarr")
+
+
+def test_geodesic_areas_subtract_holes_whatever_the_winding():
+    import geopandas as gpd
+    from pyproj import Geod
+
+    from carbonscape import geodesic_areas_km2
+
+    outer = [(102.0, 25.0), (102.2, 25.0), (102.2, 25.2), (102.0, 25.2)]
+    inner = [(102.05, 25.05), (102.1, 25.05), (102.1, 25.1), (102.05, 25.1)]
+    geod = Geod(ellps="WGS84")
+    expected = (abs(geod.polygon_area_perimeter(*zip(*outer))[0]) - abs(geod.polygon_area_perimeter(*zip(*inner))[0])) / 1e6
+    for ring in (outer, outer[::-1]):
+        for hole in (inner, inner[::-1]):
+            gdf = gpd.GeoDataFrame(geometry=[shapely.Polygon(ring, [hole])], crs="EPSG:4326")
+            assert geodesic_areas_km2(gdf)[0] == pytest.approx(expected, rel=1e-9)
+    # The same polygon in a projected CRS: the area is still the ellipsoidal one.
+    projected = gpd.GeoDataFrame(geometry=[shapely.Polygon(outer, [inner])], crs="EPSG:4326").to_crs("EPSG:32648")
+    assert geodesic_areas_km2(projected)[0] == pytest.approx(expected, rel=1e-5)

@@ -1,0 +1,142 @@
+"""The bundled Central Yunnan 2020 demo: the paper's study, reproducible by anyone.
+
+The 49 county boundaries are real (cnmaps); the land-use raster is SYNTHETIC, generated inside
+them so that supply matches the paper's Tables 1 and 2; populations are back-computed from its
+Table 3. See ``data/SOURCES.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from carbonscape.demo.generate import demo_paths, generate_landuse, region_settings
+from carbonscape.study import StudyResult, run_study
+from carbonscape.zoning import PAPER_RATIO_BREAKS
+
+__all__ = ["compare_with_paper", "demo_paths", "generate_landuse", "run_demo", "write_demo_study"]
+
+
+def write_demo_study(folder: str | os.PathLike[str], *, resolution_m: float = 100.0, seed: int = 2020) -> Path:
+    """Copy the demo data into ``folder``, generate its land use, and write its ``study.toml``."""
+    inputs = Path(folder)
+    inputs.mkdir(parents=True, exist_ok=True)
+    paths = demo_paths()
+    for key in ("counties", "pools", "population", "sources"):
+        target = inputs / paths[key].name
+        if not target.exists() or target.read_bytes() != paths[key].read_bytes():
+            shutil.copyfile(paths[key], target)
+    landuse = inputs / f"landuse_synthetic_{int(resolution_m)}m.tif"
+    stamp = inputs / f"{landuse.name}.json"
+    settings = {"resolution_m": resolution_m, "seed": seed, "areas_sha256": hashlib.sha256(paths["areas"].read_bytes()).hexdigest()}
+    if not landuse.exists() or not stamp.exists() or json.loads(stamp.read_text()) != settings:
+        generate_landuse(landuse, resolution_m=resolution_m, seed=seed)
+        stamp.write_text(json.dumps(settings))
+    region = region_settings()
+    breaks = ", ".join(f"{b}" for b in PAPER_RATIO_BREAKS)
+    study = inputs / "study.toml"
+    study.write_text(
+        f'''# The Central Yunnan 2020 study (Landscape Architecture Academic Journal 42(1), 2025), bundled demo.
+# Land use is SYNTHETIC (see SOURCES.md); boundaries are real; populations come from the paper's Table 3.
+[study]
+name = "Central Yunnan Urban Agglomeration 2020 (demo, synthetic land use)"
+year = 2020
+
+[landuse]
+rasters = ["{landuse.name}"]
+
+[counties]
+path = "counties.gpkg"
+id_field = "county"
+
+[pools]
+path = "pools.csv"
+
+[demand]
+table = "counties.csv"
+key = "county"
+population = "population"
+total_emissions_t = {region["total_emissions_t"]}   # Cem: Yunnan 2019 CO2 (assumed, see SOURCES.md)
+total_population = {region["total_population"]}     # Yyn: Yunnan 2019 year-end population
+
+[ratio]
+units = "paper"
+
+[zoning]
+method = "manual"        # the paper's Table 4 classes; try "jenks" for the exact optimum
+k = 7
+breaks = [{breaks}]
+scheme = "paper"
+''',
+        encoding="utf-8",
+    )
+    return study
+
+
+def compare_with_paper(result: StudyResult) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Tables 1–3 of the run beside the paper's, and a short text summary."""
+    paths = demo_paths()
+    table1 = pd.read_csv(paths["table1"])
+    pools = pd.read_csv(paths["pools"])
+    by_class = result.supply.by_class.merge(pools[["lucode", "LULC_name_zh"]], on="lucode")
+    classes = table1.merge(by_class[["LULC_name_zh", "supply_t", "share_pct"]], left_on="land_use", right_on="LULC_name_zh")
+    classes = pd.DataFrame({
+        "land_use": classes["land_use"], "land_use_en": classes["land_use_en"],
+        "paper_1e6_t": classes["supply_1e6_t"], "carbonscape_1e6_t": classes["supply_t"] / 1e6,
+        "paper_pct": classes["percent"], "carbonscape_pct": classes["share_pct"],
+    })
+    classes["diff_pct"] = 100 * (classes["carbonscape_1e6_t"] / classes["paper_1e6_t"].where(classes["paper_1e6_t"] > 0) - 1)
+    paper = pd.read_csv(paths["tables2_3"])
+    supply = result.supply.by_county.assign(county=lambda f: f["county"].astype(str)).set_index("county")["supply_t"]
+    demand = result.demand["demand_t_per_km2"]
+    counties = pd.DataFrame({
+        "city": paper["city"].to_numpy(), "county": paper["county"].to_numpy(),
+        "paper_supply_1e6_t": paper["supply_1e6_t"].to_numpy(), "carbonscape_supply_1e6_t": supply.reindex(paper["county"]).to_numpy() / 1e6,
+        "paper_demand_t_per_km2": paper["demand_t_per_km2"].to_numpy(), "carbonscape_demand_t_per_km2": demand.reindex(paper["county"]).to_numpy(),
+    })
+    counties["supply_diff_pct"] = 100 * (counties["carbonscape_supply_1e6_t"] / counties["paper_supply_1e6_t"] - 1)
+    counties["demand_diff_pct"] = 100 * (counties["carbonscape_demand_t_per_km2"] / counties["paper_demand_t_per_km2"] - 1)
+    zones = result.ratio_zones.groupby("zone", sort=False).size()
+    lines = [
+        "Table 1, supply by land-use class (10^6 t):",
+        classes[["land_use", "land_use_en", "paper_1e6_t", "carbonscape_1e6_t", "paper_pct", "carbonscape_pct"]].to_string(index=False, float_format=lambda v: f"{v:,.2f}"),
+        "",
+        f"Table 2, supply by county: largest difference {counties['supply_diff_pct'].abs().max():.2f}% "
+        f"(total {counties['carbonscape_supply_1e6_t'].sum():,.2f} vs the paper's {counties['paper_supply_1e6_t'].sum():,.2f} ×10^6 t)",
+        f"Table 3, demand by county: largest difference {counties['demand_diff_pct'].abs().max():.2f}% "
+        f"(sum of densities {counties['carbonscape_demand_t_per_km2'].sum():,.2f} vs the paper's {counties['paper_demand_t_per_km2'].sum():,.2f} t/km²)",
+        f"Table 1, by class: largest difference {classes['diff_pct'].abs().max():.2f}%",
+        "Zones: " + "; ".join(f"{name} {count}" for name, count in zones.items()),
+    ]
+    return classes, counties, "\n".join(lines)
+
+
+def run_demo(
+    out: str | os.PathLike[str] = "carbonscape-demo",
+    *,
+    resolution_m: float = 100.0,
+    scheduler: str | None = None,
+    progress: bool = False,
+    maps: bool = True,
+    report: bool = True,
+) -> tuple[StudyResult, str]:
+    """Run the Central Yunnan demo into ``out`` and compare it with the paper.
+
+    Returns the study result and a text comparison; ``paper_comparison_*.csv`` are written too.
+    """
+    out_dir = Path(out)
+    study = write_demo_study(out_dir / "inputs", resolution_m=resolution_m)
+    result = run_study(study, out=out_dir, scheduler=scheduler, progress=progress, maps=False, report=False)
+    classes, counties, text = compare_with_paper(result)
+    classes.to_csv(out_dir / "paper_comparison_by_class.csv", index=False, float_format="%.6g")
+    counties.to_csv(out_dir / "paper_comparison_by_county.csv", index=False, float_format="%.6g")
+    if maps or report:
+        from carbonscape.study import draw_outputs
+
+        draw_outputs(result, maps=maps, report=report, title="Central Yunnan 2020 — carbonscape demo")
+    return result, text
