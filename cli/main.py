@@ -308,6 +308,23 @@ def report_command(ctx: click.Context, run_dir: str) -> None:
     click.echo(str(carbonscape.write_report(run_dir)))
 
 
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script.
+
+    \b
+    Example:
+        eval "$(carbonscape completion bash)"     # add to ~/.bashrc
+    """
+    from click.shell_completion import get_completion_class
+
+    completer_class = get_completion_class(shell)
+    assert completer_class is not None
+    completer = completer_class(cli, {}, "carbonscape", "_CARBONSCAPE_COMPLETE")
+    click.echo(completer.source())
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="carbonscape")

@@ -25,10 +25,16 @@ from carbonscape.demand import demand_by_county, demand_totals, per_capita_emiss
 from carbonscape.ratio import supply_demand_ratio
 from carbonscape.zoning import PAPER_RATIO_BREAKS, PAPER_SCHEME, Zone, ZoneScheme, zone_ratios
 from carbonscape.study import Study, StudyResult, check_study, load_study, run_study, write_study_template
+from carbonscape.maps import draw_maps
+from carbonscape.report import write_report
+from carbonscape.demo import run_demo
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "draw_maps",
+    "run_demo",
+    "write_report",
     "PAPER_RATIO_BREAKS",
     "PAPER_SCHEME",
     "Study",

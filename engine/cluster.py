@@ -107,11 +107,13 @@ def executor(scheduler: str | None = None, *, announce: bool = False) -> Iterato
             yield Executor(description=f"LocalCluster({threads} threads)", client=client, workers=threads)
         return
 
+    # dask's own connect timeout (DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT), 30 s by default.
+    timeout = dask.config.get("distributed.comm.timeouts.connect", "30s")
     try:
         if os.path.exists(scheduler):
-            client = Client(scheduler_file=scheduler, timeout="15s")
+            client = Client(scheduler_file=scheduler, timeout=timeout)
         else:
-            client = Client(scheduler, timeout="15s")
+            client = Client(scheduler, timeout=timeout)
     except (OSError, TimeoutError) as exc:
         raise ClusterError(
             f"could not reach the dask scheduler {scheduler!r} ({exc}); check that `dask scheduler` "

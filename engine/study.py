@@ -414,7 +414,8 @@ def run_study(
     attributes = polygons.copy()
     attributes["county"] = keys.to_numpy()
     joined = by_county.add_prefix("supply_").rename(columns={"supply_supply_t": "supply_t", "supply_share_pct": "supply_share_pct"})
-    for frame in (joined, demand.drop(columns=[c for c in ("area_km2",) if c in demand.columns]).add_prefix("demand_"), ratio_zones[[c for c in ratio_columns if c in ratio_zones.columns and c != "supply_t"]]):
+    zone_columns = [c for c in [*ratio_columns, "zone_key"] if c in ratio_zones.columns and c != "supply_t"]
+    for frame in (joined, demand.drop(columns=[c for c in ("area_km2",) if c in demand.columns]).add_prefix("demand_"), ratio_zones[zone_columns]):
         attributes = attributes.merge(frame, left_on="county", right_index=True, how="left", suffixes=("", "_dup"))
     attributes["area_km2"] = area_km2.reindex(keys).to_numpy()
     attributes = attributes.loc[:, ~attributes.columns.str.endswith("_dup")]

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ from click.testing import CliRunner
 import carbonscape
 from carbonscape.cli.main import cli
 
-COMMANDS = ["ingest", "zones", "supply", "generate"]
+COMMANDS = ["ingest", "zones", "supply", "generate", "run", "check", "init", "demo", "maps", "report", "completion"]
 
 
 @pytest.fixture
@@ -55,8 +56,38 @@ def test_failure_exits_1_and_debug_shows_the_traceback(tmp_path):
     zones = carbonscape.rasterize_zones(tmp_path / "r" / "counties.gpkg", like=lu, id_field="county", out=tmp_path / "z.zarr", scheduler="synchronous")
     command = [sys.executable, "-m", "carbonscape.cli.main", "supply", "--landuse", str(lu), "--zones", str(zones),
                "--pools", str(tmp_path / "r" / "pools.csv"), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 1
     assert "could not reach the dask scheduler" in done.stderr and "Traceback" not in done.stderr
-    debug = subprocess.run([*command[:3], "--debug", *command[3:]], capture_output=True, text=True, timeout=120)
+    debug = subprocess.run([*command[:3], "--debug", *command[3:]], capture_output=True, text=True, timeout=120, env=env)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_init_writes_a_template_that_check_reads(runner, tmp_path):
+    target = tmp_path / "new" / "study.toml"
+    assert runner.invoke(cli, ["init", str(target)]).exit_code == 0
+    assert "[zoning]" in target.read_text()
+    again = runner.invoke(cli, ["init", str(target)])
+    assert again.exit_code == 2 and "--force" in again.output
+    checked = runner.invoke(cli, ["check", str(target)])
+    # The template's files do not exist yet: every one is listed, in one paragraph, exit code 2.
+    assert checked.exit_code == 2
+    for name in ("landuse.tif", "pools.csv", "counties.gpkg", "population.csv"):
+        assert name in checked.output
+    assert "Traceback" not in checked.output
+
+
+def test_completion_script(runner):
+    result = runner.invoke(cli, ["completion", "bash"])
+    assert result.exit_code == 0 and "_CARBONSCAPE_COMPLETE" in result.output
+
+
+def test_demo_command_with_maps_and_report(runner, tmp_path):
+    result = runner.invoke(cli, ["demo", "--out", str(tmp_path / "d"), "--resolution", "1000", "--scheduler", "threads", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "Table 1" in result.output and "固碳优化区" in result.output
+    assert (tmp_path / "d" / "report.html").exists() and (tmp_path / "d" / "maps" / "fig5_zones.png").exists()
+    redraw = runner.invoke(cli, ["maps", str(tmp_path / "d"), "--format", "pdf"])
+    assert redraw.exit_code == 0 and (tmp_path / "d" / "maps" / "fig2_supply.pdf").exists()
+    assert runner.invoke(cli, ["report", str(tmp_path / "d")]).exit_code == 0

@@ -108,6 +108,8 @@ def test_local_cluster_default(region_stores):
 
 
 def test_unreachable_scheduler_is_a_clear_error(region_stores):
+    import dask
+
     region, lu, zones, _, _ = region_stores
-    with pytest.raises(ClusterError, match="could not reach the dask scheduler 'tcp://127.0.0.1:9'"):
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), pytest.raises(ClusterError, match="could not reach the dask scheduler 'tcp://127.0.0.1:9'"):
         supply(lu, zones, region.pools, scheduler="tcp://127.0.0.1:9")
