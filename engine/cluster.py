@@ -90,21 +90,24 @@ def executor(scheduler: str | None = None, *, announce: bool = False) -> Iterato
         # reads all release the GIL, and skipping worker processes saved a third of the supply
         # pass (no inter-process hops) and ~500 MiB of memory on the benchmark machine.
         threads = _local_cluster_size()
-        n_workers = 1
-        with (
-            contextlib.redirect_stdout(sys.stderr),
-            LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=threads,
-                processes=False,
-                dashboard_address=":0",
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            if announce:
-                print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
-            yield Executor(description=f"LocalCluster({threads} threads)", client=client, workers=threads)
+        distributed_log = logging.getLogger("distributed")
+        level = distributed_log.level
+        try:
+            with (
+                contextlib.redirect_stdout(sys.stderr),
+                LocalCluster(n_workers=1, threads_per_worker=threads, processes=False, dashboard_address=":0", silence_logs=logging.ERROR) as cluster,
+                Client(cluster) as client,
+            ):
+                if announce:
+                    print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+                try:
+                    yield Executor(description=f"LocalCluster({threads} threads)", client=client, workers=threads)
+                finally:
+                    # Closing our own cluster cancels the progress bar's scheduler feed, which
+                    # distributed reports as an ERROR with a traceback; it is not one.
+                    distributed_log.setLevel(logging.CRITICAL)
+        finally:
+            distributed_log.setLevel(level)
         return
 
     # dask's own connect timeout (DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT), 30 s by default.
