@@ -60,3 +60,10 @@ def test_ratio_units_and_zero_supply():
     assert carbon.loc["A", "ratio"] == pytest.approx(0.2 * 12 / 44)
     with pytest.raises(TableError, match="different counties"):
         supply_demand_ratio(supply.drop("C"), demand)
+
+
+def test_excel_county_tables_are_read(tmp_path):
+    path = tmp_path / "pop.xlsx"
+    pd.DataFrame({"county": ["五华区", "盘龙区"], "population": [1_000, 2_000]}).to_excel(path, index=False, sheet_name="2020")
+    table = read_county_table(path, key="county")
+    assert table.loc["盘龙区", "population"] == 2_000
