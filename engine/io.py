@@ -222,36 +222,73 @@ def raster_dataset(
     return ds
 
 
+def _write_blosc_chunk(
+    block: np.ndarray, *, path: str, full: tuple[int, int], histogram: tuple[int, int] | None, block_info: dict | None = None
+) -> np.ndarray:
+    """Encode one chunk as Zarr v3 (bytes + blosc lz4 bitshuffle) and write it to its key."""
+    i, j = block_info[0]["chunk-location"]  # type: ignore[index]
+    data = np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<"))
+    if data.shape != full:  # edge chunks are stored full size; readers slice them
+        padded = np.zeros(full, dtype=data.dtype)
+        padded[: data.shape[0], : data.shape[1]] = data
+        data = padded
+    payload = numcodecs.blosc.compress(data, b"lz4", 5, numcodecs.blosc.BITSHUFFLE)
+    folder = os.path.join(path, "c", str(i))
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, str(j)), "wb") as handle:
+        handle.write(payload)
+    if histogram is None:
+        return np.zeros((1, 1, 1), dtype=np.int64)
+    return code_histogram(block, histogram[0], histogram[1])[None, None, :]
+
+
 def write_store(
     ds: xr.Dataset,
     path: str | os.PathLike[str],
     *,
     grid: Grid,
     run: Executor,
-    extra: Sequence[Any] = (),
     progress: bool = False,
     label: str = "",
+    histogram: tuple[int, int] | None = None,
     finalize: Any = None,
-) -> tuple[Any, ...]:
-    """Write ``ds`` to a Zarr v3 store atomically, computing ``extra`` collections in the same pass.
+) -> np.ndarray | None:
+    """Write the 2-D variable of ``ds`` to a Zarr v3 store atomically, chunk by chunk on the workers.
 
-    ``finalize(group, extra_results)`` may add attributes before the store is renamed into place.
+    xarray writes the metadata and coordinates; the chunks are encoded and written by our own
+    tasks, because zarr-python 3's asyncio write path was most of the ingest time (0.64 of 0.70 s
+    for 10^8 pixels). With ``histogram=(lo, n)`` the same pass counts codes ``lo..lo+n-1``.
+    ``finalize(group, histogram)`` may add attributes before the store is renamed into place.
     """
-    encoding = {
-        name: {"chunks": grid.chunks, "compressors": _COMPRESSORS}
-        for name, var in ds.data_vars.items()
-        if var.ndim == 2
-    }
+    names = [name for name, var in ds.data_vars.items() if var.ndim == 2]
+    if len(names) != 1:
+        raise ValueError(f"write_store expects one 2-D variable, got {names}")
+    name = names[0]
+    data = ds[name].data
+    encoding = {name: {"chunks": grid.chunks, "compressors": _COMPRESSORS}}
     with atomic_path(path) as tmp:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
-            delayed = ds.to_zarr(str(tmp), mode="w", zarr_format=3, encoding=encoding, compute=False, consolidated=True)
-            results = run.compute(delayed, *extra, progress=progress, label=label)
-            if finalize is not None:
-                group = zarr.open_group(str(tmp), mode="r+")
-                finalize(group, results[1:])
-                zarr.consolidate_metadata(str(tmp))
-    return results[1:]
+            # compute=False: metadata and coordinates now, the data variable's chunks by us below.
+            ds.to_zarr(str(tmp), mode="w", zarr_format=3, encoding=encoding, compute=False, consolidated=False)
+        bins = 1 if histogram is None else histogram[1] + 1
+        per_chunk = data.map_blocks(
+            _write_blosc_chunk,
+            path=str(tmp / name),
+            full=grid.chunks,
+            histogram=histogram,
+            dtype=np.int64,
+            chunks=tuple((1,) * len(c) for c in data.chunks) + ((bins,),),
+            new_axis=[2],
+        )
+        (counts,) = run.compute(per_chunk.sum(axis=(0, 1), split_every=8), progress=progress, label=label)
+        group = zarr.open_group(str(tmp), mode="r+")
+        if finalize is not None:
+            finalize(group, None if histogram is None else np.asarray(counts))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
+            zarr.consolidate_metadata(str(tmp))
+    return None if histogram is None else np.asarray(counts)
 
 
 # -- ingest -----------------------------------------------------------------------------------
@@ -443,9 +480,7 @@ def ingest(
     data = da.Array(HighLevelGraph.from_collections(name, layer, dependencies=()), name, (row_chunks, col_chunks), dtype=dtype)
     histogram = None
     if dtype.itemsize <= 2:
-        lo = int(np.iinfo(dtype).min)
-        n = int(np.iinfo(dtype).max) - lo + 1
-        histogram = _sum_blocks(data, lo, n)
+        histogram = (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max) - int(np.iinfo(dtype).min) + 1)
     attrs = {
         "carbonscape_source": fingerprint,
         "carbonscape_kind": "landuse",
@@ -453,16 +488,14 @@ def ingest(
     }
     ds = raster_dataset(data, grid, name=LANDUSE_VARIABLE, nodata=nodata, attrs=attrs)
 
-    def finalize(group: zarr.Group, results: Sequence[Any]) -> None:
-        if histogram is not None:
-            hist = np.asarray(results[0])
-            lo = int(np.iinfo(dtype).min)
+    def finalize(group: zarr.Group, hist: np.ndarray | None) -> None:
+        if hist is not None:
             present = np.nonzero(hist[:-1])[0]
-            group.attrs["code_counts"] = {str(int(i) + lo): int(hist[i]) for i in present}
+            group.attrs["code_counts"] = {str(int(i) + histogram[0]): int(hist[i]) for i in present}  # type: ignore[index]
 
     def _work(active: Executor) -> None:
         write_store(
-            ds, out_path, grid=grid, run=active, extra=[histogram] if histogram is not None else [],
+            ds, out_path, grid=grid, run=active, histogram=histogram,
             progress=progress, label=f"ingest {grid.shape[0]}×{grid.shape[1]} pixels → {out_path}",
             finalize=finalize,
         )
@@ -473,20 +506,3 @@ def ingest(
         with executor(scheduler, announce=progress) as active:
             _work(active)
     return out_path
-
-
-def _sum_blocks(data: da.Array, lo: int, n: int) -> da.Array:
-    """Histogram of every chunk, summed by a tree reduction (flox-style chunk → combine)."""
-    per_block = data.map_blocks(
-        _block_histogram,
-        lo,
-        n,
-        dtype=np.int64,
-        chunks=tuple((1,) * len(c) for c in data.chunks) + ((n + 1,),),
-        new_axis=[2],
-    )
-    return per_block.sum(axis=(0, 1), split_every=8)
-
-
-def _block_histogram(block: np.ndarray, lo: int, n: int) -> np.ndarray:
-    return code_histogram(block, lo, n)[None, None, :]
