@@ -25,11 +25,19 @@ from carbonscape.demand import demand_by_county, demand_totals, per_capita_emiss
 from carbonscape.ratio import supply_demand_ratio
 from carbonscape.zoning import PAPER_RATIO_BREAKS, PAPER_SCHEME, Zone, ZoneScheme, zone_ratios
 from carbonscape.study import Study, StudyResult, check_study, load_study, run_study, write_study_template
-from carbonscape.maps import draw_maps
-from carbonscape.report import write_report
-from carbonscape.demo import run_demo
 
 __version__ = "0.1.0"
+
+# Drawing pulls in matplotlib (~0.2 s of start-up) that ingest/zones/supply never need.
+_LAZY = {"draw_maps": "carbonscape.maps", "write_report": "carbonscape.report", "run_demo": "carbonscape.demo"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'carbonscape' has no attribute {name!r}")
 
 __all__ = [
     "draw_maps",

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from carbonscape.accumulate import ClassIndex, crosstab, crosstab_area, lookup
-from carbonscape.cluster import Executor, executor
+from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, PoolTableError
 from carbonscape.io import atomic_path, open_store, raster_dataset, write_store
 from carbonscape.rasterize import open_zones
@@ -266,17 +266,10 @@ def supply(
     if land.grid.is_geographic:
         collections.append(crosstab_area(zone_data, land.data, index=index, n_zones=n_zones, grid=land.grid))
 
-    def _work(active: Executor) -> tuple[Any, ...]:
+    with using(run, scheduler, announce=progress) as active:
         results = active.compute(*collections, progress=progress, label=f"supply: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
         if pixel_maps and out is not None:
             _write_pixel_maps(land, index, pool_table, Path(out), active, progress=progress)
-        return results
-
-    if run is not None:
-        results = _work(run)
-    else:
-        with executor(scheduler, announce=progress) as active:
-            results = _work(active)
     counts = np.asarray(results[0])
     areas = np.asarray(results[1]) if land.grid.is_geographic else counts * land.grid.pixel_area_m2
     unknown_pixels = counts[:, index.unknown_col].sum()

@@ -129,6 +129,16 @@ def executor(scheduler: str | None = None, *, announce: bool = False) -> Iterato
         yield Executor(description=f"scheduler {scheduler} ({n} workers)", client=client, workers=max(n, 1))
 
 
+@contextlib.contextmanager
+def using(run: Executor | None, scheduler: str | None, *, announce: bool = False) -> Iterator[Executor]:
+    """The caller's executor when it passes one (a study shares one cluster), else a new one."""
+    if run is not None:
+        yield run
+        return
+    with executor(scheduler, announce=announce) as active:
+        yield active
+
+
 def describe_scheduler(scheduler: str | None) -> str:
     """A short human description of a ``scheduler`` option, for logs and run.json."""
     return scheduler or dask.config.get("scheduler-address", None) or "LocalCluster"

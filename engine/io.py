@@ -30,7 +30,7 @@ import zarr
 from dask.highlevelgraph import HighLevelGraph
 from rasterio.windows import Window
 
-from carbonscape.cluster import Executor, executor
+from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, GridError, InputError
 from carbonscape.grid import Grid
 from carbonscape.kernels.crosstab import code_histogram
@@ -493,16 +493,10 @@ def ingest(
             present = np.nonzero(hist[:-1])[0]
             group.attrs["code_counts"] = {str(int(i) + histogram[0]): int(hist[i]) for i in present}  # type: ignore[index]
 
-    def _work(active: Executor) -> None:
+    with using(run, scheduler, announce=progress) as active:
         write_store(
             ds, out_path, grid=grid, run=active, histogram=histogram,
             progress=progress, label=f"ingest {grid.shape[0]}×{grid.shape[1]} pixels → {out_path}",
             finalize=finalize,
         )
-
-    if run is not None:
-        _work(run)
-    else:
-        with executor(scheduler, announce=progress) as active:
-            _work(active)
     return out_path

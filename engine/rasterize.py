@@ -27,7 +27,7 @@ from pyproj import Geod
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize as gdal_rasterize
 
-from carbonscape.cluster import Executor, executor
+from carbonscape.cluster import Executor, using
 from carbonscape.errors import InputError, ZoneError
 from carbonscape.grid import Grid
 from carbonscape.io import open_store, raster_dataset, store_is_current, write_store
@@ -259,14 +259,8 @@ def rasterize_zones(
     }
     ds = raster_dataset(data, grid, name=ZONES_VARIABLE, nodata=None, attrs=attrs)
 
-    def _work(active: Executor) -> None:
+    with using(run, scheduler, announce=progress) as active:
         write_store(ds, out_path, grid=grid, run=active, progress=progress, label=f"zones: {len(gdf)} polygons → {out_path}")
-
-    if run is not None:
-        _work(run)
-    else:
-        with executor(scheduler, announce=progress) as active:
-            _work(active)
     return out_path
 
 
