@@ -7,12 +7,10 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import click
-
 import carbonscape
+import click
 from carbonscape.cli.options import force_option, progress_option, scheduler_option
 
 log = logging.getLogger("carbonscape")

@@ -4,6 +4,21 @@ The public API: :func:`ingest` (GeoTIFF → Zarr), :func:`rasterize_zones` (poly
 the land-use grid), :func:`supply` (carbon tables), and the pieces they are built from.
 """
 
+from carbonscape.breaks import (
+    classify,
+    equal_interval_breaks,
+    goodness_of_variance_fit,
+    manual_breaks,
+    natural_breaks,
+    quantile_breaks,
+)
+from carbonscape.carbon import PoolTable, SupplyResult, read_pools, supply
+from carbonscape.demand import (
+    demand_by_county,
+    demand_totals,
+    per_capita_emission,
+    read_county_table,
+)
 from carbonscape.errors import (
     AlignmentError,
     CarbonscapeError,
@@ -17,14 +32,24 @@ from carbonscape.errors import (
 )
 from carbonscape.grid import Grid
 from carbonscape.io import RasterStore, ingest, open_store
-from carbonscape.rasterize import ZoneTable, geodesic_areas_km2, open_zones, rasterize_zones, read_polygons
-from carbonscape.carbon import PoolTable, SupplyResult, read_pools, supply
-from carbonscape.synthetic import Region, make_region
-from carbonscape.breaks import classify, equal_interval_breaks, goodness_of_variance_fit, manual_breaks, natural_breaks, quantile_breaks
-from carbonscape.demand import demand_by_county, demand_totals, per_capita_emission, read_county_table
+from carbonscape.rasterize import (
+    ZoneTable,
+    geodesic_areas_km2,
+    open_zones,
+    rasterize_zones,
+    read_polygons,
+)
 from carbonscape.ratio import supply_demand_ratio
+from carbonscape.study import (
+    Study,
+    StudyResult,
+    check_study,
+    load_study,
+    run_study,
+    write_study_template,
+)
+from carbonscape.synthetic import Region, make_region
 from carbonscape.zoning import PAPER_RATIO_BREAKS, PAPER_SCHEME, Zone, ZoneScheme, zone_ratios
-from carbonscape.study import Study, StudyResult, check_study, load_study, run_study, write_study_template
 
 __version__ = "0.1.0"
 

@@ -13,10 +13,14 @@ from functools import partial
 
 import dask.array as da
 import numpy as np
-
 from carbonscape.errors import InputError
 from carbonscape.grid import Grid
-from carbonscape.kernels.crosstab import crosstab_areas, crosstab_counts, crosstab_counts_dense, lookup_values
+from carbonscape.kernels.crosstab import (
+    crosstab_areas,
+    crosstab_counts,
+    crosstab_counts_dense,
+    lookup_values,
+)
 
 # A code no integer raster can hold, used when there is no nodata value.
 _NO_NODATA = np.iinfo(np.int64).min

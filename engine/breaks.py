@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 from carbonscape.errors import InputError
 from carbonscape.kernels.jenks import fisher_jenks_starts, weighted_ssd
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from carbonscape.accumulate import ClassIndex, crosstab, crosstab_area, lookup
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, PoolTableError

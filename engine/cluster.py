@@ -12,14 +12,13 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import dask
-from dask.diagnostics import ProgressBar
-
 from carbonscape.errors import ClusterError
+from dask.diagnostics import ProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +136,3 @@ def using(run: Executor | None, scheduler: str | None, *, announce: bool = False
         return
     with executor(scheduler, announce=announce) as active:
         yield active
-
-
-def describe_scheduler(scheduler: str | None) -> str:
-    """A short human description of a ``scheduler`` option, for logs and run.json."""
-    return scheduler or dask.config.get("scheduler-address", None) or "LocalCluster"
-
-
-def as_list(value: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Normalise one path or a sequence of paths to a list of strings."""
-    if isinstance(value, (str, os.PathLike)):
-        return [os.fspath(value)]
-    return [os.fspath(v) for v in value]

@@ -9,9 +9,8 @@ from functools import cached_property
 
 import numpy as np
 from affine import Affine
-from pyproj import CRS
-
 from carbonscape.errors import AlignmentError, GridError
+from pyproj import CRS
 
 Shape2d = tuple[int, int]
 # Tolerance for comparing transforms, as a fraction of a pixel: grids written by different tools

@@ -27,13 +27,12 @@ import numpy as np
 import rasterio
 import xarray as xr
 import zarr
-from dask.highlevelgraph import HighLevelGraph
-from rasterio.windows import Window
-
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, GridError, InputError
 from carbonscape.grid import Grid
 from carbonscape.kernels.crosstab import code_histogram
+from dask.highlevelgraph import HighLevelGraph
+from rasterio.windows import Window
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,13 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from carbonscape.breaks import classify, natural_breaks
+from carbonscape.errors import InputError
+from carbonscape.fonts import INSTALL_HINT, find_cjk_font, has_cjk
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-
-from carbonscape.breaks import classify, natural_breaks
-from carbonscape.errors import InputError
-from carbonscape.fonts import INSTALL_HINT, find_cjk_font, has_cjk
 
 log = logging.getLogger(__name__)
 

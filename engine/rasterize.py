@@ -22,15 +22,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from dask.highlevelgraph import HighLevelGraph
-from pyproj import Geod
-from rasterio.errors import NotGeoreferencedWarning
-from rasterio.features import rasterize as gdal_rasterize
-
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import InputError, ZoneError
 from carbonscape.grid import Grid
 from carbonscape.io import open_store, raster_dataset, store_is_current, write_store
+from dask.highlevelgraph import HighLevelGraph
+from pyproj import Geod
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.features import rasterize as gdal_rasterize
 
 log = logging.getLogger(__name__)
 # rasterio.features.rasterize run from several threads of one process at once sometimes reports

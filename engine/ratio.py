@@ -10,7 +10,6 @@ import logging
 
 import numpy as np
 import pandas as pd
-
 from carbonscape.errors import InputError, TableError
 
 log = logging.getLogger(__name__)

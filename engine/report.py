@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
 from carbonscape.errors import InputError
 from carbonscape.io import atomic_path
 from carbonscape.maps import MAP_FILES

@@ -17,17 +17,21 @@ import socket
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from carbonscape.carbon import SupplyResult, read_pools, supply
 from carbonscape.cluster import executor
-from carbonscape.demand import demand_by_county, demand_totals, per_capita_emission, read_county_table
+from carbonscape.demand import (
+    demand_by_county,
+    demand_totals,
+    per_capita_emission,
+    read_county_table,
+)
 from carbonscape.errors import InputError, StudyError
 from carbonscape.io import atomic_path, ingest
 from carbonscape.rasterize import geodesic_areas_km2, rasterize_zones, read_polygons
@@ -362,7 +366,7 @@ def run_study(
     out_dir.mkdir(parents=True, exist_ok=True)
     stores = out_dir / "stores"
     timings: dict[str, float] = {}
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     clock = time.perf_counter()
 
     def lap(name: str) -> None:

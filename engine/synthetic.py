@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 import rasterio
 import shapely
-from rasterio.transform import from_origin
-
 from carbonscape.io import atomic_path
+from rasterio.transform import from_origin
 
 # Ten classes like the Central Yunnan study's, with plausible densities (t/ha): for synthetic runs only.
 SYNTHETIC_POOLS = pd.DataFrame({

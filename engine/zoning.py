@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from carbonscape.breaks import (
     classify,
     equal_interval_breaks,

@@ -2,11 +2,17 @@ import itertools
 
 import numpy as np
 import pytest
+from carbonscape import InputError
+from carbonscape.breaks import (
+    classify,
+    equal_interval_breaks,
+    goodness_of_variance_fit,
+    manual_breaks,
+    natural_breaks,
+    quantile_breaks,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from carbonscape import InputError
-from carbonscape.breaks import classify, equal_interval_breaks, goodness_of_variance_fit, manual_breaks, natural_breaks, quantile_breaks
 
 
 def _ssd(groups, weights):

@@ -2,12 +2,11 @@ import os
 import subprocess
 import sys
 
+import carbonscape
 import pandas as pd
 import pytest
-from click.testing import CliRunner
-
-import carbonscape
 from carbonscape.cli.main import cli
+from click.testing import CliRunner
 
 COMMANDS = ["ingest", "zones", "supply", "generate", "run", "check", "init", "demo", "maps", "report", "completion"]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from carbonscape import ingest, rasterize_zones, supply
 from carbonscape.errors import ClusterError
 from carbonscape.synthetic import make_region

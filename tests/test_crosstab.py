@@ -2,12 +2,11 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
+from carbonscape.accumulate import ClassIndex, crosstab, crosstab_numpy, lookup
+from carbonscape.errors import InputError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from carbonscape.accumulate import ClassIndex, crosstab, crosstab_numpy, lookup
-from carbonscape.errors import InputError
 
 ZONES = np.array([[1, 1, 2], [1, 1, 2], [0, 0, 2]], dtype=np.uint8)
 CODES = np.array([[1, 2, 2], [1, 9, 3], [3, 3, 7]], dtype=np.uint8)

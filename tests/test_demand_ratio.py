@@ -1,9 +1,13 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from carbonscape import InputError, TableError
-from carbonscape.demand import demand_by_county, demand_totals, per_capita_emission, read_county_table
+from carbonscape.demand import (
+    demand_by_county,
+    demand_totals,
+    per_capita_emission,
+    read_county_table,
+)
 from carbonscape.ratio import supply_demand_ratio
 
 TABLE = pd.DataFrame({"population": [100_000, 50_000, 0]}, index=pd.Index(["A", "B", "C"], name="county"))

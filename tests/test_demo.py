@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-
 from carbonscape.demo import demo_paths, generate_landuse, run_demo
 
 

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
-from pyproj import CRS, Geod
-from rasterio.transform import Affine, from_origin
-
 from carbonscape import Grid, GridError
 from carbonscape.errors import AlignmentError
+from pyproj import CRS, Geod
+from rasterio.transform import Affine, from_origin
 
 
 def test_projected_pixel_area_and_bounds():

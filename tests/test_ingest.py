@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
-from rasterio.transform import from_origin
-
 from carbonscape import AlignmentError, InputError, ingest, open_store
-
 from conftest import write_tif
+from rasterio.transform import from_origin
 
 
 def test_round_trip_and_xarray_conventions(tmp):
@@ -77,7 +75,6 @@ def test_float_raster_and_missing_crs_are_refused(tmp):
 def test_stores_written_by_others_are_read_through_zarr(tmp):
     """A store from plain xarray (zarr's default codecs) takes the zarr path, not the direct reader."""
     import dask.array as dask_array
-
     from carbonscape.grid import Grid
     from carbonscape.io import _direct_chunks, raster_dataset
 
@@ -93,7 +90,6 @@ def test_stores_written_by_others_are_read_through_zarr(tmp):
 
 def test_direct_reader_matches_zarr_on_edge_chunks(tmp):
     import zarr
-
     from carbonscape.io import _direct_chunks
 
     array = np.random.default_rng(6).integers(0, 200, (37, 29)).astype(np.uint16)

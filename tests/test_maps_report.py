@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-
 from carbonscape import fonts
 from carbonscape.maps import _Labeller, draw_maps, label_counties, legend_labels, nice_scale_length
 from carbonscape.report import write_report

@@ -1,11 +1,10 @@
 import json
 
+import carbonscape
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-
-import carbonscape
 from carbonscape import StudyError, check_study, load_study, run_study
 from carbonscape.synthetic import make_region
 

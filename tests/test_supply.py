@@ -3,13 +3,11 @@ import pandas as pd
 import pytest
 import rasterio
 import shapely
-from pyproj import Geod
-from rasterio.transform import from_origin
-
 from carbonscape import AlignmentError, PoolTableError, ingest, rasterize_zones, read_pools, supply
 from carbonscape.synthetic import make_region
-
 from conftest import pixel_box, write_pools, write_tif, write_vector
+from pyproj import Geod
+from rasterio.transform import from_origin
 
 # 5×5 land use (100 m pixels = 1 ha); 9 is nodata.
 CODES = np.array([

@@ -2,12 +2,10 @@ import numpy as np
 import pytest
 import rasterio.features
 import shapely
-from rasterio.transform import from_origin
-
 from carbonscape import ZoneError, ingest, open_store, open_zones, rasterize_zones
 from carbonscape.errors import InputError
-
 from conftest import pixel_box, write_tif, write_vector
+from rasterio.transform import from_origin
 
 
 @pytest.fixture
@@ -77,9 +75,8 @@ def test_missing_store_is_a_clear_error(tmp):
 
 def test_geodesic_areas_subtract_holes_whatever_the_winding():
     import geopandas as gpd
-    from pyproj import Geod
-
     from carbonscape import geodesic_areas_km2
+    from pyproj import Geod
 
     outer = [(102.0, 25.0), (102.2, 25.0), (102.2, 25.2), (102.0, 25.2)]
     inner = [(102.05, 25.05), (102.1, 25.05), (102.1, 25.1), (102.05, 25.1)]

@@ -1,9 +1,15 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from carbonscape import InputError
-from carbonscape.zoning import PAPER_RATIO_BREAKS, PAPER_SCHEME, ZoneScheme, Zone, get_scheme, zone_ratios
+from carbonscape.zoning import (
+    PAPER_RATIO_BREAKS,
+    PAPER_SCHEME,
+    Zone,
+    ZoneScheme,
+    get_scheme,
+    zone_ratios,
+)
 
 
 def test_paper_breaks_and_scheme_assign_the_papers_zones():

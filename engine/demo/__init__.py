@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-
 from carbonscape.demo.generate import demo_paths, generate_landuse, region_settings
 from carbonscape.study import StudyResult, run_study
 from carbonscape.zoning import PAPER_RATIO_BREAKS

@@ -15,11 +15,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
-from rasterio.features import rasterize
-from rasterio.transform import from_origin
-
 from carbonscape.io import atomic_path
 from carbonscape.synthetic import _coarse_field, _interpolate
+from rasterio.features import rasterize
+from rasterio.transform import from_origin
 
 log = logging.getLogger(__name__)
 
