@@ -267,14 +267,12 @@ def supply(
 
     with using(run, scheduler, announce=progress) as active:
         results = active.compute(*collections, progress=progress, label=f"supply: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
+        counts = np.asarray(results[0])
+        if counts[:, index.unknown_col].sum():
+            raise UnknownCodesError(_unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
         if pixel_maps and out is not None:
             _write_pixel_maps(land, index, pool_table, Path(out), active, progress=progress)
-    counts = np.asarray(results[0])
     areas = np.asarray(results[1]) if land.grid.is_geographic else counts * land.grid.pixel_area_m2
-    unknown_pixels = counts[:, index.unknown_col].sum()
-    if unknown_pixels:
-        codes = _count_unknown(land, pool_table)
-        raise UnknownCodesError(_unknown_codes_message(land.path, pool_table, codes))
     by_county, by_class, by_county_class, by_pool = supply_tables(
         counts, pools=pool_table, zone_values=zone_table.series(), areas_m2=areas
     )
@@ -309,14 +307,25 @@ def supply(
     return result
 
 
-def _count_unknown(land: Any, pools: PoolTable) -> dict[int, int]:
-    """Second pass on the error path only: which unknown codes, and how many pixels of each."""
-    import dask.array as da
+def _count_unknown(land: Any, pools: PoolTable, run: Executor) -> dict[int, int]:
+    """Second pass, on the error path only: which unknown codes, and how many pixels of each.
 
-    data = land.data
-    valid = data != land.nodata if land.nodata is not None else da.ones_like(data, dtype=bool)
-    values, counts = np.unique(data[valid].compute(), return_counts=True)
-    return {int(v): int(c) for v, c in zip(values, counts) if int(v) not in pools.codes}
+    Each chunk reports only its distinct codes and counts, so memory stays flat.
+    """
+    import dask
+
+    parts = [dask.delayed(_block_codes)(block, land.nodata) for block in land.data.to_delayed().ravel()]
+    found: dict[int, int] = {}
+    for values, counts in run.compute(*parts):
+        for value, count in zip(values.tolist(), counts.tolist()):
+            found[int(value)] = found.get(int(value), 0) + int(count)
+    return {code: n for code, n in sorted(found.items()) if code not in pools.codes}
+
+
+def _block_codes(block: np.ndarray, nodata: Any) -> tuple[np.ndarray, np.ndarray]:
+    values, counts = np.unique(block, return_counts=True)
+    keep = values != nodata if nodata is not None else np.ones(values.shape, dtype=bool)
+    return values[keep], counts[keep]
 
 
 def _write_pixel_maps(land: Any, index: ClassIndex, pools: PoolTable, out: Path, run: Executor, *, progress: bool) -> None:

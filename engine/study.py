@@ -22,6 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 from carbonscape.carbon import SupplyResult, read_pools, supply
@@ -227,13 +228,18 @@ def load_study(path: str | os.PathLike[str]) -> Study:
 
 def check_study(study: Study | str | os.PathLike[str]) -> list[str]:
     """Validate every input of a study without computing; return all problems (empty when fine)."""
-    import rasterio
-
     if not isinstance(study, Study):
         try:
             study = load_study(study)
         except StudyError as exc:
             return exc.problems
+    return _check_inputs(study)[0]
+
+
+def _check_inputs(study: Study) -> tuple[list[str], gpd.GeoDataFrame | None, pd.DataFrame | None]:
+    """All problems of a study's inputs, and the polygons and county table as read for the check."""
+    import rasterio
+
     problems: list[str] = []
     for raster in study.landuse:
         if not raster.is_file():
@@ -257,7 +263,7 @@ def check_study(study: Study | str | os.PathLike[str]) -> list[str]:
     except InputError as exc:
         problems.append(f"counties: {exc}")
     try:
-        table = read_county_table(study.demand.table, key=study.demand.key, sheet=study.demand.sheet) if study.demand.sheet else read_county_table(study.demand.table, key=study.demand.key)
+        table = read_county_table(study.demand.table, key=study.demand.key, sheet=study.demand.sheet)
     except InputError as exc:
         problems.append(f"demand: {exc}")
         table = None
@@ -268,7 +274,7 @@ def check_study(study: Study | str | os.PathLike[str]) -> list[str]:
             problems.append(f"demand: {study.demand.table}: missing column(s) {missing}; found {list(table.columns)}")
         if polygons is not None:
             problems.extend(_key_mismatches(polygons[study.id_field], table.index, study))
-    return problems
+    return problems, polygons, table
 
 
 def _key_mismatches(polygon_keys: pd.Series, table_keys: pd.Index, study: Study) -> list[str]:
@@ -300,12 +306,9 @@ def _versions() -> dict[str, str]:
             found[name] = version(name)
         except PackageNotFoundError:
             pass
-    try:
-        from osgeo import gdal  # noqa: F401 (only when GDAL's bindings are there)
-    except ImportError:
-        import rasterio
+    import rasterio
 
-        found["gdal"] = rasterio.__gdal_version__
+    found["gdal"] = rasterio.__gdal_version__
     return found
 
 
@@ -359,9 +362,10 @@ def run_study(
     """
     if not isinstance(study, Study):
         study = load_study(study)
-    problems = check_study(study)
+    problems, polygons, table = _check_inputs(study)
     if problems:
         raise StudyError(problems, path=str(study.path))
+    assert polygons is not None and table is not None
     out_dir = study.output_dir(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     stores = out_dir / "stores"
@@ -384,11 +388,9 @@ def run_study(
         lap("supply")
         where = {"scheduler": run.description, "workers": run.workers, "host": socket.gethostname()}
 
-    polygons = read_polygons(study.counties, id_field=study.id_field, layer=study.layer)
     keys = polygons[study.id_field].astype(str)
     area_km2 = pd.Series(geodesic_areas_km2(polygons), index=pd.Index(keys, name="county"))
     by_county = supply_result.by_county.assign(county=supply_result.by_county["county"].astype(str)).set_index("county")
-    table = read_county_table(study.demand.table, key=study.demand.key, sheet=study.demand.sheet) if study.demand.sheet else read_county_table(study.demand.table, key=study.demand.key)
     table.index = table.index.astype(str)
     demand = demand_by_county(
         table, area_km2=area_km2, pixel_area_km2=by_county["area_km2"], per_capita_t=study.demand.per_capita(),
