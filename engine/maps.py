@@ -116,23 +116,40 @@ def add_north_arrow(ax) -> None:
                 arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 1.2})
 
 
+def _edge_width(n_counties: int) -> float:
+    """County borders thin out with their number, so 3,000 borders do not hide the colours."""
+    return float(np.clip(2.0 / math.sqrt(max(n_counties, 1)), 0.05, 0.4))
+
+
 def _new_figure(width: float = 9.0, height: float = 7.0) -> tuple[Figure, FigureCanvasAgg]:
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     return fig, FigureCanvasAgg(fig)
 
 
-def _choropleth(ax, gdf: gpd.GeoDataFrame, values: np.ndarray, *, k: int, cmap: str, title: str, unit: str, scale: float = 1.0) -> np.ndarray:
+def _place_legend(fig: Figure, ax, handles: list[Patch], *, title: str, own_sheet: bool, prop: dict | None = None) -> None:
+    """A map alone on its sheet gets a figure legend at the right, for which the constrained layout
+    reserves room (an axes legend anchored outside its axes is not counted and was cut off); a small
+    multiple keeps its legend beside its own axes, where the grid's gaps leave room."""
+    style = {"title": title, "title_fontsize": 7, "frameon": False, "prop": prop or {"size": 7}}
+    if own_sheet:
+        fig.legend(handles=handles, loc="outside right center", **style)
+    else:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.35), **style)
+
+
+def _choropleth(fig: Figure, ax, gdf: gpd.GeoDataFrame, values: np.ndarray, *, k: int, cmap: str, title: str, unit: str,
+                scale: float = 1.0, own_sheet: bool = True) -> np.ndarray:
     finite = np.isfinite(values)
     distinct = np.unique(values[finite]).size
     edges = natural_breaks(values[finite], min(k, distinct)) if distinct >= 2 else np.array([np.nanmin(values), np.nanmax(values) + 1e-12])
     classes = classify(np.where(finite, values, np.nan), edges, clip=True)
     palette = colormaps[cmap](np.linspace(0.15, 0.95, len(edges) - 1))
     colours = [palette[c - 1] if c > 0 else (0.85, 0.85, 0.85, 1.0) for c in classes]
-    gdf.plot(ax=ax, color=colours, edgecolor="white", linewidth=0.3)
+    gdf.plot(ax=ax, color=colours, edgecolor="white", linewidth=_edge_width(len(gdf)))
     handles = [Patch(facecolor=palette[i], edgecolor="none", label=label) for i, label in enumerate(legend_labels(edges, scale=scale))]
     if (~finite).any():
         handles.append(Patch(facecolor=(0.85, 0.85, 0.85), label="no value / infinite"))
-    ax.legend(handles=handles, title=unit, loc="upper left", bbox_to_anchor=(1.0, 0.35), fontsize=7, title_fontsize=7, frameon=False)
+    _place_legend(fig, ax, handles, title=unit, own_sheet=own_sheet)
     ax.set_title(title, fontsize=11)
     ax.set_axis_off()
     ax.set_aspect("equal")
@@ -191,7 +208,7 @@ def draw_maps(run_dir: str | Path, *, formats: Sequence[str] = ("png",), overvie
         fig, canvas = _new_figure()
         ax = fig.add_subplot()
         values = gdf[column].to_numpy(dtype=float)
-        _choropleth(ax, gdf, values, k=5, cmap=cmap, title=title, unit=unit, scale=scale)
+        _choropleth(fig, ax, gdf, values, k=5, cmap=cmap, title=title, unit=unit, scale=scale)
         label_counties(fig, ax, gdf, labeller)
         add_scale_bar(ax, gdf)
         add_north_arrow(ax)
@@ -213,15 +230,15 @@ def _draw_zones(gdf: gpd.GeoDataFrame, labeller: _Labeller, out: Path, formats: 
     distinct = [k for k in dict.fromkeys(keys) if k]
     fallback = colormaps["tab10"](np.linspace(0, 1, max(len(distinct), 1)))
     colour_of = {k: ZONE_COLOURS.get(k, fallback[i]) for i, k in enumerate(distinct)}
-    gdf.plot(ax=ax, color=[colour_of.get(k, (0.85, 0.85, 0.85, 1)) for k in keys], edgecolor="white", linewidth=0.3)
+    gdf.plot(ax=ax, color=[colour_of.get(k, (0.85, 0.85, 0.85, 1)) for k in keys], edgecolor="white", linewidth=_edge_width(len(gdf)))
     handles = []
     for key in distinct:
         row = gdf[keys == key].iloc[0]
         zh, en = str(row.get("zone", "")), str(row.get("zone_en", ""))
         label = f"{zh} {en}" if labeller.font and zh else en or zh
         handles.append(Patch(facecolor=colour_of[key], label=f"{label} ({int((keys == key).sum())})"))
-    ax.legend(handles=handles, title="zone (counties)", loc="upper left", bbox_to_anchor=(1.0, 0.35), title_fontsize=7, frameon=False,
-              prop={"family": labeller.font, "size": 7} if labeller.font else {"size": 7})
+    _place_legend(fig, ax, handles, title="zone (counties)", own_sheet=True,
+                  prop={"family": labeller.font, "size": 7} if labeller.font else None)
     ax.set_title("Functional zones", fontsize=11)
     ax.set_axis_off()
     ax.set_aspect("equal")
@@ -250,7 +267,9 @@ def _draw_class_sheet(run: Path, gdf: gpd.GeoDataFrame, labeller: _Labeller, out
     for i, (_, row) in enumerate(classes.iterrows()):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         values = table.get(row["lucode"], pd.Series(dtype=float)).reindex(keys).fillna(0.0).to_numpy()
-        _choropleth(ax, gdf, values, k=5, cmap="YlGn", title=f"{row['name']} ({row['share_pct']:.1f}%)", unit="10^6 t", scale=1e6)
+        _choropleth(fig, ax, gdf, values, k=5, cmap="YlGn", title=f"{row['name']} ({row['share_pct']:.1f}%)", unit="10^6 t", scale=1e6,
+                    own_sheet=False)
+        add_scale_bar(ax, gdf)
     return _save(fig, canvas, out, "fig1_supply_by_class", formats)
 
 

@@ -71,6 +71,41 @@ def test_maps_of_a_small_study(tmp_path):
     assert (run / "maps" / "fig5_zones.svg").read_text().count("<svg") == 1
 
 
+def _legend_boxes_by_map(run, monkeypatch):
+    """Draw the run's maps and return, per map, the figure's width and height and each legend's box
+    in pixels (the figure as it is saved)."""
+    from carbonscape import maps
+
+    boxes: dict[str, tuple] = {}
+
+    def measure(fig, canvas, out, stem, formats):
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        boxes[stem] = (fig.bbox.width, fig.bbox.height, [legend.get_window_extent(renderer) for legend in legends],
+                       [[t.get_text() for t in legend.get_texts()] for legend in legends])
+        return []
+
+    monkeypatch.setattr(maps, "_save", measure)
+    maps.draw_maps(run)
+    return boxes
+
+
+@pytest.mark.parametrize("n_side", [7, 55])
+def test_every_legend_is_inside_its_map(tmp_path, monkeypatch, n_side):
+    run = fake_run(tmp_path / "run", n_side=n_side, chinese=n_side < 10)
+    boxes = _legend_boxes_by_map(run, monkeypatch)
+    assert set(boxes) == {"fig1_supply_by_class", "fig2_supply", "fig3_demand", "fig4_ratio", "fig5_zones"}
+    for stem, (width, height, legends, texts) in boxes.items():
+        assert legends, stem
+        for box in legends:
+            assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, (stem, box, width)
+    assert len(boxes["fig2_supply"][3][0]) == 5  # five classes, each "lo – hi"
+    assert all(" – " in label for label in boxes["fig2_supply"][3][0])
+    zones = gpd.read_file(run / "counties.gpkg")["zone"]
+    assert sorted(boxes["fig5_zones"][3][0]) == sorted(f"{z} {z} ({n})" if fonts.find_cjk_font() else f"{z} ({n})" for z, n in zones.value_counts().items())
+
+
 def test_three_thousand_counties_stay_legible(tmp_path):
     run = fake_run(tmp_path / "big", n_side=55, chinese=False)  # 3,025 counties
     from matplotlib.backends.backend_agg import FigureCanvasAgg
