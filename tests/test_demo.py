@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from carbonscape.demo import demo_paths, generate_landuse, run_demo
+from carbonscape.demo import demo_paths, generate_landuse, paper_class, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +61,28 @@ def test_demo_zones_follow_the_paper(demo_run):
     assert (zones["ratio"] < 1).all()  # the paper: all ratios < 1
     assert zones.loc["五华区", "zone"] == "固碳优化区" and zones.loc["双柏县", "zone"] == "低碳保持区"
     assert set(zones["zone"]) == {"固碳优化区", "碳汇发展区", "协调发展区", "低碳保持区"}
+
+
+def test_paper_class_follows_table_4():
+    table4 = pd.read_csv(demo_paths()["table4"])
+    bounds = table4.sort_values("class")
+    lows, highs = bounds["ratio_min"].to_numpy(), bounds["ratio_max"].to_numpy()
+    assert paper_class(lows, table4).tolist() == list(range(1, 8))
+    assert paper_class(highs, table4).tolist() == list(range(1, 8))
+    assert paper_class(np.array([0.001, 0.9]), table4).tolist() == [1, 7]
+
+
+def test_demo_classes_match_the_papers_table_4(demo_run):
+    """Each county's class equals the one the paper's own Tables 2-4 give it: its ratio from
+    Tables 2 and 3 and its polygon's area, classed by Table 4's ranges. At 500 m the ratios move by
+    up to ~0.03 %, so a county that close to a class bound may fall on either side of it."""
+    out, _, text = demo_run
+    counties = pd.read_csv(out / "paper_comparison_by_county.csv")
+    table4 = pd.read_csv(demo_paths()["table4"])
+    edges = np.concatenate([table4["ratio_min"], table4["ratio_max"]])
+    near_a_bound = np.array([np.min(np.abs(edges / r - 1)) < 5e-4 for r in counties["paper_ratio"]])
+    decided = counties[~near_a_bound]
+    assert len(decided) >= 44
+    assert (decided["carbonscape_class"] == decided["paper_class"]).all(), decided[decided["carbonscape_class"] != decided["paper_class"]]
+    assert (abs(counties["carbonscape_class"] - counties["paper_class"]) <= 1).all()
+    assert "Table 4, ratio classes:" in text

@@ -13,12 +13,13 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from carbonscape.demo.generate import demo_paths, generate_landuse, region_settings
 from carbonscape.study import StudyResult, run_study
-from carbonscape.zoning import PAPER_RATIO_BREAKS
+from carbonscape.zoning import PAPER_RATIO_BREAKS, PAPER_SCHEME
 
-__all__ = ["compare_with_paper", "demo_paths", "generate_landuse", "run_demo", "write_demo_study"]
+__all__ = ["compare_with_paper", "demo_paths", "generate_landuse", "paper_class", "run_demo", "write_demo_study"]
 
 
 def write_demo_study(folder: str | os.PathLike[str], *, resolution_m: float = 100.0, seed: int = 2020) -> Path:
@@ -100,7 +101,18 @@ def compare_with_paper(result: StudyResult) -> tuple[pd.DataFrame, pd.DataFrame,
     })
     counties["supply_diff_pct"] = 100 * (counties["carbonscape_supply_1e6_t"] / counties["paper_supply_1e6_t"] - 1)
     counties["demand_diff_pct"] = 100 * (counties["carbonscape_demand_t_per_km2"] / counties["paper_demand_t_per_km2"] - 1)
-    zones = result.ratio_zones.groupby("zone", sort=False).size()
+    # The paper prints no ratio per county, only Tables 2-3 and Table 4's class ranges; its ratio
+    # follows from its own tables and the county area, and its class from Table 4.
+    zoned = result.ratio_zones.reindex(paper["county"])
+    area = result.demand["area_km2"].reindex(paper["county"]).to_numpy()
+    counties["paper_ratio"] = counties["paper_demand_t_per_km2"] * area / (counties["paper_supply_1e6_t"] * 1e6)
+    counties["paper_class"] = paper_class(counties["paper_ratio"].to_numpy(), pd.read_csv(paths["table4"]))
+    counties["carbonscape_ratio"] = zoned["ratio"].to_numpy()
+    counties["carbonscape_class"] = zoned["class"].to_numpy()
+    counties["zone"] = zoned["zone"].to_numpy()
+    same_class = int((counties["paper_class"] == counties["carbonscape_class"]).sum())
+    order = {zone.name_zh: i for i, zone in enumerate(PAPER_SCHEME.zones)}
+    zones = result.ratio_zones.groupby("zone").size().sort_index(key=lambda names: names.map(lambda n: order.get(n, len(order))))
     lines = [
         "Table 1, supply by land-use class (10^6 t):",
         classes[["land_use", "land_use_en", "paper_1e6_t", "carbonscape_1e6_t", "paper_pct", "carbonscape_pct"]].to_string(index=False, float_format=lambda v: f"{v:,.2f}"),
@@ -110,9 +122,20 @@ def compare_with_paper(result: StudyResult) -> tuple[pd.DataFrame, pd.DataFrame,
         f"Table 3, demand by county: largest difference {counties['demand_diff_pct'].abs().max():.2f}% "
         f"(sum of densities {counties['carbonscape_demand_t_per_km2'].sum():,.2f} vs the paper's {counties['paper_demand_t_per_km2'].sum():,.2f} t/km²)",
         f"Table 1, by class: largest difference {classes['diff_pct'].abs().max():.2f}%",
+        f"Table 4, ratio classes: {same_class} of {len(counties)} counties in the class the paper's own tables give them",
         "Zones: " + "; ".join(f"{name} {count}" for name, count in zones.items()),
     ]
     return classes, counties, "\n".join(lines)
+
+
+def paper_class(ratio: np.ndarray, table4: pd.DataFrame) -> np.ndarray:
+    """Table 4's class of each ratio. Its ranges are contiguous at six decimals (each class starts
+    10^-6 above the last one's end), so a class runs from its printed lower bound, less half a unit
+    of the last place, to the next one's; ratios beyond the table's ends take the outer classes."""
+    ranges = table4.sort_values("class")
+    starts = ranges["ratio_min"].to_numpy(dtype=float) - 5e-7
+    index = np.clip(np.searchsorted(starts, ratio, side="right") - 1, 0, len(starts) - 1)
+    return ranges["class"].to_numpy()[index]
 
 
 def run_demo(
@@ -132,8 +155,8 @@ def run_demo(
     study = write_demo_study(out_dir / "inputs", resolution_m=resolution_m)
     result = run_study(study, out=out_dir, scheduler=scheduler, progress=progress, maps=False, report=False)
     classes, counties, text = compare_with_paper(result)
-    classes.to_csv(out_dir / "paper_comparison_by_class.csv", index=False, float_format="%.6g")
-    counties.to_csv(out_dir / "paper_comparison_by_county.csv", index=False, float_format="%.6g")
+    classes.to_csv(out_dir / "paper_comparison_by_class.csv", index=False, float_format="%.10g")
+    counties.to_csv(out_dir / "paper_comparison_by_county.csv", index=False, float_format="%.10g")
     if maps or report:
         from carbonscape.study import draw_outputs
 
