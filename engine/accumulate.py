@@ -51,7 +51,10 @@ class ClassIndex:
             lut[code - lo] = column
         nd = None if nodata is None or (isinstance(nodata, float) and not np.isfinite(nodata)) else int(nodata)
         if nd is not None and nd in codes:
-            raise InputError(f"the nodata value {nd} is also a land-use code in the pools table; change one of them")
+            raise InputError(
+                f"the raster's nodata value {nd} is also a land-use code in the pools table; remove that row "
+                "from the table, or give the raster another nodata value (`gdal_edit.py -a_nodata`) and ingest it again"
+            )
         return cls(codes=codes, nodata=nd, lut=lut, offset=lo)
 
     @property

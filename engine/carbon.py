@@ -6,10 +6,12 @@ Every supply total is a pixel area times a density, so the tables come from one 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,8 @@ import numpy as np
 import pandas as pd
 from carbonscape.accumulate import ClassIndex, crosstab, crosstab_area, lookup
 from carbonscape.cluster import Executor, using
-from carbonscape.errors import AlignmentError, PoolTableError
-from carbonscape.io import atomic_path, open_store, raster_dataset, write_store
+from carbonscape.errors import AlignmentError, InputError, PoolTableError
+from carbonscape.io import atomic_path, open_store, raster_dataset, staged_outputs, write_store
 from carbonscape.rasterize import open_zones
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ POOLS = ("above", "below", "soil", "dead")
 POOL_COLUMNS = tuple(f"c_{p}" for p in POOLS)
 M2_PER_HA = 10_000.0
 M2_PER_KM2 = 1_000_000.0
+PIXEL_MAP_FILES = {"carbon_zarr": "carbon_t_per_ha.zarr", "carbon_cog": "carbon_t_per_ha.tif", "carbon_overview": "carbon_overview.tif"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ def read_pools(path: str | os.PathLike[str] | pd.DataFrame) -> PoolTable:
             raise PoolTableError(f"{source}: no such file")
         try:
             raw = pd.read_csv(source, encoding="utf-8-sig")
+        except pd.errors.EmptyDataError:
+            raise PoolTableError(f"{source}: the file is empty; a pools table has a header lucode, c_above, c_below, c_soil, c_dead and one row per class") from None
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise PoolTableError(f"{source}: not a readable CSV ({exc})") from exc
     raw.columns = [str(c).strip().lower() for c in raw.columns]
@@ -120,7 +125,8 @@ class SupplyResult:
         return float(self.by_county["supply_t"].sum())
 
     def write(self, out: str | os.PathLike[str]) -> dict[str, Path]:
-        """Write the four CSV tables to ``out`` (each atomically) and return their paths."""
+        """Write the four CSV tables and ``supply_summary.json`` (pixel counts, nodata pixels per
+        county, grid) to ``out``, each atomically, and return their paths."""
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
         tables = {
@@ -134,6 +140,10 @@ class SupplyResult:
             with atomic_path(target) as tmp:
                 table.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
             self.files[name] = target
+        target = out_dir / "supply_summary.json"
+        with atomic_path(target) as tmp:
+            tmp.write_text(json.dumps(self.summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+        self.files["supply_summary"] = target
         return dict(self.files)
 
 
@@ -143,6 +153,8 @@ class UnknownCodesError(PoolTableError):
 
 def _unknown_codes_message(store_path: Path, pools: PoolTable, codes: Mapping[int, int]) -> str:
     listed = ", ".join(f"{code} ({count:,} pixels)" for code, count in sorted(codes.items())[:20])
+    if len(codes) > 20:
+        listed += f" and {len(codes) - 20} more code(s)"
     return (
         f"{store_path}: land-use code(s) missing from the pools table {pools.source}: {listed}. "
         "Add a row for each to the pools table (zeros if the class stores no carbon), or set them as nodata"
@@ -245,6 +257,11 @@ def supply(
     started = time.perf_counter()
     pool_table = pools if isinstance(pools, PoolTable) else read_pools(pools)
     land = open_store(landuse)
+    if land.attrs.get("carbonscape_kind") not in (None, "landuse"):
+        raise InputError(
+            f"{land.path} is a {land.attrs['carbonscape_kind']} store, not land use; pass the store "
+            "`carbonscape ingest` wrote as --landuse"
+        )
     zone_store, zone_table = open_zones(zones)
     land.grid.check_same_grid(zone_store.grid, what=f"the zone store {zone_store.path}", reference=str(land.path))
     found = _found_codes(land.attrs)
@@ -252,7 +269,10 @@ def supply(
         unknown = {code: n for code, n in found.items() if code not in pool_table.codes and code != land.nodata}
         if unknown:
             raise UnknownCodesError(_unknown_codes_message(land.path, pool_table, unknown))
-    index = ClassIndex.build(pool_table.codes, nodata=land.nodata)
+    try:
+        index = ClassIndex.build(pool_table.codes, nodata=land.nodata)
+    except InputError as exc:
+        raise PoolTableError(f"{pool_table.source} with {land.path}: {exc}") from None
     n_zones = zone_table.n_zones
     zone_data = zone_store.data
     if zone_data.chunks != land.data.chunks:
@@ -265,17 +285,31 @@ def supply(
     if land.grid.is_geographic:
         collections.append(crosstab_area(zone_data, land.data, index=index, n_zones=n_zones, grid=land.grid))
 
-    with using(run, scheduler, announce=progress) as active:
+    # Every output goes to a staging folder first and moves into ``out`` only when all are written.
+    staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
+    with staging as stage, using(run, scheduler, announce=progress) as active:
         results = active.compute(*collections, progress=progress, label=f"supply: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
         counts = np.asarray(results[0])
         if counts[:, index.unknown_col].sum():
             raise UnknownCodesError(_unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
-        if pixel_maps and out is not None:
-            _write_pixel_maps(land, index, pool_table, Path(out), active, progress=progress)
+        if pixel_maps and stage is not None:
+            _write_pixel_maps(land, index, pool_table, stage, active, progress=progress)
+        result = _supply_result(counts, results, land=land, index=index, pools=pool_table, zone_table=zone_table, started=started)
+        if stage is not None:
+            result.write(stage)
+    if out is not None:
+        result.files = {name: Path(out).absolute() / path.name for name, path in result.files.items()}
+        if pixel_maps:
+            result.files.update({name: Path(out).absolute() / file for name, file in PIXEL_MAP_FILES.items()})
+    return result
+
+
+def _supply_result(
+    counts: np.ndarray, results: Sequence[Any], *, land: Any, index: ClassIndex, pools: PoolTable, zone_table: Any, started: float
+) -> SupplyResult:
+    """The four tables and the summary (pixel counts, nodata, grid) from the pass's counts."""
     areas = np.asarray(results[1]) if land.grid.is_geographic else counts * land.grid.pixel_area_m2
-    by_county, by_class, by_county_class, by_pool = supply_tables(
-        counts, pools=pool_table, zone_values=zone_table.series(), areas_m2=areas
-    )
+    by_county, by_class, by_county_class, by_pool = supply_tables(counts, pools=pools, zone_values=zone_table.series(), areas_m2=areas)
     ids = list(zone_table.ids)
     summary = {
         "total_supply_t": float(by_county["supply_t"].sum()),
@@ -301,10 +335,7 @@ def supply(
             f"{summary['nodata_pixels_in_counties']:,}",
             ", ".join(f"{k}: {v:,}" for k, v in list(summary["nodata_pixels_by_county"].items())[:5]),
         )
-    result = SupplyResult(by_county=by_county, by_class=by_class, by_county_class=by_county_class, by_pool=by_pool, summary=summary)
-    if out is not None:
-        result.write(out)
-    return result
+    return SupplyResult(by_county=by_county, by_class=by_class, by_county_class=by_county_class, by_pool=by_pool, summary=summary)
 
 
 def _count_unknown(land: Any, pools: PoolTable, run: Executor) -> dict[int, int]:
@@ -336,7 +367,7 @@ def _write_pixel_maps(land: Any, index: ClassIndex, pools: PoolTable, out: Path,
     carbon = lookup(land.data, index=index, values=pools.total_density)
     ds = raster_dataset(carbon, land.grid, name="carbon_t_per_ha", nodata=float("nan"), attrs={"units": "t/ha", "carbonscape_kind": "carbon"})
     ds["carbon_t_per_ha"].attrs["units"] = "t/ha"
-    zarr_path = out / "carbon_t_per_ha.zarr"
+    zarr_path = out / PIXEL_MAP_FILES["carbon_zarr"]
     write_store(ds, zarr_path, grid=land.grid, run=run, progress=progress, label=f"pixel map → {zarr_path}")
     stored = open_store(zarr_path, variable="carbon_t_per_ha")
     grid = land.grid
@@ -345,7 +376,7 @@ def _write_pixel_maps(land: Any, index: ClassIndex, pools: PoolTable, out: Path,
         "crs": grid.crs_wkt, "transform": grid.affine, "nodata": float("nan"), "tiled": True,
         "blockxsize": 512, "blockysize": 512, "compress": "deflate", "predictor": 3, "BIGTIFF": "IF_SAFER",
     }
-    tif_path = out / "carbon_t_per_ha.tif"
+    tif_path = out / PIXEL_MAP_FILES["carbon_cog"]
     with atomic_path(tif_path) as tmp_cog:
         staging = tmp_cog.with_name(tmp_cog.name + ".tiled.tif")
         try:
@@ -358,7 +389,7 @@ def _write_pixel_maps(land: Any, index: ClassIndex, pools: PoolTable, out: Path,
         finally:
             if staging.exists():
                 staging.unlink()
-    write_overview(stored, out / "carbon_overview.tif")
+    write_overview(stored, out / PIXEL_MAP_FILES["carbon_overview"])
 
 
 def write_overview(store: Any, path: Path, *, max_pixels: int = 1500) -> Path:

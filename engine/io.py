@@ -56,10 +56,25 @@ def temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
 
 
+def _refuse_to_replace_a_folder(final: Path) -> None:
+    """Replacing a store replaces a whole folder: refuse any folder that is not a Zarr store, such as
+    the folder the inputs sit in, given as --out by mistake."""
+    if final.is_dir() and not final.is_symlink() and not (final / "zarr.json").exists() and any(final.iterdir()):
+        raise InputError(
+            f"{final} is a folder with other files in it, not a Zarr store; carbonscape will not replace it "
+            f"(that would delete them). Give a new path for the store, e.g. {final / 'landuse.zarr'}"
+        )
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path; on success replace ``path`` with it, on failure remove it."""
-    final = Path(path)
+    """Yield a temporary path; on success replace ``path`` with it, on failure remove it.
+
+    The path is made absolute first: on a cluster the workers write to it, and their working
+    folder is not ours.
+    """
+    final = Path(path).absolute()
+    _refuse_to_replace_a_folder(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(final)
     try:
@@ -76,6 +91,30 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def staged_outputs(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a hidden staging folder inside ``folder``; on success move everything written there
+    into ``folder`` (replacing files and stores of the same names), on failure or interrupt remove
+    it. Several outputs (tables, pixel maps) then appear together or not at all."""
+    final = Path(folder).absolute()
+    final.mkdir(parents=True, exist_ok=True)
+    staging = final / f".staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        yield staging
+        for item in sorted(staging.iterdir()):
+            target = final / item.name
+            if target.is_dir() and not target.is_symlink():
+                old = temporary_sibling(target)
+                target.rename(old)
+                item.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(item, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # -- reading stores ---------------------------------------------------------------------------
@@ -100,7 +139,8 @@ def open_store(path: str | os.PathLike[str], *, variable: str | None = None) -> 
     variable
         The data variable; by default the only 2-D variable in the store.
     """
-    store_path = Path(path)
+    # Absolute, because workers on a cluster read the chunks by path from their own working folder.
+    store_path = Path(path).absolute()
     if not store_path.exists():
         raise InputError(f"{store_path}: no such store; create it with `carbonscape ingest` or `zones`")
     try:
@@ -118,24 +158,32 @@ def open_store(path: str | os.PathLike[str], *, variable: str | None = None) -> 
     attrs = dict(array.attrs)
     root_attrs = dict(group.attrs)
     grid = _grid_from_group(group, array, store_path)
-    data = _direct_chunks(store_path / variable, grid)
+    # carbonscape writes every chunk of its own stores, so there a missing chunk file is an error,
+    # not zarr's "all fill value" chunk.
+    data = _direct_chunks(store_path / variable, grid, complete="carbonscape_kind" in root_attrs)
     if data is None:
         data = da.from_zarr(array, chunks=array.chunks, inline_array=True)
     nodata = attrs.get("nodata", attrs.get("_FillValue"))
     return RasterStore(path=store_path, grid=grid, data=data, nodata=nodata, attrs={**root_attrs, **attrs})
 
 
-def _read_blosc_chunk(path: str, shape: tuple[int, int], full: tuple[int, int], dtype: str, fill: Any) -> np.ndarray:
+def _read_blosc_chunk(path: str, shape: tuple[int, int], full: tuple[int, int], dtype: str, fill: Any, complete: bool = False) -> np.ndarray:
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
-    except FileNotFoundError:  # zarr leaves out chunks that hold only the fill value
-        return np.full(shape, fill, dtype=dtype)
+    except FileNotFoundError:
+        if complete:
+            raise InputError(
+                f"{path}: a chunk of the store is missing, so the store is incomplete or this machine does "
+                "not see it. On a cluster every worker must reach the store at the same absolute path (a "
+                "shared file system); otherwise re-create the store with --force"
+            ) from None
+        return np.full(shape, fill, dtype=dtype)  # zarr leaves out chunks that hold only the fill value
     block = np.frombuffer(numcodecs.blosc.decompress(raw), dtype=dtype).reshape(full)
     return block[: shape[0], : shape[1]] if shape != full else block
 
 
-def _direct_chunks(array_path: Path, grid: Grid) -> da.Array | None:
+def _direct_chunks(array_path: Path, grid: Grid, *, complete: bool = False) -> da.Array | None:
     """A dask array that reads a local Zarr v3 array's chunk files and blosc-decodes them itself.
 
     zarr-python 3 routes every chunk read through its asyncio machinery, which on this machine
@@ -170,7 +218,7 @@ def _direct_chunks(array_path: Path, grid: Grid) -> da.Array | None:
     layer: dict[Any, Any] = {}
     for (i, j), (rows, cols) in grid.chunk_windows():
         shape = (rows.stop - rows.start, cols.stop - cols.start)
-        layer[(name, i, j)] = (_read_blosc_chunk, str(array_path / "c" / str(i) / str(j)), shape, full, dtype.str, fill)
+        layer[(name, i, j)] = (_read_blosc_chunk, str(array_path / "c" / str(i) / str(j)), shape, full, dtype.str, fill, complete)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=())
     return da.Array(graph, name, grid.dask_chunks, dtype=dtype)
 
@@ -190,10 +238,10 @@ def _grid_from_group(group: zarr.Group, array: zarr.Array, path: Path) -> Grid:
         a, e = float(x[1] - x[0]), float(y[1] - y[0])
         b = d = 0.0
         c, f = float(x[0] - a / 2), float(y[0] - e / 2)
-    grid = Grid.from_affine(
-        crs=crs, transform=rasterio.Affine(a, b, c, d, e, f), shape=array.shape, chunks=array.chunks
-    )
-    return grid
+    try:
+        return Grid.from_affine(crs=crs, transform=rasterio.Affine(a, b, c, d, e, f), shape=array.shape, chunks=array.chunks)
+    except GridError as exc:
+        raise GridError(f"{path}: {exc}") from None
 
 
 # -- writing stores ---------------------------------------------------------------------------

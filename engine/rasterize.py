@@ -9,6 +9,7 @@ id ↔ field-value table.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import uuid
 import warnings
@@ -38,9 +39,6 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio.features")
 
 ZONES_VARIABLE = "zones"
-# Overlaps smaller than this fraction of a pixel are digitising slivers along shared borders: at
-# most one pixel centre can fall in them, and GDAL burns it once.
-_OVERLAP_PIXEL_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -85,13 +83,15 @@ def read_polygons(path: str | os.PathLike[str], *, id_field: str, layer: str | N
         raise ZoneError(f"{path}: the file has no CRS; set one (e.g. `ogr2ogr -a_srs EPSG:XXXX out.gpkg {path}`)")
     values = gdf[id_field]
     if values.isna().any():
-        rows = list(np.flatnonzero(values.isna().to_numpy())[:10])
-        raise ZoneError(f"{path}: {id_field!r} is empty in feature(s) {rows}; every county needs a value")
+        rows = np.flatnonzero(values.isna().to_numpy())[:10].tolist()
+        raise ZoneError(f"{path}: {id_field!r} is empty in feature(s) {rows} (0-based, in file order); every county needs a value")
     duplicated = values[values.duplicated(keep=False)]
     if not duplicated.empty:
+        where = "; ".join(
+            f"{value!s} in features {np.flatnonzero((values == value).to_numpy()).tolist()}" for value in list(duplicated.unique())[:10]
+        )
         raise ZoneError(
-            f"{path}: {id_field!r} is not unique: {sorted(map(str, duplicated.unique()))[:10]} appear more than "
-            "once. Dissolve the parts first (e.g. `ogr2ogr -dialect sqlite -sql \"SELECT ST_Union(geom), "
+            f"{path}: {id_field!r} is not unique: {where} (0-based, in file order). Dissolve the parts first (e.g. `ogr2ogr -dialect sqlite -sql \"SELECT ST_Union(geom), "
             f"{id_field} FROM layer GROUP BY {id_field}\"`) or choose another id field"
         )
     empty = gdf.geometry.is_empty | gdf.geometry.isna()
@@ -117,23 +117,50 @@ def geodesic_areas_km2(gdf: gpd.GeoDataFrame) -> np.ndarray:
     return np.array([geod.geometry_area_perimeter(geom)[0] / 1e6 for geom in oriented])
 
 
-def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, pixel_area: float, path: str) -> None:
+def _centres_inside(geom: Any, grid: Grid, *, block: int = 4096) -> int:
+    """How many pixel centres of ``grid`` fall inside ``geom`` (GDAL's pixel-centre rule), burned
+    block by block over the geometry's bounds so a long border sliver costs little memory."""
+    minx, miny, maxx, maxy = geom.bounds
+    left, _, _, top = grid.bounds
+    xres, yres = grid.resolution
+    # Pixels whose centres lie within the bounds: centre of column c is left + (c + 0.5) * xres.
+    c0, c1 = max(0, math.ceil((minx - left) / xres - 0.5)), min(grid.shape[1], math.floor((maxx - left) / xres - 0.5) + 1)
+    r0, r1 = max(0, math.ceil((top - maxy) / yres - 0.5)), min(grid.shape[0], math.floor((top - miny) / yres - 0.5) + 1)
+    found = 0
+    for row in range(r0, r1, block):
+        for col in range(c0, c1, block):
+            rows, cols = slice(row, min(row + block, r1)), slice(col, min(col + block, c1))
+            window = shapely.box(*grid.window_bounds(rows, cols))
+            if not geom.intersects(window):
+                continue
+            burned = gdal_rasterize([(geom, 1)], out_shape=(rows.stop - rows.start, cols.stop - cols.start),
+                                    transform=grid.window_transform(rows.start, cols.start), fill=0, all_touched=False, dtype="uint8")
+            found += int(burned.sum(dtype=np.int64))
+    return found
+
+
+def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, grid: Grid, path: str) -> None:
+    """Refuse polygons that overlap where a pixel centre lies: that pixel would belong to two
+    counties. Overlaps holding no pixel centre (digitising slivers along shared borders) burn
+    nothing twice and pass."""
     geoms = gdf.geometry.to_numpy()
     left, right = gdf.sindex.query(geoms, predicate="intersects")
     pairs = left < right
     left, right = left[pairs], right[pairs]
     if left.size == 0:
         return
-    overlap = shapely.area(shapely.intersection(geoms[left], geoms[right]))
-    bad = np.flatnonzero(overlap > _OVERLAP_PIXEL_FRACTION * pixel_area)
+    shared = shapely.intersection(geoms[left], geoms[right])
+    has_area = shapely.area(shared) > 0
+    pixels = np.zeros(left.size, dtype=np.int64)
+    for k in np.flatnonzero(has_area):
+        pixels[k] = _centres_inside(shared[k], grid)
+    bad = np.flatnonzero(pixels)
     if bad.size:
-        worst = bad[np.argmax(overlap[bad])]
-        names = [f"{gdf[id_field].iloc[left[k]]!r} and {gdf[id_field].iloc[right[k]]!r}" for k in bad[:5]]
+        names = [f"{gdf[id_field].iloc[left[k]]!s} and {gdf[id_field].iloc[right[k]]!s} ({pixels[k]:,} pixels)" for k in bad[:5]]
         raise ZoneError(
             f"{path}: polygons overlap, so some pixels would belong to two counties: {'; '.join(names)}"
-            f"{' …' if bad.size > 5 else ''} (largest overlap {overlap[worst]:.4g} CRS units², "
-            f"{overlap[worst] / pixel_area:.1f} pixels). Fix the boundaries (e.g. QGIS 'Check validity' / "
-            "'Fix geometries', or clip one polygon by the other)"
+            f"{f' and {bad.size - 5} more pair(s)' if bad.size > 5 else ''}. Fix the boundaries (e.g. QGIS "
+            "'Check validity' / 'Fix geometries', or clip one polygon by the other)"
         )
 
 
@@ -233,7 +260,14 @@ def rasterize_zones(
         log.info("%s is up to date; nothing to do (use --force to rebuild)", out_path)
         return out_path
     gdf = read_polygons(vector_path, id_field=id_field, layer=layer)
+    declared = gdf.crs.name
     gdf = gdf.to_crs(grid.crs)
+    if not np.all(np.isfinite(gdf.total_bounds)):
+        raise ZoneError(
+            f"{vector_path}: the polygons cannot be reprojected from their declared CRS {declared!r} "
+            f"to the raster's {grid.crs.name!r}: their coordinates do not fit that CRS. GeoJSON is always read as "
+            "lon/lat (WGS 84); if the coordinates are projected, save the file with its real CRS, e.g. as a GeoPackage"
+        )
     left, bottom, right, top = grid.bounds
     inside = gdf.intersects(shapely.box(left, bottom, right, top))
     if not inside.any():
@@ -244,8 +278,7 @@ def rasterize_zones(
         )
     if not inside.all():
         log.warning("%s: %d polygon(s) lie outside the raster and get no pixels: %s", vector_path, int((~inside).sum()), list(gdf.loc[~inside, id_field])[:10])
-    pixel_area = grid.resolution[0] * grid.resolution[1]
-    _check_overlaps(gdf, id_field=id_field, pixel_area=pixel_area, path=vector_path)
+    _check_overlaps(gdf, id_field=id_field, grid=grid, path=vector_path)
     ids = np.arange(1, len(gdf) + 1)
     values = [v.item() if isinstance(v, np.generic) else v for v in gdf[id_field].tolist()]
     table = ZoneTable(id_field=id_field, ids=tuple(int(i) for i in ids), values=tuple(values))

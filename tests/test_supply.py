@@ -98,6 +98,7 @@ def test_unknown_codes_found_without_the_ingest_histogram(tmp, five_by_five):
         ("lucode,c_above,c_below,c_soil,c_dead\n1,abc,1,1,0\n", "lucode 1: c_above = 'abc' is not a number"),
         ("lucode,c_above,c_below,c_soil,c_dead\n1,1,1,1,0\n1,2,2,2,0\n", r"lucode \[1\] appears more than once"),
         ("lucode,c_above,c_below,c_soil,c_dead\n1.5,1,1,1,0\n", "lucode must be an integer"),
+        ("", "pools.csv: the file is empty"),
     ],
 )
 def test_bad_pool_tables(tmp, rows, message):
@@ -105,6 +106,67 @@ def test_bad_pool_tables(tmp, rows, message):
     path.write_text(rows)
     with pytest.raises(PoolTableError, match=message):
         read_pools(path)
+
+
+def test_summary_with_nodata_is_written_beside_the_tables(tmp, five_by_five):
+    import json
+
+    lu, zones, pools = five_by_five
+    result = supply(lu, zones, pools, out=tmp / "out", scheduler="synchronous")
+    summary = json.loads((tmp / "out" / "supply_summary.json").read_text())
+    assert summary["nodata_pixels_by_county"] == {"West": 1, "South": 1} and summary["pixels_in_counties"] == 23
+    assert result.files["supply_summary"] == (tmp / "out" / "supply_summary.json").absolute()
+
+
+def test_a_failed_run_leaves_no_output(tmp, five_by_five, monkeypatch):
+    from carbonscape import carbon
+
+    lu, zones, pools = five_by_five
+    out = tmp / "out"
+
+    def fail_after_the_pixel_maps(*args, **kwargs):
+        raise RuntimeError("stopped while writing tables")
+
+    monkeypatch.setattr(carbon.SupplyResult, "write", fail_after_the_pixel_maps)
+    with pytest.raises(RuntimeError, match="stopped while writing"):
+        supply(lu, zones, pools, out=out, scheduler="synchronous", pixel_maps=True)
+    assert list(out.iterdir()) == []  # neither the pixel maps already written nor a staging folder
+
+
+def test_nodata_listed_in_the_pools_table_names_both_files(tmp, five_by_five):
+    lu, zones, _ = five_by_five
+    pools = write_pools(tmp / "with9.csv", [*POOLS, (9, 0, 0, 0, 0)])
+    with pytest.raises(PoolTableError, match=r"with9.csv with .*lu.zarr: the raster's nodata value 9 is also a land-use code"):
+        supply(lu, zones, pools, scheduler="synchronous")
+
+
+def test_a_zone_store_is_not_taken_for_land_use(tmp, five_by_five):
+    from carbonscape import InputError
+
+    _, zones, pools = five_by_five
+    with pytest.raises(InputError, match="z.zarr is a zones store, not land use"):
+        supply(zones, zones, pools, scheduler="synchronous")
+
+
+def test_missing_chunk_of_a_carbonscape_store_is_an_error(tmp, five_by_five):
+    from carbonscape import InputError
+
+    lu, zones, pools = five_by_five
+    (lu / "landuse" / "c" / "0" / "0").unlink()
+    with pytest.raises(InputError, match="a chunk of the store is missing"):
+        supply(lu, zones, pools, scheduler="synchronous")
+
+
+def test_relative_store_paths_are_made_absolute(tmp, five_by_five, monkeypatch):
+    """Workers on a cluster run in their own folders: every path they get must be absolute."""
+    lu, zones, pools = five_by_five
+    from carbonscape import open_store
+
+    monkeypatch.chdir(tmp)
+    store = open_store("lu.zarr")
+    assert store.path.is_absolute()
+    paths = [task[1] for task in dict(store.data.__dask_graph__()).values() if isinstance(task, tuple) and len(task) > 1 and isinstance(task[1], str)]
+    assert paths and all(path.startswith(str(tmp)) for path in paths)
 
 
 def test_invest_column_names_are_case_insensitive(tmp):

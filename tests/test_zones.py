@@ -47,9 +47,52 @@ def test_chunked_burn_equals_whole_raster_burn_after_reprojection(tmp):
 
 def test_overlapping_polygons_name_the_pair(tmp, landuse_3x3):
     vector = write_vector(tmp / "o.gpkg", [pixel_box(0, 0, 2, 2), pixel_box(1, 1, 3, 3)], ["north", "south"])
-    with pytest.raises(ZoneError, match="'north' and 'south'"):
+    with pytest.raises(ZoneError, match="north and south \\(1 pixels\\)"):
         rasterize_zones(vector, like=landuse_3x3, id_field="county", out=tmp / "z.zarr", scheduler="synchronous")
     assert not (tmp / "z.zarr").exists()
+
+
+def test_overlaps_are_judged_by_pixel_centres(tmp, landuse_3x3):
+    # 0.2 px² of overlap around the centre of pixel (1, 1): that pixel would be in both counties.
+    tiny = write_vector(tmp / "t.gpkg", [pixel_box(0, 0, 1.7, 3), pixel_box(1.3, 1.3, 3, 1.8)], ["west", "east"])
+    with pytest.raises(ZoneError, match="west and east \\(1 pixels\\)"):
+        rasterize_zones(tiny, like=landuse_3x3, id_field="county", out=tmp / "z.zarr", scheduler="synchronous")
+    # 0.6 px² of overlap along a border, between rows of centres: no pixel is burned twice.
+    sliver = write_vector(tmp / "s.gpkg", [pixel_box(0, 0, 3, 1.1), pixel_box(0, 0.9, 3, 3)], ["top", "rest"])
+    store = rasterize_zones(sliver, like=landuse_3x3, id_field="county", out=tmp / "z.zarr", scheduler="synchronous")
+    np.testing.assert_array_equal(open_zones(store)[0].data.compute(), [[1, 1, 1], [2, 2, 2], [2, 2, 2]])
+
+
+def test_duplicate_ids_name_their_features(tmp, landuse_3x3):
+    vector = write_vector(tmp / "d.gpkg", [pixel_box(0, 0, 1, 1), pixel_box(1, 1, 2, 2), pixel_box(2, 2, 3, 3)], ["a", "b", "a"])
+    with pytest.raises(ZoneError, match=r"not unique: a in features \[0, 2\]"):
+        rasterize_zones(vector, like=landuse_3x3, id_field="county", out=tmp / "z.zarr")
+
+
+def test_out_never_replaces_a_folder_of_other_files(tmp, landuse_3x3):
+    folder = tmp / "data"
+    folder.mkdir()
+    src = write_tif(folder / "lu.tif", np.ones((3, 3), dtype=np.uint8))
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="not a Zarr store; carbonscape will not replace it"):
+        ingest(src, folder, chunk=16, scheduler="synchronous")
+    assert sorted(p.name for p in folder.iterdir()) == ["lu.tif", "notes.txt"]
+    vector = write_vector(folder / "c.gpkg", [pixel_box(0, 0, 3, 3)], ["all"])
+    with pytest.raises(InputError, match="not a Zarr store"):
+        rasterize_zones(vector, like=landuse_3x3, id_field="county", out=folder)
+    assert (folder / "notes.txt").read_text() == "keep me"
+
+
+def test_projected_coordinates_in_a_geojson_are_explained(tmp, landuse_3x3):
+    import json
+
+    # GeoJSON has no CRS member since RFC 7946: it is read as lon/lat, which UTM metres are not.
+    ring = [list(c) for c in pixel_box(0, 0, 3, 3).exterior.coords]
+    feature = {"type": "Feature", "properties": {"county": "A"}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    path = tmp / "utm.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    with pytest.raises(ZoneError, match="utm.geojson: the polygons cannot be reprojected .*GeoJSON is always read as lon/lat"):
+        rasterize_zones(path, like=landuse_3x3, id_field="county", out=tmp / "z.zarr")
 
 
 def test_id_field_missing_or_not_unique(tmp, landuse_3x3):
