@@ -45,8 +45,11 @@ def _check_k(k: int, n_unique: int) -> None:
         raise InputError(f"{k} classes asked for {n_unique} distinct value(s); use at most {n_unique} classes")
 
 
-def natural_breaks(values: ArrayLike, k: int, *, weights: ArrayLike | None = None) -> np.ndarray:
+def natural_breaks(values: ArrayLike, k: int, weights: ArrayLike | None = None) -> np.ndarray:
     """Exact Fisher–Jenks natural breaks.
+
+    ``natural_breaks(values, k, weights)``: the signature the issue specifies, so ``weights`` may be
+    passed by position too.
 
     Parameters
     ----------
@@ -73,14 +76,60 @@ def natural_breaks(values: ArrayLike, k: int, *, weights: ArrayLike | None = Non
 
 
 def quantile_breaks(values: ArrayLike, k: int, *, weights: ArrayLike | None = None) -> np.ndarray:
-    """Edges putting (weighted) equal shares of the values in each class (inverted-CDF quantiles)."""
+    """Edges putting (weighted) equal shares of the values in each class (inverted-CDF quantiles).
+
+    Parameters
+    ----------
+    values
+        The values to classify; NaN and infinite values are ignored.
+    k
+        Number of classes.
+    weights
+        Optional non-negative weight per value.
+
+    Returns
+    -------
+    numpy.ndarray
+        The ``k + 1`` class edges ``[min, q1, ..., max]``.
+
+    Raises
+    ------
+    InputError
+        When tied values make two quantiles fall on one value, which would leave a class empty;
+        the message names the value and the largest ``k`` that works.
+    """
     x, w = _clean(values, weights)
     _check_k(k, np.unique(x).size)
     order = np.argsort(x, kind="stable")
     x, w = x[order], w[order]
     cumulative = np.cumsum(w) / w.sum()
+    edges = _quantile_edges(x, cumulative, int(k))
+    tied = _tied_edge(edges)
+    if tied is not None:
+        share = float(w[x == tied].sum() / w.sum())
+        usable = next((j for j in range(int(k) - 1, 1, -1) if _tied_edge(_quantile_edges(x, cumulative, j)) is None), None)
+        fewer = f"use at most k = {usable} classes or" if usable else "no number of quantile classes avoids that; use"
+        raise InputError(
+            f"quantile breaks: the values tie at {tied:g} ({share:.0%} of them), so quantile edges coincide there "
+            f"and some of the {k} quantile classes would be empty; {fewer} method=\"jenks\" (natural breaks "
+            "handle tied values)"
+        )
+    return edges
+
+
+def _quantile_edges(x: np.ndarray, cumulative: np.ndarray, k: int) -> np.ndarray:
     inner = [x[min(np.searchsorted(cumulative, q, side="left"), x.size - 1)] for q in np.arange(1, k) / k]
     return np.array([x[0], *inner, x[-1]], dtype=np.float64)
+
+
+def _tied_edge(edges: np.ndarray) -> float | None:
+    """The value two edges share when that empties a class, else None.
+
+    ``[min, min, ...]`` is allowed (class 1 is then the minimum alone, as :func:`classify` reads it).
+    """
+    steps = np.diff(edges)[1:]
+    tied = np.flatnonzero(steps <= 0)
+    return float(edges[tied[0] + 1]) if tied.size else None
 
 
 def equal_interval_breaks(values: ArrayLike, k: int) -> np.ndarray:

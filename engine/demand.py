@@ -8,6 +8,7 @@ ellipsoid; the raster's pixel-count area is reported beside them.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,46 +24,137 @@ def per_capita_emission(*, total_emissions_t: float, total_population: float) ->
     return float(total_emissions_t) / float(total_population)
 
 
-def read_county_table(path: str | os.PathLike[str], *, key: str, sheet: str | int | None = None) -> pd.DataFrame:
-    """Read a county table (CSV or XLSX) indexed by ``key`` (as text), checking keys are unique."""
+def check_county_table(
+    path: str | os.PathLike[str],
+    *,
+    key: str,
+    sheet: str | int | None = None,
+    numeric: Sequence[str] = (),
+) -> tuple[pd.DataFrame | None, list[str]]:
+    """Read a county table (CSV or XLSX) and list every problem in it at once.
+
+    Parameters
+    ----------
+    path
+        The table.
+    key
+        The column naming each county (read as text).
+    sheet
+        The Excel sheet (default: the first).
+    numeric
+        Columns that must be present and hold a non-negative number in every row (population,
+        emissions).
+
+    Returns
+    -------
+    (pandas.DataFrame or None, list of str)
+        The table indexed by ``key`` (rows without a key left out, repeated keys kept so that
+        matching the keys against the polygons still sees them), or None when the file cannot be
+        read or has no ``key`` column; and every problem found: missing columns, empty or repeated
+        keys, bad numbers. Each names the file, the rows and the fix. Row numbers are the file's,
+        the header being row 1.
+    """
     source = Path(path)
     if not source.is_file():
-        raise TableError(f"{source}: no such file")
+        return None, [f"{source}: no such file"]
     if source.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
         try:
             import openpyxl  # noqa: F401
         except ImportError:
-            raise InputError(f"{source}: reading Excel files needs openpyxl: `pip install openpyxl` (or save the sheet as CSV)") from None
-        frame = pd.read_excel(source, sheet_name=sheet or 0, dtype={key: str})
+            return None, [f"{source}: reading Excel files needs openpyxl: `pip install openpyxl` (or save the sheet as CSV)"]
+        try:
+            frame = pd.read_excel(source, sheet_name=sheet or 0, dtype={key: str})
+        except (ValueError, KeyError) as exc:  # a missing sheet, an unreadable workbook
+            return None, [f"{source}: cannot read sheet {sheet or 0!r} ({exc})"]
     else:
         try:
-            frame = pd.read_csv(source, dtype={key: str}, encoding="utf-8-sig")
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise TableError(f"{source}: not a readable CSV ({exc}); save it as UTF-8 CSV") from exc
+            # Blank lines kept (then dropped below) so that row numbers stay the file's line numbers.
+            frame = pd.read_csv(source, dtype={key: str}, encoding="utf-8-sig", skip_blank_lines=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            return None, [f"{source}: not a readable CSV ({exc}); save it as UTF-8 CSV"]
+    frame = frame.dropna(how="all")
     frame.columns = [str(c).strip() for c in frame.columns]
+    rows = pd.Series(frame.index.to_numpy() + 2, index=frame.index)
+    problems: list[str] = []
     if key not in frame.columns:
-        raise TableError(f"{source}: no column {key!r} to match the counties by; the columns are {list(frame.columns)}")
+        problems.append(f"{source}: no column {key!r} to match the counties by; the columns are {list(frame.columns)}")
+    missing = [c for c in numeric if c not in frame.columns]
+    if missing:
+        problems.append(f"{source}: no column(s) {missing}; the columns are {list(frame.columns)}. Rename them or name the right ones in the study file")
+    if key not in frame.columns:
+        return None, problems
+    no_key = frame[key].isna() | (frame[key].astype(str).str.strip() == "")
+    if no_key.any():
+        problems.append(f"{source}: rows {_listed(rows[no_key].tolist())} have no {key!r}; give every row its county")
+    frame, rows = frame[~no_key], rows[~no_key]
     keys = frame[key].astype(str).str.strip()
-    empty = frame.index[frame[key].isna()].tolist()
-    if empty:
-        raise TableError(f"{source}: rows {[i + 2 for i in empty][:10]} have no {key!r}")
-    duplicated = keys[keys.duplicated(keep=False)]
-    if not duplicated.empty:
-        rows = {value: [i + 2 for i in keys.index[keys == value]] for value in duplicated.unique()[:10]}
-        raise TableError(f"{source}: {key!r} repeats: " + "; ".join(f"{v!r} on rows {r}" for v, r in rows.items()) + "; keep one row per county")
-    frame.index = pd.Index(keys, name="county")
-    return frame.drop(columns=[key])
+    repeated = keys[keys.duplicated(keep=False)]
+    if not repeated.empty:
+        shown = "; ".join(f"{value!r} on rows {rows[keys == value].tolist()}" for value in repeated.unique()[:10])
+        more = f" (and {repeated.nunique() - 10} more)" if repeated.nunique() > 10 else ""
+        problems.append(f"{source}: {key!r} repeats: {shown}{more}; keep one row per county")
+    for column in numeric:
+        if column in frame.columns:
+            bad = _bad_numbers(frame[column], labels=keys, rows=rows)
+            if bad:
+                problems.append(f"{source}: {column!r} must be a non-negative number in every row; bad: {bad}. Fix these cells")
+    frame = frame.set_axis(pd.Index(keys, name="county"), axis=0).drop(columns=[key])
+    frame.attrs["source"] = str(source)
+    return frame, problems
+
+
+def read_county_table(
+    path: str | os.PathLike[str],
+    *,
+    key: str,
+    sheet: str | int | None = None,
+    numeric: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Read a county table (CSV or XLSX) indexed by ``key`` (as text).
+
+    Raises :class:`TableError` listing every problem :func:`check_county_table` finds (repeated or
+    empty keys, missing columns, non-numeric or negative values in the ``numeric`` columns).
+    """
+    frame, problems = check_county_table(path, key=key, sheet=sheet, numeric=numeric)
+    if problems or frame is None:
+        raise TableError("; ".join(problems))
+    return frame
+
+
+def _listed(values: list[int], limit: int = 10) -> str:
+    shown = str(values[:limit])
+    return shown if len(values) <= limit else f"{shown[:-1]}, ... ({len(values)} in all)]"
+
+
+def _bad_numbers(values: pd.Series, *, labels: pd.Series | pd.Index, rows: pd.Series | None = None, allow_zero: bool = True) -> str:
+    """``'C002' (row 3): 'abc', ...`` for the values that are not non-negative numbers, or ''."""
+    parsed = pd.to_numeric(values, errors="coerce")
+    bad = parsed.isna() | (parsed < 0) | ~np.isfinite(parsed.fillna(0))
+    if not allow_zero:
+        bad |= parsed == 0
+    if not bad.any():
+        return ""
+    label_of = pd.Series(list(labels), index=values.index)
+    parts = []
+    for position in np.flatnonzero(bad.to_numpy())[:10]:
+        index = values.index[position]
+        raw = values.iloc[position]
+        raw = raw.item() if isinstance(raw, np.generic) else raw  # -1, not np.int64(-1)
+        where = f" (row {rows.loc[index]})" if rows is not None else ""
+        parts.append(f"{label_of.loc[index]!r}{where}: {'empty' if pd.isna(raw) else repr(raw)}")
+    more = f" and {int(bad.sum()) - 10} more" if bad.sum() > 10 else ""
+    return ", ".join(parts) + more
 
 
 def _numeric(table: pd.DataFrame, column: str, *, allow_zero: bool = True) -> pd.Series:
+    source = table.attrs.get("source")
+    where = f"{source}: " if source else ""
     if column not in table.columns:
-        raise TableError(f"the county table has no column {column!r}; the columns are {list(table.columns)}")
-    values = pd.to_numeric(table[column], errors="coerce")
-    bad = table.index[values.isna() | (values < 0) | (~allow_zero & (values == 0))]
-    if len(bad):
-        shown = ", ".join(f"{k!r}: {table.loc[k, column]!r}" for k in bad[:10])
-        raise TableError(f"{column!r} must be a non-negative number for every county; bad: {shown}")
-    return values.astype(np.float64)
+        raise TableError(f"{where}the county table has no column {column!r}; the columns are {list(table.columns)}")
+    bad = _bad_numbers(table[column], labels=table.index, allow_zero=allow_zero)
+    if bad:
+        raise TableError(f"{where}{column!r} must be a non-negative number for every county; bad: {bad}")
+    return pd.to_numeric(table[column], errors="coerce").astype(np.float64)
 
 
 def demand_by_county(
@@ -148,3 +240,38 @@ def demand_totals(demand: pd.DataFrame) -> dict[str, float]:
         "total_population": float(demand["population"].sum()),
         "total_area_km2": total_area,
     }
+
+
+# What each region total is, for demand_totals.csv: (unit, meaning).
+TOTALS = {
+    "sum_of_county_densities_t_per_km2": (
+        "t CO2/km²",
+        "sum over the counties of each county's demand density: the paper's total (its 67,613.71 t/km²); a sum of densities, not the region's density",
+    ),
+    "regional_density_t_per_km2": ("t CO2/km²", "the region's demand density: total demand / total area"),
+    "total_demand_t": ("t CO2", "yearly emissions of all the counties together (per-capita emission × population, or the county inventory)"),
+    "total_population": ("people", "population of all the counties together"),
+    "total_area_km2": ("km²", "area of all the counties together (polygon areas on the ellipsoid)"),
+}
+
+
+def demand_totals_table(demand: pd.DataFrame, *, per_capita_t: float | None = None) -> pd.DataFrame:
+    """The region totals as a table, one row per total: ``total, value, unit, meaning``.
+
+    Parameters
+    ----------
+    demand
+        From :func:`demand_by_county`.
+    per_capita_t
+        The per-capita emission used, added as a row when given.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The totals of :func:`demand_totals`, each with its unit and what it means.
+    """
+    totals = demand_totals(demand)
+    rows = [{"total": name, "value": totals[name], "unit": unit, "meaning": meaning} for name, (unit, meaning) in TOTALS.items()]
+    if per_capita_t is not None:
+        rows.append({"total": "per_capita_t", "value": float(per_capita_t), "unit": "t CO2/person", "meaning": "emission per person used for the demand (Cem / Yyn, or as given)"})
+    return pd.DataFrame(rows, columns=["total", "value", "unit", "meaning"])

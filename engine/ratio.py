@@ -19,6 +19,9 @@ UNITS = {
     "paper": "demand in t CO2/km² over supply in t C/km², compared directly as the 2025 study does",
     "carbon": "demand converted to carbon (× 12/44) so both sides are t C/km²",
 }
+# The unit of the ratio table's ``demand_t_per_km2`` under each convention: demand_by_county's
+# column of the same name is always t CO2/km², this one is not.
+DEMAND_UNITS = {"paper": "t CO2/km²", "carbon": "t C/km²"}
 
 
 def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str = "paper") -> pd.DataFrame:
@@ -37,7 +40,8 @@ def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str
     -------
     pandas.DataFrame
         Indexed by county: ``supply_t, area_km2, supply_t_per_km2, demand_t_per_km2, ratio,
-        ratio_infinite``.
+        ratio_infinite, demand_unit``. ``demand_unit`` says what ``demand_t_per_km2`` holds here
+        (:data:`DEMAND_UNITS`): t CO2/km² for ``"paper"``, t C/km² for ``"carbon"``.
     """
     if units not in UNITS:
         raise InputError(f"units {units!r} is not one of {list(UNITS)}")
@@ -61,6 +65,7 @@ def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str
     ratio[infinite & (frame["demand_t_per_km2"] <= 0)] = np.nan
     frame["ratio"] = ratio
     frame["ratio_infinite"] = np.isinf(ratio)
+    frame["demand_unit"] = DEMAND_UNITS[units]
     if frame["ratio_infinite"].any():
         log.warning("counties with no carbon supply get an infinite ratio: %s", list(frame.index[frame["ratio_infinite"]])[:10])
     return frame

@@ -25,19 +25,21 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from carbonscape.carbon import SupplyResult, read_pools, supply
+from carbonscape.breaks import manual_breaks
+from carbonscape.carbon import PoolTable, SupplyResult, read_pools, supply
 from carbonscape.cluster import executor
 from carbonscape.demand import (
+    check_county_table,
     demand_by_county,
     demand_totals,
+    demand_totals_table,
     per_capita_emission,
-    read_county_table,
 )
 from carbonscape.errors import InputError, StudyError
-from carbonscape.io import atomic_path, ingest
+from carbonscape.io import LANDUSE_VARIABLE, _fingerprint, atomic_path, ingest, store_is_current
 from carbonscape.rasterize import geodesic_areas_km2, rasterize_zones, read_polygons
-from carbonscape.ratio import supply_demand_ratio
-from carbonscape.zoning import zone_ratios
+from carbonscape.ratio import CO2_TO_C, DEMAND_UNITS, UNITS, supply_demand_ratio
+from carbonscape.zoning import SCHEME_NAMES, get_scheme, zone_ratios
 
 log = logging.getLogger(__name__)
 
@@ -113,21 +115,53 @@ def _resolve(folder: Path, value: Any) -> Path:
 
 
 def load_study(path: str | os.PathLike[str]) -> Study:
-    """Parse a study TOML file; every missing or bad setting is reported in one :class:`StudyError`."""
+    """Parse a study TOML file; every missing or bad setting is reported in one :class:`StudyError`.
+
+    Parameters
+    ----------
+    path
+        The study file. Relative paths in it resolve against its folder.
+
+    Returns
+    -------
+    Study
+    """
+    study, problems, _ = _read_study(path)
+    if problems or study is None:
+        raise StudyError(problems, path=str(path))
+    return study
+
+
+# Names of the settings whose inputs cannot be checked when the setting itself is missing or bad.
+_LANDUSE, _COUNTIES, _POOLS, _DEMAND, _METHOD, _K = "landuse", "counties", "pools", "demand", "method", "k"
+
+
+def _read_study(path: str | os.PathLike[str]) -> tuple[Study | None, list[str], frozenset[str]]:
+    """The study as far as its file can be read, every problem of its settings, and the settings
+    too broken to check their inputs with.
+
+    The study is built even when settings are bad (missing paths become placeholders named in the
+    third value) so that :func:`check_study` can still check every input file that is named;
+    it is None only when the file is missing or not TOML. :func:`load_study` refuses any problem.
+    """
     toml_path = Path(path)
     if not toml_path.is_file():
-        raise StudyError(f"no such study file; create one with `carbonscape init {toml_path}`", path=str(toml_path))
+        return None, [f"no such study file; create one with `carbonscape init {toml_path}`"], frozenset()
     try:
         raw = tomllib.loads(toml_path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise StudyError(f"not valid TOML: {exc}", path=str(toml_path)) from exc
+        return None, [f"not valid TOML: {exc}"], frozenset()
+    except UnicodeDecodeError as exc:
+        return None, [f"not UTF-8 text ({exc}); save the study file as UTF-8"], frozenset()
     folder = toml_path.resolve().parent
     problems: list[str] = []
+    broken: set[str] = set()
 
-    def section(name: str) -> dict[str, Any]:
+    def section(name: str, *, required: bool = True) -> dict[str, Any]:
         value = raw.get(name)
         if value is None:
-            problems.append(f"missing section [{name}]")
+            if required:
+                problems.append(f"missing section [{name}]")
             return {}
         if not isinstance(value, dict):
             problems.append(f"[{name}] must be a table")
@@ -135,30 +169,45 @@ def load_study(path: str | os.PathLike[str]) -> Study:
         return value
 
     def need(table: dict[str, Any], key: str, where: str) -> Any:
-        if key not in table:
+        value = table.get(key)
+        if value is None:
             problems.append(f"[{where}] needs `{key}`")
-        return table.get(key)
+        elif not isinstance(value, str) or not value.strip():
+            problems.append(f"[{where}] `{key}` must be a text, not {value!r}")
+            value = None
+        if value is None:
+            broken.add(where)
+        return value
 
-    study_section = raw.get("study", {})
+    study_section = section("study", required=False)
     landuse_section = section("landuse")
     counties_section = section("counties")
     pools_section = section("pools")
     demand_section = section("demand")
-    zoning_section = raw.get("zoning", {})
-    ratio_section = raw.get("ratio", {})
-    outputs_section = raw.get("outputs", {})
+    zoning_section = section("zoning", required=False)
+    ratio_section = section("ratio", required=False)
+    outputs_section = section("outputs", required=False)
 
     rasters = landuse_section.get("rasters", landuse_section.get("raster"))
-    if rasters is None:
-        problems.append("[landuse] needs `rasters` (a path or a list of tiles)")
-        rasters = []
     if isinstance(rasters, str):
         rasters = [rasters]
-    counties_path = need(counties_section, "path", "counties")
-    id_field = need(counties_section, "id_field", "counties")
-    pools_path = need(pools_section, "path", "pools")
-    table = need(demand_section, "table", "demand")
+    if rasters is None:
+        problems.append("[landuse] needs `rasters` (a path or a list of tiles)")
+    elif not isinstance(rasters, list) or not rasters or not all(isinstance(r, str) and r.strip() for r in rasters):
+        problems.append(f"[landuse] `rasters` must be a path or a non-empty list of paths, not {rasters!r}")
+        rasters = None
+    if rasters is None:
+        broken.add(_LANDUSE)
+        rasters = []
+    counties_path = need(counties_section, "path", _COUNTIES)
+    id_field = need(counties_section, "id_field", _COUNTIES)
+    pools_path = need(pools_section, "path", _POOLS)
+    table = need(demand_section, "table", _DEMAND)
     key = demand_section.get("key", id_field)
+    if key is not None and not isinstance(key, str):
+        problems.append(f"[demand] `key` must be the name of the column matching [counties] id_field, not {key!r}")
+    if not isinstance(key, str):
+        broken.add(_DEMAND)  # no key column to read the table by (a missing id_field is reported already)
     sources = [k for k in ("per_capita_t", "total_emissions_t", "emissions_column") if k in demand_section]
     if len(sources) != 1:
         problems.append(
@@ -167,113 +216,219 @@ def load_study(path: str | os.PathLike[str]) -> Study:
         )
     if "total_emissions_t" in demand_section and "total_population" not in demand_section:
         problems.append("[demand] `total_emissions_t` needs `total_population` too (Cem / Yyn)")
+    numbers: dict[str, float | None] = {}
     for number in ("per_capita_t", "total_emissions_t", "total_population"):
         value = demand_section.get(number)
-        if value is not None and (not isinstance(value, (int, float)) or value <= 0):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not np.isfinite(value)):
             problems.append(f"[demand] `{number}` must be a positive number, not {value!r}")
-    method = str(zoning_section.get("method", "jenks"))
-    if method not in ZONING_METHODS:
-        problems.append(f"[zoning] method {method!r} is not one of {list(ZONING_METHODS)}")
+            value = None
+        numbers[number] = value
+    columns: dict[str, str | None] = {}
+    for name, default in (("population", "population"), ("emissions_column", None)):
+        value = demand_section.get(name, default)
+        if value is not None and not isinstance(value, str):
+            problems.append(f"[demand] `{name}` must be a column name (text), not {value!r}")
+            value = default
+        columns[name] = value
+    sheet = demand_section.get("sheet")
+
+    method = zoning_section.get("method", "jenks")
     k = zoning_section.get("k", 7)
     breaks = zoning_section.get("breaks")
-    if not isinstance(k, int) or k < 2:
-        problems.append(f"[zoning] k must be an integer >= 2, not {k!r}")
-    if method == "manual":
-        if not isinstance(breaks, list) or len(breaks) != (k if isinstance(k, int) else 0) + 1:
-            problems.append(f"[zoning] manual zoning needs `breaks`: k + 1 = {k + 1 if isinstance(k, int) else '?'} class edges")
     weights = zoning_section.get("weights")
-    if weights not in (None, "area", "none"):
-        problems.append(f"[zoning] weights must be \"area\" or \"none\", not {weights!r}")
-    units = str(ratio_section.get("units", "paper"))
+    scheme = zoning_section.get("scheme", "paper")
+    zoning_problems, zoning_broken = _zoning_problems(method=method, k=k, breaks=breaks, weights=weights, scheme=scheme)
+    problems += zoning_problems
+    broken |= zoning_broken
+    units = ratio_section.get("units", "paper")
     if units not in RATIO_UNITS:
         problems.append(f"[ratio] units {units!r} is not one of {list(RATIO_UNITS)}")
     chunk = landuse_section.get("chunk", 4096)
-    if not isinstance(chunk, int) or chunk < 256:
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 256:
         problems.append(f"[landuse] chunk must be an integer >= 256, not {chunk!r}")
-    if problems:
-        raise StudyError(problems, path=str(toml_path))
+        chunk = 4096
     out_value = outputs_section.get("dir")
-    return Study(
+    # Placeholders stand in for missing settings; `broken` says which, so nothing checks them.
+    placeholder = Path(os.devnull)
+    study = Study(
         path=toml_path.resolve(),
         name=str(study_section.get("name", toml_path.stem)),
         year=study_section.get("year"),
         landuse=tuple(_resolve(folder, r) for r in rasters),
         chunk=int(chunk),
-        counties=_resolve(folder, counties_path),
+        counties=_resolve(folder, counties_path) if counties_path else placeholder,
         layer=counties_section.get("layer"),
-        id_field=str(id_field),
-        pools=_resolve(folder, pools_path),
+        id_field=str(id_field) if id_field else "",
+        pools=_resolve(folder, pools_path) if pools_path else placeholder,
         demand=DemandSpec(
-            table=_resolve(folder, table),
-            key=str(key),
-            population=str(demand_section.get("population", "population")),
-            per_capita_t=demand_section.get("per_capita_t"),
-            total_emissions_t=demand_section.get("total_emissions_t"),
-            total_population=demand_section.get("total_population"),
-            emissions_column=demand_section.get("emissions_column"),
-            sheet=demand_section.get("sheet"),
+            table=_resolve(folder, table) if table else placeholder,
+            key=str(key) if isinstance(key, str) else "",
+            population=columns["population"] or "population",
+            per_capita_t=numbers["per_capita_t"],
+            total_emissions_t=numbers["total_emissions_t"],
+            total_population=numbers["total_population"],
+            emissions_column=columns["emissions_column"],
+            sheet=sheet,
         ),
         zoning=ZoningSpec(
-            method=method, k=int(k), breaks=tuple(float(b) for b in breaks) if breaks else None,
-            weights=None if weights in (None, "none") else str(weights), scheme=zoning_section.get("scheme", "paper"),
+            method=str(method),
+            k=k if _K not in broken else 7,
+            breaks=tuple(float(b) for b in breaks) if "breaks" not in broken and breaks else None,
+            weights=None if weights in (None, "none") else str(weights),
+            scheme=scheme if isinstance(scheme, (str, dict)) else str(scheme),
         ),
-        ratio_units=units,
+        ratio_units=str(units),
         out=_resolve(folder, out_value) if out_value else None,
         pixel_maps=bool(outputs_section.get("pixel_maps", False)),
         maps=bool(outputs_section.get("maps", True)),
         report=bool(outputs_section.get("report", True)),
         raw=raw,
     )
+    return study, problems, frozenset(broken)
 
 
-def check_study(study: Study | str | os.PathLike[str]) -> list[str]:
-    """Validate every input of a study without computing; return all problems (empty when fine)."""
-    if not isinstance(study, Study):
+def _zoning_problems(*, method: Any, k: Any, breaks: Any, weights: Any, scheme: Any) -> tuple[list[str], set[str]]:
+    """Problems of the [zoning] settings, and which of method / k / breaks are unusable."""
+    problems: list[str] = []
+    broken: set[str] = set()
+    if method not in ZONING_METHODS:
+        problems.append(f"[zoning] method {method!r} is not one of {list(ZONING_METHODS)}")
+        broken.add(_METHOD)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+        problems.append(f"[zoning] k must be an integer >= 2, not {k!r}")
+        broken.add(_K)
+    if breaks is not None:
+        edges = list(breaks) if isinstance(breaks, (list, tuple)) else None
+        if edges is None or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in edges):
+            problems.append(f"[zoning] breaks must be a list of numbers, not {breaks!r}")
+            broken.add("breaks")
+        elif method == "manual":
+            try:
+                manual_breaks(edges)
+            except InputError:
+                problems.append(
+                    f"[zoning] breaks {edges} must be finite and strictly increasing; list the k + 1 class edges "
+                    "from the lowest to the highest"
+                )
+                broken.add("breaks")
+    if method == "manual" and _K not in broken and (breaks is None or "breaks" not in broken and len(breaks) != k + 1):
+        given = "none" if breaks is None else len(breaks)
+        problems.append(f"[zoning] manual zoning needs `breaks`: k + 1 = {k + 1} class edges, got {given}")
+    if weights not in (None, "area", "none"):
+        problems.append(f"[zoning] weights must be \"area\" or \"none\", not {weights!r}")
+    if _K not in broken:
         try:
-            study = load_study(study)
-        except StudyError as exc:
-            return exc.problems
-    return _check_inputs(study)[0]
+            get_scheme(scheme, k=k)
+        except InputError as exc:
+            problems.append(f"[zoning] {exc}")
+    elif isinstance(scheme, str) and scheme not in SCHEME_NAMES:
+        problems.append(f"[zoning] unknown zone scheme {scheme!r}; use \"paper\", \"classes\" or a table of zones")
+    return problems, broken
 
 
-def _check_inputs(study: Study) -> tuple[list[str], gpd.GeoDataFrame | None, pd.DataFrame | None]:
-    """All problems of a study's inputs, and the polygons and county table as read for the check."""
+def check_study(study: Study | str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None) -> list[str]:
+    """Validate every setting and input of a study without computing; return all problems.
+
+    Settings problems and input-file problems are gathered together: a bad setting does not stop
+    the files that can still be checked. Land-use codes are compared with the pools table from the
+    code counts of an up-to-date ingested store in the output folder, else from a window-by-window
+    scan of the GeoTIFFs (memory stays flat; no store is written).
+
+    Parameters
+    ----------
+    study
+        A :class:`Study` or the path of its TOML file.
+    out
+        The output folder whose ``stores/landuse.zarr`` may be reused (default: the study's).
+
+    Returns
+    -------
+    list of str
+        Every problem, each naming the file or setting, the values at fault and the fix; empty
+        when the study is ready to run.
+    """
+    return _check(study, out=out)[0]
+
+
+def _check(
+    study: Study | str | os.PathLike[str], *, out: str | os.PathLike[str] | None, scan_codes: bool = True
+) -> tuple[list[str], Study | None, gpd.GeoDataFrame | None, pd.DataFrame | None]:
+    """Problems of the settings and inputs, the study, and the polygons and table as read.
+
+    ``scan_codes=False`` leaves out the land-use codes' check when no up-to-date store holds
+    their counts: `run` does not read the rasters twice, since ingest counts the codes in its own
+    pass and supply refuses codes missing from the pools table from those counts, before its pass."""
+    if isinstance(study, Study):
+        zoning = study.zoning
+        problems, broken = _zoning_problems(
+            method=zoning.method, k=zoning.k, breaks=list(zoning.breaks) if zoning.breaks is not None else None,
+            weights=zoning.weights, scheme=zoning.scheme,
+        )
+        if study.ratio_units not in RATIO_UNITS:
+            problems.append(f"[ratio] units {study.ratio_units!r} is not one of {list(RATIO_UNITS)}")
+        parsed: Study | None = study
+    else:
+        parsed, problems, frozen = _read_study(study)
+        broken = set(frozen)
+    if parsed is None:
+        return problems, None, None, None
+    more, polygons, table = _check_inputs(parsed, broken=frozenset(broken), out=out, scan_codes=scan_codes)
+    return problems + more, parsed, polygons, table
+
+
+def _check_inputs(
+    study: Study, *, broken: frozenset[str] = frozenset(), out: str | os.PathLike[str] | None = None, scan_codes: bool = True
+) -> tuple[list[str], gpd.GeoDataFrame | None, pd.DataFrame | None]:
+    """All problems of a study's input files, and the polygons and county table as read for it.
+
+    ``broken`` names the settings that are missing or bad (see :func:`_read_study`); the inputs
+    they name are not checked.
+    """
     import rasterio
 
     problems: list[str] = []
-    for raster in study.landuse:
+    rasters_ok = _LANDUSE not in broken
+    for raster in study.landuse if _LANDUSE not in broken else ():
         if not raster.is_file():
             problems.append(f"land use: {raster}: no such file")
+            rasters_ok = False
             continue
         try:
             with rasterio.open(raster) as src:
                 if src.crs is None:
-                    problems.append(f"land use: {raster}: no CRS")
+                    problems.append(f"land use: {raster}: no CRS; assign one, e.g. `gdal_edit.py -a_srs EPSG:XXXX {raster}`")
                 if np.dtype(src.dtypes[0]).kind not in "iu":
-                    problems.append(f"land use: {raster}: codes must be integers, not {src.dtypes[0]}")
+                    problems.append(f"land use: {raster}: codes must be integers, not {src.dtypes[0]}; convert it, e.g. `gdal_translate -ot Int16`")
+                    rasters_ok = False
         except rasterio.errors.RasterioIOError as exc:
             problems.append(f"land use: {raster}: unreadable ({exc})")
-    try:
-        read_pools(study.pools)
-    except InputError as exc:
-        problems.append(f"pools: {exc}")
+            rasters_ok = False
+    pools = None
+    if _POOLS not in broken:
+        try:
+            pools = read_pools(study.pools)
+        except InputError as exc:
+            problems.append(f"pools: {exc}")
+    if rasters_ok and pools is not None:
+        problems.extend(_missing_codes(study, pools, out=out, scan=scan_codes))
     polygons = None
-    try:
-        polygons = read_polygons(study.counties, id_field=study.id_field, layer=study.layer)
-    except InputError as exc:
-        problems.append(f"counties: {exc}")
-    try:
-        table = read_county_table(study.demand.table, key=study.demand.key, sheet=study.demand.sheet)
-    except InputError as exc:
-        problems.append(f"demand: {exc}")
-        table = None
-    if table is not None:
-        needed = [study.demand.population] + ([study.demand.emissions_column] if study.demand.emissions_column else [])
-        missing = [c for c in needed if c not in table.columns]
-        if missing:
-            problems.append(f"demand: {study.demand.table}: missing column(s) {missing}; found {list(table.columns)}")
-        if polygons is not None:
+    if _COUNTIES not in broken:
+        try:
+            polygons = read_polygons(study.counties, id_field=study.id_field, layer=study.layer)
+        except InputError as exc:
+            problems.append(f"counties: {exc}")
+    table = None
+    if _DEMAND not in broken:
+        numeric = [study.demand.population] + ([study.demand.emissions_column] if study.demand.emissions_column else [])
+        table, table_problems = check_county_table(study.demand.table, key=study.demand.key, sheet=study.demand.sheet, numeric=numeric)
+        problems.extend(f"demand: {problem}" for problem in table_problems)
+        if table is not None and polygons is not None:
             problems.extend(_key_mismatches(polygons[study.id_field], table.index, study))
+    if polygons is not None and not broken & {_METHOD, _K} and study.zoning.method in ("jenks", "quantile") and study.zoning.k > len(polygons):
+        problems.append(
+            f"[zoning] k = {study.zoning.k} {study.zoning.method} classes need at least {study.zoning.k} counties with distinct "
+            f"ratios, and {study.counties.name} has {len(polygons)}; use k <= {len(polygons)}"
+        )
     return problems, polygons, table
 
 
@@ -282,10 +437,118 @@ def _key_mismatches(polygon_keys: pd.Series, table_keys: pd.Index, study: Study)
     table = {str(v) for v in table_keys}
     problems = []
     if table - polygons:
-        problems.append(f"demand: {study.demand.table}: {len(table - polygons)} county(ies) have no polygon in {study.counties.name}: {sorted(table - polygons)[:20]}")
+        problems.append(
+            f"demand: {study.demand.table}: {len(table - polygons)} county(ies) have no polygon in {study.counties.name}: "
+            f"{sorted(table - polygons)[:20]}; make the keys match (same spelling in both files)"
+        )
     if polygons - table:
-        problems.append(f"demand: {len(polygons - table)} polygon(s) of {study.counties.name} have no row in {study.demand.table.name}: {sorted(polygons - table)[:20]}")
+        problems.append(
+            f"demand: {len(polygons - table)} polygon(s) of {study.counties.name} have no row in {study.demand.table.name}: "
+            f"{sorted(polygons - table)[:20]}; add their rows"
+        )
     return problems
+
+
+# About 4 Mpx per window: a few MiB of codes (and bincount's int64 copy) whatever the raster size.
+_SCAN_PIXELS = 1 << 22
+
+
+def _missing_codes(study: Study, pools: PoolTable, *, out: str | os.PathLike[str] | None, scan: bool = True) -> list[str]:
+    """Land-use codes (not nodata) that the pools table lacks, with their pixel counts."""
+    counts = _store_codes(study, out=out)
+    if counts is None and not scan:
+        return []
+    if counts is None:
+        counts = {}
+        for raster in study.landuse:
+            for code, count in scan_codes(raster).items():
+                counts[code] = counts.get(code, 0) + count
+    listed = set(pools.codes)
+    missing = {code: n for code, n in sorted(counts.items()) if code not in listed}
+    if not missing:
+        return []
+    shown = ", ".join(f"{code} ({n:,} pixels)" for code, n in list(missing.items())[:20])
+    more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+    return [
+        f"land use: code(s) missing from the pools table {pools.source}: {shown}{more}; add rows for codes "
+        f"{list(missing)[:20]} to {Path(pools.source).name} (zeros if the class stores no carbon), or set them as nodata"
+    ]
+
+
+def _store_codes(study: Study, *, out: str | os.PathLike[str] | None) -> dict[int, int] | None:
+    """The code counts an up-to-date ingested store keeps (nodata left out), or None."""
+    import zarr
+
+    store = study.output_dir(out) / "stores" / "landuse.zarr"
+    # The same fingerprint ingest writes, so "up to date" means what `run` would reuse.
+    fingerprint = _fingerprint([os.fspath(p) for p in study.landuse], study.chunk)
+    if not store_is_current(store, fingerprint, "carbonscape_source"):
+        return None
+    try:
+        group = zarr.open_group(str(store), mode="r")
+        counts = group.attrs.get("code_counts")
+        nodata = group[LANDUSE_VARIABLE].attrs.get("nodata")
+    except Exception:  # an unreadable store is not the user's input: scan the TIFFs instead
+        return None
+    if counts is None:
+        return None
+    return {int(code): int(n) for code, n in counts.items() if nodata is None or int(code) != nodata}
+
+
+def scan_codes(path: str | os.PathLike[str]) -> dict[int, int]:
+    """Pixel count of every land-use code in a GeoTIFF's first band, nodata left out.
+
+    Reads window by window (whole blocks, about 4 Mpx each), so memory stays flat whatever the
+    raster's size; a 10^8-pixel uint8 raster takes well under a second.
+
+    Parameters
+    ----------
+    path
+        An integer GeoTIFF.
+
+    Returns
+    -------
+    dict
+        ``{code: pixels}``, sorted by code.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    found: dict[int, int] = {}
+    # Each block is read once: a small GDAL block cache keeps memory flat (the default is 5% of RAM).
+    with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(path) as src:
+        dtype = np.dtype(src.dtypes[0])
+        if dtype.kind not in "iu":
+            raise InputError(f"{path}: land-use codes must be integers, not {dtype}")
+        nodata = src.nodata
+        block_rows, block_cols = src.block_shapes[0]
+        # Whole blocks per window: striped files are read in full-width bands, tiled ones in squares.
+        cols = src.width if block_cols >= src.width else min(src.width, max(block_cols, int(np.sqrt(_SCAN_PIXELS)) // block_cols * block_cols))
+        rows = max(block_rows, _SCAN_PIXELS // max(cols, 1) // block_rows * block_rows)
+        small = dtype.kind == "u" and dtype.itemsize <= 2
+        totals = np.zeros(1 << (8 * dtype.itemsize), dtype=np.int64) if small else None
+        for row in range(0, src.height, rows):
+            for col in range(0, src.width, cols):
+                block = src.read(1, window=Window(col, row, min(cols, src.width - col), min(rows, src.height - row)))
+                if totals is not None:
+                    totals += np.bincount(block.ravel(), minlength=totals.size)
+                    continue
+                low, high = int(block.min()), int(block.max())
+                if high - low < 1 << 16:  # bincount over the block's range beats sorting it
+                    counts = np.bincount((block.astype(np.int64) - low).ravel())
+                    values = np.flatnonzero(counts)
+                    pairs = zip((values + low).tolist(), counts[values].tolist())
+                else:
+                    values, counts = np.unique(block, return_counts=True)
+                    pairs = zip(values.tolist(), counts.tolist())
+                for code, count in pairs:
+                    found[code] = found.get(code, 0) + count
+        if totals is not None:
+            present = np.flatnonzero(totals)
+            found = dict(zip(present.tolist(), totals[present].tolist()))
+    if nodata is not None and np.isfinite(nodata) and float(nodata).is_integer():
+        found.pop(int(nodata), None)
+    return dict(sorted(found.items()))
 
 
 def sha256(path: Path) -> str:
@@ -360,11 +623,11 @@ def run_study(
     -------
     StudyResult
     """
-    if not isinstance(study, Study):
-        study = load_study(study)
-    problems, polygons, table = _check_inputs(study)
-    if problems:
-        raise StudyError(problems, path=str(study.path))
+    # The same check as `carbonscape check`, before any compute: settings and inputs, all at once.
+    problems, checked, polygons, table = _check(study, out=out, scan_codes=False)
+    if problems or checked is None:
+        raise StudyError(problems, path=str(study.path if isinstance(study, Study) else study))
+    study = checked
     assert polygons is not None and table is not None
     out_dir = study.output_dir(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -412,23 +675,13 @@ def run_study(
     files: dict[str, Path] = dict(supply_result.files)
     demand_columns = ["population", "area_km2", "density_per_km2", "demand_t_per_km2", "share_pct", "pixel_area_km2", "emissions_t"]
     demand_out = demand[[c for c in demand_columns if c in demand.columns]].reset_index().rename(columns={demand.index.name or "index": "county"})
+    demand_out["demand_unit"] = DEMAND_UNITS["paper"]  # demand itself is always t CO2/km²
     files["demand_by_county"] = _write_csv(demand_out, out_dir / "demand_by_county.csv")
-    ratio_columns = ["supply_t", "supply_t_per_km2", "demand_t_per_km2", "ratio", "ratio_infinite", "class", "zone", "zone_en"]
+    files["demand_totals"] = _write_csv(demand_totals_table(demand, per_capita_t=study.demand.per_capita()), out_dir / "demand_totals.csv")
+    ratio_columns = ["supply_t", "supply_t_per_km2", "demand_t_per_km2", "ratio", "ratio_infinite", "class", "zone", "zone_en", "demand_unit"]
     ratio_out = ratio_zones[[c for c in ratio_columns if c in ratio_zones.columns]].reset_index()
     files["ratio_zones"] = _write_csv(ratio_out, out_dir / "ratio_zones.csv")
-
-    attributes = polygons.copy()
-    attributes["county"] = keys.to_numpy()
-    joined = by_county.add_prefix("supply_").rename(columns={"supply_supply_t": "supply_t", "supply_share_pct": "supply_share_pct"})
-    zone_columns = [c for c in [*ratio_columns, "zone_key"] if c in ratio_zones.columns and c != "supply_t"]
-    for frame in (joined, demand.drop(columns=[c for c in ("area_km2",) if c in demand.columns]).add_prefix("demand_"), ratio_zones[zone_columns]):
-        attributes = attributes.merge(frame, left_on="county", right_index=True, how="left", suffixes=("", "_dup"))
-    attributes["area_km2"] = area_km2.reindex(keys).to_numpy()
-    attributes = attributes.loc[:, ~attributes.columns.str.endswith("_dup")]
-    gpkg = out_dir / "counties.gpkg"
-    with atomic_path(gpkg) as tmp:
-        attributes.to_file(tmp, layer="counties", driver="GPKG", engine="pyogrio")
-    files["counties"] = gpkg
+    files["counties"] = _write_counties(polygons, keys=keys, area_km2=area_km2, by_county=by_county, demand=demand, ratio_zones=ratio_zones, out_dir=out_dir)
 
     totals = {
         "supply_t": supply_result.total_t,
@@ -452,6 +705,7 @@ def run_study(
             "per_capita_t": study.demand.per_capita(),
         },
         "totals": totals,
+        "units": _units(study.ratio_units),
         "zoning": {**_jsonable(zoning_info), "scheme": study.zoning.scheme if isinstance(study.zoning.scheme, str) else study.zoning.scheme.get("name", "custom"), "weights": study.zoning.weights},
         "supply_summary": _jsonable(supply_result.summary),
         "inputs": inputs,
@@ -466,6 +720,65 @@ def run_study(
     result = StudyResult(out=out_dir, supply=supply_result, demand=demand, ratio_zones=ratio_zones, zoning=zoning_info, totals=totals, run_info=run_info, files=files)
     draw_outputs(result, maps=study.maps if maps is None else maps, report=study.report if report is None else report, title=study.name)
     return result
+
+
+def _units(ratio_units: str) -> dict[str, Any]:
+    """What each output column holds, for run.json: the same name can hold t CO2 or t C."""
+    return {
+        "ratio_units": ratio_units,
+        "ratio": UNITS[ratio_units],
+        "supply_t": "t C",
+        "supply_t_per_km2": "t C/km²",
+        "demand_by_county.csv": {"demand_t_per_km2": DEMAND_UNITS["paper"], "emissions_t": "t CO2"},
+        "ratio_zones.csv": {"demand_t_per_km2": DEMAND_UNITS[ratio_units]},
+        "totals": {"sum_of_county_densities_t_per_km2": "t CO2/km²", "regional_density_t_per_km2": "t CO2/km²", "total_demand_t": "t CO2"},
+        "counties.gpkg": {
+            "supply_t": "t C", "supply_t_c_per_km2": "t C/km²", "emissions_t_co2": "t CO2", "demand_t_co2_per_km2": "t CO2/km²",
+            "demand_t_c_per_km2": "t C/km² (demand × 12/44)", "ratio": UNITS[ratio_units],
+        },
+    }
+
+
+def _write_counties(
+    polygons: gpd.GeoDataFrame,
+    *,
+    keys: pd.Series,
+    area_km2: pd.Series,
+    by_county: pd.DataFrame,
+    demand: pd.DataFrame,
+    ratio_zones: pd.DataFrame,
+    out_dir: Path,
+) -> Path:
+    """``counties.gpkg``: the polygons with every county figure, each column named with its unit."""
+    index = pd.Index(keys, name="county")
+    columns = {
+        "area_km2": area_km2.reindex(index),
+        "pixel_area_km2": by_county["area_km2"].reindex(index),
+        "pixels": by_county["pixels"].reindex(index),
+        "supply_t": by_county["supply_t"].reindex(index),  # t C
+        "supply_share_pct": by_county["share_pct"].reindex(index),
+        "supply_t_c_per_km2": ratio_zones["supply_t_per_km2"].reindex(index),
+        "population": demand["population"].reindex(index),
+        "population_per_km2": demand["density_per_km2"].reindex(index),
+        "emissions_t_co2": demand["emissions_t"].reindex(index),
+        "demand_t_co2_per_km2": demand["demand_t_per_km2"].reindex(index),
+        "demand_t_c_per_km2": demand["demand_t_per_km2"].reindex(index) * CO2_TO_C,
+        "demand_share_pct": demand["share_pct"].reindex(index),
+        **{c: ratio_zones[c].reindex(index) for c in ("ratio", "ratio_infinite", "class", "zone", "zone_en", "zone_key") if c in ratio_zones},
+        "ratio_demand_unit": ratio_zones["demand_unit"].reindex(index),
+    }
+    attributes = polygons.copy()
+    clashing = [c for c in ["county", *columns] if c in attributes.columns and c != polygons.geometry.name]
+    if clashing:
+        log.info("counties.gpkg: the computed %s replace the polygon file's columns of the same name", clashing)
+    attributes = attributes.drop(columns=clashing)
+    attributes["county"] = keys.to_numpy()
+    for name, values in columns.items():
+        attributes[name] = values.to_numpy()
+    path = out_dir / "counties.gpkg"
+    with atomic_path(path) as tmp:
+        attributes.to_file(tmp, layer="counties", driver="GPKG", engine="pyogrio")
+    return path
 
 
 def draw_outputs(result: StudyResult, *, maps: bool = True, report: bool = True, title: str | None = None) -> None:
@@ -543,7 +856,7 @@ units = "paper"                 # "paper": t CO2 demand over t C supply, as the 
 method = "jenks"                # jenks (exact Fisher-Jenks), quantile, equal, manual
 k = 7
 # weights = "area"              # weight counties by area, as classifying a ratio map does
-# breaks = [0.0055, 0.0138, 0.0256, 0.0409, 0.0769, 0.1362, 0.3563, 0.6373]   # manual: k + 1 edges
+# breaks = [0.005517, 0.013832, 0.025549, 0.040932, 0.076898, 0.136217, 0.356339, 0.637277]   # manual: k + 1 edges (the paper's Table 4)
 scheme = "paper"                # the paper's 7 classes → 4 functional zones
 
 [outputs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,10 @@ from carbonscape.breaks import (
     quantile_breaks,
 )
 from carbonscape.errors import InputError
+
+log = logging.getLogger(__name__)
+# Built-in scheme names: "paper" (k = 7), and "classes" / "none" (one zone per class, any k).
+SCHEME_NAMES = ("paper", "classes", "none")
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,11 @@ PAPER_SCHEME = ZoneScheme(
         Zone("low_carbon", "low-carbon maintenance zone", "低碳保持区", (2, 1)),
     ),
 )
-# Table 4's class bounds: each class's lower bound, then the top class's upper bound.
-PAPER_RATIO_BREAKS = (0.005517, 0.013833, 0.025550, 0.040933, 0.076899, 0.136218, 0.356340, 0.637277)
+# Table 4's class bounds: class 1's lower bound, then each class's upper bound. Table 4 prints
+# closed ranges at six decimals (class 2 is 0.013833–0.025549 after class 1's 0.005517–0.013832)
+# and :func:`classify` is right-inclusive, (lo, hi], so the upper bounds are the edges that put
+# every value of each printed range in its class.
+PAPER_RATIO_BREAKS = (0.005517, 0.013832, 0.025549, 0.040932, 0.076898, 0.136217, 0.356339, 0.637277)
 
 
 def scheme_from_dict(spec: Mapping[str, Any]) -> ZoneScheme:
@@ -95,9 +103,15 @@ def get_scheme(scheme: str | Mapping[str, Any] | ZoneScheme, *, k: int) -> ZoneS
     elif scheme in ("classes", "none"):
         chosen = ZoneScheme(name="classes", k=k, zones=tuple(Zone(f"class_{c}", f"class {c}", f"第{c}类", (c,)) for c in range(1, k + 1)))
     else:
-        raise InputError(f"unknown zone scheme {scheme!r}; use \"paper\", \"classes\" or a table of zones")
+        raise InputError(
+            f"unknown zone scheme {scheme!r}; use \"paper\" (the 2025 study's 4 zones, k = 7), \"classes\" "
+            "(one zone per class, any k) or a table of zones"
+        )
     if chosen.k != k:
-        raise InputError(f"the zone scheme {chosen.name!r} is made for {chosen.k} classes, not k = {k}")
+        raise InputError(
+            f"the zone scheme {chosen.name!r} is made for {chosen.k} classes, not k = {k}; set k = {chosen.k}, "
+            f"or scheme = \"classes\" (one zone per class) or a table of zones for {k} classes"
+        )
     return chosen
 
 
@@ -121,7 +135,9 @@ def zone_ratios(
     k
         Number of classes.
     breaks
-        The ``k + 1`` edges for ``"manual"``. Ratios a little outside them go to the outer classes.
+        The ``k + 1`` edges for ``"manual"``. Ratios outside them go to the outer classes (the
+        paper's own counties fall just outside its Table 4 bounds), with a warning; they are
+        listed in ``info["clipped"]``.
     weights
         Optional weight per county for jenks/quantile (e.g. area).
     scheme
@@ -131,8 +147,10 @@ def zone_ratios(
     -------
     (pandas.DataFrame, dict)
         Columns ``class`` (1 = lowest ratio; 0 for NaN), ``zone`` (Chinese name), ``zone_en``,
-        ``zone_key``; and ``{"method", "k", "edges", "gvf"}``. Infinite ratios (no supply) are left
-        out of the breaks and put in the top class.
+        ``zone_key``; and ``{"method", "k", "edges", "gvf", "scheme", "clipped"}``, where
+        ``clipped`` maps each county whose finite ratio lies outside the manual edges to its ratio
+        (empty for the other methods, whose edges span the values). Infinite ratios (no supply)
+        are left out of the breaks and put in the top class.
     """
     chosen = get_scheme(scheme, k=k)
     values = ratio.to_numpy(dtype=np.float64)
@@ -150,6 +168,14 @@ def zone_ratios(
         edges = equal_interval_breaks(values[finite], k)
     else:
         raise InputError(f"zoning method {method!r} is not one of jenks, quantile, equal, manual")
+    outside = finite & ((values < edges[0]) | (values > edges[-1]))
+    clipped = {label: float(value) for label, value in zip(ratio.index[outside], values[outside])}
+    if clipped:
+        # Kept, not refused: the paper's own ratios fall just outside its Table 4 bounds.
+        log.warning(
+            "%d ratio(s) outside the manual class edges [%g, %g] are put in the outer classes: %s",
+            len(clipped), edges[0], edges[-1], ", ".join(f"{k}: {v:.6g}" for k, v in list(clipped.items())[:20]),
+        )
     classes = classify(np.where(np.isinf(values), np.nan, values), edges, clip=True)
     classes[np.isinf(values)] = k
     zones = [chosen.zone_of(int(c)) for c in classes]
@@ -163,5 +189,5 @@ def zone_ratios(
         index=ratio.index,
     )
     gvf = goodness_of_variance_fit(values[finite], edges, weights=None if w is None else w[finite]) if finite.sum() else float("nan")
-    info = {"method": method, "k": k, "edges": [float(e) for e in edges], "gvf": float(gvf), "scheme": chosen.name}
+    info = {"method": method, "k": k, "edges": [float(e) for e in edges], "gvf": float(gvf), "scheme": chosen.name, "clipped": clipped}
     return frame, info

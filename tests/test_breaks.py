@@ -118,6 +118,23 @@ def test_quantile_equal_interval_and_manual():
         manual_breaks([0, 2, 1])
 
 
+def test_quantile_breaks_with_ties_name_the_tied_value():
+    # 10 of 15 values are 0: the 1/4 and 2/4 quantiles are both 0, so class 2 would be empty.
+    with pytest.raises(InputError, match=r"tie at 0 \(67% of them\).*4 quantile classes would be empty; use at most k = 2"):
+        quantile_breaks([0] * 10 + [1, 2, 3, 4, 5], 4)
+    # k = 2 works there: the minimum alone in class 1 is a class, not an empty one.
+    assert quantile_breaks([0] * 10 + [1, 2, 3, 4, 5], 2).tolist() == [0, 0, 5]
+    # Ties at the top: the median is the maximum, so class 2 would be empty for any k.
+    with pytest.raises(InputError, match=r"tie at 5 .*no number of quantile classes avoids that; use method=\"jenks\""):
+        quantile_breaks([1, 2, 3, 5, 5, 5, 5, 5], 2)
+
+
+def test_natural_breaks_takes_weights_by_position():
+    values, weights = [0.0, 4.0, 5.0, 10.0], [10, 1, 1, 1]
+    assert natural_breaks(values, 2, weights).tolist() == [0, 0, 10]
+    assert natural_breaks(values, 2, weights).tolist() == natural_breaks(values, 2, weights=weights).tolist()
+
+
 def test_classify_edges_and_outside_values():
     edges = [0, 1, 2]
     assert classify([0, 0.5, 1, 1.5, 2, np.nan], edges).tolist() == [1, 1, 1, 2, 2, 0]

@@ -3,8 +3,10 @@ import pandas as pd
 import pytest
 from carbonscape import InputError, TableError
 from carbonscape.demand import (
+    check_county_table,
     demand_by_county,
     demand_totals,
+    demand_totals_table,
     per_capita_emission,
     read_county_table,
 )
@@ -52,6 +54,45 @@ def test_read_county_table_checks_keys(tmp_path):
         read_county_table(path, key="county")
 
 
+def test_county_table_problems_are_gathered_with_rows(tmp_path):
+    path = tmp_path / "pop.csv"
+    # Line 4 is blank: row numbers stay the file's lines. Line 7 has no county.
+    path.write_text("county,pop\nA,100\nB,abc\n\nC,\nA,-5\n,7\nD,20\n", encoding="utf-8")
+    table, problems = check_county_table(path, key="county", numeric=["pop", "co2"])
+    assert len(problems) == 4, problems
+    missing, empty, repeated, bad = problems
+    assert "no column(s) ['co2']" in missing and str(path) in missing
+    assert "rows [7] have no 'county'" in empty
+    assert "'A' on rows [2, 6]" in repeated
+    assert "'pop' must be a non-negative number" in bad and "'B' (row 3): 'abc', 'C' (row 5): empty, 'A' (row 6): '-5'" in bad
+    assert list(table.index) == ["A", "B", "C", "A", "D"]  # repeated keys kept for matching, keyless row left out
+    with pytest.raises(TableError) as info:
+        read_county_table(path, key="county", numeric=["pop"])
+    assert "repeats" in str(info.value) and "'abc'" in str(info.value)
+
+
+def test_bad_numbers_found_late_still_name_the_file(tmp_path):
+    path = tmp_path / "pop.csv"
+    path.write_text("county,population\nA,1\nB,many\nC,3\n", encoding="utf-8")
+    table = read_county_table(path, key="county")
+    with pytest.raises(TableError, match=r"pop\.csv: 'population' must be a non-negative number for every county; bad: 'B': 'many'"):
+        demand_by_county(table, area_km2=AREA, per_capita_t=1.0)
+
+
+def test_demand_totals_table_names_each_total_and_its_unit():
+    demand = demand_by_county(TABLE, area_km2=AREA, per_capita_t=4.0)
+    table = demand_totals_table(demand, per_capita_t=4.0).set_index("total")
+    assert list(table.columns) == ["value", "unit", "meaning"]
+    # Densities 4000 + 400 + 0; 600,000 t over 650 km²; 150,000 people.
+    assert table.loc["sum_of_county_densities_t_per_km2", "value"] == pytest.approx(4400)
+    assert table.loc["regional_density_t_per_km2", "value"] == pytest.approx(600_000 / 650)
+    assert table.loc["total_demand_t", "value"] == pytest.approx(600_000)
+    assert table.loc["total_population", "value"] == 150_000 and table.loc["total_area_km2", "value"] == 650
+    assert table.loc["per_capita_t", "value"] == 4.0
+    assert table.loc["sum_of_county_densities_t_per_km2", "unit"] == "t CO2/km²" and table.loc["total_demand_t", "unit"] == "t CO2"
+    assert "per_capita_t" not in demand_totals_table(demand)["total"].tolist()
+
+
 def test_ratio_units_and_zero_supply():
     demand = demand_by_county(TABLE, area_km2=AREA, per_capita_t=4.0)
     supply = pd.Series({"A": 2_000_000.0, "B": 0.0, "C": 1_000.0})
@@ -62,6 +103,9 @@ def test_ratio_units_and_zero_supply():
     assert ratio.loc["C", "ratio"] == 0
     carbon = supply_demand_ratio(supply, demand, units="carbon")
     assert carbon.loc["A", "ratio"] == pytest.approx(0.2 * 12 / 44)
+    # The same column name holds t CO2 or t C: each row says which.
+    assert carbon.loc["A", "demand_t_per_km2"] == pytest.approx(4000 * 12 / 44)
+    assert set(ratio["demand_unit"]) == {"t CO2/km²"} and set(carbon["demand_unit"]) == {"t C/km²"}
     with pytest.raises(TableError, match="different counties"):
         supply_demand_ratio(supply.drop("C"), demand)
 

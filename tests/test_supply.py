@@ -205,6 +205,32 @@ def test_geographic_grid_uses_true_ellipsoidal_areas(tmp):
     assert 1.10 < result.by_class["area_ha"].sum() / 12 < 1.13  # 111 m × 101 m at 25°N
 
 
+def test_geographic_areas_follow_each_chunks_rows(tmp):
+    """Many chunks down a tall lat/lon raster: each chunk must use the areas of its own rows."""
+    res = 0.5
+    rng = np.random.default_rng(5)
+    codes = rng.integers(1, 3, size=(120, 7)).astype(np.uint8)  # 60° of latitude, 16-row chunks
+    transform = from_origin(100.0, 60.0, res, res)
+    lu = ingest(write_tif(tmp / "tall.tif", codes, transform=transform, crs="EPSG:4326"), tmp / "tall.zarr", chunk=16)
+    zones = rasterize_zones(write_vector(tmp / "t.gpkg", [shapely.box(99, -1, 104, 61)], ["all"], crs="EPSG:4326"),
+                            like=lu, id_field="county", out=tmp / "tz.zarr", scheduler="synchronous")
+    result = supply(lu, zones, write_pools(tmp / "p.csv", [(1, 100, 0, 0, 0), (2, 10, 0, 0, 0)]), scheduler="threads")
+    geod = Geod(ellps="WGS84")
+    # A pixel is bounded by parallels, which are not geodesics: densify them for pyproj's polygon.
+    along = np.linspace(100, 100 + res, 200)
+
+    def pixel_area_ha(south: float, north: float) -> float:
+        lons = np.concatenate([along, along[::-1]])
+        lats = np.concatenate([np.full(along.size, south), np.full(along.size, north)])
+        return abs(geod.polygon_area_perimeter(lons, lats)[0]) / 1e4
+
+    row_area_ha = np.array([pixel_area_ha(60 - (r + 1) * res, 60 - r * res) for r in range(codes.shape[0])])
+    expected = float((row_area_ha[:, None] * np.where(codes == 1, 100.0, 10.0)).sum())
+    assert result.by_county["supply_t"].iloc[0] == pytest.approx(expected, rel=1e-7)
+    class_area = result.by_class.set_index("lucode")["area_ha"]
+    assert class_area[1] == pytest.approx(float((row_area_ha[:, None] * (codes == 1)).sum()), rel=1e-7)
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     base = tmp_path_factory.mktemp("region")

@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,10 +23,41 @@ def test_paper_breaks_and_scheme_assign_the_papers_zones():
     assert info["edges"] == list(PAPER_RATIO_BREAKS) and 0 < info["gvf"] <= 1
 
 
-def test_values_just_outside_the_manual_edges_go_to_the_outer_classes():
-    ratio = pd.Series([0.001, 0.9])
-    frame, _ = zone_ratios(ratio, method="manual", k=7, breaks=PAPER_RATIO_BREAKS)
-    assert frame["class"].tolist() == [1, 7]
+# The paper's Table 4 as printed: class → closed range of the ratio.
+TABLE_4 = {
+    1: (0.005517, 0.013832), 2: (0.013833, 0.025549), 3: (0.025550, 0.040932), 4: (0.040933, 0.076898),
+    5: (0.076899, 0.136217), 6: (0.136218, 0.356339), 7: (0.356340, 0.637277),
+}
+
+
+@pytest.mark.parametrize("bound", [0, 1], ids=["lower", "upper"])
+def test_every_bound_of_table_4_lands_in_its_class(bound):
+    ratio = pd.Series({klass: bounds[bound] for klass, bounds in TABLE_4.items()})
+    frame, info = zone_ratios(ratio, method="manual", k=7, breaks=PAPER_RATIO_BREAKS, scheme="paper")
+    assert frame["class"].tolist() == list(TABLE_4)
+    assert info["clipped"] == {}
+
+
+def test_values_outside_the_manual_edges_go_to_the_outer_classes_with_a_warning(caplog):
+    ratio = pd.Series({"低": 0.001, "中": 0.05, "高": 0.9})
+    with caplog.at_level(logging.WARNING, logger="carbonscape.zoning"):
+        frame, info = zone_ratios(ratio, method="manual", k=7, breaks=PAPER_RATIO_BREAKS)
+    assert frame["class"].tolist() == [1, 4, 7]
+    assert info["clipped"] == {"低": 0.001, "高": 0.9}
+    assert "2 ratio(s) outside" in caplog.text and "低: 0.001" in caplog.text and "高: 0.9" in caplog.text
+
+
+def test_quantile_zoning_refuses_tied_values_clearly():
+    ratio = pd.Series([0.0] * 10 + [1, 2, 3, 4, 5])
+    with pytest.raises(InputError, match=r"tie at 0 .*use at most k = 2 classes or method=\"jenks\""):
+        zone_ratios(ratio, method="quantile", k=4, scheme="classes")
+
+
+def test_scheme_errors_say_what_to_do():
+    with pytest.raises(InputError, match="unknown zone scheme 'papr'.*\"paper\".*k = 7"):
+        get_scheme("papr", k=7)
+    with pytest.raises(InputError, match="made for 7 classes, not k = 5; set k = 7, or scheme = \"classes\""):
+        get_scheme("paper", k=5)
 
 
 def test_jenks_zoning_and_infinite_ratio_in_the_top_class():
