@@ -6,7 +6,9 @@ import functools
 import logging
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import carbonscape
@@ -73,13 +75,27 @@ def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
 
     for noisy in ("distributed", "pyogrio"):
         logging.getLogger(noisy).setLevel(logging.ERROR if verbose < 2 else logging.INFO)
+    # Python warnings (ours and other libraries') become log lines: one line, no echoed source.
+    logging.getLogger("py.warnings").setLevel(max(level, logging.WARNING))
+    warnings.showwarning = functools.partial(_log_warning, where=verbose > 0)
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     ctx.obj["quiet"] = quiet > 0
 
 
-def _progress(ctx: click.Context, progress: bool) -> bool:
-    return progress and not ctx.find_root().obj.get("quiet")
+def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None,
+                 *, where: bool = False) -> None:
+    """``warnings.showwarning`` for the CLI: the message through logging, its origin only with -v."""
+    origin = f" ({category.__name__}, {Path(filename).name}:{lineno})" if where else ""
+    logging.getLogger("py.warnings").warning("%s%s", message, origin)
+
+
+def _progress(ctx: click.Context, progress: bool | None) -> bool:
+    """``--progress/--no-progress`` with auto (None) meaning on; -q turns it off. The engine picks
+    a bar (stderr is a terminal) or log lines (it is not)."""
+    if ctx.find_root().obj.get("quiet"):
+        return False
+    return True if progress is None else progress
 
 
 @cli.command()
@@ -91,7 +107,7 @@ def _progress(ctx: click.Context, progress: bool) -> bool:
 @progress_option
 @click.pass_context
 @_handle_errors
-def ingest(ctx: click.Context, landuse: tuple[str, ...], out: str, chunk: int, force: bool, scheduler: str | None, progress: bool) -> None:
+def ingest(ctx: click.Context, landuse: tuple[str, ...], out: str, chunk: int, force: bool, scheduler: str | None, progress: bool | None) -> None:
     """Convert land-use GeoTIFF(s) to a chunked Zarr store.
 
     Several files are mosaicked when they are tiles of one grid. Re-running on the same input is
@@ -116,7 +132,8 @@ def ingest(ctx: click.Context, landuse: tuple[str, ...], out: str, chunk: int, f
 @progress_option
 @click.pass_context
 @_handle_errors
-def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str, layer: str | None, force: bool, scheduler: str | None, progress: bool) -> None:
+def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str, layer: str | None, force: bool, scheduler: str | None,
+          progress: bool | None) -> None:
     """Rasterize county polygons to zone ids on exactly the land-use grid.
 
     \b
@@ -139,7 +156,8 @@ def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str,
 @progress_option
 @click.pass_context
 @_handle_errors
-def supply(ctx: click.Context, landuse: str, zones_store: str, pools: str, out: str, pixel_maps: bool, scheduler: str | None, progress: bool) -> None:
+def supply(ctx: click.Context, landuse: str, zones_store: str, pools: str, out: str, pixel_maps: bool, scheduler: str | None,
+           progress: bool | None) -> None:
     """Carbon supply per county, per class, per county and class, and per pool.
 
     \b
@@ -179,15 +197,26 @@ def generate(ctx: click.Context, out_dir: str, size: str, pixel_size: float, n_c
         click.echo(f"{label}: {path}")
 
 
+def _zone_counts(ratio: Any) -> list[tuple[str, int]]:
+    """(zone, counties) in the scheme's order, highest ratio class first (the paper's Table 4:
+    optimization, sink development, coordinated, low carbon), as the maps and report list them."""
+    if "zone" not in ratio:
+        return []
+    named = ratio[ratio["zone"].fillna("").astype(str) != ""]
+    if "class" in named:
+        groups = named.groupby("zone", sort=False)["class"].agg(["max", "size"]).sort_values("max", ascending=False, kind="stable")
+        return [(str(zone), int(size)) for zone, size in groups["size"].items()]
+    return [(str(zone), int(size)) for zone, size in named.groupby("zone", sort=False).size().items()]
+
+
 def _print_study_summary(result: Any) -> None:
     totals = result.totals
-    click.echo(f"supply   {totals['supply_t']:,.0f} t C ({totals['supply_t'] / 1e6:,.2f} ×10^6 t) in {totals['counties']} counties")
+    click.echo(f"supply   {totals['supply_t']:,.0f} t C ({totals['supply_t'] / 1e6:,.2f} × 10⁶ t) in {totals['counties']} counties")
     click.echo(f"demand   {totals['sum_of_county_densities_t_per_km2']:,.2f} t/km² summed over counties (the paper's total); "
                f"regional density {totals['regional_density_t_per_km2']:,.2f} t/km²")
-    ratio = result.ratio_zones
-    zones = ratio.groupby("zone", sort=False).size() if "zone" in ratio else None
-    if zones is not None:
-        click.echo("zones    " + "; ".join(f"{name}: {count}" for name, count in zones.items()))
+    zones = _zone_counts(result.ratio_zones)
+    if zones:
+        click.echo("zones    " + "; ".join(f"{name}: {count}" for name, count in zones))
     click.echo(f"outputs  {result.out}")
     for name in ("report", "ratio_zones", "counties", "run"):
         if name in result.files:
@@ -203,7 +232,8 @@ def _print_study_summary(result: Any) -> None:
 @progress_option
 @click.pass_context
 @_handle_errors
-def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | None, report: bool | None, scheduler: str | None, progress: bool) -> None:
+def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | None, report: bool | None, scheduler: str | None,
+                progress: bool | None) -> None:
     """Run a whole study from its TOML file: supply, demand, ratio, zones, maps and report.
 
     Stores that are already up to date are reused.
@@ -259,7 +289,7 @@ def init(ctx: click.Context, path: str, force: bool) -> None:
 @progress_option
 @click.pass_context
 @_handle_errors
-def demo(ctx: click.Context, out: str, resolution: float, maps: bool, report: bool, scheduler: str | None, progress: bool) -> None:
+def demo(ctx: click.Context, out: str, resolution: float, maps: bool, report: bool, scheduler: str | None, progress: bool | None) -> None:
     """Run the bundled Central Yunnan 2020 study (49 counties) and compare it with the paper.
 
     The land use is SYNTHETIC, generated inside the real county boundaries so that its supply
@@ -283,6 +313,8 @@ def demo(ctx: click.Context, out: str, resolution: float, maps: bool, report: bo
 @_handle_errors
 def maps_command(ctx: click.Context, run_dir: str, formats: tuple[str, ...]) -> None:
     """Redraw the maps of an existing run.
+
+    Maps of earlier draws in other formats are removed, so maps/ and the report show this draw.
 
     \b
     Example:

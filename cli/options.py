@@ -12,4 +12,8 @@ scheduler_option = click.option(
     "Default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster sized to this machine.",
 )
 force_option = click.option("--force", is_flag=True, help="Rebuild even when the output is up to date.")
-progress_option = click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+progress_option = click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress on stderr, never stdout: a bar on a terminal, else a log line per ~10% or 30 s. Default: auto (on; -q turns it off).",
+)

@@ -4,25 +4,157 @@
 file, or one of dask's local schedulers ``synchronous``, ``threads``, ``processes``. With none,
 dask's own ``scheduler-address`` setting (``DASK_SCHEDULER_ADDRESS``) is honoured, and otherwise
 a :class:`distributed.LocalCluster` sized to the machine is started for the duration of the work.
+
+Progress goes to stderr only, the same way wherever the work runs: the scheduler's task counts (or
+dask's local callbacks) feed a :class:`ProgressReport`, a tqdm bar on a terminal and a log line
+per ~10 % otherwise. stdout is left to the command's result.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import dask
 from carbonscape.errors import ClusterError
-from dask.diagnostics import ProgressBar
+from dask.callbacks import Callback
 
 log = logging.getLogger(__name__)
 
 LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
+
+
+def _format_seconds(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes < 120 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+class ProgressReport:
+    """Progress of one computation, on stderr only: a tqdm bar when stderr is a terminal, else an
+    INFO log line per ~10 % or ~30 s (a bar's carriage returns would fill a CI log).
+
+    Parameters
+    ----------
+    label
+        What is being computed, e.g. ``"supply: 4498×4147 pixels"``.
+    bar
+        Draw a bar (True), log lines (False), or choose from whether ``stream`` is a terminal (None).
+    stream
+        Where the bar goes (default ``sys.stderr``); log lines go through the ``logging`` module.
+    step_pct, every_s
+        A log line when the percentage crosses the next multiple of ``step_pct``, or ``every_s``
+        seconds after the last line.
+    quiet_s
+        No intermediate log lines in the first ``quiet_s`` seconds, so a quick step logs only its
+        final line.
+    """
+
+    def __init__(self, label: str, *, bar: bool | None = None, stream: TextIO | None = None, step_pct: int = 10, every_s: float = 30.0,
+                 quiet_s: float = 1.0) -> None:
+        self.label = label or "computing"
+        self.stream = stream if stream is not None else sys.stderr
+        if bar is None:
+            isatty = getattr(self.stream, "isatty", None)
+            try:
+                bar = bool(isatty and isatty())
+            except ValueError:  # a closed stream
+                bar = False
+        self.bar = bar
+        self.step_pct, self.every_s, self.quiet_s = step_pct, every_s, quiet_s
+        self.started = time.monotonic()
+        self.done = self.total = 0
+        self._last_line = self.started
+        self._next_pct = step_pct
+        self._logged_pct = -1
+        self._tqdm: Any = None
+        self._closed = False
+
+    def update(self, done: int, total: int) -> None:
+        """Record that ``done`` of ``total`` tasks have finished."""
+        if self._closed:
+            return
+        self.done, self.total = done, total
+        if self.bar:
+            if self._tqdm is None:
+                from tqdm import tqdm
+
+                self._tqdm = tqdm(total=total, desc=self.label, unit="task", file=self.stream, mininterval=0.5, dynamic_ncols=True, leave=True)
+            if self._tqdm.total != total:
+                self._tqdm.total = total
+            self._tqdm.update(done - self._tqdm.n)
+            return
+        pct = int(100 * done / total) if total else 100
+        now = time.monotonic()
+        # A line per step of the percentage, and a heartbeat when a step takes longer than every_s.
+        due = pct >= self._next_pct or now - self._last_line >= self.every_s
+        if due and now - self.started >= self.quiet_s:
+            self._log(pct, now)
+
+    def _log(self, pct: int, now: float) -> None:
+        log.info("%s: %d%% (%d/%d tasks, %s)", self.label, pct, self.done, self.total, _format_seconds(now - self.started))
+        self._logged_pct = pct
+        self._last_line = now
+        self._next_pct = (pct // self.step_pct + 1) * self.step_pct
+
+    def close(self, *, failed: bool = False) -> None:
+        """End the report: close the bar, or log the 100 % line if it is not out yet."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._tqdm is not None:
+            self._tqdm.close()
+        elif not self.bar and not failed and self._logged_pct != 100:
+            self.done = self.total = max(self.total, self.done)
+            self._log(100, time.monotonic())
+
+
+class _LocalProgress(Callback):
+    """Feeds a :class:`ProgressReport` from dask's local schedulers (synchronous, threads,
+    processes); their callbacks run in this process, so this never touches stdout."""
+
+    def __init__(self, report: ProgressReport) -> None:
+        super().__init__()
+        self.report = report
+        self.total = 0
+
+    def _start_state(self, dsk: Any, state: dict[str, Any]) -> None:
+        self.total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+        self.report.update(len(state["finished"]), self.total)
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: dict[str, Any], worker_id: Any) -> None:
+        self.report.update(len(state["finished"]), self.total)
+
+
+@functools.cache
+def _scheduler_feed_class() -> type:
+    """A distributed progress feed that hands the scheduler's counts to a :class:`ProgressReport`
+    instead of printing a bar to stdout (as ``distributed.progress`` does)."""
+    from distributed.diagnostics.progressbar import ProgressBar
+
+    class SchedulerFeed(ProgressBar):
+        def __init__(self, futures: list[Any], report: ProgressReport) -> None:
+            # The scheduler's Progress plugin counts every task the futures depend on, and its
+            # feed polls over the client's own connection settings, so it works the same for a
+            # LocalCluster and a remote scheduler.
+            super().__init__(futures, scheduler=futures[0].client.scheduler.address, interval="500ms", complete=True)
+            self.report = report
+
+        def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:  # `all`: the feed's keyword
+            self.report.update(all - remaining, all)
+
+        def _draw_stop(self, **kwargs: Any) -> None:
+            self.report.close(failed=kwargs.get("status") == "error")
+
+    return SchedulerFeed
 
 
 @dataclass
@@ -34,26 +166,50 @@ class Executor:
     local_scheduler: str | None = None
     workers: int = 1
 
-    def compute(self, *collections: Any, progress: bool = False, label: str = "") -> tuple[Any, ...]:
-        """Compute dask collections here, with a progress bar on stderr when asked."""
+    def compute(self, *collections: Any, progress: bool | None = False, label: str = "") -> tuple[Any, ...]:
+        """Compute dask collections here.
+
+        Parameters
+        ----------
+        collections
+            Dask collections.
+        progress
+            Report progress on stderr (True, or None for the same "auto" behaviour): a bar when
+            stderr is a terminal, else an INFO log line per ~10 % or ~30 s. Never on stdout.
+        label
+            What is computed, shown with the progress.
+        """
+        report = ProgressReport(label) if progress is None or progress else None
         if self.client is not None:
             futures = self.client.compute(list(collections))
-            if progress:
-                from distributed import progress as distributed_progress
-
-                if label:
-                    print(label, file=sys.stderr)
-                # The text bar polls the scheduler, so it works for a remote cluster as well.
-                distributed_progress(futures, notebook=False, multi=False)
-                print(file=sys.stderr)
+            if report is not None:
+                self._follow(futures, report)
             return tuple(self.client.gather(futures))
         with dask.config.set(scheduler=self.local_scheduler):
-            if progress:
-                if label:
-                    print(label, file=sys.stderr)
-                with ProgressBar(out=sys.stderr, minimum=0.5):
-                    return dask.compute(*collections)
-            return dask.compute(*collections)
+            if report is None:
+                return dask.compute(*collections)
+            failed = True
+            try:
+                with _LocalProgress(report):
+                    results = dask.compute(*collections)
+                failed = False
+            finally:
+                report.close(failed=failed)
+            return results
+
+    def _follow(self, futures: list[Any], report: ProgressReport) -> None:
+        """Block until the futures finish, feeding ``report`` from the scheduler."""
+        try:
+            feed = _scheduler_feed_class()(futures, report)
+            self.client.sync(feed.listen)
+        except Exception as exc:  # progress is a nicety: never fail a computation over it
+            log.debug("no progress from the scheduler (%s); waiting without it", exc)
+            from distributed import wait
+
+            wait(futures)
+        finally:
+            # Not finished (an error, an interrupt): no "100 %" line.
+            report.close(failed=not all(f.status == "finished" for f in futures))
 
 
 def _local_cluster_size() -> int:
@@ -71,7 +227,8 @@ def executor(scheduler: str | None = None, *, announce: bool = False) -> Iterato
         An address, a scheduler file, ``synchronous``/``threads``/``processes``, or None for
         dask's configured ``scheduler-address`` or else a new LocalCluster.
     announce
-        Print the dashboard address when a local cluster starts.
+        Unused, kept for callers: the dashboard address of a local cluster is always logged at
+        INFO (on stderr in the CLI; ``-q`` hides it).
     """
     if scheduler is None:
         configured = dask.config.get("scheduler-address", None) or dask.config.get("scheduler_address", None)
@@ -91,19 +248,17 @@ def executor(scheduler: str | None = None, *, announce: bool = False) -> Iterato
         threads = _local_cluster_size()
         distributed_log = logging.getLogger("distributed")
         level = distributed_log.level
+        # Whatever the cluster prints while it starts belongs on stderr: stdout carries results.
+        with contextlib.redirect_stdout(sys.stderr):
+            cluster = LocalCluster(n_workers=1, threads_per_worker=threads, processes=False, dashboard_address=":0", silence_logs=logging.ERROR)
         try:
-            with (
-                contextlib.redirect_stdout(sys.stderr),
-                LocalCluster(n_workers=1, threads_per_worker=threads, processes=False, dashboard_address=":0", silence_logs=logging.ERROR) as cluster,
-                Client(cluster) as client,
-            ):
-                if announce:
-                    print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+            with cluster, Client(cluster) as client:
+                log.info("dask dashboard: %s", client.dashboard_link)
                 try:
                     yield Executor(description=f"LocalCluster({threads} threads)", client=client, workers=threads)
                 finally:
-                    # Closing our own cluster cancels the progress bar's scheduler feed, which
-                    # distributed reports as an ERROR with a traceback; it is not one.
+                    # Closing our own cluster cancels a progress feed still open after an error
+                    # or an interrupt, which distributed reports as an ERROR with a traceback.
                     distributed_log.setLevel(logging.CRITICAL)
         finally:
             distributed_log.setLevel(level)

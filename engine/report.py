@@ -15,7 +15,10 @@ from typing import Any
 import pandas as pd
 from carbonscape.errors import InputError
 from carbonscape.io import atomic_path
-from carbonscape.maps import MAP_FILES
+from carbonscape.maps import MAP_FILES, zone_groups
+
+# Zones of thousands of counties: the count, and this many names before "… and N more".
+ZONE_NAMES_SHOWN = 20
 
 CSS = """
 body{font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei","Microsoft YaHei","PingFang SC",system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;line-height:1.45;padding:0 1rem}
@@ -124,21 +127,33 @@ def write_report(run_dir: str | Path, *, title: str | None = None) -> Path:
     ratio_path = run / "ratio_zones.csv"
     if ratio_path.exists():
         ratio = pd.read_csv(ratio_path, dtype={"county": str})
-        if "zone" in ratio.columns:
+        groups = zone_groups(ratio)
+        if groups:
             items = []
-            for zone, group in ratio.groupby("zone", sort=False):
-                english = group["zone_en"].iloc[0] if "zone_en" in group else ""
-                items.append(f"<li><b>{html.escape(str(zone))}</b> {html.escape(str(english))} ({len(group)}): {html.escape('、'.join(group['county'].astype(str)))}</li>")
-            parts.append('<h2>Zones</h2><ul class="zones">' + "".join(items) + "</ul>")
+            for group in groups:
+                names = "、".join(group.counties[:ZONE_NAMES_SHOWN])
+                more = len(group.counties) - ZONE_NAMES_SHOWN
+                if more > 0:
+                    names += f" … and {more:,} more"
+                items.append(f"<li><b>{html.escape(group.zone)}</b> {html.escape(group.zone_en)} ({len(group.counties):,} counties): "
+                             f"{html.escape(names)}</li>")
+            parts.append('<h2>Zones</h2><p class="note">Highest supply–demand ratio first.</p><ul class="zones">' + "".join(items) + "</ul>")
 
     maps_dir = run / "maps"
     figures = []
     for stem, caption in MAP_FILES.items():
-        image = maps_dir / f"{stem}.png"
-        if image.exists():
-            data = base64.b64encode(image.read_bytes()).decode("ascii")
-            figures.append(f'<figure><img class="map" alt="{html.escape(caption)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>')
-    parts.append("<h2>Maps</h2>" + ("".join(figures) if figures else '<p class="note">No maps in this run; draw them with <code>carbonscape maps</code>.</p>'))
+        # draw_maps leaves only the files of its latest draw; a PNG is embedded, else an SVG.
+        for suffix, mime in ((".png", "image/png"), (".svg", "image/svg+xml")):
+            image = maps_dir / f"{stem}{suffix}"
+            if image.exists():
+                data = base64.b64encode(image.read_bytes()).decode("ascii")
+                figures.append(f'<figure><img class="map" alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
+                               f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+                break
+    note = '<p class="note">No maps in this run; draw them with <code>carbonscape maps</code>.</p>'
+    if not figures and any(maps_dir.glob("*.pdf")):
+        note = f'<p class="note">The maps were drawn as PDF only (in {html.escape(str(maps_dir))}); <code>carbonscape maps</code> draws the PNGs this page shows.</p>'
+    parts.append("<h2>Maps</h2>" + ("".join(figures) if figures else note))
 
     parts.append("<h2>Tables</h2>")
     for table_id, name, caption, columns in TABLES:

@@ -1,6 +1,8 @@
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import carbonscape
 import pandas as pd
@@ -90,3 +92,74 @@ def test_demo_command_with_maps_and_report(runner, tmp_path):
     redraw = runner.invoke(cli, ["maps", str(tmp_path / "d"), "--format", "pdf"])
     assert redraw.exit_code == 0 and (tmp_path / "d" / "maps" / "fig2_supply.pdf").exists()
     assert runner.invoke(cli, ["report", str(tmp_path / "d")]).exit_code == 0
+
+
+def _console_script() -> list[str]:
+    """The installed `carbonscape` console script (carbonscape.cli.main:main), else the module."""
+    script = Path(sys.executable).with_name("carbonscape")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "carbonscape.cli.main"]
+
+
+def test_help_and_bad_input_as_a_real_process(tmp_path):
+    done = subprocess.run([*_console_script(), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "carbonscape demo --out demo-out" in done.stdout and not done.stderr
+    sub = subprocess.run([*_console_script(), "ingest", "--help"], capture_output=True, text=True, timeout=60)
+    assert sub.returncode == 0 and "--progress / --no-progress" in sub.stdout and "Default: auto" in sub.stdout
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "counties.gpkg").write_bytes(b"\x00 this is not a GeoPackage" * 40)
+    bad = subprocess.run([*_console_script(), "maps", str(run)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stdout == ""
+    assert bad.stderr.startswith("Error: ") and "counties.gpkg is not a readable GeoPackage" in bad.stderr and "carbonscape run" in bad.stderr
+    assert "Traceback" not in bad.stderr and "DRIVER" not in bad.stderr
+
+
+def _ingest_command(tmp_path, *extra: str) -> tuple[list[str], Path]:
+    region = tmp_path / "r"
+    if not region.exists():
+        carbonscape.make_region(region, shape=(600, 500), n_counties=4, seed=3)
+    out = tmp_path / f"lu{len(list(tmp_path.glob('lu*.zarr')))}.zarr"
+    return [*_console_script(), *extra[:1], "ingest", str(region / "landuse.tif"), "--out", str(out), "--chunk", "64", *extra[1:]], out
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes", None])
+def test_progress_off_a_terminal_is_log_lines_on_stderr(tmp_path, scheduler):
+    command, out = _ingest_command(tmp_path, "-v", *(["--scheduler", scheduler] if scheduler else []))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180)  # stderr is a pipe, not a terminal
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{out}\n"  # stdout carries the result only: `P=$(carbonscape ingest ...)` works
+    assert "\r" not in done.stderr and "\x1b[" not in done.stderr and "Completed" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if re.search(r"ingest .*: \d+% \(\d+/\d+ tasks, ", line)]
+    assert lines and lines[-1].startswith("INFO: ") and re.search(r": 100% \((\d+)/\1 tasks", lines[-1]), done.stderr
+    assert len(lines) <= 12  # about one line per 10%, not one per poll
+    if scheduler is None:
+        assert re.search(r"^INFO: dask dashboard: http", done.stderr, re.M)
+
+
+def test_quiet_hides_progress_and_the_dashboard(tmp_path):
+    command, out = _ingest_command(tmp_path, "-q")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0 and done.stdout == f"{out}\n" and done.stderr == "", done.stderr
+    command, out = _ingest_command(tmp_path, "-v", "--no-progress", "--scheduler", "threads")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0 and "%" not in done.stderr, done.stderr
+
+
+def test_python_warnings_are_log_lines(tmp_path):
+    code = ("import warnings\nfrom carbonscape.cli.main import cli\n"
+            "@cli.command()\ndef odd():\n    warnings.warn('something odd', UserWarning)\n"
+            "import sys\ncli(sys.argv[1:], prog_name='carbonscape')\n")
+    done = subprocess.run([sys.executable, "-c", code, "odd"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "WARNING: something odd\n"
+    verbose = subprocess.run([sys.executable, "-c", code, "-v", "odd"], capture_output=True, text=True, timeout=60)
+    assert "WARNING: something odd (UserWarning, <string>:5)" in verbose.stderr and "warnings.warn(" not in verbose.stderr
+    quiet = subprocess.run([sys.executable, "-c", code, "-qq", "odd"], capture_output=True, text=True, timeout=60)
+    assert quiet.stderr == ""
+
+
+def test_study_summary_lists_zones_in_the_scheme_order():
+    from carbonscape.cli.main import _zone_counts
+
+    ratio = pd.DataFrame({"class": [1, 7, 3, 4, 2, 0], "zone": ["低碳保持区", "固碳优化区", "协调发展区", "碳汇发展区", "低碳保持区", ""]})
+    assert _zone_counts(ratio) == [("固碳优化区", 1), ("碳汇发展区", 1), ("协调发展区", 1), ("低碳保持区", 2)]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from carbonscape import ingest, rasterize_zones, supply
+from carbonscape import cluster, ingest, rasterize_zones, supply
 from carbonscape.errors import ClusterError
 from carbonscape.synthetic import make_region
 
@@ -112,3 +115,90 @@ def test_unreachable_scheduler_is_a_clear_error(region_stores):
     region, lu, zones, _, _ = region_stores
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), pytest.raises(ClusterError, match="could not reach the dask scheduler 'tcp://127.0.0.1:9'"):
         supply(lu, zones, region.pools, scheduler="tcp://127.0.0.1:9")
+
+
+def test_progress_with_a_remote_scheduler_goes_to_stderr_only(region_stores, dask_cluster, tmp_path):
+    region, lu, zones, _, _ = region_stores
+    address, scheduler_file = dask_cluster
+    out = tmp_path / "lu.zarr"
+    # The bug: `P=$(carbonscape ingest ... --scheduler tcp://... 2>/dev/null)` captured bar text.
+    done = subprocess.run(
+        [sys.executable, "-m", "carbonscape.cli.main", "ingest", str(region.landuse), "--out", str(out), "--chunk", "64", "--scheduler", address],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{out}\n"
+    lines = [line for line in done.stderr.splitlines() if re.match(r"INFO: ingest .*: \d+% \(\d+/\d+ tasks, \d+ s\)$", line)]
+    assert lines and re.search(r": 100% \((\d+)/\1 tasks", lines[-1]), done.stderr
+    assert "\r" not in done.stderr and "\x1b[" not in done.stderr
+    # supply prints its summary on stdout; the scheduler's progress stays off it.
+    summary = subprocess.run(
+        [sys.executable, "-m", "carbonscape.cli.main", "supply", "--landuse", str(lu), "--zones", str(zones), "--pools", str(region.pools),
+         "--out", str(tmp_path / "s"), "--scheduler", str(scheduler_file), "--progress"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert summary.returncode == 0, summary.stderr
+    assert summary.stdout.startswith("total supply ") and "%" not in summary.stdout and "\r" not in summary.stdout
+    assert re.search(r"^INFO: supply: .*: 100% \(", summary.stderr, re.M), summary.stderr
+
+
+def test_progress_report_lines_are_throttled(monkeypatch, caplog):
+    clock = [0.0]
+    monkeypatch.setattr(cluster.time, "monotonic", lambda: clock[0])
+    with caplog.at_level(logging.INFO, logger="carbonscape.cluster"):
+        report = cluster.ProgressReport("supply", bar=False)
+        for done in range(0, 1001):
+            clock[0] += 0.01  # 10 s in all: a line per 10 %, none for the polls between
+            report.update(done, 1000)
+        report.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m.split(": ")[1].split("%")[0] for m in messages] == [str(p) for p in range(10, 101, 10)]
+    assert messages[3] == "supply: 40% (400/1000 tasks, 4 s)"
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="carbonscape.cluster"):
+        slow = cluster.ProgressReport("zones", bar=False)
+        for done in range(0, 5):
+            clock[0] += 31.0  # each step under 10 % but more than 30 s after the last line
+            slow.update(done, 1000)
+        slow.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        "zones: 0% (0/1000 tasks, 31 s)", "zones: 0% (1/1000 tasks, 62 s)", "zones: 0% (2/1000 tasks, 93 s)",
+        "zones: 0% (3/1000 tasks, 2 min 04 s)", "zones: 0% (4/1000 tasks, 2 min 35 s)", "zones: 100% (1000/1000 tasks, 2 min 35 s)",
+    ]
+
+
+def test_progress_bar_on_a_terminal_writes_to_its_stream_not_stdout(capsys):
+    stream = io.StringIO()
+    report = cluster.ProgressReport("ingest", bar=True, stream=stream)
+    for done in range(0, 51):
+        report.update(done, 50)
+    report.close()
+    assert "ingest" in stream.getvalue() and "50/50" in stream.getvalue()
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
+def test_local_schedulers_feed_the_report(scheduler, monkeypatch):
+    import dask.array as da
+
+    seen = []
+    monkeypatch.setattr(cluster.ProgressReport, "update", lambda self, done, total: seen.append((done, total)))
+    with cluster.executor(scheduler) as run:
+        (total,) = run.compute(da.ones((64, 64), chunks=8).sum(), progress=True, label="test")
+    assert total == 64 * 64
+    assert seen and seen[-1][0] == seen[-1][1] > 64  # every chunk's task counted, to the end
+
+
+@pytest.mark.parametrize("where", ["local cluster", "remote scheduler"])
+def test_the_scheduler_feeds_the_report(where, request, monkeypatch):
+    """The scheduler's own task counts reach the report (no silent fallback to plain waiting)."""
+    import dask.array as da
+
+    address = request.getfixturevalue("dask_cluster")[0] if where == "remote scheduler" else None
+    seen = []
+    monkeypatch.setattr(cluster.ProgressReport, "update", lambda self, done, total: seen.append((done, total)))
+    with cluster.executor(address) as run:
+        assert run.client is not None
+        (total,) = run.compute(da.ones((64, 64), chunks=8).sum(), progress=True, label="test")
+    assert total == 64 * 64
+    assert seen and seen[-1][0] == seen[-1][1] > 64, seen
