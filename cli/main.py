@@ -212,8 +212,8 @@ def _zone_counts(ratio: Any) -> list[tuple[str, int]]:
 def _print_study_summary(result: Any) -> None:
     totals = result.totals
     click.echo(f"supply   {totals['supply_t']:,.0f} t C ({totals['supply_t'] / 1e6:,.2f} × 10⁶ t) in {totals['counties']} counties")
-    click.echo(f"demand   {totals['sum_of_county_densities_t_per_km2']:,.2f} t/km² summed over counties (the paper's total); "
-               f"regional density {totals['regional_density_t_per_km2']:,.2f} t/km²")
+    click.echo(f"demand   {totals['sum_of_county_densities_t_per_km2']:,.2f} t CO₂/km² summed over county densities (the total as the 2025 study "
+               f"reports it); regional density {totals['regional_density_t_per_km2']:,.2f} t CO₂/km²")
     zones = _zone_counts(result.ratio_zones)
     if zones:
         click.echo("zones    " + "; ".join(f"{name}: {count}" for name, count in zones))

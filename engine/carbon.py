@@ -202,6 +202,10 @@ def supply_tables(
         "pixels": class_counts.sum(axis=0),
         "area_ha": class_area_ha.sum(axis=0),
     })
+    # Names in other languages from the pools table (LULC_name_zh → name_zh) follow the required columns.
+    for extra in pools.table.columns:
+        if extra.startswith("lulc_name_") or extra in ("name_zh", "name_en"):
+            by_class["name_" + extra.removeprefix("lulc_name_").removeprefix("name_")] = pools.table[extra].to_numpy()
     zz, kk = np.meshgrid(np.arange(len(ids)), np.arange(n_classes), indexing="ij")
     by_county_class = pd.DataFrame({
         "county": county.to_numpy()[zz.ravel()],
@@ -287,7 +291,7 @@ def supply(
 
     # Every output goes to a staging folder first and moves into ``out`` only when all are written.
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
-    with staging as stage, using(run, scheduler, announce=progress) as active:
+    with using(run, scheduler) as active, staging as stage:
         results = active.compute(*collections, progress=progress, label=f"supply: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
         counts = np.asarray(results[0])
         if counts[:, index.unknown_col].sum():

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import dask
-from carbonscape.errors import ClusterError
+from carbonscape.errors import ClusterError, InputError
 from dask.callbacks import Callback
 
 log = logging.getLogger(__name__)
@@ -218,17 +219,15 @@ def _local_cluster_size() -> int:
 
 
 @contextlib.contextmanager
-def executor(scheduler: str | None = None, *, announce: bool = False) -> Iterator[Executor]:
+def executor(scheduler: str | None = None) -> Iterator[Executor]:
     """Open the place to compute for the duration of a ``with`` block.
 
     Parameters
     ----------
     scheduler
         An address, a scheduler file, ``synchronous``/``threads``/``processes``, or None for
-        dask's configured ``scheduler-address`` or else a new LocalCluster.
-    announce
-        Unused, kept for callers: the dashboard address of a local cluster is always logged at
-        INFO (on stderr in the CLI; ``-q`` hides it).
+        dask's configured ``scheduler-address`` or else a new LocalCluster, whose dashboard
+        address is logged at INFO.
     """
     if scheduler is None:
         configured = dask.config.get("scheduler-address", None) or dask.config.get("scheduler_address", None)
@@ -264,13 +263,24 @@ def executor(scheduler: str | None = None, *, announce: bool = False) -> Iterato
             distributed_log.setLevel(level)
         return
 
+    is_file = os.path.isfile(scheduler)
+    if not is_file:
+        _check_address(scheduler)
     # dask's own connect timeout (DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT), 30 s by default.
     timeout = dask.config.get("distributed.comm.timeouts.connect", "30s")
     try:
-        if os.path.exists(scheduler):
-            client = Client(scheduler_file=scheduler, timeout=timeout)
+        # Not the default client: every computation goes through Executor.compute, and a Client
+        # that fails half-way through its start would otherwise leave dask's global scheduler
+        # setting pointing at it.
+        if is_file:
+            client = Client(scheduler_file=scheduler, timeout=timeout, set_as_default=False)
         else:
-            client = Client(scheduler, timeout=timeout)
+            client = Client(scheduler, timeout=timeout, set_as_default=False)
+    except (ValueError, KeyError, AssertionError, TypeError) as exc:  # what distributed raises for a file that is not a scheduler file
+        raise InputError(
+            f"{scheduler}: not a dask scheduler file ({type(exc).__name__}: {exc}); give the file that "
+            "`dask scheduler --scheduler-file FILE` wrote, or the address tcp://HOST:PORT"
+        ) from exc
     except (OSError, TimeoutError) as exc:
         raise ClusterError(
             f"could not reach the dask scheduler {scheduler!r} ({exc}); check that `dask scheduler` "
@@ -283,11 +293,24 @@ def executor(scheduler: str | None = None, *, announce: bool = False) -> Iterato
         yield Executor(description=f"scheduler {scheduler} ({n} workers)", client=client, workers=max(n, 1))
 
 
+def _check_address(scheduler: str) -> None:
+    """Refuse, before any connection attempt, a value that is neither a known scheduler, an
+    existing file nor an address (dask's own error for "thread" is "missing port number")."""
+    if "://" in scheduler or re.fullmatch(r"[\w.\-]+:\d+|\[[0-9a-fA-F:]+\]:\d+", scheduler):
+        return
+    looks_like_a_file = os.sep in scheduler or scheduler.endswith((".json", ".yaml", ".yml"))
+    raise InputError(
+        (f"--scheduler {scheduler}: no such scheduler file. " if looks_like_a_file else f"--scheduler {scheduler!r} is not a scheduler. ")
+        + f"Give a scheduler address (tcp://HOST:PORT), a scheduler file written by `dask scheduler --scheduler-file`, "
+        f"or one of {', '.join(LOCAL_SCHEDULERS)}; with no --scheduler a LocalCluster is started"
+    )
+
+
 @contextlib.contextmanager
-def using(run: Executor | None, scheduler: str | None, *, announce: bool = False) -> Iterator[Executor]:
+def using(run: Executor | None, scheduler: str | None) -> Iterator[Executor]:
     """The caller's executor when it passes one (a study shares one cluster), else a new one."""
     if run is not None:
         yield run
         return
-    with executor(scheduler, announce=announce) as active:
+    with executor(scheduler) as active:
         yield active

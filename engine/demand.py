@@ -246,7 +246,7 @@ def demand_totals(demand: pd.DataFrame) -> dict[str, float]:
 TOTALS = {
     "sum_of_county_densities_t_per_km2": (
         "t CO2/km²",
-        "sum over the counties of each county's demand density: the paper's total (its 67,613.71 t/km²); a sum of densities, not the region's density",
+        "sum over the counties of each county's demand density: the total as the 2025 study reports it (its 67,613.71 t/km²); a sum of densities, not the region's density",
     ),
     "regional_density_t_per_km2": ("t CO2/km²", "the region's demand density: total demand / total area"),
     "total_demand_t": ("t CO2", "yearly emissions of all the counties together (per-capita emission × population, or the county inventory)"),

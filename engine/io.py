@@ -540,7 +540,7 @@ def ingest(
             present = np.nonzero(hist[:-1])[0]
             group.attrs["code_counts"] = {str(int(i) + histogram[0]): int(hist[i]) for i in present}  # type: ignore[index]
 
-    with using(run, scheduler, announce=progress) as active:
+    with using(run, scheduler) as active:
         write_store(
             ds, out_path, grid=grid, run=active, histogram=histogram,
             progress=progress, label=f"ingest {grid.shape[0]}×{grid.shape[1]} pixels → {out_path}",

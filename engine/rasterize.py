@@ -291,7 +291,7 @@ def rasterize_zones(
     }
     ds = raster_dataset(data, grid, name=ZONES_VARIABLE, nodata=None, attrs=attrs)
 
-    with using(run, scheduler, announce=progress) as active:
+    with using(run, scheduler) as active:
         write_store(ds, out_path, grid=grid, run=active, progress=progress, label=f"zones: {len(gdf)} polygons → {out_path}")
     return out_path
 

@@ -642,7 +642,7 @@ def run_study(
         timings[name] = round(now - clock, 3)
         clock = now
 
-    with executor(scheduler, announce=progress) as run:
+    with executor(scheduler) as run:
         landuse_store = ingest(list(study.landuse), stores / "landuse.zarr", chunk=study.chunk, progress=progress, run=run)
         lap("ingest")
         zone_store = rasterize_zones(study.counties, like=landuse_store, id_field=study.id_field, out=stores / "zones.zarr", layer=study.layer, progress=progress, run=run)
@@ -768,7 +768,8 @@ def _write_counties(
         "ratio_demand_unit": ratio_zones["demand_unit"].reindex(index),
     }
     attributes = polygons.copy()
-    clashing = [c for c in ["county", *columns] if c in attributes.columns and c != polygons.geometry.name]
+    # The id field itself named "county" is the same values, not a clash worth a message.
+    clashing = [c for c in ["county", *columns] if c in attributes.columns and c != polygons.geometry.name and c != keys.name]
     if clashing:
         log.info("counties.gpkg: the computed %s replace the polygon file's columns of the same name", clashing)
     attributes = attributes.drop(columns=clashing)

@@ -103,6 +103,51 @@ def test_dask_scheduler_address_setting_is_honoured(region_stores, dask_cluster,
     assert result.by_county["pixels"].tolist() == reference.by_county["pixels"].tolist()
 
 
+def test_relative_paths_reach_workers_that_run_elsewhere(region_stores, dask_cluster, tmp_path):
+    """The workers run in another folder than the command: relative paths must not reach them as
+    such (they used to write the chunks into their own folder and read back zeros)."""
+    import shutil
+
+    region, _, _, reference, _ = region_stores
+    address, _ = dask_cluster
+    for source, name in ((region.landuse, "landuse.tif"), (region.counties, "counties.gpkg"), (region.pools, "pools.csv")):
+        shutil.copy(source, tmp_path / name)
+    steps = [
+        ["ingest", "landuse.tif", "--out", "lu.zarr", "--chunk", "256"],
+        ["zones", "counties.gpkg", "--like", "lu.zarr", "--id-field", "county", "--out", "z.zarr"],
+        ["supply", "--landuse", "lu.zarr", "--zones", "z.zarr", "--pools", "pools.csv", "--out", "out"],
+    ]
+    for step in steps:
+        done = subprocess.run([sys.executable, "-m", "carbonscape.cli.main", *step, "--scheduler", address, "--no-progress"],
+                              capture_output=True, text=True, timeout=180, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "out" / "supply_by_county.csv")
+    assert table["pixels"].tolist() == reference.by_county["pixels"].tolist()
+    pd.testing.assert_series_equal(table["supply_t"], reference.by_county["supply_t"], check_names=False, rtol=1e-9)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("thread", "'thread' is not a scheduler"),
+    ("missing/scheduler.json", "no such scheduler file"),
+])
+def test_bad_scheduler_values_are_bad_input(region_stores, value, message, tmp_path):
+    region, lu, zones, _, _ = region_stores
+    done = subprocess.run([sys.executable, "-m", "carbonscape.cli.main", "supply", "--landuse", str(lu), "--zones", str(zones),
+                           "--pools", str(region.pools), "--out", str(tmp_path / "out"), "--scheduler", value],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_that_is_not_a_scheduler_file(region_stores, tmp_path):
+    from carbonscape.errors import InputError
+
+    region, lu, zones, _, _ = region_stores
+    (tmp_path / "s.json").write_text("{}")
+    with pytest.raises(InputError, match="s.json: not a dask scheduler file"):
+        supply(lu, zones, region.pools, scheduler=str(tmp_path / "s.json"))
+
+
 def test_local_cluster_default(region_stores):
     region, lu, zones, reference, _ = region_stores
     result = supply(lu, zones, region.pools)  # no scheduler: a LocalCluster for the call

@@ -90,6 +90,7 @@ def compare_with_paper(result: StudyResult) -> tuple[pd.DataFrame, pd.DataFrame,
         "paper_1e6_t": classes["supply_1e6_t"], "carbonscape_1e6_t": classes["supply_t"] / 1e6,
         "paper_pct": classes["percent"], "carbonscape_pct": classes["share_pct"],
     })
+    classes = classes.sort_values("paper_1e6_t", ascending=False, kind="stable").reset_index(drop=True)
     classes["diff_pct"] = 100 * (classes["carbonscape_1e6_t"] / classes["paper_1e6_t"].where(classes["paper_1e6_t"] > 0) - 1)
     paper = pd.read_csv(paths["tables2_3"])
     supply = result.supply.by_county.assign(county=lambda f: f["county"].astype(str)).set_index("county")["supply_t"]
@@ -114,11 +115,11 @@ def compare_with_paper(result: StudyResult) -> tuple[pd.DataFrame, pd.DataFrame,
     order = {zone.name_zh: i for i, zone in enumerate(PAPER_SCHEME.zones)}
     zones = result.ratio_zones.groupby("zone").size().sort_index(key=lambda names: names.map(lambda n: order.get(n, len(order))))
     lines = [
-        "Table 1, supply by land-use class (10^6 t):",
+        "Table 1, supply by land-use class (10⁶ t C):",
         classes[["land_use", "land_use_en", "paper_1e6_t", "carbonscape_1e6_t", "paper_pct", "carbonscape_pct"]].to_string(index=False, float_format=lambda v: f"{v:,.2f}"),
         "",
         f"Table 2, supply by county: largest difference {counties['supply_diff_pct'].abs().max():.2f}% "
-        f"(total {counties['carbonscape_supply_1e6_t'].sum():,.2f} vs the paper's {counties['paper_supply_1e6_t'].sum():,.2f} ×10^6 t)",
+        f"(total {counties['carbonscape_supply_1e6_t'].sum():,.2f} vs the paper's {counties['paper_supply_1e6_t'].sum():,.2f} × 10⁶ t)",
         f"Table 3, demand by county: largest difference {counties['demand_diff_pct'].abs().max():.2f}% "
         f"(sum of densities {counties['carbonscape_demand_t_per_km2'].sum():,.2f} vs the paper's {counties['paper_demand_t_per_km2'].sum():,.2f} t/km²)",
         f"Table 1, by class: largest difference {classes['diff_pct'].abs().max():.2f}%",
