@@ -66,6 +66,18 @@ def _refuse_to_replace_a_folder(final: Path) -> None:
         )
 
 
+def _move_into_place(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``; a folder (a store) there is renamed aside first and removed
+    after, since a rename cannot replace a non-empty folder."""
+    if target.is_dir() and not target.is_symlink():
+        old = temporary_sibling(target)
+        target.rename(old)
+        source.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, target)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path; on success replace ``path`` with it, on failure remove it.
@@ -79,13 +91,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = temporary_sibling(final)
     try:
         yield tmp
-        if final.is_dir() and not final.is_symlink():
-            old = temporary_sibling(final)
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        _move_into_place(tmp, final)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -105,14 +111,7 @@ def staged_outputs(folder: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield staging
         for item in sorted(staging.iterdir()):
-            target = final / item.name
-            if target.is_dir() and not target.is_symlink():
-                old = temporary_sibling(target)
-                target.rename(old)
-                item.rename(target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(item, target)
+            _move_into_place(item, final / item.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
