@@ -389,6 +389,8 @@ def _mosaic_grid(paths: Sequence[str], chunk: int) -> tuple[Grid, tuple[_Tile, .
                 raise GridError(f"{path}: the raster has no CRS; assign one, e.g. `gdal_edit.py -a_srs EPSG:XXXX {path}`")
             try:
                 grid = Grid.from_affine(crs=src.crs, transform=src.transform, shape=(src.height, src.width))
+                if not grid.is_geographic:
+                    grid.linear_unit_m  # noqa: B018  (refuse a CRS without units now, not at the supply pass)
             except GridError as exc:
                 raise GridError(f"{path}: {exc}") from exc
             if src.count > 1:

@@ -72,6 +72,18 @@ def test_float_raster_and_missing_crs_are_refused(tmp):
         ingest(tmp / "missing.tif", tmp / "m.zarr", scheduler="synchronous")
 
 
+def test_rotated_grid_is_refused_with_the_file_named(tmp):
+    from carbonscape import GridError
+    from rasterio.transform import Affine
+
+    rotated = write_tif(tmp / "rotated.tif", np.ones((4, 4), dtype=np.uint8), transform=Affine(100, 20, 500_000, 20, -100, 2_800_000))
+    with pytest.raises(GridError, match="rotated.tif.*rotat"):
+        ingest(rotated, tmp / "r.zarr", scheduler="synchronous")
+    assert not (tmp / "r.zarr").exists()
+    # (A CRS without units cannot be written to a GeoTIFF: GDAL gives it metres; tests/test_grid.py
+    # checks the grid refuses one, which ingest now asks before writing anything.)
+
+
 def test_stores_written_by_others_are_read_through_zarr(tmp):
     """A store from plain xarray (zarr's default codecs) takes the zarr path, not the direct reader."""
     import dask.array as dask_array
