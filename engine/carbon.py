@@ -151,13 +151,16 @@ class UnknownCodesError(PoolTableError):
     """The land-use raster holds codes that the pools table does not list."""
 
 
-def _unknown_codes_message(store_path: Path, pools: PoolTable, codes: Mapping[int, int]) -> str:
-    listed = ", ".join(f"{code} ({count:,} pixels)" for code, count in sorted(codes.items())[:20])
+def unknown_codes_message(where: str | Path, pools: PoolTable, codes: Mapping[int, int]) -> str:
+    """The one message for land-use codes (with their pixel counts) that the pools table lacks,
+    from the supply pass and from ``carbonscape check`` alike."""
+    shown = sorted(codes)[:20]
+    listed = ", ".join(f"{code} ({codes[code]:,} pixels)" for code in shown)
     if len(codes) > 20:
         listed += f" and {len(codes) - 20} more code(s)"
     return (
-        f"{store_path}: land-use code(s) missing from the pools table {pools.source}: {listed}. "
-        "Add a row for each to the pools table (zeros if the class stores no carbon), or set them as nodata"
+        f"{where}: land-use code(s) missing from the pools table {pools.source}: {listed}; add rows for codes "
+        f"{shown} to {Path(pools.source).name} (zeros if the class stores no carbon), or set them as nodata"
     )
 
 
@@ -272,7 +275,7 @@ def supply(
     if found is not None:
         unknown = {code: n for code, n in found.items() if code not in pool_table.codes and code != land.nodata}
         if unknown:
-            raise UnknownCodesError(_unknown_codes_message(land.path, pool_table, unknown))
+            raise UnknownCodesError(unknown_codes_message(land.path, pool_table, unknown))
     try:
         index = ClassIndex.build(pool_table.codes, nodata=land.nodata)
     except InputError as exc:
@@ -295,7 +298,7 @@ def supply(
         results = active.compute(*collections, progress=progress, label=f"supply: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
         counts = np.asarray(results[0])
         if counts[:, index.unknown_col].sum():
-            raise UnknownCodesError(_unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
+            raise UnknownCodesError(unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
         if pixel_maps and stage is not None:
             _write_pixel_maps(land, index, pool_table, stage, active, progress=progress)
         result = _supply_result(counts, results, land=land, index=index, pools=pool_table, zone_table=zone_table, started=started)
@@ -349,7 +352,7 @@ def _count_unknown(land: Any, pools: PoolTable, run: Executor) -> dict[int, int]
     """
     import dask
 
-    parts = [dask.delayed(_block_codes)(block, land.nodata) for block in land.data.to_delayed().ravel()]
+    parts = [dask.delayed(block_codes)(block, land.nodata) for block in land.data.to_delayed().ravel()]
     found: dict[int, int] = {}
     for values, counts in run.compute(*parts):
         for value, count in zip(values.tolist(), counts.tolist()):
@@ -357,8 +360,15 @@ def _count_unknown(land: Any, pools: PoolTable, run: Executor) -> dict[int, int]
     return {code: n for code, n in sorted(found.items()) if code not in pools.codes}
 
 
-def _block_codes(block: np.ndarray, nodata: Any) -> tuple[np.ndarray, np.ndarray]:
-    values, counts = np.unique(block, return_counts=True)
+def block_codes(block: np.ndarray, nodata: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct codes of a block and their pixel counts, ``nodata`` left out."""
+    low, high = int(block.min()), int(block.max())
+    if high - low < 1 << 16:  # a bincount over the block's range beats sorting it
+        counts = np.bincount((block.astype(np.int64) - low).ravel())
+        present = np.flatnonzero(counts)
+        values, counts = present + low, counts[present]
+    else:
+        values, counts = np.unique(block, return_counts=True)
     keep = values != nodata if nodata is not None else np.ones(values.shape, dtype=bool)
     return values[keep], counts[keep]
 

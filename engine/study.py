@@ -26,7 +26,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from carbonscape.breaks import manual_breaks
-from carbonscape.carbon import PoolTable, SupplyResult, read_pools, supply
+from carbonscape.carbon import (
+    PoolTable,
+    SupplyResult,
+    block_codes,
+    read_pools,
+    supply,
+    unknown_codes_message,
+)
 from carbonscape.cluster import executor
 from carbonscape.demand import (
     check_county_table,
@@ -464,15 +471,10 @@ def _missing_codes(study: Study, pools: PoolTable, *, out: str | os.PathLike[str
             for code, count in scan_codes(raster).items():
                 counts[code] = counts.get(code, 0) + count
     listed = set(pools.codes)
-    missing = {code: n for code, n in sorted(counts.items()) if code not in listed}
+    missing = {code: n for code, n in counts.items() if code not in listed}
     if not missing:
         return []
-    shown = ", ".join(f"{code} ({n:,} pixels)" for code, n in list(missing.items())[:20])
-    more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
-    return [
-        f"land use: code(s) missing from the pools table {pools.source}: {shown}{more}; add rows for codes "
-        f"{list(missing)[:20]} to {Path(pools.source).name} (zeros if the class stores no carbon), or set them as nodata"
-    ]
+    return ["land use: " + unknown_codes_message(", ".join(p.name for p in study.landuse), pools, missing)]
 
 
 def _store_codes(study: Study, *, out: str | os.PathLike[str] | None) -> dict[int, int] | None:
@@ -533,15 +535,8 @@ def scan_codes(path: str | os.PathLike[str]) -> dict[int, int]:
                 if totals is not None:
                     totals += np.bincount(block.ravel(), minlength=totals.size)
                     continue
-                low, high = int(block.min()), int(block.max())
-                if high - low < 1 << 16:  # bincount over the block's range beats sorting it
-                    counts = np.bincount((block.astype(np.int64) - low).ravel())
-                    values = np.flatnonzero(counts)
-                    pairs = zip((values + low).tolist(), counts[values].tolist())
-                else:
-                    values, counts = np.unique(block, return_counts=True)
-                    pairs = zip(values.tolist(), counts.tolist())
-                for code, count in pairs:
+                values, counts = block_codes(block, None)
+                for code, count in zip(values.tolist(), counts.tolist()):
                     found[code] = found.get(code, 0) + count
         if totals is not None:
             present = np.flatnonzero(totals)
