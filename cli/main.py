@@ -197,26 +197,14 @@ def generate(ctx: click.Context, out_dir: str, size: str, pixel_size: float, n_c
         click.echo(f"{label}: {path}")
 
 
-def _zone_counts(ratio: Any) -> list[tuple[str, int]]:
-    """(zone, counties) in the scheme's order, highest ratio class first (the paper's Table 4:
-    optimization, sink development, coordinated, low carbon), as the maps and report list them."""
-    if "zone" not in ratio:
-        return []
-    named = ratio[ratio["zone"].fillna("").astype(str) != ""]
-    if "class" in named:
-        groups = named.groupby("zone", sort=False)["class"].agg(["max", "size"]).sort_values("max", ascending=False, kind="stable")
-        return [(str(zone), int(size)) for zone, size in groups["size"].items()]
-    return [(str(zone), int(size)) for zone, size in named.groupby("zone", sort=False).size().items()]
-
-
 def _print_study_summary(result: Any) -> None:
     totals = result.totals
     click.echo(f"supply   {totals['supply_t']:,.0f} t C ({totals['supply_t'] / 1e6:,.2f} × 10⁶ t) in {totals['counties']} counties")
     click.echo(f"demand   {totals['sum_of_county_densities_t_per_km2']:,.2f} t CO₂/km² summed over county densities (the total as the 2025 study "
                f"reports it); regional density {totals['regional_density_t_per_km2']:,.2f} t CO₂/km²")
-    zones = _zone_counts(result.ratio_zones)
+    zones = carbonscape.zone_groups(result.ratio_zones)
     if zones:
-        click.echo("zones    " + "; ".join(f"{name}: {count}" for name, count in zones))
+        click.echo("zones    " + "; ".join(f"{group.zone}: {len(group.counties)}" for group in zones))
     click.echo(f"outputs  {result.out}")
     for name in ("report", "ratio_zones", "counties", "run"):
         if name in result.files:

@@ -49,7 +49,15 @@ from carbonscape.study import (
     write_study_template,
 )
 from carbonscape.synthetic import Region, make_region
-from carbonscape.zoning import PAPER_RATIO_BREAKS, PAPER_SCHEME, Zone, ZoneScheme, zone_ratios
+from carbonscape.zoning import (
+    PAPER_RATIO_BREAKS,
+    PAPER_SCHEME,
+    Zone,
+    ZoneGroup,
+    ZoneScheme,
+    zone_groups,
+    zone_ratios,
+)
 
 __version__ = "0.1.0"
 
@@ -89,7 +97,9 @@ __all__ = [
     "run_study",
     "supply_demand_ratio",
     "write_study_template",
+    "zone_groups",
     "zone_ratios",
+    "ZoneGroup",
     "AlignmentError",
     "CarbonscapeError",
     "ClusterError",

@@ -17,7 +17,6 @@ import logging
 import math
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import shapely
 from carbonscape.breaks import classify, natural_breaks
 from carbonscape.errors import InputError
 from carbonscape.fonts import INSTALL_HINT, find_cjk_font, has_cjk
+from carbonscape.zoning import zone_groups, zone_keys
 from matplotlib import colormaps, patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -125,67 +125,6 @@ def ratio_palette(n: int) -> np.ndarray:
     if n <= 1:
         return colormaps[RATIO_CMAP](np.array([0.5]))
     return colormaps[RATIO_CMAP](np.linspace(0.05, 0.95, n))
-
-
-@dataclass(frozen=True)
-class ZoneGroup:
-    """One functional zone of a run: its names, rank in the scheme and counties."""
-
-    key: str
-    zone: str
-    zone_en: str
-    counties: tuple[str, ...]
-    top_class: float
-
-
-def zone_groups(frame: pd.DataFrame) -> list[ZoneGroup]:
-    """The run's zones in the scheme's order, highest ratio class first.
-
-    For the paper's scheme that is Table 4's order: optimization (classes 7–5), sink development
-    (4), coordinated (3), low carbon (2–1). Zones are ranked by their highest class, then their
-    mean class; without a ``class`` column, by their median ratio.
-
-    Parameters
-    ----------
-    frame
-        Rows per county with ``zone`` (and ``zone_key``, ``zone_en``, ``class``, ``ratio``,
-        ``county`` when present), e.g. ``ratio_zones.csv`` or ``counties.gpkg``.
-    """
-    if "zone" not in frame.columns:
-        return []
-    zone = frame["zone"].fillna("").astype(str)
-    keys = _zone_keys(frame)
-    keep = keys != ""
-    if not keep.any():
-        return []
-    names = frame["county"].astype(str) if "county" in frame.columns else pd.Series(frame.index.astype(str), index=frame.index)
-    if "class" in frame.columns:
-        rank_values = pd.to_numeric(frame["class"], errors="coerce")
-    elif "ratio" in frame.columns:
-        rank_values = pd.to_numeric(frame["ratio"], errors="coerce").replace(np.inf, np.nan)
-    else:
-        rank_values = pd.Series(0.0, index=frame.index)
-    groups = []
-    for key in dict.fromkeys(keys[keep]):
-        member = keys == key
-        ranks = rank_values[member]
-        if "class" in frame.columns:
-            order = (float(ranks.max()), float(ranks.mean()))
-        else:
-            order = (float(ranks.median()), 0.0)
-        english = frame.loc[member, "zone_en"].fillna("").astype(str).iloc[0] if "zone_en" in frame.columns else ""
-        groups.append((order, ZoneGroup(key=key, zone=zone[member].iloc[0], zone_en=english, counties=tuple(names[member]),
-                                         top_class=order[0])))
-    groups.sort(key=lambda pair: tuple(-np.nan_to_num(v, nan=-np.inf) for v in pair[0]))
-    return [group for _, group in groups]
-
-
-def _zone_keys(frame: pd.DataFrame) -> pd.Series:
-    """Each county's zone key (``zone_key``, else the zone's name; "" for none)."""
-    zone = frame["zone"].fillna("").astype(str)
-    if "zone_key" not in frame.columns:
-        return zone
-    return frame["zone_key"].fillna("").astype(str).where(lambda k: k != "", zone)
 
 
 class _Labeller:
@@ -542,7 +481,7 @@ def _draw_zones(gdf: gpd.GeoDataFrame, labeller: _Labeller, out: Path, formats: 
     ax = fig.add_subplot()
     groups = zone_groups(gdf)
     palette = ratio_palette(len(groups))[::-1]  # groups run from the highest ratio down
-    keys = _zone_keys(gdf)
+    keys = zone_keys(gdf)
     colour_of = {group.key: palette[i] for i, group in enumerate(groups)}
     gdf.plot(ax=ax, color=[colour_of.get(k, NO_VALUE) for k in keys], edgecolor="#8c8c8c", linewidth=_edge_width(len(gdf)))
     handles = []

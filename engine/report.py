@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 from carbonscape.errors import InputError
 from carbonscape.io import atomic_path
-from carbonscape.maps import MAP_FILES, zone_groups
+from carbonscape.maps import MAP_FILES
+from carbonscape.zoning import zone_groups
 
 # Zones of thousands of counties: the count, and this many names before "… and N more".
 ZONE_NAMES_SHOWN = 20

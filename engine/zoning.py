@@ -191,3 +191,64 @@ def zone_ratios(
     gvf = goodness_of_variance_fit(values[finite], edges, weights=None if w is None else w[finite]) if finite.sum() else float("nan")
     info = {"method": method, "k": k, "edges": [float(e) for e in edges], "gvf": float(gvf), "scheme": chosen.name, "clipped": clipped}
     return frame, info
+
+
+@dataclass(frozen=True)
+class ZoneGroup:
+    """One functional zone of a run: its names, rank in the scheme and counties."""
+
+    key: str
+    zone: str
+    zone_en: str
+    counties: tuple[str, ...]
+    top_class: float
+
+
+def zone_groups(frame: pd.DataFrame) -> list[ZoneGroup]:
+    """The run's zones in the scheme's order, highest ratio class first.
+
+    For the paper's scheme that is Table 4's order: optimization (classes 7–5), sink development
+    (4), coordinated (3), low carbon (2–1). Zones are ranked by their highest class, then their
+    mean class; without a ``class`` column, by their median ratio.
+
+    Parameters
+    ----------
+    frame
+        Rows per county with ``zone`` (and ``zone_key``, ``zone_en``, ``class``, ``ratio``,
+        ``county`` when present), e.g. ``ratio_zones.csv`` or ``counties.gpkg``.
+    """
+    if "zone" not in frame.columns:
+        return []
+    zone = frame["zone"].fillna("").astype(str)
+    keys = zone_keys(frame)
+    keep = keys != ""
+    if not keep.any():
+        return []
+    names = frame["county"].astype(str) if "county" in frame.columns else pd.Series(frame.index.astype(str), index=frame.index)
+    if "class" in frame.columns:
+        rank_values = pd.to_numeric(frame["class"], errors="coerce")
+    elif "ratio" in frame.columns:
+        rank_values = pd.to_numeric(frame["ratio"], errors="coerce").replace(np.inf, np.nan)
+    else:
+        rank_values = pd.Series(0.0, index=frame.index)
+    groups = []
+    for key in dict.fromkeys(keys[keep]):
+        member = keys == key
+        ranks = rank_values[member]
+        if "class" in frame.columns:
+            order = (float(ranks.max()), float(ranks.mean()))
+        else:
+            order = (float(ranks.median()), 0.0)
+        english = frame.loc[member, "zone_en"].fillna("").astype(str).iloc[0] if "zone_en" in frame.columns else ""
+        groups.append((order, ZoneGroup(key=key, zone=zone[member].iloc[0], zone_en=english, counties=tuple(names[member]),
+                                         top_class=order[0])))
+    groups.sort(key=lambda pair: tuple(-np.nan_to_num(v, nan=-np.inf) for v in pair[0]))
+    return [group for _, group in groups]
+
+
+def zone_keys(frame: pd.DataFrame) -> pd.Series:
+    """Each county's zone key (``zone_key``, else the zone's name; "" for none)."""
+    zone = frame["zone"].fillna("").astype(str)
+    if "zone_key" not in frame.columns:
+        return zone
+    return frame["zone_key"].fillna("").astype(str).where(lambda k: k != "", zone)

@@ -158,8 +158,13 @@ def test_python_warnings_are_log_lines(tmp_path):
     assert quiet.stderr == ""
 
 
-def test_study_summary_lists_zones_in_the_scheme_order():
-    from carbonscape.cli.main import _zone_counts
+def test_study_summary_lists_zones_in_the_scheme_order(capsys):
+    from types import SimpleNamespace
+
+    from carbonscape.cli.main import _print_study_summary
 
     ratio = pd.DataFrame({"class": [1, 7, 3, 4, 2, 0], "zone": ["低碳保持区", "固碳优化区", "协调发展区", "碳汇发展区", "低碳保持区", ""]})
-    assert _zone_counts(ratio) == [("固碳优化区", 1), ("碳汇发展区", 1), ("协调发展区", 1), ("低碳保持区", 2)]
+    totals = {"supply_t": 1e6, "counties": 6, "sum_of_county_densities_t_per_km2": 1.0, "regional_density_t_per_km2": 1.0}
+    _print_study_summary(SimpleNamespace(totals=totals, ratio_zones=ratio, out="out", files={}))
+    zones_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("zones"))
+    assert zones_line == "zones    固碳优化区: 1; 碳汇发展区: 1; 协调发展区: 1; 低碳保持区: 2"

@@ -28,10 +28,9 @@ from carbonscape.maps import (
     legend_labels,
     nice_scale_length,
     tonnes_scale,
-    zone_groups,
 )
 from carbonscape.report import write_report
-from carbonscape.zoning import zone_ratios
+from carbonscape.zoning import zone_groups, zone_ratios
 
 
 def _voronoi_cells(n: int, size: float, rng: np.random.Generator) -> list:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from carbonscape.demo.generate import demo_paths, generate_landuse, region_settings
 from carbonscape.study import StudyResult, run_study
-from carbonscape.zoning import PAPER_RATIO_BREAKS, PAPER_SCHEME
+from carbonscape.zoning import PAPER_RATIO_BREAKS, zone_groups
 
 __all__ = ["compare_with_paper", "demo_paths", "generate_landuse", "paper_class", "run_demo", "write_demo_study"]
 
@@ -112,8 +112,7 @@ def compare_with_paper(result: StudyResult) -> tuple[pd.DataFrame, pd.DataFrame,
     counties["carbonscape_class"] = zoned["class"].to_numpy()
     counties["zone"] = zoned["zone"].to_numpy()
     same_class = int((counties["paper_class"] == counties["carbonscape_class"]).sum())
-    order = {zone.name_zh: i for i, zone in enumerate(PAPER_SCHEME.zones)}
-    zones = result.ratio_zones.groupby("zone").size().sort_index(key=lambda names: names.map(lambda n: order.get(n, len(order))))
+    zones = zone_groups(result.ratio_zones)
     lines = [
         "Table 1, supply by land-use class (10⁶ t C):",
         classes[["land_use", "land_use_en", "paper_1e6_t", "carbonscape_1e6_t", "paper_pct", "carbonscape_pct"]].to_string(index=False, float_format=lambda v: f"{v:,.2f}"),
@@ -124,7 +123,7 @@ def compare_with_paper(result: StudyResult) -> tuple[pd.DataFrame, pd.DataFrame,
         f"(sum of densities {counties['carbonscape_demand_t_per_km2'].sum():,.2f} vs the paper's {counties['paper_demand_t_per_km2'].sum():,.2f} t/km²)",
         f"Table 1, by class: largest difference {classes['diff_pct'].abs().max():.2f}%",
         f"Table 4, ratio classes: {same_class} of {len(counties)} counties in the class the paper's own tables give them",
-        "Zones: " + "; ".join(f"{name} {count}" for name, count in zones.items()),
+        "Zones: " + "; ".join(f"{group.zone} {len(group.counties)}" for group in zones),
     ]
     return classes, counties, "\n".join(lines)
 
