@@ -440,7 +440,9 @@ def _mosaic_grid(paths: Sequence[str], chunk: int) -> tuple[Grid, tuple[_Tile, .
     return mosaic, tuple(tiles), dtype, nodata
 
 
-def _fingerprint(paths: Sequence[str], chunk: int) -> dict[str, Any]:
+def source_fingerprint(paths: Sequence[str], chunk: int) -> dict[str, Any]:
+    """What makes a land-use store up to date with its GeoTIFFs (paths, sizes, times, chunking);
+    ``carbonscape check`` asks the same question as ingest."""
     files = []
     for path in paths:
         stat = os.stat(path)
@@ -503,7 +505,7 @@ def ingest(
     for path in paths:
         if not os.path.isfile(path):
             raise InputError(f"{path}: no such file; check the land-use path")
-    fingerprint = _fingerprint(paths, chunk)
+    fingerprint = source_fingerprint(paths, chunk)
     if not force and store_is_current(out_path, fingerprint, "carbonscape_source"):
         log.info("%s is up to date with its sources; nothing to do (use --force to rebuild)", out_path)
         return out_path

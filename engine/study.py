@@ -43,7 +43,13 @@ from carbonscape.demand import (
     per_capita_emission,
 )
 from carbonscape.errors import InputError, StudyError
-from carbonscape.io import LANDUSE_VARIABLE, _fingerprint, atomic_path, ingest, store_is_current
+from carbonscape.io import (
+    LANDUSE_VARIABLE,
+    atomic_path,
+    ingest,
+    source_fingerprint,
+    store_is_current,
+)
 from carbonscape.rasterize import geodesic_areas_km2, rasterize_zones, read_polygons
 from carbonscape.ratio import CO2_TO_C, DEMAND_UNITS, UNITS, supply_demand_ratio
 from carbonscape.zoning import SCHEME_NAMES, get_scheme, zone_ratios
@@ -483,7 +489,7 @@ def _store_codes(study: Study, *, out: str | os.PathLike[str] | None) -> dict[in
 
     store = study.output_dir(out) / "stores" / "landuse.zarr"
     # The same fingerprint ingest writes, so "up to date" means what `run` would reuse.
-    fingerprint = _fingerprint([os.fspath(p) for p in study.landuse], study.chunk)
+    fingerprint = source_fingerprint([os.fspath(p) for p in study.landuse], study.chunk)
     if not store_is_current(store, fingerprint, "carbonscape_source"):
         return None
     try:
