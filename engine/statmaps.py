@@ -1,0 +1,249 @@
+"""Maps of the second half of a study: LISA clusters, Gi* hot spots, matching quadrants, balance, zone stability.
+
+Drawn in the manner of :mod:`carbonscape.maps` (a :class:`~matplotlib.figure.Figure` on the Agg
+canvas, no pyplot, a CJK fallback font for names, a scale bar and a north arrow), from the result
+objects and the unit polygons in memory, never from files read back. Colours follow GeoDa's
+conventions for clusters (HH red, LL blue, HL pink, LH light blue, not significant grey) and
+ArcGIS's for hot spots (hot red, cold blue).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import matplotlib
+import numpy as np
+import pandas as pd
+from carbonscape.errors import InputError
+from carbonscape.fonts import find_cjk_font
+from carbonscape.maps import DPI, FORMATS, NO_VALUE, add_north_arrow, add_scale_bar, legend_labels
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+log = logging.getLogger(__name__)
+
+STAT_MAP_FILES = {
+    "lisa_clusters": "LISA clusters (local Moran's I)",
+    "hotspots": "Getis–Ord Gi* hot and cold spots",
+    "matching_quadrants": "Supply–demand quadrants",
+    "matching_balance": "Supply–demand balance",
+    "zone_stability": "Zone stability under density uncertainty",
+}
+CLUSTER_COLOURS = {
+    "HH": "#d7191c", "LL": "#2c7bb6", "HL": "#fdae61", "LH": "#abd9e9", "not significant": "#eeeeee",
+}
+CLUSTER_LABELS = {
+    "HH": "High–High", "LL": "Low–Low", "HL": "High–Low", "LH": "Low–High", "not significant": "not significant",
+}
+SPOT_COLOURS = {"hot spot": "#d7191c", "cold spot": "#2c7bb6", "not significant": "#eeeeee"}
+QUADRANT_COLOURS = {"HS-HD": "#fdae61", "HS-LD": "#1a9641", "LS-HD": "#d7191c", "LS-LD": "#abd9e9"}
+QUADRANT_LABELS = {
+    "HS-HD": "high supply, high demand", "HS-LD": "high supply, low demand",
+    "LS-HD": "low supply, high demand", "LS-LD": "low supply, low demand",
+}
+VARIABLE_TITLES = {"supply_t_per_km2": "supply density", "demand_t_per_km2": "demand density", "ratio": "supply–demand ratio"}
+
+
+@contextlib.contextmanager
+def _fonts() -> Iterator[None]:
+    cjk = find_cjk_font()
+    with matplotlib.rc_context({"font.family": ["DejaVu Sans", cjk] if cjk else ["DejaVu Sans"]}):
+        yield
+
+
+def _figure(n_panels: int) -> tuple[Figure, FigureCanvasAgg, list[Any]]:
+    ncols = min(3, max(n_panels, 1))
+    nrows = math.ceil(max(n_panels, 1) / ncols)
+    fig = Figure(figsize=(4.6 * ncols + 1.2, 4.4 * nrows + 0.4) if n_panels > 1 else (9.0, 7.0), dpi=DPI, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(max(n_panels, 1))]
+    return fig, canvas, axes
+
+
+def _edge_width(n: int) -> float:
+    return float(np.clip(2.0 / math.sqrt(max(n, 1)), 0.05, 0.4))
+
+
+def _finish(ax: Any, gdf: gpd.GeoDataFrame, title: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_axis_off()
+    ax.set_aspect("equal")
+    add_scale_bar(ax, gdf)
+    add_north_arrow(ax)
+
+
+def _categorical(ax: Any, gdf: gpd.GeoDataFrame, labels: pd.Series, colours: Mapping[str, str], names: Mapping[str, str], *,
+                 legend_title: str) -> None:
+    """Fill units by category; units without one (left out of the statistic) in the no-value grey;
+    a legend of the categories present, with their unit counts."""
+    values = labels.reindex(gdf.index)
+    fill = [colours.get(v, NO_VALUE) if isinstance(v, str) else NO_VALUE for v in values]
+    gdf.plot(ax=ax, color=fill, edgecolor="#8c8c8c", linewidth=_edge_width(len(gdf)))
+    counts = values.value_counts()
+    handles = [Patch(facecolor=colours[key], edgecolor="#8c8c8c", linewidth=0.3, label=f"{names.get(key, key)} ({int(counts[key]):,})")
+               for key in colours if key in counts.index]
+    missing = int(values.isna().sum() + (~values.dropna().isin(list(colours))).sum())
+    if missing:
+        handles.append(Patch(facecolor=NO_VALUE, edgecolor="none", label=f"no value ({missing:,})"))
+    ax.legend(handles=handles, title=legend_title, title_fontsize=7, prop={"size": 7}, frameon=False, loc="upper left",
+              bbox_to_anchor=(1.0, 0.5))
+
+
+def _save(fig: Figure, out: Path, stem: str, formats: Sequence[str]) -> list[Path]:
+    written = []
+    for fmt in formats:
+        path = out / f"{stem}.{fmt}"
+        tmp = path.with_name(f".{path.stem}.tmp.{fmt}")
+        fig.savefig(tmp, format=fmt, dpi=DPI)
+        tmp.replace(path)
+        written.append(path)
+    return written
+
+
+def _check(out: Path, formats: Sequence[str]) -> None:
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise InputError(f"map formats {unknown} are not supported; use png, svg or pdf")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _per_variable(gdf: gpd.GeoDataFrame, table: pd.DataFrame, unit: str, column: str, colours: Mapping[str, str],
+                  names: Mapping[str, str], *, title: str, legend_title: str, out: Path, stem: str,
+                  formats: Sequence[str]) -> list[Path]:
+    variables = list(dict.fromkeys(table["variable"]))
+    if not variables:
+        return []
+    with _fonts():
+        fig, _canvas, axes = _figure(len(variables))
+        fig.suptitle(title, fontsize=12)
+        for ax, variable in zip(axes, variables):
+            rows = table[table["variable"] == variable]
+            labels = pd.Series(rows[column].to_numpy(), index=rows[unit].astype(str).to_numpy())
+            _categorical(ax, gdf, labels, colours, names, legend_title=legend_title)
+            _finish(ax, gdf, VARIABLE_TITLES.get(variable, variable))
+        return _save(fig, out, stem, formats)
+
+
+def _keyed(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    gdf = units.copy()
+    gdf.index = gdf.index.astype(str)
+    return gdf
+
+
+def draw_lisa_clusters(units: gpd.GeoDataFrame, lisa: pd.DataFrame, out: str | Path, *, alpha: float, unit: str = "county",
+                       formats: Sequence[str] = ("png",)) -> list[Path]:
+    """``lisa_clusters.png``: one panel per variable, units coloured HH, LL, HL, LH or not significant.
+
+    Parameters
+    ----------
+    units
+        Unit polygons indexed by the unit key.
+    lisa
+        :attr:`carbonscape.spatial.SpatialStatistics.lisa`.
+    out
+        The maps folder.
+    alpha
+        The significance level, shown in the legend.
+    """
+    folder = Path(out)
+    _check(folder, formats)
+    return _per_variable(_keyed(units), lisa, unit, "cluster", CLUSTER_COLOURS, CLUSTER_LABELS, title="LISA clusters (local Moran's I)",
+                         legend_title=f"cluster (p < {alpha:g})", out=folder, stem="lisa_clusters", formats=formats)
+
+
+def draw_hotspots(units: gpd.GeoDataFrame, hotspots: pd.DataFrame, out: str | Path, *, alpha: float, unit: str = "county",
+                  formats: Sequence[str] = ("png",)) -> list[Path]:
+    """``hotspots.png``: one panel per variable, units coloured hot spot, cold spot or not significant."""
+    folder = Path(out)
+    _check(folder, formats)
+    return _per_variable(_keyed(units), hotspots, unit, "spot", SPOT_COLOURS, {}, title="Getis–Ord Gi* hot and cold spots",
+                         legend_title=f"Gi* (p < {alpha:g})", out=folder, stem="hotspots", formats=formats)
+
+
+def draw_matching(units: gpd.GeoDataFrame, matching: pd.DataFrame, out: str | Path, *, unit_label: str = "t/km²",
+                  formats: Sequence[str] = ("png",)) -> list[Path]:
+    """``matching_quadrants.png`` (z-score quadrants) and ``matching_balance.png`` (supply − demand,
+    diverging at zero: green surplus, red deficit).
+
+    Parameters
+    ----------
+    matching
+        :func:`carbonscape.matching.matching_indices`, indexed by the unit key.
+    unit_label
+        The unit of the balance, for its legend.
+    """
+    folder = Path(out)
+    _check(folder, formats)
+    gdf = _keyed(units)
+    table = matching.copy()
+    table.index = table.index.astype(str)
+    written: list[Path] = []
+    with _fonts():
+        fig, _canvas, (ax,) = _figure(1)
+        _categorical(ax, gdf, table["quadrant"].replace("", np.nan), QUADRANT_COLOURS, QUADRANT_LABELS, legend_title="quadrant (z-scores)")
+        _finish(ax, gdf, "Supply–demand quadrants")
+        written += _save(fig, folder, "matching_quadrants", formats)
+
+        fig, _canvas, (ax,) = _figure(1)
+        balance = table["balance"].reindex(gdf.index).to_numpy(dtype=float)
+        finite = balance[np.isfinite(balance)]
+        span = float(np.max(np.abs(finite))) if finite.size else 1.0
+        norm = TwoSlopeNorm(vcenter=0.0, vmin=-span or -1.0, vmax=span or 1.0)
+        colours = [colormaps["RdYlGn"](norm(v)) if np.isfinite(v) else NO_VALUE for v in balance]
+        gdf.plot(ax=ax, color=colours, edgecolor="#8c8c8c", linewidth=_edge_width(len(gdf)))
+        mappable = ScalarMappable(norm=norm, cmap="RdYlGn")
+        fig.colorbar(mappable, ax=ax, shrink=0.6, label=f"supply − demand ({unit_label}); > 0 surplus, < 0 deficit")
+        _finish(ax, gdf, "Supply–demand balance")
+        written += _save(fig, folder, "matching_balance", formats)
+    return written
+
+
+def draw_zone_stability(units: gpd.GeoDataFrame, uncertainty: pd.DataFrame, zones: pd.Series, out: str | Path, *,
+                        formats: Sequence[str] = ("png",)) -> list[Path]:
+    """``zone_stability.png``: each unit coloured by the share of Monte Carlo draws that keep it in
+    the zone the point estimate gives it (1 = always).
+
+    Parameters
+    ----------
+    uncertainty
+        :attr:`carbonscape.uncertainty.UncertaintyResult.by_unit` (``p_zone_<key>`` columns).
+    zones
+        The point estimate's zone key per unit.
+    """
+    folder = Path(out)
+    _check(folder, formats)
+    gdf = _keyed(units)
+    table = uncertainty.copy()
+    table.index = table.index.astype(str)
+    keys = zones.copy()
+    keys.index = keys.index.astype(str)
+    keys = keys.reindex(gdf.index)
+    share = np.array([
+        float(table.at[unit, f"p_zone_{key}"]) if isinstance(key, str) and f"p_zone_{key}" in table.columns and unit in table.index else np.nan
+        for unit, key in zip(gdf.index, keys)
+    ])
+    edges = [0.0, 0.5, 0.75, 0.9, 0.95, 1.0]
+    classes = np.digitize(share, edges[1:-1], right=False)
+    palette = colormaps["Blues"](np.linspace(0.15, 0.95, len(edges) - 1))
+    with _fonts():
+        fig, _canvas, (ax,) = _figure(1)
+        fill = [palette[c] if np.isfinite(s) else NO_VALUE for c, s in zip(classes, share)]
+        gdf.plot(ax=ax, color=fill, edgecolor="#8c8c8c", linewidth=_edge_width(len(gdf)))
+        labels = legend_labels(edges, digits=2)
+        handles = [Patch(facecolor=palette[i], edgecolor="none", label=labels[i]) for i in reversed(range(len(labels)))]
+        if not np.isfinite(share).all():
+            handles.append(Patch(facecolor=NO_VALUE, edgecolor="none", label="no value"))
+        fig.legend(handles=handles, title="share of draws in its zone", title_fontsize=7, prop={"size": 7}, frameon=False,
+                   loc="outside right center")
+        _finish(ax, gdf, "Zone stability under density uncertainty")
+        return _save(fig, folder, "zone_stability", formats)
