@@ -1,7 +1,8 @@
 """Carbon supply (InVEST's carbon storage): pools table, per-county/per-class tables, pixel maps.
 
-Every supply total is a pixel area times a density, so the tables come from one crosstab of
-(county, class) pixel counts (:mod:`carbonscape.accumulate`); per-pool rasters are never needed.
+Every supply total is a pixel area times a density, so the tables come from one pass of the
+accumulation layer (:mod:`carbonscape.accumulate`): (county, class) pixel counts, and true areas
+where pixels differ in area; per-pool rasters are never needed.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from carbonscape.accumulate import ClassIndex, crosstab, crosstab_area, lookup
+from carbonscape.accumulate import AREAS, CODE_HISTOGRAM, COUNTS, ClassIndex, Layout, accumulate, finalize, lookup, pixel_areas
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, InputError, PoolTableError
 from carbonscape.io import atomic_path, open_store, raster_dataset, staged_outputs, write_store
@@ -287,21 +288,24 @@ def supply(
             f"{zone_store.path} is chunked {zone_store.grid.chunks}, {land.path} {land.grid.chunks}; "
             f"rebuild the zones with `carbonscape zones ... --like {land.path}`"
         )
-    lazy_counts = crosstab(zone_data, land.data, index=index, n_zones=n_zones)
-    collections: list[Any] = [lazy_counts]
-    if land.grid.is_geographic:
-        collections.append(crosstab_area(zone_data, land.data, index=index, n_zones=n_zones, grid=land.grid))
+    layout = Layout(n_counties=n_zones, classes=index)
+    areas = pixel_areas(land.grid)
+    # Counts always; true areas only where pixels differ in area (else areas = counts × the one area).
+    specs = [COUNTS, *([AREAS] if areas.uniform_area_m2() is None else [])]
+    lazy = accumulate(specs, zone_data, {"landuse": land.data}, layout=layout, areas=areas)
 
     # Every output goes to a staging folder first and moves into ``out`` only when all are written.
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
     with using(run, scheduler) as active, staging as stage:
-        results = active.compute(*collections, progress=progress, label=f"supply: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
-        counts = np.asarray(results[0])
+        computed = active.compute(*lazy.values(), progress=progress, label=f"supply: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
+        tables = {name: np.asarray(table) for name, table in zip(lazy, computed)}
+        counts = tables["counts"]
         if counts[:, index.unknown_col].sum():
             raise UnknownCodesError(unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
         if pixel_maps and stage is not None:
             _write_pixel_maps(land, index, pool_table, stage, active, progress=progress)
-        result = _supply_result(counts, results, land=land, index=index, pools=pool_table, zone_table=zone_table, started=started)
+        area_m2 = tables["areas"] if "areas" in tables else counts * areas.uniform_area_m2()
+        result = _supply_result(counts, area_m2, land=land, index=index, pools=pool_table, zone_table=zone_table, started=started)
         if stage is not None:
             result.write(stage)
     if out is not None:
@@ -312,10 +316,9 @@ def supply(
 
 
 def _supply_result(
-    counts: np.ndarray, results: Sequence[Any], *, land: Any, index: ClassIndex, pools: PoolTable, zone_table: Any, started: float
+    counts: np.ndarray, areas: np.ndarray, *, land: Any, index: ClassIndex, pools: PoolTable, zone_table: Any, started: float
 ) -> SupplyResult:
-    """The four tables and the summary (pixel counts, nodata, grid) from the pass's counts."""
-    areas = np.asarray(results[1]) if land.grid.is_geographic else counts * land.grid.pixel_area_m2
+    """The four tables and the summary (pixel counts, nodata, grid) from the pass's counts and true areas (m²)."""
     by_county, by_class, by_county_class, by_pool = supply_tables(counts, pools=pools, zone_values=zone_table.series(), areas_m2=areas)
     ids = list(zone_table.ids)
     summary = {
@@ -348,8 +351,20 @@ def _supply_result(
 def _count_unknown(land: Any, pools: PoolTable, run: Executor) -> dict[int, int]:
     """Second pass, on the error path only: which unknown codes, and how many pixels of each.
 
-    Each chunk reports only its distinct codes and counts, so memory stays flat.
+    8/16-bit codes: the :data:`CODE_HISTOGRAM` accumulation over the dtype's range (the reduction
+    ingest records as ``code_counts``). Wider codes have no small range, so each chunk reports only
+    its distinct codes and counts (:func:`block_codes`); memory stays flat either way.
     """
+    dtype = np.dtype(land.data.dtype)
+    if dtype.kind in "iu" and dtype.itemsize <= 2:
+        info = np.iinfo(dtype)
+        layout = Layout(codes=(int(info.min), int(info.max) - int(info.min) + 1))
+        lazy = accumulate([CODE_HISTOGRAM], None, {"landuse": land.data}, layout=layout)["code_histogram"]
+        (hist,) = run.compute(lazy)
+        found = finalize(CODE_HISTOGRAM, hist, layout)
+        if land.nodata is not None:
+            found.pop(int(land.nodata), None)
+        return {code: n for code, n in sorted(found.items()) if code not in pools.codes}
     import dask
 
     parts = [dask.delayed(block_codes)(block, land.nodata) for block in land.data.to_delayed().ravel()]

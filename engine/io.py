@@ -30,7 +30,8 @@ import zarr
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, GridError, InputError
 from carbonscape.grid import Grid
-from carbonscape.kernels.crosstab import code_histogram
+from carbonscape.accumulate.library import CODE_HISTOGRAM, code_counts
+from carbonscape.accumulate.spec import Chunk, Layout
 from dask.highlevelgraph import HighLevelGraph
 from rasterio.windows import Window
 
@@ -285,7 +286,10 @@ def _write_blosc_chunk(
         handle.write(payload)
     if histogram is None:
         return np.zeros((1, 1, 1), dtype=np.int64)
-    return code_histogram(block, histogram[0], histogram[1])[None, None, :]
+    # The code histogram rides on the write (one read of the source); the statistic is the
+    # CODE_HISTOGRAM accumulation that supply's error path also runs.
+    where = Chunk(layout=Layout(codes=histogram), rows=slice(0, block.shape[0]), cols=slice(0, block.shape[1]), location=(i, j))
+    return CODE_HISTOGRAM.chunk({"landuse": block}, where)[None, None, :]
 
 
 def write_store(
@@ -540,8 +544,8 @@ def ingest(
 
     def finalize(group: zarr.Group, hist: np.ndarray | None) -> None:
         if hist is not None:
-            present = np.nonzero(hist[:-1])[0]
-            group.attrs["code_counts"] = {str(int(i) + histogram[0]): int(hist[i]) for i in present}  # type: ignore[index]
+            found = code_counts(hist, Layout(codes=histogram))
+            group.attrs["code_counts"] = {str(code): n for code, n in found.items()}
 
     with using(run, scheduler) as active:
         write_store(

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from carbonscape.accumulate import ClassIndex, crosstab, crosstab_numpy, lookup
-from carbonscape.errors import InputError
+from carbonscape.errors import InputError, ZoneError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -35,7 +35,7 @@ def test_codes_outside_the_table_range_are_unknown_and_nodata_far_away_is_fine()
 
 def test_zone_id_out_of_range_raises():
     index = ClassIndex.build([1, 2, 3], nodata=9)
-    with pytest.raises(ValueError, match="zone id"):
+    with pytest.raises(ZoneError, match="unit id .* out of range"):
         crosstab(da.from_array(ZONES), da.from_array(CODES), index=index, n_zones=2).compute(scheduler="synchronous")
     with pytest.raises(InputError, match="zone id"):
         crosstab_numpy(ZONES, CODES, index=index, n_zones=2)

@@ -41,25 +41,32 @@ def crosstab_counts(zones, codes, lut, offset, n_zones, n_cols, unknown_col, nod
 
 
 @njit(nogil=True, cache=True)
-def crosstab_areas(zones, codes, lut, offset, n_zones, n_cols, unknown_col, nodata, nodata_col, row_areas):  # pragma: no cover
-    """Like :func:`crosstab_counts` but sums each pixel's area (``row_areas[r]``) as float64."""
+def crosstab_areas(zones, codes, lut, offset, n_zones, n_cols, unknown_col, nodata, nodata_col, area):  # pragma: no cover
+    """Like :func:`crosstab_counts` but sums each pixel's true area as float64.
+
+    ``area`` is a 2-D float64 array that broadcasts to the chunk: ``(rows, 1)`` for row areas
+    (a geographic grid), ``(1, 1)`` for one area, ``(rows, cols)`` for a per-pixel field.
+    """
     areas = np.zeros((n_zones, n_cols), dtype=np.float64)
     n_lut = lut.shape[0]
     rows, cols = codes.shape
+    row_step = 1 if area.shape[0] > 1 else 0
+    col_step = 1 if area.shape[1] > 1 else 0
     for r in range(rows):
-        area = row_areas[r]
+        area_row = area[r * row_step]
         for c in range(cols):
             z = zones[r, c]
             if z < 0 or z >= n_zones:
                 raise ValueError("zone id out of range of the zone table")
+            a = area_row[c * col_step]
             code = np.int64(codes[r, c])
             i = code - offset
             if code == nodata:
-                areas[z, nodata_col] += area
+                areas[z, nodata_col] += a
             elif 0 <= i < n_lut:
-                areas[z, lut[i]] += area
+                areas[z, lut[i]] += a
             else:
-                areas[z, unknown_col] += area
+                areas[z, unknown_col] += a
     return areas
 
 

@@ -1,0 +1,72 @@
+"""The statistics carbonscape accumulates, one record each (see :class:`~.spec.Accumulation`).
+
+A new statistic is one kernel (``carbonscape.kernels``), one numpy reference
+(:mod:`.reference`) and one record here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from carbonscape.accumulate import reference as ref
+from carbonscape.accumulate.spec import Accumulation, Chunk, Layout
+from carbonscape.kernels.crosstab import code_histogram, crosstab_areas, crosstab_counts, crosstab_counts_dense
+
+
+def count_pairs(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels per (county, class column) of one chunk.
+
+    8/16-bit codes take the dense-table kernel (every value of the dtype has its column, no
+    branch but the county check; twice the speed of the general kernel), wider codes the general one.
+    """
+    counties, codes = blocks["counties"], blocks["landuse"]
+    index, n_counties = where.layout.classes, where.layout.n_counties
+    if codes.dtype.itemsize <= 2:
+        lut, offset = index.dense_lut(codes.dtype)  # type: ignore[union-attr]
+        return crosstab_counts_dense(counties, codes, lut, offset, n_counties, index.n_cols)  # type: ignore[union-attr]
+    return crosstab_counts(
+        counties, codes, index.lut, index.offset, n_counties, index.n_cols, index.unknown_col,  # type: ignore[union-attr]
+        index.nodata_code, index.nodata_col,  # type: ignore[union-attr]
+    )
+
+
+def sum_pair_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """True area (m²) per (county, class column) of one chunk, from the grid's per-pixel areas."""
+    index = where.layout.classes
+    return crosstab_areas(
+        blocks["counties"], blocks["landuse"], index.lut, index.offset, where.layout.n_counties, index.n_cols,  # type: ignore[union-attr]
+        index.unknown_col, index.nodata_code, index.nodata_col, where.area(),  # type: ignore[union-attr]
+    )
+
+
+def count_codes(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels of each code in ``layout.codes``'s range, others in the last bin."""
+    lo, n = where.layout.codes  # type: ignore[misc]
+    return code_histogram(blocks["landuse"], lo, n)
+
+
+def code_counts(hist: np.ndarray, layout: Layout) -> dict[int, int]:
+    """Finalize of :data:`CODE_HISTOGRAM`: ``{code: pixels}`` of the codes present (as the store's
+    ``code_counts`` attribute records them)."""
+    lo = layout.codes[0]  # type: ignore[index]
+    hist = np.asarray(hist)
+    return {int(i) + lo: int(hist[i]) for i in np.flatnonzero(hist[:-1])}
+
+
+def _histogram_shape(layout: Layout) -> tuple[int, ...]:
+    if layout.codes is None:
+        raise ValueError("CODE_HISTOGRAM needs Layout(codes=(lo, n))")
+    return (layout.codes[1] + 1,)
+
+
+COUNTS = Accumulation("counts", chunk=count_pairs, reference=ref.counts_reference)
+AREAS = Accumulation(
+    "areas", chunk=sum_pair_areas, reference=ref.areas_reference, dtype=np.dtype(np.float64), needs_area=True
+)
+CODE_HISTOGRAM = Accumulation(
+    "code_histogram", chunk=count_codes, reference=ref.code_histogram_reference, reads=("landuse",),
+    shape=_histogram_shape, finalize=code_counts,
+)
+
+LIBRARY: dict[str, Accumulation] = {spec.name: spec for spec in (COUNTS, AREAS, CODE_HISTOGRAM)}

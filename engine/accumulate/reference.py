@@ -1,0 +1,49 @@
+"""Plain-numpy reference engines of every statistic in :mod:`carbonscape.accumulate.library`.
+
+Each has the signature of its statistic's ``chunk`` (``blocks, where``) and is written with
+``np.bincount`` over flattened keys, sharing no code with the numba kernels: the property tests
+check every kernel against these on random rasters and chunkings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from carbonscape.accumulate.spec import Chunk
+from carbonscape.errors import ZoneError
+
+
+def _county_ids(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    ids = np.asarray(blocks["counties"]).astype(np.int64).ravel()
+    if ids.size and (ids.min() < 0 or ids.max() >= where.layout.n_counties):
+        raise ZoneError("zone id out of range of the zone table")
+    return ids
+
+
+def counts_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels per (county, class column): ``(n_counties, n_cols)`` int64."""
+    layout = where.layout
+    ids = _county_ids(blocks, where)
+    columns = layout.classes.columns(blocks["landuse"]).ravel()  # type: ignore[union-attr]
+    flat = np.bincount(ids * layout.n_cols + columns, minlength=layout.n_counties * layout.n_cols)
+    return flat.reshape(layout.n_counties, layout.n_cols)
+
+
+def areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """True area (m²) per (county, class column): ``(n_counties, n_cols)`` float64."""
+    layout = where.layout
+    ids = _county_ids(blocks, where)
+    columns = layout.classes.columns(blocks["landuse"]).ravel()  # type: ignore[union-attr]
+    weights = np.broadcast_to(where.area(), blocks["landuse"].shape).ravel()
+    flat = np.bincount(ids * layout.n_cols + columns, weights=weights, minlength=layout.n_counties * layout.n_cols)
+    return flat.reshape(layout.n_counties, layout.n_cols)
+
+
+def code_histogram_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels of each code ``lo .. lo+n-1``, and of every other code in the last bin: ``(n + 1,)``."""
+    lo, n = where.layout.codes  # type: ignore[misc]
+    position = np.asarray(blocks["landuse"]).astype(np.int64).ravel() - lo
+    inside = (position >= 0) & (position < n)
+    hist = np.bincount(position[inside], minlength=n).astype(np.int64)
+    return np.append(hist, np.int64((~inside).sum()))
