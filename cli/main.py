@@ -268,6 +268,21 @@ def init(ctx: click.Context, path: str, force: bool) -> None:
     click.echo(f"wrote {written}; fill in the paths, then `carbonscape check {written}`")
 
 
+@cli.command(name="settings")
+@click.pass_context
+@_handle_errors
+def settings_command(ctx: click.Context) -> None:
+    """Print every setting a study file takes (Markdown): kind, allowed values, default, meaning.
+
+    \b
+    Example:
+        carbonscape settings > SETTINGS.md
+    """
+    from carbonscape.study.settings import reference
+
+    click.echo(reference())
+
+
 @cli.command()
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="carbonscape-demo", show_default=True, help="Output folder.")
 @click.option("--resolution", default=100.0, show_default=True, help="Pixel size in metres of the synthetic land use.")

@@ -17,6 +17,9 @@ from carbonscape.kernels.jenks import fisher_jenks_starts, weighted_ssd
 
 ArrayLike = Sequence[float] | np.ndarray
 
+# The only list of classification methods (zoning and the study settings take theirs from here).
+METHODS = ("jenks", "quantile", "equal", "manual")
+
 
 def _clean(values: ArrayLike, weights: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
     """Finite values (NaN and ±inf are ignored for computing breaks) and their weights."""

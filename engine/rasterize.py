@@ -65,8 +65,14 @@ class ZoneTable:
         return pd.Series(list(self.values), index=pd.Index(list(self.ids), name="zone_id"), name=self.id_field)
 
 
-def read_polygons(path: str | os.PathLike[str], *, id_field: str, layer: str | None = None) -> gpd.GeoDataFrame:
-    """Read county polygons and check the id field (present, not empty, unique)."""
+def read_polygons(
+    path: str | os.PathLike[str], *, id_field: str, layer: str | None = None, names: Mapping[str, str] | None = None
+) -> gpd.GeoDataFrame:
+    """Read county polygons and check the id field (present, not empty, unique).
+
+    ``names`` says how messages name the options: ``{"id_field": "--id-field"}`` (the default,
+    for the CLI's `zones`) or ``{"id_field": "[counties] id_field"}`` for a study file."""
+    option = {"id_field": "--id-field", **(names or {})}
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
@@ -78,7 +84,7 @@ def read_polygons(path: str | os.PathLike[str], *, id_field: str, layer: str | N
         raise ZoneError(f"{path}: the layer holds no features")
     if id_field not in gdf.columns:
         fields = [c for c in gdf.columns if c != gdf.geometry.name]
-        raise ZoneError(f"{path}: no field {id_field!r}; the fields are {fields}. Pass one with --id-field")
+        raise ZoneError(f"{path}: no field {id_field!r}; the fields are {fields}: set {option['id_field']} to one of them")
     if gdf.crs is None:
         raise ZoneError(f"{path}: the file has no CRS; set one (e.g. `ogr2ogr -a_srs EPSG:XXXX out.gpkg {path}`)")
     values = gdf[id_field]

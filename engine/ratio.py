@@ -15,16 +15,33 @@ from carbonscape.errors import InputError, TableError
 log = logging.getLogger(__name__)
 
 CO2_TO_C = 12.0 / 44.0
+# The only list of ratio units (the study settings take their choices from here).
 UNITS = {
-    "paper": "demand in t CO2/km² over supply in t C/km², compared directly as the 2025 study does",
+    "co2_per_c": "demand in t CO2/km² over supply in t C/km², compared directly (as METHOD.md's formula 4 does)",
     "carbon": "demand converted to carbon (× 12/44) so both sides are t C/km²",
 }
+# Older names still accepted for a ratio unit: "paper" was the first name of "co2_per_c".
+UNIT_ALIASES = {"paper": "co2_per_c"}
 # The unit of the ratio table's ``demand_t_per_km2`` under each convention: demand_by_county's
 # column of the same name is always t CO2/km², this one is not.
-DEMAND_UNITS = {"paper": "t CO2/km²", "carbon": "t C/km²"}
+DEMAND_UNITS = {"co2_per_c": "t CO2/km²", "carbon": "t C/km²"}
 
 
-def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str = "paper") -> pd.DataFrame:
+def ratio_units(name: str) -> str:
+    """The current name of a ratio unit (an old alias such as ``"paper"`` is translated).
+
+    Raises
+    ------
+    InputError
+        When ``name`` is neither a unit of :data:`UNITS` nor an alias of one.
+    """
+    name = UNIT_ALIASES.get(name, name)
+    if name not in UNITS:
+        raise InputError(f"ratio units {name!r} is not one of {', '.join(UNITS)}")
+    return name
+
+
+def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str = "co2_per_c") -> pd.DataFrame:
     """The ratio per county, with zero supply flagged as an infinite ratio rather than an error.
 
     Parameters
@@ -34,17 +51,16 @@ def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str
     demand
         From :func:`carbonscape.demand.demand_by_county` (``area_km2``, ``demand_t_per_km2``).
     units
-        ``"paper"`` or ``"carbon"`` (see :data:`UNITS`).
+        ``"co2_per_c"`` or ``"carbon"`` (see :data:`UNITS`; ``"paper"`` is accepted for ``"co2_per_c"``).
 
     Returns
     -------
     pandas.DataFrame
         Indexed by county: ``supply_t, area_km2, supply_t_per_km2, demand_t_per_km2, ratio,
         ratio_infinite, demand_unit``. ``demand_unit`` says what ``demand_t_per_km2`` holds here
-        (:data:`DEMAND_UNITS`): t CO2/km² for ``"paper"``, t C/km² for ``"carbon"``.
+        (:data:`DEMAND_UNITS`): t CO2/km² for ``"co2_per_c"``, t C/km² for ``"carbon"``.
     """
-    if units not in UNITS:
-        raise InputError(f"units {units!r} is not one of {list(UNITS)}")
+    units = ratio_units(units)
     supply_keys, demand_keys = set(supply_t.index), set(demand.index)
     if supply_keys != demand_keys:
         raise TableError(

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from carbonscape.breaks import (
+    METHODS,
     classify,
     equal_interval_breaks,
     goodness_of_variance_fit,
@@ -20,8 +21,10 @@ from carbonscape.breaks import (
 from carbonscape.errors import InputError
 
 log = logging.getLogger(__name__)
-# Built-in scheme names: "paper" (k = 7), and "classes" / "none" (one zone per class, any k).
-SCHEME_NAMES = ("paper", "classes", "none")
+# Built-in scheme names: "four_zones" (k = 7 classes into 4 zones), and "classes" / "none" (one
+# zone per class, any k). "paper" was the first name of "four_zones" and is still accepted.
+SCHEME_NAMES = ("four_zones", "classes", "none")
+SCHEME_ALIASES = {"paper": "four_zones"}
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class ZoneScheme:
 
 # The 2025 study (Landscape Architecture Academic Journal 42(1), Central Yunnan 2020), Table 4.
 PAPER_SCHEME = ZoneScheme(
-    name="paper",
+    name="four_zones",
     k=7,
     zones=(
         Zone("optimization", "carbon sequestration optimization zone", "固碳优化区", (7, 6, 5)),
@@ -93,18 +96,19 @@ def scheme_from_dict(spec: Mapping[str, Any]) -> ZoneScheme:
 
 
 def get_scheme(scheme: str | Mapping[str, Any] | ZoneScheme, *, k: int) -> ZoneScheme:
-    """The built-in ``"paper"`` scheme, a custom one, or a generic one-zone-per-class scheme."""
+    """The built-in ``"four_zones"`` scheme (old name ``"paper"``), a custom one, or a generic
+    one-zone-per-class scheme."""
     if isinstance(scheme, ZoneScheme):
         chosen = scheme
     elif isinstance(scheme, Mapping):
         chosen = scheme_from_dict(scheme)
-    elif scheme == "paper":
+    elif SCHEME_ALIASES.get(scheme, scheme) == "four_zones":
         chosen = PAPER_SCHEME
     elif scheme in ("classes", "none"):
         chosen = ZoneScheme(name="classes", k=k, zones=tuple(Zone(f"class_{c}", f"class {c}", f"第{c}类", (c,)) for c in range(1, k + 1)))
     else:
         raise InputError(
-            f"unknown zone scheme {scheme!r}; use \"paper\" (the 2025 study's 4 zones, k = 7), \"classes\" "
+            f"unknown zone scheme {scheme!r}; use \"four_zones\" (7 classes into 4 functional zones), \"classes\" "
             "(one zone per class, any k) or a table of zones"
         )
     if chosen.k != k:
@@ -122,7 +126,7 @@ def zone_ratios(
     k: int = 7,
     breaks: Sequence[float] | None = None,
     weights: pd.Series | Sequence[float] | None = None,
-    scheme: str | Mapping[str, Any] | ZoneScheme = "paper",
+    scheme: str | Mapping[str, Any] | ZoneScheme = "four_zones",
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Classify ratios and name their zones.
 
@@ -141,7 +145,7 @@ def zone_ratios(
     weights
         Optional weight per county for jenks/quantile (e.g. area).
     scheme
-        Zone scheme (``"paper"`` by default).
+        Zone scheme (``"four_zones"`` by default).
 
     Returns
     -------
@@ -167,7 +171,7 @@ def zone_ratios(
     elif method == "equal":
         edges = equal_interval_breaks(values[finite], k)
     else:
-        raise InputError(f"zoning method {method!r} is not one of jenks, quantile, equal, manual")
+        raise InputError(f"zoning method {method!r} is not one of {', '.join(METHODS)}")
     outside = finite & ((values < edges[0]) | (values > edges[-1]))
     clipped = {label: float(value) for label, value in zip(ratio.index[outside], values[outside])}
     if clipped:

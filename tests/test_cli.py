@@ -10,7 +10,7 @@ import pytest
 from carbonscape.cli.main import cli
 from click.testing import CliRunner
 
-COMMANDS = ["ingest", "zones", "supply", "generate", "run", "check", "init", "demo", "maps", "report", "completion"]
+COMMANDS = ["ingest", "zones", "supply", "generate", "run", "check", "init", "demo", "maps", "report", "completion", "settings"]
 
 
 @pytest.fixture

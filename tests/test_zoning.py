@@ -54,7 +54,7 @@ def test_quantile_zoning_refuses_tied_values_clearly():
 
 
 def test_scheme_errors_say_what_to_do():
-    with pytest.raises(InputError, match="unknown zone scheme 'papr'.*\"paper\".*k = 7"):
+    with pytest.raises(InputError, match="unknown zone scheme 'papr'.*\"four_zones\" \\(7 classes into 4 functional zones\\)"):
         get_scheme("papr", k=7)
     with pytest.raises(InputError, match="made for 7 classes, not k = 5; set k = 7, or scheme = \"classes\""):
         get_scheme("paper", k=5)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from carbonscape.demo.generate import demo_paths, generate_landuse, region_settings
 from carbonscape.study import StudyResult, run_study
+from carbonscape.study import settings as study_settings
 from carbonscape.zoning import PAPER_RATIO_BREAKS, zone_groups
 
 __all__ = ["compare_with_paper", "demo_paths", "generate_landuse", "paper_class", "run_demo", "write_demo_study"]
@@ -38,43 +39,25 @@ def write_demo_study(folder: str | os.PathLike[str], *, resolution_m: float = 10
         generate_landuse(landuse, resolution_m=resolution_m, seed=seed)
         stamp.write_text(json.dumps(settings))
     region = region_settings()
-    breaks = ", ".join(f"{b}" for b in PAPER_RATIO_BREAKS)
     study = inputs / "study.toml"
-    study.write_text(
-        f'''# The Central Yunnan 2020 study (Landscape Architecture Academic Journal 42(1), 2025), bundled demo.
-# Land use is SYNTHETIC (see SOURCES.md); boundaries are real; populations come from the paper's Table 3.
-[study]
-name = "Central Yunnan Urban Agglomeration 2020 (demo, synthetic land use)"
-year = 2020
-
-[landuse]
-rasters = ["{landuse.name}"]
-
-[counties]
-path = "counties.gpkg"
-id_field = "county"
-
-[pools]
-path = "pools.csv"
-
-[demand]
-table = "counties.csv"
-key = "county"
-population = "population"
-total_emissions_t = {region["total_emissions_t"]}   # Cem: Yunnan 2019 CO2 (assumed, see SOURCES.md)
-total_population = {region["total_population"]}     # Yyn: Yunnan 2019 year-end population
-
-[ratio]
-units = "paper"
-
-[zoning]
-method = "manual"        # the paper's Table 4 classes; try "jenks" for the exact optimum
-k = 7
-breaks = [{breaks}]
-scheme = "paper"
-''',
-        encoding="utf-8",
-    )
+    values = {
+        "study": {"name": "Central Yunnan Urban Agglomeration 2020 (demo, synthetic land use)", "year": 2020},
+        "landuse": {"rasters": [landuse.name]},
+        "counties": {"path": "counties.gpkg", "id_field": "county"},
+        "pools": {"path": "pools.csv"},
+        "demand": {"table": "counties.csv", "key": "county", "population": "population",
+                   "total_emissions_t": region["total_emissions_t"], "total_population": region["total_population"]},
+        "ratio": {"units": "co2_per_c"},
+        "zoning": {"method": "manual", "k": 7, "breaks": list(PAPER_RATIO_BREAKS), "scheme": "four_zones"},
+    }
+    notes = {
+        ("demand", "total_emissions_t"): "Cem: Yunnan 2019 CO2 (assumed, see SOURCES.md)",
+        ("demand", "total_population"): "Yyn: Yunnan 2019 year-end population",
+        ("zoning", "method"): "the paper's Table 4 classes; try \"jenks\" for the exact optimum",
+    }
+    header = ("The Central Yunnan 2020 study (Landscape Architecture Academic Journal 42(1), 2025), bundled demo.\n"
+              "Land use is SYNTHETIC (see SOURCES.md); boundaries are real; populations come from the paper's Table 3.")
+    study.write_text(study_settings.render(values, header=header, notes=notes), encoding="utf-8")
     return study
 
 

@@ -1,0 +1,143 @@
+"""A whole study, composed: executor → ingest → counties → supply → demand → ratio → zoning.
+
+:func:`run_study` checks everything first (as `carbonscape check` does), computes, and hands the
+:class:`StudyResult` to :mod:`.outputs`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+import pandas as pd
+from carbonscape.carbon import supply
+from carbonscape.cluster import executor
+from carbonscape.demand import demand_by_county, demand_totals
+from carbonscape.errors import StudyError
+from carbonscape.io import ingest
+from carbonscape.rasterize import geodesic_areas_km2, rasterize_zones
+from carbonscape.ratio import supply_demand_ratio
+from carbonscape.study.file import Study
+from carbonscape.study.inputs import checked_inputs, input_paths
+from carbonscape.study.outputs import draw_outputs, units, write_outputs
+from carbonscape.study.provenance import Timings, describe_inputs, jsonable, versions, where
+from carbonscape.study.result import StudyResult
+from carbonscape.zoning import zone_ratios
+
+__all__ = ["run_study"]
+
+
+def run_study(
+    study: Study | str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    maps: bool | None = None,
+    report: bool | None = None,
+) -> StudyResult:
+    """Run a whole study and write its outputs.
+
+    Parameters
+    ----------
+    study
+        A :class:`Study` or the path of its TOML file.
+    out
+        Output folder (default: the file's ``[outputs] dir``, else ``results`` beside it).
+    scheduler
+        See :func:`carbonscape.cluster.executor`.
+    progress
+        Show progress bars.
+    maps, report
+        Draw the maps and write ``report.html`` (default: as the study file says).
+
+    Returns
+    -------
+    StudyResult
+
+    Raises
+    ------
+    StudyError
+        Every problem of the settings and inputs, before anything is computed.
+    """
+    # The same check as `carbonscape check`, before any compute: settings and inputs, all at once.
+    problems, checked, inputs = checked_inputs(study, out=out, scan=False)
+    if problems or checked is None:
+        raise StudyError(problems, path=str(study.path if isinstance(study, Study) else study))
+    study = checked
+    polygons, table = inputs.polygons, inputs.table
+    assert polygons is not None and table is not None and study.landuse is not None
+    assert study.counties is not None and study.id_field is not None and study.pools is not None
+    assert study.zoning.method is not None and study.zoning.k is not None
+    out_dir = study.output_dir(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stores = out_dir / "stores"
+    timings = Timings()
+    started = datetime.now(UTC)
+
+    with executor(scheduler) as run:
+        landuse_store = ingest(list(study.landuse), stores / "landuse.zarr", chunk=study.chunk, progress=progress, run=run)
+        timings.lap("ingest")
+        county_store = rasterize_zones(study.counties, like=landuse_store, id_field=study.id_field, out=stores / "zones.zarr",
+                                       layer=study.layer, progress=progress, run=run)
+        timings.lap("zones")
+        supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps, progress=progress, run=run)
+        timings.lap("supply")
+        ran_on = where(run.description, run.workers)
+
+    keys = polygons[study.id_field].astype(str)
+    area_km2 = pd.Series(geodesic_areas_km2(polygons), index=pd.Index(keys, name="county"))
+    by_county = supply_result.by_county.assign(county=supply_result.by_county["county"].astype(str)).set_index("county")
+    table.index = table.index.astype(str)
+    per_capita_t = study.demand.per_capita()
+    demand = demand_by_county(
+        table, area_km2=area_km2, pixel_area_km2=by_county["area_km2"], per_capita_t=per_capita_t,
+        emissions_column=study.demand.emissions_column, population_column=study.demand.population,
+    )
+    totals_demand = demand_totals(demand)
+    timings.lap("demand")
+    ratio = supply_demand_ratio(by_county["supply_t"], demand, units=study.ratio_units)
+    weights = ratio["area_km2"] if study.zoning.weights == "area" else None
+    zones_frame, zoning_info = zone_ratios(
+        ratio["ratio"], method=study.zoning.method, k=study.zoning.k,
+        breaks=list(study.zoning.breaks) if study.zoning.breaks else None, weights=weights, scheme=study.zoning.scheme,
+    )
+    ratio_zones = pd.concat([ratio, zones_frame], axis=1)
+    ratio_zones.index.name = "county"
+    timings.lap("ratio_zoning")
+
+    totals = {
+        "supply_t": supply_result.total_t,
+        "supply_t_per_km2_regional": supply_result.total_t / float(area_km2.sum()),
+        **totals_demand,
+        "counties": int(len(ratio_zones)),
+        "counties_with_infinite_ratio": int(ratio_zones["ratio_infinite"].sum()) if "ratio_infinite" in ratio_zones else 0,
+        "area_km2_polygons": float(area_km2.sum()),
+        "area_km2_pixels": float(by_county["area_km2"].sum()),
+    }
+    scheme = study.zoning.scheme if isinstance(study.zoning.scheme, str) else study.zoning.scheme.get("name", "custom")
+    found_versions = versions()
+    run_info = {
+        "carbonscape": found_versions.get("carbonscape", ""),
+        "started": started.isoformat(timespec="seconds"),
+        "study": {
+            "name": study.name, "year": study.year, "file": str(study.path), "id_field": study.id_field,
+            "ratio_units": study.ratio_units, "chunk": study.chunk,
+            "demand": jsonable(asdict(study.demand)),
+            "per_capita_t": per_capita_t,
+        },
+        "totals": totals,
+        "units": units(study.ratio_units),
+        "zoning": {**jsonable(zoning_info), "scheme": scheme, "weights": study.zoning.weights},
+        "supply_summary": jsonable(supply_result.summary),
+        "inputs": describe_inputs(input_paths(study)),
+        "versions": found_versions,
+        "timings_s": timings,
+        "where": ran_on,
+    }
+    result = StudyResult(out=out_dir, supply=supply_result, demand=demand, ratio_zones=ratio_zones, zoning=zoning_info,
+                         totals=totals, run_info=run_info, files=dict(supply_result.files), polygons=polygons)
+    write_outputs(result, out_dir, id_field=study.id_field, per_capita_t=per_capita_t)
+    draw_outputs(result, maps=study.maps if maps is None else maps, report=study.report if report is None else report, title=study.name)
+    return result
