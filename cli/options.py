@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import click
 
-scheduler_option = click.option(
+_scheduler = click.option(
     "--scheduler",
     metavar="ADDR",
     default=None,
-    help="Dask scheduler: tcp://HOST:PORT, a scheduler file, or synchronous/threads/processes. "
+    help="Dask scheduler: tcp://HOST:PORT, a scheduler file, synchronous/threads/processes, or a job queue "
+    "(slurm, pbs, sge, lsf...: worker jobs through dask-jobqueue, sized by jobqueue.<queue>.* in the dask config). "
     "Default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster sized to this machine.",
 )
+_jobs = click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --scheduler slurm (or pbs, sge...): the number of worker jobs to submit (default 1).",
+)
+
+
+def scheduler_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--scheduler`` and ``--jobs``; the command receives ``scheduler`` as one value (a string, or
+    a :class:`carbonscape.cluster.JobQueue` for a queue) and no ``jobs``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, scheduler: str | None = None, jobs: int | None = None, **kwargs: Any) -> Any:
+        from carbonscape.cluster import job_queue
+        from carbonscape.errors import InputError
+
+        try:
+            combined = job_queue(scheduler, jobs)
+        except InputError as exc:
+            raise click.BadParameter(str(exc), param_hint="--jobs") from None
+        return func(*args, scheduler=combined, **kwargs)
+
+    return _scheduler(_jobs(wrapper))
+
+
 force_option = click.option("--force", is_flag=True, help="Rebuild even when the output is up to date.")
 progress_option = click.option(
     "--progress/--no-progress",

@@ -1,7 +1,9 @@
 """Where the chunks are computed: a local cluster, an existing scheduler, or a plain dask scheduler.
 
 ``scheduler`` accepts ``tcp://HOST:PORT`` (or any distributed address), the path of a scheduler
-file, or one of dask's local schedulers ``synchronous``, ``threads``, ``processes``. With none,
+file, one of dask's local schedulers ``synchronous``, ``threads``, ``processes``, or an HPC job
+queue (``slurm``, ``pbs``, ``sge``, ``lsf``, ``htcondor``, ``oar``, ``moab``, or a :class:`JobQueue`)
+from which worker jobs are requested through dask-jobqueue. With none,
 dask's own ``scheduler-address`` setting (``DASK_SCHEDULER_ADDRESS``) is honoured, and otherwise
 a :class:`distributed.LocalCluster` sized to the machine is started for the duration of the work.
 
@@ -19,8 +21,8 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import dask
@@ -219,16 +221,30 @@ def _local_cluster_size() -> int:
 
 
 @contextlib.contextmanager
-def executor(scheduler: str | None = None) -> Iterator[Executor]:
+def executor(scheduler: str | JobQueue | None = None) -> Iterator[Executor]:
     """Open the place to compute for the duration of a ``with`` block.
 
     Parameters
     ----------
     scheduler
-        An address, a scheduler file, ``synchronous``/``threads``/``processes``, or None for
-        dask's configured ``scheduler-address`` or else a new LocalCluster, whose dashboard
-        address is logged at INFO.
+        An address, a scheduler file, ``synchronous``/``threads``/``processes``, a job queue
+        (``slurm``, ``pbs``... for one worker job, or a :class:`JobQueue`), or None for dask's
+        configured ``scheduler-address`` or else a new LocalCluster, whose dashboard address is
+        logged at INFO.
+
+    Raises
+    ------
+    InputError
+        A value that is no scheduler, or job settings missing or refused (exit 2).
+    ClusterError
+        A scheduler that cannot be reached, or a job queue that starts no worker in time (exit 1).
     """
+    if isinstance(scheduler, str) and scheduler.lower() in JOB_QUEUES:
+        scheduler = JobQueue(scheduler.lower())
+    if isinstance(scheduler, JobQueue):
+        with _job_queue_executor(scheduler) as active:
+            yield active
+        return
     if scheduler is None:
         configured = dask.config.get("scheduler-address", None) or dask.config.get("scheduler_address", None)
         if configured:
@@ -293,6 +309,201 @@ def executor(scheduler: str | None = None) -> Iterator[Executor]:
         yield Executor(description=f"scheduler {scheduler} ({n} workers)", client=client, workers=max(n, 1))
 
 
+# -- HPC job queues (dask-jobqueue) -----------------------------------------------------------
+#: Job queue systems and their dask-jobqueue cluster classes; each reads its defaults from the
+#: dask configuration ``jobqueue.<system>.*`` (environment ``DASK_JOBQUEUE__<SYSTEM>__*``).
+JOB_QUEUES = {
+    "slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster",
+    "htcondor": "HTCondorCluster", "oar": "OARCluster", "moab": "MoabCluster",
+}
+#: Settings a study's ``[cluster]`` section (or a caller) may give per job, over the dask configuration.
+JOB_SETTINGS = ("queue", "account", "cores", "memory", "walltime", "processes", "log_directory", "job_extra_directives")
+#: How long to wait for the first workers when no timeout is given (``carbonscape.jobs-timeout``
+#: in the dask configuration, environment ``DASK_CARBONSCAPE__JOBS_TIMEOUT``).
+DEFAULT_JOBS_TIMEOUT = "300s"
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    """Workers requested as jobs from an HPC queue (SLURM, PBS, SGE, LSF...) by dask-jobqueue.
+
+    Parameters
+    ----------
+    system
+        One of :data:`JOB_QUEUES` (``"slurm"``, ``"pbs"``...).
+    jobs
+        Number of worker jobs to submit (each runs ``processes`` dask workers over ``cores`` cores).
+    settings
+        Per-job settings over the dask configuration ``jobqueue.<system>.*``: ``queue``
+        (partition), ``account``, ``cores``, ``memory`` (e.g. ``"8GiB"``), ``walltime``
+        (``"01:00:00"``), ``processes``, ``log_directory``, ``job_extra_directives``.
+    timeout
+        Seconds to wait for the workers to start; None reads ``carbonscape.jobs-timeout`` from
+        the dask configuration (default 300 s). When the queue starts none in that time, the run
+        stops with a :class:`~carbonscape.errors.ClusterError` (exit 1) naming the jobs and their state.
+    """
+
+    system: str
+    jobs: int = 1
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.system not in JOB_QUEUES:
+            raise InputError(f"job queue {self.system!r} is not known; use one of {', '.join(JOB_QUEUES)}")
+        if not isinstance(self.jobs, int) or isinstance(self.jobs, bool) or self.jobs < 1:
+            raise InputError(f"--jobs {self.jobs!r}: give the number of worker jobs to submit, 1 or more")
+        unknown = sorted(set(self.settings) - set(JOB_SETTINGS))
+        if unknown:
+            raise InputError(f"[cluster] {', '.join(unknown)}: not a job setting; the settings are {', '.join(JOB_SETTINGS)}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise InputError(f"[cluster] timeout {self.timeout!r}: give the seconds to wait for workers, more than 0")
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for the dask-jobqueue cluster: the dask configuration's
+        ``jobqueue.<system>.*`` values, overridden by :attr:`settings`."""
+        configured = dask.config.get(f"jobqueue.{self.system}", {}) or {}
+        given = {key: value for key, value in self.settings.items() if value is not None}
+        missing = [key for key in ("cores", "memory") if given.get(key) is None and configured.get(key) is None]
+        if missing:
+            env = " and ".join(f"DASK_JOBQUEUE__{self.system.upper()}__{key.upper()}" for key in missing)
+            raise InputError(
+                f"--scheduler {self.system}: the {' and '.join(missing)} of each worker job are not set; set {env} "
+                f"(e.g. =4 and =16GiB), or jobqueue.{self.system}.{missing[0]} in a dask YAML file, or "
+                f"{missing[0]} in the study file's [cluster] section"
+            )
+        return given
+
+    def wait_seconds(self) -> float:
+        if self.timeout is not None:
+            return float(self.timeout)
+        return float(dask.utils.parse_timedelta(dask.config.get("carbonscape.jobs-timeout", DEFAULT_JOBS_TIMEOUT)))
+
+
+def job_queue(scheduler: str | JobQueue | None, jobs: int | None) -> str | JobQueue | None:
+    """Combine ``--scheduler`` and ``--jobs``: a queue name becomes a :class:`JobQueue` of
+    ``jobs`` worker jobs (1 when not given); ``--jobs`` without a queue is bad input."""
+    if isinstance(scheduler, str) and scheduler.lower() in JOB_QUEUES:
+        return JobQueue(scheduler.lower(), jobs=1 if jobs is None else jobs)
+    if isinstance(scheduler, JobQueue):
+        return scheduler if jobs is None else JobQueue(scheduler.system, jobs=jobs, settings=scheduler.settings, timeout=scheduler.timeout)
+    if jobs is not None:
+        raise InputError(
+            f"--jobs {jobs} needs a job queue: add --scheduler {' or '.join(('slurm', 'pbs'))} (or another of "
+            f"{', '.join(JOB_QUEUES)}); with a scheduler address the workers are already there"
+        )
+    return scheduler
+
+
+@contextlib.contextmanager
+def _job_queue_executor(queue: JobQueue) -> Iterator[Executor]:
+    """Start a dask-jobqueue cluster, submit ``queue.jobs`` worker jobs, wait for them, and cancel
+    the jobs when the block ends (also after an error or an interrupt)."""
+    import shutil
+
+    import dask_jobqueue
+
+    cls = getattr(dask_jobqueue, JOB_QUEUES[queue.system])
+    options = queue.options()
+    submit = cls.job_cls.submit_command
+    if submit and shutil.which(submit.split()[0]) is None:
+        raise ClusterError(
+            f"--scheduler {queue.system}: `{submit.split()[0]}` is not on this machine's PATH, so no worker job can be "
+            f"submitted; run carbonscape on a login node of the {queue.system.upper()} cluster"
+        )
+    timeout = queue.wait_seconds()
+    if not dask.config.get(f"jobqueue.{queue.system}.scheduler-options", {}) and "scheduler_options" not in options:
+        options["scheduler_options"] = {"dashboard_address": ":0"}  # a fixed port collides with another run's
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            cluster = cls(**options)
+        except (TypeError, ValueError) as exc:  # dask-jobqueue's errors for bad per-job settings
+            raise InputError(f"--scheduler {queue.system}: the job settings were refused ({exc}); check jobqueue.{queue.system}.* "
+                             "in the dask configuration and the study's [cluster] section") from exc
+    distributed_log = logging.getLogger("distributed")
+    level = distributed_log.level
+    try:
+        with cluster:
+            from distributed import Client
+
+            log.debug("worker job script:\n%s", cluster.job_script())
+            if queue.system == "slurm":
+                _test_submit(cluster.job_script(), {**(dask.config.get("jobqueue.slurm", {}) or {}), **options})
+            cluster.scale(jobs=queue.jobs)
+            with Client(cluster, set_as_default=False) as client:
+                log.info("submitted %d %s worker job(s); waiting up to %s for them (dashboard %s)",
+                         queue.jobs, queue.system.upper(), _format_seconds(timeout), client.dashboard_link)
+                expected = queue.jobs * int(cluster._dummy_job.worker_processes)  # workers per job × jobs
+                try:
+                    client.wait_for_workers(1, timeout=timeout)
+                except TimeoutError:
+                    raise ClusterError(
+                        f"--scheduler {queue.system}: the queue started none of the {queue.jobs} worker job(s) in "
+                        f"{_format_seconds(timeout)} ({_job_states(queue.system, cluster)}); check the queue/partition "
+                        f"({options.get('queue') or dask.config.get(f'jobqueue.{queue.system}.queue', None) or 'default'}), "
+                        "the account and the per-job cores, memory and walltime against the queue's limits, or wait longer "
+                        "(DASK_CARBONSCAPE__JOBS_TIMEOUT or [cluster] timeout)"
+                    ) from None
+                try:  # the rest of the jobs, briefly: the work starts on the first and spreads as they come
+                    client.wait_for_workers(expected, timeout=min(timeout, 60.0))
+                except TimeoutError:
+                    pass
+                n = len(client.scheduler_info().get("workers", {}))
+                if n < expected:
+                    log.warning("%d of %d %s workers have started; the work begins on them and spreads as the rest arrive",
+                                n, expected, queue.system.upper())
+                try:
+                    yield Executor(description=f"{queue.system.upper()} ({queue.jobs} jobs, {n} workers at start)", client=client,
+                                   workers=max(n, 1))
+                finally:
+                    distributed_log.setLevel(logging.CRITICAL)  # closing cancels the jobs: their workers' farewells are noise
+    finally:
+        distributed_log.setLevel(level)
+
+
+def _test_submit(script: str, options: Mapping[str, Any]) -> None:
+    """Ask SLURM whether it would accept the worker job (``sbatch --test-only``), so a wrong
+    partition, account, memory or walltime is named now rather than after the wait."""
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".sh") as handle:
+        handle.write(script)
+        handle.flush()
+        try:
+            done = subprocess.run(["sbatch", "--test-only", handle.name], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ClusterError(f"--scheduler slurm: sbatch did not answer ({exc}); is slurmctld up (try `sinfo`)?") from exc
+    if done.returncode != 0:
+        said = " ".join(line.removeprefix("sbatch: error: ").strip() for line in done.stderr.splitlines() if line.strip())
+        settings = ", ".join(f"{key}={options[key]!r}" for key in ("queue", "account", "cores", "memory", "walltime") if options.get(key))
+        infrastructure = "unable to contact" in said.lower() or "connection" in said.lower()
+        raise (ClusterError if infrastructure else InputError)(
+            f"--scheduler slurm: SLURM refuses the worker job: {said or 'sbatch failed'}"
+            + (f" (job settings {settings})" if settings else "")
+            + "; fix jobqueue.slurm.* in the dask configuration (DASK_JOBQUEUE__SLURM__QUEUE, __ACCOUNT, __CORES, __MEMORY, "
+            "__WALLTIME) or the study's [cluster] section; `sinfo` lists the partitions and their limits"
+        )
+
+
+def _job_states(system: str, cluster: Any) -> str:
+    """Each submitted job's id and, where the queue tells (SLURM's squeue), its state and reason."""
+    ids = [job.job_id for job in list(cluster.workers.values()) if getattr(job, "job_id", None)]
+    if not ids:
+        return "no job was accepted by the queue; see the log with -vv"
+    if system == "slurm":
+        import subprocess
+
+        try:
+            done = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T %r"], capture_output=True, text=True, timeout=20)
+            states = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+            if states:
+                return "jobs " + "; ".join(states)
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return "jobs " + ", ".join(ids)
+
+
 def _check_address(scheduler: str) -> None:
     """Refuse, before any connection attempt, a value that is neither a known scheduler, an
     existing file nor an address (dask's own error for "thread" is "missing port number")."""
@@ -307,7 +518,7 @@ def _check_address(scheduler: str) -> None:
 
 
 @contextlib.contextmanager
-def using(run: Executor | None, scheduler: str | None) -> Iterator[Executor]:
+def using(run: Executor | None, scheduler: str | JobQueue | None) -> Iterator[Executor]:
     """The caller's executor when it passes one (a study shares one cluster), else a new one."""
     if run is not None:
         yield run
