@@ -401,10 +401,10 @@ def _job_queue_executor(queue: JobQueue) -> Iterator[Executor]:
     the jobs when the block ends (also after an error or an interrupt)."""
     import shutil
 
+    options = queue.options()
     import dask_jobqueue
 
     cls = getattr(dask_jobqueue, JOB_QUEUES[queue.system])
-    options = queue.options()
     submit = cls.job_cls.submit_command
     if submit and shutil.which(submit.split()[0]) is None:
         raise ClusterError(

@@ -40,6 +40,10 @@ def _slurm_answers() -> str | None:
 def slurm(tmp_path_factory):
     """The dask-jobqueue settings of the test jobs, as a user gives them: DASK_JOBQUEUE__SLURM__*."""
     problem = _slurm_answers()
+    try:
+        import dask_jobqueue  # noqa: F401
+    except ImportError:  # a development .venv made before the dependency was added
+        problem = "dask-jobqueue is not installed: `pip install -e '.[test]'` again"
     if problem:
         message = f"SLURM is not running here ({problem}); start it with `bash .ci/slurm_up.sh` (as root)"
         if os.environ.get("CI"):
