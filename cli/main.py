@@ -148,7 +148,9 @@ def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str,
 
 @cli.command()
 @click.option("--landuse", required=True, type=click.Path(file_okay=False), help="Land-use store (from ingest).")
-@click.option("--zones", "zones_store", required=True, type=click.Path(file_okay=False), help="Zone store (from zones).")
+@click.option("--zones", "zones_store", type=click.Path(file_okay=False), help="Zone store (from zones); or --grid.")
+@click.option("--grid", "grid_size", type=float, default=None,
+              help="Instead of counties: square cells of SIZE CRS units (a multiple of the pixel size), from the top-left corner.")
 @click.option("--pools", required=True, type=click.Path(dir_okay=False), help="InVEST carbon pools table (CSV).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the tables.")
 @click.option("--pixel-maps", is_flag=True, help="Also write carbon per pixel (t/ha) as Zarr and COG.")
@@ -156,14 +158,31 @@ def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str,
 @progress_option
 @click.pass_context
 @_handle_errors
-def supply(ctx: click.Context, landuse: str, zones_store: str, pools: str, out: str, pixel_maps: bool, scheduler: str | None,
-           progress: bool | None) -> None:
-    """Carbon supply per county, per class, per county and class, and per pool.
+def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size: float | None, pools: str, out: str, pixel_maps: bool,
+           scheduler: str | None, progress: bool | None) -> None:
+    """Carbon supply per county (or grid cell), per class, per county and class, and per pool.
 
     \b
     Example:
         carbonscape supply --landuse landuse.zarr --zones zones.zarr --pools pools.csv --out results
+        carbonscape supply --landuse landuse.zarr --grid 1000 --pools pools.csv --out cells
     """
+    if (zones_store is None) == (grid_size is None):
+        raise click.UsageError("give either --zones (a county store) or --grid SIZE (square cells), not both or neither")
+    if grid_size is not None:
+        if pixel_maps:
+            raise click.UsageError("--pixel-maps goes with --zones; per-cell GeoTIFFs are written with --grid")
+        from carbonscape.cells import supply_cells
+
+        cells = supply_cells(landuse, pools, size=grid_size, out=out, scheduler=scheduler, progress=_progress(ctx, progress))
+        if not ctx.find_root().obj.get("quiet"):
+            s = cells.summary
+            click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {s['cells_with_land']:,} cells of {s['cell_size']:g} "
+                       f"({s['nodata_pixels']:,} nodata pixels) in {s['seconds']:.1f} s")
+            for name, path in cells.files.items():
+                click.echo(f"  {name}: {path}")
+        return
+    assert zones_store is not None
     result = carbonscape.supply(landuse, zones_store, pools, out=out, scheduler=scheduler, pixel_maps=pixel_maps, progress=_progress(ctx, progress))
     if not ctx.find_root().obj.get("quiet"):
         s = result.summary

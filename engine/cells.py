@@ -1,0 +1,459 @@
+"""Regular grid cells as units, and continuous rasters summed per unit, on the accumulation layer.
+
+**Grid cells.** A cell is ``SIZE × SIZE`` CRS units (a whole number of pixels ``cell``) aligned to
+the land-use raster's top-left corner: cell ``(row, col)`` holds pixels ``row·cell … row·cell +
+cell − 1`` down and ``col·cell …`` across, and its id is ``row · n_cell_cols + col`` (row-major, no
+polygons, no rasterization). The land use is read in chunks whose edges are multiples of ``cell``
+(rechunked when the store's are not), so every cell lies in one chunk and its table is made there:
+:data:`CELL_COUNTS` and :data:`CELL_AREAS` keep one small table per chunk (``combine="blocks"``)
+that :func:`stitch_cells` lays side by side, with no global reduction over a million-row table.
+Cells cut by the raster's right or bottom edge hold fewer pixels; their area says so.
+
+**Continuous rasters** (:data:`WEIGHTED_SUM` per county, :data:`CELL_VALUES` per cell): the running
+sums ``[pixels, Σv, Σa, Σv·a]`` of a float raster's valid pixels (finite, not nodata; ``a`` the
+pixel's true area in m²) in the same pass as the counts, giving the sum ``Σv`` (population per
+pixel → people) and the area-weighted mean ``Σv·a / Σa`` (a density, NPP, a correction factor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+from carbonscape.accumulate import Accumulation, Chunk, ClassIndex, Layout, accumulate, pixel_areas
+from carbonscape.carbon import (  # _count_unknown: the supply pass's own error-path listing, shared rather than copied
+    M2_PER_HA,
+    M2_PER_KM2,
+    PoolTable,
+    UnknownCodesError,
+    _count_unknown,
+    read_pools,
+    unknown_codes_message,
+)
+from carbonscape.cluster import Executor, using
+from carbonscape.errors import GridError, InputError, PoolTableError
+from carbonscape.grid import Grid
+from carbonscape.io import atomic_path, open_store, staged_outputs
+from carbonscape.kernels.cells import N_SUMS, cell_areas, cell_counts, cell_value_sums, unit_value_sums
+
+log = logging.getLogger(__name__)
+
+CELL_FILES = {"table": "supply_by_cell.csv", "polygons": "cells.gpkg", "supply_density": "cell_supply_t_per_km2.tif",
+              "supply": "cell_supply_t.tif"}
+# Relative tolerance when judging that a cell size is a whole number of pixels (10.000000001 m is 10 m).
+_SIZE_TOLERANCE = 1e-6
+
+
+# -- the statistics ------------------------------------------------------------------------------
+
+def _cells_shape(layout: Layout) -> tuple[int, ...]:
+    rows, cols = layout.params["cells_per_chunk"]
+    return (int(rows), int(cols), layout.n_cols)
+
+
+def _values_cells_shape(layout: Layout) -> tuple[int, ...]:
+    rows, cols = layout.params["cells_per_chunk"]
+    return (int(rows), int(cols), N_SUMS)
+
+
+def _check_origin(where: Chunk) -> int:
+    cell = int(where.layout.params["cell"])
+    if where.rows.start % cell or where.cols.start % cell:
+        raise ValueError(f"a chunk starts at pixel ({where.rows.start}, {where.cols.start}), not on a cell edge of {cell} pixels")
+    return cell
+
+
+def count_cell_pairs(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels per (cell row, cell column, class column) of one chunk."""
+    cell = _check_origin(where)
+    index: ClassIndex = where.layout.classes  # type: ignore[assignment]
+    rows, cols = where.layout.params["cells_per_chunk"]
+    return cell_counts(blocks["landuse"], index.lut, index.offset, index.n_cols, index.unknown_col, index.nodata_code,
+                       index.nodata_col, cell, int(rows), int(cols))
+
+
+def sum_cell_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """True area (m²) per (cell row, cell column, class column) of one chunk."""
+    cell = _check_origin(where)
+    index: ClassIndex = where.layout.classes  # type: ignore[assignment]
+    rows, cols = where.layout.params["cells_per_chunk"]
+    return cell_areas(blocks["landuse"], index.lut, index.offset, index.n_cols, index.unknown_col, index.nodata_code,
+                      index.nodata_col, cell, int(rows), int(cols), np.ascontiguousarray(np.atleast_2d(where.area())))
+
+
+def _nodata(layout: Layout) -> tuple[float, bool]:
+    nodata = layout.params.get("values_nodata")
+    return (0.0, False) if nodata is None or not np.isfinite(nodata) else (float(nodata), True)
+
+
+def sum_unit_values(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """``[pixels, Σv, Σa, Σv·a]`` per county id of the ``values`` raster in one chunk."""
+    nodata, has_nodata = _nodata(where.layout)
+    return unit_value_sums(blocks["counties"], blocks["values"], nodata, has_nodata, where.layout.n_counties,
+                           np.ascontiguousarray(np.atleast_2d(where.area())))
+
+
+def sum_cell_values(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """``[pixels, Σv, Σa, Σv·a]`` per (cell row, cell column) of the ``values`` raster in one chunk."""
+    cell = _check_origin(where)
+    nodata, has_nodata = _nodata(where.layout)
+    rows, cols = where.layout.params["cells_per_chunk"]
+    return cell_value_sums(blocks["values"], nodata, has_nodata, cell, int(rows), int(cols),
+                           np.ascontiguousarray(np.atleast_2d(where.area())))
+
+
+# Plain-numpy references (np.bincount over flattened keys, no code shared with the kernels).
+
+def _cell_keys(shape: tuple[int, int], where: Chunk) -> tuple[np.ndarray, int]:
+    cell = int(where.layout.params["cell"])
+    rows, cols = where.layout.params["cells_per_chunk"]
+    r, c = np.indices(shape)
+    return ((r // cell) * int(cols) + (c // cell)).ravel(), int(rows) * int(cols)
+
+
+def count_cell_pairs_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    codes = np.asarray(blocks["landuse"])
+    keys, n = _cell_keys(codes.shape, where)
+    n_cols = where.layout.n_cols
+    columns = where.layout.classes.columns(codes).ravel()  # type: ignore[union-attr]
+    flat = np.bincount(keys * n_cols + columns, minlength=n * n_cols)
+    return flat.reshape(_cells_shape(where.layout))
+
+
+def sum_cell_areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    codes = np.asarray(blocks["landuse"])
+    keys, n = _cell_keys(codes.shape, where)
+    n_cols = where.layout.n_cols
+    columns = where.layout.classes.columns(codes).ravel()  # type: ignore[union-attr]
+    weights = np.broadcast_to(where.area(), codes.shape).ravel()
+    flat = np.bincount(keys * n_cols + columns, weights=weights, minlength=n * n_cols)
+    return flat.reshape(_cells_shape(where.layout))
+
+
+def _value_sums_reference(keys: np.ndarray, n: int, values: np.ndarray, area: np.ndarray, layout: Layout) -> np.ndarray:
+    nodata, has_nodata = _nodata(layout)
+    v = values.astype(np.float64).ravel()
+    valid = np.isfinite(v) & ~((v == nodata) if has_nodata else np.zeros(v.shape, dtype=bool))
+    k, v, a = keys[valid], v[valid], area.ravel()[valid]
+    return np.stack([np.bincount(k, minlength=n).astype(np.float64), np.bincount(k, weights=v, minlength=n),
+                     np.bincount(k, weights=a, minlength=n), np.bincount(k, weights=v * a, minlength=n)], axis=-1)
+
+
+def sum_unit_values_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    values = np.asarray(blocks["values"])
+    ids = np.asarray(blocks["counties"]).astype(np.int64).ravel()
+    if ids.size and (ids.min() < 0 or ids.max() >= where.layout.n_counties):
+        raise InputError("zone id out of range of the zone table")
+    area = np.broadcast_to(where.area(), values.shape)
+    return _value_sums_reference(ids, where.layout.n_counties, values, area, where.layout)
+
+
+def sum_cell_values_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    values = np.asarray(blocks["values"])
+    keys, n = _cell_keys(values.shape, where)
+    area = np.broadcast_to(where.area(), values.shape)
+    return _value_sums_reference(keys, n, values, area, where.layout).reshape(_values_cells_shape(where.layout))
+
+
+CELL_COUNTS = Accumulation("cell_counts", chunk=count_cell_pairs, reference=count_cell_pairs_reference, reads=("landuse",),
+                           shape=_cells_shape, combine="blocks")
+CELL_AREAS = Accumulation("cell_areas", chunk=sum_cell_areas, reference=sum_cell_areas_reference, reads=("landuse",),
+                          dtype=np.dtype(np.float64), shape=_cells_shape, combine="blocks", needs_area=True)
+CELL_VALUES = Accumulation("cell_values", chunk=sum_cell_values, reference=sum_cell_values_reference, reads=("values",),
+                           dtype=np.dtype(np.float64), shape=_values_cells_shape, combine="blocks", needs_area=True)
+WEIGHTED_SUM = Accumulation("weighted_sum", chunk=sum_unit_values, reference=sum_unit_values_reference,
+                            reads=("counties", "values"), dtype=np.dtype(np.float64),
+                            shape=lambda layout: (layout.n_counties, N_SUMS), needs_area=True)
+
+
+# -- the cell grid -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CellGrid:
+    """Square cells of ``cell`` pixels over a land-use grid, aligned to its top-left corner.
+
+    Attributes
+    ----------
+    grid
+        The land-use grid.
+    cell
+        Cell edge in pixels.
+    """
+
+    grid: Grid
+    cell: int
+
+    @classmethod
+    def from_size(cls, grid: Grid, size: float, *, setting: str = "--grid") -> CellGrid:
+        """Cells of ``size`` CRS units; refuses a size that is not a whole number of pixels.
+
+        Raises
+        ------
+        GridError
+            A size that is not positive, not a multiple of the pixel size, or pixels that are not square.
+        """
+        x, y = grid.resolution
+        if isinstance(size, bool) or not isinstance(size, (int, float)) or not math.isfinite(size) or size <= 0:
+            raise GridError(f"{setting} {size!r}: a cell size must be a positive number in the CRS's units")
+        if abs(x - y) > _SIZE_TOLERANCE * max(x, y):
+            raise GridError(f"{setting}: the land-use pixels are not square ({x:g} × {y:g}); square cells need square pixels")
+        ratio = size / x
+        cell = round(ratio)
+        if cell < 1 or abs(ratio - cell) > _SIZE_TOLERANCE * max(ratio, 1.0):
+            below, above = max(math.floor(ratio), 1) * x, max(math.ceil(ratio), 1) * x
+            raise GridError(
+                f"{setting} {size:g} is not a multiple of the pixel size {x:g} ({ratio:.4g} pixels); use {below:g} or {above:g} "
+                f"({'degrees' if grid.is_geographic else 'CRS units'})"
+            )
+        return cls(grid=grid, cell=int(cell))
+
+    @property
+    def size(self) -> float:
+        """Cell edge in CRS units."""
+        return self.cell * self.grid.resolution[0]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Cell rows and columns (the last ones cut by the raster's edge)."""
+        return (math.ceil(self.grid.shape[0] / self.cell), math.ceil(self.grid.shape[1] / self.cell))
+
+    @property
+    def transform(self) -> tuple[float, float, float, float, float, float]:
+        a, b, c, d, e, f = self.grid.transform
+        return (a * self.cell, b, c, d, e * self.cell, f)
+
+    def chunks(self) -> tuple[int, int]:
+        """Chunk edges (pixels) that are whole numbers of cells, as near the store's as can be."""
+        return tuple(max(self.cell, (edge // self.cell) * self.cell) for edge in self.grid.chunks)  # type: ignore[return-value]
+
+    def cell_ids(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return rows.astype(np.int64) * self.shape[1] + cols.astype(np.int64)
+
+    def polygons(self, rows: np.ndarray, cols: np.ndarray) -> Any:
+        """Shapely boxes of the cells (cut at the raster's edge)."""
+        import shapely
+
+        a, _, c, _, e, f = self.grid.transform
+        height, width = self.grid.shape
+        x0 = c + a * np.minimum(cols * self.cell, width)
+        x1 = c + a * np.minimum((cols + 1) * self.cell, width)
+        y0 = f + e * np.minimum(rows * self.cell, height)
+        y1 = f + e * np.minimum((rows + 1) * self.cell, height)
+        return shapely.box(x0, y1, x1, y0)
+
+
+def stitch_cells(blocks: np.ndarray, cells: CellGrid) -> np.ndarray:
+    """Lay per-chunk cell tables ``(n_row_chunks, n_col_chunks, rows, cols, k)`` side by side into
+    ``(cell rows, cell columns, k)``, trimming the padding of edge chunks."""
+    n_i, n_j, rows, cols, k = blocks.shape
+    whole = blocks.transpose(0, 2, 1, 3, 4).reshape(n_i * rows, n_j * cols, k)
+    height, width = cells.shape
+    return whole[:height, :width]
+
+
+def aligned(data: da.Array, cells: CellGrid) -> da.Array:
+    """``data`` in chunks of whole cells (rechunked, lazily, only when its chunks are not)."""
+    rows, cols = cells.chunks()
+    if all(size % cells.cell == 0 for size in data.chunks[0][:-1]) and all(size % cells.cell == 0 for size in data.chunks[1][:-1]):
+        return data
+    log.info("reading the land use in chunks of %d × %d pixels, whole %d-pixel cells", rows, cols, cells.cell)
+    return data.rechunk((rows, cols))
+
+
+def cells_params(data: da.Array, cells: CellGrid, **params: Any) -> dict[str, Any]:
+    """The :class:`Layout` ``params`` of the cell statistics over ``data`` (chunks of whole cells)."""
+    chunk_rows, chunk_cols = max(data.chunks[0]), max(data.chunks[1])
+    return {"cell": cells.cell, "cells_per_chunk": (math.ceil(chunk_rows / cells.cell), math.ceil(chunk_cols / cells.cell)), **params}
+
+
+# -- supply per cell -------------------------------------------------------------------------------
+
+@dataclass
+class CellSupplyResult:
+    """Supply per grid cell.
+
+    Attributes
+    ----------
+    by_cell
+        One row per cell holding land-use pixels: ``cell, row, col, pixels, area_km2, supply_t,
+        supply_t_per_km2`` and ``supply_t_<lucode>`` per class.
+    cells
+        The cell grid.
+    area_ha
+        Area (ha) per cell (rows, as ``by_cell``) and land-use code (columns): the table the Monte
+        Carlo of :mod:`carbonscape.uncertainty` draws over.
+    summary
+        Cell size, counts, nodata, timings.
+    """
+
+    by_cell: pd.DataFrame
+    cells: CellGrid
+    area_ha: pd.DataFrame
+    summary: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def write(self, out: str | os.PathLike[str]) -> dict[str, Path]:
+        """``supply_by_cell.csv``, ``cells.gpkg`` (layer ``cells``) and GeoTIFFs of supply density
+        (t/km²) and supply (t) per cell in ``out``, each written atomically."""
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / CELL_FILES["table"]
+        with atomic_path(target) as tmp:
+            self.by_cell.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
+        self.files["table"] = target
+        self.files["polygons"] = write_cells_gpkg(self.cells, self.by_cell, folder / CELL_FILES["polygons"])
+        for name, column, unit in (("supply_density", "supply_t_per_km2", "t C/km²"), ("supply", "supply_t", "t C")):
+            self.files[name] = write_cell_geotiff(self.cells, self.by_cell, column, folder / CELL_FILES[name], unit=unit)
+        return dict(self.files)
+
+
+def write_cells_gpkg(cells: CellGrid, table: pd.DataFrame, path: Path, *, layer: str = "cells") -> Path:
+    """The cells of ``table`` (its ``row``, ``col``) as polygons with every column, in a GeoPackage."""
+    import geopandas as gpd
+
+    geometry = cells.polygons(table["row"].to_numpy(), table["col"].to_numpy())
+    frame = gpd.GeoDataFrame(table.reset_index(drop=True), geometry=geometry, crs=cells.grid.crs_wkt)
+    with atomic_path(path) as tmp:
+        frame.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio")
+    return path
+
+
+def write_cell_geotiff(cells: CellGrid, table: pd.DataFrame, column: str, path: Path, *, unit: str = "",
+                       dtype: str = "float32") -> Path:
+    """One band of ``table[column]`` on the cell grid (NaN, or -1 for integers, where no cell has a value)."""
+    import rasterio
+
+    height, width = cells.shape
+    integer = np.dtype(dtype).kind in "iu"
+    fill = -1 if integer else np.nan
+    band = np.full((height, width), fill, dtype=dtype)
+    band[table["row"].to_numpy(), table["col"].to_numpy()] = table[column].to_numpy(dtype=np.float64).astype(dtype)
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", driver="GTiff", dtype=dtype, count=1, width=width, height=height, crs=cells.grid.crs_wkt,
+                           transform=rasterio.Affine(*cells.transform), nodata=fill, compress="deflate", tiled=width >= 256 and height >= 256) as dst:
+            dst.write(band, 1)
+            dst.update_tags(1, quantity=column, units=unit)
+    return path
+
+
+def supply_cells(
+    landuse: str | os.PathLike[str],
+    pools: str | os.PathLike[str] | PoolTable,
+    *,
+    size: float,
+    out: str | os.PathLike[str] | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    run: Executor | None = None,
+) -> CellSupplyResult:
+    """Carbon supply per regular grid cell, each cell's table made in the chunk that holds it.
+
+    Parameters
+    ----------
+    landuse
+        Land-use store from :func:`carbonscape.ingest`.
+    pools
+        InVEST carbon pools table (path or :class:`~carbonscape.carbon.PoolTable`).
+    size
+        Cell edge in the CRS's units (metres, or degrees on a geographic grid): a whole number of pixels.
+    out
+        Folder for ``supply_by_cell.csv``, ``cells.gpkg`` and the cell GeoTIFFs; nothing is written when None.
+    scheduler, progress, run
+        As :func:`carbonscape.supply`.
+
+    Returns
+    -------
+    CellSupplyResult
+
+    Raises
+    ------
+    GridError
+        A size that is not a multiple of the pixel size.
+    UnknownCodesError
+        Land-use codes the pools table lacks.
+    """
+    started = time.perf_counter()
+    pool_table = pools if isinstance(pools, PoolTable) else read_pools(pools)
+    land = open_store(landuse)
+    if land.attrs.get("carbonscape_kind") not in (None, "landuse"):
+        raise InputError(f"{land.path} is a {land.attrs['carbonscape_kind']} store, not land use; pass the store `carbonscape ingest` wrote")
+    cells = CellGrid.from_size(land.grid, size)
+    found = land.attrs.get("code_counts")
+    if found is not None:
+        unknown_codes = {int(c): int(n) for c, n in found.items() if int(c) not in pool_table.codes and int(c) != land.nodata}
+        if unknown_codes:
+            raise UnknownCodesError(unknown_codes_message(land.path, pool_table, unknown_codes))
+    try:
+        index = ClassIndex.build(pool_table.codes, nodata=land.nodata)
+    except InputError as exc:
+        raise PoolTableError(f"{pool_table.source} with {land.path}: {exc}") from None
+    data = aligned(land.data, cells)
+    layout = Layout(classes=index, params=cells_params(data, cells))
+    areas = pixel_areas(land.grid)
+    specs = [CELL_COUNTS, *([CELL_AREAS] if areas.uniform_area_m2() is None else [])]
+    lazy = accumulate(specs, None, {"landuse": data}, layout=layout, areas=areas)
+    staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
+    with using(run, scheduler) as active, staging as stage:
+        computed = active.compute(*lazy.values(), progress=progress,
+                                  label=f"supply per {cells.size:g} cell: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
+        tables = {name: stitch_cells(np.asarray(table), cells) for name, table in zip(lazy, computed)}
+        counts = tables["cell_counts"]
+        if counts[..., index.unknown_col].any():
+            raise UnknownCodesError(unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
+        area_m2 = tables["cell_areas"] if "cell_areas" in tables else counts * areas.uniform_area_m2()
+        result = cell_supply_table(counts, area_m2, cells=cells, index=index, pools=pool_table)
+        result.summary.update({"seconds": time.perf_counter() - started, "landuse": str(land.path)})
+        if stage is not None:
+            result.write(stage)
+    if out is not None:
+        result.files = {name: Path(out).absolute() / path.name for name, path in result.files.items()}
+    return result
+
+
+def cell_supply_table(counts: np.ndarray, area_m2: np.ndarray, *, cells: CellGrid, index: ClassIndex, pools: PoolTable) -> CellSupplyResult:
+    """The per-cell table from stitched ``(cell rows, cell cols, n_cols)`` counts and areas (m²)."""
+    n_classes = index.n_classes
+    class_pixels = counts[..., :n_classes]
+    occupied = class_pixels.sum(axis=-1) > 0
+    rows, cols = np.nonzero(occupied)
+    area_ha = area_m2[rows, cols, :n_classes] / M2_PER_HA
+    density = pools.total_density
+    supply = area_ha * density[None, :]
+    area_km2 = area_ha.sum(axis=1) * M2_PER_HA / M2_PER_KM2
+    ids = cells.cell_ids(rows, cols)
+    by_cell = pd.DataFrame({
+        "cell": ids, "row": rows, "col": cols,
+        "pixels": class_pixels[rows, cols].sum(axis=1),
+        "area_km2": area_km2,
+        "supply_t": supply.sum(axis=1),
+    })
+    with np.errstate(divide="ignore", invalid="ignore"):
+        by_cell["supply_t_per_km2"] = by_cell["supply_t"] / by_cell["area_km2"]
+    for k, code in enumerate(pools.codes):
+        by_cell[f"supply_t_{code}"] = supply[:, k]
+    nodata = counts[..., index.nodata_col]
+    summary = {
+        "cell_size": cells.size, "cell_pixels": cells.cell, "cell_grid_shape": list(cells.shape),
+        "cells_with_land": int(occupied.sum()), "total_supply_t": float(supply.sum()),
+        "nodata_pixels": int(nodata.sum()), "cells_all_nodata": int(((nodata > 0) & ~occupied).sum()),
+    }
+    area_frame = pd.DataFrame(area_ha, index=pd.Index(ids, name="cell"), columns=list(pools.codes))
+    return CellSupplyResult(by_cell=by_cell, cells=cells, area_ha=area_frame, summary=summary)
+
+
+def value_sums_table(sums: np.ndarray) -> pd.DataFrame:
+    """``pixels, sum, area_m2, mean`` (area-weighted) from ``[..., 4]`` running sums, flattened."""
+    flat = sums.reshape(-1, N_SUMS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = flat[:, 3] / flat[:, 2]
+    return pd.DataFrame({"pixels": flat[:, 0].astype(np.int64), "sum": flat[:, 1], "area_m2": flat[:, 2], "mean": mean})

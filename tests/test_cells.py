@@ -1,0 +1,211 @@
+"""Grid cells as units and continuous rasters per unit: by hand, against numpy block sums, and the
+per-chunk kernels against their numpy references on random rasters and chunkings."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from carbonscape import GridError, ingest, rasterize_zones, read_pools
+from carbonscape.accumulate import ClassIndex, Layout, accumulate, accumulate_numpy
+from carbonscape.cells import (
+    CELL_AREAS,
+    CELL_COUNTS,
+    CELL_VALUES,
+    WEIGHTED_SUM,
+    CellGrid,
+    cells_params,
+    stitch_cells,
+    supply_cells,
+    value_sums_table,
+)
+from carbonscape.grid import Grid
+from conftest import pixel_box, write_pools, write_tif, write_vector
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rasterio.transform import from_origin
+
+# The 5×5 raster of test_supply (100 m pixels = 1 ha; 9 is nodata), cut into 200 m cells (2 × 2 pixels):
+# cells (0,0) (0,1) (0,2) / (1,0) (1,1) (1,2) / (2,0) (2,1) (2,2), the last row and column 1 pixel wide.
+CODES = np.array([
+    [1, 1, 2, 2, 3],
+    [1, 1, 2, 2, 3],
+    [1, 9, 2, 3, 3],
+    [4, 4, 4, 3, 3],
+    [4, 4, 4, 9, 3],
+], dtype=np.uint8)
+POOLS = [(1, 10, 2, 30, 1), (2, 60, 15, 20, 5), (3, 0, 0, 0, 0), (4, 1, 0.5, 4, 0)]  # totals 43, 100, 0, 5.5 t/ha
+
+
+def test_supply_per_cell_by_hand(tmp):
+    lu = ingest(write_tif(tmp / "lu.tif", CODES, nodata=9), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
+    result = supply_cells(lu, write_pools(tmp / "pools.csv", POOLS), size=200, out=tmp / "out", scheduler="synchronous")
+    table = result.by_cell.set_index(["row", "col"])
+    # Cell (0,0): four 1s = 4 × 43 = 172 t on 4 ha; (0,1): four 2s = 400 t; (0,2): two 3s = 0 t (2 ha).
+    assert table.loc[(0, 0), "supply_t"] == pytest.approx(172.0)
+    assert table.loc[(0, 1), "supply_t"] == pytest.approx(400.0)
+    assert table.loc[(0, 2), ["supply_t", "pixels"]].tolist() == [0.0, 2]
+    # Cell (1,0): 1, 9 / 4, 4 → 43 + 2 × 5.5 = 54 t on 3 ha (the nodata pixel counts nowhere).
+    assert table.loc[(1, 0), "supply_t"] == pytest.approx(54.0)
+    assert table.loc[(1, 0), "area_km2"] == pytest.approx(0.03)
+    assert table.loc[(1, 0), "supply_t_per_km2"] == pytest.approx(1800.0)
+    # Cell (2,2) is the corner pixel alone: 3 → 0 t on 1 ha; cell (2,1): 4, 9 → 5.5 t.
+    assert table.loc[(2, 2), "area_km2"] == pytest.approx(0.01)
+    assert table.loc[(2, 1), "supply_t"] == pytest.approx(5.5)
+    assert table.loc[(1, 0), "cell"] == 3 and table.loc[(2, 2), "cell"] == 8
+    assert table["supply_t"].sum() == pytest.approx(215 + 500 + 33)
+    assert table.loc[(1, 0), "supply_t_1"] == pytest.approx(43.0) and table.loc[(1, 0), "supply_t_4"] == pytest.approx(11.0)
+    assert result.summary["nodata_pixels"] == 2
+    written = pd.read_csv(tmp / "out" / "supply_by_cell.csv")
+    assert list(written.columns[:7]) == ["cell", "row", "col", "pixels", "area_km2", "supply_t", "supply_t_per_km2"]
+    cells = gpd.read_file(tmp / "out" / "cells.gpkg", layer="cells")
+    assert len(cells) == 9
+    corner = cells.set_index("cell").loc[8, "geometry"]
+    assert corner.bounds == pytest.approx((500_400, 2_799_500, 500_500, 2_799_600))  # cut at the raster's edge: 100 m × 100 m
+    with rasterio.open(tmp / "out" / "cell_supply_t.tif") as src:
+        assert src.shape == (3, 3) and src.transform.a == 200
+        np.testing.assert_allclose(src.read(1)[0], [172.0, 400.0, 0.0])
+
+
+def test_cells_equal_numpy_block_sums_across_chunks(tmp):
+    rng = np.random.default_rng(4)
+    codes = rng.integers(1, 5, size=(610, 530)).astype(np.uint8)
+    codes[rng.random(codes.shape) < 0.05] = 9
+    # Chunks of 256 pixels are not whole 30-pixel cells: the pass reads chunks of 240.
+    lu = ingest(write_tif(tmp / "lu.tif", codes, nodata=9), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
+    result = supply_cells(lu, write_pools(tmp / "pools.csv", POOLS), size=3000, scheduler="synchronous")
+    density = {1: 43.0, 2: 100.0, 3: 0.0, 4: 5.5}
+    per_pixel = np.vectorize(lambda c: density.get(int(c), 0.0))(codes)  # t per 1-ha pixel
+    padded = np.zeros((630, 540))
+    padded[:610, :530] = per_pixel
+    blocks = padded.reshape(21, 30, 18, 30).sum(axis=(1, 3))
+    valid = np.zeros((630, 540))
+    valid[:610, :530] = codes != 9
+    pixels = valid.reshape(21, 30, 18, 30).sum(axis=(1, 3))
+    got = np.zeros((21, 18))
+    got[result.by_cell["row"], result.by_cell["col"]] = result.by_cell["supply_t"]
+    np.testing.assert_allclose(got, blocks)
+    got_pixels = np.zeros((21, 18))
+    got_pixels[result.by_cell["row"], result.by_cell["col"]] = result.by_cell["pixels"]
+    np.testing.assert_array_equal(got_pixels, pixels)
+
+
+def test_geographic_cells_sum_true_areas(tmp):
+    codes = np.ones((40, 40), dtype=np.uint8)
+    transform = from_origin(100.0, 30.0, 0.01, 0.01)
+    lu = ingest(write_tif(tmp / "lu.tif", codes, crs="EPSG:4326", transform=transform), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
+    result = supply_cells(lu, write_pools(tmp / "pools.csv", POOLS), size=0.1, scheduler="synchronous")
+    table = result.by_cell.set_index(["row", "col"])
+    grid = Grid.from_affine(crs="EPSG:4326", transform=transform, shape=(40, 40))
+    top = grid.row_areas_m2(0, 10).sum() * 10 / 1e6
+    assert table.loc[(0, 0), "area_km2"] == pytest.approx(top, rel=1e-12)
+    assert table.loc[(3, 0), "area_km2"] > table.loc[(0, 0), "area_km2"]  # further south, nearer the equator: larger
+
+
+@pytest.mark.parametrize(("size", "words"), [(150, "not a multiple of the pixel size 100 .*use 100 or 200"), (-5, "positive"), (0, "positive")])
+def test_a_cell_size_that_is_not_whole_pixels_is_refused(tmp, size, words):
+    lu = ingest(write_tif(tmp / "lu.tif", CODES, nodata=9), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
+    with pytest.raises(GridError, match=words):
+        supply_cells(lu, write_pools(tmp / "pools.csv", POOLS), size=size, scheduler="synchronous")
+
+
+def test_stitching_trims_the_padding_of_edge_chunks():
+    grid = Grid.from_affine(crs="EPSG:32648", transform=from_origin(0, 0, 1, 1), shape=(5, 7), chunks=(4, 4))
+    cells = CellGrid(grid, 2)
+    assert cells.shape == (3, 4) and cells.chunks() == (4, 4)
+    blocks = np.arange(2 * 2 * 2 * 2).reshape(2, 2, 2, 2, 1)  # (row chunk, col chunk, cell row, cell col, 1)
+    stitched = stitch_cells(blocks, cells)[..., 0]
+    # Chunk (0,0) holds cells (0..1, 0..1), chunk (0,1) cells (0..1, 2..3), chunk (1,0) cell row 2.
+    assert stitched.tolist() == [[0, 1, 4, 5], [2, 3, 6, 7], [8, 9, 12, 13]]
+
+
+def test_weighted_sum_per_county_by_hand(tmp):
+    # Population per pixel over the 5×5 grid; NaN and the nodata value -1 are not counted.
+    people = np.arange(25, dtype=np.float32).reshape(5, 5)
+    people[0, 0] = np.nan
+    people[4, 4] = -1
+    lu = ingest(write_tif(tmp / "lu.tif", CODES, nodata=9), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
+    vector = write_vector(tmp / "c.gpkg", [pixel_box(0, 0, 2, 3), pixel_box(2, 0, 5, 3), pixel_box(0, 3, 5, 5)], ["West", "East", "South"])
+    zones = rasterize_zones(vector, like=lu, id_field="county", out=tmp / "z.zarr", scheduler="synchronous")
+    from carbonscape.rasterize import open_zones
+
+    store, table = open_zones(zones)
+    import dask.array as da
+
+    values = da.from_array(people, chunks=store.data.chunks)
+    layout = Layout(n_counties=table.n_zones, params={"values_nodata": -1.0})
+    lazy = accumulate([WEIGHTED_SUM], store.data, {"values": values}, layout=layout, grid=store.grid)
+    sums = value_sums_table(np.asarray(lazy["weighted_sum"].compute(scheduler="synchronous")))
+    by_county = sums.iloc[list(table.ids)].set_axis(list(table.values))
+    # West: rows 0-2, columns 0-1 without (0,0): 1 + 5 + 6 + 10 + 11 = 33 people on 5 ha.
+    assert by_county.loc["West", "sum"] == pytest.approx(33.0)
+    assert by_county.loc["West", "pixels"] == 5 and by_county.loc["West", "area_m2"] == pytest.approx(50_000.0)
+    assert by_county.loc["West", "mean"] == pytest.approx(33.0 / 5)
+    # South: rows 3-4, all columns but (4,4): 15 + ... + 23 = 171.
+    assert by_county.loc["South", "sum"] == pytest.approx(sum(range(15, 24)))
+
+
+unit_ids = st.integers(1, 4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+    cell=st.integers(1, 6),
+    chunk_cells=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    geographic=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_cell_and_value_statistics_equal_their_numpy_references(shape, cell, chunk_cells, geographic, seed):
+    import dask.array as da
+
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(np.array([1, 2, 3, 4, 7, 9], dtype=np.int16), size=shape)
+    values = rng.normal(size=shape)
+    values[rng.random(shape) < 0.1] = np.nan
+    values[rng.random(shape) < 0.1] = -1.0
+    counties = rng.integers(0, 4, size=shape).astype(np.int32)
+    chunks = (chunk_cells[0] * cell, chunk_cells[1] * cell)
+    crs, transform = ("EPSG:4326", from_origin(100, 40, 0.01, 0.01)) if geographic else ("EPSG:32648", from_origin(0, 0, 30, 30))
+    grid = Grid.from_affine(crs=crs, transform=transform, shape=shape, chunks=chunks)
+    cells = CellGrid(grid, cell)
+    index = ClassIndex.build([1, 2, 3, 4], nodata=9)
+    lazy_codes = da.from_array(codes, chunks=chunks)
+    layout = Layout(n_counties=4, classes=index, params=cells_params(lazy_codes, cells, values_nodata=-1.0))
+    rasters = {"landuse": lazy_codes, "values": da.from_array(values, chunks=chunks)}
+    specs = [CELL_COUNTS, CELL_AREAS, CELL_VALUES, WEIGHTED_SUM]
+    lazy = accumulate(specs, da.from_array(counties, chunks=chunks), rasters, layout=layout, grid=grid)
+    computed = {name: np.asarray(array.compute(scheduler="synchronous")) for name, array in lazy.items()}
+    expected = accumulate_numpy(specs, counties, {"landuse": codes, "values": values}, layout=layout, grid=grid,
+                                chunks=lazy_codes.chunks)
+    np.testing.assert_array_equal(computed["cell_counts"], expected["cell_counts"])
+    for name in ("cell_areas", "cell_values", "weighted_sum"):
+        np.testing.assert_allclose(computed[name], expected[name], rtol=1e-10, atol=1e-6)
+    # And the stitched cells are numpy block sums of the whole raster.
+    stitched = stitch_cells(computed["cell_counts"], cells)
+    padded = np.zeros((cells.shape[0] * cell, cells.shape[1] * cell), dtype=np.int64)
+    padded[: shape[0], : shape[1]] = codes == 2
+    blocks = padded.reshape(cells.shape[0], cell, cells.shape[1], cell).sum(axis=(1, 3))
+    np.testing.assert_array_equal(stitched[..., index.codes.index(2)], blocks)
+
+
+def test_the_command_line_makes_cells_and_refuses_a_bad_size(tmp):
+    from carbonscape.cli.main import cli
+    from click.testing import CliRunner
+
+    lu = ingest(write_tif(tmp / "lu.tif", CODES, nodata=9), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
+    pools = write_pools(tmp / "pools.csv", POOLS)
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["supply", "--landuse", str(lu), "--grid", "200", "--pools", str(pools), "--out", str(tmp / "cells"),
+                             "--scheduler", "synchronous"])
+    assert ok.exit_code == 0, ok.output
+    assert "in 9 cells of 200" in ok.output
+    assert {p.name for p in (tmp / "cells").iterdir()} >= {"supply_by_cell.csv", "cells.gpkg", "cell_supply_t_per_km2.tif", "cell_supply_t.tif"}
+    bad = runner.invoke(cli, ["supply", "--landuse", str(lu), "--grid", "250", "--pools", str(pools), "--out", str(tmp / "bad"),
+                              "--scheduler", "synchronous"])
+    assert bad.exit_code == 2 and "not a multiple of the pixel size 100" in bad.output
+    assert not (tmp / "bad").exists() or not any((tmp / "bad").iterdir())
+    both = runner.invoke(cli, ["supply", "--landuse", str(lu), "--pools", str(pools), "--out", str(tmp / "x")])
+    assert both.exit_code == 2 and "either --zones" in both.output
