@@ -13,7 +13,7 @@ from typing import Any
 
 import carbonscape
 import click
-from carbonscape.cli.options import force_option, progress_option, scheduler_option
+from carbonscape.cli.options import force_option, overwrite_option, progress_option, scheduler_option
 
 log = logging.getLogger("carbonscape")
 
@@ -235,21 +235,24 @@ def _print_study_summary(result: Any) -> None:
 @click.option("--out", "-o", type=click.Path(file_okay=False), default=None, help="Output folder (default: as the study file says).")
 @click.option("--maps/--no-maps", default=None, help="Draw the maps (default: as the study file says).")
 @click.option("--report/--no-report", default=None, help="Write report.html (default: as the study file says).")
+@overwrite_option
 @scheduler_option
 @progress_option
 @click.pass_context
 @_handle_errors
-def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | None, report: bool | None, scheduler: str | None,
-                progress: bool | None) -> None:
+def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | None, report: bool | None, overwrite: bool,
+                scheduler: str | None, progress: bool | None) -> None:
     """Run a whole study from its TOML file: supply, demand, ratio, zones, maps and report.
 
-    Stores that are already up to date are reused.
+    Stores that are already up to date are reused. The results appear all at once: a failed or
+    interrupted run leaves the output folder as it was.
 
     \b
     Example:
         carbonscape run study.toml --out results
     """
-    result = carbonscape.run_study(study, out=out, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps, report=report)
+    result = carbonscape.run_study(study, out=out, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps, report=report,
+                                   overwrite=overwrite)
     if not ctx.find_root().obj.get("quiet"):
         _print_study_summary(result)
 
@@ -307,11 +310,13 @@ def settings_command(ctx: click.Context) -> None:
 @click.option("--resolution", default=100.0, show_default=True, help="Pixel size in metres of the synthetic land use.")
 @click.option("--maps/--no-maps", default=True, help="Draw the maps.")
 @click.option("--report/--no-report", default=True, help="Write report.html.")
+@overwrite_option
 @scheduler_option
 @progress_option
 @click.pass_context
 @_handle_errors
-def demo(ctx: click.Context, out: str, resolution: float, maps: bool, report: bool, scheduler: str | None, progress: bool | None) -> None:
+def demo(ctx: click.Context, out: str, resolution: float, maps: bool, report: bool, overwrite: bool, scheduler: str | None,
+         progress: bool | None) -> None:
     """Run the bundled Central Yunnan 2020 study (49 counties) and compare it with the paper.
 
     The land use is SYNTHETIC, generated inside the real county boundaries so that its supply
@@ -321,7 +326,8 @@ def demo(ctx: click.Context, out: str, resolution: float, maps: bool, report: bo
     Example:
         carbonscape demo --out demo-out
     """
-    result, comparison = carbonscape.run_demo(out, resolution_m=resolution, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps, report=report)
+    result, comparison = carbonscape.run_demo(out, resolution_m=resolution, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps,
+                                              report=report, overwrite=overwrite)
     if not ctx.find_root().obj.get("quiet"):
         _print_study_summary(result)
         click.echo("")
@@ -377,8 +383,17 @@ def completion(shell: str) -> None:
     click.echo(completer.source())
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
+    # SIGTERM (a scheduler's or a user's `kill`) unwinds like Ctrl-C: staging folders are removed
+    # and the previous results stay as they were.
+    signal.signal(signal.SIGTERM, _interrupt)
     cli(prog_name="carbonscape")
 
 

@@ -48,3 +48,9 @@ progress_option = click.option(
     default=None,
     help="Progress on stderr, never stdout: a bar on a terminal, else a log line per ~10% or 30 s. Default: auto (on; -q turns it off).",
 )
+overwrite_option = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an output folder that holds files carbonscape did not write or another study's results "
+    "(a rerun of the same study always replaces its own results).",
+)

@@ -11,16 +11,25 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from carbonscape.demo.generate import demo_paths, generate_landuse, region_settings
-from carbonscape.study import StudyResult, run_study
+from carbonscape.io import atomic_path
+from carbonscape.study import StudyResult
 from carbonscape.study import settings as study_settings
 from carbonscape.zoning import PAPER_RATIO_BREAKS, zone_groups
 
 __all__ = ["compare_with_paper", "demo_paths", "generate_landuse", "paper_class", "run_demo", "write_demo_study"]
+
+
+def _replace(target: Path, write: Callable[[Path], object]) -> None:
+    """Write a file by a new name and rename it over ``target``: the old file (possibly a hard
+    link into the previous results folder) is never written in place."""
+    with atomic_path(target) as tmp:
+        write(tmp)
 
 
 def write_demo_study(folder: str | os.PathLike[str], *, resolution_m: float = 100.0, seed: int = 2020) -> Path:
@@ -31,13 +40,13 @@ def write_demo_study(folder: str | os.PathLike[str], *, resolution_m: float = 10
     for key in ("counties", "pools", "population", "sources"):
         target = inputs / paths[key].name
         if not target.exists() or target.read_bytes() != paths[key].read_bytes():
-            shutil.copyfile(paths[key], target)
+            _replace(target, lambda t, source=paths[key]: shutil.copyfile(source, t))
     landuse = inputs / f"landuse_synthetic_{int(resolution_m)}m.tif"
     stamp = inputs / f"{landuse.name}.json"
     settings = {"resolution_m": resolution_m, "seed": seed, "areas_sha256": hashlib.sha256(paths["areas"].read_bytes()).hexdigest()}
     if not landuse.exists() or not stamp.exists() or json.loads(stamp.read_text()) != settings:
         generate_landuse(landuse, resolution_m=resolution_m, seed=seed)
-        stamp.write_text(json.dumps(settings))
+        _replace(stamp, lambda t: t.write_text(json.dumps(settings)))
     region = region_settings()
     study = inputs / "study.toml"
     values = {
@@ -57,7 +66,7 @@ def write_demo_study(folder: str | os.PathLike[str], *, resolution_m: float = 10
     }
     header = ("The Central Yunnan 2020 study (Landscape Architecture Academic Journal 42(1), 2025), bundled demo.\n"
               "Land use is SYNTHETIC (see SOURCES.md); boundaries are real; populations come from the paper's Table 3.")
-    study.write_text(study_settings.render(values, header=header, notes=notes), encoding="utf-8")
+    _replace(study, lambda t: t.write_text(study_settings.render(values, header=header, notes=notes), encoding="utf-8"))
     return study
 
 
@@ -129,19 +138,34 @@ def run_demo(
     progress: bool = False,
     maps: bool = True,
     report: bool = True,
+    overwrite: bool = False,
 ) -> tuple[StudyResult, str]:
-    """Run the Central Yunnan demo into ``out`` and compare it with the paper.
+    """Run the Central Yunnan demo into ``out`` and compare it with the paper, all or nothing.
 
     Returns the study result and a text comparison; ``paper_comparison_*.csv`` are written too.
+    An ``out`` holding files carbonscape did not write, or a study's results, is refused unless
+    ``overwrite``; an earlier demo's results there are replaced whole.
     """
-    out_dir = Path(out)
-    study = write_demo_study(out_dir / "inputs", resolution_m=resolution_m)
-    result = run_study(study, out=out_dir, scheduler=scheduler, progress=progress, maps=False, report=False)
-    classes, counties, text = compare_with_paper(result)
-    classes.to_csv(out_dir / "paper_comparison_by_class.csv", index=False, float_format="%.10g")
-    counties.to_csv(out_dir / "paper_comparison_by_county.csv", index=False, float_format="%.10g")
-    if maps or report:
-        from carbonscape.study import draw_outputs
+    from carbonscape.errors import StudyError
+    from carbonscape.study.inputs import checked_inputs
+    from carbonscape.study.outputs import relocate_result, results_folder
+    from carbonscape.study.pipeline import compute_study
 
-        draw_outputs(result, maps=maps, report=report, title="Central Yunnan 2020 — carbonscape demo")
+    final = Path(out).absolute()
+    # The demo's inputs live in its results folder: built, run and compared in a staging folder
+    # that replaces ``out`` whole only when all of it is written (its inputs and stores reused).
+    with results_folder(final, owner={"kind": "demo"}, overwrite=overwrite, reuse=("stores", "inputs")) as work:
+        study_file = write_demo_study(work / "inputs", resolution_m=resolution_m)
+        problems, study, inputs = checked_inputs(study_file, out=work, scan=False)
+        if problems or study is None:
+            raise StudyError(problems, path=str(study_file))
+        result = compute_study(study, inputs, work=work, final=final, scheduler=scheduler, progress=progress, maps=False, report=False)
+        classes, counties, text = compare_with_paper(result)
+        classes.to_csv(work / "paper_comparison_by_class.csv", index=False, float_format="%.10g")
+        counties.to_csv(work / "paper_comparison_by_county.csv", index=False, float_format="%.10g")
+        if maps or report:
+            from carbonscape.study import draw_outputs
+
+            draw_outputs(result, maps=maps, report=report, title="Central Yunnan 2020 — carbonscape demo")
+    relocate_result(result, work, final)
     return result, text

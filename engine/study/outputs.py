@@ -4,9 +4,12 @@ the maps and report drawn from them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from carbonscape.io import atomic_path
 from carbonscape.ratio import CO2_TO_C, DEMAND_UNITS, UNITS
 from carbonscape.study.result import StudyResult
 
-__all__ = ["draw_outputs", "units", "write_outputs", "write_run_json"]
+__all__ = ["draw_outputs", "folder_problem", "relocate_result", "results_folder", "units", "write_outputs", "write_run_json"]
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +137,167 @@ def draw_outputs(result: StudyResult, *, maps: bool = True, report: bool = True,
         result.files["report"] = write_report(result.out, title=title)
         timings["report"] = round(time.perf_counter() - clock, 3)
     write_run_json(result, result.out)
+
+
+# -- all-or-nothing results folders -----------------------------------------------------------
+# A results folder is built whole in a staging folder beside it and swapped in only when every
+# output is written; the previous folder stays exactly as it was until then. A marker file says
+# which study (or the demo) wrote a folder, so that a rerun of the same study replaces its own
+# results and nothing else's.
+MARKER = ".carbonscape.json"
+# Subfolders carried from the previous results into the staging folder (as hard links, so no data
+# is copied and nothing in the previous folder can change): stores that are still up to date are
+# reused, as a run in place used to.
+REUSED = ("stores",)
+
+
+def _owner(folder: Path) -> dict[str, Any] | None:
+    """Who wrote a results folder: the marker, else an older carbonscape's run.json, else None."""
+    for name, read in ((MARKER, lambda d: d), ("run.json", lambda d: {"kind": "study", "study": d["study"]["file"]})):
+        path = folder / name
+        if path.is_file():
+            try:
+                return read(json.loads(path.read_text(encoding="utf-8")))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return None
+
+
+def folder_problem(out: Path, *, owner: dict[str, Any], overwrite: bool = False, inputs: list[Path] = ()) -> str | None:
+    """Why ``out`` may not receive these results, or None.
+
+    Parameters
+    ----------
+    out
+        The results folder asked for.
+    owner
+        ``{"kind": "study", "study": "<resolved study file>"}`` or ``{"kind": "demo"}``.
+    overwrite
+        Replace a folder of other files or of another study's results.
+    inputs
+        The study's input files: a folder holding any of them is never replaced.
+    """
+    out = Path(out).absolute()
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder; give a folder for the results"
+    held = [p for p in inputs if Path(p).absolute().is_relative_to(out)]
+    if held:
+        return (f"{out} holds the study's own inputs ({', '.join(p.name for p in held[:5])}); carbonscape replaces a results "
+                f"folder whole, so give the results a folder of their own, e.g. {out / 'results'}")
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    found = _owner(out)
+    if found is not None and found.get("kind") == owner.get("kind") and found.get("study") == owner.get("study"):
+        return None  # a rerun replaces its own results whole
+    if overwrite:
+        return None
+    if found is None:
+        names = sorted(p.name for p in out.iterdir())
+        listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        return (f"{out} holds files carbonscape did not write ({listed}); give a new or empty folder for the results, "
+                "or pass --overwrite to replace the whole folder")
+    what = "the demo's results" if found.get("kind") == "demo" else f"the results of another study ({found.get('study')})"
+    return f"{out} holds {what}; give another folder for these results, or pass --overwrite to replace them"
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """``target`` as a copy of ``source`` made of hard links (a real copy where links fail)."""
+    import shutil
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, copy_function=link, symlinks=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Staging folders left by runs that were killed (their process is gone)."""
+    import shutil
+
+    for stale in out.parent.glob(f".{out.name}.staging-*"):
+        try:
+            pid = int(stale.name.rsplit("-", 2)[-2])
+        except ValueError:
+            continue
+        if not _pid_alive(pid):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def results_folder(out: str | os.PathLike[str], *, owner: dict[str, Any], overwrite: bool = False,
+                   inputs: list[Path] = (), reuse: tuple[str, ...] = REUSED) -> Iterator[Path]:
+    """Yield a staging folder beside ``out``; when the block succeeds it becomes ``out`` whole.
+
+    On an error or an interrupt the staging folder is removed and ``out`` is left exactly as it
+    was; a run killed outright leaves only a hidden staging folder, removed by the next run.
+
+    Raises
+    ------
+    InputError
+        When ``out`` holds files carbonscape did not write, or another study's results, and
+        ``overwrite`` is not set (see :func:`folder_problem`).
+    """
+    import shutil
+    import uuid
+
+    from carbonscape.errors import InputError
+
+    final = Path(out).absolute()
+    problem = folder_problem(final, owner=owner, overwrite=overwrite, inputs=list(inputs))
+    if problem:
+        raise InputError(problem)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(final)
+    staging = final.parent / f".{final.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        if final.is_dir():
+            for name in reuse:
+                if (final / name).is_dir():
+                    _link_tree(final / name, staging / name)
+        (staging / MARKER).write_text(json.dumps({"writer": "carbonscape", **owner}, ensure_ascii=False), encoding="utf-8")
+        yield staging
+        if final.is_dir():
+            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+            final.rename(old)
+            staging.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def relocate(value: Any, old: Path, new: Path) -> Any:
+    """``value`` with every path (or text) under ``old`` moved under ``new``."""
+    if isinstance(value, dict):
+        return {k: relocate(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relocate(v, old, new) for v in value]
+    if isinstance(value, Path) and value.is_relative_to(old):
+        return new / value.relative_to(old)
+    if isinstance(value, str) and value.startswith(str(old)):
+        return str(new) + value[len(str(old)):]
+    return value
+
+
+def relocate_result(result: StudyResult, old: Path, new: Path) -> StudyResult:
+    """The result's paths after its staging folder became the results folder."""
+    result.out = new
+    result.files = relocate(result.files, old, new)
+    result.supply.files = relocate(result.supply.files, old, new)
+    return result

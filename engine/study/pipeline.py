@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from pathlib import Path
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -19,13 +20,13 @@ from carbonscape.io import ingest
 from carbonscape.rasterize import geodesic_areas_km2, rasterize_zones
 from carbonscape.ratio import supply_demand_ratio
 from carbonscape.study.file import Study
-from carbonscape.study.inputs import checked_inputs, input_paths
-from carbonscape.study.outputs import draw_outputs, units, write_outputs
+from carbonscape.study.inputs import Inputs, checked_inputs, input_paths
+from carbonscape.study.outputs import draw_outputs, relocate, relocate_result, results_folder, units, write_outputs
 from carbonscape.study.provenance import Timings, describe_inputs, jsonable, versions, where
 from carbonscape.study.result import StudyResult
 from carbonscape.zoning import zone_ratios
 
-__all__ = ["run_study"]
+__all__ = ["compute_study", "run_study", "study_owner"]
 
 
 def run_study(
@@ -36,8 +37,12 @@ def run_study(
     progress: bool = False,
     maps: bool | None = None,
     report: bool | None = None,
+    overwrite: bool = False,
 ) -> StudyResult:
-    """Run a whole study and write its outputs.
+    """Run a whole study and write its outputs, all or nothing.
+
+    Every output is built in a staging folder beside ``out`` and swapped in only when all of it
+    is written: a failed or interrupted run leaves the previous folder exactly as it was.
 
     Parameters
     ----------
@@ -51,6 +56,9 @@ def run_study(
         Show progress bars.
     maps, report
         Draw the maps and write ``report.html`` (default: as the study file says).
+    overwrite
+        Replace an ``out`` that holds files carbonscape did not write or another study's
+        results (a rerun of the same study always replaces its own results).
 
     Returns
     -------
@@ -60,18 +68,42 @@ def run_study(
     ------
     StudyError
         Every problem of the settings and inputs, before anything is computed.
+    InputError
+        When ``out`` holds other files or another study's results and ``overwrite`` is not set.
     """
     # The same check as `carbonscape check`, before any compute: settings and inputs, all at once.
     problems, checked, inputs = checked_inputs(study, out=out, scan=False)
     if problems or checked is None:
         raise StudyError(problems, path=str(study.path if isinstance(study, Study) else study))
-    study = checked
+    final = checked.output_dir(out).absolute()
+    with results_folder(final, owner=study_owner(checked), overwrite=overwrite, inputs=[p for _, p in input_paths(checked)]) as work:
+        result = compute_study(checked, inputs, work=work, final=final, scheduler=scheduler, progress=progress, maps=maps, report=report)
+    return relocate_result(result, work, final)
+
+
+def study_owner(study: Study) -> dict[str, str]:
+    """What marks a results folder as this study's (see :func:`outputs.results_folder`)."""
+    return {"kind": "study", "study": str(study.path)}
+
+
+def compute_study(
+    study: Study,
+    inputs: Inputs,
+    *,
+    work: Path,
+    final: Path | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    maps: bool | None = None,
+    report: bool | None = None,
+) -> StudyResult:
+    """Run a checked study, writing every output into ``work`` (a staging folder that becomes
+    ``final``: paths recorded in run.json already say ``final``)."""
     polygons, table = inputs.polygons, inputs.table
     assert polygons is not None and table is not None and study.landuse is not None
     assert study.counties is not None and study.id_field is not None and study.pools is not None
     assert study.zoning.method is not None and study.zoning.k is not None
-    out_dir = study.output_dir(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = work
     stores = out_dir / "stores"
     timings = Timings()
     started = datetime.now(UTC)
@@ -136,6 +168,8 @@ def run_study(
         "timings_s": timings,
         "where": ran_on,
     }
+    if final is not None:
+        run_info = relocate(run_info, work, final)
     result = StudyResult(out=out_dir, supply=supply_result, demand=demand, ratio_zones=ratio_zones, zoning=zoning_info,
                          totals=totals, run_info=run_info, files=dict(supply_result.files), polygons=polygons)
     write_outputs(result, out_dir, id_field=study.id_field, per_capita_t=per_capita_t)
