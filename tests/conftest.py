@@ -15,6 +15,40 @@ from rasterio.transform import from_origin
 # Keep numba's cache and dask's spill files inside the test session's temp dirs.
 os.environ.setdefault("DASK_DISTRIBUTED__WORKER__DAEMON", "False")
 
+
+def under_ci() -> bool:
+    """True when the suite runs as CI (``CI=true``, as `.ci/run` and most CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+_SKIP_IS_A_FAILURE = (
+    "skipped under CI: {reason}\n"
+    "Under CI (CI=true) a skipped test is a failure: a test that does not run guards nothing. Install what it "
+    "needs (.ci/run installs every system and Python package the suite uses) or fix the test."
+)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI a skip (``pytest.skip``, ``skipif``, ``importorskip``) fails the run instead."""
+    outcome = yield
+    report = outcome.get_result()
+    if under_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = _SKIP_IS_A_FAILURE.format(reason=reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """Under CI a module skipped at collection (``importorskip`` at module level) fails too."""
+    outcome = yield
+    report = outcome.get_result()
+    if under_ci() and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = _SKIP_IS_A_FAILURE.format(reason=reason)
+
 UTM = "EPSG:32648"
 
 
