@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -90,3 +93,23 @@ def pixel_box(col0: float, row0: float, col1: float, row1: float, *, transform=N
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
+
+
+CARBONSCAPE = Path(sys.executable).with_name("carbonscape")
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    out: Path
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> DemoRun:
+    """README's first command, as a user runs it: `carbonscape demo --out demo-out` (100 m, the
+    default LocalCluster, maps and report), once per session for every test that needs it."""
+    out = tmp_path_factory.mktemp("readme") / "demo-out"
+    done = subprocess.run([str(CARBONSCAPE), "demo", "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return DemoRun(out=out, stdout=done.stdout, stderr=done.stderr)
