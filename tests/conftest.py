@@ -31,6 +31,14 @@ _SKIP_IS_A_FAILURE = (
 )
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Says so when a deliberate fault was switched on (tests/test_mutations.py), even with -q."""
+    if os.environ.get("CARBONSCAPE_MUTANT"):
+        import mutants
+
+        terminalreporter.write_line(mutants.STATUS or f"carbonscape mutant {os.environ['CARBONSCAPE_MUTANT']!r} NOT applied")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Under CI a skip (``pytest.skip``, ``skipif``, ``importorskip``) fails the run instead."""

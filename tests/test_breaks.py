@@ -87,18 +87,52 @@ def test_optimal_against_exhaustive_search(n, k, seed, weighted):
     assert _cost_of(values, weights, edges) == pytest.approx(_brute_force(values, k, weights), rel=1e-9, abs=1e-9)
 
 
+def _fisher_oracle(unique, weights, k):
+    """The least weighted SSD of k classes of sorted distinct values: Fisher's O(k n²) dynamic
+    programme written plainly in numpy (prefix sums of w, w·x, w·x²), independent of the kernel."""
+    n = unique.size
+    cw, cx, cxx = (np.concatenate([[0.0], np.cumsum(a)]) for a in (weights, weights * unique, weights * unique * unique))
+
+    def cost(s, i):  # classes of unique[s..i] inclusive, s an array of starts
+        w = cw[i + 1] - cw[s]
+        sx = cx[i + 1] - cx[s]
+        return (cxx[i + 1] - cxx[s]) - sx * sx / w
+
+    best = cost(np.zeros(n, dtype=int), np.arange(n))  # one class: unique[0..i]
+    for _ in range(2, k + 1):
+        new = np.full(n, np.inf)
+        for i in range(1, n):
+            starts = np.arange(1, i + 1)
+            new[i] = np.min(best[starts - 1] + cost(starts, i))
+        best = new
+    return float(best[-1])
+
+
 def test_integer_weights_equal_repetition():
+    """Integer weights are repetitions: our weighted breaks cost what jenkspy's unweighted breaks
+    of the repeated values cost (jenkspy has no weights, so the repetition reaches it for real)."""
     rng = np.random.default_rng(4)
     values = rng.normal(size=60)
     counts = rng.integers(1, 5, 60)
     repeated = np.repeat(values, counts)
-    np.testing.assert_allclose(natural_breaks(values, 5, weights=counts), natural_breaks(repeated, 5))
+    ours = natural_breaks(values, 5, weights=counts)
+    theirs = np.asarray(jenkspy.jenks_breaks(repeated, n_classes=5))
+    ones = np.ones_like(repeated)
+    assert _cost_of(repeated, ones, ours) == pytest.approx(_cost_of(repeated, ones, theirs), rel=1e-12)
+    unweighted = natural_breaks(values, 5)
+    assert _cost_of(repeated, ones, unweighted) > _cost_of(repeated, ones, theirs) * (1 + 1e-9)  # the weights matter here
 
 
-def test_large_input_runs():
-    values = np.random.default_rng(0).lognormal(size=100_000)
+def test_large_input_is_optimal():
+    """10^5 values (lognormal, to 0.01: a few thousand distinct values with many ties): the breaks'
+    cost equals the optimum of a plain numpy Fisher programme over the distinct values weighted by
+    their counts. Valid-looking but not optimal breaks (from a sample, say) fail here."""
+    values = np.round(np.random.default_rng(0).lognormal(size=100_000), 2)
     edges = natural_breaks(values, 7)
     assert edges[0] == values.min() and edges[-1] == values.max() and np.all(np.diff(edges) > 0)
+    unique, counts = np.unique(values, return_counts=True)
+    optimum = _fisher_oracle(unique, counts.astype(float), 7)
+    assert _cost_of(values, np.ones_like(values), edges) == pytest.approx(optimum, rel=1e-9)
 
 
 def test_nan_and_inf_are_ignored_and_bad_k_refused():
