@@ -84,16 +84,6 @@ def test_completion_script(runner):
     assert result.exit_code == 0 and "_CARBONSCAPE_COMPLETE" in result.output
 
 
-def test_demo_command_with_maps_and_report(runner, tmp_path):
-    result = runner.invoke(cli, ["demo", "--out", str(tmp_path / "d"), "--resolution", "1000", "--scheduler", "threads", "--no-progress"])
-    assert result.exit_code == 0, result.output
-    assert "Table 1" in result.output and "固碳优化区" in result.output
-    assert (tmp_path / "d" / "report.html").exists() and (tmp_path / "d" / "maps" / "fig5_zones.png").exists()
-    redraw = runner.invoke(cli, ["maps", str(tmp_path / "d"), "--format", "pdf"])
-    assert redraw.exit_code == 0 and (tmp_path / "d" / "maps" / "fig2_supply.pdf").exists()
-    assert runner.invoke(cli, ["report", str(tmp_path / "d")]).exit_code == 0
-
-
 def _console_script() -> list[str]:
     """The installed `carbonscape` console script (carbonscape.cli.main:main), else the module."""
     script = Path(sys.executable).with_name("carbonscape")
