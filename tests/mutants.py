@@ -57,26 +57,40 @@ def replace(module_name: str, attribute: str, make: Callable[[Any], Any]) -> int
     return replaced
 
 
+def _faulty_fills(change) -> int:
+    """Counties are filled through geopandas' ``GeoDataFrame.plot(color=[...])``: wrap the function
+    behind it so ``change(frame, colours) -> (frame, colours)`` alters what is filled. maps.py itself
+    is left alone, so it can be rewritten freely; a mutant that no longer reaches the drawing shows
+    as "NOT caught"."""
+    import geopandas.plotting
+
+    original = geopandas.plotting.plot_dataframe
+
+    def plot_dataframe(df, *args, color=None, **kwargs):
+        if color is not None and not isinstance(color, str) and len(color) == len(df) > 1:
+            df, color = change(df, list(color))
+        return original(df, *args, color=color, **kwargs)
+
+    geopandas.plotting.plot_dataframe = plot_dataframe
+    return 1
+
+
 def _reversed_fills() -> int:
-    import numpy as np
+    from matplotlib.colors import to_rgba
 
-    def make(paint):
-        def paint_reversed(fig, ax, gdf, classes, palette, labels, *args, **kwargs):
-            classes = np.asarray(classes)
-            k = len(labels)
-            return paint(fig, ax, gdf, np.where(classes > 0, k + 1 - classes, classes), palette, labels, *args, **kwargs)
-        return paint_reversed
+    def reverse(df, colours):
+        # The distinct fills ordered from dark to light, each swapped with its mirror: the highest
+        # class takes the lowest class's colour and back.
+        rgba = [to_rgba(c) for c in colours]
+        distinct = sorted(set(rgba), key=lambda c: 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+        mirror = dict(zip(distinct, distinct[::-1]))
+        return df, [mirror[c] for c in rgba]
 
-    return replace("carbonscape.maps", "_paint", make)
+    return _faulty_fills(reverse)
 
 
 def _county_missing_from_maps() -> int:
-    def make(read_run):
-        def read_run_dropping(run_dir):
-            return read_run(run_dir).iloc[:-1]
-        return read_run_dropping
-
-    return replace("carbonscape.maps", "_read_run", make)
+    return _faulty_fills(lambda df, colours: (df.iloc[:-1], colours[:-1]))
 
 
 def _doubled_supply() -> int:
