@@ -53,6 +53,7 @@ def passes(draw):
     dtype = draw(st.sampled_from([np.uint8, np.int16, np.int32]))
     lo = 0 if dtype == np.uint8 else -3
     codes = draw(hnp.arrays(dtype, (rows, cols), elements=st.integers(lo, 12)))
+    codes_to = draw(hnp.arrays(dtype, (rows, cols), elements=st.integers(lo, 12)))
     table_codes = draw(st.lists(st.integers(0, 10), min_size=1, max_size=8, unique=True))
     nodata = draw(st.one_of(st.none(), st.integers(lo, 12).filter(lambda v: v not in table_codes)))
     chunks = (draw(st.integers(1, rows)), draw(st.integers(1, cols)))
@@ -68,22 +69,27 @@ def passes(draw):
         )
         areas = RowAreas(grid)
     hist_lo = draw(st.integers(-3, 5))
+    # The second map may have its own pools table (other classes) and its own nodata.
+    to_codes = draw(st.one_of(st.none(), st.lists(st.integers(0, 10), min_size=1, max_size=8, unique=True)))
+    to_nodata = draw(st.one_of(st.none(), st.integers(lo, 12).filter(lambda v: v not in (to_codes or table_codes))))
     layout = Layout(
         n_counties=n_counties,
         classes=ClassIndex.build(table_codes, nodata=nodata),
+        classes_to=None if to_codes is None and to_nodata is None else ClassIndex.build(to_codes or table_codes, nodata=to_nodata),
         codes=(hist_lo, draw(st.integers(1, 10))),
     )
-    return counties, codes, chunks, layout, areas
+    return counties, codes, codes_to, chunks, layout, areas
 
 
 @settings(max_examples=80, deadline=None)
-@given(passes(), st.lists(st.sampled_from(sorted(LIBRARY)), min_size=1, max_size=3, unique=True))
+@given(passes(), st.lists(st.sampled_from(sorted(LIBRARY)), min_size=1, max_size=4, unique=True))
 def test_every_statistic_equals_its_numpy_reference_in_one_pass(case, names):
-    counties, codes, chunks, layout, areas = case
+    counties, codes, codes_to, chunks, layout, areas = case
     specs = [LIBRARY[name] for name in names]
-    reference = accumulate_numpy(specs, counties, {"landuse": codes}, layout=layout, areas=areas)
+    reference = accumulate_numpy(specs, counties, {"landuse": codes, "landuse_to": codes_to}, layout=layout, areas=areas)
     lazy = accumulate(
-        specs, da.from_array(counties, chunks=chunks), {"landuse": da.from_array(codes, chunks=chunks)},
+        specs, da.from_array(counties, chunks=chunks),
+        {"landuse": da.from_array(codes, chunks=chunks), "landuse_to": da.from_array(codes_to, chunks=chunks)},
         layout=layout, areas=areas, split_every=2,
     )
     assert list(lazy) == names
@@ -96,6 +102,10 @@ def test_every_statistic_equals_its_numpy_reference_in_one_pass(case, names):
             np.testing.assert_array_equal(computed[name], reference[name])
     if "counts" in names:
         assert computed["counts"].sum() == counties.size
+    if "transitions" in names:
+        # The transfer matrix's margins are each map's own counts.
+        alone = accumulate_numpy([LIBRARY["counts"]], counties, {"landuse": codes}, layout=layout)["counts"]
+        np.testing.assert_array_equal(computed["transitions"].sum(axis=2), alone)
     if "areas" in names:
         total = np.broadcast_to(areas.area_block(slice(0, codes.shape[0]), slice(0, codes.shape[1])), codes.shape).sum()
         assert computed["areas"].sum() == pytest.approx(total, rel=1e-12, abs=1e-6)

@@ -15,14 +15,22 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 from carbonscape.accumulate.classindex import ClassIndex, lookup
-from carbonscape.accumulate.library import AREAS, CODE_HISTOGRAM, COUNTS, LIBRARY, code_counts
+from carbonscape.accumulate.library import (
+    AREAS,
+    CODE_HISTOGRAM,
+    COUNTS,
+    LIBRARY,
+    TRANSITION_AREAS,
+    TRANSITIONS,
+    code_counts,
+)
 from carbonscape.accumulate.runner import accumulate, accumulate_numpy, finalize
 from carbonscape.accumulate.spec import Accumulation, AreaSource, Chunk, Layout, RowAreas, pixel_areas
 from carbonscape.grid import Grid
 
 __all__ = [
     "AREAS", "CODE_HISTOGRAM", "COUNTS", "LIBRARY", "Accumulation", "AreaSource", "Chunk", "ClassIndex", "Layout",
-    "RowAreas", "accumulate", "accumulate_numpy", "code_counts", "crosstab", "crosstab_area", "crosstab_numpy",
+    "RowAreas", "TRANSITIONS", "TRANSITION_AREAS", "accumulate", "accumulate_numpy", "code_counts", "crosstab", "crosstab_area", "crosstab_numpy",
     "finalize", "lookup", "pixel_areas",
 ]
 

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 import numpy as np
 from carbonscape.accumulate import reference as ref
 from carbonscape.accumulate.spec import Accumulation, Chunk, Layout
+from carbonscape.accumulate.classindex import ClassIndex
 from carbonscape.kernels.crosstab import code_histogram, crosstab_areas, crosstab_counts, crosstab_counts_dense
+from carbonscape.kernels.transitions import code_columns, count_transitions, sum_transition_areas
 
 
 def count_pairs(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
@@ -54,6 +56,36 @@ def code_counts(hist: np.ndarray, layout: Layout) -> dict[int, int]:
     return {int(i) + lo: int(hist[i]) for i in np.flatnonzero(hist[:-1])}
 
 
+def _dense(codes: np.ndarray, index: ClassIndex) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(values, lut, offset)`` such that ``lut[values - offset]`` is each pixel's column."""
+    if codes.dtype.kind in "iu" and codes.dtype.itemsize <= 2:
+        lut, offset = index.dense_lut(codes.dtype)
+        return codes, lut, offset
+    columns = code_columns(codes, index.lut, index.offset, index.unknown_col, index.nodata_code, index.nodata_col)
+    return columns, np.arange(index.n_cols, dtype=np.int32), 0
+
+
+def _pair(blocks: Mapping[str, np.ndarray], where: Chunk) -> tuple:
+    layout = where.layout
+    a, lut_a, off_a = _dense(blocks["landuse"], layout.classes)  # type: ignore[arg-type]
+    b, lut_b, off_b = _dense(blocks["landuse_to"], layout.to_classes)
+    return (blocks["counties"], a, b, lut_a, off_a, lut_b, off_b, layout.n_counties, layout.n_cols, layout.to_classes.n_cols)
+
+
+def count_pair_transitions(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels per (county, column in ``landuse``, column in ``landuse_to``) of one chunk."""
+    return count_transitions(*_pair(blocks, where))
+
+
+def sum_pair_transition_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """True area (m²) per (county, column in ``landuse``, column in ``landuse_to``) of one chunk."""
+    return sum_transition_areas(*_pair(blocks, where), where.area())
+
+
+def _transition_shape(layout: Layout) -> tuple[int, ...]:
+    return (layout.n_counties, layout.n_cols, layout.to_classes.n_cols)
+
+
 def _histogram_shape(layout: Layout) -> tuple[int, ...]:
     if layout.codes is None:
         raise ValueError("CODE_HISTOGRAM needs Layout(codes=(lo, n))")
@@ -69,4 +101,15 @@ CODE_HISTOGRAM = Accumulation(
     shape=_histogram_shape, finalize=code_counts,
 )
 
-LIBRARY: dict[str, Accumulation] = {spec.name: spec for spec in (COUNTS, AREAS, CODE_HISTOGRAM)}
+TRANSITIONS = Accumulation(
+    "transitions", chunk=count_pair_transitions, reference=ref.transitions_reference,
+    reads=("counties", "landuse", "landuse_to"), shape=_transition_shape,
+)
+TRANSITION_AREAS = Accumulation(
+    "transition_areas", chunk=sum_pair_transition_areas, reference=ref.transition_areas_reference,
+    reads=("counties", "landuse", "landuse_to"), shape=_transition_shape, dtype=np.dtype(np.float64), needs_area=True,
+)
+
+LIBRARY: dict[str, Accumulation] = {
+    spec.name: spec for spec in (COUNTS, AREAS, CODE_HISTOGRAM, TRANSITIONS, TRANSITION_AREAS)
+}

@@ -47,3 +47,27 @@ def code_histogram_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> 
     inside = (position >= 0) & (position < n)
     hist = np.bincount(position[inside], minlength=n).astype(np.int64)
     return np.append(hist, np.int64((~inside).sum()))
+
+
+def _transition_keys(blocks: Mapping[str, np.ndarray], where: Chunk) -> tuple[np.ndarray, int, int]:
+    layout = where.layout
+    ids = _county_ids(blocks, where)
+    a = layout.classes.columns(blocks["landuse"]).ravel()  # type: ignore[union-attr]
+    b = layout.to_classes.columns(blocks["landuse_to"]).ravel()
+    n_a, n_b = layout.n_cols, layout.to_classes.n_cols
+    return (ids * n_a + a) * n_b + b, n_a, n_b
+
+
+def transitions_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels per (county, column in A, column in B): ``(n_counties, n_a, n_b)`` int64."""
+    keys, n_a, n_b = _transition_keys(blocks, where)
+    n = where.layout.n_counties
+    return np.bincount(keys, minlength=n * n_a * n_b).reshape(n, n_a, n_b)
+
+
+def transition_areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """True area (m²) per (county, column in A, column in B): ``(n_counties, n_a, n_b)`` float64."""
+    keys, n_a, n_b = _transition_keys(blocks, where)
+    n = where.layout.n_counties
+    weights = np.broadcast_to(where.area(), blocks["landuse"].shape).ravel()
+    return np.bincount(keys, weights=weights, minlength=n * n_a * n_b).reshape(n, n_a, n_b)

@@ -1,0 +1,80 @@
+"""Per-chunk (county, class in map A, class in map B) tables: the land-use transfer matrix.
+
+Codes reach the kernels through dense lookup tables covering every value of an 8/16-bit dtype
+(``lut[code - offset]`` is the column of ``code``: a class, nodata or unknown), as in
+:func:`carbonscape.kernels.crosstab.crosstab_counts_dense`; wider codes are first mapped to their
+columns by :func:`code_columns` and then read through an identity table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def code_columns(codes, lut, offset, unknown_col, nodata, nodata_col):  # pragma: no cover
+    """The class column of every code as int32 (``nodata`` → ``nodata_col``, codes outside ``lut`` →
+    ``unknown_col``)."""
+    out = np.empty(codes.shape, dtype=np.int32)
+    n_lut = lut.shape[0]
+    rows, cols = codes.shape
+    for r in range(rows):
+        for c in range(cols):
+            code = np.int64(codes[r, c])
+            i = code - offset
+            if code == nodata:
+                out[r, c] = nodata_col
+            elif 0 <= i < n_lut:
+                out[r, c] = lut[i]
+            else:
+                out[r, c] = unknown_col
+    return out
+
+
+@njit(nogil=True, cache=True)
+def count_transitions(zones, codes_a, codes_b, lut_a, offset_a, lut_b, offset_b, n_zones, n_a, n_b):  # pragma: no cover
+    """Pixels per (county id, column in A, column in B) of one chunk: int64 ``(n_zones, n_a, n_b)``.
+
+    Two partial tables break the store-to-load dependency between neighbouring pixels of the same
+    transition (most pixels do not change class, so neighbours usually hit the same cell).
+    """
+    parts = np.zeros((2, n_zones * n_a * n_b), dtype=np.int64)
+    rows, cols = codes_a.shape
+    for r in range(rows):
+        zone_row = zones[r]
+        a_row = codes_a[r]
+        b_row = codes_b[r]
+        for c in range(cols):
+            z = np.int64(zone_row[c])
+            if z < 0 or z >= n_zones:
+                raise ValueError("zone id out of range of the zone table")
+            a = np.int64(lut_a[np.int64(a_row[c]) - offset_a])
+            b = np.int64(lut_b[np.int64(b_row[c]) - offset_b])
+            parts[c & 1, (z * n_a + a) * n_b + b] += 1
+    return (parts[0] + parts[1]).reshape(n_zones, n_a, n_b)
+
+
+@njit(nogil=True, cache=True)
+def sum_transition_areas(zones, codes_a, codes_b, lut_a, offset_a, lut_b, offset_b, n_zones, n_a, n_b, area):  # pragma: no cover
+    """True area (m²) per (county id, column in A, column in B) of one chunk: float64.
+
+    ``area`` broadcasts to the chunk: ``(rows, 1)``, ``(1, 1)`` or ``(rows, cols)``.
+    """
+    out = np.zeros(n_zones * n_a * n_b, dtype=np.float64)
+    rows, cols = codes_a.shape
+    row_step = 1 if area.shape[0] > 1 else 0
+    col_step = 1 if area.shape[1] > 1 else 0
+    for r in range(rows):
+        zone_row = zones[r]
+        a_row = codes_a[r]
+        b_row = codes_b[r]
+        area_row = area[r * row_step]
+        for c in range(cols):
+            z = np.int64(zone_row[c])
+            if z < 0 or z >= n_zones:
+                raise ValueError("zone id out of range of the zone table")
+            a = np.int64(lut_a[np.int64(a_row[c]) - offset_a])
+            b = np.int64(lut_b[np.int64(b_row[c]) - offset_b])
+            out[(z * n_a + a) * n_b + b] += area_row[c * col_step]
+    return out.reshape(n_zones, n_a, n_b)
