@@ -193,6 +193,64 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
 
 
 @cli.command()
+@click.option("--from", "landuse_from", required=True, type=click.Path(file_okay=False), help="Land-use store of the earlier (base) map.")
+@click.option("--to", "landuse_to", required=True, type=click.Path(file_okay=False), help="Land-use store of the later or scenario map.")
+@click.option("--zones", "zones_store", required=True, type=click.Path(file_okay=False), help="County store (from zones).")
+@click.option("--pools", required=True, type=click.Path(dir_okay=False), help="InVEST carbon pools table (CSV) of the --from map.")
+@click.option("--pools-to", default=None, type=click.Path(dir_okay=False), help="Pools table of the --to map, when densities change (default: --pools).")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the tables.")
+@click.option("--years", nargs=2, type=int, default=None, metavar="Y0 Y1", help="Years of the two maps (valuation, dynamic degrees).")
+@click.option("--price", type=float, default=None, help="Price per t C (currency); turns on InVEST's valuation (needs --years).")
+@click.option("--discount-rate", type=float, default=None, help="Annual market discount rate, % (with --price).")
+@click.option("--rate-change", type=float, default=None, help="Annual change in the price of carbon, % (with --price; default 0).")
+@click.option("--pixel-maps", is_flag=True, help="Also write c_change.tif (t C/ha) and, when valued, npv.tif (currency/ha), as InVEST does.")
+@scheduler_option
+@progress_option
+@click.pass_context
+@_handle_errors
+def change(ctx: click.Context, landuse_from: str, landuse_to: str, zones_store: str, pools: str, pools_to: str | None, out: str,
+           years: tuple[int, int] | None, price: float | None, discount_rate: float | None, rate_change: float | None,
+           pixel_maps: bool, scheduler: str | None, progress: bool | None) -> None:
+    """Carbon change between two land-use maps: per county, per transition, valued as InVEST does.
+
+    Writes change_by_county.csv, transitions_by_county.csv, transitions.csv (the region),
+    transfer_matrix_km2.csv, land_use_dynamic_degree.csv and change_summary.json.
+
+    \b
+    Example:
+        carbonscape change --from lu2000.zarr --to lu2020.zarr --zones zones.zarr --pools pools.csv \\
+            --out change --years 2000 2020 --price 50 --discount-rate 7 --rate-change 0
+    """
+    if price is None and (discount_rate is not None or rate_change is not None):
+        raise carbonscape.InputError("--discount-rate and --rate-change value the change: give --price too (currency per t C)")
+    valuation = None
+    if price is not None:
+        if discount_rate is None:
+            raise carbonscape.InputError("--price needs --discount-rate (annual market discount rate, %, e.g. 7)")
+        valuation = carbonscape.Valuation(price=price, discount_rate=discount_rate, rate_change=rate_change or 0.0)
+    result = carbonscape.change(
+        landuse_from, landuse_to, zones_store, pools, pools_to=pools_to, years=years or None, valuation=valuation, out=out,
+        pixel_maps=pixel_maps, scheduler=scheduler, progress=_progress(ctx, progress),
+    )
+    if not ctx.find_root().obj.get("quiet"):
+        s = result.summary
+        click.echo(f"supply {s['supply_from_t']:,.0f} t C → {s['supply_to_t']:,.0f} t C; change {s['change_t']:+,.0f} t C "
+                   f"over pixels with a class in both maps ({s['changed_pixels']:,} pixels changed class)")
+        if "valuation" in s:
+            click.echo(f"net present value {s['valuation']['npv']:+,.2f} (valuation constant {s['valuation']['valuation_constant_per_t_c']:.6g} per t C)")
+        if s.get("comprehensive_dynamic_degree_pct_per_year") is not None:
+            click.echo(f"comprehensive land-use dynamic degree {s['comprehensive_dynamic_degree_pct_per_year']:.4f} % per year")
+        if s["nodata_from_only_pixels"] or s["nodata_to_only_pixels"]:
+            click.echo(f"nodata in one map only: {s['nodata_from_only_pixels']:,} pixels (first), {s['nodata_to_only_pixels']:,} (second)")
+        top = result.transitions[result.transitions["from_code"] != result.transitions["to_code"]]
+        top = top.reindex(top["area_km2"].sort_values(ascending=False).index).head(5)
+        for row in top.itertuples():
+            click.echo(f"  {row.from_name} → {row.to_name}: {row.area_km2:,.3f} km², {row.carbon_change_t:+,.0f} t C")
+        for name, path in result.files.items():
+            click.echo(f"  {name}: {path}")
+
+
+@cli.command()
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--size", default="2000x2000", show_default=True, help="ROWSxCOLS of the raster.")
 @click.option("--pixel-size", default=30.0, show_default=True, help="Pixel edge in metres.")

@@ -13,6 +13,7 @@ from carbonscape.breaks import (
     quantile_breaks,
 )
 from carbonscape.carbon import PoolTable, SupplyResult, read_pools, supply
+from carbonscape.change import ChangeResult, Valuation, change, valuation_constant
 from carbonscape.demand import (
     demand_by_county,
     demand_totals,
@@ -124,4 +125,8 @@ __all__ = [
     "read_polygons",
     "read_pools",
     "supply",
+    "change",
+    "ChangeResult",
+    "Valuation",
+    "valuation_constant",
 ]

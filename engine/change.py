@@ -1,0 +1,484 @@
+"""Change between two land-use maps: transfer matrices, the carbon gained or lost through each
+transition per county, InVEST's sequestration and valuation, and the land-use dynamic degree.
+
+One pass of the accumulation layer reads both maps and the county ids chunk by chunk and counts
+(county, class in the first map, class in the second) pixels and true areas
+(:data:`~carbonscape.accumulate.TRANSITIONS`); every table here is a finalize on that small table:
+each map's supply is a margin of it, the change of a transition is its area times the difference of
+the two densities, and the net present value is that change times InVEST's valuation constant.
+
+InVEST (Carbon Storage and Sequestration, 3.20) computes the change per pixel only where both maps
+hold a class: a pixel that is nodata in one map and not in the other counts in that map's total but
+not in the change. Those pixels are counted per county here (``nodata_from_only_pixels``,
+``nodata_to_only_pixels``) because a nodata mask that differs between years is the commonest cause
+of a sequestration total that is not the difference of the two stocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from carbonscape.accumulate import TRANSITION_AREAS, TRANSITIONS, ClassIndex, Layout, accumulate, lookup, pixel_areas
+from carbonscape.carbon import (
+    POOL_COLUMNS,
+    M2_PER_HA,
+    M2_PER_KM2,
+    PoolTable,
+    UnknownCodesError,
+    _count_unknown,
+    read_pools,
+    unknown_codes_message,
+)
+from carbonscape.cluster import Executor, using
+from carbonscape.errors import AlignmentError, InputError, PoolTableError
+from carbonscape.io import RasterStore, atomic_path, open_store, staged_outputs
+from carbonscape.rasterize import open_zones
+
+log = logging.getLogger(__name__)
+
+CHANGE_FILES = {
+    "change_by_county": "change_by_county.csv",
+    "transitions_by_county": "transitions_by_county.csv",
+    "transitions": "transitions.csv",
+    "transfer_matrix": "transfer_matrix_km2.csv",
+    "dynamic_degree": "land_use_dynamic_degree.csv",
+    "change_summary": "change_summary.json",
+}
+PIXEL_FILES = {"c_change": "c_change.tif", "npv": "npv.tif"}
+# InVEST writes its carbon rasters with this nodata (stocks are never negative; changes can be, but
+# InVEST keeps the value, so we do too for pixel-for-pixel parity).
+INVEST_NODATA = -1.0
+
+
+def valuation_constant(*, price: float, discount_rate: float, rate_change: float, years: tuple[int, int]) -> float:
+    """InVEST's valuation constant: currency per t C of change between the two maps.
+
+    ``V = price / n · Σ_{t=0}^{n-1} 1 / ((1 + r/100)^t (1 + c/100)^t)`` with ``n = year_to −
+    year_from``, ``r`` the annual market discount rate (%) and ``c`` the annual change of the price
+    of carbon (%): the change is spread evenly over the ``n`` years and each year's share is
+    valued at that year's discounted price. The sum is taken in closed form,
+    ``(1 − q^n) / (1 − q)`` with ``q = 1 / ((1 + r/100)(1 + c/100))``, and ``n`` when ``q = 1``
+    (InVEST 3.20 ``carbon._calculate_valuation_constant``; the InVEST User's Guide, Carbon
+    Storage and Sequestration, "Valuation"). The net present value of a pixel is its carbon
+    change (t/ha) times ``V``.
+
+    Raises :class:`InputError` unless ``year_to > year_from``.
+    """
+    year_from, year_to = (int(y) for y in years)
+    n_years = year_to - year_from
+    if n_years <= 0:
+        raise InputError(
+            f"the second map's year {year_to} is not after the first map's year {year_from}; valuation spreads the "
+            "change over the years between the maps, so give --years BASE LATER with LATER > BASE"
+        )
+    ratio = 1.0 / ((1.0 + discount_rate / 100.0) * (1.0 + rate_change / 100.0))
+    constant = price / n_years
+    if ratio == 1.0:
+        return constant * n_years
+    return constant * (1.0 - ratio**n_years) / (1.0 - ratio)
+
+
+@dataclass(frozen=True)
+class Valuation:
+    """InVEST's valuation inputs: price per t C, annual discount rate (%), annual price change (%)."""
+
+    price: float
+    discount_rate: float
+    rate_change: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("price", "discount_rate", "rate_change"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InputError(f"valuation {name} = {value!r} is not a number")
+        if self.discount_rate <= -100 or self.rate_change <= -100:
+            raise InputError(
+                f"a discount rate or price change of -100 % or less ({self.discount_rate}, {self.rate_change}) has no "
+                "present value; rates are percentages per year, e.g. --discount-rate 7"
+            )
+
+
+@dataclass
+class ChangeResult:
+    """The tables of one comparison of two maps (all areas true areas, carbon in t C)."""
+
+    by_county: pd.DataFrame
+    transitions_by_county: pd.DataFrame
+    transitions: pd.DataFrame
+    transfer_matrix: pd.DataFrame
+    dynamic_degree: pd.DataFrame
+    summary: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def change_t(self) -> float:
+        return float(self.by_county["change_t"].sum())
+
+    def write(self, out: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write every table and ``change_summary.json`` to ``out``, each atomically."""
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        frames = {
+            "change_by_county": (self.by_county, False),
+            "transitions_by_county": (self.transitions_by_county, False),
+            "transitions": (self.transitions, False),
+            "transfer_matrix": (self.transfer_matrix, True),
+            "dynamic_degree": (self.dynamic_degree, False),
+        }
+        for name, (frame, index) in frames.items():
+            target = folder / CHANGE_FILES[name]
+            with atomic_path(target) as tmp:
+                frame.to_csv(tmp, index=index, encoding="utf-8", float_format="%.10g")
+            self.files[name] = target
+        target = folder / CHANGE_FILES["change_summary"]
+        with atomic_path(target) as tmp:
+            tmp.write_text(json.dumps(self.summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+        self.files["change_summary"] = target
+        return dict(self.files)
+
+
+def _open_map(path: str | os.PathLike[str], label: str) -> RasterStore:
+    store = open_store(path)
+    kind = store.attrs.get("carbonscape_kind")
+    if kind not in (None, "landuse"):
+        raise InputError(f"{label} map {store.path} is a {kind} store, not land use; pass a store `carbonscape ingest` wrote")
+    return store
+
+
+def _class_index(store: RasterStore, pools: PoolTable, label: str) -> ClassIndex:
+    try:
+        return ClassIndex.build(pools.codes, nodata=store.nodata)
+    except InputError as exc:
+        raise PoolTableError(f"{label} map {store.path} with {pools.source}: {exc}") from None
+
+
+def _check_codes(store: RasterStore, pools: PoolTable, label: str) -> None:
+    counts = store.attrs.get("code_counts")
+    if counts is None:
+        return  # found by the pass itself (the unknown column), then listed by a second pass
+    nodata = None if store.nodata is None else int(store.nodata)
+    unknown = {int(code): int(n) for code, n in counts.items() if int(code) not in pools.codes and int(code) != nodata}
+    if unknown:
+        raise UnknownCodesError(unknown_codes_message(f"{label} map {store.path}", pools, unknown))
+
+
+def check_years(years: tuple[int, int] | None, *, valued: bool, labels: tuple[str, str] = ("first", "second")) -> None:
+    """The years of two maps: valuation needs them, and the second must come after the first."""
+    if years is None:
+        if valued:
+            raise InputError(
+                "valuation needs the years of both maps (the change is spread over the years between them): give "
+                "--years BASE LATER, e.g. --years 2020 2030"
+            )
+        return
+    if len(years) != 2:
+        raise InputError(f"--years takes two years (the {labels[0]} map's and the {labels[1]} map's); got {years}")
+    if int(years[1]) <= int(years[0]):
+        raise InputError(
+            f"the {labels[1]} map's year {years[1]} is not after the {labels[0]} map's year {years[0]}; a scenario or "
+            "later map must come after its base: swap --from and --to, or correct --years"
+        )
+
+
+def _density(pools: PoolTable) -> np.ndarray:
+    """t/ha per class as InVEST sums it: the four pools in float32, in order (pixel-map parity)."""
+    table = pools.table[list(POOL_COLUMNS)].to_numpy(dtype=np.float32)
+    total = table[:, 0].copy()
+    for k in range(1, table.shape[1]):
+        total = (total + table[:, k]).astype(np.float32)
+    return total
+
+
+def change_tables(
+    pixels: np.ndarray,
+    areas_m2: np.ndarray,
+    *,
+    pools_from: PoolTable,
+    pools_to: PoolTable,
+    counties: pd.Series,
+    years: tuple[int, int] | None = None,
+    valuation: Valuation | None = None,
+    labels: tuple[str, str] = ("from", "to"),
+) -> ChangeResult:
+    """Every change table from the (county id, column A, column B) pixels and areas (m²).
+
+    ``pixels`` and ``areas_m2`` are ``(n_ids, n_a, n_b)`` with columns ``classes, nodata,
+    unknown`` of each map (see :class:`~carbonscape.accumulate.ClassIndex`); ``counties`` maps id
+    → county (id 0, outside every county, is left out). Pure pandas: no raster is read.
+    """
+    ids = counties.index.to_numpy()
+    na, nb = len(pools_from.codes), len(pools_to.codes)
+    px, area_ha = pixels[ids], areas_m2[ids] / M2_PER_HA
+    dens_a = pools_from.total_density
+    dens_b = pools_to.total_density
+    delta = dens_b[None, :] - dens_a[:, None]  # t/ha, (na, nb)
+    valid = area_ha[:, :na, :nb]
+    change_cells = valid * delta[None, :, :]  # t C per (county, a, b)
+    constant = None
+    if valuation is not None:
+        if years is None:
+            check_years(None, valued=True, labels=labels)
+        constant = valuation_constant(
+            price=valuation.price, discount_rate=valuation.discount_rate, rate_change=valuation.rate_change, years=years  # type: ignore[arg-type]
+        )
+    county = counties.to_numpy()
+    by_county = pd.DataFrame({
+        "county": county,
+        "supply_from_t": (area_ha[:, :na, :].sum(axis=2) * dens_a[None, :]).sum(axis=1),
+        "supply_to_t": (area_ha[:, :, :nb].sum(axis=1) * dens_b[None, :]).sum(axis=1),
+        "change_t": change_cells.sum(axis=(1, 2)),
+    })
+    if constant is not None:
+        by_county["npv"] = by_county["change_t"] * constant
+    by_county["pixels_both"] = px[:, :na, :nb].sum(axis=(1, 2))
+    by_county["changed_pixels"] = _changed(px, pools_from, pools_to)
+    by_county["nodata_from_only_pixels"] = px[:, na, :nb].sum(axis=1)
+    by_county["nodata_to_only_pixels"] = px[:, :na, nb].sum(axis=1)
+
+    # Transfer matrix per county and for the region (class → class, both maps valid).
+    z, a, b = np.nonzero(px[:, :na, :nb])
+    codes_a, codes_b = np.asarray(pools_from.codes), np.asarray(pools_to.codes)
+    transitions_by_county = pd.DataFrame({
+        "county": county[z],
+        "from_code": codes_a[a],
+        "to_code": codes_b[b],
+        "pixels": px[z, a, b],
+        "area_km2": area_ha[z, a, b] / 100.0,
+        "carbon_change_t": change_cells[z, a, b],
+    })
+    region_px = px[:, :na, :nb].sum(axis=0)
+    region_ha = valid.sum(axis=0)
+    ra, rb = np.nonzero(region_px)
+    names_a, names_b = np.asarray(pools_from.names, dtype=object), np.asarray(pools_to.names, dtype=object)
+    transitions = pd.DataFrame({
+        "from_code": codes_a[ra],
+        "from_name": names_a[ra],
+        "to_code": codes_b[rb],
+        "to_name": names_b[rb],
+        "pixels": region_px[ra, rb],
+        "area_km2": region_ha[ra, rb] / 100.0,
+        "carbon_change_t": (region_ha * delta)[ra, rb],
+    })
+    if constant is not None:
+        transitions["npv"] = transitions["carbon_change_t"] * constant
+    matrix = pd.DataFrame(region_ha / 100.0, index=pd.Index([f"{c} {n}" for c, n in zip(codes_a, names_a)], name="from \\ to (km²)"),
+                          columns=[f"{c} {n}" for c, n in zip(codes_b, names_b)])
+    matrix["total_from"] = matrix.sum(axis=1)
+    matrix.loc["total_to"] = matrix.sum(axis=0)
+
+    # Land-use dynamic degree (README, "Change between maps"): each class's own area in each map.
+    area_from_km2 = area_ha[:, :na, :].sum(axis=(0, 2)) / 100.0
+    area_to_by_code = dict(zip(pools_to.codes, area_ha[:, :, :nb].sum(axis=(0, 1)) / 100.0))
+    lost_km2 = np.array([sum(region_ha[i, j] for j in range(nb) if codes_b[j] != codes_a[i]) for i in range(na)]) / 100.0
+    dynamic = pd.DataFrame({
+        "lucode": codes_a,
+        "name": names_a,
+        "area_from_km2": area_from_km2,
+        "area_to_km2": [area_to_by_code.get(int(c), 0.0) for c in codes_a],
+        "lost_to_other_classes_km2": lost_km2,
+    })
+    span = None if years is None else int(years[1]) - int(years[0])
+    comprehensive = None
+    if span is not None and span > 0:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dynamic["single_dynamic_degree_pct_per_year"] = np.where(
+                dynamic["area_from_km2"] > 0,
+                (dynamic["area_to_km2"] - dynamic["area_from_km2"]) / dynamic["area_from_km2"] / span * 100.0,
+                np.nan,
+            )
+        total_from = float(area_from_km2.sum())
+        comprehensive = float(lost_km2.sum() / total_from / span * 100.0) if total_from > 0 else None
+        lost_by_county = np.array([
+            sum(valid[k, i, j] for i in range(na) for j in range(nb) if codes_b[j] != codes_a[i]) for k in range(len(ids))
+        ])
+        from_by_county = area_ha[:, :na, :].sum(axis=(1, 2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            by_county["comprehensive_dynamic_degree_pct_per_year"] = np.where(
+                from_by_county > 0, lost_by_county / from_by_county / span * 100.0, np.nan
+            )
+
+    summary: dict[str, Any] = {
+        "maps": {"from": labels[0], "to": labels[1]},
+        "years": None if years is None else [int(years[0]), int(years[1])],
+        "supply_from_t": float(by_county["supply_from_t"].sum()),
+        "supply_to_t": float(by_county["supply_to_t"].sum()),
+        "change_t": float(by_county["change_t"].sum()),
+        "change_t_meaning": "InVEST's sequestration: carbon change summed over pixels holding a class in both maps",
+        "nodata_from_only_pixels": int(by_county["nodata_from_only_pixels"].sum()),
+        "nodata_to_only_pixels": int(by_county["nodata_to_only_pixels"].sum()),
+        "changed_pixels": int(by_county["changed_pixels"].sum()),
+        "comprehensive_dynamic_degree_pct_per_year": comprehensive,
+        "pools_from": pools_from.source,
+        "pools_to": pools_to.source,
+    }
+    if constant is not None:
+        summary["valuation"] = {
+            "price_per_t_c": valuation.price,  # type: ignore[union-attr]
+            "discount_rate_pct": valuation.discount_rate,  # type: ignore[union-attr]
+            "rate_change_pct": valuation.rate_change,  # type: ignore[union-attr]
+            "valuation_constant_per_t_c": constant,
+            "npv": float(by_county["npv"].sum()),
+        }
+    return ChangeResult(
+        by_county=by_county, transitions_by_county=transitions_by_county, transitions=transitions,
+        transfer_matrix=matrix, dynamic_degree=dynamic, summary=summary,
+    )
+
+
+def _changed(px: np.ndarray, pools_from: PoolTable, pools_to: PoolTable) -> np.ndarray:
+    """Pixels whose code differs between the maps (both valid), when the two tables list other classes."""
+    na, nb = len(pools_from.codes), len(pools_to.codes)
+    same = np.array([[a == b for b in pools_to.codes] for a in pools_from.codes], dtype=bool)
+    return (px[:, :na, :nb] * ~same[None, :, :]).sum(axis=(1, 2))
+
+
+def change(
+    landuse_from: str | os.PathLike[str],
+    landuse_to: str | os.PathLike[str],
+    zones: str | os.PathLike[str],
+    pools: str | os.PathLike[str] | PoolTable,
+    *,
+    pools_to: str | os.PathLike[str] | PoolTable | None = None,
+    years: tuple[int, int] | None = None,
+    valuation: Valuation | None = None,
+    out: str | os.PathLike[str] | None = None,
+    pixel_maps: bool = False,
+    labels: tuple[str, str] | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    run: Executor | None = None,
+) -> ChangeResult:
+    """Carbon change between two land-use maps per county and per transition, as InVEST computes it.
+
+    Parameters
+    ----------
+    landuse_from, landuse_to
+        Land-use stores (:func:`carbonscape.ingest`) of the earlier map and the later (or
+        scenario) map, on one grid.
+    zones
+        County store (:func:`carbonscape.rasterize_zones`) on that grid.
+    pools, pools_to
+        InVEST carbon pools tables (t/ha) of the first map and, when densities change with time or
+        scenario, of the second (default: the same table).
+    years
+        ``(year_from, year_to)``; needed for valuation and the dynamic degrees.
+    valuation
+        Price, discount rate and price change (InVEST's valuation); needs ``years``.
+    out
+        Folder for the tables (and pixel maps); nothing is written when None. All outputs are
+        staged and moved into place together.
+    pixel_maps
+        Also write ``c_change.tif`` (t C/ha, InVEST's ``c_change_bas_alt.tif``) and, when valued,
+        ``npv.tif`` (currency/ha, InVEST's ``npv_alt.tif``).
+    labels
+        Names of the two maps in messages (default: their paths).
+
+    Returns
+    -------
+    ChangeResult
+        Raises :class:`InputError` (before computing) for maps on different grids, a second year
+        not after the first, valuation without years, and codes missing from a map's pools table.
+    """
+    started = time.perf_counter()
+    table_from = pools if isinstance(pools, PoolTable) else read_pools(pools)
+    table_to = table_from if pools_to is None else (pools_to if isinstance(pools_to, PoolTable) else read_pools(pools_to))
+    names = labels or (os.fspath(landuse_from), os.fspath(landuse_to))
+    check_years(years, valued=valuation is not None, labels=names)
+    store_a, store_b = _open_map(landuse_from, names[0]), _open_map(landuse_to, names[1])
+    store_a.grid.check_same_grid(store_b.grid, what=f"the map {names[1]!r} ({store_b.path})", reference=f"the map {names[0]!r} ({store_a.path})")
+    county_store, county_table = open_zones(zones)
+    store_a.grid.check_same_grid(county_store.grid, what=f"the county store {county_store.path}", reference=str(store_a.path))
+    for store, label in ((store_b, names[1]), (county_store, "county")):
+        if store.data.chunks != store_a.data.chunks:
+            raise AlignmentError(
+                f"{label} store {store.path} is chunked {store.grid.chunks}, {store_a.path} {store_a.grid.chunks}; "
+                f"write it again with the same chunks (`carbonscape ingest --chunk`, `carbonscape zones --like {store_a.path}`)"
+            )
+    _check_codes(store_a, table_from, names[0])
+    _check_codes(store_b, table_to, names[1])
+    index_a, index_b = _class_index(store_a, table_from, names[0]), _class_index(store_b, table_to, names[1])
+    layout = Layout(n_counties=county_table.n_zones, classes=index_a, classes_to=index_b)
+    areas = pixel_areas(store_a.grid)
+    specs = [TRANSITIONS, *([TRANSITION_AREAS] if areas.uniform_area_m2() is None else [])]
+    lazy = accumulate(specs, county_store.data, {"landuse": store_a.data, "landuse_to": store_b.data}, layout=layout, areas=areas)
+
+    staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
+    with using(run, scheduler) as active, staging as stage:
+        shape = store_a.grid.shape
+        computed = active.compute(*lazy.values(), progress=progress, label=f"change: 2 maps of {shape[0]}×{shape[1]} pixels")
+        tables = {name: np.asarray(table) for name, table in zip(lazy, computed)}
+        pixels = tables["transitions"]
+        if pixels[:, index_a.unknown_col, :].sum():
+            raise UnknownCodesError(unknown_codes_message(f"{names[0]} map {store_a.path}", table_from, _count_unknown(store_a, table_from, active)))
+        if pixels[:, :, index_b.unknown_col].sum():
+            raise UnknownCodesError(unknown_codes_message(f"{names[1]} map {store_b.path}", table_to, _count_unknown(store_b, table_to, active)))
+        area_m2 = tables["transition_areas"] if "transition_areas" in tables else pixels * areas.uniform_area_m2()
+        result = change_tables(
+            pixels, area_m2, pools_from=table_from, pools_to=table_to, counties=county_table.series(),
+            years=years, valuation=valuation, labels=names,
+        )
+        result.summary.update({
+            "grid_shape": list(shape), "crs": store_a.grid.crs.name, "geographic": store_a.grid.is_geographic,
+            "sources": {"from": str(store_a.path), "to": str(store_b.path), "counties": str(county_store.path)},
+        })
+        if pixel_maps and stage is not None:
+            write_change_maps(store_a, store_b, index_a, index_b, table_from, table_to, stage,
+                              constant=result.summary.get("valuation", {}).get("valuation_constant_per_t_c"))
+        result.summary["seconds"] = time.perf_counter() - started
+        if stage is not None:
+            result.write(stage)
+    if result.summary["nodata_from_only_pixels"] or result.summary["nodata_to_only_pixels"]:
+        log.warning(
+            "%s pixels are nodata in %s only and %s in %s only: they count in that map's supply but not in the change "
+            "(as InVEST computes it); see nodata_*_only_pixels in change_by_county.csv",
+            f"{result.summary['nodata_from_only_pixels']:,}", names[0], f"{result.summary['nodata_to_only_pixels']:,}", names[1],
+        )
+    if out is not None:
+        folder = Path(out).absolute()
+        result.files = {name: folder / path.name for name, path in result.files.items()}
+        if pixel_maps:
+            result.files["c_change"] = folder / PIXEL_FILES["c_change"]
+            if "valuation" in result.summary:
+                result.files["npv"] = folder / PIXEL_FILES["npv"]
+    return result
+
+
+def write_change_maps(
+    store_a: RasterStore, store_b: RasterStore, index_a: ClassIndex, index_b: ClassIndex,
+    pools_from: PoolTable, pools_to: PoolTable, out: Path, *, constant: float | None,
+) -> None:
+    """``c_change.tif`` (t C/ha) and, with a valuation constant, ``npv.tif`` (currency/ha), chunk by
+    chunk, float32 with InVEST's nodata −1 where either map has no class."""
+    import rasterio
+
+    grid = store_a.grid
+    # lookup() gives NaN for nodata; densities summed pool by pool in float32 as InVEST does.
+    carbon_a = lookup(store_a.data, index=index_a, values=_density(pools_from).astype(np.float64))
+    carbon_b = lookup(store_b.data, index=index_b, values=_density(pools_to).astype(np.float64))
+    delta = carbon_b - carbon_a
+    profile = {
+        "driver": "GTiff", "dtype": "float32", "count": 1, "width": grid.shape[1], "height": grid.shape[0],
+        "crs": grid.crs_wkt, "transform": grid.affine, "nodata": INVEST_NODATA, "tiled": True,
+        "blockxsize": 256, "blockysize": 256, "compress": "deflate", "predictor": 3, "BIGTIFF": "IF_SAFER",
+    }
+    targets = [("c_change", 1.0)] + ([("npv", constant)] if constant is not None else [])
+    for name, factor in targets:
+        with atomic_path(out / PIXEL_FILES[name]) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+            dst.update_tags(1, units="t C/ha" if name == "c_change" else "currency/ha")
+            for _, (rows, cols) in grid.chunk_windows():
+                block = np.asarray(delta[rows, cols].compute(scheduler="threads"), dtype=np.float32)
+                if name == "npv":
+                    block = (block * np.float32(factor)).astype(np.float32)
+                block[~np.isfinite(block)] = INVEST_NODATA
+                window = rasterio.windows.Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+                dst.write(block, 1, window=window)
