@@ -1,0 +1,76 @@
+"""InVEST parity of `change`: InVEST 3.20.2's own c_change and npv rasters on the same small real
+rasters, compared pixel for pixel.
+
+The inputs (tests/data/invest_change: two 60 × 80 land-use GeoTIFFs whose nodata masks differ, and
+the demo's pools table) were made by make_inputs.py; InVEST's outputs were made once with InVEST
+3.20.2 (see invest_run.json for the command and its parameters) and are committed, so InVEST is
+never a dependency of the project or its CI.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from carbonscape import Valuation, change, ingest, rasterize_zones
+from conftest import write_vector
+
+DATA = Path(__file__).parent / "data" / "invest_change"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("invest")
+    params = json.loads((DATA / "invest_run.json").read_text())
+    a = ingest(DATA / "lulc_bas.tif", tmp / "a.zarr", chunk=32, scheduler="synchronous")
+    b = ingest(DATA / "lulc_alt.tif", tmp / "b.zarr", chunk=32, scheduler="synchronous")
+    with rasterio.open(DATA / "lulc_bas.tif") as src:
+        bounds = src.bounds
+        crs = src.crs.to_string()
+    vector = write_vector(tmp / "region.gpkg", [shapely.box(*bounds)], ["region"], crs=crs)
+    zones = rasterize_zones(vector, like=a, id_field="county", out=tmp / "z.zarr", scheduler="synchronous")
+    pools = tmp / "pools.csv"
+    shutil.copy(DATA / "pools.csv", pools)
+    v = params["valuation"]
+    result = change(a, b, zones, pools, years=tuple(v["years"]), out=tmp / "out", pixel_maps=True, scheduler="synchronous",
+                    valuation=Valuation(price=v["price"], discount_rate=v["discount_rate"], rate_change=v["rate_change"]))
+    return result, tmp / "out", params
+
+
+def _read(path: Path) -> tuple[np.ndarray, float]:
+    with rasterio.open(path) as src:
+        return src.read(1), src.nodata
+
+
+def test_c_change_equals_invest_pixel_for_pixel(run):
+    _, out, _ = run
+    ours, our_nodata = _read(out / "c_change.tif")
+    theirs, their_nodata = _read(DATA / "invest_c_change_bas_alt.tif")
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours == our_nodata, theirs == their_nodata)
+    valid = theirs != their_nodata
+    assert valid.sum() > 4000 and (theirs[valid] != 0).sum() > 100  # real changes, not an empty comparison
+    np.testing.assert_array_equal(ours[valid], theirs[valid])
+
+
+def test_npv_equals_invest_pixel_for_pixel(run):
+    _, out, _ = run
+    ours, our_nodata = _read(out / "npv.tif")
+    theirs, their_nodata = _read(DATA / "invest_npv_alt.tif")
+    np.testing.assert_array_equal(ours == our_nodata, theirs == their_nodata)
+    valid = theirs != their_nodata
+    np.testing.assert_allclose(ours[valid], theirs[valid], rtol=1e-6, atol=1e-3)
+
+
+def test_totals_equal_invest_s_summary(run):
+    result, _, params = run
+    totals = params["invest_summary"]
+    assert result.summary["supply_from_t"] == pytest.approx(totals["c_storage_bas"], rel=1e-6)
+    assert result.summary["supply_to_t"] == pytest.approx(totals["c_storage_alt"], rel=1e-6)
+    assert result.summary["change_t"] == pytest.approx(totals["c_change_bas_alt"], rel=1e-6)
+    assert result.summary["valuation"]["npv"] == pytest.approx(totals["npv_alt"], rel=1e-6)
+    # The nodata masks differ, so the change is not the difference of the stocks (InVEST's own figures).
+    assert abs(totals["c_storage_alt"] - totals["c_storage_bas"] - totals["c_change_bas_alt"]) > 100
