@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,10 @@ def _check_codes(store: RasterStore, pools: PoolTable, label: str) -> None:
         raise UnknownCodesError(unknown_codes_message(f"{label} map {store.path}", pools, unknown))
 
 
-def check_years(years: tuple[int, int] | None, *, valued: bool, labels: tuple[str, str] = ("first", "second")) -> None:
+def check_years(
+    years: tuple[int, int] | None, *, valued: bool, labels: tuple[str, str] = ("first", "second"),
+    fix: str = "swap --from and --to, or correct --years",
+) -> None:
     """The years of two maps: valuation needs them, and the second must come after the first."""
     if years is None:
         if valued:
@@ -186,7 +190,7 @@ def check_years(years: tuple[int, int] | None, *, valued: bool, labels: tuple[st
     if int(years[1]) <= int(years[0]):
         raise InputError(
             f"the {labels[1]} map's year {years[1]} is not after the {labels[0]} map's year {years[0]}; a scenario or "
-            "later map must come after its base: swap --from and --to, or correct --years"
+            f"later map must come after its base: {fix}"
         )
 
 
@@ -482,3 +486,147 @@ def write_change_maps(
                 block[~np.isfinite(block)] = INVEST_NODATA
                 window = rasterio.windows.Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
                 dst.write(block, 1, window=window)
+
+
+@dataclass
+class MapsResult:
+    """Every map's supply tables and every asked change, from one pass over all the maps."""
+
+    supply: dict[str, Any]
+    changes: dict[tuple[str, str], ChangeResult]
+    summary: dict[str, Any]
+
+
+def maps_pass(
+    maps: Mapping[str, str | os.PathLike[str]],
+    zones: str | os.PathLike[str],
+    pools: Mapping[str, str | os.PathLike[str] | PoolTable],
+    *,
+    pairs: Sequence[tuple[str, str]] = (),
+    years: Mapping[str, int | None] | None = None,
+    valuation: Valuation | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    run: Executor | None = None,
+) -> MapsResult:
+    """Supply of every map and the change of every pair, reading each chunk of every map once.
+
+    Parameters
+    ----------
+    maps
+        Label → land-use store (:func:`carbonscape.ingest`), all on one grid.
+    zones
+        County store on that grid.
+    pools
+        Label → pools table of that map (densities may change with time or scenario).
+    pairs
+        ``(from label, to label)`` of every change wanted (consecutive historical maps, base →
+        scenario...).
+    years
+        Label → year, for valuation and the dynamic degrees of each pair.
+    valuation
+        InVEST's valuation of each pair's change (needs both years).
+
+    Each pair is a :data:`~carbonscape.accumulate.TRANSITIONS` statistic and each map in no pair a
+    :data:`~carbonscape.accumulate.COUNTS` one (a map's counts are a margin of any of its pairs'),
+    all in one :func:`~carbonscape.accumulate.accumulate`. Raises :class:`InputError` naming the
+    map, before computing, for another grid, a pair whose later year is not after its base, or a
+    code missing from the map's pools table.
+    """
+    from carbonscape.accumulate import AREAS, COUNTS, bind
+    from carbonscape.carbon import _supply_result
+
+    started = time.perf_counter()
+    years = dict(years or {})
+    labels = list(maps)
+    if not labels:
+        raise InputError("no land-use map given")
+    tables = {label: pools[label] if isinstance(pools[label], PoolTable) else read_pools(pools[label]) for label in labels}  # type: ignore[arg-type]
+    for a, b in pairs:
+        for label in (a, b):
+            if label not in maps:
+                raise InputError(f"the change {a!r} → {b!r} names the map {label!r}, which is not one of {labels}")
+        pair_years = (years.get(a), years.get(b))
+        if None in pair_years:
+            if valuation is not None:
+                raise InputError(f"valuing the change {a!r} → {b!r} needs the year of both maps; give each map a year")
+        else:
+            check_years(pair_years, valued=valuation is not None, labels=(a, b), fix="correct the map's year")  # type: ignore[arg-type]
+    stores = {label: _open_map(path, label) for label, path in maps.items()}
+    first = stores[labels[0]]
+    county_store, county_table = open_zones(zones)
+    for label, store in stores.items():
+        if label != labels[0]:
+            first.grid.check_same_grid(store.grid, what=f"the map {label!r} ({store.path})", reference=f"the map {labels[0]!r} ({first.path})")
+        if store.data.chunks != first.data.chunks:
+            raise AlignmentError(f"the map {label!r} ({store.path}) is chunked {store.grid.chunks}, {first.path} {first.grid.chunks}; ingest it with the same --chunk")
+    first.grid.check_same_grid(county_store.grid, what=f"the county store {county_store.path}", reference=str(first.path))
+    for label, store in stores.items():
+        _check_codes(store, tables[label], label)
+    index = {label: _class_index(store, tables[label], label) for label, store in stores.items()}
+    n = county_table.n_zones
+    areas = pixel_areas(first.grid)
+    per_pixel = areas.uniform_area_m2() is None
+    specs = []
+    in_pair = {label for pair in pairs for label in pair}
+    for a, b in pairs:
+        layout = Layout(n_counties=n, classes=index[a], classes_to=index[b])
+        rasters = {"landuse": f"map {a}", "landuse_to": f"map {b}"}
+        specs.append(bind(TRANSITIONS, f"transitions {a} → {b}", rasters=rasters, layout=layout))
+        if per_pixel:
+            specs.append(bind(TRANSITION_AREAS, f"transition areas {a} → {b}", rasters=rasters, layout=layout))
+    for label in labels:
+        if label not in in_pair:
+            layout = Layout(n_counties=n, classes=index[label])
+            specs.append(bind(COUNTS, f"counts {label}", rasters={"landuse": f"map {label}"}, layout=layout))
+            if per_pixel:
+                specs.append(bind(AREAS, f"areas {label}", rasters={"landuse": f"map {label}"}, layout=layout))
+    rasters = {f"map {label}": store.data for label, store in stores.items()}
+    lazy = accumulate(specs, county_store.data, rasters, layout=Layout(n_counties=n), areas=areas)
+    with using(run, scheduler) as active:
+        shape = first.grid.shape
+        computed = active.compute(*lazy.values(), progress=progress, label=f"{len(labels)} maps of {shape[0]}×{shape[1]} pixels, {len(pairs)} change(s)")
+        found = {name: np.asarray(table) for name, table in zip(lazy, computed)}
+        uniform = areas.uniform_area_m2()
+
+        def area_of(name: str, pixels: np.ndarray) -> np.ndarray:
+            return found[name] if per_pixel else pixels * uniform
+
+        counts: dict[str, np.ndarray] = {}
+        area_m2: dict[str, np.ndarray] = {}
+        for a, b in pairs:
+            pixels = found[f"transitions {a} → {b}"]
+            area = area_of(f"transition areas {a} → {b}", pixels)
+            counts.setdefault(a, pixels.sum(axis=2))
+            area_m2.setdefault(a, area.sum(axis=2))
+            counts.setdefault(b, pixels.sum(axis=1))
+            area_m2.setdefault(b, area.sum(axis=1))
+        for label in labels:
+            if label not in in_pair:
+                counts[label] = found[f"counts {label}"]
+                area_m2[label] = area_of(f"areas {label}", counts[label])
+        for label in labels:
+            if counts[label][:, index[label].unknown_col].sum():
+                raise UnknownCodesError(unknown_codes_message(f"{label} map {stores[label].path}", tables[label],
+                                                              _count_unknown(stores[label], tables[label], active)))
+    supply_results = {
+        label: _supply_result(counts[label], area_m2[label], land=stores[label], index=index[label], pools=tables[label],
+                              zone_table=county_table, started=started)
+        for label in labels
+    }
+    changes = {}
+    for a, b in pairs:
+        pixels = found[f"transitions {a} → {b}"]
+        pair_years = (years.get(a), years.get(b))
+        changes[(a, b)] = change_tables(
+            pixels, area_of(f"transition areas {a} → {b}", pixels), pools_from=tables[a], pools_to=tables[b],
+            counties=county_table.series(), years=None if None in pair_years else pair_years,  # type: ignore[arg-type]
+            valuation=valuation if None not in pair_years else None, labels=(a, b),
+        )
+    summary = {
+        "maps": {label: {"store": str(stores[label].path), "year": years.get(label), "pools": tables[label].source,
+                         "supply_t": supply_results[label].total_t} for label in labels},
+        "changes": [{"from": a, "to": b, "change_t": changes[(a, b)].change_t} for a, b in pairs],
+        "seconds": time.perf_counter() - started,
+    }
+    return MapsResult(supply=supply_results, changes=changes, summary=summary)

@@ -231,3 +231,32 @@ def test_unit_ids_out_of_range_and_misaligned_rasters_are_refused():
         accumulate([AREAS], da.from_array(counties), {"landuse": da.from_array(codes)}, layout=layout)
     with pytest.raises(ValueError, match="not given"):
         accumulate([COUNTS], da.from_array(counties), {}, layout=layout)
+
+
+def test_bound_statistics_count_several_maps_in_one_pass_each_with_its_own_classes():
+    from carbonscape.accumulate import TRANSITIONS, bind
+
+    rng = np.random.default_rng(3)
+    counties = rng.integers(0, 3, (17, 23)).astype(np.uint8)
+    maps = {label: rng.integers(0, 7, (17, 23)).astype(np.uint8) for label in ("2000", "2010", "2030 eco")}
+    layouts = {
+        "2000": Layout(n_counties=3, classes=ClassIndex.build([1, 2, 3], nodata=0)),
+        "2010": Layout(n_counties=3, classes=ClassIndex.build([1, 2, 3, 4], nodata=6)),
+        "2030 eco": Layout(n_counties=3, classes=ClassIndex.build([2, 5], nodata=None)),
+    }
+    specs = [bind(COUNTS, f"counts {label}", rasters={"landuse": label}, layout=layout) for label, layout in layouts.items()]
+    pair = Layout(n_counties=3, classes=layouts["2000"].classes, classes_to=layouts["2030 eco"].classes)
+    specs.append(bind(TRANSITIONS, "2000 → 2030 eco", rasters={"landuse": "2000", "landuse_to": "2030 eco"}, layout=pair))
+    reads: list = []
+    lazy = accumulate(specs, _counted_array(counties, (5, 6), reads, "c"),
+                      {label: _counted_array(data, (5, 6), reads, label) for label, data in maps.items()}, layout=Layout())
+    out = dask.compute(lazy, scheduler="synchronous")[0]
+    assert len(reads) == 4 * 4 * 4  # 4 rasters × 16 chunks, each read once for 4 statistics
+    reference = accumulate_numpy(specs, counties, maps, layout=Layout())
+    for label, layout in layouts.items():
+        alone = accumulate_numpy([COUNTS], counties, {"landuse": maps[label]}, layout=layout)["counts"]
+        np.testing.assert_array_equal(out[f"counts {label}"], alone)
+        np.testing.assert_array_equal(reference[f"counts {label}"], alone)
+    assert out["2000 → 2030 eco"].shape == (3, 5, 4)
+    np.testing.assert_array_equal(out["2000 → 2030 eco"], reference["2000 → 2030 eco"])
+    np.testing.assert_array_equal(out["2000 → 2030 eco"].sum(axis=1), out["counts 2030 eco"])

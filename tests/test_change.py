@@ -197,3 +197,46 @@ def test_cli_change_prints_and_writes(tmp, two_maps):
     assert "change +152 t C" in res.output and "crop → forest: 0.020 km²" in res.output
     for name in ("change_by_county.csv", "transitions_by_county.csv", "transitions.csv", "c_change.tif", "npv.tif"):
         assert (tmp / "out" / name).exists()
+
+
+def test_one_pass_over_many_maps_equals_each_map_and_pair_run_alone(tmp, two_maps):
+    from carbonscape import supply
+    from carbonscape.change import maps_pass
+
+    a, b, zones, pools = two_maps
+    later = AFTER.copy()
+    later[0, 4] = 4  # water → grass in the scenario
+    c = ingest(write_tif(tmp / "c.tif", later, nodata=9), tmp / "c.zarr", chunk=16, scheduler="synchronous")
+    pools_2030 = write_pools(tmp / "pools2030.csv", [(1, 12, 2, 30, 1), (2, 70, 15, 20, 5), (3, 0, 0, 0, 0), (4, 1, 0.5, 4, 0)], names=NAMES)
+    maps = {"2000": a, "2010": b, "2030 eco": c}
+    result = maps_pass(maps, zones, {"2000": pools, "2010": pools, "2030 eco": pools_2030},
+                       pairs=[("2000", "2010"), ("2010", "2030 eco")], years={"2000": 2000, "2010": 2010, "2030 eco": 2030},
+                       valuation=Valuation(price=50, discount_rate=7), scheduler="synchronous")
+    for label, table in (("2000", pools), ("2010", pools), ("2030 eco", pools_2030)):
+        alone = supply(maps[label], zones, table, scheduler="synchronous")
+        pd.testing.assert_frame_equal(result.supply[label].by_county, alone.by_county)
+        pd.testing.assert_frame_equal(result.supply[label].by_county_class, alone.by_county_class)
+    alone = change(b, c, zones, pools, pools_to=pools_2030, years=(2010, 2030), valuation=Valuation(price=50, discount_rate=7),
+                   scheduler="synchronous")
+    ours = result.changes[("2010", "2030 eco")]
+    pd.testing.assert_frame_equal(ours.by_county, alone.by_county)
+    pd.testing.assert_frame_equal(ours.transitions_by_county, alone.transitions_by_county)
+    # East's water pixel that became grass gains 5.5 t; every other East pixel keeps its class but 2030's forest is denser.
+    assert ours.by_county.set_index("county").loc["East", "change_t"] == pytest.approx(5.5 + 5 * 10)
+    assert result.summary["maps"]["2030 eco"]["supply_t"] == pytest.approx(result.supply["2030 eco"].total_t)
+
+
+def test_many_maps_refuse_another_grid_and_a_scenario_before_its_base_naming_the_map(tmp, two_maps):
+    from carbonscape.change import maps_pass
+
+    a, b, zones, pools = two_maps
+    with pytest.raises(InputError, match="the 2030 eco map's year 2010 is not after the 2020 map's year 2020; .*correct the map's year"):
+        maps_pass({"2020": a, "2030 eco": b}, zones, {"2020": pools, "2030 eco": pools}, pairs=[("2020", "2030 eco")],
+                  years={"2020": 2020, "2030 eco": 2010}, scheduler="synchronous")
+    other = ingest(write_tif(tmp / "o.tif", AFTER, transform=from_origin(500_000, 2_800_000, 50, 50), nodata=9), tmp / "o.zarr",
+                   chunk=16, scheduler="synchronous")
+    with pytest.raises(InputError, match="the map '2030'"):
+        maps_pass({"2020": a, "2030": other}, zones, {"2020": pools, "2030": pools}, scheduler="synchronous")
+    short = write_pools(tmp / "short.csv", POOLS[:3], names=NAMES[:3])
+    with pytest.raises(PoolTableError, match=r"2010 map .*missing from the pools table"):
+        maps_pass({"2000": a, "2010": b}, zones, {"2000": pools, "2010": short}, scheduler="synchronous")

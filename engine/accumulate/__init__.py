@@ -25,12 +25,12 @@ from carbonscape.accumulate.library import (
     code_counts,
 )
 from carbonscape.accumulate.runner import accumulate, accumulate_numpy, finalize
-from carbonscape.accumulate.spec import Accumulation, AreaSource, Chunk, Layout, RowAreas, pixel_areas
+from carbonscape.accumulate.spec import Accumulation, AreaSource, Chunk, Layout, RowAreas, bind, pixel_areas
 from carbonscape.grid import Grid
 
 __all__ = [
     "AREAS", "CODE_HISTOGRAM", "COUNTS", "LIBRARY", "Accumulation", "AreaSource", "Chunk", "ClassIndex", "Layout",
-    "RowAreas", "TRANSITIONS", "TRANSITION_AREAS", "accumulate", "accumulate_numpy", "code_counts", "crosstab", "crosstab_area", "crosstab_numpy",
+    "RowAreas", "TRANSITIONS", "TRANSITION_AREAS", "accumulate", "accumulate_numpy", "bind", "code_counts", "crosstab", "crosstab_area", "crosstab_numpy",
     "finalize", "lookup", "pixel_areas",
 ]
 

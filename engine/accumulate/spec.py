@@ -11,7 +11,7 @@ becomes on the client (``finalize``), and a plain-numpy ``reference`` with the s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -175,3 +175,42 @@ class Accumulation:
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
         return ("carbonscape.Accumulation", self.name, *self.reads, self.dtype.str, self.combine)
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """A statistic's chunk (or reference) reading other rasters, or with its own layout."""
+
+    function: ChunkFunction
+    rasters: tuple[tuple[str, str], ...]
+    layout: Layout | None
+
+    def __call__(self, blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+        renamed = dict(blocks)
+        for inner, outer in self.rasters:
+            renamed[inner] = blocks[outer]
+        if self.layout is not None:
+            where = Chunk(layout=self.layout, rows=where.rows, cols=where.cols, location=where.location, areas=where.areas,
+                          _area=where._area)
+        return self.function(renamed, where)
+
+
+def bind(spec: Accumulation, name: str, *, rasters: Mapping[str, str] | None = None, layout: Layout | None = None) -> Accumulation:
+    """``spec`` under another ``name``, reading ``rasters[r]`` where it reads ``r`` and sized by
+    its own ``layout``: how one pass accumulates a statistic several times, e.g. the counts of
+    every map of a study (``bind(COUNTS, "counts 2000", rasters={"landuse": "2000"}, layout=...)``)."""
+    mapping = dict(rasters or {})
+    pairs = tuple(mapping.items())
+    shape = spec.shape if layout is None else (lambda _ignored, _shape=spec.shape, _layout=layout: _shape(_layout))
+    finalize = spec.finalize
+    if finalize is not None and layout is not None:
+        finalize = (lambda table, _ignored, _f=spec.finalize, _layout=layout: _f(table, _layout))
+    return replace(
+        spec,
+        name=name,
+        chunk=_Bound(spec.chunk, pairs, layout),
+        reference=_Bound(spec.reference, pairs, layout),
+        reads=tuple(mapping.get(r, r) for r in spec.reads),
+        shape=shape,
+        finalize=finalize,
+    )
