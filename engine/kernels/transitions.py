@@ -78,3 +78,32 @@ def sum_transition_areas(zones, codes_a, codes_b, lut_a, offset_a, lut_b, offset
             b = np.int64(lut_b[np.int64(b_row[c]) - offset_b])
             out[(z * n_a + a) * n_b + b] += area_row[c * col_step]
     return out.reshape(n_zones, n_a, n_b)
+
+
+@njit(nogil=True, cache=True)
+def count_transitions_8bit(zones, codes_a, codes_b, pair_lut, offset_a, offset_b, n_zones, n_pairs):  # pragma: no cover
+    """:func:`count_transitions` for two 8-bit maps: ``pair_lut[code_a - offset_a, code_b -
+    offset_b]`` is the cell ``a * n_b + b`` of the pair, so each pixel costs one lookup (the table,
+    256 × 256 int32, stays in cache). Four partial tables, as in the dense counts kernel.
+    Returns int64 ``(n_zones, n_pairs)``."""
+    parts = np.zeros((4, n_zones * n_pairs), dtype=np.int64)
+    rows, cols = codes_a.shape
+    for r in range(rows):
+        zone_row = zones[r]
+        a_row = codes_a[r]
+        b_row = codes_b[r]
+        c = 0
+        while c + 4 <= cols:
+            for k in range(4):
+                z = np.int64(zone_row[c + k])
+                if z < 0 or z >= n_zones:
+                    raise ValueError("zone id out of range of the zone table")
+                parts[k, z * n_pairs + pair_lut[np.int64(a_row[c + k]) - offset_a, np.int64(b_row[c + k]) - offset_b]] += 1
+            c += 4
+        while c < cols:
+            z = np.int64(zone_row[c])
+            if z < 0 or z >= n_zones:
+                raise ValueError("zone id out of range of the zone table")
+            parts[0, z * n_pairs + pair_lut[np.int64(a_row[c]) - offset_a, np.int64(b_row[c]) - offset_b]] += 1
+            c += 1
+    return parts.sum(axis=0).reshape(n_zones, n_pairs)
