@@ -126,12 +126,13 @@ def test_adding_a_setting_is_one_row(tmp_path, monkeypatch):
 
 
 def test_a_sub_table_section_is_a_row_with_a_dotted_section(tmp_path, monkeypatch):
-    row = Setting("landuse.maps", "2030", "path", None, "another land-use map")
+    # [landuse.maps] is a real setting (several maps); the mechanism is shown on a made-up sub-table.
+    row = Setting("landuse.extras", "2030", "path", None, "another land-use raster")
     monkeypatch.setattr(settings, "SETTINGS", (*SETTINGS, row))
-    path = _edit(make_study(tmp_path), "chunk = 256", 'chunk = 256\n[landuse.maps]\n"2030" = "landuse.tif"\n"2040" = "x.tif"')
+    path = _edit(make_study(tmp_path), "chunk = 256", 'chunk = 256\n[landuse.extras]\n"2030" = "landuse.tif"\n"2040" = "x.tif"')
     problems = check_study(path)
-    assert len(problems) == 1 and "unknown key `2040` in [landuse.maps]; did you mean `2030`?" in problems[0], problems
-    assert load_study(_edit(path, '"2040" = "x.tif"\n', "")).setting("landuse.maps", "2030") == tmp_path / "landuse.tif"
+    assert len(problems) == 1 and "unknown key `2040` in [landuse.extras]; did you mean `2030`?" in problems[0], problems
+    assert load_study(_edit(path, '"2040" = "x.tif"\n', "")).setting("landuse.extras", "2030") == tmp_path / "landuse.tif"
 
 
 def test_a_setting_written_by_a_program_must_be_in_the_table():

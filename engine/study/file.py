@@ -99,7 +99,7 @@ class Study:
             path=path,
             name=str(study.get("name", path.stem)),
             year=study.get("year"),
-            landuse=landuse.get("rasters"),
+            landuse=landuse.get("rasters") or _base_rasters(landuse.get("maps"), path.parent, study.get("year")),
             chunk=int(landuse.get("chunk", 4096)),
             counties=counties.get("path"),
             id_field=counties.get("id_field"),
@@ -130,6 +130,14 @@ class Study:
             values=v,
             raw=raw or {},
         )
+
+
+def _base_rasters(maps: Any, folder: Path, year: Any) -> tuple[Path, ...] | None:
+    """With [landuse.maps], the study's own tables come from its base map (see landuse_maps)."""
+    from carbonscape.study.landuse_maps import base_map, parse_maps
+
+    parsed, problems = parse_maps(maps, folder=folder) if isinstance(maps, Mapping) else ([], [])
+    return base_map(parsed, year if isinstance(year, int) else None).rasters if parsed else None
 
 
 def read_study(path: str | os.PathLike[str]) -> tuple[Study | None, list[str]]:

@@ -90,6 +90,10 @@ def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan
         inputs.code_counts = counts
         if counts is not None:
             problems.extend(_missing_codes(study, inputs.pools, counts))
+    if study.setting("landuse", "maps"):
+        from carbonscape.study.landuse_maps import check_maps, study_maps
+
+        problems.extend(check_maps(study_maps(study), pools=inputs.pools, scan=scan))
     if study.counties is not None and study.id_field is not None:
         try:
             inputs.polygons = read_polygons(study.counties, id_field=study.id_field, layer=study.layer, names=STUDY_NAMES)
@@ -223,7 +227,14 @@ def scan_codes(path: str | os.PathLike[str], *, window_pixels: int | None = None
 def input_paths(study: Study) -> list[tuple[str, Path]]:
     """Every input file of a complete study with its role (for provenance)."""
     assert study.landuse is not None and study.counties is not None and study.pools is not None and study.demand.table is not None
-    return [*(("landuse", p) for p in study.landuse), ("counties", study.counties), ("pools", study.pools),
+    more: list[tuple[str, Path]] = []
+    if study.setting("landuse", "maps"):
+        from carbonscape.study.landuse_maps import study_maps
+
+        for m in study_maps(study):
+            more += [(f"landuse {m.label}", p) for p in m.rasters if p not in study.landuse]
+            more += [(f"pools {m.label}", m.pools)] if m.pools is not None else []
+    return [*(("landuse", p) for p in study.landuse), *more, ("counties", study.counties), ("pools", study.pools),
             ("demand", study.demand.table), ("study", study.path)]
 
 

@@ -116,6 +116,13 @@ def compute_study(
         timings.lap("zones")
         supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps, progress=progress, run=run)
         timings.lap("supply")
+        maps_summary = None
+        if study.setting("landuse", "maps"):
+            from carbonscape.study.landuse_maps import run_maps
+
+            maps_summary = run_maps(study, stores=stores, county_store=county_store, base_store=landuse_store, out=out_dir,
+                                    run=run, progress=progress).summary
+            timings.lap("maps")
         ran_on = where(run.description, run.workers)
 
     keys = polygons[study.id_field].astype(str)
@@ -163,6 +170,7 @@ def compute_study(
         "units": units(study.ratio_units),
         "zoning": {**jsonable(zoning_info), "scheme": scheme, "weights": study.zoning.weights},
         "supply_summary": jsonable(supply_result.summary),
+        **({"landuse_maps": jsonable(maps_summary)} if maps_summary is not None else {}),
         "inputs": describe_inputs(input_paths(study)),
         "versions": found_versions,
         "timings_s": timings,

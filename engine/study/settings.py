@@ -128,8 +128,12 @@ _ZONING_METHOD_HELP = "jenks (exact Fisher-Jenks), quantile, equal or manual"
 SETTINGS: tuple[Setting, ...] = (
     Setting("study", "name", "text", None, "name of the study (default: the file's name)", example='"My region 2020"'),
     Setting("study", "year", "int", None, "year of the land use and population", example="2020"),
-    Setting("landuse", "rasters", "paths", REQUIRED, "GeoTIFF(s) of integer land-use codes; several tiles are mosaicked",
+    Setting("landuse", "rasters", "paths", None, "GeoTIFF(s) of integer land-use codes; several tiles are mosaicked",
             example='["landuse.tif"]', names=("raster",)),
+    Setting("landuse", "maps", "table", None,
+            "or several maps (years, scenarios) instead of `rasters`: label = path(s) or "
+            "{ rasters = [...], year = ..., scenario = true, pools = \"...\" }; see [landuse.maps] in README",
+            example='{ "2000" = "lu2000.tif", "2020" = "lu2020.tif" }', template="comment"),
     Setting("landuse", "chunk", "int", 4096, "chunk edge in pixels", minimum=256, template="comment"),
     Setting("counties", "path", "path", REQUIRED, "GeoPackage, Shapefile, GeoJSON...", example='"counties.gpkg"'),
     Setting("counties", "id_field", "text", REQUIRED, "field holding the unique name or code of each county", example='"county"'),
@@ -204,7 +208,13 @@ def _zoning_consistent(values: Mapping[str, Any], keys: frozenset[str]) -> list[
     return problems
 
 
-RULES: tuple[Rule, ...] = (Rule("demand", _demand_sources), Rule("zoning", _zoning_consistent))
+def _landuse_maps(values: Mapping[str, Any], keys: frozenset[str]) -> list[str]:
+    from carbonscape.study.landuse_maps import maps_problems
+
+    return maps_problems(values, keys)
+
+
+RULES: tuple[Rule, ...] = (Rule("demand", _demand_sources), Rule("zoning", _zoning_consistent), Rule("landuse", _landuse_maps))
 
 
 # ---------------------------------------------------------------------------------------------

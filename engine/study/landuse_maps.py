@@ -1,0 +1,244 @@
+"""Many land-use maps in one study: ``[landuse.maps]``.
+
+```toml
+[landuse.maps]
+"2000" = "lu2000.tif"
+"2020" = ["lu2020_a.tif", "lu2020_b.tif"]
+"2030 ecological protection" = { rasters = ["plus_2030_eco.tif"], year = 2030, scenario = true, pools = "pools_2030.csv" }
+```
+
+Each map has a label, one GeoTIFF or several tiles, a year (the label's leading year when not
+given), whether it is a scenario, and optionally its own pools table (densities that change with
+time or scenario; default ``[pools] path``). The study's own tables, maps and report are those of
+the *base* map: the map of ``[study] year``, else the latest historical map. Besides, every map's
+supply tables go to ``maps/<label>/`` and the change between consecutive historical maps and from
+the base map to each scenario to ``changes/<from>_to_<to>/``, all from one pass over every map
+(:func:`carbonscape.change.maps_pass`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LandUseMap", "base_map", "change_pairs", "check_maps", "maps_problems", "parse_maps", "run_maps", "slug", "study_maps"]
+
+_KEYS = ("rasters", "year", "scenario", "pools")
+
+
+@dataclass(frozen=True)
+class LandUseMap:
+    """One map of a study: label, rasters (tiles of one grid), year, scenario or not, pools table."""
+
+    label: str
+    rasters: tuple[Path, ...]
+    year: int | None
+    scenario: bool = False
+    pools: Path | None = None
+
+
+def _resolve(folder: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else folder / path
+
+
+def parse_maps(raw: Mapping[str, Any] | None, *, folder: Path) -> tuple[list[LandUseMap], list[str]]:
+    """The maps of a ``[landuse.maps]`` table, in file order, and every problem with them."""
+    if raw is None:
+        return [], []
+    maps: list[LandUseMap] = []
+    problems: list[str] = []
+    if not raw:
+        return [], ["[landuse.maps] is empty; give at least one map, e.g. \"2020\" = \"landuse2020.tif\""]
+    for label, entry in raw.items():
+        where = f"[landuse.maps] {label!r}"
+        table = {"rasters": entry} if isinstance(entry, (str, list)) else entry
+        if not isinstance(table, Mapping):
+            problems.append(f"{where} must be a path, a list of paths or a table {{ rasters = [...], year = ..., scenario = ... }}")
+            continue
+        unknown = sorted(set(table) - set(_KEYS))
+        if unknown:
+            problems.append(f"{where}: unknown key(s) {unknown}; a map takes {', '.join(_KEYS)}")
+        rasters = table.get("rasters")
+        items = [rasters] if isinstance(rasters, str) else rasters
+        if not isinstance(items, list) or not items or not all(isinstance(v, str) and v.strip() for v in items):
+            problems.append(f"{where} needs `rasters`: a path or a non-empty list of paths")
+            continue
+        year = table.get("year")
+        if year is None:
+            leading = re.match(r"\s*(\d{4})\b", str(label))
+            year = int(leading.group(1)) if leading else None
+        elif isinstance(year, bool) or not isinstance(year, int):
+            problems.append(f"{where}: year must be an integer, not {year!r}")
+            year = None
+        scenario = table.get("scenario", False)
+        if not isinstance(scenario, bool):
+            problems.append(f"{where}: scenario must be true or false, not {scenario!r}")
+            scenario = False
+        pools = table.get("pools")
+        if pools is not None and not (isinstance(pools, str) and pools.strip()):
+            problems.append(f"{where}: pools must be a path, not {pools!r}")
+            pools = None
+        maps.append(LandUseMap(
+            label=str(label), rasters=tuple(_resolve(folder, v) for v in items), year=year, scenario=scenario,
+            pools=_resolve(folder, pools) if pools else None,
+        ))
+    for m in maps:
+        if m.year is None:
+            problems.append(f"[landuse.maps] {m.label!r} has no year: give `year = ...` or start its label with the year")
+    years = [m.year for m in maps if not m.scenario and m.year is not None]
+    duplicated = sorted({y for y in years if years.count(y) > 1})
+    if duplicated:
+        problems.append(f"[landuse.maps] more than one historical map of year(s) {duplicated}; mark the others `scenario = true`")
+    history = [m for m in maps if not m.scenario]
+    if not history and maps:
+        problems.append("[landuse.maps] every map is a scenario; give at least one historical map as the base")
+    elif maps and all(m.year is not None for m in maps):
+        base = base_map(maps, None)
+        for m in maps:
+            if m.scenario and m.year is not None and base.year is not None and m.year <= base.year:
+                problems.append(
+                    f"[landuse.maps] the scenario {m.label!r} (year {m.year}) is not after its base map {base.label!r} "
+                    f"(year {base.year}); a scenario's year must come after the base year"
+                )
+    return maps, problems
+
+
+def base_map(maps: list[LandUseMap], year: int | None) -> LandUseMap:
+    """The study's base map: the historical map of ``year`` when there is one, else the latest
+    historical map."""
+    history = [m for m in maps if not m.scenario] or maps
+    if year is not None:
+        for m in history:
+            if m.year == year:
+                return m
+    return max(history, key=lambda m: (m.year is not None, m.year or 0))
+
+
+def change_pairs(maps: list[LandUseMap], base: LandUseMap) -> list[tuple[str, str]]:
+    """Consecutive historical maps by year, then the base map to each scenario."""
+    history = sorted((m for m in maps if not m.scenario), key=lambda m: m.year or 0)
+    pairs = [(a.label, b.label) for a, b in zip(history, history[1:])]
+    pairs += [(base.label, m.label) for m in maps if m.scenario]
+    return pairs
+
+
+def slug(label: str) -> str:
+    """A folder name for a map's label (``2030 ecological protection`` → ``2030_ecological_protection``)."""
+    return re.sub(r"[^\w.-]+", "_", label, flags=re.UNICODE).strip("_") or "map"
+
+
+def maps_problems(values: Mapping[str, Any], keys: frozenset[str]) -> list[str]:
+    """The settings rule of ``[landuse]``: exactly one of ``rasters`` and ``maps``, and the maps'
+    own problems (paths are checked with the other inputs)."""
+    if "rasters" in keys and "maps" in keys:
+        return ["[landuse] takes `rasters` (one map) or a [landuse.maps] table (several), not both"]
+    if "rasters" not in keys and "maps" not in keys and "raster" not in keys:
+        return ["[landuse] needs `rasters` (GeoTIFF(s) of integer land-use codes) or a [landuse.maps] table of several maps"]
+    return parse_maps(values.get("maps"), folder=Path("."))[1] if "maps" in values else []
+
+
+def check_maps(maps: list[LandUseMap], *, pools: Any, scan: bool) -> list[str]:
+    """Every map's files, one grid for all (naming the map that differs), each map's pools table
+    and, with ``scan``, codes missing from it. Reads headers (and, with ``scan``, the codes
+    window by window); computes nothing."""
+    import numpy as np
+    import rasterio
+    from carbonscape.carbon import read_pools, unknown_codes_message
+    from carbonscape.errors import InputError
+    from carbonscape.study.inputs import scan_codes
+
+    problems: list[str] = []
+    reference: tuple[str, Any, Any, Any] | None = None
+    for m in maps:
+        ok = True
+        for raster in m.rasters:
+            if not raster.is_file():
+                problems.append(f"land-use map {m.label!r}: {raster}: no such file")
+                ok = False
+                continue
+            try:
+                with rasterio.open(raster) as src:
+                    if np.dtype(src.dtypes[0]).kind not in "iu":
+                        problems.append(f"land-use map {m.label!r}: {raster}: codes must be integers, not {src.dtypes[0]}")
+                        ok = False
+                    header = (src.crs, src.transform, (src.height, src.width))
+            except rasterio.errors.RasterioIOError as exc:
+                problems.append(f"land-use map {m.label!r}: {raster}: unreadable ({exc})")
+                ok = False
+                continue
+            if len(m.rasters) == 1:
+                if reference is None:
+                    reference = (m.label, *header)
+                elif header != reference[1:]:
+                    label, crs, transform, shape = reference
+                    problems.append(
+                        f"land-use map {m.label!r} ({raster}) is not on the grid of map {label!r}: CRS {src.crs} vs {crs}, "
+                        f"origin/pixel {tuple(header[1])[:6]} vs {tuple(transform)[:6]}, shape {header[2]} vs {shape}; "
+                        f"warp it onto that grid, e.g. `gdalwarp -te ... -tr ... -t_srs ...`"
+                    )
+                    ok = False
+        table = pools
+        if m.pools is not None:
+            try:
+                table = read_pools(m.pools)
+            except InputError as exc:
+                problems.append(f"land-use map {m.label!r}: pools: {exc}")
+                table = None
+        if ok and scan and table is not None:
+            found: dict[int, int] = {}
+            for raster in m.rasters:
+                for code, count in scan_codes(raster).items():
+                    found[code] = found.get(code, 0) + count
+            missing = {code: n for code, n in found.items() if code not in table.codes}
+            if missing:
+                problems.append(f"land-use map {m.label!r}: " + unknown_codes_message(", ".join(p.name for p in m.rasters), table, missing))
+    return problems
+
+
+def study_maps(study: Any) -> list[LandUseMap]:
+    """The maps of a study's ``[landuse.maps]``, paths resolved against the study's folder."""
+    return parse_maps(study.setting("landuse", "maps"), folder=study.folder)[0]
+
+
+def run_maps(study: Any, *, stores: Path, county_store: Path, base_store: Path, out: Path, run: Any, progress: bool) -> Any:
+    """Ingest every map (the base map's store is reused), then one pass over all of them
+    (:func:`carbonscape.change.maps_pass`); write each map's supply tables to ``maps/<label>/``,
+    each change's tables to ``changes/<from>_to_<to>/`` and ``maps_summary.csv``."""
+    import pandas as pd
+    from carbonscape.change import maps_pass
+    from carbonscape.io import ingest
+
+    maps = study_maps(study)
+    base = base_map(maps, study.year)
+    paths: dict[str, Path] = {}
+    for m in maps:
+        if m.label == base.label:
+            paths[m.label] = base_store
+        else:
+            paths[m.label] = ingest(list(m.rasters), stores / f"landuse_{slug(m.label)}.zarr", chunk=study.chunk, progress=progress, run=run)
+    pools = {m.label: m.pools or study.pools for m in maps}
+    pairs = change_pairs(maps, base)
+    result = maps_pass(paths, county_store, pools, pairs=pairs, years={m.label: m.year for m in maps}, progress=progress, run=run)
+    for m in maps:
+        result.supply[m.label].write(out / "maps" / slug(m.label))
+    for a, b in pairs:
+        result.changes[(a, b)].write(out / "changes" / f"{slug(a)}_to_{slug(b)}")
+    rows = [{"map": m.label, "year": m.year, "scenario": m.scenario, "base": m.label == base.label,
+             "supply_t": result.supply[m.label].total_t, "pools": str(pools[m.label])} for m in maps]
+    for row in rows:
+        row["folder"] = f"maps/{slug(row['map'])}"
+    summary = pd.DataFrame(rows)
+    summary.to_csv(out / "maps_summary.csv", index=False, encoding="utf-8", float_format="%.10g")
+    changes = pd.DataFrame([
+        {"from": a, "to": b, **{k: result.changes[(a, b)].summary[k] for k in ("supply_from_t", "supply_to_t", "change_t", "changed_pixels",
+                                                                                "nodata_from_only_pixels", "nodata_to_only_pixels",
+                                                                                "comprehensive_dynamic_degree_pct_per_year")},
+         "folder": f"changes/{slug(a)}_to_{slug(b)}"}
+        for a, b in pairs
+    ])
+    changes.to_csv(out / "changes_summary.csv", index=False, encoding="utf-8", float_format="%.10g")
+    return result
