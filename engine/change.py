@@ -245,7 +245,7 @@ def change_tables(
     if constant is not None:
         by_county["npv"] = by_county["change_t"] * constant
     by_county["pixels_both"] = px[:, :na, :nb].sum(axis=(1, 2))
-    by_county["changed_pixels"] = _changed(px, pools_from, pools_to)
+    by_county["changed_pixels"] = (px[:, :na, :nb] * (np.asarray(pools_from.codes)[:, None] != np.asarray(pools_to.codes)[None, :])).sum(axis=(1, 2))
     by_county["nodata_from_only_pixels"] = px[:, na, :nb].sum(axis=1)
     by_county["nodata_to_only_pixels"] = px[:, :na, nb].sum(axis=1)
 
@@ -283,7 +283,8 @@ def change_tables(
     # Land-use dynamic degree (README, "Change between maps"): each class's own area in each map.
     area_from_km2 = area_ha[:, :na, :].sum(axis=(0, 2)) / 100.0
     area_to_by_code = dict(zip(pools_to.codes, area_ha[:, :, :nb].sum(axis=(0, 1)) / 100.0))
-    lost_km2 = np.array([sum(region_ha[i, j] for j in range(nb) if codes_b[j] != codes_a[i]) for i in range(na)]) / 100.0
+    other = codes_a[:, None] != codes_b[None, :]  # (na, nb): the transition leaves the class
+    lost_km2 = (region_ha * other).sum(axis=1) / 100.0
     dynamic = pd.DataFrame({
         "lucode": codes_a,
         "name": names_a,
@@ -302,9 +303,7 @@ def change_tables(
             )
         total_from = float(area_from_km2.sum())
         comprehensive = float(lost_km2.sum() / total_from / span * 100.0) if total_from > 0 else None
-        lost_by_county = np.array([
-            sum(valid[k, i, j] for i in range(na) for j in range(nb) if codes_b[j] != codes_a[i]) for k in range(len(ids))
-        ])
+        lost_by_county = (valid * other[None, :, :]).sum(axis=(1, 2))
         from_by_county = area_ha[:, :na, :].sum(axis=(1, 2))
         with np.errstate(divide="ignore", invalid="ignore"):
             by_county["comprehensive_dynamic_degree_pct_per_year"] = np.where(
@@ -337,13 +336,6 @@ def change_tables(
         by_county=by_county, transitions_by_county=transitions_by_county, transitions=transitions,
         transfer_matrix=matrix, dynamic_degree=dynamic, summary=summary,
     )
-
-
-def _changed(px: np.ndarray, pools_from: PoolTable, pools_to: PoolTable) -> np.ndarray:
-    """Pixels whose code differs between the maps (both valid), when the two tables list other classes."""
-    na, nb = len(pools_from.codes), len(pools_to.codes)
-    same = np.array([[a == b for b in pools_to.codes] for a in pools_from.codes], dtype=bool)
-    return (px[:, :na, :nb] * ~same[None, :, :]).sum(axis=(1, 2))
 
 
 def change(
