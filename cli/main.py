@@ -390,6 +390,29 @@ def demo(ctx: click.Context, out: str, resolution: float, maps: bool, report: bo
         _print_study_summary(result)
         click.echo("")
         click.echo(comparison)
+        _print_changes(result)
+
+
+def _print_changes(result: Any) -> None:
+    """The changes between a study's maps ([landuse.maps]): totals, value and the largest transitions."""
+    found = getattr(result, "landuse_maps", None)
+    if found is None:
+        return
+    for (a, b), found_change in found.changes.items():
+        s = found_change.summary
+        click.echo("")
+        click.echo(f"Change {a} → {b}: supply {s['supply_from_t']:,.0f} → {s['supply_to_t']:,.0f} t C, change {s['change_t']:+,.0f} t C "
+                   f"({s['changed_pixels']:,} pixels changed class)")
+        if "valuation" in s:
+            v = s["valuation"]
+            click.echo(f"  net present value {v['npv']:+,.0f} at {v['price_per_t_c']:g} per t C, {v['discount_rate_pct']:g} % discount, "
+                       f"{v['rate_change_pct']:g} % price change")
+        if s.get("comprehensive_dynamic_degree_pct_per_year") is not None:
+            click.echo(f"  comprehensive land-use dynamic degree {s['comprehensive_dynamic_degree_pct_per_year']:.3f} % per year")
+        moves = found_change.transitions[found_change.transitions["from_code"] != found_change.transitions["to_code"]]
+        click.echo("  largest transitions (transfer matrix: changes/…/transfer_matrix_km2.csv):")
+        for row in moves.sort_values("area_km2", ascending=False).head(6).itertuples():
+            click.echo(f"    {row.from_name:>14} → {row.to_name:<14} {row.area_km2:10,.1f} km²  {row.carbon_change_t:+14,.0f} t C")
 
 
 @cli.command(name="maps")

@@ -4,8 +4,9 @@ test_e2e_demo.py, independently of the demo's own comparison code, on README's 1
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pytest
 import rasterio
-from carbonscape.demo import demo_paths, generate_landuse, paper_class
+from carbonscape.demo import demo_paths, generate_landuse, paper_class, write_demo_study
 
 
 def test_demo_data_are_complete_and_consistent():
@@ -43,3 +44,28 @@ def test_paper_class_follows_table_4():
     assert paper_class(lows, table4).tolist() == list(range(1, 8))
     assert paper_class(highs, table4).tolist() == list(range(1, 8))
     assert paper_class(np.array([0.001, 0.9]), table4).tolist() == [1, 7]
+
+
+def test_demo_study_carries_a_labelled_synthetic_2030_scenario_whose_change_is_valued(tmp_path):
+    from carbonscape import ingest, rasterize_zones
+    from carbonscape.change import Valuation, maps_pass
+    from carbonscape.study import load_study
+    from carbonscape.study.landuse_maps import base_map, change_pairs, study_maps
+
+    study = load_study(write_demo_study(tmp_path / "inputs", resolution_m=2000))
+    maps = study_maps(study)
+    label = "2030 ecological protection (SYNTHETIC)"
+    assert [m.label for m in maps] == ["2020", label] and maps[1].scenario and maps[1].year == 2030
+    assert change_pairs(maps, base_map(maps, study.year)) == [("2020", label)]
+    with rasterio.open(maps[1].rasters[0]) as src:
+        assert "SYNTHETIC" in src.tags()["carbonscape_note"] and "SYNTHETIC" in maps[1].rasters[0].name
+    stores = {m.label: ingest(list(m.rasters), tmp_path / f"{m.year}.zarr", scheduler="synchronous") for m in maps}
+    zones = rasterize_zones(study.counties, like=stores["2020"], id_field="county", out=tmp_path / "z.zarr", scheduler="synchronous")
+    valuation = Valuation(price=study.setting("valuation", "price"), discount_rate=study.setting("valuation", "discount_rate"))
+    result = maps_pass(stores, zones, {m.label: study.pools for m in maps}, pairs=[("2020", label)],
+                       years={m.label: m.year for m in maps}, valuation=valuation, scheduler="synchronous")
+    change = result.changes[("2020", label)]
+    moves = change.transitions.set_index(["from_code", "to_code"])["carbon_change_t"]
+    # Cropland returning to arbor forest stores carbon; built-up land taking cropland loses some.
+    assert moves[(1, 2)] > 0 and moves[(1, 9)] < 0 and change.summary["changed_pixels"] > 0
+    assert change.summary["valuation"]["npv"] == pytest.approx(change.change_t * change.summary["valuation"]["valuation_constant_per_t_c"])

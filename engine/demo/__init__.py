@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from carbonscape.demo.generate import demo_paths, generate_landuse, region_settings
+from carbonscape.demo.generate import demo_paths, generate_landuse, generate_scenario, region_settings
 from carbonscape.io import atomic_path
 from carbonscape.study import StudyResult
 from carbonscape.study import settings as study_settings
@@ -47,22 +47,34 @@ def write_demo_study(folder: str | os.PathLike[str], *, resolution_m: float = 10
     if not landuse.exists() or not stamp.exists() or json.loads(stamp.read_text()) != settings:
         generate_landuse(landuse, resolution_m=resolution_m, seed=seed)
         _replace(stamp, lambda t: t.write_text(json.dumps(settings)))
+    scenario = inputs / f"landuse_2030_ecological_protection_SYNTHETIC_{int(resolution_m)}m.tif"
+    scenario_stamp = inputs / f"{scenario.name}.json"
+    scenario_settings = {**settings, "base_sha256": hashlib.sha256(landuse.read_bytes()).hexdigest(), "seed": 2030}
+    if not scenario.exists() or not scenario_stamp.exists() or json.loads(scenario_stamp.read_text()) != scenario_settings:
+        generate_scenario(landuse, scenario, seed=2030)
+        _replace(scenario_stamp, lambda t: t.write_text(json.dumps(scenario_settings)))
     region = region_settings()
     study = inputs / "study.toml"
     values = {
         "study": {"name": "Central Yunnan Urban Agglomeration 2020 (demo, synthetic land use)", "year": 2020},
-        "landuse": {"rasters": [landuse.name]},
+        "landuse": {"maps": {
+            "2020": [landuse.name],
+            "2030 ecological protection (SYNTHETIC)": {"rasters": [scenario.name], "year": 2030, "scenario": True},
+        }},
         "counties": {"path": "counties.gpkg", "id_field": "county"},
         "pools": {"path": "pools.csv"},
         "demand": {"table": "counties.csv", "key": "county", "population": "population",
                    "total_emissions_t": region["total_emissions_t"], "total_population": region["total_population"]},
         "ratio": {"units": "co2_per_c"},
         "zoning": {"method": "manual", "k": 7, "breaks": list(PAPER_RATIO_BREAKS), "scheme": "four_zones"},
+        "valuation": {"price": 50.0, "discount_rate": 7.0, "rate_change": 0.0},
     }
     notes = {
         ("demand", "total_emissions_t"): "Cem: Yunnan 2019 CO2 (assumed, see SOURCES.md)",
         ("demand", "total_population"): "Yyn: Yunnan 2019 year-end population",
         ("zoning", "method"): "the paper's Table 4 classes; try \"jenks\" for the exact optimum",
+        ("landuse", "maps"): "2030 is a SYNTHETIC illustration (generate_scenario), not a land-use model's output",
+        ("valuation", "price"): "illustrative price per t C (InVEST's default 50 / 7 %)",
     }
     header = ("The Central Yunnan 2020 study (Landscape Architecture Academic Journal 42(1), 2025), bundled demo.\n"
               "Land use is SYNTHETIC (see SOURCES.md); boundaries are real; populations come from the paper's Table 3.")

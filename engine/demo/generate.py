@@ -112,3 +112,36 @@ def _class_counts(area_ha: pd.Series, pixel_ha: float, n_pixels: int, county: st
 def region_settings() -> dict[str, object]:
     """Cem, Yyn and the grid settings of the demo (``region.json``)."""
     return json.loads(demo_paths()["region"].read_text(encoding="utf-8"))
+
+
+def generate_scenario(base: str | os.PathLike[str], path: str | os.PathLike[str], *, seed: int = 2030) -> Path:
+    """Write the demo's SYNTHETIC 2030 "ecological protection" scenario from its 2020 land use.
+
+    Not a model run (no PLUS/FLUS/CA-Markov): a labelled illustration of the change tables. In
+    smooth random patches, a fifth of the cropland returns to arbor forest and a tenth of the
+    grassland to shrub forest, while built-up land grows by taking cropland next to it (one pixel
+    ring, half of it); codes and nodata are the base map's.
+    """
+    with rasterio.open(base) as src:
+        lu = src.read(1)
+        profile = src.profile
+    rows, cols = lu.shape
+    rng = np.random.default_rng(seed)
+    cell = max(min(rows, cols) // 20, 2)
+    field = _interpolate(_coarse_field(rng, rows, cols, cell), cell, 0, rows, cols)
+    out = lu.copy()
+    crop, grass, built = lu == 1, lu == 6, lu == 9
+    if crop.any():
+        out[crop & (field >= np.quantile(field[crop], 0.8))] = 2
+    if grass.any():
+        out[grass & (field >= np.quantile(field[grass], 0.9))] = 3
+    ring = np.zeros_like(built)
+    ring[1:, :] |= built[:-1, :]
+    ring[:-1, :] |= built[1:, :]
+    ring[:, 1:] |= built[:, :-1]
+    ring[:, :-1] |= built[:, 1:]
+    out[ring & crop & (rng.random(lu.shape) < 0.5)] = 9
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(out, 1)
+        dst.update_tags(carbonscape_note="SYNTHETIC 2030 scenario for the demo: not a land-use model's output")
+    return Path(path)

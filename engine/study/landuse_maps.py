@@ -222,7 +222,14 @@ def run_maps(study: Any, *, stores: Path, county_store: Path, base_store: Path, 
             paths[m.label] = ingest(list(m.rasters), stores / f"landuse_{slug(m.label)}.zarr", chunk=study.chunk, progress=progress, run=run)
     pools = {m.label: m.pools or study.pools for m in maps}
     pairs = change_pairs(maps, base)
-    result = maps_pass(paths, county_store, pools, pairs=pairs, years={m.label: m.year for m in maps}, progress=progress, run=run)
+    from carbonscape.change import Valuation
+
+    price = study.setting("valuation", "price")
+    valuation = None if price is None else Valuation(
+        price=price, discount_rate=study.setting("valuation", "discount_rate"), rate_change=study.setting("valuation", "rate_change", 0.0)
+    )
+    result = maps_pass(paths, county_store, pools, pairs=pairs, years={m.label: m.year for m in maps}, valuation=valuation,
+                       progress=progress, run=run)
     for m in maps:
         result.supply[m.label].write(out / "maps" / slug(m.label))
     for a, b in pairs:
@@ -237,6 +244,7 @@ def run_maps(study: Any, *, stores: Path, county_store: Path, base_store: Path, 
         {"from": a, "to": b, **{k: result.changes[(a, b)].summary[k] for k in ("supply_from_t", "supply_to_t", "change_t", "changed_pixels",
                                                                                 "nodata_from_only_pixels", "nodata_to_only_pixels",
                                                                                 "comprehensive_dynamic_degree_pct_per_year")},
+         **({"npv": result.changes[(a, b)].summary["valuation"]["npv"]} if "valuation" in result.changes[(a, b)].summary else {}),
          "folder": f"changes/{slug(a)}_to_{slug(b)}"}
         for a, b in pairs
     ])

@@ -116,12 +116,13 @@ def compute_study(
         timings.lap("zones")
         supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps, progress=progress, run=run)
         timings.lap("supply")
-        maps_summary = None
+        maps_summary = maps_result = None
         if study.setting("landuse", "maps"):
             from carbonscape.study.landuse_maps import run_maps
 
-            maps_summary = run_maps(study, stores=stores, county_store=county_store, base_store=landuse_store, out=out_dir,
-                                    run=run, progress=progress).summary
+            maps_result = run_maps(study, stores=stores, county_store=county_store, base_store=landuse_store, out=out_dir,
+                                   run=run, progress=progress)
+            maps_summary = maps_result.summary
             timings.lap("maps")
         ran_on = where(run.description, run.workers)
 
@@ -178,7 +179,7 @@ def compute_study(
     }
     if final is not None:
         run_info = relocate(run_info, work, final)
-    result = StudyResult(out=out_dir, supply=supply_result, demand=demand, ratio_zones=ratio_zones, zoning=zoning_info,
+    result = StudyResult(landuse_maps=maps_result, out=out_dir, supply=supply_result, demand=demand, ratio_zones=ratio_zones, zoning=zoning_info,
                          totals=totals, run_info=run_info, files=dict(supply_result.files), polygons=polygons)
     write_outputs(result, out_dir, id_field=study.id_field, per_capita_t=per_capita_t)
     draw_outputs(result, maps=study.maps if maps is None else maps, report=study.report if report is None else report, title=study.name)

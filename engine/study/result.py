@@ -50,3 +50,4 @@ class StudyResult:
     run_info: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
     polygons: gpd.GeoDataFrame | None = None
+    landuse_maps: Any = None  # carbonscape.change.MapsResult of a study with [landuse.maps]

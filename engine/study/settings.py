@@ -121,6 +121,7 @@ SECTIONS: dict[str, str] = {
     "ratio": "How demand and supply are put side by side.",
     "zoning": "Ratio classes and the functional zones they are grouped into.",
     "outputs": "What is written besides the tables.",
+    "valuation": "InVEST's valuation of the carbon change between maps ([landuse.maps]): price, discount rate, price change.",
 }
 
 _ZONING_METHOD_HELP = "jenks (exact Fisher-Jenks), quantile, equal or manual"
@@ -166,6 +167,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("outputs", "maps", "bool", True, "draw the maps"),
     Setting("outputs", "report", "bool", True, "write report.html"),
     Setting("outputs", "pixel_maps", "bool", False, "also carbon per pixel (t/ha) as Zarr and Cloud-Optimized GeoTIFF"),
+    Setting("valuation", "price", "number", None, "price of carbon per t C (currency); values each change between maps",
+            minimum=0, example="50", template="comment"),
+    Setting("valuation", "discount_rate", "number", None, "annual market discount rate, % (with price)", example="7",
+            template="comment"),
+    Setting("valuation", "rate_change", "number", 0.0, "annual change in the price of carbon, %", template="comment"),
 )
 
 
@@ -208,13 +214,19 @@ def _zoning_consistent(values: Mapping[str, Any], keys: frozenset[str]) -> list[
     return problems
 
 
+def _valuation(values: Mapping[str, Any], keys: frozenset[str]) -> list[str]:
+    if keys and ("price" not in keys or "discount_rate" not in keys):
+        return ["[valuation] needs both `price` (per t C) and `discount_rate` (%, per year)"]
+    return []
+
+
 def _landuse_maps(values: Mapping[str, Any], keys: frozenset[str]) -> list[str]:
     from carbonscape.study.landuse_maps import maps_problems
 
     return maps_problems(values, keys)
 
 
-RULES: tuple[Rule, ...] = (Rule("demand", _demand_sources), Rule("zoning", _zoning_consistent), Rule("landuse", _landuse_maps))
+RULES: tuple[Rule, ...] = (Rule("demand", _demand_sources), Rule("zoning", _zoning_consistent), Rule("landuse", _landuse_maps), Rule("valuation", _valuation))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,6 +474,8 @@ def _toml(value: Any) -> str:
         return f'"{value}"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, Mapping):  # an inline table, e.g. a map of [landuse.maps]
+        return "{ " + ", ".join(f"{_toml(str(k))} = {_toml(v)}" for k, v in value.items()) + " }"
     return repr(value)
 
 
