@@ -232,6 +232,9 @@ def change(ctx: click.Context, landuse_from: str, landuse_to: str, zones_store: 
         landuse_from, landuse_to, zones_store, pools, pools_to=pools_to, years=years or None, valuation=valuation, out=out,
         pixel_maps=pixel_maps, scheduler=scheduler, progress=_progress(ctx, progress),
     )
+    from carbonscape.change_figures import draw_transitions
+
+    result.files["transitions_sankey"] = draw_transitions(result, Path(out).absolute() / "transitions_sankey.png")
     if not ctx.find_root().obj.get("quiet"):
         s = result.summary
         click.echo(f"supply {s['supply_from_t']:,.0f} t C → {s['supply_to_t']:,.0f} t C; change {s['change_t']:+,.0f} t C "

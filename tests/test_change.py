@@ -195,7 +195,7 @@ def test_cli_change_prints_and_writes(tmp, two_maps):
                                    "--scheduler", "synchronous", "--pixel-maps"])
     assert res.exit_code == 0, res.output
     assert "change +152 t C" in res.output and "crop → forest: 0.020 km²" in res.output
-    for name in ("change_by_county.csv", "transitions_by_county.csv", "transitions.csv", "c_change.tif", "npv.tif"):
+    for name in ("change_by_county.csv", "transitions_by_county.csv", "transitions.csv", "c_change.tif", "npv.tif", "transitions_sankey.png"):
         assert (tmp / "out" / name).exists()
 
 
@@ -240,3 +240,18 @@ def test_many_maps_refuse_another_grid_and_a_scenario_before_its_base_naming_the
     short = write_pools(tmp / "short.csv", POOLS[:3], names=NAMES[:3])
     with pytest.raises(PoolTableError, match=r"2010 map .*missing from the pools table"):
         maps_pass({"2000": a, "2010": b}, zones, {"2000": pools, "2010": short}, scheduler="synchronous")
+
+
+def test_transitions_sankey_and_change_map_are_drawn_from_the_result(tmp, two_maps):
+    from carbonscape.change_figures import draw_change_map, draw_transitions
+    from carbonscape.rasterize import read_polygons
+    from PIL import Image
+
+    a, b, zones, pools = two_maps
+    result = change(a, b, zones, pools, scheduler="synchronous", labels=("2020", "2030"))
+    sankey = draw_transitions(result, tmp / "fig" / "sankey.png")
+    polygons = read_polygons(tmp / "c.gpkg", id_field="county")
+    mapped = draw_change_map(result, polygons, "county", tmp / "fig" / "change.png")
+    for path in (sankey, mapped):
+        with Image.open(path) as image:
+            assert image.size[0] > 500 and len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 20  # drawn, not blank

@@ -204,7 +204,8 @@ def study_maps(study: Any) -> list[LandUseMap]:
     return parse_maps(study.setting("landuse", "maps"), folder=study.folder)[0]
 
 
-def run_maps(study: Any, *, stores: Path, county_store: Path, base_store: Path, out: Path, run: Any, progress: bool) -> Any:
+def run_maps(study: Any, *, stores: Path, county_store: Path, base_store: Path, out: Path, run: Any, progress: bool,
+             polygons: Any = None, draw: bool = False) -> Any:
     """Ingest every map (the base map's store is reused), then one pass over all of them
     (:func:`carbonscape.change.maps_pass`); write each map's supply tables to ``maps/<label>/``,
     each change's tables to ``changes/<from>_to_<to>/`` and ``maps_summary.csv``."""
@@ -233,7 +234,14 @@ def run_maps(study: Any, *, stores: Path, county_store: Path, base_store: Path, 
     for m in maps:
         result.supply[m.label].write(out / "maps" / slug(m.label))
     for a, b in pairs:
-        result.changes[(a, b)].write(out / "changes" / f"{slug(a)}_to_{slug(b)}")
+        folder = out / "changes" / f"{slug(a)}_to_{slug(b)}"
+        result.changes[(a, b)].write(folder)
+        if draw:
+            from carbonscape.change_figures import draw_change_map, draw_transitions
+
+            draw_transitions(result.changes[(a, b)], folder / "transitions_sankey.png")
+            if polygons is not None:
+                draw_change_map(result.changes[(a, b)], polygons, study.id_field, folder / "carbon_change_by_county.png")
     rows = [{"map": m.label, "year": m.year, "scenario": m.scenario, "base": m.label == base.label,
              "supply_t": result.supply[m.label].total_t, "pools": str(pools[m.label])} for m in maps]
     for row in rows:
