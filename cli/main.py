@@ -127,13 +127,14 @@ def ingest(ctx: click.Context, landuse: tuple[str, ...], out: str, chunk: int, f
 @click.option("--id-field", required=True, help="Field naming each county (unique).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Zone store to write.")
 @click.option("--layer", default=None, help="Layer of the vector file, when it has several.")
+@click.option("--encoding", default=None, help="Code page of the attribute text (e.g. GBK) when the file does not say; default: detected.")
 @force_option
 @scheduler_option
 @progress_option
 @click.pass_context
 @_handle_errors
-def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str, layer: str | None, force: bool, scheduler: str | None,
-          progress: bool | None) -> None:
+def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str, layer: str | None, encoding: str | None, force: bool,
+          scheduler: str | None, progress: bool | None) -> None:
     """Rasterize county polygons to zone ids on exactly the land-use grid.
 
     \b
@@ -141,7 +142,8 @@ def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str,
         carbonscape zones counties.gpkg --like landuse.zarr --id-field county --out zones.zarr
     """
     path = carbonscape.rasterize_zones(
-        counties, like=like, id_field=id_field, out=out, layer=layer, force=force, scheduler=scheduler, progress=_progress(ctx, progress)
+        counties, like=like, id_field=id_field, out=out, layer=layer, encoding=encoding, force=force, scheduler=scheduler,
+        progress=_progress(ctx, progress)
     )
     click.echo(str(path))
 

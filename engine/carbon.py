@@ -24,6 +24,7 @@ from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, InputError, PoolTableError
 from carbonscape.io import atomic_path, open_store, raster_dataset, staged_outputs, write_store
 from carbonscape.rasterize import open_zones
+from carbonscape.tables import read_table
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ def read_pools(path: str | os.PathLike[str] | pd.DataFrame) -> PoolTable:
     """Read and check an InVEST carbon pools table.
 
     Columns (case-insensitive, as InVEST reads them): ``lucode, c_above, c_below, c_soil, c_dead``
-    in t/ha, optionally ``LULC_name``. Raises :class:`PoolTableError` naming the rows at fault.
+    in t/ha, optionally ``LULC_name``. CSV in any common separator, decimal mark and encoding, or
+    an Excel sheet (the first); the header may sit below title rows
+    (:func:`carbonscape.tables.read_table`). Raises :class:`PoolTableError` naming the rows at fault.
     """
     if isinstance(path, pd.DataFrame):
         raw, source = path.copy(), "<table>"
@@ -68,11 +71,15 @@ def read_pools(path: str | os.PathLike[str] | pd.DataFrame) -> PoolTable:
         if not os.path.exists(source):
             raise PoolTableError(f"{source}: no such file")
         try:
-            raw = pd.read_csv(source, encoding="utf-8-sig")
-        except pd.errors.EmptyDataError:
-            raise PoolTableError(f"{source}: the file is empty; a pools table has a header lucode, c_above, c_below, c_soil, c_dead and one row per class") from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise PoolTableError(f"{source}: not a readable CSV ({exc})") from exc
+            # Any separator, decimal mark, encoding, CSV or Excel, header below title rows (as InVEST
+            # lets pandas sniff the separator, natcap/invest#1296).
+            raw, _ = read_table(source, columns=["lucode"], text_columns=["lulc_name", "name", "lulc_desc", "name_zh", "name_en"],
+                                case_insensitive=True)
+        except InputError as exc:
+            message = str(exc)
+            if message.endswith("the file is empty"):
+                message += "; a pools table has a header lucode, c_above, c_below, c_soil, c_dead and one row per class"
+            raise PoolTableError(message) from None
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     missing = [c for c in ("lucode", *POOL_COLUMNS) if c not in raw.columns]
     if missing:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from carbonscape.errors import InputError, TableError
+from carbonscape.tables import HEADER_SEARCH_ROWS, read_table
 
 
 def per_capita_emission(*, total_emissions_t: float, total_population: float) -> float:
@@ -55,32 +56,24 @@ def check_county_table(
         the header being row 1.
     """
     source = Path(path)
-    if not source.is_file():
-        return None, [f"{source}: no such file"]
-    if source.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-        try:
-            import openpyxl  # noqa: F401
-        except ImportError:
-            return None, [f"{source}: reading Excel files needs openpyxl: `pip install openpyxl` (or save the sheet as CSV)"]
-        try:
-            frame = pd.read_excel(source, sheet_name=sheet or 0, dtype={key: str})
-        except (ValueError, KeyError) as exc:  # a missing sheet, an unreadable workbook
-            return None, [f"{source}: cannot read sheet {sheet or 0!r} ({exc})"]
-    else:
-        try:
-            # Blank lines kept (then dropped below) so that row numbers stay the file's line numbers.
-            frame = pd.read_csv(source, dtype={key: str}, encoding="utf-8-sig", skip_blank_lines=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            return None, [f"{source}: not a readable CSV ({exc}); save it as UTF-8 CSV"]
+    try:
+        frame, fmt = read_table(source, columns=[key], text_columns=[key], sheet=sheet)
+    except InputError as exc:
+        return None, [str(exc)]
     frame = frame.dropna(how="all")
-    frame.columns = [str(c).strip() for c in frame.columns]
-    rows = pd.Series(frame.index.to_numpy() + 2, index=frame.index)
+    rows = pd.Series(frame.index.to_numpy(), index=frame.index)
+    header_note = f" (the header found on row {fmt.header_row})" if fmt.header_row != 1 else ""
     problems: list[str] = []
     if key not in frame.columns:
-        problems.append(f"{source}: no column {key!r} to match the counties by; the columns are {list(frame.columns)}")
+        problems.append(
+            f"{source}: no column {key!r} to match the counties by in the first {HEADER_SEARCH_ROWS} rows; the columns of row "
+            f"{fmt.header_row} are {list(frame.columns)}. Name the right one in the study file ([demand] key)"
+        )
     missing = [c for c in numeric if c not in frame.columns]
     if missing:
-        problems.append(f"{source}: no column(s) {missing}; the columns are {list(frame.columns)}. Rename them or name the right ones in the study file")
+        problems.append(
+            f"{source}: no column(s) {missing}; the columns are {list(frame.columns)}{header_note}. Rename them or name the right ones in the study file"
+        )
     if key not in frame.columns:
         return None, problems
     no_key = frame[key].isna() | (frame[key].astype(str).str.strip() == "")
@@ -100,6 +93,7 @@ def check_county_table(
                 problems.append(f"{source}: {column!r} must be a non-negative number in every row; bad: {bad}. Fix these cells")
     frame = frame.set_axis(pd.Index(keys, name="county"), axis=0).drop(columns=[key])
     frame.attrs["source"] = str(source)
+    frame.attrs["format"] = fmt.describe()
     return frame, problems
 
 

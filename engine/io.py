@@ -373,6 +373,11 @@ def _read_window(tiles: tuple[_Tile, ...], rows: tuple[int, int], cols: tuple[in
     return out
 
 
+# Tiles whose origins differ from the mosaic's grid by less than this (in pixels) are snapped onto
+# it; larger offsets are refused (they would shift land use against the county boundaries).
+TILE_SNAP_PX = 1e-3
+
+
 def _mosaic_grid(paths: Sequence[str], chunk: int) -> tuple[Grid, tuple[_Tile, ...], np.dtype, Any]:
     first_grid: Grid | None = None
     infos = []
@@ -419,12 +424,17 @@ def _mosaic_grid(paths: Sequence[str], chunk: int) -> tuple[Grid, tuple[_Tile, .
         col_f = (grid.bounds[0] - left) / xres
         row_f = (top - grid.bounds[3]) / yres
         col, row = round(col_f), round(row_f)
-        if abs(col - col_f) > 1e-6 or abs(row - row_f) > 1e-6:
+        dx, dy = col_f - col, row_f - row
+        if max(abs(dx), abs(dy)) > TILE_SNAP_PX:
             raise AlignmentError(
-                f"{path}: its pixels are offset by a fraction of a pixel ({col_f - col:+.3f}, "
-                f"{row_f - row:+.3f}) from {ref_path}'s; the tiles are not one grid — resample them "
-                "onto a common grid (gdalwarp -tap)"
+                f"{path}: its pixels are offset by a fraction of a pixel (columns {dx:+.4g}, rows {dy:+.4g} pixel; "
+                f"more than the {TILE_SNAP_PX:g} pixel carbonscape snaps) from {ref_path}'s; the tiles are not one grid — "
+                "resample them onto a common grid (gdalwarp -tap)"
             )
+        if max(abs(dx), abs(dy)) > 1e-9:
+            # Rounding in the tiles' georeferencing (a corner written to 6 decimals, a reprojected
+            # origin): far below a pixel, so the tile is placed on the nearest whole pixel.
+            log.info("%s: offset by (%+.3g, %+.3g) pixel from %s's grid, under %g pixel: snapped onto it", path, dx, dy, ref_path, TILE_SNAP_PX)
         tiles.append(_Tile(path=os.path.abspath(path), row=row, col=col, height=grid.shape[0], width=grid.shape[1]))
         right_px = max(right_px, col + grid.shape[1])
         bottom_px = max(bottom_px, row + grid.shape[0])

@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 import shapely
 from carbonscape.cluster import Executor, using
-from carbonscape.errors import InputError, ZoneError
+from carbonscape.errors import ZoneError
 from carbonscape.grid import Grid
 from carbonscape.io import open_store, raster_dataset, store_is_current, write_store
+from carbonscape.vectors import read_vector
 from dask.highlevelgraph import HighLevelGraph
 from pyproj import Geod
 from rasterio.errors import NotGeoreferencedWarning
@@ -66,20 +67,19 @@ class ZoneTable:
 
 
 def read_polygons(
-    path: str | os.PathLike[str], *, id_field: str, layer: str | None = None, names: Mapping[str, str] | None = None
+    path: str | os.PathLike[str], *, id_field: str, layer: str | None = None, encoding: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read county polygons and check the id field (present, not empty, unique).
 
-    ``names`` says how messages name the options: ``{"id_field": "--id-field"}`` (the default,
-    for the CLI's `zones`) or ``{"id_field": "[counties] id_field"}`` for a study file."""
+    The layer must be named when the file has several; text of a shapefile without a ``.cpg`` is
+    decoded as its bytes say (UTF-8 or GBK), unless ``encoding`` is given
+    (:func:`carbonscape.vectors.read_vector`). ``names`` says how messages name the options:
+    ``{"id_field": "--id-field", ...}`` (the default, for the CLI's `zones`) or
+    ``{"id_field": "[counties] id_field", ...}`` for a study file."""
     option = {"id_field": "--id-field", **(names or {})}
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such file")
-    try:
-        gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
-    except Exception as exc:  # pyogrio raises its own DataSourceError/DataLayerError types
-        raise InputError(f"{path}: cannot be read as a vector file ({exc})") from exc
+    gdf = read_vector(path, layer=layer, encoding=encoding, names=names)
     if gdf.empty:
         raise ZoneError(f"{path}: the layer holds no features")
     if id_field not in gdf.columns:
@@ -220,6 +220,7 @@ def rasterize_zones(
     id_field: str,
     out: str | os.PathLike[str],
     layer: str | None = None,
+    encoding: str | None = None,
     force: bool = False,
     scheduler: str | None = None,
     progress: bool = False,
@@ -239,6 +240,9 @@ def rasterize_zones(
         The zone store to write.
     layer
         The vector layer, when the file has several.
+    encoding
+        The attribute text's encoding (default: the ``.cpg``, else detected, see
+        :func:`carbonscape.vectors.read_vector`).
     force
         Rebuild even when the store is up to date.
     scheduler, progress
@@ -257,6 +261,7 @@ def rasterize_zones(
     fingerprint = {
         "vector": {"path": os.path.abspath(vector_path), "bytes": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None},
         "layer": layer,
+        **({"encoding": encoding} if encoding else {}),
         "id_field": id_field,
         "grid": grid.to_attrs(),
         "chunks": list(grid.chunks),
@@ -265,7 +270,7 @@ def rasterize_zones(
     if not force and store_is_current(out_path, fingerprint, "carbonscape_source"):
         log.info("%s is up to date; nothing to do (use --force to rebuild)", out_path)
         return out_path
-    gdf = read_polygons(vector_path, id_field=id_field, layer=layer)
+    gdf = read_polygons(vector_path, id_field=id_field, layer=layer, encoding=encoding)
     declared = gdf.crs.name
     gdf = gdf.to_crs(grid.crs)
     if not np.all(np.isfinite(gdf.total_bounds)):

@@ -68,6 +68,7 @@ class Study:
     ratio_units: str = "co2_per_c"
     chunk: int = 4096
     layer: str | None = None
+    encoding: str | None = None
     out: Path | None = None
     pixel_maps: bool = False
     maps: bool = True
@@ -104,6 +105,7 @@ class Study:
             counties=counties.get("path"),
             id_field=counties.get("id_field"),
             layer=counties.get("layer"),
+            encoding=counties.get("encoding"),
             pools=v["pools"].get("path"),
             demand=DemandSpec(
                 table=demand.get("table"),

@@ -24,7 +24,7 @@ from carbonscape.study.file import Study
 __all__ = ["Inputs", "load_inputs", "scan_codes"]
 
 # How messages about a study's inputs name the settings that fix them.
-STUDY_NAMES = {"id_field": "[counties] id_field", "layer": "[counties] layer"}
+STUDY_NAMES = {"id_field": "[counties] id_field", "layer": "[counties] layer", "encoding": "[counties] encoding"}
 
 
 @dataclass
@@ -96,7 +96,8 @@ def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan
         problems.extend(check_maps(study_maps(study), pools=inputs.pools, scan=scan))
     if study.counties is not None and study.id_field is not None:
         try:
-            inputs.polygons = read_polygons(study.counties, id_field=study.id_field, layer=study.layer, names=STUDY_NAMES)
+            inputs.polygons = read_polygons(study.counties, id_field=study.id_field, layer=study.layer, encoding=study.encoding,
+                                            names=STUDY_NAMES)
         except InputError as exc:
             problems.append(f"counties: {exc}")
     if study.demand.table is not None and study.demand.key is not None:

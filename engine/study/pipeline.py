@@ -112,7 +112,7 @@ def compute_study(
         landuse_store = ingest(list(study.landuse), stores / "landuse.zarr", chunk=study.chunk, progress=progress, run=run)
         timings.lap("ingest")
         county_store = rasterize_zones(study.counties, like=landuse_store, id_field=study.id_field, out=stores / "zones.zarr",
-                                       layer=study.layer, progress=progress, run=run)
+                                       layer=study.layer, encoding=study.encoding, progress=progress, run=run)
         timings.lap("zones")
         supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps, progress=progress, run=run)
         timings.lap("supply")

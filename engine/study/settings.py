@@ -139,6 +139,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("counties", "path", "path", REQUIRED, "GeoPackage, Shapefile, GeoJSON...", example='"counties.gpkg"'),
     Setting("counties", "id_field", "text", REQUIRED, "field holding the unique name or code of each county", example='"county"'),
     Setting("counties", "layer", "text", None, "layer to read when the file has several", example='"counties"', template="comment"),
+    Setting("counties", "encoding", "text", None, "code page of the attribute text when the file does not say (a shapefile "
+            "without .cpg); default: detected (UTF-8 or GBK)", example='"GBK"', template="comment"),
     Setting("pools", "path", "path", REQUIRED, "the pools table (CSV or XLSX)", example='"pools.csv"'),
     Setting("demand", "table", "path", REQUIRED, "CSV or XLSX with one row per county", example='"population.csv"'),
     Setting("demand", "key", "text", None, "column matching [counties] id_field (default: the same name)", example='"county"'),
