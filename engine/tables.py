@@ -85,8 +85,30 @@ def detect_encoding(data: bytes) -> str:
             data.decode(encoding)
         except UnicodeDecodeError:
             continue
+        if encoding == "gb18030" and not _mostly_gb2312(data):
+            continue  # GB18030 decodes nearly any bytes: "Zürich" in Windows-1252 is not Chinese
         return encoding
     raise InputError("not a text file in UTF-8, GBK/GB18030 or Windows-1252")
+
+
+def _mostly_gb2312(data: bytes) -> bool:
+    """Whether most double-byte characters lie in GB2312's range (A1-F7, A1-FE), where
+    nearly all Chinese text saved as GBK falls and Latin-1 letters followed by ASCII do not."""
+    common = pairs = i = 0
+    while i < len(data):
+        byte = data[i]
+        if byte < 0x80:
+            i += 1
+            continue
+        if i + 1 < len(data) and 0x30 <= data[i + 1] <= 0x39:  # a four-byte GB18030 sequence
+            i += 4
+            pairs += 1
+            continue
+        pairs += 1
+        if i + 1 < len(data) and 0xA1 <= byte <= 0xF7 and 0xA1 <= data[i + 1] <= 0xFE:
+            common += 1
+        i += 2
+    return pairs > 0 and common >= 0.5 * pairs
 
 
 _NUMBER = {

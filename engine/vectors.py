@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 from carbonscape.errors import InputError, ZoneError
 
 __all__ = ["dbf_encoding", "looks_misdecoded", "read_vector"]
@@ -141,7 +142,8 @@ def read_vector(
     if detected and detected != "UTF-8":
         log.info("%s: no .cpg file; its text decodes as %s (GBK), so it is read as %s (set %s to override)",
                  source, detected, detected, option["encoding"])
-    texts = [v for column in gdf.columns if column != gdf.geometry.name and gdf[column].dtype == object
+    texts = [v for column in gdf.columns if column != gdf.geometry.name
+             and (pd.api.types.is_object_dtype(gdf[column]) or pd.api.types.is_string_dtype(gdf[column]))
              for v in gdf[column].dropna().astype(str).head(1000)]
     garbled = looks_misdecoded(texts)
     if garbled is not None:
