@@ -327,14 +327,21 @@ def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | No
 def check(ctx: click.Context, study: str) -> None:
     """Validate every input of a study without computing; list all problems at once.
 
+    On success it prints what it checked: the counties, the CRS and the area rule, the grid and
+    pixel size, the land-use codes with their pixel counts, the pixels per county.
+
     \b
     Example:
         carbonscape check study.toml
     """
-    problems = carbonscape.check_study(study)
+    from carbonscape.study import check_report
+
+    problems, checked = check_report(study)
     if problems:
         raise carbonscape.StudyError(problems, path=study)
     click.echo(f"{study}: all inputs look right")
+    for line in checked:
+        click.echo(f"  {line}")
 
 
 @cli.command()

@@ -201,3 +201,86 @@ def test_a_study_object_is_checked_like_its_file(tmp_path):
     bad = pd.DataFrame({"county": ["C1", "C2"], "population": [1, 2]})
     bad.to_csv(tmp_path / "population.csv", index=False)
     assert check_study(study) == ["demand: 1 polygon(s) of counties.gpkg have no row in population.csv: ['C3']; add their rows"]
+
+
+# -- what run would refuse, found by check before any compute --------------------------------------
+
+
+def test_a_raster_that_covers_none_of_the_counties_is_refused_before_any_compute(tmp_path):
+    from carbonscape.cli.main import cli
+    from click.testing import CliRunner
+
+    path = make_study(tmp_path)
+    far = [pixel_box(4 * i + 1000, 0, 4 * i + 1004, 4) for i in range(3)]  # 100 km east of the raster
+    write_vector(tmp_path / "counties.gpkg", far, ["C1", "C2", "C3"])
+    problems = check_study(path)
+    assert len(problems) == 1 and "landuse.tif covers none of the 3 counties of counties.gpkg" in problems[0], problems
+    for command in (["check", str(path)], ["run", str(path), "--scheduler", "synchronous"]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 2 and "covers none of the 3 counties" in result.output, result.output
+    assert not (tmp_path / "results").exists()
+
+
+def test_counties_the_raster_does_not_reach_are_named(tmp_path):
+    path = make_study(tmp_path)
+    write_vector(tmp_path / "counties.gpkg", [pixel_box(0, 0, 4, 4), pixel_box(4, 0, 8, 4), pixel_box(40, 0, 44, 4)], ["C1", "C2", "C3"])
+    (problem,) = check_study(path)
+    assert "does not reach 1 of the counties of counties.gpkg (C3): they would get no pixels" in problem
+
+
+def test_k_above_the_distinct_ratios_of_counties_without_population(tmp_path):
+    """Case 07's kind: counties with no population all have ratio 0, one value for the breaks."""
+    from carbonscape.cli.main import cli
+    from click.testing import CliRunner
+
+    codes = np.ones((4, 32), dtype=np.uint8)
+    codes[:, 16:] = 2
+    path = make_study(tmp_path, codes=codes, zoning='method = "jenks"\nk = 7\nscheme = "classes"',
+                      population="county,population\n" + "".join(f"C{i},{p}\n" for i, p in enumerate([0, 0, 0, 1000, 5000, 20000, 80000, 300000], 1)))
+    write_vector(tmp_path / "counties.gpkg", [pixel_box(4 * i, 0, 4 * i + 4, 4) for i in range(8)], [f"C{i}" for i in range(1, 9)])
+    (problem,) = check_study(path)
+    assert problem == ("[zoning] k = 7 jenks classes need 7 distinct ratios, but 3 counties have no population (C1, C2, C3: "
+                       "'population' is 0), so they share ratio 0 and at most 6 distinct ratios remain; use k <= 6")
+    result = CliRunner().invoke(cli, ["run", str(path), "--scheduler", "synchronous"])
+    assert result.exit_code == 2 and "use k <= 6" in result.output and not (tmp_path / "results").exists()
+    path.write_text(path.read_text().replace("k = 7", "k = 6"), encoding="utf-8")
+    assert check_study(path) == []
+
+
+def test_ties_only_the_computed_ratios_show_are_refused_with_the_study_key_and_nothing_written(tmp_path):
+    """Three counties alike in land use and population have one ratio: k = 2 cannot be met, which
+    only the supply pass can tell; run exits 2 naming [zoning] k and writes no results."""
+    from carbonscape.cli.main import cli
+    from click.testing import CliRunner
+
+    path = make_study(tmp_path, codes=np.ones((4, 12), dtype=np.uint8), population="county,population\nC1,10\nC2,10\nC3,10\n")
+    assert check_study(path) == []
+    result = CliRunner().invoke(cli, ["run", str(path), "--scheduler", "synchronous"])
+    assert result.exit_code == 2, result.output
+    assert "[zoning] k = 2 (jenks): 2 classes asked for 1 distinct value(s); use at most 1 classes" in result.output
+    assert "np.float64" not in result.output and not (tmp_path / "results").exists()
+    assert not list(tmp_path.glob(".results.*"))
+
+
+def test_check_says_what_it_checked(tmp_path):
+    from carbonscape.cli.main import cli
+    from click.testing import CliRunner
+
+    path = make_study(tmp_path)
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "all inputs look right" in out
+    assert "counties   3 in counties.gpkg (id field 'county'), CRS WGS 84 / UTM zone 48N" in out
+    assert "projected (EPSG:32648): pixels 100 × 100 m = 1 ha each" in out and "4 × 12 pixels, uint8, nodata 255" in out
+    # Codes 1 and 2 with their pixel counts (24 and 23: one pixel is nodata), and pixels per county.
+    assert "2 land-use codes, all in pools.csv: 1 class 1 (23 px), 2 class 2 (24 px)" in out
+    assert "per county about 16 (fewest: C1) to 16, median 16" in out
+
+
+def test_check_reports_a_results_folder_run_would_refuse(tmp_path):
+    path = make_study(tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "thesis.docx").write_text("mine")
+    (problem,) = check_study(path)
+    assert problem.startswith("results: ") and "holds files carbonscape did not write (thesis.docx)" in problem

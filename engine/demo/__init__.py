@@ -168,7 +168,7 @@ def run_demo(
     # that replaces ``out`` whole only when all of it is written (its inputs and stores reused).
     with results_folder(final, owner={"kind": "demo"}, overwrite=overwrite, reuse=("stores", "inputs")) as work:
         study_file = write_demo_study(work / "inputs", resolution_m=resolution_m)
-        problems, study, inputs = checked_inputs(study_file, out=work, scan=False)
+        problems, study, inputs = checked_inputs(study_file, out=work, scan=False, folder=False)
         if problems or study is None:
             raise StudyError(problems, path=str(study_file))
         result = compute_study(study, inputs, work=work, final=final, scheduler=scheduler, progress=progress, maps=False, report=False)

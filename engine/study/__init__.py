@@ -12,7 +12,7 @@ and checking the input files), ``pipeline`` (:func:`run_study`), ``outputs`` (wr
 """
 
 from carbonscape.study.file import DemandSpec, Study, ZoningSpec, load_study, read_study, write_study_template
-from carbonscape.study.inputs import Inputs, check_study, load_inputs, scan_codes
+from carbonscape.study.inputs import Inputs, check_report, check_study, load_inputs, scan_codes
 from carbonscape.study.outputs import draw_outputs
 from carbonscape.study.pipeline import run_study
 from carbonscape.study.provenance import sha256
@@ -27,6 +27,7 @@ __all__ = [
     "Study",
     "StudyResult",
     "ZoningSpec",
+    "check_report",
     "check_study",
     "draw_outputs",
     "load_inputs",

@@ -8,7 +8,8 @@ Messages name study keys (``[counties] id_field``), never command-line flags.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -16,15 +17,26 @@ import numpy as np
 import pandas as pd
 from carbonscape.carbon import PoolTable, block_codes, read_pools, unknown_codes_message
 from carbonscape.demand import check_county_table
-from carbonscape.errors import InputError
+from carbonscape.errors import GridError, InputError
+from carbonscape.grid import Grid
 from carbonscape.io import LANDUSE_VARIABLE, source_fingerprint, store_is_current
 from carbonscape.rasterize import read_polygons
 from carbonscape.study.file import Study
 
-__all__ = ["Inputs", "load_inputs", "scan_codes"]
+__all__ = ["Inputs", "RasterInfo", "check_report", "check_study", "describe", "load_inputs", "scan_codes"]
 
 # How messages about a study's inputs name the settings that fix them.
 STUDY_NAMES = {"id_field": "[counties] id_field", "layer": "[counties] layer", "encoding": "[counties] encoding"}
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """A land-use GeoTIFF's grid as its header says."""
+
+    path: Path
+    grid: Grid
+    dtype: str
+    nodata: float | None
 
 
 @dataclass
@@ -35,6 +47,9 @@ class Inputs:
     polygons: gpd.GeoDataFrame | None = None
     table: pd.DataFrame | None = None
     code_counts: dict[int, int] | None = None
+    rasters: list[RasterInfo] = field(default_factory=list)
+    coverage: pd.Series | None = None  # share of each county's area inside the rasters' footprint
+    pixels: pd.Series | None = None  # about how many pixels each county holds (its area over a pixel's)
 
 
 def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan: bool = True) -> tuple[Inputs, list[str]]:
@@ -69,9 +84,17 @@ def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan
             with rasterio.open(raster) as src:
                 if src.crs is None:
                     problems.append(f"land use: {raster}: no CRS; assign one, e.g. `gdal_edit.py -a_srs EPSG:XXXX {raster}`")
+                    rasters_ok = False
                 if np.dtype(src.dtypes[0]).kind not in "iu":
                     problems.append(f"land use: {raster}: codes must be integers, not {src.dtypes[0]}; convert it, e.g. `gdal_translate -ot Int16`")
                     rasters_ok = False
+                if src.crs is not None:
+                    try:
+                        grid = Grid.from_affine(crs=src.crs, transform=src.transform, shape=(src.height, src.width))
+                        inputs.rasters.append(RasterInfo(path=raster, grid=grid, dtype=str(src.dtypes[0]), nodata=src.nodata))
+                    except GridError as exc:
+                        problems.append(f"land use: {raster}: {exc}")
+                        rasters_ok = False
         except rasterio.errors.RasterioIOError as exc:
             problems.append(f"land use: {raster}: unreadable ({exc})")
             rasters_ok = False
@@ -107,15 +130,138 @@ def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan
         problems.extend(f"demand: {problem}" for problem in table_problems)
         if inputs.table is not None and inputs.polygons is not None and study.id_field is not None:
             problems.extend(_key_mismatches(inputs.polygons[study.id_field], inputs.table.index, study))
-    zoning = study.zoning
-    polygons = inputs.polygons
-    if polygons is not None and zoning.k is not None and zoning.method in ("jenks", "quantile") and zoning.k > len(polygons):
-        name = study.counties.name if study.counties is not None else "the counties file"
-        problems.append(
-            f"[zoning] k = {zoning.k} {zoning.method} classes need at least {zoning.k} counties with distinct "
-            f"ratios, and {name} has {len(polygons)}; use k <= {len(polygons)}"
-        )
+    if rasters_ok and inputs.rasters and inputs.polygons is not None and study.id_field is not None:
+        problems.extend(_coverage(study, inputs))
+    problems.extend(_classes_problems(study, inputs))
     return inputs, problems
+
+
+def _coverage(study: Study, inputs: Inputs) -> list[str]:
+    """Whether the rasters cover the counties: none covered, or counties wholly outside, are
+    problems (run would give them no pixels); the share covered and the pixels of each county
+    are kept for the summary."""
+    import shapely
+
+    polygons, grid = inputs.polygons, inputs.rasters[0].grid
+    assert polygons is not None and study.id_field is not None
+    keys = polygons[study.id_field].astype(str).to_numpy()
+    footprint = shapely.union_all([shapely.box(*info.grid.bounds) for info in inputs.rasters])
+    with warnings.catch_warnings():
+        # Shares and pixel counts in the raster's own CRS, degrees included: both are ratios of
+        # areas in that CRS, which is what "pixels inside" means (geopandas warns of degrees).
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            projected = polygons.geometry.to_crs(grid.crs)
+        except Exception as exc:  # noqa: BLE001 - pyproj's errors vary by version
+            return [f"counties: {study.counties}: the polygons cannot be put in the raster's CRS {grid.crs.name!r} ({exc})"]
+        if not np.all(np.isfinite(projected.total_bounds)):
+            return [f"counties: {study.counties}: the polygons do not fit the raster's CRS {grid.crs.name!r}; check both files' declared CRS"]
+        area = projected.area.to_numpy()
+        inside = projected.intersection(footprint).area.to_numpy()
+    share = np.divide(inside, area, out=np.zeros_like(area), where=area > 0)
+    inputs.coverage = pd.Series(share, index=keys)
+    xres, yres = grid.resolution
+    inputs.pixels = pd.Series(inside / abs(xres * yres), index=keys)
+    landuse = ", ".join(p.path.name for p in inputs.rasters)
+    counties = study.counties.name if study.counties is not None else "the counties"
+    if not (share > 1e-9).any():
+        left, bottom, right, top = footprint.bounds
+        return [
+            f"land use: {landuse} covers none of the {len(keys)} counties of {counties} (raster bounds "
+            f"{left:.6g}, {bottom:.6g}, {right:.6g}, {top:.6g} in {grid.crs.name!r}; counties' bounds "
+            f"{', '.join(f'{v:.6g}' for v in projected.total_bounds)}); check that both cover the same region and that their CRSs are declared right"
+        ]
+    outside = [k for k, v in zip(keys, share) if v <= 1e-9]
+    problems = []
+    if outside:
+        problems.append(
+            f"land use: {landuse} does not reach {len(outside)} of the counties of {counties} ({', '.join(outside[:20])}): they would get "
+            "no pixels; give a raster that covers them, or leave them out of the counties file"
+        )
+    minimum = study.setting("counties", "min_coverage")
+    if minimum is not None:
+        short = [(k, v) for k, v in zip(keys, share) if 1e-9 < v < minimum]
+        if short:
+            listed = ", ".join(f"{k} ({100 * v:.1f}% covered)" for k, v in short[:20])
+            problems.append(f"land use: {landuse} covers less than [counties] min_coverage = {minimum:g} of {listed}")
+    return problems
+
+
+def _classes_problems(study: Study, inputs: Inputs) -> list[str]:
+    """k against the counties and against the distinct ratios they can have: counties with no
+    demand (zero population or emissions) all have ratio 0, one value for the breaks."""
+    zoning, polygons, table = study.zoning, inputs.polygons, inputs.table
+    if polygons is None or zoning.k is None or zoning.method not in ("jenks", "quantile"):
+        return []
+    k, method = zoning.k, zoning.method
+    name = study.counties.name if study.counties is not None else "the counties file"
+    if k > len(polygons):
+        return [f"[zoning] k = {k} {method} classes need at least {k} counties with distinct ratios, and {name} has "
+                f"{len(polygons)}; use k <= {len(polygons)}"]
+    column = study.demand.emissions_column or study.demand.population
+    if table is None or column not in table.columns:
+        return []
+    values = pd.to_numeric(table[column], errors="coerce")
+    if values.isna().any() or (values < 0).any():
+        return []  # reported as a table problem already
+    zero = list(values.index[values == 0].astype(str))
+    distinct = int((values > 0).sum()) + (1 if zero else 0)
+    if len(zero) > 1 and k > distinct:
+        what = "emissions" if study.demand.emissions_column else "population"
+        return [
+            f"[zoning] k = {k} {method} classes need {k} distinct ratios, but {len(zero)} counties have no {what} "
+            f"({', '.join(zero[:10])}{'...' if len(zero) > 10 else ''}: '{column}' is 0), so they share ratio 0 and at most "
+            f"{distinct} distinct ratios remain; use k <= {distinct}"
+        ]
+    return []
+
+
+def describe(study: Study, inputs: Inputs) -> list[str]:
+    """What `check` checked, one line per input, for a study without problems."""
+    lines = []
+    polygons = inputs.polygons
+    if polygons is not None and study.counties is not None:
+        crs = polygons.crs
+        lines.append(f"counties   {len(polygons)} in {study.counties.name} (id field {study.id_field!r}), CRS {crs.name if crs else '?'}; "
+                     "demand uses their true areas on the ellipsoid")
+    if inputs.rasters:
+        grid = inputs.rasters[0].grid
+        rows = sum(r.grid.shape[0] for r in inputs.rasters[:1])
+        tiles = f"{len(inputs.rasters)} tiles, " if len(inputs.rasters) > 1 else ""
+        xres, yres = grid.resolution
+        epsg = grid.crs.to_epsg()
+        crs = f"EPSG:{epsg}" if epsg else grid.crs.name
+        if grid.is_geographic:
+            rule = (f"geographic ({crs}): pixels {xres:.6g}° × {yres:.6g}°, each row's pixels get their true area on the "
+                    f"{grid.crs.ellipsoid.name if grid.crs.ellipsoid else 'WGS 84'} ellipsoid")
+        else:
+            side_x, side_y = xres * grid.linear_unit_m, yres * grid.linear_unit_m
+            rule = f"projected ({crs}): pixels {side_x:.6g} × {side_y:.6g} m = {side_x * side_y / 1e4:.6g} ha each"
+        lines.append(f"land use   {tiles}{', '.join(r.path.name for r in inputs.rasters[:3])}: {grid.shape[0] if len(inputs.rasters) == 1 else rows}"
+                     f" × {grid.shape[1]} pixels{' (first tile)' if tiles else ''}, {inputs.rasters[0].dtype}, nodata "
+                     f"{_number(inputs.rasters[0].nodata)}; {rule}")
+    if inputs.code_counts is not None and inputs.pools is not None:
+        names = dict(zip(inputs.pools.codes, inputs.pools.names))
+        shown = ", ".join(f"{code} {names.get(code, '?')} ({n:,} px)" for code, n in list(inputs.code_counts.items())[:12])
+        more = f" and {len(inputs.code_counts) - 12} more" if len(inputs.code_counts) > 12 else ""
+        lines.append(f"codes      {len(inputs.code_counts)} land-use codes, all in {study.pools.name if study.pools else 'the pools table'}: {shown}{more}")
+    if inputs.pixels is not None and len(inputs.pixels):
+        pixels = inputs.pixels
+        smallest = pixels.idxmin()
+        lines.append(f"pixels     per county about {pixels.min():,.0f} (fewest: {smallest}) to {pixels.max():,.0f}, median {pixels.median():,.0f}")
+        if inputs.coverage is not None:
+            partial = inputs.coverage[inputs.coverage < 0.99]
+            if len(partial):
+                lines.append("coverage   partly outside the land use: " + ", ".join(f"{k} ({100 * v:.1f}% covered)" for k, v in partial.head(10).items()))
+    if inputs.table is not None and study.demand.table is not None:
+        fmt = inputs.table.attrs.get("format", "")
+        lines.append(f"demand     {len(inputs.table)} rows of {study.demand.table.name} ({fmt}); per capita "
+                     f"{study.demand.per_capita():.6g} t CO2" if study.demand.per_capita() is not None else
+                     f"demand     {len(inputs.table)} rows of {study.demand.table.name} ({fmt}); emissions from '{study.demand.emissions_column}'")
+    zoning = study.zoning
+    lines.append(f"zoning     {zoning.method}, k = {zoning.k}, scheme {zoning.scheme if isinstance(zoning.scheme, str) else 'custom'}; "
+                 f"ratio units {study.ratio_units}")
+    return lines
 
 
 def _key_mismatches(polygon_keys: pd.Series, table_keys: pd.Index, study: Study) -> list[str]:
@@ -264,6 +410,16 @@ def _settings_problems(study: Study) -> list[str]:
     return problems
 
 
+def check_report(study: Study | str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None) -> tuple[list[str], list[str]]:
+    """Every problem of a study (as :func:`check_study`), and when there is none, what was
+    checked (:func:`describe`): counties, CRS and area rule, grid and pixel size, land-use codes
+    with their pixel counts, pixels per county."""
+    problems, parsed, inputs = checked_inputs(study, out=out)
+    if problems or parsed is None:
+        return problems, []
+    return problems, describe(parsed, inputs)
+
+
 def check_study(study: Study | str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None) -> list[str]:
     """Validate every setting and input of a study without computing; return all problems.
 
@@ -289,9 +445,10 @@ def check_study(study: Study | str | os.PathLike[str], *, out: str | os.PathLike
 
 
 def checked_inputs(
-    study: Study | str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None, scan: bool = True
+    study: Study | str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None, scan: bool = True, folder: bool = True
 ) -> tuple[list[str], Study | None, Inputs]:
-    """Every problem of a study's settings and inputs, the study, and its inputs as read."""
+    """Every problem of a study's settings and inputs (and, with ``folder``, of its results
+    folder, which `run` would refuse), the study, and its inputs as read."""
     from carbonscape.study.file import read_study
 
     if isinstance(study, Study):
@@ -302,4 +459,17 @@ def checked_inputs(
     if parsed is None:
         return problems, None, Inputs()
     inputs, more = load_inputs(parsed, out=out, scan=scan)
+    if folder and parsed.landuse is not None and parsed.counties is not None and parsed.pools is not None and parsed.demand.table is not None:
+        from carbonscape.study.outputs import folder_problem
+
+        where = folder_problem(parsed.output_dir(out), owner={"kind": "study", "study": str(parsed.path)},
+                               inputs=[p for _, p in input_paths(parsed)])
+        if where:
+            more.append(f"results: {where}")
     return problems + more, parsed, inputs
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "none"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"

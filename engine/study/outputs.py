@@ -189,6 +189,10 @@ def folder_problem(out: Path, *, owner: dict[str, Any], overwrite: bool = False,
     found = _owner(out)
     if found is not None and found.get("kind") == owner.get("kind") and found.get("study") == owner.get("study"):
         return None  # a rerun replaces its own results whole
+    entries = list(out.iterdir())
+    if found is None and [p.name for p in entries] == ["stores"] and all(
+            (store / "zarr.json").is_file() for store in (out / "stores").iterdir()):
+        return None  # only stores carbonscape ingested (each is checked against its sources before reuse)
     if overwrite:
         return None
     if found is None:

@@ -15,7 +15,7 @@ import pandas as pd
 from carbonscape.carbon import supply
 from carbonscape.cluster import executor
 from carbonscape.demand import demand_by_county, demand_totals
-from carbonscape.errors import StudyError
+from carbonscape.errors import InputError, StudyError
 from carbonscape.io import ingest
 from carbonscape.rasterize import geodesic_areas_km2, rasterize_zones
 from carbonscape.ratio import supply_demand_ratio
@@ -72,7 +72,7 @@ def run_study(
         When ``out`` holds other files or another study's results and ``overwrite`` is not set.
     """
     # The same check as `carbonscape check`, before any compute: settings and inputs, all at once.
-    problems, checked, inputs = checked_inputs(study, out=out, scan=False)
+    problems, checked, inputs = checked_inputs(study, out=out, scan=False, folder=False)
     if problems or checked is None:
         raise StudyError(problems, path=str(study.path if isinstance(study, Study) else study))
     final = checked.output_dir(out).absolute()
@@ -139,10 +139,15 @@ def compute_study(
     timings.lap("demand")
     ratio = supply_demand_ratio(by_county["supply_t"], demand, units=study.ratio_units)
     weights = ratio["area_km2"] if study.zoning.weights == "area" else None
-    zones_frame, zoning_info = zone_ratios(
-        ratio["ratio"], method=study.zoning.method, k=study.zoning.k,
-        breaks=list(study.zoning.breaks) if study.zoning.breaks else None, weights=weights, scheme=study.zoning.scheme,
-    )
+    try:
+        zones_frame, zoning_info = zone_ratios(
+            ratio["ratio"], method=study.zoning.method, k=study.zoning.k,
+            breaks=list(study.zoning.breaks) if study.zoning.breaks else None, weights=weights, scheme=study.zoning.scheme,
+        )
+    except InputError as exc:
+        # Only known once supply is computed (ties among the ratios): the study's setting to change
+        # is [zoning] k or method. Nothing has been written to the results folder.
+        raise StudyError(f"[zoning] k = {study.zoning.k} ({study.zoning.method}): {exc}", path=str(study.path)) from exc
     ratio_zones = pd.concat([ratio, zones_frame], axis=1)
     ratio_zones.index.name = "county"
     timings.lap("ratio_zoning")
