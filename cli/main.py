@@ -282,8 +282,8 @@ def generate(ctx: click.Context, out_dir: str, size: str, pixel_size: float, n_c
 def _print_study_summary(result: Any) -> None:
     totals = result.totals
     click.echo(f"supply   {totals['supply_t']:,.0f} t C ({totals['supply_t'] / 1e6:,.2f} × 10⁶ t) in {totals['counties']} counties")
-    click.echo(f"demand   {totals['sum_of_county_densities_t_per_km2']:,.2f} t CO₂/km² summed over county densities (the total as the 2025 study "
-               f"reports it); regional density {totals['regional_density_t_per_km2']:,.2f} t CO₂/km²")
+    click.echo(f"demand   {totals['sum_of_county_densities_t_per_km2']:,.2f} t CO₂/km² summed over the county densities (a sum of densities, "
+               f"not a density); regional density {totals['regional_density_t_per_km2']:,.2f} t CO₂/km²")
     zones = carbonscape.zone_groups(result.ratio_zones)
     if zones:
         click.echo("zones    " + "; ".join(f"{group.zone}: {len(group.counties)}" for group in zones))

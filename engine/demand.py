@@ -181,7 +181,7 @@ def demand_by_county(
     -------
     pandas.DataFrame
         Indexed by county: ``population, area_km2, pixel_area_km2, density_per_km2,
-        demand_t_per_km2, share_pct`` (share of the sum of county densities, as the paper's Table 3).
+        demand_t_per_km2, share_pct`` (share of the sum of county densities, as METHOD.md's Table 3 gives it).
     """
     if (per_capita_t is None) == (emissions_column is None):
         raise InputError("give exactly one of per_capita_t (Cem / Yyn) or emissions_column (county inventory)")
@@ -222,7 +222,7 @@ def demand_by_county(
 def demand_totals(demand: pd.DataFrame) -> dict[str, float]:
     """Region totals, each named for what it is.
 
-    ``sum_of_county_densities_t_per_km2`` is the paper's "67,613.71 t/km²" convention (a sum of
+    ``sum_of_county_densities_t_per_km2`` is the convention of tabulated county densities summed (a sum of
     densities, not a density); ``regional_density_t_per_km2`` is total demand over total area.
     """
     total_area = float(demand["area_km2"].sum())
@@ -240,7 +240,7 @@ def demand_totals(demand: pd.DataFrame) -> dict[str, float]:
 TOTALS = {
     "sum_of_county_densities_t_per_km2": (
         "t CO2/km²",
-        "sum over the counties of each county's demand density: the total as the 2025 study reports it (its 67,613.71 t/km²); a sum of densities, not the region's density",
+        "sum over the counties of each county's demand density (the total some studies tabulate); a sum of densities, not the region's density",
     ),
     "regional_density_t_per_km2": ("t CO2/km²", "the region's demand density: total demand / total area"),
     "total_demand_t": ("t CO2", "yearly emissions of all the counties together (per-capita emission × population, or the county inventory)"),

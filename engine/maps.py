@@ -177,7 +177,9 @@ def label_counties(fig: Figure, ax: Any, gdf: gpd.GeoDataFrame, labeller: _Label
     to_data = ax.transData.inverted()
     placed = [artist.get_window_extent(renderer) for artist in [*ax.texts, *ax.lines]]
     drawn = 0
-    areas = gdf.geometry.area.to_numpy()
+    # Only the order of the areas matters here (largest label first), in the map's own units:
+    # shapely's planar area, without geopandas' warning about degrees.
+    areas = shapely.area(gdf.geometry.to_numpy())
     for i in np.argsort(-areas, kind="stable"):
         geom, name = gdf.geometry.iloc[i], str(labeller.names[i])
         if geom is None or geom.is_empty or not name.strip():

@@ -103,7 +103,7 @@ def write_report(run_dir: str | Path, *, title: str | None = None) -> Path:
     parts.append(_kv_table([
         ("carbon supply", _number(totals.get("supply_t"), "t C")),
         ("supply per km² (regional)", _number(totals.get("supply_t_per_km2_regional"), "t C/km²")),
-        ("demand, sum of county densities (the total as the 2025 study reports it)", _number(totals.get("sum_of_county_densities_t_per_km2"), "t CO₂/km²")),
+        ("demand, sum of county densities (a sum of densities, not a density)", _number(totals.get("sum_of_county_densities_t_per_km2"), "t CO₂/km²")),
         ("demand, regional density (total demand / total area)", _number(totals.get("regional_density_t_per_km2"), "t CO₂/km²")),
         ("total demand", _number(totals.get("total_demand_t"), "t CO₂/year")),
         ("population", f"{totals['total_population']:,.0f}" if isinstance(totals.get("total_population"), (int, float)) else ""),

@@ -160,7 +160,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("zoning", "k", "int", 7, "number of ratio classes", minimum=2),
     Setting("zoning", "weights", "choice", "none", "area: weight counties by their area, as classifying a ratio map does",
             choices=("area", "none"), example='"area"', template="comment"),
-    Setting("zoning", "breaks", "numbers", None, "manual: the k + 1 class edges, lowest to highest (here Table 4 of Central Yunnan 2020)",
+    Setting("zoning", "breaks", "numbers", None, "manual: the k + 1 class edges, lowest to highest",
             example="[" + ", ".join(str(b) for b in PAPER_RATIO_BREAKS) + "]", template="comment"),
     Setting("zoning", "scheme", "choice_or_table", "four_zones",
             "four_zones: 7 classes into 4 functional zones; classes: one zone per class; or a table of zones",
