@@ -91,19 +91,20 @@ def read_pools(path: str | os.PathLike[str] | pd.DataFrame) -> PoolTable:
     codes = pd.to_numeric(raw["lucode"], errors="coerce")
     bad = raw.loc[codes.isna() | (codes != codes.round()), "lucode"]
     if not bad.empty:
-        raise PoolTableError(f"{source}: lucode must be an integer; bad value(s) {list(bad)[:10]}")
+        raise PoolTableError(f"{source}: lucode must be an integer; bad value(s) {bad.tolist()[:10]}")
     raw["lucode"] = codes.astype(np.int64)
     duplicated = raw.loc[raw["lucode"].duplicated(keep=False), "lucode"]
     if not duplicated.empty:
-        raise PoolTableError(f"{source}: lucode {sorted(set(duplicated))} appears more than once; keep one row per class")
+        raise PoolTableError(f"{source}: lucode {sorted(set(duplicated.tolist()))} appears more than once; keep one row per class")
     problems = []
     for column in POOL_COLUMNS:
         values = pd.to_numeric(raw[column], errors="coerce")
         for code, value, parsed in zip(raw["lucode"], raw[column], values):
             if pd.isna(parsed) or not np.isfinite(parsed):
-                problems.append(f"lucode {code}: {column} = {value!r} is not a number")
+                shown = "empty" if pd.isna(value) else repr(value.item() if isinstance(value, np.generic) else value)
+                problems.append(f"lucode {code}: {column} = {shown} is not a number")
             elif parsed < 0:
-                problems.append(f"lucode {code}: {column} = {parsed} is negative")
+                problems.append(f"lucode {code}: {column} = {float(parsed):g} is negative")
         raw[column] = values
     if problems:
         raise PoolTableError(f"{source}: densities must be non-negative numbers (t/ha): " + "; ".join(problems[:10]))

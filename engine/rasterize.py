@@ -283,8 +283,8 @@ def rasterize_zones(
     inside = gdf.intersects(shapely.box(left, bottom, right, top))
     if not inside.any():
         raise ZoneError(
-            f"{vector_path}: no polygon overlaps the raster {like} (raster bounds {tuple(round(v, 3) for v in grid.bounds)} "
-            f"in {grid.crs.name!r}; polygons' bounds {tuple(round(v, 3) for v in gdf.total_bounds)}). "
+            f"{vector_path}: no polygon overlaps the raster {like} (raster bounds {tuple(round(float(v), 3) for v in grid.bounds)} "
+            f"in {grid.crs.name!r}; polygons' bounds {tuple(round(float(v), 3) for v in gdf.total_bounds)}). "
             "Check that both files cover the same region and that their CRSs are declared correctly"
         )
     if not inside.all():

@@ -273,3 +273,32 @@ def test_tiles_a_hair_apart_are_snapped_and_larger_offsets_refused_with_the_offs
         assert got == pytest.approx(by_hand(lulc, {"West": (0, 12), "East": (12, 30)}), rel=1e-9)
     else:
         assert result.exit_code == 2 and "tile_2.tif" in result.output and "columns +0.0125" in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("lucode,c_above,c_below,c_soil,c_dead\n1.5,1,1,1,1\n", "lucode must be an integer; bad value(s) [1.5]"),
+     ("lucode,c_above,c_below,c_soil,c_dead\n3,1,1,1,1\n3,2,2,2,2\n", "lucode [3] appears more than once"),
+     ("lucode;c_above;c_below;c_soil;c_dead\n3;-1,5;1;1;1\n", "lucode 3: c_above = -1.5 is negative"),
+     ("lucode,c_above,c_below,c_soil,c_dead\n3,,1,1,1\n4,x,1,1,1\n", "lucode 3: c_above = empty is not a number; lucode 4: c_above = 'x'")],
+    ids=["fractional-code", "repeated-code", "negative", "empty-and-text"],
+)
+def test_pools_messages_show_values_as_written(tmp_path, text, message):
+    from carbonscape import PoolTableError
+
+    (tmp_path / "pools.csv").write_text(text, encoding="utf-8")
+    with pytest.raises(PoolTableError) as info:
+        read_pools(tmp_path / "pools.csv")
+    assert message in str(info.value) and "np." not in str(info.value), str(info.value)
+
+
+def test_zones_far_from_the_raster_show_plain_numbers(tmp_path):
+    write_tif(tmp_path / "landuse.tif", codes(), nodata=255)
+    gpd.GeoDataFrame({"county": ["A"]}, geometry=[pixel_box(1000, 0, 1010, 10)], crs="EPSG:32648").to_file(tmp_path / "c.gpkg")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(tmp_path / "landuse.tif"), "--out", str(tmp_path / "lu.zarr"), "--scheduler",
+                               "synchronous"]).exit_code == 0
+    result = runner.invoke(cli, ["zones", str(tmp_path / "c.gpkg"), "--like", str(tmp_path / "lu.zarr"), "--id-field", "county",
+                                 "--out", str(tmp_path / "z.zarr"), "--scheduler", "synchronous"])
+    assert result.exit_code == 2 and "no polygon overlaps the raster" in result.output, result.output
+    assert "np.float64" not in result.output and "(500000.0, 2798000.0, 503000.0, 2800000.0)" in result.output
