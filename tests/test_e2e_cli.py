@@ -53,7 +53,11 @@ def run(study, checked):
 
 
 def test_check_passes_a_good_study_with_exit_0(checked, study):
-    assert checked.stdout.strip() == f"{study.study}: all inputs look right"
+    first, *checked_lines = checked.stdout.strip().splitlines()
+    assert first == f"{study.study}: all inputs look right"
+    # ...then what it checked: the counties, the grid and its area rule, the pixels per county.
+    summary = "\n".join(checked_lines)
+    assert "16 in counties.gpkg" in summary and "60 × 80 pixels" in summary and "pixels 100 × 100 m = 1 ha each" in summary
     assert checked.stderr == ""
 
 
