@@ -302,3 +302,16 @@ def test_zones_far_from_the_raster_show_plain_numbers(tmp_path):
                                  "--out", str(tmp_path / "z.zarr"), "--scheduler", "synchronous"])
     assert result.exit_code == 2 and "no polygon overlaps the raster" in result.output, result.output
     assert "np.float64" not in result.output and "(500000.0, 2798000.0, 503000.0, 2800000.0)" in result.output
+
+
+def test_zones_on_a_file_with_several_layers_lists_them_and_takes_layer(tmp_path):
+    frame = three_counties(tmp_path)
+    frame.iloc[:1].to_file(tmp_path / "counties.gpkg", layer="rivers")
+    runner = CliRunner()
+    s = "--scheduler", "synchronous"
+    assert runner.invoke(cli, ["ingest", str(tmp_path / "landuse.tif"), "--out", str(tmp_path / "lu.zarr"), *s]).exit_code == 0
+    command = ["zones", str(tmp_path / "counties.gpkg"), "--like", str(tmp_path / "lu.zarr"), "--id-field", "county", "--out",
+               str(tmp_path / "z.zarr"), *s]
+    result = runner.invoke(cli, command)
+    assert result.exit_code == 2 and "has 2 layers (counties, rivers); set --layer to the one with the counties" in result.output
+    assert runner.invoke(cli, [*command, "--layer", "counties"]).exit_code == 0
