@@ -145,17 +145,29 @@ def _centres_inside(geom: Any, grid: Grid, *, block: int = 4096) -> int:
     return found
 
 
+def _polygonal(geoms: np.ndarray) -> np.ndarray:
+    """Only the polygonal parts of each geometry. Two counties sharing a border intersect in lines
+    and points (and, after reprojection, in collections of them with slivers); GDAL burns every
+    pixel a line touches, so the line parts must not reach the pixel count."""
+    out = np.empty(len(geoms), dtype=object)
+    for k, geom in enumerate(geoms):
+        parts = [p for p in shapely.get_parts(geom) if shapely.get_type_id(p) in (3, 6)]  # Polygon, MultiPolygon
+        flat = [q for p in parts for q in shapely.get_parts(p)]
+        out[k] = shapely.multipolygons(flat) if flat else shapely.Polygon()
+    return out
+
+
 def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, grid: Grid, path: str) -> None:
     """Refuse polygons that overlap where a pixel centre lies: that pixel would belong to two
-    counties. Overlaps holding no pixel centre (digitising slivers along shared borders) burn
-    nothing twice and pass."""
+    counties. Only the polygonal part of an intersection counts: shared borders (lines and points)
+    and overlaps holding no pixel centre (digitising slivers along shared borders) pass."""
     geoms = gdf.geometry.to_numpy()
     left, right = gdf.sindex.query(geoms, predicate="intersects")
     pairs = left < right
     left, right = left[pairs], right[pairs]
     if left.size == 0:
         return
-    shared = shapely.intersection(geoms[left], geoms[right])
+    shared = _polygonal(shapely.intersection(geoms[left], geoms[right]))
     has_area = shapely.area(shared) > 0
     pixels = np.zeros(left.size, dtype=np.int64)
     for k in np.flatnonzero(has_area):

@@ -132,3 +132,33 @@ def test_geodesic_areas_subtract_holes_whatever_the_winding():
     # The same polygon in a projected CRS: the area is still the ellipsoidal one.
     projected = gpd.GeoDataFrame(geometry=[shapely.Polygon(outer, [inner])], crs="EPSG:4326").to_crs("EPSG:32648")
     assert geodesic_areas_km2(projected)[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_shared_borders_reprojected_to_lambert_conformal_are_not_overlaps(tmp):
+    """Two counties sharing a wiggly border in lon/lat, rasterized on a Lambert conformal grid.
+    East's border carries extra vertices midway along west's edges (as when counties come from
+    different sources): collinear in lon/lat, not after reprojection, so the intersection becomes
+    the border line plus hairline slivers. GDAL burned every pixel the line parts touch, and the
+    border was reported as pixels in both counties."""
+    import geopandas as gpd
+
+    lcc = "+proj=lcc +lat_1=25 +lat_2=47 +lon_0=105 +ellps=krass +units=m +no_defs"
+    transform = from_origin(-300_000, 3_000_000, 1000, 1000)
+    src = write_tif(tmp / "lu.tif", np.ones((120, 150), dtype=np.uint8), transform=transform, crs=lcc)
+    store = ingest(src, tmp / "lu.zarr", chunk=64, scheduler="synchronous")
+    lats = np.linspace(25.2, 25.9, 40)
+    border = [(103.0 + 0.05 * np.sin(9 * lat), lat) for lat in lats]  # shared vertices, north to south reversed below
+    west = shapely.Polygon([(102.2, 25.2), *border, (102.2, 25.9)])
+    denser = [border[0]]
+    for (x0, y0), (x1, y1) in zip(border[:-1], border[1:]):
+        denser += [((x0 + x1) / 2, (y0 + y1) / 2), (x1, y1)]
+    east = shapely.Polygon([*denser, (103.8, 25.9), (103.8, 25.2)])
+    gpd.GeoDataFrame({"county": ["west", "east"]}, geometry=[west, east], crs="EPSG:4326").to_file(tmp / "c.gpkg")
+    out = rasterize_zones(tmp / "c.gpkg", like=store, id_field="county", out=tmp / "z.zarr", scheduler="synchronous")
+    ids = open_zones(out)[0].data.compute()
+    assert {1, 2} <= set(np.unique(ids).tolist())
+    # A real overlap of a few pixels is still refused.
+    east_over = shapely.Polygon([*[(x - 0.03, y) for x, y in border], (103.8, 25.9), (103.8, 25.2)])
+    gpd.GeoDataFrame({"county": ["west", "east"]}, geometry=[west, east_over], crs="EPSG:4326").to_file(tmp / "o.gpkg")
+    with pytest.raises(ZoneError, match="west and east"):
+        rasterize_zones(tmp / "o.gpkg", like=store, id_field="county", out=tmp / "z2.zarr", scheduler="synchronous")
