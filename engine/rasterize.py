@@ -40,22 +40,42 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio.features")
 
 ZONES_VARIABLE = "zones"
+COVERAGE_MODES = ("centre", "fraction")
+# In fraction mode, polygons may overlap by this much (in pixels of area, per pair) before they are
+# refused: the slivers of borders digitised twice, not real double counting.
+OVERLAP_TOLERANCE_PX = 0.01
 
 
 @dataclass(frozen=True)
 class ZoneTable:
-    """The id ↔ county table of a zone store."""
+    """The id ↔ county table of a zone store.
+
+    ``area_km2`` is each polygon's geodesic area and ``outside_km2`` the geodesic area of its part
+    beyond the raster's extent (both on the ellipsoid, in id order); stores written before they
+    were recorded have None.
+    """
 
     id_field: str
     ids: tuple[int, ...]
     values: tuple[Any, ...]
+    area_km2: tuple[float, ...] | None = None
+    outside_km2: tuple[float, ...] | None = None
 
     def to_attrs(self) -> dict[str, Any]:
-        return {"id_field": self.id_field, "ids": list(self.ids), "values": list(self.values)}
+        attrs: dict[str, Any] = {"id_field": self.id_field, "ids": list(self.ids), "values": list(self.values)}
+        if self.area_km2 is not None and self.outside_km2 is not None:
+            attrs["area_km2"] = list(self.area_km2)
+            attrs["outside_km2"] = list(self.outside_km2)
+        return attrs
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> ZoneTable:
-        return cls(id_field=str(attrs["id_field"]), ids=tuple(int(i) for i in attrs["ids"]), values=tuple(attrs["values"]))
+        areas, outside = attrs.get("area_km2"), attrs.get("outside_km2")
+        return cls(
+            id_field=str(attrs["id_field"]), ids=tuple(int(i) for i in attrs["ids"]), values=tuple(attrs["values"]),
+            area_km2=None if areas is None else tuple(float(v) for v in areas),
+            outside_km2=None if outside is None else tuple(float(v) for v in outside),
+        )
 
     @property
     def n_zones(self) -> int:
@@ -123,6 +143,34 @@ def geodesic_areas_km2(gdf: gpd.GeoDataFrame) -> np.ndarray:
     return np.array([geod.geometry_area_perimeter(geom)[0] / 1e6 for geom in oriented])
 
 
+def outside_areas_km2(gdf: gpd.GeoDataFrame, grid: Grid, *, points_per_edge: int = 256) -> np.ndarray:
+    """Geodesic area (km²) of each polygon's part beyond the raster's extent.
+
+    The raster's footprint (a rectangle in the grid's CRS, its edges densified so they stay the
+    grid's straight lines) is carried to the polygons' own CRS and cut from them there; polygons
+    wholly inside it get exactly 0.
+    """
+    left, bottom, right, top = grid.bounds
+    t = np.linspace(0.0, 1.0, points_per_edge, endpoint=False)
+    xs = np.concatenate([left + (right - left) * t, np.full_like(t, right), right - (right - left) * t, np.full_like(t, left)])
+    ys = np.concatenate([np.full_like(t, bottom), bottom + (top - bottom) * t, np.full_like(t, top), top - (top - bottom) * t])
+    footprint = gpd.GeoSeries([shapely.Polygon(np.column_stack([xs, ys]))], crs=grid.crs).to_crs(gdf.crs).iloc[0]
+    if not footprint.is_valid:
+        footprint = shapely.make_valid(footprint)
+    geoms = gdf.geometry.to_numpy()
+    inside = shapely.within(geoms, footprint)
+    out = np.zeros(len(gdf))
+    crossing = np.flatnonzero(~inside)
+    if crossing.size:
+        beyond = gpd.GeoDataFrame(geometry=shapely.difference(geoms[crossing], footprint), crs=gdf.crs)
+        empty = beyond.geometry.is_empty.to_numpy()
+        areas = np.zeros(len(crossing))
+        if (~empty).any():
+            areas[~empty] = geodesic_areas_km2(beyond[~empty].reset_index(drop=True))
+        out[crossing] = areas
+    return out
+
+
 def _centres_inside(geom: Any, grid: Grid, *, block: int = 4096) -> int:
     """How many pixel centres of ``grid`` fall inside ``geom`` (GDAL's pixel-centre rule), burned
     block by block over the geometry's bounds so a long border sliver costs little memory."""
@@ -157,7 +205,7 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, grid: Grid, path: str) -> None:
+def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, grid: Grid, path: str, coverage: str = "centre") -> None:
     """Refuse polygons that overlap where a pixel centre lies: that pixel would belong to two
     counties. Only the polygonal part of an intersection counts: shared borders (lines and points)
     and overlaps holding no pixel centre (digitising slivers along shared borders) pass."""
@@ -169,12 +217,21 @@ def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, grid: Grid, path: s
         return
     shared = _polygonal(shapely.intersection(geoms[left], geoms[right]))
     has_area = shapely.area(shared) > 0
-    pixels = np.zeros(left.size, dtype=np.int64)
-    for k in np.flatnonzero(has_area):
-        pixels[k] = _centres_inside(shared[k], grid)
+    pixels = np.zeros(left.size, dtype=np.float64)
+    if coverage == "fraction":
+        # Fractions share each pixel by area, so any overlap with area counts, in pixels of area,
+        # above a tolerance that lets digitising slivers along shared borders pass.
+        xres, yres = grid.resolution
+        overlap = shapely.area(shared) / (xres * yres)
+        pixels[overlap > OVERLAP_TOLERANCE_PX] = overlap[overlap > OVERLAP_TOLERANCE_PX]
+        unit = "pixels of area"
+    else:
+        for k in np.flatnonzero(has_area):
+            pixels[k] = _centres_inside(shared[k], grid)
+        unit = "pixels"
     bad = np.flatnonzero(pixels)
     if bad.size:
-        names = [f"{gdf[id_field].iloc[left[k]]!s} and {gdf[id_field].iloc[right[k]]!s} ({pixels[k]:,} pixels)" for k in bad[:5]]
+        names = [f"{gdf[id_field].iloc[left[k]]!s} and {gdf[id_field].iloc[right[k]]!s} ({pixels[k]:,.4g} {unit})" for k in bad[:5]]
         raise ZoneError(
             f"{path}: polygons overlap, so some pixels would belong to two counties: {'; '.join(names)}"
             f"{f' and {bad.size - 5} more pair(s)' if bad.size > 5 else ''}. Fix the boundaries (e.g. QGIS "
@@ -193,6 +250,51 @@ def _burn_chunk(wkbs: tuple[bytes, ...], ids: tuple[int, ...], transform: tuple[
     )
 
 
+BOUNDARY_DTYPE = np.dtype([("pixel", "<i8"), ("county", "<u4"), ("fraction", "<f8")])
+
+
+def _pixel_rings(geom: Any, transform: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ring of a (multi)polygon in window pixel units, closed, concatenated with offsets."""
+    a, _, c, _, e, f = transform[:6]
+    rings: list[np.ndarray] = []
+    for part in shapely.get_parts(geom):
+        if shapely.get_type_id(part) != 3:  # clipping can leave lines and points: no area
+            continue
+        rings.append(shapely.get_coordinates(part.exterior))
+        rings.extend(shapely.get_coordinates(hole) for hole in part.interiors)
+    if not rings:
+        return np.zeros(0), np.zeros(0), np.zeros(1, dtype=np.int64)
+    coords = np.concatenate(rings)
+    starts = np.concatenate([[0], np.cumsum([len(r) for r in rings])]).astype(np.int64)
+    return (coords[:, 0] - c) / a, (coords[:, 1] - f) / e, starts
+
+
+def chunk_fractions(geoms: Any, ids: Any, transform: tuple[float, ...], shape: tuple[int, int]) -> np.ndarray:
+    """Exact covered fractions of the pixels of one window that county boundaries cross.
+
+    Returns a :data:`BOUNDARY_DTYPE` array sorted by pixel (``row * width + col`` of the window),
+    one entry per (pixel, covering county); every other pixel is wholly inside one county or
+    outside all of them, as the pixel-centre id raster says (kernel:
+    :func:`carbonscape.kernels.fraction.polygon_fractions`).
+    """
+    from carbonscape.kernels.fraction import polygon_fractions
+
+    height, width = shape
+    parts = []
+    for geom, county in zip(geoms, ids):
+        xs, ys, starts = _pixel_rings(geom, transform)
+        if len(xs) == 0:
+            continue
+        pixels, fractions = polygon_fractions(xs, ys, starts, width, height)
+        entry = np.empty(len(pixels), dtype=BOUNDARY_DTYPE)
+        entry["pixel"], entry["county"], entry["fraction"] = pixels, county, fractions
+        parts.append(entry)
+    if not parts:
+        return np.empty(0, dtype=BOUNDARY_DTYPE)
+    table = np.concatenate(parts)
+    return table[np.argsort(table["pixel"], kind="stable")]
+
+
 def zone_dtype(n: int) -> np.dtype:
     """The smallest unsigned dtype that holds ids 0..n."""
     for candidate in (np.uint8, np.uint16, np.uint32):
@@ -201,28 +303,68 @@ def zone_dtype(n: int) -> np.dtype:
     raise ZoneError(f"{n:,} zones are more than carbonscape supports")
 
 
-def zones_array(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray) -> da.Array:
-    """Lazy zone-id raster of ``gdf`` (already in the grid's CRS) on ``grid``."""
-    dtype = zone_dtype(int(ids.max()) if len(ids) else 0)
+def _chunk_tasks(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray) -> dict[tuple[int, int], tuple[Any, ...]]:
+    """Per chunk: the polygons touching it, clipped to it with a one-pixel margin (WKB), their ids,
+    the chunk's transform and shape. Clipping bounds each task's payload to the chunk, whatever
+    the polygons' detail."""
     geoms = gdf.geometry.to_numpy()
     tree = shapely.STRtree(geoms)
     xres, yres = grid.resolution
-    name = "zones-" + uuid.uuid4().hex
-    layer: dict[Any, Any] = {}
+    tasks = {}
     for (i, j), (rows, cols) in grid.chunk_windows():
         left, bottom, right, top = grid.window_bounds(rows, cols)
         hits = np.sort(tree.query(shapely.box(left, bottom, right, top)))
-        # Clipping bounds each task's payload to the chunk, whatever the polygons' detail.
         clipped = shapely.clip_by_rect(geoms[hits], left - xres, bottom - yres, right + xres, top + yres)
         keep = ~shapely.is_empty(clipped)
-        wkbs = tuple(shapely.to_wkb(clipped[keep]))
-        layer[(name, i, j)] = (
-            _burn_chunk, wkbs, tuple(int(v) for v in ids[hits][keep]),
-            tuple(grid.window_transform(rows.start, cols.start))[:6],
-            (rows.stop - rows.start, cols.stop - cols.start), dtype.str,
+        tasks[(i, j)] = (
+            tuple(shapely.to_wkb(clipped[keep])), tuple(int(v) for v in ids[hits][keep]),
+            tuple(grid.window_transform(rows.start, cols.start))[:6], (rows.stop - rows.start, cols.stop - cols.start),
         )
+    return tasks
+
+
+def zones_array(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray) -> da.Array:
+    """Lazy zone-id raster of ``gdf`` (already in the grid's CRS) on ``grid``."""
+    dtype = zone_dtype(int(ids.max()) if len(ids) else 0)
+    name = "zones-" + uuid.uuid4().hex
+    layer: dict[Any, Any] = {}
+    for (i, j), (wkbs, chunk_ids, transform, shape) in _chunk_tasks(gdf, grid, ids=ids).items():
+        layer[(name, i, j)] = (_burn_chunk, wkbs, chunk_ids, transform, shape, dtype.str)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=())
     return da.Array(graph, name, grid.dask_chunks, dtype=dtype)
+
+
+BOUNDARY_FOLDER = "boundary"
+
+
+def boundary_file(store: str | os.PathLike[str], location: tuple[int, int]) -> Path:
+    """Where a fraction-mode county store keeps chunk ``(i, j)``'s boundary table."""
+    return Path(store) / BOUNDARY_FOLDER / f"{location[0]}.{location[1]}.npy"
+
+
+def read_boundary(store: str | os.PathLike[str], location: tuple[int, int]) -> np.ndarray:
+    """Chunk ``(i, j)``'s :data:`BOUNDARY_DTYPE` table of a fraction-mode county store."""
+    return np.load(boundary_file(store, location), allow_pickle=False)
+
+
+def _write_boundary_chunk(wkbs: tuple[bytes, ...], ids: tuple[int, ...], transform: tuple[float, ...], shape: tuple[int, int], path: str) -> int:
+    table = chunk_fractions(shapely.from_wkb(list(wkbs)), ids, transform, shape) if wkbs else np.empty(0, dtype=BOUNDARY_DTYPE)
+    np.save(path, table, allow_pickle=False)
+    return int(len(table))
+
+
+def _boundary_tables(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray, folder: Path, run: Executor, progress: bool) -> int:
+    """Write every chunk's boundary table into ``folder``; the number of entries."""
+    import dask
+
+    folder.mkdir(parents=True, exist_ok=True)
+    geoms = shapely.orient_polygons(gdf.geometry.to_numpy())  # holes wind against their shells
+    oriented = gdf.set_geometry(geoms)
+    tasks = [
+        dask.delayed(_write_boundary_chunk, pure=False)(*task, str(folder / f"{i}.{j}.npy"))
+        for (i, j), task in _chunk_tasks(oriented, grid, ids=ids).items()
+    ]
+    return int(sum(run.compute(*tasks, progress=progress, label=f"zones: boundary fractions of {len(gdf)} polygons")))
 
 
 def rasterize_zones(
@@ -233,6 +375,7 @@ def rasterize_zones(
     out: str | os.PathLike[str],
     layer: str | None = None,
     encoding: str | None = None,
+    coverage: str = "centre",
     force: bool = False,
     scheduler: str | None = None,
     progress: bool = False,
@@ -255,6 +398,11 @@ def rasterize_zones(
     encoding
         The attribute text's encoding (default: the ``.cpg``, else detected, see
         :func:`carbonscape.vectors.read_vector`).
+    coverage
+        ``"centre"`` (default; ArcGIS and InVEST parity): each pixel belongs wholly to the county
+        holding its centre. ``"fraction"``: as well, every pixel a county boundary crosses is shared
+        among the counties covering it by its exact covered fraction (exactextract's quantity),
+        kept per chunk in the store's ``boundary/`` tables beside the id raster.
     force
         Rebuild even when the store is up to date.
     scheduler, progress
@@ -266,6 +414,8 @@ def rasterize_zones(
         The store's path.
     """
     vector_path = os.fspath(vector)
+    if coverage not in COVERAGE_MODES:
+        raise InputError(f"coverage must be one of {list(COVERAGE_MODES)}, not {coverage!r}")
     landuse = open_store(like)
     grid = landuse.grid
     out_path = Path(out)
@@ -277,13 +427,15 @@ def rasterize_zones(
         "id_field": id_field,
         "grid": grid.to_attrs(),
         "chunks": list(grid.chunks),
-        "format": 1,
+        "coverage": coverage,
+        "format": 2,  # 2: the zone table records polygon and outside-the-raster areas
     }
     if not force and store_is_current(out_path, fingerprint, "carbonscape_source"):
         log.info("%s is up to date; nothing to do (use --force to rebuild)", out_path)
         return out_path
     gdf = read_polygons(vector_path, id_field=id_field, layer=layer, encoding=encoding)
     declared = gdf.crs.name
+    source = gdf
     gdf = gdf.to_crs(grid.crs)
     if not np.all(np.isfinite(gdf.total_bounds)):
         raise ZoneError(
@@ -301,21 +453,35 @@ def rasterize_zones(
         )
     if not inside.all():
         log.warning("%s: %d polygon(s) lie outside the raster and get no pixels: %s", vector_path, int((~inside).sum()), list(gdf.loc[~inside, id_field])[:10])
-    _check_overlaps(gdf, id_field=id_field, grid=grid, path=vector_path)
+    _check_overlaps(gdf, id_field=id_field, grid=grid, path=vector_path, coverage=coverage)
     ids = np.arange(1, len(gdf) + 1)
     values = [v.item() if isinstance(v, np.generic) else v for v in gdf[id_field].tolist()]
-    table = ZoneTable(id_field=id_field, ids=tuple(int(i) for i in ids), values=tuple(values))
+    # Coverage needs each polygon's true area and the part of it the raster cannot see, measured on
+    # the polygons as given (before reprojection to the grid).
+    table = ZoneTable(
+        id_field=id_field, ids=tuple(int(i) for i in ids), values=tuple(values),
+        area_km2=tuple(float(v) for v in geodesic_areas_km2(source)),
+        outside_km2=tuple(float(v) for v in outside_areas_km2(source, grid)),
+    )
     data = zones_array(gdf, grid, ids=ids)
     attrs = {
         "carbonscape_source": fingerprint,
         "carbonscape_kind": "zones",
         "zone_table": table.to_attrs(),
         "landuse_store": os.path.basename(os.path.abspath(os.fspath(like))),
+        "coverage": coverage,
     }
     ds = raster_dataset(data, grid, name=ZONES_VARIABLE, nodata=None, attrs=attrs)
 
     with using(run, scheduler) as active:
-        write_store(ds, out_path, grid=grid, run=active, progress=progress, label=f"zones: {len(gdf)} polygons → {out_path}")
+
+        def add_boundary(group: Any, _: Any) -> None:
+            if coverage == "fraction":
+                folder = Path(str(group.store.root)) / BOUNDARY_FOLDER
+                entries = _boundary_tables(gdf, grid, ids=ids, folder=folder, run=active, progress=progress)
+                group.attrs["boundary_entries"] = entries
+
+        write_store(ds, out_path, grid=grid, run=active, progress=progress, label=f"zones: {len(gdf)} polygons → {out_path}", finalize=add_boundary)
     return out_path
 
 

@@ -1,0 +1,175 @@
+"""How much of each county the land-use raster sees: covered, nodata and outside-the-raster shares.
+
+A county's supply is a sum over the pixels assigned to it, so it is only as complete as the
+raster's cover of the county. Per county, against its polygon's geodesic area ``A``:
+
+- ``covered_share``: true area of its pixels holding a land-use class / ``A``;
+- ``nodata_share``: true area of its nodata pixels / ``A``;
+- ``outside_share``: geodesic area of its part beyond the raster's extent / ``A``.
+
+With exact partial pixels (``coverage = "fraction"``) the three add up to 1 (to the digits of the
+areas); under the pixel-centre rule (``"centre"``, the default) boundary pixels make the sum
+deviate by the county's centre-rule error, a few per cent for counties of a few hundred pixels.
+A county covered less than ``min_coverage`` is refused before anything is written; a study that
+lowers the threshold gets that county's supply density over its covered area, flagged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from carbonscape.errors import InputError
+
+log = logging.getLogger(__name__)
+
+COVERAGE_MODES = ("centre", "fraction")
+# The default threshold sits well below what boundary pixels cost under the centre rule (the real
+# 49 Central Yunnan counties at 0.05° MODIS pixels are covered 92-108 %) and well above a county
+# the raster misses in part (a raster clipped to another boundary, a tile left out).
+DEFAULT_MIN_COVERAGE = 0.9
+# Below these, centre-rule totals of a county are too coarse to trust; fraction mode is suggested.
+COARSE_PIXELS = 100
+COARSE_AREA_ERROR = 0.02
+M2_PER_KM2 = 1e6
+
+
+class CoverageError(InputError):
+    """Counties the land-use raster covers less than ``min_coverage`` of."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def check_min_coverage(value: Any, *, where: str = "min_coverage") -> float:
+    """``value`` as a share in [0, 1], or :class:`InputError` naming it."""
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where} must be a number between 0 and 1 (e.g. {DEFAULT_MIN_COVERAGE}), not {value!r}") from None
+    if not 0.0 <= share <= 1.0 or not np.isfinite(share):
+        raise InputError(f"{where} must be between 0 and 1 (a share of each county's area, e.g. {DEFAULT_MIN_COVERAGE}), not {value!r}")
+    return share
+
+
+def coverage_table(
+    areas_m2: np.ndarray,
+    counts: np.ndarray | None,
+    *,
+    ids: Sequence[int],
+    values: Sequence[Any],
+    area_km2: Sequence[float],
+    outside_km2: Sequence[float],
+    n_classes: int,
+    nodata_col: int,
+) -> pd.DataFrame:
+    """Coverage of every county from the (county, column) true-area table of the supply pass.
+
+    Parameters
+    ----------
+    areas_m2
+        ``(n_counties, n_classes + 2)`` true areas (m²): classes, nodata, unknown codes.
+    counts
+        The matching pixel counts (pixels whose centre is in the county), or None.
+    ids, values
+        County ids (rows of the tables) and names, in table order.
+    area_km2, outside_km2
+        Each polygon's geodesic area and its geodesic area beyond the raster (km²), in ``ids`` order.
+    n_classes, nodata_col
+        Class columns come first; ``nodata_col`` is the nodata column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``county, polygon_area_km2, covered_km2, covered_share, nodata_share, outside_share``.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    polygon = np.asarray(area_km2, dtype=np.float64)
+    covered = areas_m2[ids, :n_classes].sum(axis=1) / M2_PER_KM2
+    nodata = areas_m2[ids, nodata_col] / M2_PER_KM2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame = pd.DataFrame({
+            "county": list(values),
+            "polygon_area_km2": polygon,
+            "covered_km2": covered,
+            "covered_share": np.where(polygon > 0, covered / polygon, 0.0),
+            "nodata_share": np.where(polygon > 0, nodata / polygon, 0.0),
+            "outside_share": np.where(polygon > 0, np.asarray(outside_km2, dtype=np.float64) / polygon, 1.0),
+        })
+    if counts is not None:
+        frame["pixels_all"] = counts[ids].sum(axis=1)
+        frame["pixel_area_all_km2"] = areas_m2[ids].sum(axis=1) / M2_PER_KM2
+    return frame
+
+
+def describe(row: Any) -> str:
+    """``C: covered 40.0 % (nodata 0.0 %, outside the raster 60.0 %) of its 200 km²``."""
+    return (
+        f"{row.county}: covered {100 * row.covered_share:.1f} % (nodata {100 * row.nodata_share:.1f} %, outside the raster "
+        f"{100 * row.outside_share:.1f} %) of its {row.polygon_area_km2:,.4g} km²"
+    )
+
+
+def low_coverage(coverage: pd.DataFrame, min_coverage: float) -> pd.DataFrame:
+    """The counties covered less than ``min_coverage``."""
+    return coverage[coverage["covered_share"] < min_coverage]
+
+
+def coverage_problems(coverage: pd.DataFrame, *, min_coverage: float, mode: str = "centre") -> list[str]:
+    """One message naming every county below ``min_coverage`` with its shares and the fixes."""
+    low = low_coverage(coverage, min_coverage)
+    if low.empty:
+        return []
+    listed = "; ".join(describe(row) for row in low.head(20).itertuples())
+    more = f" and {len(low) - 20} more" if len(low) > 20 else ""
+    reasons = []
+    if (low["outside_share"] > 0.01).any():
+        reasons.append("extend the land-use raster over them (its extent stops short of these counties)")
+    if (low["nodata_share"] > 0.01).any():
+        reasons.append("fill the nodata pixels")
+    if mode == "centre" and ((low["outside_share"] + low["nodata_share"]) <= 0.01).any():
+        reasons.append("use `coverage = \"fraction\"` ([counties], or --coverage fraction) for counties too small for the pixels")
+    reasons.append(
+        f"or lower min_coverage ([counties] min_coverage, --min-coverage; now {min_coverage:g}) to accept supply densities "
+        "over the covered area, flagged in the tables"
+    )
+    return [
+        f"{len(low)} county(ies) are covered by the land-use raster less than min_coverage {min_coverage:g}: {listed}{more}. "
+        + "; ".join(reasons[:1]).capitalize() + ("; " + "; ".join(reasons[1:]) if len(reasons) > 1 else "")
+    ]
+
+
+def coarse_counties(coverage: pd.DataFrame) -> pd.DataFrame:
+    """Counties whose centre-rule totals are coarse: fewer than :data:`COARSE_PIXELS` pixels, or
+    the area of their pixels more than :data:`COARSE_AREA_ERROR` off the polygon's area inside the
+    raster."""
+    if "pixels_all" not in coverage:
+        return coverage.iloc[:0]
+    inside = coverage["polygon_area_km2"] * (1.0 - coverage["outside_share"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        error = (coverage["pixel_area_all_km2"] / inside - 1.0).abs()
+    coarse = (coverage["pixels_all"] < COARSE_PIXELS) | (error > COARSE_AREA_ERROR)
+    return coverage[coarse & (inside > 0)]
+
+
+def warn_coarse(coverage: pd.DataFrame) -> list[str]:
+    """Log one warning naming the coarse counties (centre mode) and suggesting fraction mode."""
+    coarse = coarse_counties(coverage)
+    if coarse.empty:
+        return []
+    inside = coarse["polygon_area_km2"] * (1.0 - coarse["outside_share"])
+    listed = ", ".join(
+        f"{row.county} ({int(row.pixels_all):,} px, {100 * (row.pixel_area_all_km2 / a - 1):+.1f} %)"
+        for row, a in zip(coarse.head(10).itertuples(), inside.head(10))
+    )
+    more = f" and {len(coarse) - 10} more" if len(coarse) > 10 else ""
+    log.warning(
+        "pixels are coarse against %d county(ies) (under %d pixels, or pixel-centre area more than %g %% off the polygon): %s%s; "
+        "their totals carry that error. For exact partial pixels use coverage = \"fraction\" ([counties]) or `carbonscape zones ... --coverage fraction`",
+        len(coarse), COARSE_PIXELS, 100 * COARSE_AREA_ERROR, listed, more,
+    )
+    return [str(v) for v in coarse["county"]]
