@@ -223,9 +223,11 @@ def supply_tables(
         "county": county.to_numpy()[zz.ravel()],
         "lucode": np.asarray(pools.codes)[kk.ravel()],
         "pixels": class_counts.ravel(),
+        "area_km2": class_area_ha.ravel() * M2_PER_HA / M2_PER_KM2,
         "supply_t": supply.ravel(),
     })
-    by_county_class = by_county_class[by_county_class["pixels"] > 0].reset_index(drop=True)
+    # A class present only as parts of boundary pixels (fraction mode) has area but no pixel centre.
+    by_county_class = by_county_class[(by_county_class["pixels"] > 0) | (by_county_class["area_km2"] > 0)].reset_index(drop=True)
     area_per_class = class_area_ha.sum(axis=0)
     by_pool = pd.DataFrame({
         "pool": list(POOLS),
@@ -244,6 +246,7 @@ def supply(
     pixel_maps: bool = False,
     progress: bool = False,
     run: Executor | None = None,
+    min_coverage: float | None = None,
 ) -> SupplyResult:
     """Carbon supply per county, per class, per county and class, and per pool.
 
@@ -264,11 +267,19 @@ def supply(
         ``carbon_t_per_ha.tif``, plus a small overview for maps.
     progress
         Show progress bars.
+    min_coverage
+        Refuse (:class:`~carbonscape.coverage.CoverageError`, before writing anything) when a
+        county's covered share is below this (default
+        :data:`~carbonscape.coverage.DEFAULT_MIN_COVERAGE`); counties below the default but
+        allowed by a lower value are flagged ``low_coverage``.
 
     Returns
     -------
     SupplyResult
-        Tables in tonnes of carbon; ``summary`` holds pixel counts, nodata and timings.
+        Tables in tonnes of carbon; ``summary`` holds pixel counts, nodata, the area rule,
+        coverage and timings. Areas are true ground areas whatever the grid's CRS
+        (:attr:`carbonscape.grid.Grid.area_model`); in fraction mode (a county store made with
+        ``coverage="fraction"``) boundary pixels are shared by covered fraction.
     """
     started = time.perf_counter()
     pool_table = pools if isinstance(pools, PoolTable) else read_pools(pools)
@@ -296,10 +307,13 @@ def supply(
             f"{zone_store.path} is chunked {zone_store.grid.chunks}, {land.path} {land.grid.chunks}; "
             f"rebuild the zones with `carbonscape zones ... --like {land.path}`"
         )
-    layout = Layout(n_counties=n_zones, classes=index)
+    fraction = zone_store.attrs.get("coverage") == "fraction"
+    layout = Layout(n_counties=n_zones, classes=index, params={"boundary": str(zone_store.path)} if fraction else {})
     areas = pixel_areas(land.grid)
-    # Counts always; true areas only where pixels differ in area (else areas = counts × the one area).
-    specs = [COUNTS, *([AREAS] if areas.uniform_area_m2() is None else [])]
+    log.info("%s", land.grid.area_model.sentence())
+    # Counts always; true areas where pixels differ in area or are shared by fraction (else
+    # areas = counts × the one area).
+    specs = [COUNTS, *([AREAS] if fraction or areas.uniform_area_m2() is None else [])]
     lazy = accumulate(specs, zone_data, {"landuse": land.data}, layout=layout, areas=areas)
 
     # Every output goes to a staging folder first and moves into ``out`` only when all are written.
@@ -314,6 +328,7 @@ def supply(
             _write_pixel_maps(land, index, pool_table, stage, active, progress=progress)
         area_m2 = tables["areas"] if "areas" in tables else counts * areas.uniform_area_m2()
         result = _supply_result(counts, area_m2, land=land, index=index, pools=pool_table, zone_table=zone_table, started=started)
+        _add_coverage(result, counts, area_m2, index=index, zone_table=zone_table, min_coverage=min_coverage, fraction=fraction)
         if stage is not None:
             result.write(stage)
     if out is not None:
@@ -341,6 +356,7 @@ def _supply_result(
         "crs": land.grid.crs.name,
         "geographic": land.grid.is_geographic,
         "pixel_area_m2": None if land.grid.is_geographic else land.grid.pixel_area_m2,
+        "areas": land.grid.area_model.describe(),
         "seconds": time.perf_counter() - started,
     }
     missing_counties = [str(v) for i, v in zip(ids, zone_table.values) if counts[i, : index.n_classes].sum() == 0]
@@ -354,6 +370,50 @@ def _supply_result(
             ", ".join(f"{k}: {v:,}" for k, v in list(summary["nodata_pixels_by_county"].items())[:5]),
         )
     return SupplyResult(by_county=by_county, by_class=by_class, by_county_class=by_county_class, by_pool=by_pool, summary=summary)
+
+
+def _add_coverage(
+    result: SupplyResult, counts: np.ndarray, areas_m2: np.ndarray, *, index: ClassIndex, zone_table: Any, min_coverage: float | None, fraction: bool
+) -> None:
+    """Coverage columns on ``by_county`` and in the summary; refuse counties below ``min_coverage``."""
+    from carbonscape.coverage import DEFAULT_MIN_COVERAGE, CoverageError, check_min_coverage, coverage_problems, coverage_table, warn_coarse
+
+    threshold = DEFAULT_MIN_COVERAGE if min_coverage is None else check_min_coverage(min_coverage)
+    mode = "fraction" if fraction else "centre"
+    result.summary["coverage"] = {"mode": mode, "min_coverage": threshold}
+    if zone_table.area_km2 is None:  # a county store from before coverage was recorded
+        log.warning("the county store records no polygon areas (made by an older carbonscape); coverage is not checked. Rebuild it with `carbonscape zones ... --force`")
+        return
+    coverage = coverage_table(
+        areas_m2, counts, ids=zone_table.ids, values=zone_table.values, area_km2=zone_table.area_km2, outside_km2=zone_table.outside_km2,
+        n_classes=index.n_classes, nodata_col=index.nodata_col,
+    )
+    problems = coverage_problems(coverage, min_coverage=threshold, mode=mode)
+    if problems:
+        raise CoverageError(problems)
+    low = coverage["covered_share"] < DEFAULT_MIN_COVERAGE
+    by_county = result.by_county
+    for column in ("polygon_area_km2", "covered_share", "nodata_share", "outside_share"):
+        by_county[column] = coverage[column].to_numpy()
+    by_county["low_coverage"] = low.to_numpy()
+    if low.any():
+        from carbonscape.coverage import describe
+
+        log.warning(
+            "%d county(ies) are covered less than %g (accepted by min_coverage %g); their supply densities are over the covered "
+            "area, flagged low_coverage: %s", int(low.sum()), DEFAULT_MIN_COVERAGE, threshold,
+            "; ".join(describe(row) for row in coverage[low].head(10).itertuples()),
+        )
+    result.summary["coverage"].update({
+        "low_coverage": [str(v) for v in coverage.loc[low, "county"]],
+        "covered_share_min": float(coverage["covered_share"].min()) if len(coverage) else None,
+        "outside_share_max": float(coverage["outside_share"].max()) if len(coverage) else None,
+        "nodata_share_max": float(coverage["nodata_share"].max()) if len(coverage) else None,
+    })
+    if not fraction:
+        coarse = warn_coarse(coverage)
+        if coarse:
+            result.summary["coverage"]["coarse_counties"] = coarse
 
 
 def _count_unknown(land: Any, pools: PoolTable, run: Executor) -> dict[int, int]:

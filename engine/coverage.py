@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from carbonscape.errors import InputError
+from carbonscape.rasterize import COVERAGE_MODES  # noqa: F401  (the one list; the mode is made by zones)
 
 log = logging.getLogger(__name__)
 
-COVERAGE_MODES = ("centre", "fraction")
+
 # The default threshold sits well below what boundary pixels cost under the centre rule (the real
 # 49 Central Yunnan counties at 0.05° MODIS pixels are covered 92-108 %) and well above a county
 # the raster misses in part (a raster clipped to another boundary, a tile left out).

@@ -281,6 +281,9 @@ def chunk_fractions(geoms: Any, ids: Any, transform: tuple[float, ...], shape: t
 
     height, width = shape
     parts = []
+    # Signed-area accumulation needs shells wound one way and holes the other; clipping a polygon
+    # to a chunk (clip_by_rect) does not keep the winding of the parts it makes, so orient here.
+    geoms = shapely.orient_polygons(np.asarray(geoms, dtype=object))
     for geom, county in zip(geoms, ids):
         xs, ys, starts = _pixel_rings(geom, transform)
         if len(xs) == 0:
@@ -347,6 +350,30 @@ def read_boundary(store: str | os.PathLike[str], location: tuple[int, int]) -> n
     return np.load(boundary_file(store, location), allow_pickle=False)
 
 
+def read_boundary_window(store: str | os.PathLike[str], rows: slice, cols: slice) -> np.ndarray:
+    """Every boundary entry of a fraction-mode county store inside a window, as a record array of
+    ``row, col`` (window-relative), ``county`` and ``fraction`` (the plain reference's view: it
+    gathers the per-chunk tables whatever the chunking)."""
+    store_obj = open_store(store, variable=ZONES_VARIABLE)
+    grid = store_obj.grid
+    out = []
+    for (i, j), (r, c) in grid.chunk_windows():
+        if r.stop <= rows.start or r.start >= rows.stop or c.stop <= cols.start or c.start >= cols.stop:
+            continue
+        table = read_boundary(store, (i, j))
+        width = c.stop - c.start
+        row = table["pixel"] // width + r.start
+        col = table["pixel"] % width + c.start
+        keep = (row >= rows.start) & (row < rows.stop) & (col >= cols.start) & (col < cols.stop)
+        part = np.empty(int(keep.sum()), dtype=[("row", "<i8"), ("col", "<i8"), ("county", "<u4"), ("fraction", "<f8")])
+        part["row"], part["col"] = row[keep] - rows.start, col[keep] - cols.start
+        part["county"], part["fraction"] = table["county"][keep], table["fraction"][keep]
+        out.append(part)
+    if not out:
+        return np.empty(0, dtype=[("row", "<i8"), ("col", "<i8"), ("county", "<u4"), ("fraction", "<f8")])
+    return np.concatenate(out)
+
+
 def _write_boundary_chunk(wkbs: tuple[bytes, ...], ids: tuple[int, ...], transform: tuple[float, ...], shape: tuple[int, int], path: str) -> int:
     table = chunk_fractions(shapely.from_wkb(list(wkbs)), ids, transform, shape) if wkbs else np.empty(0, dtype=BOUNDARY_DTYPE)
     np.save(path, table, allow_pickle=False)
@@ -358,11 +385,9 @@ def _boundary_tables(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray, fold
     import dask
 
     folder.mkdir(parents=True, exist_ok=True)
-    geoms = shapely.orient_polygons(gdf.geometry.to_numpy())  # holes wind against their shells
-    oriented = gdf.set_geometry(geoms)
     tasks = [
         dask.delayed(_write_boundary_chunk, pure=False)(*task, str(folder / f"{i}.{j}.npy"))
-        for (i, j), task in _chunk_tasks(oriented, grid, ids=ids).items()
+        for (i, j), task in _chunk_tasks(gdf, grid, ids=ids).items()
     ]
     return int(sum(run.compute(*tasks, progress=progress, label=f"zones: boundary fractions of {len(gdf)} polygons")))
 
@@ -477,11 +502,17 @@ def rasterize_zones(
 
         def add_boundary(group: Any, _: Any) -> None:
             if coverage == "fraction":
+                # A (member-less) zarr group, so that zarr sees the folder as part of the store.
+                group.create_group(BOUNDARY_FOLDER, attributes={"carbonscape_kind": "boundary fractions", "dtype": str(BOUNDARY_DTYPE.descr)})
                 folder = Path(str(group.store.root)) / BOUNDARY_FOLDER
                 entries = _boundary_tables(gdf, grid, ids=ids, folder=folder, run=active, progress=progress)
                 group.attrs["boundary_entries"] = entries
 
-        write_store(ds, out_path, grid=grid, run=active, progress=progress, label=f"zones: {len(gdf)} polygons → {out_path}", finalize=add_boundary)
+        with warnings.catch_warnings():
+            # zarr's metadata consolidation lists the boundary tables (.npy files) and warns that
+            # they are not zarr nodes, which they are not meant to be.
+            warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy")
+            write_store(ds, out_path, grid=grid, run=active, progress=progress, label=f"zones: {len(gdf)} polygons → {out_path}", finalize=add_boundary)
     return out_path
 
 

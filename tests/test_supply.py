@@ -23,6 +23,22 @@ CODES = np.array([
 POOLS = [(1, 10, 2, 30, 1), (2, 60, 15, 20, 5), (3, 0, 0, 0, 0), (4, 1, 0.5, 4, 0)]
 
 
+def _utm_pixel_ha() -> float:
+    """True ground area (ha) of a nominal 1 ha pixel of the fixture grid (UTM 48N on its central
+    meridian, scale 0.9996, so ~1/0.9996² ha), by pyproj: the pixel's outline, densified, as a
+    geodesic polygon on WGS 84 (the grid varies by ~1e-9 over 500 m: one pixel stands for all)."""
+    from pyproj import Transformer
+
+    t = np.linspace(0, 100, 65)
+    xs = np.concatenate([500_000 + t, np.full(65, 500_100.0), 500_100 - t, np.full(65, 500_000.0)])
+    ys = np.concatenate([np.full(65, 2_799_900.0), 2_799_900 + t, np.full(65, 2_800_000.0), 2_800_000 - t])
+    lon, lat = Transformer.from_crs("EPSG:32648", "EPSG:4326", always_xy=True).transform(xs, ys)
+    return abs(Geod(ellps="WGS84").polygon_area_perimeter(lon, lat)[0]) / 1e4
+
+
+HA = _utm_pixel_ha()  # every hand-computed hectare below is one such pixel
+
+
 @pytest.fixture
 def five_by_five(tmp):
     lu = ingest(write_tif(tmp / "lu.tif", CODES, nodata=9), tmp / "lu.zarr", chunk=16, scheduler="synchronous")
@@ -35,36 +51,44 @@ def five_by_five(tmp):
 
 def test_hand_computed_5x5(tmp, five_by_five):
     lu, zones, pools = five_by_five
-    result = supply(lu, zones, pools, out=tmp / "out", scheduler="synchronous")
+    # West is 1/6 nodata (covered 83 %, below the default min_coverage 0.9): accepted and flagged.
+    result = supply(lu, zones, pools, out=tmp / "out", scheduler="synchronous", min_coverage=0.8)
     county = result.by_county.set_index("county")
+    assert county["low_coverage"].to_dict() == {"West": True, "East": False, "South": False}
+    assert county.loc["West", "nodata_share"] == pytest.approx(1 / 6) and county.loc["West", "covered_share"] == pytest.approx(5 / 6)
     # West: five 1s (one nodata) = 5 × 43; East: five 2s, four 3s = 500; South: six 4s, three 3s
-    # (one nodata) = 33.
-    assert county.loc["West", "supply_t"] == pytest.approx(215.0)
-    assert county.loc["East", "supply_t"] == pytest.approx(500.0)
-    assert county.loc["South", "supply_t"] == pytest.approx(33.0)
+    # (one nodata) = 33; each pixel HA hectares of ground (UTM's nominal 1 ha is 0.08 % short).
+    assert HA == pytest.approx(1 / 0.9996**2, rel=1e-6)
+    assert county.loc["West", "supply_t"] == pytest.approx(215.0 * HA, rel=1e-7)
+    assert county.loc["East", "supply_t"] == pytest.approx(500.0 * HA, rel=1e-7)
+    assert county.loc["South", "supply_t"] == pytest.approx(33.0 * HA, rel=1e-7)
     assert county["pixels"].tolist() == [5, 9, 9]
-    assert county.loc["West", "area_km2"] == pytest.approx(0.05)
+    assert county.loc["West", "area_km2"] == pytest.approx(0.05 * HA, rel=1e-7)
     assert county["share_pct"].sum() == pytest.approx(100.0)
     klass = result.by_class.set_index("lucode")
-    assert klass["supply_t"].tolist() == pytest.approx([215.0, 500.0, 0.0, 33.0])
+    assert klass["supply_t"].tolist() == pytest.approx([215.0 * HA, 500.0 * HA, 0.0, 33.0 * HA], rel=1e-7)
     assert klass["pixels"].tolist() == [5, 5, 7, 6] and klass.loc[2, "name"] == "forest"
-    assert klass.loc[4, "area_ha"] == pytest.approx(6.0)
+    assert klass.loc[4, "area_ha"] == pytest.approx(6.0 * HA, rel=1e-7)
     pool = result.by_pool.set_index("pool")["supply_t"]
-    assert pool.to_dict() == pytest.approx({"above": 5 * 10 + 5 * 60 + 6 * 1, "below": 10 + 75 + 3, "soil": 150 + 100 + 24, "dead": 5 + 25})
+    expected_pools = {"above": 5 * 10 + 5 * 60 + 6 * 1, "below": 10 + 75 + 3, "soil": 150 + 100 + 24, "dead": 5 + 25}
+    assert pool.to_dict() == pytest.approx({k: v * HA for k, v in expected_pools.items()}, rel=1e-7)
     assert pool.sum() == pytest.approx(result.total_t)
     pairs = result.by_county_class.set_index(["county", "lucode"])
-    assert pairs.loc[("South", 3), "pixels"] == 3 and pairs.loc[("East", 2), "supply_t"] == pytest.approx(500.0)
+    assert pairs.loc[("South", 3), "pixels"] == 3 and pairs.loc[("East", 2), "supply_t"] == pytest.approx(500.0 * HA, rel=1e-7)
+    assert pairs.loc[("East", 2), "area_km2"] == pytest.approx(0.05 * HA, rel=1e-7)
     assert result.summary["nodata_pixels_in_counties"] == 2
     assert result.summary["nodata_pixels_by_county"] == {"West": 1, "South": 1}
     written = pd.read_csv(tmp / "out" / "supply_by_county.csv")
-    assert list(written.columns) == ["county", "supply_t", "share_pct", "pixels", "area_km2"]
+    assert list(written.columns) == [
+        "county", "supply_t", "share_pct", "pixels", "area_km2", "polygon_area_km2", "covered_share", "nodata_share", "outside_share", "low_coverage",
+    ]
     assert list(pd.read_csv(tmp / "out" / "supply_by_class.csv").columns) == ["lucode", "name", "supply_t", "share_pct", "pixels", "area_ha"]
-    assert list(pd.read_csv(tmp / "out" / "supply_by_county_class.csv").columns) == ["county", "lucode", "pixels", "supply_t"]
+    assert list(pd.read_csv(tmp / "out" / "supply_by_county_class.csv").columns) == ["county", "lucode", "pixels", "area_km2", "supply_t"]
 
 
 def test_pixel_maps_follow_invest_formula(tmp, five_by_five):
     lu, zones, pools = five_by_five
-    supply(lu, zones, pools, out=tmp / "out", scheduler="synchronous", pixel_maps=True)
+    supply(lu, zones, pools, out=tmp / "out", scheduler="synchronous", pixel_maps=True, min_coverage=0.8)
     density = {1: 43.0, 2: 100.0, 3: 0.0, 4: 5.5}
     expected = np.vectorize(lambda c: density.get(int(c), np.nan))(CODES).astype(np.float32)
     with rasterio.open(tmp / "out" / "carbon_t_per_ha.tif") as src:
@@ -114,7 +138,7 @@ def test_summary_with_nodata_is_written_beside_the_tables(tmp, five_by_five):
     import json
 
     lu, zones, pools = five_by_five
-    result = supply(lu, zones, pools, out=tmp / "out", scheduler="synchronous")
+    result = supply(lu, zones, pools, out=tmp / "out", scheduler="synchronous", min_coverage=0.8)
     summary = json.loads((tmp / "out" / "supply_summary.json").read_text())
     assert summary["nodata_pixels_by_county"] == {"West": 1, "South": 1} and summary["pixels_in_counties"] == 23
     assert result.files["supply_summary"] == (tmp / "out" / "supply_summary.json").absolute()
@@ -131,7 +155,7 @@ def test_a_failed_run_leaves_no_output(tmp, five_by_five, monkeypatch):
 
     monkeypatch.setattr(carbon.SupplyResult, "write", fail_after_the_pixel_maps)
     with pytest.raises(RuntimeError, match="stopped while writing"):
-        supply(lu, zones, pools, out=out, scheduler="synchronous", pixel_maps=True)
+        supply(lu, zones, pools, out=out, scheduler="synchronous", pixel_maps=True, min_coverage=0.8)
     assert list(out.iterdir()) == []  # neither the pixel maps already written nor a staging folder
 
 
@@ -195,7 +219,7 @@ def test_geographic_grid_uses_true_ellipsoidal_areas(tmp):
     vector = write_vector(tmp / "g.gpkg", [shapely.box(101.9, 24.9, 102.1, 25.1)], ["all"], crs="EPSG:4326")
     zones = rasterize_zones(vector, like=lu, id_field="county", out=tmp / "gz.zarr", scheduler="synchronous")
     pools = write_pools(tmp / "p.csv", [(1, 100, 0, 0, 0), (2, 10, 0, 0, 0)])
-    result = supply(lu, zones, pools, scheduler="synchronous")
+    result = supply(lu, zones, pools, scheduler="synchronous", min_coverage=0)  # the polygon is larger than the raster
     geod = Geod(ellps="WGS84")
     expected = 0.0
     for r in range(codes.shape[0]):
@@ -216,7 +240,7 @@ def test_geographic_areas_follow_each_chunks_rows(tmp):
     lu = ingest(write_tif(tmp / "tall.tif", codes, transform=transform, crs="EPSG:4326"), tmp / "tall.zarr", chunk=16)
     zones = rasterize_zones(write_vector(tmp / "t.gpkg", [shapely.box(99, -1, 104, 61)], ["all"], crs="EPSG:4326"),
                             like=lu, id_field="county", out=tmp / "tz.zarr", scheduler="synchronous")
-    result = supply(lu, zones, write_pools(tmp / "p.csv", [(1, 100, 0, 0, 0), (2, 10, 0, 0, 0)]), scheduler="threads")
+    result = supply(lu, zones, write_pools(tmp / "p.csv", [(1, 100, 0, 0, 0), (2, 10, 0, 0, 0)]), scheduler="threads", min_coverage=0)
     geod = Geod(ellps="WGS84")
     # A pixel is bounded by parallels, which are not geodesics: densify them for pyproj's polygon.
     along = np.linspace(100, 100 + res, 200)

@@ -14,6 +14,9 @@ from carbonscape.accumulate.spec import Accumulation, Chunk, Layout
 from carbonscape.accumulate.classindex import ClassIndex
 from carbonscape.kernels.crosstab import code_histogram, crosstab_areas, crosstab_counts, crosstab_counts_dense
 from carbonscape.kernels.transitions import code_columns, count_transitions, count_transitions_8bit, sum_transition_areas
+from carbonscape.kernels.area import sum_pair_areas as sum_pair_areas_lattice
+from carbonscape.kernels.area import sum_pair_areas_dense
+from carbonscape.kernels.fraction import correct_by_fractions
 
 
 def count_pairs(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
@@ -34,11 +37,62 @@ def count_pairs(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
 
 
 def sum_pair_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
-    """True area (m²) per (county, class column) of one chunk, from the grid's per-pixel areas."""
+    """True area (m²) per (county, class column) of one chunk, from the grid's per-pixel areas.
+
+    A :class:`~carbonscape.grid.Grid` as the area source gives its area lattice, and the lattice
+    kernels rebuild each row's areas on the fly (no per-pixel area block is ever materialised);
+    other sources hand a broadcastable block. With ``layout.params["boundary"]`` (a fraction-mode
+    county store) boundary pixels are then shared among their counties by covered fraction.
+    """
     index = where.layout.classes
-    return crosstab_areas(
-        blocks["counties"], blocks["landuse"], index.lut, index.offset, where.layout.n_counties, index.n_cols,  # type: ignore[union-attr]
-        index.unknown_col, index.nodata_code, index.nodata_col, where.area(),  # type: ignore[union-attr]
+    counties, codes = blocks["counties"], blocks["landuse"]
+    lattice = getattr(where.areas, "area_lattice", None)
+    if lattice is None:
+        table = crosstab_areas(
+            counties, codes, index.lut, index.offset, where.layout.n_counties, index.n_cols,  # type: ignore[union-attr]
+            index.unknown_col, index.nodata_code, index.nodata_col, where.area(),  # type: ignore[union-attr]
+        )
+    else:
+        table = _lattice_areas(counties, codes, index, where, *lattice())
+    boundary = where.layout.params.get("boundary")
+    if boundary is not None:
+        _share_boundary_pixels(table, counties, codes, where, boundary)
+    return table
+
+
+def _lattice_areas(counties, codes, index, where: Chunk, lattice, node_rows, node_cols) -> np.ndarray:  # type: ignore[no-untyped-def]
+    row0, col0 = where.rows.start, where.cols.start
+    if codes.dtype.itemsize <= 2:
+        lut, offset = index.dense_lut(codes.dtype)
+        return sum_pair_areas_dense(counties, codes, lut, offset, where.layout.n_counties, index.n_cols, lattice, node_rows, node_cols, row0, col0)
+    return sum_pair_areas_lattice(
+        counties, codes, index.lut, index.offset, where.layout.n_counties, index.n_cols, index.unknown_col, index.nodata_code,
+        index.nodata_col, lattice, node_rows, node_cols, row0, col0,
+    )
+
+
+def _share_boundary_pixels(table: np.ndarray, counties: np.ndarray, codes: np.ndarray, where: Chunk, store: str) -> None:
+    """Fraction mode: move each boundary pixel of the chunk from its pixel-centre county to the
+    counties covering it, by covered fraction (the store's per-chunk boundary table)."""
+    from carbonscape.rasterize import read_boundary
+
+    entries = read_boundary(store, where.location)
+    if not len(entries):
+        return
+    index = where.layout.classes
+    source = where.areas
+    lattice = getattr(source, "area_lattice", None)
+    if lattice is not None:
+        grid_lattice, node_rows, node_cols = lattice()
+    else:  # a plain area source: its block as a lattice with a node on every pixel
+        block = np.broadcast_to(where.area(), codes.shape)
+        grid_lattice = np.ascontiguousarray(block, dtype=np.float64)
+        node_rows = np.arange(where.rows.start, where.rows.stop, dtype=np.int64)
+        node_cols = np.arange(where.cols.start, where.cols.stop, dtype=np.int64)
+    correct_by_fractions(
+        table, counties, codes, index.lut, index.offset, index.unknown_col, index.nodata_code, index.nodata_col,
+        grid_lattice, node_rows, node_cols, where.rows.start, where.cols.start,
+        entries["pixel"], entries["county"].astype(np.int64), entries["fraction"],
     )
 
 

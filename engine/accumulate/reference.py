@@ -31,12 +31,27 @@ def counts_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarr
 
 
 def areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
-    """True area (m²) per (county, class column): ``(n_counties, n_cols)`` float64."""
+    """True area (m²) per (county, class column): ``(n_counties, n_cols)`` float64; in fraction
+    mode (``layout.params["boundary"]``) each boundary pixel shared by covered fraction."""
     layout = where.layout
     ids = _county_ids(blocks, where)
     columns = layout.classes.columns(blocks["landuse"]).ravel()  # type: ignore[union-attr]
     weights = np.broadcast_to(where.area(), blocks["landuse"].shape).ravel()
-    flat = np.bincount(ids * layout.n_cols + columns, weights=weights, minlength=layout.n_counties * layout.n_cols)
+    keys = ids * layout.n_cols + columns
+    size = layout.n_counties * layout.n_cols
+    flat = np.bincount(keys, weights=weights, minlength=size)
+    if layout.params.get("boundary") is not None:
+        from carbonscape.rasterize import read_boundary_window
+
+        entries = read_boundary_window(layout.params["boundary"], where.rows, where.cols)
+        width = where.cols.stop - where.cols.start
+        pixel = entries["row"] * width + entries["col"]
+        shared = np.unique(pixel)
+        flat -= np.bincount(keys[shared], weights=weights[shared], minlength=size)
+        flat += np.bincount(entries["county"].astype(np.int64) * layout.n_cols + columns[pixel], weights=entries["fraction"] * weights[pixel], minlength=size)
+        covered = np.bincount(np.searchsorted(shared, pixel), weights=entries["fraction"], minlength=len(shared))
+        rest = np.clip(1.0 - covered, 0.0, None)
+        flat += np.bincount(columns[shared], weights=rest * weights[shared], minlength=size)  # county 0: outside
     return flat.reshape(layout.n_counties, layout.n_cols)
 
 
