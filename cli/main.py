@@ -128,12 +128,16 @@ def ingest(ctx: click.Context, landuse: tuple[str, ...], out: str, chunk: int, f
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Zone store to write.")
 @click.option("--layer", default=None, help="Layer of the vector file, when it has several.")
 @click.option("--encoding", default=None, help="Code page of the attribute text (e.g. GBK) when the file does not say; default: detected.")
+@click.option("--coverage", type=click.Choice(["centre", "fraction"]), default="centre", show_default=True,
+              help="centre: a pixel belongs to the county holding its centre (ArcGIS/InVEST). fraction: boundary pixels are "
+                   "shared among counties by their exact covered fraction.")
 @force_option
 @scheduler_option
 @progress_option
 @click.pass_context
 @_handle_errors
-def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str, layer: str | None, encoding: str | None, force: bool,
+def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str, layer: str | None, encoding: str | None, coverage: str,
+          force: bool,
           scheduler: str | None, progress: bool | None) -> None:
     """Rasterize county polygons to zone ids on exactly the land-use grid.
 
@@ -142,8 +146,8 @@ def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str,
         carbonscape zones counties.gpkg --like landuse.zarr --id-field county --out zones.zarr
     """
     path = carbonscape.rasterize_zones(
-        counties, like=like, id_field=id_field, out=out, layer=layer, encoding=encoding, force=force, scheduler=scheduler,
-        progress=_progress(ctx, progress)
+        counties, like=like, id_field=id_field, out=out, layer=layer, encoding=encoding, coverage=coverage, force=force,
+        scheduler=scheduler, progress=_progress(ctx, progress),
     )
     click.echo(str(path))
 
@@ -156,12 +160,14 @@ def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str,
 @click.option("--pools", required=True, type=click.Path(dir_okay=False), help="InVEST carbon pools table (CSV).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the tables.")
 @click.option("--pixel-maps", is_flag=True, help="Also write carbon per pixel (t/ha) as Zarr and COG.")
+@click.option("--min-coverage", type=float, default=None,
+              help="Refuse counties the raster covers less than this share of (default 0.9); lower it to accept them, flagged.")
 @scheduler_option
 @progress_option
 @click.pass_context
 @_handle_errors
 def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size: float | None, pools: str, out: str, pixel_maps: bool,
-           scheduler: str | None, progress: bool | None) -> None:
+           min_coverage: float | None, scheduler: str | None, progress: bool | None) -> None:
     """Carbon supply per county (or grid cell), per class, per county and class, and per pool.
 
     \b
@@ -185,7 +191,8 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
                 click.echo(f"  {name}: {path}")
         return
     assert zones_store is not None
-    result = carbonscape.supply(landuse, zones_store, pools, out=out, scheduler=scheduler, pixel_maps=pixel_maps, progress=_progress(ctx, progress))
+    result = carbonscape.supply(landuse, zones_store, pools, out=out, scheduler=scheduler, pixel_maps=pixel_maps, progress=_progress(ctx, progress),
+                                min_coverage=min_coverage)
     if not ctx.find_root().obj.get("quiet"):
         s = result.summary
         click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {len(result.by_county)} counties "

@@ -1,0 +1,114 @@
+"""Benchmarks of true areas and fraction coverage (issue: right on any grid).
+
+Usage (from the repository root, ``pip install -e .[bench]``)::
+
+    python benchmarks/areas.py --size 10000 --counties 3000
+
+Rows, each a ratio of two timings measured in the same run (in-process, cluster already up, best
+of ``--repeats``), so that a busy machine affects both sides alike:
+
+- **Web Mercator vs nominal**: ``supply`` on a 10^8-pixel raster in EPSG:3857 (true areas: the
+  area lattice, interpolated per row in the kernel) against the same pixels and polygons in an
+  equal-area CRS (EPSG:6933, where nominal areas are true and the pass only counts pixels).
+- **fraction vs centre**: ``zones`` + ``supply`` with ``coverage="fraction"`` against the
+  pixel-centre pair, on ``--counties`` Voronoi counties.
+- **exactextract**: the same per-county, per-class coverage-weighted table (``unique``, ``frac``)
+  from the GeoTIFF and the polygons, against our fraction pair.
+
+Results go to ``benchmarks/results/areas-<size>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+HERE = Path(__file__).resolve().parent
+
+
+def best_of(n: int, func) -> float:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    import carbonscape
+    from carbonscape.cluster import executor
+    from carbonscape.synthetic import make_region
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=10_000, help="raster edge in pixels (square)")
+    parser.add_argument("--counties", type=int, default=3000)
+    parser.add_argument("--pixel", type=float, default=10.0, help="pixel size in CRS metres")
+    parser.add_argument("--data", type=Path, default=HERE / "data")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-peers", action="store_true")
+    args = parser.parse_args()
+
+    base = args.data / f"areas-r{args.size}-c{args.counties}"
+    regions = {}
+    for name, crs in (("mercator", "EPSG:3857"), ("equal_area", "EPSG:6933")):
+        folder = base / name
+        if not (folder / "landuse.tif").exists():
+            print(f"generating {name} ({crs}) {args.size}² in {folder}", file=sys.stderr)
+            make_region(folder, shape=(args.size, args.size), pixel_size=args.pixel, n_counties=args.counties, crs=crs, seed=7)
+        regions[name] = folder
+    results: dict[str, object] = {
+        "pixels": args.size**2, "counties": args.counties, "date": time.strftime("%Y-%m-%d"),
+        "machine": {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "platform": platform.platform(),
+                    "load_average": os.getloadavg()},
+    }
+    with executor(None) as run:
+        stores = {}
+        for name, folder in regions.items():
+            lu = carbonscape.ingest(folder / "landuse.tif", base / f"{name}-lu.zarr", run=run)
+            z = carbonscape.rasterize_zones(folder / "counties.gpkg", like=lu, id_field="county", out=base / f"{name}-zc.zarr", run=run)
+            stores[name] = (lu, z, folder / "pools.csv")
+        grid = carbonscape.open_store(stores["mercator"][0]).grid
+        results["mercator_area_model"] = grid.area_model.describe()
+        timings = {}
+        for name, (lu, z, pools) in stores.items():
+            carbonscape.supply(lu, z, pools, run=run, min_coverage=0)  # warm numba and the workers
+            timings[name] = best_of(args.repeats, lambda: carbonscape.supply(lu, z, pools, run=run, min_coverage=0))
+        results["supply_mercator_s"], results["supply_nominal_s"] = timings["mercator"], timings["equal_area"]
+        results["mercator_over_nominal"] = timings["mercator"] / timings["equal_area"]
+
+        lu, _, pools = stores["equal_area"]
+        counties = regions["equal_area"] / "counties.gpkg"
+
+        def pair(coverage: str) -> None:
+            z = carbonscape.rasterize_zones(counties, like=lu, id_field="county", out=base / f"bench-z-{coverage}.zarr", coverage=coverage, force=True, run=run)
+            carbonscape.supply(lu, z, pools, run=run, min_coverage=0)
+
+        pair("fraction")  # warm
+        centre_s = best_of(args.repeats, lambda: pair("centre"))
+        fraction_s = best_of(args.repeats, lambda: pair("fraction"))
+        results.update({"centre_pair_s": centre_s, "fraction_pair_s": fraction_s, "fraction_over_centre": fraction_s / centre_s})
+    if not args.no_peers:
+        import exactextract
+        import geopandas as gpd
+
+        gdf = gpd.read_file(counties)
+        start = time.perf_counter()
+        exactextract.exact_extract(str(regions["equal_area"] / "landuse.tif"), gdf, ["unique", "frac"], include_cols=["county"], output="pandas")
+        results["exactextract_s"] = time.perf_counter() - start
+        results["exactextract_over_fraction_pair"] = results["exactextract_s"] / results["fraction_pair_s"]
+    out = HERE / "results" / f"areas-{args.size}-c{args.counties}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
