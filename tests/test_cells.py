@@ -39,24 +39,41 @@ CODES = np.array([
 POOLS = [(1, 10, 2, 30, 1), (2, 60, 15, 20, 5), (3, 0, 0, 0, 0), (4, 1, 0.5, 4, 0)]  # totals 43, 100, 0, 5.5 t/ha
 
 
+def _utm_pixel_ha() -> float:
+    """True ground area (ha) of a nominal 1 ha pixel at the fixture's origin (UTM 48N on its
+    central meridian, scale 0.9996: ~1/0.9996² ha), by pyproj: the densified outline as a geodesic
+    polygon on WGS 84 (over the 5×5 raster it varies by ~1e-9, so one pixel stands for all)."""
+    from pyproj import Geod, Transformer
+
+    t = np.linspace(0, 100, 65)
+    xs = np.concatenate([500_000 + t, np.full(65, 500_100.0), 500_100 - t, np.full(65, 500_000.0)])
+    ys = np.concatenate([np.full(65, 2_799_900.0), 2_799_900 + t, np.full(65, 2_800_000.0), 2_800_000 - t])
+    lon, lat = Transformer.from_crs("EPSG:32648", "EPSG:4326", always_xy=True).transform(xs, ys)
+    return abs(Geod(ellps="WGS84").polygon_area_perimeter(lon, lat)[0]) / 1e4
+
+
+HA = _utm_pixel_ha()  # pixel areas are true ground areas: each hand-counted hectare is HA ha
+
+
 def test_supply_per_cell_by_hand(tmp):
     lu = ingest(write_tif(tmp / "lu.tif", CODES, nodata=9), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
     result = supply_cells(lu, write_pools(tmp / "pools.csv", POOLS), size=200, out=tmp / "out", scheduler="synchronous")
     table = result.by_cell.set_index(["row", "col"])
     # Cell (0,0): four 1s = 4 × 43 = 172 t on 4 ha; (0,1): four 2s = 400 t; (0,2): two 3s = 0 t (2 ha).
-    assert table.loc[(0, 0), "supply_t"] == pytest.approx(172.0)
-    assert table.loc[(0, 1), "supply_t"] == pytest.approx(400.0)
+    assert table.loc[(0, 0), "supply_t"] == pytest.approx(172.0 * HA, rel=1e-7)
+    assert table.loc[(0, 1), "supply_t"] == pytest.approx(400.0 * HA, rel=1e-7)
     assert table.loc[(0, 2), ["supply_t", "pixels"]].tolist() == [0.0, 2]
     # Cell (1,0): 1, 9 / 4, 4 → 43 + 2 × 5.5 = 54 t on 3 ha (the nodata pixel counts nowhere).
-    assert table.loc[(1, 0), "supply_t"] == pytest.approx(54.0)
-    assert table.loc[(1, 0), "area_km2"] == pytest.approx(0.03)
+    assert table.loc[(1, 0), "supply_t"] == pytest.approx(54.0 * HA, rel=1e-7)
+    assert table.loc[(1, 0), "area_km2"] == pytest.approx(0.03 * HA, rel=1e-7)
     assert table.loc[(1, 0), "supply_t_per_km2"] == pytest.approx(1800.0)
     # Cell (2,2) is the corner pixel alone: 3 → 0 t on 1 ha; cell (2,1): 4, 9 → 5.5 t.
-    assert table.loc[(2, 2), "area_km2"] == pytest.approx(0.01)
-    assert table.loc[(2, 1), "supply_t"] == pytest.approx(5.5)
+    assert table.loc[(2, 2), "area_km2"] == pytest.approx(0.01 * HA, rel=1e-7)
+    assert table.loc[(2, 1), "supply_t"] == pytest.approx(5.5 * HA, rel=1e-7)
     assert table.loc[(1, 0), "cell"] == 3 and table.loc[(2, 2), "cell"] == 8
-    assert table["supply_t"].sum() == pytest.approx(215 + 500 + 33)
-    assert table.loc[(1, 0), "supply_t_1"] == pytest.approx(43.0) and table.loc[(1, 0), "supply_t_4"] == pytest.approx(11.0)
+    assert table["supply_t"].sum() == pytest.approx((215 + 500 + 33) * HA, rel=1e-7)
+    assert table.loc[(1, 0), "supply_t_1"] == pytest.approx(43.0 * HA, rel=1e-7)
+    assert table.loc[(1, 0), "supply_t_4"] == pytest.approx(11.0 * HA, rel=1e-7)
     assert result.summary["nodata_pixels"] == 2
     written = pd.read_csv(tmp / "out" / "supply_by_cell.csv")
     assert list(written.columns[:7]) == ["cell", "row", "col", "pixels", "area_km2", "supply_t", "supply_t_per_km2"]
@@ -66,7 +83,7 @@ def test_supply_per_cell_by_hand(tmp):
     assert corner.bounds == pytest.approx((500_400, 2_799_500, 500_500, 2_799_600))  # cut at the raster's edge: 100 m × 100 m
     with rasterio.open(tmp / "out" / "cell_supply_t.tif") as src:
         assert src.shape == (3, 3) and src.transform.a == 200
-        np.testing.assert_allclose(src.read(1)[0], [172.0, 400.0, 0.0])
+        np.testing.assert_allclose(src.read(1)[0], [172.0 * HA, 400.0 * HA, 0.0], rtol=1e-6)  # float32 GeoTIFF
 
 
 def test_cells_equal_numpy_block_sums_across_chunks(tmp):
@@ -77,7 +94,11 @@ def test_cells_equal_numpy_block_sums_across_chunks(tmp):
     lu = ingest(write_tif(tmp / "lu.tif", codes, nodata=9), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
     result = supply_cells(lu, write_pools(tmp / "pools.csv", POOLS), size=3000, scheduler="synchronous")
     density = {1: 43.0, 2: 100.0, 3: 0.0, 4: 5.5}
-    per_pixel = np.vectorize(lambda c: density.get(int(c), 0.0))(codes)  # t per 1-ha pixel
+    # t per pixel: density × the pixel's true area (UTM's scale varies by ~7e-5 across 53 km of columns;
+    # the grid's own per-pixel areas, tested against pyproj in test_areas.py).
+    true_ha = Grid.from_affine(crs="EPSG:32648", transform=from_origin(500_000, 2_800_000, 100, 100), shape=codes.shape).pixel_areas_m2(
+        slice(0, 610), slice(0, 530)) / 1e4
+    per_pixel = np.vectorize(lambda c: density.get(int(c), 0.0))(codes) * true_ha
     padded = np.zeros((630, 540))
     padded[:610, :530] = per_pixel
     blocks = padded.reshape(21, 30, 18, 30).sum(axis=(1, 3))
@@ -141,7 +162,7 @@ def test_weighted_sum_per_county_by_hand(tmp):
     by_county = sums.iloc[list(table.ids)].set_axis(list(table.values))
     # West: rows 0-2, columns 0-1 without (0,0): 1 + 5 + 6 + 10 + 11 = 33 people on 5 ha.
     assert by_county.loc["West", "sum"] == pytest.approx(33.0)
-    assert by_county.loc["West", "pixels"] == 5 and by_county.loc["West", "area_m2"] == pytest.approx(50_000.0)
+    assert by_county.loc["West", "pixels"] == 5 and by_county.loc["West", "area_m2"] == pytest.approx(50_000.0 * HA, rel=1e-7)
     assert by_county.loc["West", "mean"] == pytest.approx(33.0 / 5)
     # South: rows 3-4, all columns but (4,4): 15 + ... + 23 = 171.
     assert by_county.loc["South", "sum"] == pytest.approx(sum(range(15, 24)))
