@@ -1,6 +1,8 @@
 """A small study built by hand, and its answers computed independently of carbonscape.
 
-The land use is a 60 × 80 raster of 100 m pixels (exactly 1 ha each) in UTM 48N; the counties are
+The land use is a 60 × 80 raster of 100 m pixels (exactly 1 ha each of ground: the grid is equal-area,
+EASE-Grid 2.0; in UTM a nominal hectare is 0.08 % short of the ground and carbonscape, measuring true
+areas, would rightly not give these round numbers); the counties are
 a 4 × 4 grid of 15 × 20-pixel rectangles whose edges lie on pixel edges, so which pixel belongs to
 which county is known by slicing, with no rasterization rule involved. County ``P`` holds only
 code 3, whose pools are all zero: a zero-supply county, whose ratio is infinite.
@@ -24,8 +26,8 @@ import shapely
 from pyproj import Geod, Transformer
 from rasterio.transform import from_origin
 
-UTM = "EPSG:32648"
-ORIGIN = (500_000.0, 2_800_000.0)  # on UTM 48N's central meridian (105° E), near 25.3° N
+CRS = "EPSG:6933"  # EASE-Grid 2.0 (cylindrical equal-area on WGS 84)
+ORIGIN = (500_000.0, 2_800_000.0)  # near 5.2° E, 22.1° N
 PIXEL = 100.0  # m: one pixel is exactly one hectare
 SHAPE = (60, 80)
 BLOCK = (15, 20)  # county size in pixels
@@ -131,13 +133,13 @@ def write_handbuilt(folder: Path, *, maps: bool = False, ids: list | None = None
     ids = list(NAMES) if ids is None else list(ids)
     codes = make_codes()
     landuse = folder / "landuse.tif"
-    profile = dict(driver="GTiff", width=SHAPE[1], height=SHAPE[0], count=1, dtype="uint8", crs=UTM,
+    profile = dict(driver="GTiff", width=SHAPE[1], height=SHAPE[0], count=1, dtype="uint8", crs=CRS,
                    transform=from_origin(*ORIGIN, PIXEL, PIXEL), nodata=NODATA)
     with rasterio.open(landuse, "w", **profile) as dst:
         dst.write(codes, 1)
     polygons = [county_polygon(*s) for s in county_slices().values()]
     counties = folder / "counties.gpkg"
-    gpd.GeoDataFrame({"county": ids}, geometry=polygons, crs=UTM).to_file(counties, engine="pyogrio")
+    gpd.GeoDataFrame({"county": ids}, geometry=polygons, crs=CRS).to_file(counties, engine="pyogrio")
     pools = folder / "pools.csv"
     pd.DataFrame([(code, f"class {code}", *values) for code, values in POOLS.items()],
                  columns=["lucode", "LULC_name", "c_above", "c_below", "c_soil", "c_dead"]).to_csv(pools, index=False)
@@ -148,13 +150,13 @@ def write_handbuilt(folder: Path, *, maps: bool = False, ids: list | None = None
     return HandBuilt(folder, study, landuse, counties, pools, population)
 
 
-def geodesic_area_km2(polygon: shapely.Polygon, crs: str = UTM) -> float:
-    """True area on WGS 84 (UTM 48N's ellipsoid): pyproj's Geod on the corners in lon/lat.
+def geodesic_area_km2(polygon: shapely.Polygon, crs: str = CRS) -> float:
+    """True area on WGS 84 (the CRS's ellipsoid): pyproj's Geod on the outline in lon/lat.
 
-    The rectangle's edges are straight in UTM; between corners 1.5-2 km apart the geodesic and
-    the UTM line differ by far less than the 1e-9 relative tolerance the tests use."""
+    The rectangle's edges are straight in the CRS (its top and bottom are parallels, not
+    geodesics), so the outline is densified to 1 m first."""
     to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    lon, lat = to_lonlat.transform(*np.asarray(polygon.exterior.coords).T)
+    lon, lat = to_lonlat.transform(*np.asarray(shapely.segmentize(polygon, 1.0).exterior.coords).T)
     area, _ = Geod(ellps="WGS84").polygon_area_perimeter(lon, lat)
     return abs(area) / 1e6
 

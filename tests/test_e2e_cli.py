@@ -186,7 +186,7 @@ def test_supply_pixel_maps_hold_each_pixels_carbon_density(steps):
     for code, density in handbuilt.DENSITY.items():
         expected[codes == code] = density  # t/ha; nodata pixels stay NaN
     with rasterio.open(base / "out" / "carbon_t_per_ha.tif") as src:
-        assert src.shape == codes.shape and src.crs.to_epsg() == 32648
+        assert src.shape == codes.shape and src.crs.to_epsg() == 6933
         assert src.transform == rasterio.transform.from_origin(*handbuilt.ORIGIN, 100, 100)
         cog = src.read(1)
     np.testing.assert_array_equal(cog, expected)
@@ -220,7 +220,7 @@ def test_zones_layer_picks_the_named_layer(steps, study, tmp_path):
     vector = tmp_path / "two_layers.gpkg"
     gpd.read_file(study.counties).to_file(vector, layer="counties", engine="pyogrio")
     halves = [handbuilt.county_polygon(slice(0, 60), slice(0, 40)), handbuilt.county_polygon(slice(0, 60), slice(40, 80))]
-    gpd.GeoDataFrame({"county": ["West", "East"]}, geometry=halves, crs=handbuilt.UTM).to_file(vector, layer="halves", engine="pyogrio")
+    gpd.GeoDataFrame({"county": ["West", "East"]}, geometry=halves, crs=handbuilt.CRS).to_file(vector, layer="halves", engine="pyogrio")
     carbonscape("zones", str(vector), "--like", str(base / "lu.zarr"), "--id-field", "county", "--layer", "halves", "--out", str(tmp_path / "z.zarr"),
                 "--scheduler", "threads", "--no-progress")
     carbonscape("supply", "--landuse", str(base / "lu.zarr"), "--zones", str(tmp_path / "z.zarr"), "--pools", str(study.pools),
