@@ -391,7 +391,7 @@ def _add_coverage(
     problems = coverage_problems(coverage, min_coverage=threshold, mode=mode)
     if problems:
         raise CoverageError(problems)
-    low = coverage["covered_share"] < DEFAULT_MIN_COVERAGE
+    low = coverage["covered_share"] < DEFAULT_MIN_COVERAGE - 1e-9
     by_county = result.by_county
     for column in ("polygon_area_km2", "covered_share", "nodata_share", "outside_share"):
         by_county[column] = coverage[column].to_numpy()

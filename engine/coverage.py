@@ -117,7 +117,7 @@ def describe(row: Any) -> str:
 
 def low_coverage(coverage: pd.DataFrame, min_coverage: float) -> pd.DataFrame:
     """The counties covered less than ``min_coverage``."""
-    return coverage[coverage["covered_share"] < min_coverage]
+    return coverage[coverage["covered_share"] < min_coverage - 1e-9]  # 9 of 10 pixels is 0.9, not 0.8999999999
 
 
 def coverage_problems(coverage: pd.DataFrame, *, min_coverage: float, mode: str = "centre") -> list[str]:
