@@ -22,11 +22,12 @@ from carbonscape import fonts
 from carbonscape.errors import InputError
 from carbonscape.maps import (
     HALO,
-    _Labeller,
     draw_maps,
     label_counties,
     legend_labels,
     nice_scale_length,
+    place_county_texts,
+    sheet_for,
     tonnes_scale,
 )
 from carbonscape.report import write_report
@@ -130,8 +131,9 @@ def test_tonnes_scale_follows_the_data():
 def test_maps_of_a_small_study(tmp_path):
     run = fake_run(tmp_path / "run", n_side=7)
     written = draw_maps(run, formats=("png", "svg"))
-    stems = {p.stem for p in written}
+    stems = {p.stem for p in written if p.suffix != ".csv"}
     assert stems == {"fig1_supply_by_class", "fig2_supply", "fig3_demand", "fig4_ratio", "fig5_zones"}
+    assert run / "maps" / "county_key.csv" in written
     image = matplotlib.image.imread(run / "maps" / "fig2_supply.png")
     assert image.shape[0] >= 900 and image.shape[1] >= 1200
     assert (run / "maps" / "fig5_zones.svg").read_text().count("<svg") == 1
@@ -237,7 +239,7 @@ def test_zone_order_follows_the_scheme(tmp_path):
 @pytest.mark.parametrize("kind", ["one county", "equal values"])
 def test_one_value_is_one_class(tmp_path, monkeypatch, kind):
     run = fake_run(tmp_path / "run", n_side=1) if kind == "one county" else fake_run(tmp_path / "run", n_side=3, equal_supply=5e6)
-    assert len(draw_maps(run)) == 5
+    assert len([p for p in draw_maps(run) if p.suffix == ".png"]) == 5
     drawn = _maps_as_drawn(run, monkeypatch)
     assert set(drawn) == {"fig1_supply_by_class", "fig2_supply", "fig3_demand", "fig4_ratio", "fig5_zones"}
     assert len(drawn["fig2_supply"]["labels"][0]) == 1 and " – " not in drawn["fig2_supply"]["labels"][0][0]
@@ -246,7 +248,42 @@ def test_one_value_is_one_class(tmp_path, monkeypatch, kind):
 
 
 def _label_texts(ax):
-    return [t for t in ax.texts if t.get_path_effects() == HALO and t.get_text() not in ("N",) and not t.get_text().endswith("km")]
+    return [t for t in ax.texts if (t.get_gid() or "").startswith(("name:", "number:"))]
+
+
+def _assert_every_county_named_or_keyed(gdf, texts, renderer, ax, *, key=None):
+    """Each county is drawn once, by name or by number; names lie inside their county; no two
+    texts overlap; each number is in the key with its county's name."""
+    counties = gdf["county"].astype(str).tolist()
+    shown = {}
+    for text in texts:
+        kind, county = text.get_gid().split(":", 1)
+        assert county not in shown, county
+        shown[county] = (kind, text)
+    assert sorted(shown) == sorted(counties)
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    order = np.argsort([b.x0 for b in boxes])
+    for a_pos, i in enumerate(order):  # sweep along x: overlaps only with boxes starting before a's end
+        a = boxes[i]
+        for j in order[a_pos + 1:]:
+            if boxes[j].x0 >= a.x1:
+                break
+            assert not a.overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+    geoms = dict(zip(counties, gdf.geometry))
+    to_data = ax.transData.inverted()
+    numbers = {}
+    for county, (kind, text) in shown.items():
+        assert text.get_path_effects() == HALO
+        if kind == "name":
+            assert text.get_text() == county
+            box = text.get_window_extent(renderer)
+            (x0, y0), (x1, y1) = to_data.transform([[box.x0, box.y0], [box.x1, box.y1]])
+            assert geoms[county].contains(shapely.box(x0, y0, x1, y1)), county
+        else:
+            numbers[int(text.get_text())] = county
+    if key is not None:
+        assert dict(key) == numbers
+    return numbers
 
 
 def test_labels_have_a_halo_fit_their_county_and_never_overlap(tmp_path):
@@ -260,56 +297,52 @@ def test_labels_have_a_halo_fit_their_county_and_never_overlap(tmp_path):
     ax = fig.add_subplot()
     gdf.plot(ax=ax, color="#00441b")  # the darkest fill
     ax.set_axis_off()
-    drawn = label_counties(fig, ax, gdf, _Labeller(gdf))
+    placement = label_counties(fig, ax, gdf)
     canvas.draw()
-    renderer = canvas.get_renderer()
-    texts = _label_texts(ax)  # dark names with the white halo
-    assert 10 <= drawn == len(texts) < len(gdf)  # some fit, the smallest counties do not
-    boxes = [t.get_window_extent(renderer) for t in texts]
-    for i, a in enumerate(boxes):
-        assert not any(a.overlaps(b) for b in boxes[i + 1:])
-    geoms = dict(zip(gdf["county"], gdf.geometry))
-    to_data = ax.transData.inverted()
-    for text, box in zip(texts, boxes):
-        (x0, y0), (x1, y1) = to_data.transform([[box.x0, box.y0], [box.x1, box.y1]])
-        assert geoms[text.get_text()].contains(shapely.box(x0, y0, x1, y1)), text.get_text()
+    texts = _label_texts(ax)  # dark names and numbers with the white halo
+    numbers = _assert_every_county_named_or_keyed(gdf, texts, canvas.get_renderer(), ax, key=placement.key)
+    named = len(gdf) - len(numbers)
+    assert named >= 10 and numbers  # some names fit, the smallest counties get numbers
+    assert sorted(numbers) == list(range(1, len(numbers) + 1))
+    assert not any(t.crowded for t in placement.texts)
 
 
-def test_three_thousand_counties_stay_legible(tmp_path):
-    run = fake_run(tmp_path / "big", n_side=55, chinese=False)  # 3,025 counties
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    gdf = gpd.read_file(run / "counties.gpkg")
-    fig = Figure(figsize=(9, 7), dpi=150)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    gdf.plot(ax=ax)
-    assert label_counties(fig, ax, gdf, _Labeller(gdf)) == 0 and not _label_texts(ax)
-    small = gdf.iloc[[i * 55 + j for i in range(7) for j in range(7)]].copy()  # a 7 × 7 block
-    fig2 = Figure(figsize=(9, 7), dpi=150)
-    FigureCanvasAgg(fig2)
-    ax2 = fig2.add_subplot()
-    small.plot(ax=ax2)
-    assert label_counties(fig2, ax2, small, _Labeller(small)) == 49
+def test_numbers_run_in_reading_order_and_small_counties_get_them():
+    # A big county with two tiny ones inside its bounding box: north first, then west to east.
+    big = shapely.box(0, 0, 100_000, 100_000)
+    tiny = [shapely.box(10_000, 80_000, 10_400, 80_400), shapely.box(60_000, 80_000, 60_400, 80_400), shapely.box(30_000, 20_000, 30_400, 20_400)]
+    gdf = gpd.GeoDataFrame({"county": ["大县", "东北", "西北", "南"]}, geometry=[big.difference(shapely.union_all(tiny)), tiny[1], tiny[0], tiny[2]],
+                           crs="EPSG:32648")
+    placement = place_county_texts(gdf, sheet_for(gdf))
+    assert [t.kind for t in placement.of("大县")] == ["name"]
+    assert placement.key == [(1, "西北"), (2, "东北"), (3, "南")]
 
 
-def test_three_thousand_irregular_counties(tmp_path, monkeypatch):
+def test_three_thousand_counties_are_all_named_or_keyed(tmp_path, monkeypatch):
     run = fake_run(tmp_path / "big", n=3000, layout="voronoi", supply_range=(1_200, 16_500), infinite=3, overview=True)
     drawn = _maps_as_drawn(run, monkeypatch)
     assert set(drawn) == {"fig1_supply_by_class", "fig2_supply", "fig3_demand", "fig4_ratio", "fig5_zones", "carbon_per_pixel"}
+    gdf = gpd.read_file(run / "counties.gpkg")
+    key = pd.read_csv(run / "maps" / "county_key.csv", dtype={"county": str})
+    assert sorted(key["county"]) == sorted(gdf["county"]) and set(key["shown_as"]) <= {"name", "number"}
+    for stem in ("fig2_supply", "fig3_demand", "fig4_ratio", "fig5_zones"):
+        fig = drawn[stem]["fig"]
+        ax = fig.axes[0]
+        texts = _label_texts(ax)
+        numbers = _assert_every_county_named_or_keyed(gdf, texts, fig.canvas.get_renderer(), ax)
+        assert numbers == dict(zip(key.loc[key["shown_as"] == "number", "number"].astype(int), key.loc[key["shown_as"] == "number", "county"]))
+        keyed = {t.get_gid(): t.get_text() for t in fig.texts if (t.get_gid() or "").startswith("key:")}
+        assert keyed == {f"key:{n}": f"{n} {county}" for n, county in numbers.items()}
+        width, height = drawn[stem]["size"]  # the key beside the map, inside the sheet
+        for text in fig.texts:
+            box = text.get_window_extent(fig.canvas.get_renderer())
+            assert box.x0 >= 0 and box.x1 <= width + 1 and box.y0 >= 0 and box.y1 <= height + 1, text.get_text()
     for stem, sheet in drawn.items():
         width, height = sheet["size"]
         for box in sheet["boxes"]:
             assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, (stem, box)
-        for ax in sheet["fig"].axes:
-            assert not _label_texts(ax), stem  # no county names: a handful of 3,000 is noise
     assert drawn["fig2_supply"]["titles"] == ["supply (10³ t C)"]
     assert "no supply (∞)" in drawn["fig4_ratio"]["labels"][0]
-    page = write_report(run).read_text(encoding="utf-8")
-    zones = page[page.index("<h2>Zones</h2>"):page.index("<h2>Maps</h2>")]
-    assert len(zones) < 4_000 and zones.count("… and ") >= 1
-    assert re.search(r"\(2,\d{3} counties\)|\(\d{3} counties\)", zones)
 
 
 def test_per_pixel_overview_map(tmp_path, monkeypatch):
@@ -325,47 +358,105 @@ def test_per_pixel_overview_map(tmp_path, monkeypatch):
     assert all(t.get_path_effects() for t in ax.texts)  # haloed on the dark pixels
 
 
-def test_chinese_class_names_render_with_the_cjk_font(tmp_path):
-    if fonts.find_cjk_font() is None:
-        pytest.skip("no CJK font installed here (CI installs fonts-wqy-microhei)")
-    run = fake_run(tmp_path / "run", n_side=3, class_names=("耕地", "乔木林地"))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        draw_maps(run, formats=("png", "svg"))
-    assert not [w for w in caught if "missing from font" in str(w.message)], [str(w.message) for w in caught]
-    assert "乔木林地 (70.0%)" in (run / "maps" / "fig1_supply_by_class.svg").read_text(encoding="utf-8")
-    # The control: outside draw_maps' font fallback, the same title does miss glyphs.
+@pytest.fixture
+def system_fonts_hidden(monkeypatch):
+    """matplotlib sees only its own fonts (DejaVu, STIX, Computer Modern), as on a server with no
+    CJK font: every font of the system (fonts-wqy-microhei or Noto CJK where installed) is hidden."""
+    from pathlib import Path
+
+    import matplotlib
+    from matplotlib import font_manager
+
+    own = Path(matplotlib.get_data_path()).resolve()
+    manager = font_manager.fontManager
+    kept = [entry for entry in manager.ttflist if own in Path(str(entry.fname)).resolve().parents]
+    assert kept and len(kept) < len(manager.ttflist) + 1
+    monkeypatch.setattr(manager, "ttflist", kept)
+    manager._findfont_cached.cache_clear()
+    font_manager._get_font.cache_clear()
+    # None of them draws Chinese (matplotlib's "Last Resort" only draws a placeholder box per block).
+    assert not [entry.name for entry in kept if 0x4E54 in fonts._face(str(entry.fname), 0)[1] and not entry.name.startswith("Last Resort")]
+    yield
+    manager._findfont_cached.cache_clear()
+    font_manager._get_font.cache_clear()
+
+
+def _glyph_image(text: str, family, halo: bool = False) -> np.ndarray:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure()
+    fig = Figure(figsize=(0.5, 0.5), dpi=100)
     canvas = FigureCanvasAgg(fig)
-    fig.suptitle("乔木林地", fontfamily="DejaVu Sans")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        canvas.draw()
-    assert [w for w in caught if "missing from font" in str(w.message)]
+    fig.text(0.5, 0.5, text, fontsize=20, family=family, ha="center", va="center", path_effects=HALO if halo else None)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., 0].copy()
 
 
-def test_without_a_cjk_font_labels_are_romanized_and_one_warning_is_logged(tmp_path, monkeypatch, caplog):
+def test_chinese_text_renders_with_the_systems_fonts_hidden(tmp_path, system_fonts_hidden, monkeypatch):
+    from matplotlib.text import Text
+
     from carbonscape import maps
 
-    monkeypatch.setattr(maps, "find_cjk_font", lambda: None)
-    run = fake_run(tmp_path / "run", n_side=3, class_names=("耕地", "乔木林地"))
-    gdf = gpd.read_file(run / "counties.gpkg")
-    assert maps._Labeller(gdf).names[0] == "County 0"
-    with caplog.at_level(logging.WARNING, logger="carbonscape"), warnings.catch_warnings(record=True) as caught:
+    # The control: with only matplotlib's own fonts, Chinese has no glyphs; two characters are
+    # drawn as the same missing-glyph box.
+    assert set(fonts.glyph_fonts("乔木林地", ["DejaVu Sans"]).values()) == {None}
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        draw_maps(run)
-    messages = [r.getMessage() for r in caplog.records if "CJK" in r.getMessage()]
-    assert len(messages) == 1 and "fonts-wqy-microhei" in messages[0]
-    assert not [w for w in caught if "missing from font" in str(w.message)]  # one log line, not one per glyph
+        assert np.array_equal(_glyph_image("乔", ["DejaVu Sans"]), _glyph_image("县", ["DejaVu Sans"]))
+    assert [w for w in caught if "missing from font" in str(w.message)]
+
+    run = fake_run(tmp_path / "run", n_side=5, class_names=("耕地", "乔木林地"))
+    figures = {}
+    save = maps._save
+
+    def keep(fig, canvas, out, stem, formats):
+        figures[stem] = fig
+        return save(fig, canvas, out, stem, formats)
+
+    monkeypatch.setattr(maps, "_save", keep)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        draw_maps(run, formats=("png", "svg"))
+    assert not [w for w in caught if "missing from font" in str(w.message) or "findfont" in str(w.message)]
+    # Every character of every text on every map resolves to a font that has it, and each
+    # Chinese one to the bundled Noto Sans CJK SC.
+    chinese = set()
+    for stem, fig in figures.items():
+        texts = [t for t in fig.findobj(Text) if t.get_text().strip()]
+        assert texts, stem
+        drawn_here, plain = set(), set()
+        for text in texts:
+            resolved = fonts.glyph_fonts(text.get_text(), text.get_fontfamily())
+            assert None not in resolved.values(), (stem, text.get_text(), resolved)
+            for ch, family in resolved.items():
+                if fonts.has_cjk(ch):
+                    assert family == fonts.CJK_FAMILY, (stem, ch, family)
+                    drawn_here.add(ch)
+                    if not text.get_path_effects():
+                        plain.add(ch)
+        # In the drawn SVG, the Chinese characters are the bundled face's own glyphs: as many
+        # distinct glyphs as distinct characters, none of them glyph 0 (the missing-glyph box),
+        # and no placeholder from matplotlib's Last Resort font. (Haloed labels are drawn as
+        # plain paths, without glyph ids: their pixels are checked below.)
+        svg = (run / "maps" / f"{stem}.svg").read_text(encoding="utf-8")
+        glyphs = set(re.findall(r'id="NotoSansCJKsc-Regular-([0-9a-f]+)"', svg))
+        assert len(glyphs) >= len(plain) and "0" not in glyphs, stem
+        assert "LastResort" not in svg and 'id="DejaVuSans-0"' not in svg, stem
+        chinese |= drawn_here
+    assert {"县", "乔", "耕", "固", "碳"} <= chinese  # county names, class names, zones
+    # ... and the rendered pixels of two characters differ (boxes would be identical).
+    assert not np.array_equal(_glyph_image("乔", fonts.FONT_FAMILIES), _glyph_image("县", fonts.FONT_FAMILIES))
+    assert not np.array_equal(_glyph_image("乔", fonts.FONT_FAMILIES, halo=True), _glyph_image("县", fonts.FONT_FAMILIES, halo=True))
 
 
-def test_cjk_font_is_found_when_installed():
-    if not any("wqy" in path.lower() or "noto" in path.lower() and "cjk" in path.lower() for path in __import__("matplotlib.font_manager", fromlist=["x"]).findSystemFonts()):
-        pytest.skip("no CJK font installed here (CI installs fonts-wqy-microhei)")
-    assert fonts.find_cjk_font() is not None
+def test_the_bundled_cjk_font_is_an_open_licensed_package_file():
+    from importlib.metadata import metadata
+
+    path = fonts.cjk_font_path()
+    assert path.is_file() and path.suffix == ".ttc" and path.stat().st_size > 10_000_000
+    assert "OFL" in (metadata(fonts.FONT_PACKAGE).get("License-Expression") or "") and fonts.FONT_LICENCE == "SIL Open Font License 1.1"
+    assert fonts.register_cjk_font() == fonts.CJK_FAMILY == "Noto Sans CJK SC"
+    assert fonts.glyph_fonts("五华区") == {"五": fonts.CJK_FAMILY, "华": fonts.CJK_FAMILY, "区": fonts.CJK_FAMILY}
 
 
 @pytest.mark.parametrize("damage", ["garbage", "no layer"])
