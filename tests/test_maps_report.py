@@ -510,6 +510,10 @@ def _decoded_images(parser: _Collect) -> list[np.ndarray]:
     return images
 
 
+def _text_of(fragment: str) -> str:
+    return re.sub(r"<[^>]+>", " ", fragment)
+
+
 def test_report_is_self_contained(tmp_path):
     run = fake_run(tmp_path / "run", n_side=4)
     draw_maps(run)
@@ -517,42 +521,139 @@ def test_report_is_self_contained(tmp_path):
     text = page.read_text(encoding="utf-8")
     parser = _Collect()
     parser.feed(text)
-    assert {"supply-by-class", "supply-by-county", "demand-by-county", "ratio-zones", "inputs"} <= set(parser.tables)
+    assert {"supply-by-class", "supply-by-county", "demand-by-county", "ratio-zones", "inputs", "highest", "lowest"} <= set(parser.tables)
     assert len(parser.images) == 5 and all(img["src"].startswith("data:image/png;base64,") and img["class"] == "map" for img in parser.images)
     assert all(image.shape[0] >= 500 and image.shape[1] >= 1000 and image[..., :3].std() > 0.05 for image in _decoded_images(parser))
     assert not parser.links and "http://" not in text and "https://" not in text
     assert "测试 study &lt;b&gt;" in text  # escaped
-    zones = text[text.index("<h2>Zones</h2>"):text.index("<h2>Maps</h2>")]
-    positions = [zones.find(name) for name in ("固碳优化区", "碳汇发展区", "协调发展区", "低碳保持区") if name in zones]
-    assert positions == sorted(positions) and len(positions) >= 2  # the scheme's order, highest ratio first
+    # The Chinese characters travel with the page (a subset of the bundled font), for browsers
+    # on machines with no CJK font.
+    assert re.search(r'@font-face\{font-family:"carbonscape CJK";src:url\("data:font/otf;base64,[A-Za-z0-9+/=]{1000,}"\)', text)
+    # No folder of the machine that ran it: inputs by file name only.
+    assert str(tmp_path) not in text and "/tmp/" not in text and "landuse.tif" in text
+
+
+def test_report_opens_with_a_summary_for_planners(tmp_path):
+    run = fake_run(tmp_path / "run", n_side=5, infinite=1)
+    page = write_report(run).read_text(encoding="utf-8")
+    body = page[page.index("<body>"):]
+    assert body.index('<section id="summary">') < body.index("<h2>Maps</h2>") < body.index("<h2>Tables</h2>")
+    summary = body[body.index('<section id="summary">'):body.index("</section>")]
+    ratio = pd.read_csv(run / "ratio_zones.csv", dtype={"county": str})
+    # Totals in words, rounded: 3 significant figures, never the CSV's full precision.
+    totals = json.loads((run / "run.json").read_text(encoding="utf-8"))["totals"]
+    words = _text_of(summary)
+    for number in re.findall(r"\d[\d,]*\.?\d*", words):
+        digits = number.replace(",", "").replace(".", "").lstrip("0")
+        assert len(digits.rstrip("0")) <= 3, number
+    assert f"{totals['supply_t'] / 1e9:.3g} billion t C" in words or f"{totals['supply_t'] / 1e6:.3g} million t C" in words
+    # Each zone, highest ratio first, with what it means for planning and every one of its counties.
+    groups = zone_groups(ratio)
+    items = re.findall(r"<li .*?</li>", summary)
+    assert len(items) == len(groups) >= 2
+    for group, item in zip(groups, items):
+        assert group.zone in item and f"{len(group.counties):,} counties" in item
+        assert all(county in item for county in group.counties)
+    meanings = [re.search(r'<div class="what">(.*?)</div>', item) for item in items]
+    assert all(m and len(m.group(1)) > 60 for m in meanings) and len({m.group(1) for m in meanings}) == len(items)
+    # The five highest and lowest finite ratios, in order.
+    finite = ratio[np.isfinite(ratio["ratio"])].sort_values("ratio", ascending=False)
+    for table_id, expected in (("highest", finite.head(5)), ("lowest", finite.tail(5).iloc[::-1])):
+        table = summary[summary.index(f'id="{table_id}"'):]
+        table = table[:table.index("</table>")]
+        assert re.findall(r"<tr><td>([^<]+)</td>", table) == expected["county"].tolist()
+    assert "1 county stores no carbon (infinite ratio)" in words
+    # Long tables are collapsed: each sits in a closed <details>.
+    for table_id in ("ratio-zones", "supply-by-county", "demand-by-county", "supply-by-class", "inputs"):
+        opening = body.rindex("<details", 0, body.index(f'id="{table_id}"'))
+        assert body.rindex("</details>", 0, body.index(f'id="{table_id}"')) < opening if "</details>" in body[:opening] else True
+        assert "<details open" not in body
+
+
+def test_a_large_zone_lists_every_county_behind_a_click(tmp_path):
+    run = fake_run(tmp_path / "run", n_side=12, chinese=False)  # 144 counties
+    page = write_report(run).read_text(encoding="utf-8")
+    summary = page[page.index('<section id="summary">'):page.index("</section>")]
+    ratio = pd.read_csv(run / "ratio_zones.csv", dtype={"county": str})
+    big = max(zone_groups(ratio), key=lambda g: len(g.counties))
+    assert len(big.counties) > 20
+    item = next(i for i in re.findall(r"<li .*?</li>", summary) if big.zone in i)
+    hidden = item[item.index("<details>"):item.index("</details>")]
+    assert all(county in hidden for county in big.counties) and "more" not in item
+
+
+def test_numbers_are_rounded_to_meaningful_digits():
+    from carbonscape.report import amount, fmt
+
+    assert fmt(2_351_010_252.11) == "2,350,000,000" and amount(2_351_010_252.11, "t C") == "2.35 billion t C"
+    assert fmt(67_613.69566) == "67,600" and fmt(776.0517) == "776" and fmt(0.5599018) == "0.560" and fmt(0.00550659) == "0.00551"
+    assert fmt(float("inf")) == "∞" and fmt(float("nan")) == "" and fmt(0) == "0" and fmt(-1234.5) == "-1,230"
+    assert amount(86_400_247.2, "t CO₂") == "86.4 million t CO₂" and amount(3.911, "t") == "3.91 t"
 
 
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(_chromium() is None, reason="no chromium binary (CI installs Debian's chromium)")
-def test_report_opens_in_headless_chromium(tmp_path):
-    run = fake_run(tmp_path / "run", n_side=4)
-    draw_maps(run)
-    page = write_report(run)
-    # A test copy of the page records, once loaded, the size each image decoded to in Chromium.
+# In the page as Chromium lays it out in a 1280 × 900 window, once its fonts are ready: what
+# comes first, where the summary lies, which <details> are open, whether the embedded CJK font
+# serves a county name, and the size each map decoded to.
+PROBE = """<script>
+addEventListener('load', () => document.fonts.ready.then(() => {
+  const summary = document.getElementById('summary');
+  const box = summary.getBoundingClientRect();
+  const hit = document.elementFromPoint(box.left + 20, box.top + 20);
+  const first = [...document.body.children].find(e => e.tagName !== 'HEADER' && e.tagName !== 'SCRIPT');
+  Object.assign(document.body.dataset, {
+    first: first ? first.id : '',
+    summaryTop: Math.round(box.top), summaryBottom: Math.round(box.bottom), viewport: innerHeight,
+    summaryHit: String(summary.contains(hit)), summaryDisplay: getComputedStyle(summary).display,
+    openDetails: document.querySelectorAll('details[open]').length, details: document.querySelectorAll('details').length,
+    cjk: String(document.fonts.check('16px "carbonscape CJK"', '县')),
+    cjkLoaded: [...document.fonts].filter(f => f.family.includes('carbonscape CJK') && f.status === 'loaded').length,
+    decoded: [...document.images].map(i => i.complete ? i.naturalWidth + 'x' + i.naturalHeight : 'pending').join(' '),
+  });
+}));
+</script>"""
+
+
+def _open_in_chromium(page, tmp_path) -> str:
     probe = tmp_path / "probe.html"
-    script = ("<script>addEventListener('load', () => { document.body.dataset.decoded = "
-              "[...document.images].map(i => i.complete ? i.naturalWidth + 'x' + i.naturalHeight : 'pending').join(' '); });</script>")
-    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
-    for target in (page, probe):
-        done = subprocess.run(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", target.as_uri()],
-            capture_output=True, text=True, timeout=120,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        dom = done.stdout
-        for table_id in ("supply-by-class", "supply-by-county", "demand-by-county", "ratio-zones"):
-            assert f'id="{table_id}"' in dom
-        assert dom.count('class="map"') == 5 and "县0000" in dom
-    decoded = re.search(r'data-decoded="([^"]*)"', dom)
-    assert decoded, "the probe script did not run"
-    sizes = decoded.group(1).split()
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    done = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--window-size=1280,900",
+         "--virtual-time-budget=20000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def _data(dom: str, name: str) -> str:
+    found = re.search(rf'data-{name}="([^"]*)"', dom)
+    assert found, f"the probe script did not record {name}"
+    return found.group(1)
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium binary (CI installs Debian's chromium)")
+def test_report_opens_in_headless_chromium_with_its_summary_first(tmp_path):
+    run = fake_run(tmp_path / "run", n_side=7)
+    draw_maps(run)
+    dom = _open_in_chromium(write_report(run), tmp_path)
+    assert _data(dom, "first") == "summary"
+    # The summary is on the first screen, whole, and nothing covers it.
+    assert 0 <= int(_data(dom, "summary-top")) < int(_data(dom, "summary-bottom")) <= int(_data(dom, "viewport"))
+    assert int(_data(dom, "viewport")) >= 700  # a laptop's screen (1280 × 900 window)
+    assert _data(dom, "summary-hit") == "true" and _data(dom, "summary-display") != "none"
+    # Long tables and provenance are collapsed until clicked.
+    assert _data(dom, "open-details") == "0" and int(_data(dom, "details")) >= 6
+    # Chinese names are drawn with the page's own font subset.
+    assert _data(dom, "cjk") == "true" and int(_data(dom, "cjk-loaded")) >= 1
+    sizes = _data(dom, "decoded").split()
     assert len(sizes) == 5 and all(re.fullmatch(r"\d{4}x\d{3,4}", size) for size in sizes), sizes
+    for table_id in ("supply-by-class", "supply-by-county", "demand-by-county", "ratio-zones", "highest", "lowest"):
+        assert f'id="{table_id}"' in dom
+    assert dom.count('class="map"') == 5 and "县0000" in dom
