@@ -433,7 +433,7 @@ def _print_changes(result: Any) -> None:
 @click.pass_context
 @_handle_errors
 def maps_command(ctx: click.Context, run_dir: str, formats: tuple[str, ...]) -> None:
-    """Redraw the maps of an existing run.
+    """Draw the maps of a results folder (from `run`, `demo`, or the `zoning` stage).
 
     Maps of earlier draws in other formats are removed, so maps/ and the report show this draw.
 
@@ -441,7 +441,8 @@ def maps_command(ctx: click.Context, run_dir: str, formats: tuple[str, ...]) -> 
     Example:
         carbonscape maps results --format png --format pdf
     """
-    for path in carbonscape.draw_maps(run_dir, formats=formats):
+    result = carbonscape.read_outputs(run_dir)
+    for path in carbonscape.draw_maps(result, formats=formats):
         click.echo(str(path))
 
 
@@ -450,13 +451,14 @@ def maps_command(ctx: click.Context, run_dir: str, formats: tuple[str, ...]) -> 
 @click.pass_context
 @_handle_errors
 def report_command(ctx: click.Context, run_dir: str) -> None:
-    """Rewrite report.html of an existing run (one self-contained file).
+    """Write report.html of a results folder (one self-contained file; from `run`, `demo`, or the
+    `zoning` stage, after `maps`).
 
     \b
     Example:
         carbonscape report results
     """
-    click.echo(str(carbonscape.write_report(run_dir)))
+    click.echo(str(carbonscape.write_report(carbonscape.read_outputs(run_dir))))
 
 
 @cli.command()

@@ -46,6 +46,7 @@ from carbonscape.study import (
     StudyResult,
     check_study,
     load_study,
+    read_outputs,
     run_study,
     write_study_template,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "equal_interval_breaks",
     "goodness_of_variance_fit",
     "load_study",
+    "read_outputs",
     "manual_breaks",
     "natural_breaks",
     "per_capita_emission",

@@ -19,9 +19,9 @@ highest class (or zone) first.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
+import os
 import textwrap
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -617,51 +617,47 @@ def _fonts() -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Reading a folder (for `carbonscape maps DIR`; run_study hands its result over directly)
+# From a study's result
 
 
-def _read_counties(run_dir: Path) -> gpd.GeoDataFrame:
-    path = run_dir / "counties.gpkg"
-    if not path.exists():
-        raise InputError(f"{run_dir}: no counties.gpkg; run `carbonscape run` (or `demo`) into this folder first")
-    import pyogrio.errors
+def map_inputs(result: Any) -> MapInputs:
+    """What the maps show, from a :class:`~carbonscape.study.StudyResult`: the county polygons
+    joined by key to supply (t C), demand (t CO₂/km²), ratio, class and zone.
 
-    try:
-        gdf = gpd.read_file(path, layer="counties", engine="pyogrio")
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError, ValueError) as exc:
-        # pyogrio's own text (GDAL driver hints) is kept on the chained exception, for --debug.
-        what = "has no `counties` layer" if isinstance(exc, pyogrio.errors.DataLayerError) else "is not a readable GeoPackage"
-        raise InputError(
-            f"{path} {what}: it is damaged or was left by an interrupted run; run `carbonscape run` (or `demo`) into "
-            f"{run_dir} again to rewrite it"
-        ) from exc
-    if "county" not in gdf.columns:
-        raise InputError(f"{path}: no `county` column; it was not written by carbonscape: run `carbonscape run` into {run_dir} again")
-    gdf["county"] = gdf["county"].astype(str)
-    return gdf
-
-
-def inputs_from_folder(run_dir: str | Path) -> MapInputs:
-    """The map inputs of a folder written by ``run``/``demo``: ``counties.gpkg``, ``run.json`` and
-    the supply-by-class tables."""
-    run = Path(run_dir)
-    gdf = _read_counties(run)
-    info: dict[str, Any] = {}
-    try:
-        info = json.loads((run / "run.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError) as exc:
-        log.warning("%s cannot be read (%s); Fig. 4 uses natural breaks of its own", run / "run.json", exc)
+    Raises
+    ------
+    InputError
+        The result has no county polygons yet (a folder of the supply or demand stage only).
+    """
+    if result.polygons is None or len(result.polygons) == 0:
+        raise InputError(f"{result.out}: no counties.gpkg; the maps need the county polygons and the ratio: run "
+                         f"`carbonscape zoning {result.out}` (or `carbonscape run` / `demo`) into this folder first")
+    polygons = result.polygons
+    if "county" not in polygons.columns:
+        raise InputError(f"{result.out}: the county polygons have no `county` key column; run `carbonscape run` into it again")
+    gdf = gpd.GeoDataFrame({"county": polygons["county"].astype(str).to_numpy()}, geometry=polygons.geometry.to_numpy(), crs=polygons.crs)
+    keys = pd.Index(gdf["county"])
+    by_county = result.supply.by_county
+    if not by_county.empty and "supply_t" in by_county.columns:
+        gdf["supply_t"] = by_county.assign(county=by_county["county"].astype(str)).set_index("county")["supply_t"].reindex(keys).to_numpy()
+    demand = result.demand
+    if not demand.empty and "demand_t_per_km2" in demand.columns:
+        gdf["demand_t_co2_per_km2"] = demand["demand_t_per_km2"].set_axis(demand.index.astype(str)).reindex(keys).to_numpy()
+    ratio_zones = result.ratio_zones
+    for column in ("ratio", "ratio_infinite", "class", "zone", "zone_en", "zone_key"):
+        if column in ratio_zones.columns:
+            gdf[column] = ratio_zones[column].set_axis(ratio_zones.index.astype(str)).reindex(keys).to_numpy()
+    info = result.run_info or {}
     study = info.get("study") or {}
-    zoning = info.get("zoning") or {}
-    edges = np.asarray(zoning.get("edges") or [], dtype=float)
-    by_class = pd.read_csv(run / "supply_by_class.csv") if (run / "supply_by_class.csv").exists() else None
-    pairs = pd.read_csv(run / "supply_by_county_class.csv", dtype={"county": str}) if (run / "supply_by_county_class.csv").exists() else None
+    edges = np.asarray((result.zoning or {}).get("edges") or [], dtype=float)
+    files = getattr(result.supply, "files", {}) or {}
+    overview = Path(files.get("carbon_overview") or Path(result.out) / "carbon_overview.tif")
     return MapInputs(
-        counties=gdf, edges=edges if edges.size >= 2 else None, by_class=by_class, by_county_class=pairs,
-        overview=run / "carbon_overview.tif" if (run / "carbon_overview.tif").exists() else None,
-        study=str(study.get("name") or ""), year=study.get("year"), sources=sources_of(info), version=str(info.get("carbonscape", "")),
+        counties=gdf, edges=edges if edges.size >= 2 else None,
+        by_class=None if result.supply.by_class.empty else result.supply.by_class,
+        by_county_class=None if result.supply.by_county_class.empty else result.supply.by_county_class,
+        overview=overview if overview.exists() else None, study=str(study.get("name") or ""), year=study.get("year"),
+        sources=sources_of(info), version=str(info.get("carbonscape", "")),
     )
 
 
@@ -684,34 +680,44 @@ def sources_of(info: dict[str, Any]) -> tuple[str, ...]:
 # The maps
 
 
-def draw_maps(run_dir: str | Path, *, formats: Sequence[str] = ("png",), overview: bool = True,
-              inputs: MapInputs | None = None) -> list[Path]:
-    """Draw the maps of a study into ``run_dir/maps`` and return their paths.
+def draw_maps(result: Any, *, out: str | os.PathLike[str] | None = None, formats: Sequence[str] = ("png",),
+              overview: bool = True) -> list[Path]:
+    """Draw the maps of a study into ``out/maps`` and return their paths.
 
-    Map files of earlier draws that this draw did not write (another format, or a map this run no
-    longer has) are removed, so ``maps/`` and the report show the current run only.
+    Map files of earlier draws that this draw did not write (another format, or a map this study
+    no longer has) are removed, so ``maps/`` and the report show the current study only.
 
     Parameters
     ----------
-    run_dir
-        The study's output folder.
+    result
+        The :class:`~carbonscape.study.StudyResult` of :func:`~carbonscape.run_study` (or of
+        :func:`~carbonscape.read_outputs` for a folder; a folder path is read that way too).
+    out
+        The folder whose ``maps/`` receives them (default: the result's own ``out``).
     formats
         Any of ``png``, ``svg``, ``pdf``.
     overview
-        Also draw the per-pixel carbon map from ``carbon_overview.tif`` when it is there.
-    inputs
-        What to draw; read from ``run_dir`` when not given.
+        Also draw the per-pixel carbon map from ``carbon_overview.tif`` when the study has one.
 
     Returns
     -------
     list of pathlib.Path
         The files written (maps and ``county_key.csv``).
+
+    Raises
+    ------
+    InputError
+        An unknown format, or a result without county polygons.
     """
-    run = Path(run_dir)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise InputError(f"map formats {unknown} are not supported; use png, svg or pdf")
-    inputs = inputs if inputs is not None else inputs_from_folder(run)
+    if isinstance(result, (str, os.PathLike)):
+        from carbonscape.study.read import read_outputs
+
+        result = read_outputs(result)
+    inputs = map_inputs(result)
+    run = Path(out) if out is not None else Path(result.out)
     gdf = inputs.counties
     out = run / "maps"
     out.mkdir(parents=True, exist_ok=True)

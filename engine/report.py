@@ -16,9 +16,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,24 +167,28 @@ TABLES = [
 EXACT_COLUMNS = ("lucode", "class", "population", "pixels")
 
 
-def inputs_from_folder(run_dir: str | Path) -> ReportInputs:
-    """The report inputs of a folder written by ``run``/``demo``: ``run.json`` and the CSV tables."""
-    run = Path(run_dir)
-    info_path = run / "run.json"
-    if not info_path.exists():
-        raise InputError(f"{run}: no run.json; run `carbonscape run` (or `demo`) into this folder first")
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{info_path} cannot be read ({exc}); run `carbonscape run` into {run} again to rewrite it") from exc
-    tables = {}
-    for name, *_ in TABLES:
-        path = run / f"{name}.csv"
-        if path.exists():
-            tables[name] = pd.read_csv(path, dtype={"county": str})
-    key_path = run / "maps" / "county_key.csv"
+def report_inputs(result: Any, out: Path) -> ReportInputs:
+    """What the page shows, from a :class:`~carbonscape.study.StudyResult` (tables keyed by
+    ``county``) and the county key that :func:`~carbonscape.draw_maps` wrote into ``out/maps``."""
+    if not result.run_info:
+        raise InputError(f"{result.out}: no run.json; the report needs the whole study: run `carbonscape zoning {result.out}` "
+                         "(or `carbonscape run` / `demo`) into this folder first")
+
+    def keyed(frame: pd.DataFrame) -> pd.DataFrame | None:
+        if frame is None or frame.empty:
+            return None
+        return frame.reset_index().rename(columns={frame.index.name or "index": "county"}) if "county" not in frame.columns else frame
+
+    tables = {
+        "ratio_zones": keyed(result.ratio_zones),
+        "supply_by_class": result.supply.by_class if not result.supply.by_class.empty else None,
+        "supply_by_county": result.supply.by_county if not result.supply.by_county.empty else None,
+        "demand_by_county": keyed(result.demand),
+        "supply_by_pool": result.supply.by_pool if not result.supply.by_pool.empty else None,
+    }
+    key_path = out / "maps" / "county_key.csv"
     key = pd.read_csv(key_path, dtype={"county": str}) if key_path.exists() else None
-    return ReportInputs(info=info, tables=tables, key=key)
+    return ReportInputs(info=result.run_info, tables={k: v for k, v in tables.items() if v is not None}, key=key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,20 +401,30 @@ def cjk_font_face(text: str) -> str:
     return "data:font/otf;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def write_report(run_dir: str | Path, *, title: str | None = None, inputs: ReportInputs | None = None) -> Path:
-    """Write ``run_dir/report.html`` from the study's record, tables and maps.
+def write_report(result: Any, *, out: str | os.PathLike[str] | None = None, title: str | None = None) -> Path:
+    """Write ``out/report.html`` for a study.
 
     Parameters
     ----------
-    run_dir
-        The study's output folder (the maps are taken from its ``maps/``).
+    result
+        The :class:`~carbonscape.study.StudyResult` of :func:`~carbonscape.run_study` (or of
+        :func:`~carbonscape.read_outputs` for a folder; a folder path is read that way too).
+    out
+        The folder to write into, whose ``maps/`` the page embeds (default: the result's ``out``).
     title
         Page title (default: the study's name).
-    inputs
-        What to report; read from ``run_dir`` when not given.
+
+    Raises
+    ------
+    InputError
+        The result lacks the study record (a folder of the supply or demand stage only).
     """
-    out = Path(run_dir)
-    inputs = inputs if inputs is not None else inputs_from_folder(out)
+    if isinstance(result, (str, os.PathLike)):
+        from carbonscape.study.read import read_outputs
+
+        result = read_outputs(result)
+    out = Path(out) if out is not None else Path(result.out)
+    inputs = report_inputs(result, out)
     info = inputs.info
     study = info.get("study") or {}
     heading = title or study.get("name") or "carbonscape study"

@@ -657,3 +657,36 @@ def test_report_opens_in_headless_chromium_with_its_summary_first(tmp_path):
     for table_id in ("supply-by-class", "supply-by-county", "demand-by-county", "ratio-zones", "highest", "lowest"):
         assert f'id="{table_id}"' in dom
     assert dom.count('class="map"') == 5 and "县0000" in dom
+
+
+def test_drawers_take_the_result_not_the_disk(tmp_path):
+    from carbonscape import read_outputs
+
+    run = fake_run(tmp_path / "run", n_side=4, class_names=("耕地", "乔木林地"))
+    result = read_outputs(run)
+    assert result.polygons is not None and len(result.polygons) == 16 and result.ratio_zones.index.name == "county"
+    assert result.zoning["edges"] and result.totals["supply_t"] > 0
+    for path in list(run.iterdir()):  # nothing of the folder is read again
+        path.unlink()
+    run.rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    written = draw_maps(result, out=elsewhere, formats=("svg",))
+    assert {p.name for p in written} == {"fig1_supply_by_class.svg", "fig2_supply.svg", "fig3_demand.svg", "fig4_ratio.svg", "fig5_zones.svg",
+                                         "county_key.csv"}
+    page = write_report(result, out=elsewhere).read_text(encoding="utf-8")
+    assert page.count('class="map"') == 5 and "乔木林地" in page and not run.exists()
+
+
+def test_a_folder_without_polygons_says_which_stage_to_run(tmp_path):
+    from carbonscape import read_outputs
+
+    run = fake_run(tmp_path / "run", n_side=2)
+    for name in ("counties.gpkg", "run.json", "ratio_zones.csv"):
+        (run / name).unlink()
+    result = read_outputs(run)
+    with pytest.raises(InputError, match=r"no counties\.gpkg.*carbonscape zoning"):
+        draw_maps(result)
+    with pytest.raises(InputError, match=r"no run\.json.*carbonscape zoning"):
+        write_report(result)
+    with pytest.raises(InputError, match="holds no carbonscape outputs"):
+        read_outputs(tmp_path)
