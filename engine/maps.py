@@ -456,7 +456,13 @@ def label_counties(fig: Figure, ax: Any, gdf: gpd.GeoDataFrame, *, names: Sequen
 
 
 def add_scale_bar(ax: Any, crs: Any, *, xlim: tuple[float, float] | None = None, ylim: tuple[float, float] | None = None) -> None:
-    """A round-length scale bar at the lower left, haloed to read on any fill."""
+    """A round-length scale bar at the lower left, haloed to read on any fill.
+
+    ``crs`` is the map's CRS, or a GeoDataFrame whose CRS and bounds are used (limits default to
+    its bounds, else to the axes' limits)."""
+    if isinstance(crs, gpd.GeoDataFrame):
+        x0, y0, x1, y1 = (float(v) for v in crs.total_bounds)
+        xlim, ylim, crs = xlim or (x0, x1), ylim or (y0, y1), crs.crs
     left, right = xlim or ax.get_xlim()
     bottom, top = ylim or ax.get_ylim()
     if crs is not None and crs.is_geographic:
