@@ -45,10 +45,12 @@ from carbonscape.study import (
     Study,
     StudyResult,
     check_study,
+    demand_stage,
     load_study,
     read_outputs,
     run_study,
     write_study_template,
+    zoning_stage,
 )
 from carbonscape.synthetic import Region, make_region
 from carbonscape.zoning import (
@@ -85,6 +87,7 @@ __all__ = [
     "Zone",
     "ZoneScheme",
     "check_study",
+    "demand_stage",
     "classify",
     "demand_by_county",
     "demand_totals",
@@ -102,6 +105,7 @@ __all__ = [
     "write_study_template",
     "zone_groups",
     "zone_ratios",
+    "zoning_stage",
     "ZoneGroup",
     "AlignmentError",
     "CarbonscapeError",

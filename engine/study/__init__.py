@@ -17,6 +17,7 @@ from carbonscape.study.outputs import draw_outputs
 from carbonscape.study.pipeline import run_study
 from carbonscape.study.provenance import sha256
 from carbonscape.study.read import read_outputs
+from carbonscape.study.stages import demand_stage, zoning_stage
 from carbonscape.study.result import StudyResult
 from carbonscape.study.settings import SETTINGS, Setting, template
 
@@ -30,6 +31,7 @@ __all__ = [
     "ZoningSpec",
     "check_report",
     "check_study",
+    "demand_stage",
     "draw_outputs",
     "load_inputs",
     "load_study",
@@ -40,6 +42,7 @@ __all__ = [
     "sha256",
     "template",
     "write_study_template",
+    "zoning_stage",
 ]
 
 
