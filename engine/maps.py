@@ -534,6 +534,7 @@ def _legend_width(handles: Sequence[Patch], title: str) -> float:
 def _single_sheet(inputs: MapInputs, sheet: Sheet, placement: Placement, title: str, legend_width: float = 1.6) -> _SheetFigure:
     """A map sheet: title and study above, the map at the region's own aspect, the legend and the
     county key beside it, the credit line (data sources, CRS) below."""
+    register_cjk_font()
     rows, columns, col_width = _key_columns(sheet, placement.key)
     width = LEFT + sheet.width + GAP + legend_width + columns * col_width + 0.15
     height = TOP + sheet.height + BOTTOM
@@ -541,27 +542,28 @@ def _single_sheet(inputs: MapInputs, sheet: Sheet, placement: Placement, title: 
     canvas = FigureCanvasAgg(fig)
     ax = fig.add_axes((LEFT / width, BOTTOM / height, sheet.width / width, sheet.height / height))
     ax.set_axis_off()
-    fig.text(LEFT / width, 1 - 0.12 / height, title, ha="left", va="top", fontsize=13)
+    fig.text(LEFT / width, 1 - 0.12 / height, title, ha="left", va="top", fontsize=13, fontfamily=FONT_FAMILIES)
     fig.text(LEFT / width, 1 - 0.42 / height, " · ".join(p for p in (inputs.study, str(inputs.year or "")) if p), ha="left", va="top",
-             fontsize=8.5, color="#333333")
+             fontsize=8.5, color="#333333", fontfamily=FONT_FAMILIES)
     chars = int(width * 72 / (6.5 * 0.55))
     fig.text(LEFT / width, 0.08 / height, "\n".join(textwrap.wrap(credit_line(inputs), chars)[:3]), ha="left", va="bottom", fontsize=6.5,
-             color="#444444")
+             color="#444444", fontfamily=FONT_FAMILIES)
     top = (BOTTOM + sheet.height) / height
     if columns:
         x = (LEFT + sheet.width + GAP + legend_width) / width
-        fig.text(x, top, KEY_TITLE, ha="left", va="top", fontsize=LEGEND_SIZE)
+        fig.text(x, top, KEY_TITLE, ha="left", va="top", fontsize=LEGEND_SIZE, fontfamily=FONT_FAMILIES)
         line = KEY_SIZE * 1.4 / 72 / height
         for k, (number, name) in enumerate(placement.key):
             column, row = divmod(k, rows)
             fig.text(x + column * col_width / width, top - 0.2 / height - row * line, f"{number} {name}", ha="left", va="top",
-                     fontsize=KEY_SIZE, gid=f"key:{number}")
+                     fontsize=KEY_SIZE, gid=f"key:{number}", fontfamily=FONT_FAMILIES)
     return _SheetFigure(fig, canvas, ax, (LEFT + sheet.width + GAP) / width, top)
 
 
 def _legend(sheet_fig: _SheetFigure, handles: list[Patch], title: str) -> None:
     sheet_fig.fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(sheet_fig.legend_x, sheet_fig.top), title=title,
-                         title_fontsize=LEGEND_SIZE, frameon=False, prop={"size": LEGEND_SIZE}, alignment="left", borderaxespad=0,
+                         title_fontproperties=FontProperties(family=FONT_FAMILIES, size=LEGEND_SIZE), frameon=False,
+                         prop=FontProperties(family=FONT_FAMILIES, size=LEGEND_SIZE), alignment="left", borderaxespad=0,
                          borderpad=0)
 
 

@@ -690,3 +690,30 @@ def test_a_folder_without_polygons_says_which_stage_to_run(tmp_path):
         write_report(result)
     with pytest.raises(InputError, match="holds no carbonscape outputs"):
         read_outputs(tmp_path)
+
+
+def test_every_county_of_the_demo_is_named_or_keyed(tmp_path):
+    from carbonscape.demo.generate import demo_paths
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from carbonscape.maps import MapInputs, Placement, _single_sheet, draw_county_texts
+
+    gdf = gpd.read_file(demo_paths()["counties"])  # the 49 real Central Yunnan counties
+    sheet = sheet_for(gdf)
+    placement = place_county_texts(gdf, sheet)
+    assert isinstance(placement, Placement) and not any(t.crowded for t in placement.texts)
+    page = _single_sheet(MapInputs(counties=gdf, study="demo", year=2020), sheet, placement, "test")
+    gdf.plot(ax=page.ax)
+    page.ax.set_xlim(*sheet.xlim)
+    page.ax.set_ylim(*sheet.ylim)
+    page.ax.set_aspect("auto")
+    draw_county_texts(page.ax, placement)
+    assert isinstance(page.canvas, FigureCanvasAgg)
+    page.canvas.draw()
+    numbers = _assert_every_county_named_or_keyed(gdf, _label_texts(page.ax), page.canvas.get_renderer(), page.ax, key=placement.key)
+    # The small central districts (Kunming's core, the highest ratios) are numbered, not dropped.
+    smallest = gdf.assign(area=gdf.area).nsmallest(5, "area")["county"]
+    shown = {t.county: t.kind for t in placement.texts}
+    assert all(shown[c] in ("name", "number") for c in smallest) and numbers
+    keyed = {t.get_gid(): t.get_text() for t in page.fig.texts if (t.get_gid() or "").startswith("key:")}
+    assert keyed == {f"key:{n}": f"{n} {county}" for n, county in numbers.items()}
