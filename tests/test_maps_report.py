@@ -717,3 +717,29 @@ def test_every_county_of_the_demo_is_named_or_keyed(tmp_path):
     assert all(shown[c] in ("name", "number") for c in smallest) and numbers
     keyed = {t.get_gid(): t.get_text() for t in page.fig.texts if (t.get_gid() or "").startswith("key:")}
     assert keyed == {f"key:{n}": f"{n} {county}" for n, county in numbers.items()}
+
+
+def test_each_map_carries_study_year_sources_and_crs(tmp_path, monkeypatch):
+    run = fake_run(tmp_path / "run", n_side=4)
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    info["study"].update(year=2020, source="land use: ESA WorldCover; boundaries: county map")
+    (run / "run.json").write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
+    drawn = _maps_as_drawn(run, monkeypatch)
+    for stem, sheet in drawn.items():
+        text = " ".join(t.get_text() for t in sheet["fig"].findobj(matplotlib.text.Text)).replace("\n", " ")
+        for part in ("测试 study <b>", "2020", "data: land use: ESA WorldCover; boundaries: county map", "CRS: WGS 84 / UTM zone 48N (EPSG:32648)"):
+            assert part in text, (stem, part)
+    # Without a source text, the inputs are credited by file name, never by their folders.
+    del info["study"]["source"]
+    info["inputs"] = [{"role": "landuse", "path": str(tmp_path / "deep" / "lu.tif")}, {"role": "counties", "path": "/x/y/c.gpkg"}]
+    from carbonscape.maps import sources_of
+
+    assert sources_of(info) == ("land use lu.tif", "boundaries c.gpkg")
+
+
+def test_the_study_file_takes_a_source_for_the_maps(tmp_path):
+    from carbonscape.study import read_study
+
+    (tmp_path / "study.toml").write_text('[study]\nname = "x"\nsource = "land use: ESA WorldCover 2020"\n', encoding="utf-8")
+    study, _ = read_study(tmp_path / "study.toml")
+    assert study is not None and study.setting("study", "source") == "land use: ESA WorldCover 2020"
