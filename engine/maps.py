@@ -218,8 +218,8 @@ def sheet_for(gdf: gpd.GeoDataFrame) -> Sheet:
     if not all(np.isfinite([left, bottom, right, top])):
         left, bottom, right, top = 0.0, 0.0, 1.0, 1.0
     width, height = max(right - left, 1e-9), max(top - bottom, 1e-9)
-    pad = 0.03 * max(width, height)
-    left, right, bottom, top = left - pad, right + pad, bottom - pad, top + pad
+    pad_x, pad_y = 0.03 * width, 0.03 * height  # a margin on each side, as a share of each span
+    left, right, bottom, top = left - pad_x, right + pad_x, bottom - pad_y, top + pad_y
     # On a geographic CRS a degree of longitude is shorter than one of latitude (as geopandas draws).
     stretch = 1.0
     if gdf.crs is not None and gdf.crs.is_geographic:

@@ -743,3 +743,28 @@ def test_the_study_file_takes_a_source_for_the_maps(tmp_path):
     (tmp_path / "study.toml").write_text('[study]\nname = "x"\nsource = "land use: ESA WorldCover 2020"\n', encoding="utf-8")
     study, _ = read_study(tmp_path / "study.toml")
     assert study is not None and study.setting("study", "source") == "land use: ESA WorldCover 2020"
+
+
+@pytest.mark.parametrize("shape", ["wide", "tall"])
+def test_the_map_fills_its_frame(tmp_path, monkeypatch, shape):
+    from shapely.affinity import scale
+
+    run = fake_run(tmp_path / "run", n_side=6)
+    gdf = gpd.read_file(run / "counties.gpkg")
+    factor = (2.0, 1.0) if shape == "wide" else (1.0, 1.8)
+    gdf["geometry"] = [scale(g, xfact=factor[0], yfact=factor[1], origin=(0, 0)) for g in gdf.geometry]
+    gdf.to_file(run / "counties.gpkg", layer="counties")
+    drawn = _maps_as_drawn(run, monkeypatch)
+    for stem in ("fig2_supply", "fig5_zones"):
+        fig = drawn[stem]["fig"]
+        ax = fig.axes[0]
+        renderer = fig.canvas.get_renderer()
+        frame = ax.get_window_extent(renderer)
+        left, bottom, right, top = gdf.total_bounds
+        (x0, y0), (x1, y1) = ax.transData.transform([[left, bottom], [right, top]])
+        # The region spans its frame (3 % margins), at its true aspect: no empty band beside it.
+        assert (x1 - x0) / frame.width > 0.9 and (y1 - y0) / frame.height > 0.9, (stem, shape)
+        assert (x1 - x0) / (y1 - y0) == pytest.approx((right - left) / (top - bottom), rel=0.01)
+        # The frame holds most of the sheet beside the legend: no wide margin around the map.
+        legend = fig.legends[0].get_window_extent(renderer)
+        assert frame.x0 < 0.05 * fig.bbox.width and legend.x0 - frame.x1 < 0.05 * fig.bbox.width
