@@ -913,10 +913,10 @@ def _draw_class_sheet(inputs: MapInputs, classes: pd.DataFrame, out: Path, forma
         ax.set_axis_off()
         ax.set_title(row["title"], fontsize=9)
         add_scale_bar(ax, gdf.crs, xlim=sheet.xlim, ylim=sheet.ylim)
-        key = fig.add_subplot(grid[r, 2 * c + 1])
-        key.set_axis_off()
-        key.legend(handles=_class_handles(classes_of, palette, legend_labels(edges, scale=scale), infinite, "infinite"), loc="center left",
-                   title=f"supply ({unit})", title_fontsize=6.5, frameon=False, prop={"size": 6.5})
+        # The legend belongs to its map and sits in the column beside it, kept free for it.
+        fig.add_subplot(grid[r, 2 * c + 1]).set_axis_off()
+        ax.legend(handles=_class_handles(classes_of, palette, legend_labels(edges, scale=scale), infinite, "infinite"), loc="center left",
+                  bbox_to_anchor=(1.04, 0.5), title=f"supply ({unit})", title_fontsize=6.5, frameon=False, prop={"size": 6.5})
     return _save(fig, canvas, out, "fig1_supply_by_class", formats)
 
 
