@@ -235,7 +235,7 @@ def demand_command(ctx: click.Context, results: str, counties: str, id_field: st
 @cli.command(name="zoning")
 @click.argument("results", type=click.Path(file_okay=False, exists=True))
 @click.option("--units", "ratio_units", type=click.Choice(["co2_per_c", "carbon", "paper"]), default="co2_per_c", show_default=True,
-              help="co2_per_c: t CO2 demand over t C supply, as the 2025 study; carbon: demand × 12/44.")
+              help="co2_per_c: t CO2 demand over t C supply, compared directly; carbon: demand × 12/44.")
 @click.option("--method", type=click.Choice(["jenks", "quantile", "equal", "manual"]), default="jenks", show_default=True)
 @click.option("--k", default=7, show_default=True, help="Number of ratio classes.")
 @click.option("--breaks", default=None, help="Manual class edges, k + 1 numbers separated by commas.")

@@ -174,7 +174,7 @@ def zoning_stage(
     out
         The folder the supply and demand stages wrote.
     ratio_units
-        ``"co2_per_c"`` (t CO₂ over t C, as the 2025 study) or ``"carbon"`` (demand × 12/44).
+        ``"co2_per_c"`` (t CO₂ over t C, compared directly) or ``"carbon"`` (demand × 12/44).
     method, k, breaks, weights, scheme
         As in the study file's ``[zoning]``; ``weights="area"`` weighs each county by its area.
     name, year, source
