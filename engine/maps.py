@@ -641,9 +641,11 @@ def map_inputs(result: Any) -> MapInputs:
         raise InputError(f"{result.out}: no counties.gpkg; the maps need the county polygons and the ratio: run "
                          f"`carbonscape zoning {result.out}` (or `carbonscape run` / `demo`) into this folder first")
     polygons = result.polygons
-    if "county" not in polygons.columns:
+    id_field = ((result.run_info or {}).get("study") or {}).get("id_field")
+    key = "county" if "county" in polygons.columns else id_field if id_field in polygons.columns else None
+    if key is None:
         raise InputError(f"{result.out}: the county polygons have no `county` key column; run `carbonscape run` into it again")
-    gdf = gpd.GeoDataFrame({"county": polygons["county"].astype(str).to_numpy()}, geometry=polygons.geometry.to_numpy(), crs=polygons.crs)
+    gdf = gpd.GeoDataFrame({"county": polygons[key].astype(str).to_numpy()}, geometry=polygons.geometry.to_numpy(), crs=polygons.crs)
     keys = pd.Index(gdf["county"])
     by_county = result.supply.by_county
     if not by_county.empty and "supply_t" in by_county.columns:
