@@ -65,6 +65,8 @@ def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
         carbonscape ingest landuse.tif --out landuse.zarr
         carbonscape zones counties.gpkg --like landuse.zarr --id-field name --out zones.zarr
         carbonscape supply --landuse landuse.zarr --zones zones.zarr --pools pools.csv --out results
+        carbonscape demand results --counties counties.gpkg --id-field name --table population.csv --per-capita-t 4.1
+        carbonscape zoning results && carbonscape maps results && carbonscape report results
     """
     level = max(logging.DEBUG, min(logging.INFO - 10 * verbose + 10 * quiet, logging.CRITICAL))
     # Our messages at the chosen level; other libraries' (dask, distributed, pyogrio) only when
@@ -199,6 +201,77 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
                    f"({s['pixels_in_counties']:,} pixels, {s['nodata_pixels_in_counties']:,} nodata) in {s['seconds']:.1f} s")
         for name, path in result.files.items():
             click.echo(f"  {name}: {path}")
+
+
+@cli.command(name="demand")
+@click.argument("results", type=click.Path(file_okay=False, exists=True))
+@click.option("--counties", required=True, type=click.Path(dir_okay=False, exists=True), help="County polygons (as for `zones`).")
+@click.option("--id-field", required=True, help="Field naming each county (as for `zones`).")
+@click.option("--table", required=True, type=click.Path(dir_okay=False, exists=True), help="County table with populations (CSV or XLSX).")
+@click.option("--key", default=None, help="Column of the table matching --id-field (default: the same name).")
+@click.option("--population", default="population", show_default=True, help="Population column of the table.")
+@click.option("--per-capita-t", type=float, default=None, help="Emission per person, t CO2.")
+@click.option("--total-emissions-t", type=float, default=None, help="The region's total CO2 emissions, t (with --total-population).")
+@click.option("--total-population", type=float, default=None, help="The region's population (per capita = total emissions / this).")
+@click.option("--emissions-column", default=None, help="Or a column of each county's own emissions, t CO2.")
+@click.option("--layer", default=None, help="Layer of the polygon file, when it has several.")
+@click.option("--sheet", default=None, help="Sheet of an XLSX table.")
+@click.pass_context
+@_handle_errors
+def demand_command(ctx: click.Context, results: str, counties: str, id_field: str, table: str, key: str | None, population: str,
+                   per_capita_t: float | None, total_emissions_t: float | None, total_population: float | None, emissions_column: str | None,
+                   layer: str | None, sheet: str | None) -> None:
+    """Carbon demand per county (t CO2/km²) beside supply's tables, in the same folder.
+
+    Demand = per-capita emission × population density (or each county's emissions / its area).
+
+    \b
+    Example:
+        carbonscape demand results --counties counties.gpkg --id-field county --table population.csv --per-capita-t 4.1
+    """
+    result = carbonscape.demand_stage(results, counties=counties, id_field=id_field, table=table, key=key, population=population,
+                                      per_capita_t=per_capita_t, total_emissions_t=total_emissions_t, total_population=total_population,
+                                      emissions_column=emissions_column, layer=layer, sheet=sheet)
+    if not ctx.find_root().obj.get("quiet"):
+        totals = carbonscape.demand_totals(result.demand)
+        click.echo(f"demand in {len(result.demand):,} counties: regional density {totals['regional_density_t_per_km2']:,.1f} t CO₂/km²")
+        for name in ("demand_by_county", "demand_totals"):
+            click.echo(f"  {name}: {result.files[name]}")
+
+
+@cli.command(name="zoning")
+@click.argument("results", type=click.Path(file_okay=False, exists=True))
+@click.option("--units", "ratio_units", type=click.Choice(["co2_per_c", "carbon", "paper"]), default="co2_per_c", show_default=True,
+              help="co2_per_c: t CO2 demand over t C supply, compared directly; carbon: demand × 12/44.")
+@click.option("--method", type=click.Choice(["jenks", "quantile", "equal", "manual"]), default="jenks", show_default=True)
+@click.option("--k", default=7, show_default=True, help="Number of ratio classes.")
+@click.option("--breaks", default=None, help="Manual class edges, k + 1 numbers separated by commas.")
+@click.option("--weights", type=click.Choice(["area"]), default=None, help="Weigh each county by its area.")
+@click.option("--scheme", default="four_zones", show_default=True, help="Zone scheme: four_zones (the paper's 7 classes → 4 zones), classes, none.")
+@click.option("--name", default=None, help="The study's name on the maps and report (default: the folder's name).")
+@click.option("--year", type=int, default=None, help="The study's year.")
+@click.option("--source", default=None, help="The data sources the maps credit (default: the input files' names).")
+@click.pass_context
+@_handle_errors
+def zoning_command(ctx: click.Context, results: str, ratio_units: str, method: str, k: int, breaks: str | None, weights: str | None,
+                   scheme: str, name: str | None, year: int | None, source: str | None) -> None:
+    """Supply–demand ratio and functional zones of supply's and demand's folder; writes
+    ratio_zones.csv, counties.gpkg and run.json, ready for `maps` and `report`.
+
+    \b
+    Example:
+        carbonscape zoning results --method jenks --k 7 --name "My region" --year 2020
+    """
+    edges = None
+    if breaks is not None:
+        try:
+            edges = [float(v) for v in breaks.split(",") if v.strip()]
+        except ValueError:
+            raise carbonscape.InputError(f"--breaks {breaks!r} is not numbers separated by commas, e.g. 0.005,0.01,0.02") from None
+    result = carbonscape.zoning_stage(results, ratio_units=ratio_units, method=method, k=k, breaks=edges, weights=weights, scheme=scheme,
+                                      name=name, year=year, source=source)
+    if not ctx.find_root().obj.get("quiet"):
+        _print_study_summary(result)
 
 
 @cli.command()
@@ -440,7 +513,7 @@ def _print_changes(result: Any) -> None:
 @click.pass_context
 @_handle_errors
 def maps_command(ctx: click.Context, run_dir: str, formats: tuple[str, ...]) -> None:
-    """Redraw the maps of an existing run.
+    """Draw the maps of a results folder (from `run`, `demo`, or the `zoning` stage).
 
     Maps of earlier draws in other formats are removed, so maps/ and the report show this draw.
 
@@ -448,7 +521,8 @@ def maps_command(ctx: click.Context, run_dir: str, formats: tuple[str, ...]) -> 
     Example:
         carbonscape maps results --format png --format pdf
     """
-    for path in carbonscape.draw_maps(run_dir, formats=formats):
+    result = carbonscape.read_outputs(run_dir)
+    for path in carbonscape.draw_maps(result, formats=formats):
         click.echo(str(path))
 
 
@@ -457,13 +531,14 @@ def maps_command(ctx: click.Context, run_dir: str, formats: tuple[str, ...]) -> 
 @click.pass_context
 @_handle_errors
 def report_command(ctx: click.Context, run_dir: str) -> None:
-    """Rewrite report.html of an existing run (one self-contained file).
+    """Write report.html of a results folder (one self-contained file; from `run`, `demo`, or the
+    `zoning` stage, after `maps`).
 
     \b
     Example:
         carbonscape report results
     """
-    click.echo(str(carbonscape.write_report(run_dir)))
+    click.echo(str(carbonscape.write_report(carbonscape.read_outputs(run_dir))))
 
 
 @cli.command()

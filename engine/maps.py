@@ -1,8 +1,15 @@
-"""Maps of a run (the paper's Figs. 1–5 and the carbon-per-pixel map), drawn headless.
+"""Maps of a study (the paper's Figs. 1–5 and the carbon-per-pixel map), drawn headless.
 
 Figures are built with :class:`matplotlib.figure.Figure` and the Agg canvas directly, not pyplot,
-so drawing touches no global state and never picks a GUI backend. Every text is drawn with a font
-list ending in a CJK font when one is installed, so Chinese names render anywhere on a sheet.
+so drawing touches no global state and never picks a GUI backend. Text is drawn in DejaVu Sans
+with the bundled Noto Sans CJK SC as per-glyph fallback (:mod:`carbonscape.fonts`), so Chinese
+names render on any machine.
+
+Every county is identifiable on Figs. 2–5: its name where the name fits inside it, otherwise a
+number (inside it, on it, or beside it with a leader line) and a key beside the map; the key is
+also written to ``maps/county_key.csv``. The placement is computed once and shared by the four
+maps, so a county has the same number on each. Each sheet carries the study's name, year, data
+sources and CRS, and is sized to the region's shape so the map fills its frame.
 
 Colours follow one logic: the supply–demand ratio runs from green (low ratio: supply exceeds
 demand) to red (high ratio), in Fig. 4's classes and in Fig. 5's zones alike, and legends list the
@@ -12,11 +19,13 @@ highest class (or zone) first.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
-import warnings
+import os
+import textwrap
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +36,12 @@ import pandas as pd
 import shapely
 from carbonscape.breaks import classify, natural_breaks
 from carbonscape.errors import InputError
-from carbonscape.fonts import INSTALL_HINT, find_cjk_font, has_cjk
+from carbonscape.fonts import FONT_FAMILIES, register_cjk_font
 from carbonscape.zoning import zone_groups, zone_keys
 from matplotlib import colormaps, patheffects
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
-from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Patch
 
 log = logging.getLogger(__name__)
@@ -45,17 +54,23 @@ MAP_FILES = {
     "fig5_zones": "Functional zones",
     "carbon_per_pixel": "Carbon per pixel",
 }
+KEY_FILE = "county_key.csv"
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
 # Low ratio (supply exceeds demand) green, high ratio red: Fig. 4's classes and Fig. 5's zones.
 RATIO_CMAP = "RdYlGn_r"
 NO_VALUE = (0.85, 0.85, 0.85, 1.0)
 NO_SUPPLY = (0.15, 0.15, 0.15, 1.0)  # beyond the top red: a zero supply makes the ratio infinite
-# Above this many counties a few labels are noise, not information: none are drawn.
-MAX_LABELLED_COUNTIES = 300
 HALO = [patheffects.withStroke(linewidth=2.0, foreground="white")]
-# Demand density (t CO2/km²) in counties.gpkg: the current name first, then the newer one.
-DEMAND_COLUMNS = ("demand_demand_t_per_km2", "demand_t_co2_per_km2")
+NAME_SIZE = 6.0  # points
+NUMBER_SIZE = 5.0
+KEY_SIZE = 6.0
+LEGEND_SIZE = 7.5
+KEY_TITLE = "counties by number"
+# Sheet geometry, inches: title band, credit band, margins, legend column.
+TOP, BOTTOM, LEFT, GAP = 0.75, 0.55, 0.25, 0.2
+# Demand density (t CO2/km²) in counties.gpkg: the current name first, then an older one.
+DEMAND_COLUMNS = ("demand_t_co2_per_km2", "demand_demand_t_per_km2")
 
 
 def legend_labels(edges: Sequence[float], *, scale: float = 1.0, digits: int | None = None) -> list[str]:
@@ -127,109 +142,352 @@ def ratio_palette(n: int) -> np.ndarray:
     return colormaps[RATIO_CMAP](np.linspace(0.05, 0.95, n))
 
 
-class _Labeller:
-    """County names where they fit; romanized when no CJK font can draw Chinese ones (draw_maps
-    warns about that once)."""
-
-    def __init__(self, gdf: gpd.GeoDataFrame) -> None:
-        self.font = find_cjk_font()
-        # The fallback list also when labels are drawn outside draw_maps' font context.
-        self.family = ["DejaVu Sans", self.font] if self.font else None
-        names = gdf["county"].astype(str)
-        if self.font is None and names.map(has_cjk).any():
-            fallback = gdf["name_en"].astype(str) if "name_en" in gdf.columns else names.map(lambda s: s.encode("ascii", "replace").decode())
-            names = fallback
-        self.names = names.to_numpy()
+# --------------------------------------------------------------------------------------------
+# What the maps are drawn from
 
 
-def _freeze_layout(fig: Figure) -> None:
-    """Lay the figure out once and keep that layout, so positions measured now still hold when it
-    is saved (the constrained layout would otherwise move the axes again)."""
-    fig.draw_without_rendering()
-    if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
-        fig.set_layout_engine("none")
+@dataclass
+class MapInputs:
+    """Everything the maps show, in memory.
+
+    ``counties`` holds one row per county: a string ``county`` key, the polygons, and the figure
+    columns (``supply_t``, ``demand_t_co2_per_km2``, ``ratio``, ``ratio_infinite``, ``class``,
+    ``zone``, ``zone_en``, ``zone_key``; any may be missing and its map is then skipped).
+    """
+
+    counties: gpd.GeoDataFrame
+    edges: np.ndarray | None = None  # the study's ratio class edges (Fig. 4)
+    by_class: pd.DataFrame | None = None  # supply by land-use class: lucode, name, supply_t, share_pct, [name_zh]
+    by_county_class: pd.DataFrame | None = None  # county, lucode, supply_t
+    overview: Path | None = None  # carbon per pixel, a small GeoTIFF
+    study: str = ""
+    year: int | None = None
+    sources: tuple[str, ...] = ()
+    version: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
-def _label_points(geom: Any) -> Iterator[Any]:
-    centroid = geom.centroid
-    if geom.contains(centroid):
-        yield centroid  # the visual centre of a compact county
-    yield geom.representative_point()
+def crs_label(crs: Any) -> str:
+    """A short, readable name of a CRS: its name (or projection and datum) and EPSG code."""
+    if crs is None:
+        return "CRS unknown"
+    name = crs.name if crs.name and crs.name.lower() != "unknown" else ""
+    if not name:
+        method = crs.coordinate_operation.method_name if crs.coordinate_operation is not None else ""
+        datum = crs.datum.name if crs.datum is not None else ""
+        name = ", ".join(part for part in (method, datum.replace("Unknown based on ", "")) if part) or "custom CRS"
+    epsg = crs.to_epsg(min_confidence=90)
+    return f"{name} (EPSG:{epsg})" if epsg else name
 
 
-def label_counties(fig: Figure, ax: Any, gdf: gpd.GeoDataFrame, labeller: _Labeller, *, fontsize: float = 6.0,
-                   max_counties: int = MAX_LABELLED_COUNTIES) -> int:
-    """Write county names, larger counties first, each only where its whole text box lies inside
-    its polygon and overlaps no label (or scale bar, north arrow) already drawn.
+def credit_line(inputs: MapInputs) -> str:
+    """The sheet's source line: study, year, data sources, CRS, software."""
+    parts = [inputs.study or "carbonscape study"]
+    if inputs.year:
+        parts.append(str(inputs.year))
+    if inputs.sources:
+        parts.append("data: " + "; ".join(inputs.sources))
+    parts.append("CRS: " + crs_label(inputs.counties.crs))
+    parts.append(f"carbonscape {inputs.version}".strip())
+    return " · ".join(parts)
 
-    Names are dark with a white halo, legible on the darkest fills. Above ``max_counties`` no
-    name is drawn. Fixes the figure's layout first (see :func:`_freeze_layout`).
+
+# --------------------------------------------------------------------------------------------
+# One geometry for every single-map sheet, and county names or numbers placed once
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """The map frame shared by Figs. 2–5: its size in inches and its data limits."""
+
+    width: float
+    height: float
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Pixels per data unit in x and y at :data:`DPI`."""
+        return (self.width * DPI / (self.xlim[1] - self.xlim[0]), self.height * DPI / (self.ylim[1] - self.ylim[0]))
+
+
+def sheet_for(gdf: gpd.GeoDataFrame) -> Sheet:
+    """A frame of the region's own shape: 7 in along its longer side for up to 300 counties,
+    larger for more (up to 20 in), so counties keep room for a name or a number."""
+    left, bottom, right, top = (float(v) for v in gdf.total_bounds)
+    if not all(np.isfinite([left, bottom, right, top])):
+        left, bottom, right, top = 0.0, 0.0, 1.0, 1.0
+    width, height = max(right - left, 1e-9), max(top - bottom, 1e-9)
+    pad_x, pad_y = 0.03 * width, 0.03 * height  # a margin on each side, as a share of each span
+    left, right, bottom, top = left - pad_x, right + pad_x, bottom - pad_y, top + pad_y
+    # On a geographic CRS a degree of longitude is shorter than one of latitude (as geopandas draws).
+    stretch = 1.0
+    if gdf.crs is not None and gdf.crs.is_geographic:
+        stretch = 1.0 / max(math.cos(math.radians((bottom + top) / 2)), 0.1)
+    data_w, data_h = right - left, (top - bottom) * stretch
+    longer = float(np.clip(7.0 * math.sqrt(max(len(gdf), 1) / 300), 7.0, 20.0))
+    if data_h >= data_w:
+        h, w = longer, longer * data_w / data_h
+    else:
+        w, h = longer, longer * data_h / data_w
+    # A very thin region: widen the frame's short side rather than draw a sliver.
+    if w < 3.0:
+        extra = (3.0 / w - 1) * (right - left) / 2
+        left, right, w = left - extra, right + extra, 3.0
+    if h < 3.0:
+        extra = (3.0 / h - 1) * (top - bottom) / 2
+        bottom, top, h = bottom - extra, top + extra, 3.0
+    return Sheet(width=w, height=h, xlim=(left, right), ylim=(bottom, top))
+
+
+@dataclass(frozen=True)
+class PlacedText:
+    """A county name or number at ``(x, y)`` (data units, centred), with an optional leader line
+    from ``anchor`` (a point inside the county) when the number sits beside its county."""
+
+    county: str
+    kind: str  # "name" or "number"
+    text: str
+    x: float
+    y: float
+    size: float
+    anchor: tuple[float, float] | None = None
+    crowded: bool = False  # no free spot was found: drawn at its county, over a neighbour's text
+
+
+@dataclass
+class Placement:
+    texts: list[PlacedText]
+    key: list[tuple[int, str]]  # (number, county) of counties drawn by number
+
+    def of(self, county: str) -> list[PlacedText]:
+        return [t for t in self.texts if t.county == county]
+
+
+class _Boxes:
+    """Boxes already taken, hashed on a grid so a new box is checked only against its neighbours."""
+
+    def __init__(self, cell: float) -> None:
+        self.cell = max(cell, 1e-12)
+        self.grid: dict[tuple[int, int], list[tuple[float, float, float, float]]] = defaultdict(list)
+
+    def _cells(self, box: tuple[float, float, float, float]) -> Iterator[tuple[int, int]]:
+        x0, y0, x1, y1 = box
+        for i in range(int(math.floor(x0 / self.cell)), int(math.floor(x1 / self.cell)) + 1):
+            for j in range(int(math.floor(y0 / self.cell)), int(math.floor(y1 / self.cell)) + 1):
+                yield i, j
+
+    def free(self, box: tuple[float, float, float, float]) -> bool:
+        x0, y0, x1, y1 = box
+        for cell in self._cells(box):
+            for a0, b0, a1, b1 in self.grid[cell]:
+                if x0 < a1 and a0 < x1 and y0 < b1 and b0 < y1:
+                    return False
+        return True
+
+    def add(self, box: tuple[float, float, float, float]) -> None:
+        for cell in self._cells(box):
+            self.grid[cell].append(box)
+
+
+def reserved_boxes(sheet: Sheet) -> list[tuple[float, float, float, float]]:
+    """Where the scale bar (lower left, at most a fifth of the width: :func:`add_scale_bar`) and
+    the north arrow (upper right: :func:`add_north_arrow`) are drawn, in data units."""
+    (x0, x1), (y0, y1) = sheet.xlim, sheet.ylim
+    w, h = x1 - x0, y1 - y0
+    inch_x, inch_y = w / sheet.width, h / sheet.height
+    bar = (x0 + 0.04 * w - 0.05 * inch_x, y0 + 0.03 * h - 0.06 * inch_y, x0 + 0.24 * w + 0.05 * inch_x, y0 + 0.042 * h + 0.2 * inch_y)
+    arrow = (x0 + 0.96 * w - 0.12 * inch_x, y0 + 0.88 * h - 0.12 * inch_y, x0 + 0.96 * w + 0.12 * inch_x, y0 + 0.97 * h + 0.03 * inch_y)
+    return [bar, arrow]
+
+
+def place_county_texts(gdf: gpd.GeoDataFrame, sheet: Sheet, *, names: Sequence[str] | None = None, name_size: float = NAME_SIZE,
+                       number_size: float = NUMBER_SIZE) -> Placement:
+    """Place each county's name where its whole box fits inside the county and overlaps nothing
+    placed before (larger counties first); number the others in reading order (north to south,
+    west to east) and place each number inside its county, else over it, else beside it with a
+    leader line, never over another text when any free spot exists.
+
+    Parameters
+    ----------
+    gdf
+        Counties with a ``county`` column (the text drawn unless ``names`` is given).
+    sheet
+        The frame the texts will be drawn in (sizes in points become data units through it).
 
     Returns
     -------
-    int
-        How many labels were drawn.
+    Placement
+        The texts, and the key of numbered counties.
     """
-    if len(gdf) == 0 or len(gdf) > max_counties:
-        return 0
-    _freeze_layout(fig)
-    renderer = fig.canvas.get_renderer()
-    to_data = ax.transData.inverted()
-    placed = [artist.get_window_extent(renderer) for artist in [*ax.texts, *ax.lines]]
-    drawn = 0
-    # Only the order of the areas matters here (largest label first), in the map's own units:
-    # shapely's planar area, without geopandas' warning about degrees.
-    areas = shapely.area(gdf.geometry.to_numpy())
+    register_cjk_font()
+    names = [str(n) for n in (gdf["county"] if names is None else names)]
+    keys = gdf["county"].astype(str).tolist()
+    geoms = np.asarray(gdf.geometry.to_numpy(), dtype=object)
+    n = len(keys)
+    sx, sy = sheet.scale
+    renderer = RendererAgg(int(sheet.width * DPI) + 1, int(sheet.height * DPI) + 1, DPI)
+    name_font = FontProperties(family=FONT_FAMILIES, size=name_size)
+    number_font = FontProperties(family=FONT_FAMILIES, size=number_size)
+
+    def half(text: str, font: FontProperties) -> tuple[float, float]:
+        # A text's box is at least as tall as "lp" (matplotlib's line height), whatever it holds.
+        w, h, _ = renderer.get_text_width_height_descent(text, font, ismath=False)
+        _, h_line, _ = renderer.get_text_width_height_descent("lp", font, ismath=False)
+        return (w / 2 + 2.0) / sx, (max(h, h_line) / 2 + 1.5) / sy
+
+    (ax0, ax1), (ay0, ay1) = sheet.xlim, sheet.ylim
+    hw0, hh0 = half("000", number_font)
+    taken = _Boxes(cell=8 * max(hw0, hh0))
+    for box in reserved_boxes(sheet):
+        taken.add(box)
+
+    valid = np.array([g is not None and not g.is_empty for g in geoms], dtype=bool)
+    centres = np.full((n, 2), np.nan)
+    if valid.any():
+        shapely.prepare(geoms[valid])
+        tolerance = max(ax1 - ax0, ay1 - ay0) / 500
+        circles = shapely.maximum_inscribed_circle(geoms[valid], tolerance)
+        centres[valid] = shapely.get_coordinates(shapely.get_point(circles, 0))
+
+    def candidates(i: int) -> list[tuple[float, float]]:
+        geom = geoms[i]
+        points = [tuple(centres[i])]
+        centroid = geom.centroid
+        if geom.contains(centroid):
+            points.insert(0, (centroid.x, centroid.y))  # the visual centre of a compact county
+        rep = geom.representative_point()
+        points.append((rep.x, rep.y))
+        return points
+
+    def box_at(x: float, y: float, hw: float, hh: float) -> tuple[float, float, float, float]:
+        return (x - hw, y - hh, x + hw, y + hh)
+
+    def inside_frame(box: tuple[float, float, float, float]) -> bool:
+        return ax0 <= box[0] and box[2] <= ax1 and ay0 <= box[1] and box[3] <= ay1
+
+    texts: list[PlacedText] = []
+    named = np.zeros(n, dtype=bool)
+    areas = np.array([g.area if ok else 0.0 for g, ok in zip(geoms, valid)])
     for i in np.argsort(-areas, kind="stable"):
-        geom, name = gdf.geometry.iloc[i], str(labeller.names[i])
-        if geom is None or geom.is_empty or not name.strip():
+        if not valid[i] or not names[i].strip():
             continue
-        text = ax.text(0, 0, name, ha="center", va="center", fontsize=fontsize, color="#1a1a1a", path_effects=HALO, zorder=5,
-                       fontfamily=labeller.family)
-        box = None
-        for point in _label_points(geom):
-            text.set_position((point.x, point.y))
-            extent = text.get_window_extent(renderer).padded(1.0)
-            if any(extent.overlaps(other) for other in placed):
-                continue
-            (x0, y0), (x1, y1) = to_data.transform([[extent.x0, extent.y0], [extent.x1, extent.y1]])
-            if geom.contains(shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))):
-                box = extent
+        hw, hh = half(names[i], name_font)
+        for x, y in candidates(i):
+            box = box_at(x, y, hw, hh)
+            if inside_frame(box) and taken.free(box) and geoms[i].contains(shapely.box(*box)):
+                taken.add(box)
+                texts.append(PlacedText(keys[i], "name", names[i], x, y, name_size))
+                named[i] = True
                 break
-        if box is None:
-            text.remove()
-        else:
-            placed.append(box)
-            drawn += 1
-    return drawn
+
+    unnamed = [i for i in range(n) if valid[i] and not named[i]]
+    # Reading order: rows of a twentieth of the frame's height from the north, then west to east.
+    band = (ay1 - ay0) / 20
+    unnamed.sort(key=lambda i: (-math.floor((centres[i][1] - ay0) / band), centres[i][0]))
+    numbers = {i: k + 1 for k, i in enumerate(unnamed)}
+    # The smallest counties have the fewest free spots: they choose first.
+    for i in sorted(unnamed, key=lambda i: areas[i]):
+        label = str(numbers[i])
+        hw, hh = half(label, number_font)
+        spots = candidates(i)
+        placed = None
+        for x, y in spots:  # inside the county
+            box = box_at(x, y, hw, hh)
+            if inside_frame(box) and taken.free(box) and geoms[i].contains(shapely.box(*box)):
+                placed = (x, y, None)
+                break
+        if placed is None:  # over the county, across its border
+            for x, y in spots:
+                box = box_at(x, y, hw, hh)
+                if inside_frame(box) and taken.free(box):
+                    placed = (x, y, None)
+                    break
+        if placed is None:  # beside it, with a leader line
+            cx, cy = spots[0]
+            step = 2.2 * math.hypot(hw, hh)
+            for ring in (1, 1.6, 2.4, 3.5, 5, 7):
+                for angle in np.radians([45, 135, 225, 315, 90, 270, 0, 180, 22.5, 67.5, 112.5, 157.5, 202.5, 247.5, 292.5, 337.5]):
+                    x, y = cx + ring * step * math.cos(angle), cy + ring * step * math.sin(angle)
+                    box = box_at(x, y, hw, hh)
+                    if inside_frame(box) and taken.free(box):
+                        placed = (x, y, (cx, cy))
+                        break
+                if placed is not None:
+                    break
+        crowded = placed is None
+        if placed is None:
+            placed = (spots[0][0], spots[0][1], None)
+        x, y, anchor = placed
+        taken.add(box_at(x, y, hw, hh))
+        texts.append(PlacedText(keys[i], "number", label, x, y, number_size, anchor=anchor, crowded=crowded))
+    key = [(numbers[i], names[i]) for i in unnamed]
+    key.sort()
+    return Placement(texts=texts, key=key)
 
 
-def add_scale_bar(ax: Any, gdf: gpd.GeoDataFrame) -> None:
-    """A round-length scale bar at the lower left, haloed to read on any fill."""
-    left, bottom, right, top = gdf.total_bounds
-    if gdf.crs is not None and gdf.crs.is_geographic:
+def draw_county_texts(ax: Any, placement: Placement) -> None:
+    """Draw the placed names and numbers (dark, white halo) and the numbers' leader lines. Each
+    text's gid is ``"name:<county>"`` or ``"number:<county>"``."""
+    for item in placement.texts:
+        if item.anchor is not None:
+            ax.plot([item.anchor[0], item.x], [item.anchor[1], item.y], color="#333333", linewidth=0.35, zorder=5,
+                    path_effects=[patheffects.Stroke(linewidth=1.2, foreground="white"), patheffects.Normal()])
+        text = ax.text(item.x, item.y, item.text, ha="center", va="center", fontsize=item.size, color="#1a1a1a",
+                       path_effects=HALO, zorder=6, fontfamily=FONT_FAMILIES)
+        text.set_gid(f"{item.kind}:{item.county}")
+
+
+def label_counties(fig: Figure, ax: Any, gdf: gpd.GeoDataFrame, *, names: Sequence[str] | None = None) -> Placement:
+    """Name or number every county of an existing axes (its current size and limits), as on
+    Figs. 2–5. Returns the placement (its ``key`` lists the numbered counties)."""
+    fig.draw_without_rendering()
+    bbox = ax.get_window_extent()
+    sheet = Sheet(width=bbox.width / fig.dpi, height=bbox.height / fig.dpi, xlim=tuple(ax.get_xlim()), ylim=tuple(ax.get_ylim()))
+    if fig.dpi != DPI:
+        sheet = Sheet(width=sheet.width * fig.dpi / DPI, height=sheet.height * fig.dpi / DPI, xlim=sheet.xlim, ylim=sheet.ylim)
+    placement = place_county_texts(gdf, sheet, names=names)
+    draw_county_texts(ax, placement)
+    return placement
+
+
+# --------------------------------------------------------------------------------------------
+# Sheets
+
+
+def add_scale_bar(ax: Any, crs: Any, *, xlim: tuple[float, float] | None = None, ylim: tuple[float, float] | None = None) -> None:
+    """A round-length scale bar at the lower left, haloed to read on any fill.
+
+    ``crs`` is the map's CRS, or a GeoDataFrame whose CRS and bounds are used (limits default to
+    its bounds, else to the axes' limits)."""
+    if isinstance(crs, gpd.GeoDataFrame):
+        x0, y0, x1, y1 = (float(v) for v in crs.total_bounds)
+        xlim, ylim, crs = xlim or (x0, x1), ylim or (y0, y1), crs.crs
+    left, right = xlim or ax.get_xlim()
+    bottom, top = ylim or ax.get_ylim()
+    if crs is not None and crs.is_geographic:
         from pyproj import Geod
 
         mid = (bottom + top) / 2
         metres_per_unit = Geod(ellps="WGS84").inv(left, mid, right, mid)[2] / max(right - left, 1e-12)
     else:
-        metres_per_unit = gdf.crs.axis_info[0].unit_conversion_factor if gdf.crs is not None else 1.0
+        metres_per_unit = crs.axis_info[0].unit_conversion_factor if crs is not None else 1.0
     width_m = (right - left) * metres_per_unit
     if not width_m > 0:
         return
     length_m = nice_scale_length(width_m)
     length_units = length_m / metres_per_unit
-    x0 = left + (right - left) * 0.05
-    y0 = bottom + (top - bottom) * 0.04
+    x0 = left + (right - left) * 0.04
+    y0 = bottom + (top - bottom) * 0.03
     ax.plot([x0, x0 + length_units], [y0, y0], color="black", linewidth=2.5, solid_capstyle="butt", zorder=6,
             path_effects=[patheffects.Stroke(linewidth=4.5, foreground="white"), patheffects.Normal()])
-    ax.text(x0 + length_units / 2, y0 + (top - bottom) * 0.015, f"{length_m / 1000:g} km" if length_m >= 1000 else f"{length_m:g} m",
+    ax.text(x0 + length_units / 2, y0 + (top - bottom) * 0.012, f"{length_m / 1000:g} km" if length_m >= 1000 else f"{length_m:g} m",
             ha="center", va="bottom", fontsize=7, path_effects=HALO, zorder=6)
 
 
 def add_north_arrow(ax: Any) -> None:
     """An "N" arrow at the upper right (maps are north-up), haloed to read on any fill."""
-    arrow = ax.annotate("N", xy=(0.95, 0.95), xytext=(0.95, 0.86), xycoords="axes fraction", ha="center", va="center", fontsize=9,
+    arrow = ax.annotate("N", xy=(0.96, 0.97), xytext=(0.96, 0.88), xycoords="axes fraction", ha="center", va="center", fontsize=9,
                         arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 1.2}, path_effects=HALO, zorder=6)
     arrow.arrow_patch.set_path_effects([patheffects.Stroke(linewidth=3.0, foreground="white"), patheffects.Normal()])
 
@@ -239,20 +497,81 @@ def _edge_width(n_counties: int) -> float:
     return float(np.clip(2.0 / math.sqrt(max(n_counties, 1)), 0.05, 0.4))
 
 
-def _new_figure(width: float = 9.0, height: float = 7.0) -> tuple[Figure, FigureCanvasAgg]:
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    return fig, FigureCanvasAgg(fig)
+@dataclass
+class _SheetFigure:
+    fig: Figure
+    canvas: FigureCanvasAgg
+    ax: Any
+    legend_x: float  # figure fraction where the legend column starts
+    top: float  # figure fraction of the map's top edge
 
 
-def _place_legend(fig: Figure, ax: Any, handles: list[Patch], *, title: str, own_sheet: bool) -> None:
-    """A map alone on its sheet gets a figure legend at the right, for which the constrained layout
-    reserves room (an axes legend anchored outside its axes is not counted and was cut off); a small
-    multiple keeps its legend beside its own axes, where the grid's gaps leave room."""
-    style = {"title": title, "title_fontsize": 7, "frameon": False, "prop": {"size": 7}}
-    if own_sheet:
-        fig.legend(handles=handles, loc="outside right center", **style)
-    else:
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.35), **style)
+def _key_columns(sheet: Sheet, key: list[tuple[int, str]]) -> tuple[int, int, float]:
+    """Rows per column, columns and column width (in) of the key beside the map."""
+    if not key:
+        return 0, 0, 0.0
+    line = KEY_SIZE * 1.4 / 72
+    rows = max(int((sheet.height - 0.25) / line), 1)
+    columns = math.ceil(len(key) / rows)
+    width = _text_width([f"{number} {name}" for number, name in key], KEY_SIZE) + 0.15
+    if columns == 1:
+        width = max(width, _text_width([KEY_TITLE], LEGEND_SIZE) + 0.1)
+    return rows, columns, width
+
+
+def _text_width(texts: Sequence[str], size: float) -> float:
+    """Widest of ``texts`` at ``size`` points, in inches, as Agg draws them (with the CJK fallback)."""
+    renderer = RendererAgg(10, 10, 72)
+    font = FontProperties(family=FONT_FAMILIES, size=size)
+    return max((renderer.get_text_width_height_descent(t, font, ismath=False)[0] / 72 for t in texts), default=0.0)
+
+
+def _legend_width(handles: Sequence[Patch], title: str) -> float:
+    """Inches the legend column needs: its widest label beside a colour patch, or its title."""
+    return max(_text_width([h.get_label() for h in handles], LEGEND_SIZE) + 0.45, _text_width([title], LEGEND_SIZE) + 0.1, 1.2)
+
+
+def _single_sheet(inputs: MapInputs, sheet: Sheet, placement: Placement, title: str, legend_width: float = 1.6) -> _SheetFigure:
+    """A map sheet: title and study above, the map at the region's own aspect, the legend and the
+    county key beside it, the credit line (data sources, CRS) below."""
+    register_cjk_font()
+    rows, columns, col_width = _key_columns(sheet, placement.key)
+    width = LEFT + sheet.width + GAP + legend_width + columns * col_width + 0.15
+    height = TOP + sheet.height + BOTTOM
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_axes((LEFT / width, BOTTOM / height, sheet.width / width, sheet.height / height))
+    ax.set_axis_off()
+    fig.text(LEFT / width, 1 - 0.12 / height, title, ha="left", va="top", fontsize=13, fontfamily=FONT_FAMILIES)
+    fig.text(LEFT / width, 1 - 0.42 / height, " · ".join(p for p in (inputs.study, str(inputs.year or "")) if p), ha="left", va="top",
+             fontsize=8.5, color="#333333", fontfamily=FONT_FAMILIES)
+    chars = int(width * 72 / (6.5 * 0.55))
+    fig.text(LEFT / width, 0.08 / height, "\n".join(textwrap.wrap(credit_line(inputs), chars)[:3]), ha="left", va="bottom", fontsize=6.5,
+             color="#444444", fontfamily=FONT_FAMILIES)
+    top = (BOTTOM + sheet.height) / height
+    if columns:
+        x = (LEFT + sheet.width + GAP + legend_width) / width
+        fig.text(x, top, KEY_TITLE, ha="left", va="top", fontsize=LEGEND_SIZE, fontfamily=FONT_FAMILIES)
+        line = KEY_SIZE * 1.4 / 72 / height
+        for k, (number, name) in enumerate(placement.key):
+            column, row = divmod(k, rows)
+            fig.text(x + column * col_width / width, top - 0.2 / height - row * line, f"{number} {name}", ha="left", va="top",
+                     fontsize=KEY_SIZE, gid=f"key:{number}", fontfamily=FONT_FAMILIES)
+    return _SheetFigure(fig, canvas, ax, (LEFT + sheet.width + GAP) / width, top)
+
+
+def _legend(sheet_fig: _SheetFigure, handles: list[Patch], title: str) -> None:
+    sheet_fig.fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(sheet_fig.legend_x, sheet_fig.top), title=title,
+                         title_fontproperties=FontProperties(family=FONT_FAMILIES, size=LEGEND_SIZE), frameon=False,
+                         prop=FontProperties(family=FONT_FAMILIES, size=LEGEND_SIZE), alignment="left", borderaxespad=0,
+                         borderpad=0)
+
+
+def _frame(ax: Any, sheet: Sheet) -> None:
+    ax.set_xlim(*sheet.xlim)
+    ax.set_ylim(*sheet.ylim)
+    ax.set_aspect("auto")  # the axes already has the region's shape (sheet_for)
+    ax.set_axis_off()
 
 
 def _natural_classes(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -268,68 +587,22 @@ def _natural_classes(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray
     return edges, classify(np.where(finite, values, np.nan), edges, clip=True)
 
 
-def _paint(fig: Figure, ax: Any, gdf: gpd.GeoDataFrame, classes: np.ndarray, palette: np.ndarray, labels: list[str], *, title: str,
-           legend_title: str, own_sheet: bool, infinite: np.ndarray | None = None, infinite_label: str = "no supply (∞)",
-           edgecolor: str = "white") -> None:
-    """Fill counties by class (1..k, 0 = no value), legend highest class first, with separate
-    entries for infinite values and missing ones."""
-    infinite = np.zeros(len(gdf), dtype=bool) if infinite is None else infinite
-    colours = [NO_SUPPLY if inf else palette[c - 1] if c > 0 else NO_VALUE for c, inf in zip(classes, infinite)]
-    gdf.plot(ax=ax, color=colours, edgecolor=edgecolor, linewidth=_edge_width(len(gdf)))
+def _class_handles(classes: np.ndarray, palette: np.ndarray, labels: list[str], infinite: np.ndarray,
+                   infinite_label: str) -> list[Patch]:
     handles = [Patch(facecolor=palette[i], edgecolor="none", label=labels[i]) for i in reversed(range(len(labels)))]
     if infinite.any():
         handles.insert(0, Patch(facecolor=NO_SUPPLY, edgecolor="none", label=infinite_label))
     if ((classes == 0) & ~infinite).any():
         handles.append(Patch(facecolor=NO_VALUE, edgecolor="none", label="no value"))
-    _place_legend(fig, ax, handles, title=legend_title, own_sheet=own_sheet)
-    ax.set_title(title, fontsize=11)
-    ax.set_axis_off()
-    ax.set_aspect("equal")
+    return handles
 
 
-def _choropleth(fig: Figure, ax: Any, gdf: gpd.GeoDataFrame, values: np.ndarray, *, k: int, cmap: str, title: str, quantity: str,
-                unit: str, tonnes: bool = False, own_sheet: bool = True) -> np.ndarray:
-    """Natural-break classes of ``values``; in tonnes the legend's scale (t, 10³ t, 10⁶ t) follows
-    the data. Returns the class edges."""
-    values = np.asarray(values, dtype=float)
-    edges, classes = _natural_classes(values, k)
-    scale, unit = tonnes_scale(values, unit) if tonnes else (1.0, unit)
-    n = max(len(edges) - 1, 0)
-    palette = colormaps[cmap](np.linspace(0.15, 0.95, n)) if n > 1 else colormaps[cmap](np.array([0.6]))
-    _paint(fig, ax, gdf, classes, palette, legend_labels(edges, scale=scale), title=title, legend_title=f"{quantity} ({unit})",
-           own_sheet=own_sheet, infinite=np.isposinf(values), infinite_label="infinite")
-    return edges
+def _colours(classes: np.ndarray, palette: np.ndarray, infinite: np.ndarray) -> list[Any]:
+    return [NO_SUPPLY if inf else palette[c - 1] if c > 0 else NO_VALUE for c, inf in zip(classes, infinite)]
 
 
-def _read_run(run_dir: Path) -> gpd.GeoDataFrame:
-    path = run_dir / "counties.gpkg"
-    if not path.exists():
-        raise InputError(f"{run_dir}: no counties.gpkg; run `carbonscape run` (or `demo`) into this folder first")
-    import pyogrio.errors
-
-    try:
-        gdf = gpd.read_file(path, layer="counties", engine="pyogrio")
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError, ValueError) as exc:
-        # pyogrio's own text (GDAL driver hints) is kept on the chained exception, for --debug.
-        what = "has no `counties` layer" if isinstance(exc, pyogrio.errors.DataLayerError) else "is not a readable GeoPackage"
-        raise InputError(
-            f"{path} {what}: it is damaged or was left by an interrupted run; run `carbonscape run` (or `demo`) into "
-            f"{run_dir} again to rewrite it"
-        ) from exc
-    if "county" not in gdf.columns:
-        raise InputError(f"{path}: no `county` column; it was not written by carbonscape: run `carbonscape run` into {run_dir} again")
-    return gdf
-
-
-def _read_zoning(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")).get("zoning") or {})
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, AttributeError) as exc:
-        log.warning("%s cannot be read (%s); Fig. 4 uses natural breaks of its own", path, exc)
-        return {}
+def _palette(cmap: str, n: int) -> np.ndarray:
+    return colormaps[cmap](np.linspace(0.15, 0.95, n)) if n > 1 else colormaps[cmap](np.array([0.6]))
 
 
 def _save(fig: Figure, canvas: FigureCanvasAgg, out: Path, stem: str, formats: Sequence[str]) -> list[Path]:
@@ -344,126 +617,219 @@ def _save(fig: Figure, canvas: FigureCanvasAgg, out: Path, stem: str, formats: S
 
 
 @contextlib.contextmanager
-def _fonts(texts: Sequence[str]) -> Iterator[str | None]:
-    """Every text of the drawing may hold Chinese: DejaVu Sans with the CJK font as fallback. With
-    no CJK font, one warning (when there is Chinese to draw) instead of one per missing glyph."""
-    cjk = find_cjk_font()
-    if cjk is not None:
-        with matplotlib.rc_context({"font.family": ["DejaVu Sans", cjk]}):
-            yield cjk
-        return
-    if any(has_cjk(t) for t in texts):
-        log.warning("no CJK font found, so Chinese text cannot be drawn: county labels are romanized and zones named in "
-                    "English; %s", INSTALL_HINT)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
-        yield None
+def _fonts() -> Iterator[str]:
+    """Every text of the drawing may hold Chinese: DejaVu Sans with the bundled CJK font as fallback."""
+    family = register_cjk_font()
+    with matplotlib.rc_context({"font.family": FONT_FAMILIES}):
+        yield family
 
 
-def draw_maps(run_dir: str | Path, *, formats: Sequence[str] = ("png",), overview: bool = True) -> list[Path]:
-    """Draw the maps of a run into ``run_dir/maps`` and return their paths.
+# --------------------------------------------------------------------------------------------
+# From a study's result
 
-    Map files of earlier draws that this draw did not write (another format, or a map this run no
-    longer has) are removed, so ``maps/`` and the report show the current run only.
+
+def map_inputs(result: Any) -> MapInputs:
+    """What the maps show, from a :class:`~carbonscape.study.StudyResult`: the county polygons
+    joined by key to supply (t C), demand (t CO₂/km²), ratio, class and zone.
+
+    Raises
+    ------
+    InputError
+        The result has no county polygons yet (a folder of the supply or demand stage only).
+    """
+    if result.polygons is None or len(result.polygons) == 0:
+        raise InputError(f"{result.out}: no counties.gpkg; the maps need the county polygons and the ratio: run "
+                         f"`carbonscape zoning {result.out}` (or `carbonscape run` / `demo`) into this folder first")
+    polygons = result.polygons
+    id_field = ((result.run_info or {}).get("study") or {}).get("id_field")
+    key = "county" if "county" in polygons.columns else id_field if id_field in polygons.columns else None
+    if key is None:
+        raise InputError(f"{result.out}: the county polygons have no `county` key column; run `carbonscape run` into it again")
+    gdf = gpd.GeoDataFrame({"county": polygons[key].astype(str).to_numpy()}, geometry=polygons.geometry.to_numpy(), crs=polygons.crs)
+    keys = pd.Index(gdf["county"])
+    by_county = result.supply.by_county
+    if not by_county.empty and "supply_t" in by_county.columns:
+        gdf["supply_t"] = by_county.assign(county=by_county["county"].astype(str)).set_index("county")["supply_t"].reindex(keys).to_numpy()
+    demand = result.demand
+    if not demand.empty and "demand_t_per_km2" in demand.columns:
+        gdf["demand_t_co2_per_km2"] = demand["demand_t_per_km2"].set_axis(demand.index.astype(str)).reindex(keys).to_numpy()
+    ratio_zones = result.ratio_zones
+    for column in ("ratio", "ratio_infinite", "class", "zone", "zone_en", "zone_key"):
+        if column in ratio_zones.columns:
+            gdf[column] = ratio_zones[column].set_axis(ratio_zones.index.astype(str)).reindex(keys).to_numpy()
+    info = result.run_info or {}
+    study = info.get("study") or {}
+    edges = np.asarray((result.zoning or {}).get("edges") or [], dtype=float)
+    files = getattr(result.supply, "files", {}) or {}
+    overview = Path(files.get("carbon_overview") or Path(result.out) / "carbon_overview.tif")
+    return MapInputs(
+        counties=gdf, edges=edges if edges.size >= 2 else None,
+        by_class=None if result.supply.by_class.empty else result.supply.by_class,
+        by_county_class=None if result.supply.by_county_class.empty else result.supply.by_county_class,
+        overview=overview if overview.exists() else None, study=str(study.get("name") or ""), year=study.get("year"),
+        sources=sources_of(info), version=str(info.get("carbonscape", "")),
+    )
+
+
+def sources_of(info: dict[str, Any]) -> tuple[str, ...]:
+    """The data sources a map credits: the study's own ``source`` text, else its input files by
+    role and file name (never a full path)."""
+    study = info.get("study") or {}
+    if study.get("source"):
+        return (str(study["source"]),)
+    roles = {"landuse": "land use", "counties": "boundaries", "pools": "carbon pools", "demand": "population"}
+    found = []
+    for item in info.get("inputs") or []:
+        role = roles.get(str(item.get("role", "")))
+        if role:
+            found.append(f"{role} {Path(str(item.get('path', ''))).name}")
+    return tuple(found)
+
+
+# --------------------------------------------------------------------------------------------
+# The maps
+
+
+def draw_maps(result: Any, *, out: str | os.PathLike[str] | None = None, formats: Sequence[str] = ("png",),
+              overview: bool = True) -> list[Path]:
+    """Draw the maps of a study into ``out/maps`` and return their paths.
+
+    Map files of earlier draws that this draw did not write (another format, or a map this study
+    no longer has) are removed, so ``maps/`` and the report show the current study only.
 
     Parameters
     ----------
-    run_dir
-        A folder written by ``carbonscape run`` or ``demo``.
+    result
+        The :class:`~carbonscape.study.StudyResult` of :func:`~carbonscape.run_study` (or of
+        :func:`~carbonscape.read_outputs` for a folder; a folder path is read that way too).
+    out
+        The folder whose ``maps/`` receives them (default: the result's own ``out``).
     formats
         Any of ``png``, ``svg``, ``pdf``.
     overview
-        Also draw the per-pixel carbon map from ``carbon_overview.tif`` when it is there.
+        Also draw the per-pixel carbon map from ``carbon_overview.tif`` when the study has one.
 
     Returns
     -------
     list of pathlib.Path
-        The files written.
+        The files written (maps and ``county_key.csv``).
+
+    Raises
+    ------
+    InputError
+        An unknown format, or a result without county polygons.
     """
-    run = Path(run_dir)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise InputError(f"map formats {unknown} are not supported; use png, svg or pdf")
-    gdf = _read_run(run)
+    if isinstance(result, (str, os.PathLike)):
+        from carbonscape.study.read import read_outputs
+
+        result = read_outputs(result)
+    inputs = map_inputs(result)
+    run = Path(out) if out is not None else Path(result.out)
+    gdf = inputs.counties
     out = run / "maps"
-    out.mkdir(exist_ok=True)
-    classes = _class_table(run)
-    texts = [*gdf["county"].astype(str), *(gdf["zone"].fillna("").astype(str) if "zone" in gdf.columns else []),
-             *(classes["title"] if classes is not None else [])]
+    out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    with _fonts(texts) as cjk:
-        labeller = _Labeller(gdf)
+    with _fonts():
+        sheet = sheet_for(gdf)
+        placement = place_county_texts(gdf, sheet)
+        crowded = sum(t.crowded for t in placement.texts)
+        if crowded:
+            log.warning("%d county numbers found no free spot and overlap others; draw the maps as SVG or PDF to zoom in", crowded)
+        written.append(_write_key(out / KEY_FILE, placement, gdf))
         specs = [
-            ("fig2_supply", ("supply_t",), "Carbon supply by county", "supply", "t C", True, "Greens"),
-            ("fig3_demand", DEMAND_COLUMNS, "Carbon demand by county", "demand", "t CO₂/km²", False, "Reds"),
+            ("fig2_supply", ("supply_t",), MAP_FILES["fig2_supply"], "supply", "t C", True, "Greens"),
+            ("fig3_demand", DEMAND_COLUMNS, MAP_FILES["fig3_demand"], "demand", "t CO₂/km²", False, "Reds"),
         ]
         for stem, columns, title, quantity, unit, tonnes, cmap in specs:
             column = next((c for c in columns if c in gdf.columns), None)
             if column is None:
-                log.warning("counties.gpkg has no %s column; skipping %s", " or ".join(columns), stem)
+                log.warning("the counties have no %s column; skipping %s", " or ".join(columns), stem)
                 continue
-            fig, canvas = _new_figure()
-            ax = fig.add_subplot()
-            _choropleth(fig, ax, gdf, gdf[column].to_numpy(dtype=float), k=5, cmap=cmap, title=title, quantity=quantity, unit=unit,
-                        tonnes=tonnes)
-            _finish_map(fig, ax, gdf, labeller)
-            written += _save(fig, canvas, out, stem, formats)
+            values = gdf[column].to_numpy(dtype=float)
+            edges, classes = _natural_classes(values, 5)
+            scale, shown = tonnes_scale(values, unit) if tonnes else (1.0, unit)
+            palette = _palette(cmap, max(len(edges) - 1, 0))
+            infinite = np.isposinf(values)
+            written += _draw_single(inputs, sheet, placement, stem, title, _colours(classes, palette, infinite),
+                                    _class_handles(classes, palette, legend_labels(edges, scale=scale), infinite, "infinite"),
+                                    f"{quantity} ({shown})", out, formats)
         if "ratio" in gdf.columns:
-            written += _draw_ratio(run, gdf, labeller, out, formats)
+            written += _draw_ratio(inputs, sheet, placement, out, formats)
         else:
-            log.warning("counties.gpkg has no ratio column; skipping fig4_ratio")
+            log.warning("the counties have no ratio column; skipping fig4_ratio")
         if "zone" in gdf.columns:
-            written += _draw_zones(gdf, labeller, out, formats, cjk=cjk is not None)
-        if classes is not None:
-            written += _draw_class_sheet(run, gdf, classes, out, formats)
-        overview_path = run / "carbon_overview.tif"
-        if overview and overview_path.exists():
-            written += _draw_overview(overview_path, gdf, out, formats)
+            written += _draw_zones(inputs, sheet, placement, out, formats)
+        classes_table = _class_table(inputs.by_class)
+        if classes_table is not None and inputs.by_county_class is not None:
+            written += _draw_class_sheet(inputs, classes_table, out, formats)
+        if overview and inputs.overview is not None and Path(inputs.overview).exists():
+            written += _draw_overview(inputs, Path(inputs.overview), out, formats)
     _remove_stale(out, written)
     return written
 
 
+def _write_key(path: Path, placement: Placement, gdf: gpd.GeoDataFrame) -> Path:
+    """``county_key.csv``: every county with how it is shown on Figs. 2–5 (its name, or a number)."""
+    numbers = {name: number for number, name in placement.key}
+    shown = {t.county: t for t in placement.texts}
+    rows = []
+    for county in gdf["county"].astype(str):
+        item = shown.get(county)
+        rows.append({"county": county, "shown_as": "number" if county in numbers else "name" if item else "none",
+                     "number": numbers.get(county, pd.NA), "leader_line": bool(item and item.anchor is not None)})
+    frame = pd.DataFrame(rows)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _draw_single(inputs: MapInputs, sheet: Sheet, placement: Placement, stem: str, title: str, colours: list[Any], handles: list[Patch],
+                 legend_title: str, out: Path, formats: Sequence[str], *, edgecolor: str = "white") -> list[Path]:
+    page = _single_sheet(inputs, sheet, placement, title, _legend_width(handles, legend_title))
+    inputs.counties.plot(ax=page.ax, color=colours, edgecolor=edgecolor, linewidth=_edge_width(len(inputs.counties)))
+    _frame(page.ax, sheet)
+    _legend(page, handles, legend_title)
+    add_scale_bar(page.ax, inputs.counties.crs, xlim=sheet.xlim, ylim=sheet.ylim)
+    add_north_arrow(page.ax)
+    draw_county_texts(page.ax, placement)
+    return _save(page.fig, page.canvas, out, stem, formats)
+
+
 def _remove_stale(out: Path, written: list[Path]) -> None:
     keep = {path.name for path in written}
-    for stem in MAP_FILES:
-        for fmt in FORMATS:
-            path = out / f"{stem}.{fmt}"
-            if path.name not in keep and path.exists():
-                path.unlink()
-                log.debug("removed %s of an earlier draw", path)
+    for name in [f"{stem}.{fmt}" for stem in MAP_FILES for fmt in FORMATS] + [KEY_FILE]:
+        path = out / name
+        if name not in keep and path.exists():
+            path.unlink()
+            log.debug("removed %s of an earlier draw", path)
 
 
-def _finish_map(fig: Figure, ax: Any, gdf: gpd.GeoDataFrame, labeller: _Labeller | None) -> None:
-    """Scale bar and north arrow, then the county names around them."""
-    add_scale_bar(ax, gdf)
-    add_north_arrow(ax)
-    if labeller is not None:
-        label_counties(fig, ax, gdf, labeller)
-
-
-def _ratio_classes(run: Path, gdf: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray] | None:
-    """The study's ratio classes (run.json ``zoning.edges``, the gpkg's ``class``), or None when
-    this run does not carry them consistently."""
-    zoning = _read_zoning(run)
-    edges = np.asarray(zoning.get("edges") or [], dtype=float)
-    if edges.size < 2 or "class" not in gdf.columns:
+def _ratio_classes(inputs: MapInputs) -> tuple[np.ndarray, np.ndarray] | None:
+    """The study's ratio classes (its zoning edges and the counties' ``class``), or None when the
+    inputs do not carry them consistently."""
+    gdf = inputs.counties
+    if inputs.edges is None or len(inputs.edges) < 2 or "class" not in gdf.columns:
         return None
+    edges = np.asarray(inputs.edges, dtype=float)
     classes = pd.to_numeric(gdf["class"], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
     if classes.min() < 0 or classes.max() > edges.size - 1:
-        log.warning("counties.gpkg's classes do not match run.json's %d zoning classes; Fig. 4 uses natural breaks of its own", edges.size - 1)
+        log.warning("the counties' classes do not match the study's %d zoning classes; Fig. 4 uses natural breaks of its own", edges.size - 1)
         return None
     return edges, classes
 
 
-def _draw_ratio(run: Path, gdf: gpd.GeoDataFrame, labeller: _Labeller, out: Path, formats: Sequence[str]) -> list[Path]:
+def _draw_ratio(inputs: MapInputs, sheet: Sheet, placement: Placement, out: Path, formats: Sequence[str]) -> list[Path]:
     """Fig. 4 in the study's own ratio classes, so it matches the zones of Fig. 5."""
-    fig, canvas = _new_figure()
-    ax = fig.add_subplot()
+    gdf = inputs.counties
     ratio = gdf["ratio"].to_numpy(dtype=float)
     infinite = np.isposinf(ratio)
     if "ratio_infinite" in gdf.columns:
         infinite |= gdf["ratio_infinite"].fillna(False).astype(bool).to_numpy()
-    study = _ratio_classes(run, gdf)
+    study = _ratio_classes(inputs)
     if study is not None:
         edges, classes = study
         title = "ratio class (demand / supply density)"
@@ -471,43 +837,36 @@ def _draw_ratio(run: Path, gdf: gpd.GeoDataFrame, labeller: _Labeller, out: Path
         edges, classes = _natural_classes(np.where(infinite, np.nan, ratio), 5)
         title = "ratio (demand / supply density)"
     classes = np.where(np.isnan(ratio) & ~infinite, 0, classes)
-    _paint(fig, ax, gdf, classes, ratio_palette(len(edges) - 1), legend_labels(edges), title="Supply–demand ratio by county",
-           legend_title=title, own_sheet=True, infinite=infinite, edgecolor="#8c8c8c")
-    _finish_map(fig, ax, gdf, labeller)
-    return _save(fig, canvas, out, "fig4_ratio", formats)
+    palette = ratio_palette(len(edges) - 1)
+    return _draw_single(inputs, sheet, placement, "fig4_ratio", MAP_FILES["fig4_ratio"], _colours(classes, palette, infinite),
+                        _class_handles(classes, palette, legend_labels(edges), infinite, "no supply (∞)"), title, out, formats,
+                        edgecolor="#8c8c8c")
 
 
-def _draw_zones(gdf: gpd.GeoDataFrame, labeller: _Labeller, out: Path, formats: Sequence[str], *, cjk: bool) -> list[Path]:
+def _draw_zones(inputs: MapInputs, sheet: Sheet, placement: Placement, out: Path, formats: Sequence[str]) -> list[Path]:
     """Fig. 5: zones coloured along the ratio's green → red, legend in the scheme's order."""
-    fig, canvas = _new_figure()
-    ax = fig.add_subplot()
+    gdf = inputs.counties
     groups = zone_groups(gdf)
     palette = ratio_palette(len(groups))[::-1]  # groups run from the highest ratio down
     keys = zone_keys(gdf)
     colour_of = {group.key: palette[i] for i, group in enumerate(groups)}
-    gdf.plot(ax=ax, color=[colour_of.get(k, NO_VALUE) for k in keys], edgecolor="#8c8c8c", linewidth=_edge_width(len(gdf)))
     handles = []
     for group in groups:
-        label = f"{group.zone} {group.zone_en}" if cjk and group.zone and group.zone_en else group.zone_en or group.zone
+        label = f"{group.zone} {group.zone_en}" if group.zone and group.zone_en and group.zone != group.zone_en else group.zone_en or group.zone
         handles.append(Patch(facecolor=colour_of[group.key], edgecolor="none", label=f"{label} ({len(group.counties):,})"))
-    if (~keys.isin(list(colour_of))).any():
-        handles.append(Patch(facecolor=NO_VALUE, edgecolor="none", label=f"no zone ({int((~keys.isin(list(colour_of))).sum()):,})"))
-    _place_legend(fig, ax, handles, title="zone (counties)", own_sheet=True)
-    ax.set_title("Functional zones", fontsize=11)
-    ax.set_axis_off()
-    ax.set_aspect("equal")
-    _finish_map(fig, ax, gdf, labeller)
-    return _save(fig, canvas, out, "fig5_zones", formats)
+    unzoned = int((~keys.isin(list(colour_of))).sum())
+    if unzoned:
+        handles.append(Patch(facecolor=NO_VALUE, edgecolor="none", label=f"no zone ({unzoned:,})"))
+    return _draw_single(inputs, sheet, placement, "fig5_zones", MAP_FILES["fig5_zones"], [colour_of.get(k, NO_VALUE) for k in keys],
+                        handles, "zone (counties)", out, formats, edgecolor="#8c8c8c")
 
 
-def _class_table(run: Path) -> pd.DataFrame | None:
+def _class_table(by_class: pd.DataFrame | None) -> pd.DataFrame | None:
     """Land-use classes with supply, largest first, and a panel title each (Chinese name too when
     the table carries one)."""
-    pairs_path, classes_path = run / "supply_by_county_class.csv", run / "supply_by_class.csv"
-    if not pairs_path.exists() or not classes_path.exists():
+    if by_class is None or by_class.empty:
         return None
-    classes = pd.read_csv(classes_path)
-    classes = classes[classes["supply_t"] > 0].sort_values("supply_t", ascending=False)
+    classes = by_class[by_class["supply_t"] > 0].sort_values("supply_t", ascending=False)
     if classes.empty:
         return None
     zh = next((c for c in ("name_zh", "lulc_name_zh", "LULC_name_zh") if c in classes.columns), None)
@@ -520,38 +879,66 @@ def _class_table(run: Path) -> pd.DataFrame | None:
     return classes.assign(title=titles)
 
 
-def _draw_class_sheet(run: Path, gdf: gpd.GeoDataFrame, classes: pd.DataFrame, out: Path, formats: Sequence[str]) -> list[Path]:
-    pairs = pd.read_csv(run / "supply_by_county_class.csv", dtype={"county": str})
-    table = pairs.pivot_table(index="county", columns="lucode", values="supply_t", aggfunc="sum").fillna(0.0)
+def _draw_class_sheet(inputs: MapInputs, classes: pd.DataFrame, out: Path, formats: Sequence[str]) -> list[Path]:
+    """Fig. 1: one small map per land-use class, all in one unit (chosen from the largest county
+    value of any class), each with its own natural-break classes."""
+    gdf = inputs.counties
+    pairs = inputs.by_county_class
+    assert pairs is not None
+    table = pairs.assign(county=pairs["county"].astype(str)).pivot_table(index="county", columns="lucode", values="supply_t",
+                                                                          aggfunc="sum").fillna(0.0)
+    keys = gdf["county"].astype(str)
+    panels = [table.get(row["lucode"], pd.Series(dtype=float)).reindex(keys).fillna(0.0).to_numpy() for _, row in classes.iterrows()]
+    scale, unit = tonnes_scale(np.concatenate(panels) if panels else np.array([]), "t C")
+    sheet = sheet_for(gdf)
     n = len(classes)
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
-    fig, canvas = _new_figure(4.0 * ncols, 3.8 * nrows + 0.4)
-    fig.suptitle("Carbon supply by county for each land-use class", fontsize=12)
-    keys = gdf["county"].astype(str)
-    for i, (_, row) in enumerate(classes.iterrows()):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        values = table.get(row["lucode"], pd.Series(dtype=float)).reindex(keys).fillna(0.0).to_numpy()
-        _choropleth(fig, ax, gdf, values, k=5, cmap="YlGn", title=row["title"], quantity="supply", unit="t C", tonnes=True, own_sheet=False)
-        add_scale_bar(ax, gdf)
+    panel_w, legend_w = 3.0, 1.5
+    panel_h = panel_w * sheet.height / sheet.width
+    fig = Figure(figsize=(ncols * (panel_w + legend_w) + 0.3, nrows * (panel_h + 0.45) + 1.3), dpi=DPI, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    fig.suptitle(f"{MAP_FILES['fig1_supply_by_class']} ({unit})\n{' · '.join(p for p in (inputs.study, str(inputs.year or '')) if p)}",
+                 fontsize=11)
+    fig.supxlabel("\n".join(textwrap.wrap(credit_line(inputs), int(fig.get_figwidth() * 72 / (6.5 * 0.55)))[:3]), fontsize=6.5,
+                  color="#444444")
+    grid = fig.add_gridspec(nrows, 2 * ncols, width_ratios=[panel_w, legend_w] * ncols)
+    for i, ((_, row), values) in enumerate(zip(classes.iterrows(), panels)):
+        r, c = divmod(i, ncols)
+        ax = fig.add_subplot(grid[r, 2 * c])
+        edges, classes_of = _natural_classes(values, 5)
+        palette = _palette("YlGn", max(len(edges) - 1, 0))
+        infinite = np.zeros(len(values), dtype=bool)
+        gdf.plot(ax=ax, color=_colours(classes_of, palette, infinite), edgecolor="white", linewidth=_edge_width(len(gdf)) / 2)
+        ax.set_xlim(*sheet.xlim)
+        ax.set_ylim(*sheet.ylim)
+        ax.set_axis_off()
+        ax.set_title(row["title"], fontsize=9)
+        add_scale_bar(ax, gdf.crs, xlim=sheet.xlim, ylim=sheet.ylim)
+        # The legend belongs to its map and sits in the column beside it, kept free for it.
+        fig.add_subplot(grid[r, 2 * c + 1]).set_axis_off()
+        ax.legend(handles=_class_handles(classes_of, palette, legend_labels(edges, scale=scale), infinite, "infinite"), loc="center left",
+                  bbox_to_anchor=(1.04, 0.5), title=f"supply ({unit})", title_fontsize=6.5, frameon=False, prop={"size": 6.5})
     return _save(fig, canvas, out, "fig1_supply_by_class", formats)
 
 
-def _draw_overview(path: Path, gdf: gpd.GeoDataFrame, out: Path, formats: Sequence[str]) -> list[Path]:
+def _draw_overview(inputs: MapInputs, path: Path, out: Path, formats: Sequence[str]) -> list[Path]:
     import rasterio
 
     with rasterio.open(path) as src:
         data = src.read(1, masked=True)
         left, bottom, right, top = src.bounds
         crs = src.crs
-    fig, canvas = _new_figure()
-    ax = fig.add_subplot()
-    image = ax.imshow(data, extent=(left, right, bottom, top), cmap="YlGn", interpolation="nearest")
+    gdf = inputs.counties
     outline = gdf.to_crs(crs) if crs is not None and gdf.crs is not None else gdf
+    sheet = sheet_for(outline)
+    page = _single_sheet(inputs, sheet, Placement([], []), "Carbon per pixel (overview)", 1.3)
+    ax = page.ax
+    image = ax.imshow(data, extent=(left, right, bottom, top), cmap="YlGn", interpolation="nearest")
     outline.boundary.plot(ax=ax, color="#444444", linewidth=_edge_width(len(gdf)))
-    fig.colorbar(image, ax=ax, shrink=0.6, label="t C / ha")
-    ax.set_title("Carbon per pixel (overview)", fontsize=11)
-    ax.set_axis_off()
-    ax.set_aspect("equal")
-    _finish_map(fig, ax, outline, None)
-    return _save(fig, canvas, out, "carbon_per_pixel", formats)
+    _frame(ax, sheet)
+    cax = page.fig.add_axes((page.legend_x + 0.02, page.top - 0.45, 0.02, 0.4))
+    page.fig.colorbar(image, cax=cax, label="carbon (t C/ha)")
+    add_scale_bar(ax, outline.crs, xlim=sheet.xlim, ylim=sheet.ylim)
+    add_north_arrow(ax)
+    return _save(page.fig, page.canvas, out, "carbon_per_pixel", formats)

@@ -1,181 +1,454 @@
-"""One self-contained HTML page per run: parameters, totals, tables, maps and provenance.
+"""One self-contained HTML page per study, written for planners.
 
-Images are embedded as data URIs and the CSS is inline, so the file opens from disk in any
-browser with no network.
+It opens with a one-screen summary: the totals, each functional zone with what it means for
+planning and its counties, and the five highest and lowest supply–demand ratios. The maps follow,
+then the tables (collapsed), the parameters and the provenance. Numbers in the text are rounded to
+the digits that mean something (three significant figures); the CSV files keep full precision.
+No path of the machine that ran the study appears: inputs are named by file name.
+
+Images are embedded as data URIs, the CSS is inline, and the Chinese characters the page uses are
+embedded as a small subset of the bundled Noto Sans CJK SC (SIL OFL 1.1), so the file opens from
+disk in any browser, with no network and no CJK font installed.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import json
+import io
+import logging
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from carbonscape.errors import InputError
 from carbonscape.io import atomic_path
-from carbonscape.maps import MAP_FILES
 from carbonscape.zoning import zone_groups
 
-# Zones of thousands of counties: the count, and this many names before "… and N more".
-ZONE_NAMES_SHOWN = 20
+log = logging.getLogger(__name__)
+
+MAP_CAPTIONS = {
+    "fig5_zones": "Functional zones",
+    "fig4_ratio": "Supply–demand ratio by county",
+    "fig2_supply": "Carbon supply by county",
+    "fig3_demand": "Carbon demand by county",
+    "fig1_supply_by_class": "Carbon supply by county for each land-use class",
+    "carbon_per_pixel": "Carbon per pixel",
+}
+# A zone's county list is written out in the summary up to this many names; longer ones open on click.
+NAMES_INLINE = 20
+SUBSET_FAMILY = "carbonscape CJK"
+
+# What each zone of the 2025 study's scheme means for planning (METHOD.md, formula 5 and Table 4).
+ZONE_MEANINGS = {
+    "optimization": "Emissions weigh most heavily on the carbon stock (ratio classes 5–7). Plan to cut emissions first "
+                    "(energy, transport, buildings), contain the spread of built-up land, and add urban green space and sinks.",
+    "sink_development": "Demand is high for the carbon stored (class 4). Grow the sinks: afforestation, restoring degraded "
+                        "land, raising the carbon density of forest and farmland, while steering new emissions.",
+    "coordinated": "Supply and demand are in middling balance (class 3). Keep development and conservation in step: grow "
+                   "within the ecological limits and protect the sinks that hold the balance.",
+    "low_carbon": "The carbon stock far exceeds the emissions (classes 1–2). Protect forests and grasslands as the region's "
+                  "carbon reservoir, limit land conversion, and consider ecological compensation.",
+}
+
+
+
+def zone_meaning(*names: str) -> str:
+    """What a zone of the paper's scheme means for planning, found by its key, Chinese or English
+    name; "" for a zone of another scheme."""
+    from carbonscape.zoning import PAPER_SCHEME
+
+    for zone in PAPER_SCHEME.zones:
+        if {zone.key, zone.name_zh, zone.name_en} & set(names):
+            return ZONE_MEANINGS.get(zone.key, "")
+    return ""
+
 
 CSS = """
-body{font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei","Microsoft YaHei","PingFang SC",system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;line-height:1.45;padding:0 1rem}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{border-bottom:1px solid #ccc;padding-bottom:.2rem;margin-top:2rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1rem}th,td{border:1px solid #ddd;padding:.2rem .5rem}
+@font-face{font-family:"carbonscape CJK";src:url(FONT_URL) format("opentype")}
+body{font-family:system-ui,"DejaVu Sans",sans-serif,"carbonscape CJK";margin:0 auto;max-width:1100px;color:#222;line-height:1.35;padding:.4rem 1rem 2rem}
+h1{font-size:1.35rem;margin:.1rem 0}h2{border-bottom:1px solid #ccc;padding-bottom:.15rem;margin:1.5rem 0 .5rem;font-size:1.15rem}
+h3{font-size:.92rem;margin:.5rem 0 .2rem}.note{color:#666;font-size:.8rem;margin:.15rem 0}header .note{margin-bottom:.4rem}
+#summary{border:1px solid #cfd8cf;background:#f7faf7;border-radius:6px;padding:.2rem .8rem .4rem}
+#summary h2{margin:.2rem 0 .1rem;border:0;font-size:1.05rem}.figures{display:flex;flex-wrap:wrap;gap:.2rem 1.4rem;margin:.1rem 0 .2rem}
+.figure b{display:block;font-size:1.02rem}.figure span{font-size:.74rem;color:#555}
+.columns{display:flex;gap:1.2rem;align-items:flex-start}.columns>div:first-child{flex:1}
+.zones{list-style:none;padding:0;margin:.2rem 0}.zones li{margin:.2rem 0;padding-left:.5rem;border-left:6px solid var(--c);font-size:.86rem}
+.zones .what{font-size:.76rem;color:#444}.zones .who{font-size:.78rem}.zones details{display:inline}
+.extremes table{margin:.1rem 0 .3rem;font-size:.76rem}
+table{border-collapse:collapse;font-size:.82rem;margin:.4rem 0 .8rem}th,td{border:1px solid #ddd;padding:.08rem .4rem}
 th{background:#f3f5f3;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.note{color:#666;font-size:.85rem}figure{margin:1rem 0}img.map{max-width:100%;border:1px solid #eee}
-.totals td:first-child{font-weight:600}.zones li{margin:.2rem 0}code{background:#f4f4f4;padding:0 .2rem}
+details{margin:.3rem 0}summary{cursor:pointer;color:#1d5e2f}
+figure{margin:.8rem 0}img.map{max-width:100%;border:1px solid #eee}code{background:#f4f4f4;padding:0 .2rem}
 """
 
+
+# --------------------------------------------------------------------------------------------
+# Numbers as people read them
+
+
+def round_sig(value: float, digits: int = 3) -> float:
+    """``value`` rounded to ``digits`` significant figures (0 stays 0; inf and nan pass)."""
+    if not np.isfinite(value) or value == 0:
+        return value
+    return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number to ``digits`` significant figures with thousands separators (67,600; 0.560; 3.91);
+    integers below 10,000 as they are; ∞ and blanks for infinite and missing values."""
+    if value is None or isinstance(value, str):
+        return "" if value is None else value
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(number):
+        return ""
+    if math.isinf(number):
+        return "∞" if number > 0 else "−∞"
+    if number == 0:
+        return "0"
+    rounded = round_sig(number, digits)
+    magnitude = int(math.floor(math.log10(abs(rounded)))) if rounded else 0
+    decimals = max(digits - 1 - magnitude, 0)
+    return f"{rounded:,.{decimals}f}"
+
+
+def amount(value: Any, unit: str = "") -> str:
+    """A total in words: 2.35 billion t C, 86.4 million t CO₂, 776 t CO₂/km²."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""
+    if not math.isfinite(number):
+        return fmt(number)
+    for size, word in ((1e9, "billion"), (1e6, "million")):
+        if abs(number) >= size:
+            return f"{fmt(number / size)} {word} {unit}".strip()
+    return f"{fmt(number)} {unit}".strip()
+
+
+# --------------------------------------------------------------------------------------------
+# What a report is written from
+
+
+@dataclass
+class ReportInputs:
+    """Everything the page shows, in memory: ``info`` is the study's record (as in ``run.json``:
+    study, totals, zoning, units, inputs, versions, timings, where) and ``tables`` its tables by
+    name (``ratio_zones`` with a ``county`` column, ``supply_by_class``, ...)."""
+
+    info: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    key: pd.DataFrame | None = None  # maps/county_key.csv: counties drawn by number
+
+
 TABLES = [
-    ("supply-by-class", "supply_by_class.csv", "Carbon supply by land-use class",
-     {"lucode": "code", "name": "class", "supply_t": "supply (t C)", "share_pct": "share (%)", "pixels": "pixels", "area_ha": "area (ha)"}),
-    ("supply-by-county", "supply_by_county.csv", "Carbon supply by county",
-     {"county": "county", "supply_t": "supply (t C)", "share_pct": "share (%)", "pixels": "pixels", "area_km2": "pixel area (km²)"}),
-    ("demand-by-county", "demand_by_county.csv", "Carbon demand by county",
+    ("ratio_zones", "ratio-zones", "Supply–demand ratio and functional zone by county",
+     {"county": "county", "ratio": "ratio", "class": "class", "zone": "zone", "zone_en": "zone (en)", "supply_t": "supply (t C)",
+      "supply_t_per_km2": "supply (t C/km²)", "demand_t_per_km2": "demand (t CO₂/km²)"}),
+    ("supply_by_class", "supply-by-class", "Carbon supply by land-use class",
+     {"lucode": "code", "name_zh": "类别", "name": "class", "supply_t": "supply (t C)", "share_pct": "share (%)", "area_ha": "area (ha)"}),
+    ("supply_by_county", "supply-by-county", "Carbon supply by county",
+     {"county": "county", "supply_t": "supply (t C)", "share_pct": "share (%)", "area_km2": "pixel area (km²)"}),
+    ("demand_by_county", "demand-by-county", "Carbon demand by county",
      {"county": "county", "population": "population", "area_km2": "area (km²)", "density_per_km2": "people / km²",
-      "demand_t_per_km2": "demand (t/km²)", "share_pct": "share (%)"}),
-    ("ratio-zones", "ratio_zones.csv", "Supply–demand ratio and functional zones",
-     {"county": "county", "supply_t": "supply (t C)", "supply_t_per_km2": "supply (t/km²)", "demand_t_per_km2": "demand (t/km²)",
-      "ratio": "ratio", "class": "class", "zone": "zone", "zone_en": "zone (en)"}),
+      "demand_t_per_km2": "demand (t CO₂/km²)", "emissions_t": "emissions (t CO₂)", "share_pct": "share (%)"}),
+    ("supply_by_pool", "supply-by-pool", "Carbon supply by pool", {"pool": "pool", "supply_t": "supply (t C)"}),
 ]
+EXACT_COLUMNS = ("lucode", "class", "population", "pixels")
 
 
-def _format(value: Any, column: str) -> tuple[str, bool]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and pd.notna(value):
-        if column in ("lucode", "class", "pixels", "population"):
+def report_inputs(result: Any, out: Path) -> ReportInputs:
+    """What the page shows, from a :class:`~carbonscape.study.StudyResult` (tables keyed by
+    ``county``) and the county key that :func:`~carbonscape.draw_maps` wrote into ``out/maps``."""
+    if not result.run_info:
+        raise InputError(f"{result.out}: no run.json; the report needs the whole study: run `carbonscape zoning {result.out}` "
+                         "(or `carbonscape run` / `demo`) into this folder first")
+
+    def keyed(frame: pd.DataFrame) -> pd.DataFrame | None:
+        if frame is None or frame.empty:
+            return None
+        return frame.reset_index().rename(columns={frame.index.name or "index": "county"}) if "county" not in frame.columns else frame
+
+    tables = {
+        "ratio_zones": keyed(result.ratio_zones),
+        "supply_by_class": result.supply.by_class if not result.supply.by_class.empty else None,
+        "supply_by_county": result.supply.by_county if not result.supply.by_county.empty else None,
+        "demand_by_county": keyed(result.demand),
+        "supply_by_pool": result.supply.by_pool if not result.supply.by_pool.empty else None,
+    }
+    key_path = out / "maps" / "county_key.csv"
+    key = pd.read_csv(key_path, dtype={"county": str}) if key_path.exists() else None
+    return ReportInputs(info=result.run_info, tables={k: v for k, v in tables.items() if v is not None}, key=key)
+
+
+# --------------------------------------------------------------------------------------------
+# The page
+
+
+def _cell(value: Any, column: str) -> tuple[str, bool]:
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+        if pd.isna(value):
+            return "", True
+        if column in EXACT_COLUMNS and float(value).is_integer():
             return f"{int(value):,}", True
-        if column == "ratio":
-            return f"{value:.6f}", True
-        return f"{value:,.2f}", True
-    return html.escape("" if pd.isna(value) else str(value)), False
+        return fmt(value), True
+    return html.escape("" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)), False
 
 
 def _table_html(table_id: str, frame: pd.DataFrame, columns: dict[str, str]) -> str:
     present = [c for c in columns if c in frame.columns]
     head = "".join(f"<th>{html.escape(columns[c])}</th>" for c in present)
     rows = []
-    for _, row in frame.iterrows():
+    for record in frame[present].itertuples(index=False):
         cells = []
-        for c in present:
-            text, numeric = _format(row[c], c)
+        for c, value in zip(present, record):
+            text, numeric = _cell(value, c)
             cells.append(f'<td class="n">{text}</td>' if numeric else f"<td>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _kv_table(pairs: list[tuple[str, Any]], css_class: str = "") -> str:
+def _kv_table(pairs: Iterable[tuple[str, Any]], css_id: str = "") -> str:
     rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in pairs)
-    return f'<table class="{css_class}">{rows}</table>'
+    return f'<table{f" id={css_id!r}" if css_id else ""}>{rows}</table>'
 
 
-def _number(value: Any, unit: str = "") -> str:
-    if isinstance(value, (int, float)):
-        return f"{value:,.2f}{(' ' + unit) if unit else ''}"
-    return str(value)
+def _file_name(value: Any) -> str:
+    """A path shown by its file name only: the report never shows the folders of the machine."""
+    text = str(value or "")
+    return Path(text).name if text else ""
 
 
-def write_report(run_dir: str | Path, *, title: str | None = None) -> Path:
-    """Write ``run_dir/report.html`` from the run's tables, maps and ``run.json``.
+def _zone_colours(n: int) -> list[str]:
+    from matplotlib import colormaps, colors
+
+    from carbonscape.maps import RATIO_CMAP
+
+    values = [0.5] if n <= 1 else list(np.linspace(0.95, 0.05, n))  # highest ratio first: red → green
+    return [colors.to_hex(colormaps[RATIO_CMAP](v)) for v in values]
+
+
+def _summary(inputs: ReportInputs) -> str:
+    info = inputs.info
+    totals = info.get("totals") or {}
+    units = info.get("units") or {}
+    figures = [
+        (amount(totals.get("supply_t"), "t C"), "carbon stored (supply)"),
+        (amount(totals.get("total_demand_t"), "t CO₂/yr"), "emitted a year (demand)"),
+        (amount(totals.get("regional_density_t_per_km2"), "t CO₂/km²"), "regional demand density"),
+        (amount(totals.get("supply_t_per_km2_regional"), "t C/km²"), "regional supply density"),
+        (amount(totals.get("total_population"), "people"), "population"),
+        (amount(totals.get("area_km2_polygons") or totals.get("total_area_km2"), "km²"), "area"),
+        (f"{int(totals['counties']):,}" if isinstance(totals.get("counties"), (int, float)) else "", "counties"),
+    ]
+    parts = ['<section id="summary"><h2>Summary</h2><div class="figures">']
+    parts += [f'<div class="figure"><b>{html.escape(v)}</b><span>{html.escape(label)}</span></div>' for v, label in figures if v]
+    parts.append("</div>")
+    infinite = totals.get("counties_with_infinite_ratio") or 0
+    ratio_table = inputs.tables.get("ratio_zones")
+    if ratio_table is not None and "ratio" in ratio_table.columns:
+        infinite = int(np.isposinf(pd.to_numeric(ratio_table["ratio"], errors="coerce")).sum())
+    ratio_unit = units.get("ratio") or "demand density over supply density"
+    parts.append(f'<p class="note">Ratio = carbon demand density / supply density ({html.escape(str(ratio_unit))}): the higher it is, the more '
+                 f"a county's yearly emissions weigh on the carbon it stores."
+                 + (f" {int(infinite):,} {'county stores' if infinite == 1 else 'counties store'} no carbon (infinite ratio), listed apart from the "
+                    "ratios below." if infinite else "") + "</p>")
+    ratio = inputs.tables.get("ratio_zones")
+    zones_html = extremes_html = ""
+    if ratio is not None and not ratio.empty:
+        groups = zone_groups(ratio)
+        if groups:
+            ratios = pd.to_numeric(ratio["ratio"], errors="coerce") if "ratio" in ratio.columns else None
+            items = []
+            for group, colour in zip(groups, _zone_colours(len(groups))):
+                members = ratio["county"].astype(str).isin(group.counties)
+                span = ""
+                if ratios is not None:
+                    finite = ratios[members & np.isfinite(ratios)]
+                    if not finite.empty:
+                        span = f"ratio {fmt(finite.min())}–{fmt(finite.max())}"
+                meaning = zone_meaning(group.key, group.zone, group.zone_en)
+                names = [html.escape(n) for n in group.counties]
+                if len(names) <= NAMES_INLINE:
+                    who = "、".join(names)
+                else:
+                    who = ("、".join(names[:NAMES_INLINE // 2]) + f' … <details><summary>all {len(names):,} counties</summary>'
+                           + "、".join(names) + "</details>")
+                title = " ".join(html.escape(p) for p in dict.fromkeys((group.zone, group.zone_en)) if p)
+                items.append(f'<li style="--c:{colour}"><b>{title}</b> · {len(group.counties):,} counties'
+                             + (f" · {span}" if span else "")
+                             + (f'<div class="what">{html.escape(meaning)}</div>' if meaning else "")
+                             + f'<div class="who">{who}</div></li>')
+            zones_html = '<div><h3>Functional zones, highest ratio first</h3><ul class="zones">' + "".join(items) + "</ul></div>"
+        if "ratio" in ratio.columns:
+            ranked = ratio.assign(rank_ratio=pd.to_numeric(ratio["ratio"], errors="coerce"))
+            ranked = ranked[np.isfinite(ranked["rank_ratio"])]  # counties with no supply are counted apart
+            ranked = ranked.sort_values("rank_ratio", ascending=False, kind="stable")
+            n = min(5, len(ranked))
+            if n:
+                tables = []
+                for title, rows, table_id in (("Five highest ratios", ranked.head(n), "highest"),
+                                              ("Five lowest ratios", ranked.tail(n).iloc[::-1], "lowest")):
+                    body = "".join(f'<tr><td>{html.escape(str(r.county))}</td><td class="n">{fmt(r.rank_ratio)}</td>'
+                                   f"<td>{html.escape(str(getattr(r, 'zone', '') or ''))}</td></tr>" for r in rows.itertuples())
+                    tables.append(f'<div><h3>{title}</h3><table id="{table_id}"><thead><tr><th>county</th><th>ratio</th><th>zone</th></tr>'
+                                  f"</thead><tbody>{body}</tbody></table></div>")
+                extremes_html = '<div class="extremes">' + "".join(tables) + "</div>"
+    if zones_html or extremes_html:
+        parts.append(f'<div class="columns">{zones_html}{extremes_html}</div>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _maps(out: Path | None, inputs: ReportInputs) -> str:
+    figures = []
+    maps_dir = out / "maps" if out is not None else None
+    if maps_dir is not None:
+        for stem, caption in MAP_CAPTIONS.items():
+            # draw_maps leaves only the files of its latest draw; a PNG is embedded, else an SVG.
+            for suffix, mime in ((".png", "image/png"), (".svg", "image/svg+xml")):
+                image = maps_dir / f"{stem}{suffix}"
+                if image.exists():
+                    data = base64.b64encode(image.read_bytes()).decode("ascii")
+                    figures.append(f'<figure><img class="map" alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
+                                   f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+                    break
+    if not figures:
+        note = "No maps in this study's folder; draw them with <code>carbonscape maps</code>."
+        if maps_dir is not None and any(maps_dir.glob("*.pdf")):
+            note = "The maps were drawn as PDF only (in <code>maps/</code>); <code>carbonscape maps</code> draws the PNGs this page shows."
+        return f'<h2>Maps</h2><p class="note">{note}</p>'
+    key = ""
+    if inputs.key is not None and "number" in inputs.key.columns:
+        numbered = inputs.key.dropna(subset=["number"]).sort_values("number")
+        if not numbered.empty:
+            rows = "".join(f'<tr><td class="n">{int(r.number)}</td><td>{html.escape(str(r.county))}</td></tr>' for r in numbered.itertuples())
+            key = (f"<details><summary>Counties shown by number on the maps ({len(numbered):,})</summary>"
+                   f'<table id="county-key"><thead><tr><th>number</th><th>county</th></tr></thead><tbody>{rows}</tbody></table></details>')
+    return "<h2>Maps</h2>" + key + "".join(figures)
+
+
+def _tables(inputs: ReportInputs) -> str:
+    parts = ['<h2>Tables</h2><p class="note">Rounded to three significant figures here; the CSV files beside this page keep full '
+             "precision.</p>"]
+    for name, table_id, caption, columns in TABLES:
+        frame = inputs.tables.get(name)
+        if frame is None:
+            continue
+        parts.append(f"<details><summary>{html.escape(caption)} ({len(frame):,} rows, <code>{name}.csv</code>)</summary>"
+                     + _table_html(table_id, frame, columns) + "</details>")
+    return "".join(parts)
+
+
+def _parameters(info: dict[str, Any]) -> str:
+    study = info.get("study") or {}
+    zoning = info.get("zoning") or {}
+    edges = zoning.get("edges") or []
+    gvf = zoning.get("gvf")
+    pairs = [
+        ("study file", _file_name(study.get("file"))),
+        ("county id field", study.get("id_field", "")),
+        ("per-capita emission", amount(study.get("per_capita_t"), "t CO₂/person")),
+        ("ratio units", study.get("ratio_units", "")),
+        ("zoning", f"{zoning.get('method', '')}, k = {zoning.get('k', '')}, scheme {zoning.get('scheme', '')}"),
+        ("class edges", ", ".join(fmt(e, 4) for e in edges)),
+        ("goodness of variance fit", fmt(gvf) if isinstance(gvf, (int, float)) else gvf or ""),
+    ]
+    return "<details><summary>Parameters</summary>" + _kv_table(pairs, "parameters") + "</details>"
+
+
+def _provenance(info: dict[str, Any]) -> str:
+    inputs = info.get("inputs") or []
+    rows = "".join(f"<tr><td>{html.escape(str(i.get('role', '')))}</td><td>{html.escape(_file_name(i.get('path')))}</td>"
+                   f"<td class=\"n\">{int(i.get('bytes', 0) or 0):,}</td><td><code>{html.escape(str(i.get('sha256', '')))}</code></td></tr>"
+                   for i in inputs)
+    where = [(k, v) for k, v in (info.get("where") or {}).items()]
+    timings = [(f"time: {k}", f"{fmt(v)} s") for k, v in (info.get("timings_s") or {}).items() if isinstance(v, (int, float))]
+    return ("<details><summary>Provenance: input files, versions, timings</summary>"
+            '<table id="inputs"><thead><tr><th>role</th><th>file</th><th>bytes</th><th>sha256</th></tr></thead><tbody>' + rows + "</tbody></table>"
+            + "<h3>Where and how long</h3>" + _kv_table(where + timings)
+            + "<h3>Versions</h3>" + _kv_table(list((info.get("versions") or {}).items())) + "</details>")
+
+
+def cjk_font_face(text: str) -> str:
+    """A data URL of the bundled CJK font cut to the Chinese characters of ``text`` (a few kB per
+    hundred characters), or "" when there are none."""
+    from carbonscape.fonts import CJK_FAMILY, cjk_font_path, has_cjk
+
+    chars = sorted({ch for ch in text if has_cjk(ch) or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"})
+    if not chars:
+        return ""
+    from fontTools import subset
+    from fontTools.ttLib import TTCollection
+
+    collection = TTCollection(str(cjk_font_path()), lazy=True)
+    font = next(f for f in collection.fonts if f["name"].getDebugName(1) == CJK_FAMILY)
+    subsetter = subset.Subsetter(subset.Options(layout_features=["*"], name_IDs=["*"], notdef_outline=True))
+    subsetter.populate(text="".join(chars))
+    subsetter.subset(font)
+    buffer = io.BytesIO()
+    font.save(buffer)
+    return "data:font/otf;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def write_report(result: Any, *, out: str | os.PathLike[str] | None = None, title: str | None = None) -> Path:
+    """Write ``out/report.html`` for a study.
 
     Parameters
     ----------
-    run_dir
-        A folder written by ``carbonscape run`` or ``demo``.
+    result
+        The :class:`~carbonscape.study.StudyResult` of :func:`~carbonscape.run_study` (or of
+        :func:`~carbonscape.read_outputs` for a folder; a folder path is read that way too).
+    out
+        The folder to write into, whose ``maps/`` the page embeds (default: the result's ``out``).
     title
         Page title (default: the study's name).
+
+    Raises
+    ------
+    InputError
+        The result lacks the study record (a folder of the supply or demand stage only).
     """
-    run = Path(run_dir)
-    info_path = run / "run.json"
-    if not info_path.exists():
-        raise InputError(f"{run}: no run.json; run `carbonscape run` (or `demo`) into this folder first")
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    study = info.get("study", {})
-    heading = title or study.get("name", "carbonscape run")
-    parts = [f"<h1>{html.escape(heading)}</h1>",
-             f'<p class="note">carbonscape {html.escape(str(info.get("carbonscape", "")))} · started {html.escape(str(info.get("started", "")))}</p>']
+    if isinstance(result, (str, os.PathLike)):
+        from carbonscape.study.read import read_outputs
 
-    totals = info.get("totals", {})
-    parts.append("<h2>Totals</h2>")
-    parts.append(_kv_table([
-        ("carbon supply", _number(totals.get("supply_t"), "t C")),
-        ("supply per km² (regional)", _number(totals.get("supply_t_per_km2_regional"), "t C/km²")),
-        ("demand, sum of county densities (a sum of densities, not a density)", _number(totals.get("sum_of_county_densities_t_per_km2"), "t CO₂/km²")),
-        ("demand, regional density (total demand / total area)", _number(totals.get("regional_density_t_per_km2"), "t CO₂/km²")),
-        ("total demand", _number(totals.get("total_demand_t"), "t CO₂/year")),
-        ("population", f"{totals['total_population']:,.0f}" if isinstance(totals.get("total_population"), (int, float)) else ""),
-        ("area (polygons, ellipsoidal)", _number(totals.get("area_km2_polygons"), "km²")),
-        ("area (raster pixels)", _number(totals.get("area_km2_pixels"), "km²")),
-        ("counties", totals.get("counties", "")),
-        ("counties with zero supply (infinite ratio)", totals.get("counties_with_infinite_ratio", 0)),
-    ], "totals"))
-
-    zoning = info.get("zoning", {})
-    parts.append("<h2>Parameters</h2>")
-    parts.append(_kv_table([
-        ("study file", study.get("file", "")),
-        ("county id field", study.get("id_field", "")),
-        ("per-capita emission", _number(study.get("per_capita_t"), "t/person")),
-        ("ratio units", study.get("ratio_units", "")),
-        ("zoning", f"{zoning.get('method', '')}, k = {zoning.get('k', '')}, scheme {zoning.get('scheme', '')}"),
-        ("class edges", ", ".join(f"{e:.6g}" for e in zoning.get("edges", []))),
-        ("goodness of variance fit", f"{zoning.get('gvf', float('nan')):.4f}" if isinstance(zoning.get("gvf"), (int, float)) else zoning.get("gvf", "")),
-    ]))
-
-    ratio_path = run / "ratio_zones.csv"
-    if ratio_path.exists():
-        ratio = pd.read_csv(ratio_path, dtype={"county": str})
-        groups = zone_groups(ratio)
-        if groups:
-            items = []
-            for group in groups:
-                names = "、".join(group.counties[:ZONE_NAMES_SHOWN])
-                more = len(group.counties) - ZONE_NAMES_SHOWN
-                if more > 0:
-                    names += f" … and {more:,} more"
-                items.append(f"<li><b>{html.escape(group.zone)}</b> {html.escape(group.zone_en)} ({len(group.counties):,} counties): "
-                             f"{html.escape(names)}</li>")
-            parts.append('<h2>Zones</h2><p class="note">Highest supply–demand ratio first.</p><ul class="zones">' + "".join(items) + "</ul>")
-
-    maps_dir = run / "maps"
-    figures = []
-    for stem, caption in MAP_FILES.items():
-        # draw_maps leaves only the files of its latest draw; a PNG is embedded, else an SVG.
-        for suffix, mime in ((".png", "image/png"), (".svg", "image/svg+xml")):
-            image = maps_dir / f"{stem}{suffix}"
-            if image.exists():
-                data = base64.b64encode(image.read_bytes()).decode("ascii")
-                figures.append(f'<figure><img class="map" alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
-                               f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-                break
-    note = '<p class="note">No maps in this run; draw them with <code>carbonscape maps</code>.</p>'
-    if not figures and any(maps_dir.glob("*.pdf")):
-        note = f'<p class="note">The maps were drawn as PDF only (in {html.escape(str(maps_dir))}); <code>carbonscape maps</code> draws the PNGs this page shows.</p>'
-    parts.append("<h2>Maps</h2>" + ("".join(figures) if figures else note))
-
-    parts.append("<h2>Tables</h2>")
-    for table_id, name, caption, columns in TABLES:
-        path = run / name
-        if path.exists():
-            frame = pd.read_csv(path, dtype={"county": str})
-            parts.append(f"<h3>{html.escape(caption)}</h3>" + _table_html(table_id, frame, columns))
-
-    parts.append("<h2>Provenance</h2>")
-    inputs = info.get("inputs", [])
-    parts.append('<table id="inputs"><thead><tr><th>role</th><th>file</th><th>bytes</th><th>sha256</th></tr></thead><tbody>'
-                 + "".join(f"<tr><td>{html.escape(str(i.get('role', '')))}</td><td>{html.escape(str(i.get('path', '')))}</td>"
-                           f"<td class=\"n\">{int(i.get('bytes', 0)):,}</td><td><code>{html.escape(str(i.get('sha256', '')))}</code></td></tr>" for i in inputs)
-                 + "</tbody></table>")
-    parts.append("<h3>Where and how long</h3>" + _kv_table([(k, v) for k, v in info.get("where", {}).items()]
-                                                           + [(f"time: {k}", f"{v:.2f} s") for k, v in info.get("timings_s", {}).items()]))
-    parts.append("<h3>Versions</h3>" + _kv_table(list(info.get("versions", {}).items())))
-    page = (f'<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>'
-            + "\n".join(parts) + "</body></html>")
-    target = run / "report.html"
+        result = read_outputs(result)
+    out = Path(out) if out is not None else Path(result.out)
+    inputs = report_inputs(result, out)
+    info = inputs.info
+    study = info.get("study") or {}
+    heading = title or study.get("name") or "carbonscape study"
+    year = f" · {study['year']}" if study.get("year") else ""
+    started = str(info.get("started", ""))[:10]
+    parts = [
+        f"<header><h1>{html.escape(str(heading))}</h1>"
+        f'<p class="note">carbon supply and demand by county{html.escape(year)} · computed {html.escape(started)} with carbonscape '
+        f"{html.escape(str(info.get('carbonscape', '')))}</p></header>",
+        _summary(inputs),
+        _maps(out, inputs),
+        _tables(inputs),
+        "<h2>Method and provenance</h2>",
+        _parameters(info),
+        _provenance(info),
+    ]
+    body = "\n".join(parts)
+    font = cjk_font_face(body + str(heading))
+    css = CSS.replace("FONT_URL", f'"{font}"') if font else CSS.replace('@font-face{font-family:"carbonscape CJK";src:url(FONT_URL) format("opentype")}\n', "")
+    page = (f'<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title>{html.escape(str(heading))}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{css}</style></head><body>'
+            + body + "</body></html>")
+    target = out / "report.html"
     with atomic_path(target) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return target
+

@@ -22,11 +22,12 @@ from carbonscape import fonts
 from carbonscape.errors import InputError
 from carbonscape.maps import (
     HALO,
-    _Labeller,
     draw_maps,
     label_counties,
     legend_labels,
     nice_scale_length,
+    place_county_texts,
+    sheet_for,
     tonnes_scale,
 )
 from carbonscape.report import write_report
@@ -130,8 +131,9 @@ def test_tonnes_scale_follows_the_data():
 def test_maps_of_a_small_study(tmp_path):
     run = fake_run(tmp_path / "run", n_side=7)
     written = draw_maps(run, formats=("png", "svg"))
-    stems = {p.stem for p in written}
+    stems = {p.stem for p in written if p.suffix != ".csv"}
     assert stems == {"fig1_supply_by_class", "fig2_supply", "fig3_demand", "fig4_ratio", "fig5_zones"}
+    assert run / "maps" / "county_key.csv" in written
     image = matplotlib.image.imread(run / "maps" / "fig2_supply.png")
     assert image.shape[0] >= 900 and image.shape[1] >= 1200
     assert (run / "maps" / "fig5_zones.svg").read_text().count("<svg") == 1
@@ -237,7 +239,7 @@ def test_zone_order_follows_the_scheme(tmp_path):
 @pytest.mark.parametrize("kind", ["one county", "equal values"])
 def test_one_value_is_one_class(tmp_path, monkeypatch, kind):
     run = fake_run(tmp_path / "run", n_side=1) if kind == "one county" else fake_run(tmp_path / "run", n_side=3, equal_supply=5e6)
-    assert len(draw_maps(run)) == 5
+    assert len([p for p in draw_maps(run) if p.suffix == ".png"]) == 5
     drawn = _maps_as_drawn(run, monkeypatch)
     assert set(drawn) == {"fig1_supply_by_class", "fig2_supply", "fig3_demand", "fig4_ratio", "fig5_zones"}
     assert len(drawn["fig2_supply"]["labels"][0]) == 1 and " – " not in drawn["fig2_supply"]["labels"][0][0]
@@ -246,7 +248,42 @@ def test_one_value_is_one_class(tmp_path, monkeypatch, kind):
 
 
 def _label_texts(ax):
-    return [t for t in ax.texts if t.get_path_effects() == HALO and t.get_text() not in ("N",) and not t.get_text().endswith("km")]
+    return [t for t in ax.texts if (t.get_gid() or "").startswith(("name:", "number:"))]
+
+
+def _assert_every_county_named_or_keyed(gdf, texts, renderer, ax, *, key=None):
+    """Each county is drawn once, by name or by number; names lie inside their county; no two
+    texts overlap; each number is in the key with its county's name."""
+    counties = gdf["county"].astype(str).tolist()
+    shown = {}
+    for text in texts:
+        kind, county = text.get_gid().split(":", 1)
+        assert county not in shown, county
+        shown[county] = (kind, text)
+    assert sorted(shown) == sorted(counties)
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    order = np.argsort([b.x0 for b in boxes])
+    for a_pos, i in enumerate(order):  # sweep along x: overlaps only with boxes starting before a's end
+        a = boxes[i]
+        for j in order[a_pos + 1:]:
+            if boxes[j].x0 >= a.x1:
+                break
+            assert not a.overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+    geoms = dict(zip(counties, gdf.geometry))
+    to_data = ax.transData.inverted()
+    numbers = {}
+    for county, (kind, text) in shown.items():
+        assert text.get_path_effects() == HALO
+        if kind == "name":
+            assert text.get_text() == county
+            box = text.get_window_extent(renderer)
+            (x0, y0), (x1, y1) = to_data.transform([[box.x0, box.y0], [box.x1, box.y1]])
+            assert geoms[county].contains(shapely.box(x0, y0, x1, y1)), county
+        else:
+            numbers[int(text.get_text())] = county
+    if key is not None:
+        assert dict(key) == numbers
+    return numbers
 
 
 def test_labels_have_a_halo_fit_their_county_and_never_overlap(tmp_path):
@@ -260,56 +297,52 @@ def test_labels_have_a_halo_fit_their_county_and_never_overlap(tmp_path):
     ax = fig.add_subplot()
     gdf.plot(ax=ax, color="#00441b")  # the darkest fill
     ax.set_axis_off()
-    drawn = label_counties(fig, ax, gdf, _Labeller(gdf))
+    placement = label_counties(fig, ax, gdf)
     canvas.draw()
-    renderer = canvas.get_renderer()
-    texts = _label_texts(ax)  # dark names with the white halo
-    assert 10 <= drawn == len(texts) < len(gdf)  # some fit, the smallest counties do not
-    boxes = [t.get_window_extent(renderer) for t in texts]
-    for i, a in enumerate(boxes):
-        assert not any(a.overlaps(b) for b in boxes[i + 1:])
-    geoms = dict(zip(gdf["county"], gdf.geometry))
-    to_data = ax.transData.inverted()
-    for text, box in zip(texts, boxes):
-        (x0, y0), (x1, y1) = to_data.transform([[box.x0, box.y0], [box.x1, box.y1]])
-        assert geoms[text.get_text()].contains(shapely.box(x0, y0, x1, y1)), text.get_text()
+    texts = _label_texts(ax)  # dark names and numbers with the white halo
+    numbers = _assert_every_county_named_or_keyed(gdf, texts, canvas.get_renderer(), ax, key=placement.key)
+    named = len(gdf) - len(numbers)
+    assert named >= 10 and numbers  # some names fit, the smallest counties get numbers
+    assert sorted(numbers) == list(range(1, len(numbers) + 1))
+    assert not any(t.crowded for t in placement.texts)
 
 
-def test_three_thousand_counties_stay_legible(tmp_path):
-    run = fake_run(tmp_path / "big", n_side=55, chinese=False)  # 3,025 counties
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    gdf = gpd.read_file(run / "counties.gpkg")
-    fig = Figure(figsize=(9, 7), dpi=150)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    gdf.plot(ax=ax)
-    assert label_counties(fig, ax, gdf, _Labeller(gdf)) == 0 and not _label_texts(ax)
-    small = gdf.iloc[[i * 55 + j for i in range(7) for j in range(7)]].copy()  # a 7 × 7 block
-    fig2 = Figure(figsize=(9, 7), dpi=150)
-    FigureCanvasAgg(fig2)
-    ax2 = fig2.add_subplot()
-    small.plot(ax=ax2)
-    assert label_counties(fig2, ax2, small, _Labeller(small)) == 49
+def test_numbers_run_in_reading_order_and_small_counties_get_them():
+    # A big county with two tiny ones inside its bounding box: north first, then west to east.
+    big = shapely.box(0, 0, 100_000, 100_000)
+    tiny = [shapely.box(10_000, 80_000, 10_400, 80_400), shapely.box(60_000, 80_000, 60_400, 80_400), shapely.box(30_000, 20_000, 30_400, 20_400)]
+    gdf = gpd.GeoDataFrame({"county": ["大县", "东北", "西北", "南"]}, geometry=[big.difference(shapely.union_all(tiny)), tiny[1], tiny[0], tiny[2]],
+                           crs="EPSG:32648")
+    placement = place_county_texts(gdf, sheet_for(gdf))
+    assert [t.kind for t in placement.of("大县")] == ["name"]
+    assert placement.key == [(1, "西北"), (2, "东北"), (3, "南")]
 
 
-def test_three_thousand_irregular_counties(tmp_path, monkeypatch):
+def test_three_thousand_counties_are_all_named_or_keyed(tmp_path, monkeypatch):
     run = fake_run(tmp_path / "big", n=3000, layout="voronoi", supply_range=(1_200, 16_500), infinite=3, overview=True)
     drawn = _maps_as_drawn(run, monkeypatch)
     assert set(drawn) == {"fig1_supply_by_class", "fig2_supply", "fig3_demand", "fig4_ratio", "fig5_zones", "carbon_per_pixel"}
+    gdf = gpd.read_file(run / "counties.gpkg")
+    key = pd.read_csv(run / "maps" / "county_key.csv", dtype={"county": str})
+    assert sorted(key["county"]) == sorted(gdf["county"]) and set(key["shown_as"]) <= {"name", "number"}
+    for stem in ("fig2_supply", "fig3_demand", "fig4_ratio", "fig5_zones"):
+        fig = drawn[stem]["fig"]
+        ax = fig.axes[0]
+        texts = _label_texts(ax)
+        numbers = _assert_every_county_named_or_keyed(gdf, texts, fig.canvas.get_renderer(), ax)
+        assert numbers == dict(zip(key.loc[key["shown_as"] == "number", "number"].astype(int), key.loc[key["shown_as"] == "number", "county"]))
+        keyed = {t.get_gid(): t.get_text() for t in fig.texts if (t.get_gid() or "").startswith("key:")}
+        assert keyed == {f"key:{n}": f"{n} {county}" for n, county in numbers.items()}
+        width, height = drawn[stem]["size"]  # the key beside the map, inside the sheet
+        for text in fig.texts:
+            box = text.get_window_extent(fig.canvas.get_renderer())
+            assert box.x0 >= 0 and box.x1 <= width + 1 and box.y0 >= 0 and box.y1 <= height + 1, text.get_text()
     for stem, sheet in drawn.items():
         width, height = sheet["size"]
         for box in sheet["boxes"]:
             assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, (stem, box)
-        for ax in sheet["fig"].axes:
-            assert not _label_texts(ax), stem  # no county names: a handful of 3,000 is noise
     assert drawn["fig2_supply"]["titles"] == ["supply (10³ t C)"]
     assert "no supply (∞)" in drawn["fig4_ratio"]["labels"][0]
-    page = write_report(run).read_text(encoding="utf-8")
-    zones = page[page.index("<h2>Zones</h2>"):page.index("<h2>Maps</h2>")]
-    assert len(zones) < 4_000 and zones.count("… and ") >= 1
-    assert re.search(r"\(2,\d{3} counties\)|\(\d{3} counties\)", zones)
 
 
 def test_per_pixel_overview_map(tmp_path, monkeypatch):
@@ -325,47 +358,105 @@ def test_per_pixel_overview_map(tmp_path, monkeypatch):
     assert all(t.get_path_effects() for t in ax.texts)  # haloed on the dark pixels
 
 
-def test_chinese_class_names_render_with_the_cjk_font(tmp_path):
-    if fonts.find_cjk_font() is None:
-        pytest.skip("no CJK font installed here (CI installs fonts-wqy-microhei)")
-    run = fake_run(tmp_path / "run", n_side=3, class_names=("耕地", "乔木林地"))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        draw_maps(run, formats=("png", "svg"))
-    assert not [w for w in caught if "missing from font" in str(w.message)], [str(w.message) for w in caught]
-    assert "乔木林地 (70.0%)" in (run / "maps" / "fig1_supply_by_class.svg").read_text(encoding="utf-8")
-    # The control: outside draw_maps' font fallback, the same title does miss glyphs.
+@pytest.fixture
+def system_fonts_hidden(monkeypatch):
+    """matplotlib sees only its own fonts (DejaVu, STIX, Computer Modern), as on a server with no
+    CJK font: every font of the system (fonts-wqy-microhei or Noto CJK where installed) is hidden."""
+    from pathlib import Path
+
+    import matplotlib
+    from matplotlib import font_manager
+
+    own = Path(matplotlib.get_data_path()).resolve()
+    manager = font_manager.fontManager
+    kept = [entry for entry in manager.ttflist if own in Path(str(entry.fname)).resolve().parents]
+    assert kept and len(kept) < len(manager.ttflist) + 1
+    monkeypatch.setattr(manager, "ttflist", kept)
+    manager._findfont_cached.cache_clear()
+    font_manager._get_font.cache_clear()
+    # None of them draws Chinese (matplotlib's "Last Resort" only draws a placeholder box per block).
+    assert not [entry.name for entry in kept if 0x4E54 in fonts._face(str(entry.fname), 0)[1] and not entry.name.startswith("Last Resort")]
+    yield
+    manager._findfont_cached.cache_clear()
+    font_manager._get_font.cache_clear()
+
+
+def _glyph_image(text: str, family, halo: bool = False) -> np.ndarray:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure()
+    fig = Figure(figsize=(0.5, 0.5), dpi=100)
     canvas = FigureCanvasAgg(fig)
-    fig.suptitle("乔木林地", fontfamily="DejaVu Sans")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        canvas.draw()
-    assert [w for w in caught if "missing from font" in str(w.message)]
+    fig.text(0.5, 0.5, text, fontsize=20, family=family, ha="center", va="center", path_effects=HALO if halo else None)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., 0].copy()
 
 
-def test_without_a_cjk_font_labels_are_romanized_and_one_warning_is_logged(tmp_path, monkeypatch, caplog):
+def test_chinese_text_renders_with_the_systems_fonts_hidden(tmp_path, system_fonts_hidden, monkeypatch):
+    from matplotlib.text import Text
+
     from carbonscape import maps
 
-    monkeypatch.setattr(maps, "find_cjk_font", lambda: None)
-    run = fake_run(tmp_path / "run", n_side=3, class_names=("耕地", "乔木林地"))
-    gdf = gpd.read_file(run / "counties.gpkg")
-    assert maps._Labeller(gdf).names[0] == "County 0"
-    with caplog.at_level(logging.WARNING, logger="carbonscape"), warnings.catch_warnings(record=True) as caught:
+    # The control: with only matplotlib's own fonts, Chinese has no glyphs; two characters are
+    # drawn as the same missing-glyph box.
+    assert set(fonts.glyph_fonts("乔木林地", ["DejaVu Sans"]).values()) == {None}
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        draw_maps(run)
-    messages = [r.getMessage() for r in caplog.records if "CJK" in r.getMessage()]
-    assert len(messages) == 1 and "fonts-wqy-microhei" in messages[0]
-    assert not [w for w in caught if "missing from font" in str(w.message)]  # one log line, not one per glyph
+        assert np.array_equal(_glyph_image("乔", ["DejaVu Sans"]), _glyph_image("县", ["DejaVu Sans"]))
+    assert [w for w in caught if "missing from font" in str(w.message)]
+
+    run = fake_run(tmp_path / "run", n_side=5, class_names=("耕地", "乔木林地"))
+    figures = {}
+    save = maps._save
+
+    def keep(fig, canvas, out, stem, formats):
+        figures[stem] = fig
+        return save(fig, canvas, out, stem, formats)
+
+    monkeypatch.setattr(maps, "_save", keep)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        draw_maps(run, formats=("png", "svg"))
+    assert not [w for w in caught if "missing from font" in str(w.message) or "findfont" in str(w.message)]
+    # Every character of every text on every map resolves to a font that has it, and each
+    # Chinese one to the bundled Noto Sans CJK SC.
+    chinese = set()
+    for stem, fig in figures.items():
+        texts = [t for t in fig.findobj(Text) if t.get_text().strip()]
+        assert texts, stem
+        drawn_here, plain = set(), set()
+        for text in texts:
+            resolved = fonts.glyph_fonts(text.get_text(), text.get_fontfamily())
+            assert None not in resolved.values(), (stem, text.get_text(), resolved)
+            for ch, family in resolved.items():
+                if fonts.has_cjk(ch):
+                    assert family == fonts.CJK_FAMILY, (stem, ch, family)
+                    drawn_here.add(ch)
+                    if not text.get_path_effects():
+                        plain.add(ch)
+        # In the drawn SVG, the Chinese characters are the bundled face's own glyphs: as many
+        # distinct glyphs as distinct characters, none of them glyph 0 (the missing-glyph box),
+        # and no placeholder from matplotlib's Last Resort font. (Haloed labels are drawn as
+        # plain paths, without glyph ids: their pixels are checked below.)
+        svg = (run / "maps" / f"{stem}.svg").read_text(encoding="utf-8")
+        glyphs = set(re.findall(r'id="NotoSansCJKsc-Regular-([0-9a-f]+)"', svg))
+        assert len(glyphs) >= len(plain) and "0" not in glyphs, stem
+        assert "LastResort" not in svg and 'id="DejaVuSans-0"' not in svg, stem
+        chinese |= drawn_here
+    assert {"县", "乔", "耕", "固", "碳"} <= chinese  # county names, class names, zones
+    # ... and the rendered pixels of two characters differ (boxes would be identical).
+    assert not np.array_equal(_glyph_image("乔", fonts.FONT_FAMILIES), _glyph_image("县", fonts.FONT_FAMILIES))
+    assert not np.array_equal(_glyph_image("乔", fonts.FONT_FAMILIES, halo=True), _glyph_image("县", fonts.FONT_FAMILIES, halo=True))
 
 
-def test_cjk_font_is_found_when_installed():
-    if not any("wqy" in path.lower() or "noto" in path.lower() and "cjk" in path.lower() for path in __import__("matplotlib.font_manager", fromlist=["x"]).findSystemFonts()):
-        pytest.skip("no CJK font installed here (CI installs fonts-wqy-microhei)")
-    assert fonts.find_cjk_font() is not None
+def test_the_bundled_cjk_font_is_an_open_licensed_package_file():
+    from importlib.metadata import metadata
+
+    path = fonts.cjk_font_path()
+    assert path.is_file() and path.suffix == ".ttc" and path.stat().st_size > 10_000_000
+    assert "OFL" in (metadata(fonts.FONT_PACKAGE).get("License-Expression") or "") and fonts.FONT_LICENCE == "SIL Open Font License 1.1"
+    assert fonts.register_cjk_font() == fonts.CJK_FAMILY == "Noto Sans CJK SC"
+    assert fonts.glyph_fonts("五华区") == {"五": fonts.CJK_FAMILY, "华": fonts.CJK_FAMILY, "区": fonts.CJK_FAMILY}
 
 
 @pytest.mark.parametrize("damage", ["garbage", "no layer"])
@@ -419,6 +510,10 @@ def _decoded_images(parser: _Collect) -> list[np.ndarray]:
     return images
 
 
+def _text_of(fragment: str) -> str:
+    return re.sub(r"<[^>]+>", " ", fragment)
+
+
 def test_report_is_self_contained(tmp_path):
     run = fake_run(tmp_path / "run", n_side=4)
     draw_maps(run)
@@ -426,42 +521,250 @@ def test_report_is_self_contained(tmp_path):
     text = page.read_text(encoding="utf-8")
     parser = _Collect()
     parser.feed(text)
-    assert {"supply-by-class", "supply-by-county", "demand-by-county", "ratio-zones", "inputs"} <= set(parser.tables)
+    assert {"supply-by-class", "supply-by-county", "demand-by-county", "ratio-zones", "inputs", "highest", "lowest"} <= set(parser.tables)
     assert len(parser.images) == 5 and all(img["src"].startswith("data:image/png;base64,") and img["class"] == "map" for img in parser.images)
     assert all(image.shape[0] >= 500 and image.shape[1] >= 1000 and image[..., :3].std() > 0.05 for image in _decoded_images(parser))
     assert not parser.links and "http://" not in text and "https://" not in text
     assert "测试 study &lt;b&gt;" in text  # escaped
-    zones = text[text.index("<h2>Zones</h2>"):text.index("<h2>Maps</h2>")]
-    positions = [zones.find(name) for name in ("固碳优化区", "碳汇发展区", "协调发展区", "低碳保持区") if name in zones]
-    assert positions == sorted(positions) and len(positions) >= 2  # the scheme's order, highest ratio first
+    # The Chinese characters travel with the page (a subset of the bundled font), for browsers
+    # on machines with no CJK font.
+    assert re.search(r'@font-face\{font-family:"carbonscape CJK";src:url\("data:font/otf;base64,[A-Za-z0-9+/=]{1000,}"\)', text)
+    # No folder of the machine that ran it: inputs by file name only.
+    assert str(tmp_path) not in text and "/tmp/" not in text and "landuse.tif" in text
+
+
+def test_report_opens_with_a_summary_for_planners(tmp_path):
+    run = fake_run(tmp_path / "run", n_side=5, infinite=1)
+    page = write_report(run).read_text(encoding="utf-8")
+    body = page[page.index("<body>"):]
+    assert body.index('<section id="summary">') < body.index("<h2>Maps</h2>") < body.index("<h2>Tables</h2>")
+    summary = body[body.index('<section id="summary">'):body.index("</section>")]
+    ratio = pd.read_csv(run / "ratio_zones.csv", dtype={"county": str})
+    # Totals in words, rounded: 3 significant figures, never the CSV's full precision.
+    totals = json.loads((run / "run.json").read_text(encoding="utf-8"))["totals"]
+    words = _text_of(summary)
+    for number in re.findall(r"\d[\d,]*\.?\d*", words):
+        digits = number.replace(",", "").replace(".", "").lstrip("0")
+        assert len(digits.rstrip("0")) <= 3, number
+    assert f"{totals['supply_t'] / 1e9:.3g} billion t C" in words or f"{totals['supply_t'] / 1e6:.3g} million t C" in words
+    # Each zone, highest ratio first, with what it means for planning and every one of its counties.
+    groups = zone_groups(ratio)
+    items = re.findall(r"<li .*?</li>", summary)
+    assert len(items) == len(groups) >= 2
+    for group, item in zip(groups, items):
+        assert group.zone in item and f"{len(group.counties):,} counties" in item
+        assert all(county in item for county in group.counties)
+    meanings = [re.search(r'<div class="what">(.*?)</div>', item) for item in items]
+    assert all(m and len(m.group(1)) > 60 for m in meanings) and len({m.group(1) for m in meanings}) == len(items)
+    # The five highest and lowest finite ratios, in order.
+    finite = ratio[np.isfinite(ratio["ratio"])].sort_values("ratio", ascending=False)
+    for table_id, expected in (("highest", finite.head(5)), ("lowest", finite.tail(5).iloc[::-1])):
+        table = summary[summary.index(f'id="{table_id}"'):]
+        table = table[:table.index("</table>")]
+        assert re.findall(r"<tr><td>([^<]+)</td>", table) == expected["county"].tolist()
+    assert "1 county stores no carbon (infinite ratio)" in words
+    # Long tables are collapsed: each sits in a closed <details>.
+    for table_id in ("ratio-zones", "supply-by-county", "demand-by-county", "supply-by-class", "inputs"):
+        opening = body.rindex("<details", 0, body.index(f'id="{table_id}"'))
+        assert body.rindex("</details>", 0, body.index(f'id="{table_id}"')) < opening if "</details>" in body[:opening] else True
+        assert "<details open" not in body
+
+
+def test_a_large_zone_lists_every_county_behind_a_click(tmp_path):
+    run = fake_run(tmp_path / "run", n_side=12, chinese=False)  # 144 counties
+    page = write_report(run).read_text(encoding="utf-8")
+    summary = page[page.index('<section id="summary">'):page.index("</section>")]
+    ratio = pd.read_csv(run / "ratio_zones.csv", dtype={"county": str})
+    big = max(zone_groups(ratio), key=lambda g: len(g.counties))
+    assert len(big.counties) > 20
+    item = next(i for i in re.findall(r"<li .*?</li>", summary) if big.zone in i)
+    hidden = item[item.index("<details>"):item.index("</details>")]
+    assert all(county in hidden for county in big.counties) and "more" not in item
+
+
+def test_numbers_are_rounded_to_meaningful_digits():
+    from carbonscape.report import amount, fmt
+
+    assert fmt(2_351_010_252.11) == "2,350,000,000" and amount(2_351_010_252.11, "t C") == "2.35 billion t C"
+    assert fmt(67_613.69566) == "67,600" and fmt(776.0517) == "776" and fmt(0.5599018) == "0.560" and fmt(0.00550659) == "0.00551"
+    assert fmt(float("inf")) == "∞" and fmt(float("nan")) == "" and fmt(0) == "0" and fmt(-1234.5) == "-1,230"
+    assert amount(86_400_247.2, "t CO₂") == "86.4 million t CO₂" and amount(3.911, "t") == "3.91 t"
 
 
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(_chromium() is None, reason="no chromium binary (CI installs Debian's chromium)")
-def test_report_opens_in_headless_chromium(tmp_path):
-    run = fake_run(tmp_path / "run", n_side=4)
-    draw_maps(run)
-    page = write_report(run)
-    # A test copy of the page records, once loaded, the size each image decoded to in Chromium.
+# In the page as Chromium lays it out in a 1280 × 900 window, once its fonts are ready: what
+# comes first, where the summary lies, which <details> are open, whether the embedded CJK font
+# serves a county name, and the size each map decoded to.
+PROBE = """<script>
+addEventListener('load', () => document.fonts.ready.then(() => {
+  const summary = document.getElementById('summary');
+  const box = summary.getBoundingClientRect();
+  const hit = document.elementFromPoint(box.left + 20, box.top + 20);
+  const first = [...document.body.children].find(e => e.tagName !== 'HEADER' && e.tagName !== 'SCRIPT');
+  Object.assign(document.body.dataset, {
+    first: first ? first.id : '',
+    summaryTop: Math.round(box.top), summaryBottom: Math.round(box.bottom), viewport: innerHeight,
+    summaryHit: String(summary.contains(hit)), summaryDisplay: getComputedStyle(summary).display,
+    openDetails: document.querySelectorAll('details[open]').length, details: document.querySelectorAll('details').length,
+    cjk: String(document.fonts.check('16px "carbonscape CJK"', '县')),
+    cjkLoaded: [...document.fonts].filter(f => f.family.includes('carbonscape CJK') && f.status === 'loaded').length,
+    decoded: [...document.images].map(i => i.complete ? i.naturalWidth + 'x' + i.naturalHeight : 'pending').join(' '),
+  });
+}));
+</script>"""
+
+
+def _open_in_chromium(page, tmp_path) -> str:
     probe = tmp_path / "probe.html"
-    script = ("<script>addEventListener('load', () => { document.body.dataset.decoded = "
-              "[...document.images].map(i => i.complete ? i.naturalWidth + 'x' + i.naturalHeight : 'pending').join(' '); });</script>")
-    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
-    for target in (page, probe):
-        done = subprocess.run(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", target.as_uri()],
-            capture_output=True, text=True, timeout=120,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        dom = done.stdout
-        for table_id in ("supply-by-class", "supply-by-county", "demand-by-county", "ratio-zones"):
-            assert f'id="{table_id}"' in dom
-        assert dom.count('class="map"') == 5 and "县0000" in dom
-    decoded = re.search(r'data-decoded="([^"]*)"', dom)
-    assert decoded, "the probe script did not run"
-    sizes = decoded.group(1).split()
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    done = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--window-size=1280,900",
+         "--virtual-time-budget=20000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def _data(dom: str, name: str) -> str:
+    found = re.search(rf'data-{name}="([^"]*)"', dom)
+    assert found, f"the probe script did not record {name}"
+    return found.group(1)
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium binary (CI installs Debian's chromium)")
+def test_report_opens_in_headless_chromium_with_its_summary_first(tmp_path):
+    run = fake_run(tmp_path / "run", n_side=7)
+    draw_maps(run)
+    dom = _open_in_chromium(write_report(run), tmp_path)
+    assert _data(dom, "first") == "summary"
+    # The summary is on the first screen, whole, and nothing covers it.
+    assert 0 <= int(_data(dom, "summary-top")) < int(_data(dom, "summary-bottom")) <= int(_data(dom, "viewport"))
+    assert int(_data(dom, "viewport")) >= 700  # a laptop's screen (1280 × 900 window)
+    assert _data(dom, "summary-hit") == "true" and _data(dom, "summary-display") != "none"
+    # Long tables and provenance are collapsed until clicked.
+    assert _data(dom, "open-details") == "0" and int(_data(dom, "details")) >= 6
+    # Chinese names are drawn with the page's own font subset.
+    assert _data(dom, "cjk") == "true" and int(_data(dom, "cjk-loaded")) >= 1
+    sizes = _data(dom, "decoded").split()
     assert len(sizes) == 5 and all(re.fullmatch(r"\d{4}x\d{3,4}", size) for size in sizes), sizes
+    for table_id in ("supply-by-class", "supply-by-county", "demand-by-county", "ratio-zones", "highest", "lowest"):
+        assert f'id="{table_id}"' in dom
+    assert dom.count('class="map"') == 5 and "县0000" in dom
+
+
+def test_drawers_take_the_result_not_the_disk(tmp_path):
+    from carbonscape import read_outputs
+
+    run = fake_run(tmp_path / "run", n_side=4, class_names=("耕地", "乔木林地"))
+    result = read_outputs(run)
+    assert result.polygons is not None and len(result.polygons) == 16 and result.ratio_zones.index.name == "county"
+    assert result.zoning["edges"] and result.totals["supply_t"] > 0
+    for path in list(run.iterdir()):  # nothing of the folder is read again
+        path.unlink()
+    run.rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    written = draw_maps(result, out=elsewhere, formats=("svg",))
+    assert {p.name for p in written} == {"fig1_supply_by_class.svg", "fig2_supply.svg", "fig3_demand.svg", "fig4_ratio.svg", "fig5_zones.svg",
+                                         "county_key.csv"}
+    page = write_report(result, out=elsewhere).read_text(encoding="utf-8")
+    assert page.count('class="map"') == 5 and "乔木林地" in page and not run.exists()
+
+
+def test_a_folder_without_polygons_says_which_stage_to_run(tmp_path):
+    from carbonscape import read_outputs
+
+    run = fake_run(tmp_path / "run", n_side=2)
+    for name in ("counties.gpkg", "run.json", "ratio_zones.csv"):
+        (run / name).unlink()
+    result = read_outputs(run)
+    with pytest.raises(InputError, match=r"no counties\.gpkg.*carbonscape zoning"):
+        draw_maps(result)
+    with pytest.raises(InputError, match=r"no run\.json.*carbonscape zoning"):
+        write_report(result)
+    with pytest.raises(InputError, match="holds no carbonscape outputs"):
+        read_outputs(tmp_path)
+
+
+def test_every_county_of_the_demo_is_named_or_keyed(tmp_path):
+    from carbonscape.demo.generate import demo_paths
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from carbonscape.maps import MapInputs, Placement, _single_sheet, draw_county_texts
+
+    gdf = gpd.read_file(demo_paths()["counties"])  # the 49 real Central Yunnan counties
+    sheet = sheet_for(gdf)
+    placement = place_county_texts(gdf, sheet)
+    assert isinstance(placement, Placement) and not any(t.crowded for t in placement.texts)
+    page = _single_sheet(MapInputs(counties=gdf, study="demo", year=2020), sheet, placement, "test")
+    gdf.plot(ax=page.ax)
+    page.ax.set_xlim(*sheet.xlim)
+    page.ax.set_ylim(*sheet.ylim)
+    page.ax.set_aspect("auto")
+    draw_county_texts(page.ax, placement)
+    assert isinstance(page.canvas, FigureCanvasAgg)
+    page.canvas.draw()
+    numbers = _assert_every_county_named_or_keyed(gdf, _label_texts(page.ax), page.canvas.get_renderer(), page.ax, key=placement.key)
+    # The small central districts (Kunming's core, the highest ratios) are numbered, not dropped.
+    smallest = gdf.assign(area=gdf.area).nsmallest(5, "area")["county"]
+    shown = {t.county: t.kind for t in placement.texts}
+    assert all(shown[c] in ("name", "number") for c in smallest) and numbers
+    keyed = {t.get_gid(): t.get_text() for t in page.fig.texts if (t.get_gid() or "").startswith("key:")}
+    assert keyed == {f"key:{n}": f"{n} {county}" for n, county in numbers.items()}
+
+
+def test_each_map_carries_study_year_sources_and_crs(tmp_path, monkeypatch):
+    run = fake_run(tmp_path / "run", n_side=4)
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    info["study"].update(year=2020, source="land use: ESA WorldCover; boundaries: county map")
+    (run / "run.json").write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
+    drawn = _maps_as_drawn(run, monkeypatch)
+    for stem, sheet in drawn.items():
+        text = " ".join(t.get_text() for t in sheet["fig"].findobj(matplotlib.text.Text)).replace("\n", " ")
+        for part in ("测试 study <b>", "2020", "data: land use: ESA WorldCover; boundaries: county map", "CRS: WGS 84 / UTM zone 48N (EPSG:32648)"):
+            assert part in text, (stem, part)
+    # Without a source text, the inputs are credited by file name, never by their folders.
+    del info["study"]["source"]
+    info["inputs"] = [{"role": "landuse", "path": str(tmp_path / "deep" / "lu.tif")}, {"role": "counties", "path": "/x/y/c.gpkg"}]
+    from carbonscape.maps import sources_of
+
+    assert sources_of(info) == ("land use lu.tif", "boundaries c.gpkg")
+
+
+def test_the_study_file_takes_a_source_for_the_maps(tmp_path):
+    from carbonscape.study import read_study
+
+    (tmp_path / "study.toml").write_text('[study]\nname = "x"\nsource = "land use: ESA WorldCover 2020"\n', encoding="utf-8")
+    study, _ = read_study(tmp_path / "study.toml")
+    assert study is not None and study.setting("study", "source") == "land use: ESA WorldCover 2020"
+
+
+@pytest.mark.parametrize("shape", ["wide", "tall"])
+def test_the_map_fills_its_frame(tmp_path, monkeypatch, shape):
+    from shapely.affinity import scale
+
+    run = fake_run(tmp_path / "run", n_side=6)
+    gdf = gpd.read_file(run / "counties.gpkg")
+    factor = (2.0, 1.0) if shape == "wide" else (1.0, 1.8)
+    gdf["geometry"] = [scale(g, xfact=factor[0], yfact=factor[1], origin=(0, 0)) for g in gdf.geometry]
+    gdf.to_file(run / "counties.gpkg", layer="counties")
+    drawn = _maps_as_drawn(run, monkeypatch)
+    for stem in ("fig2_supply", "fig5_zones"):
+        fig = drawn[stem]["fig"]
+        ax = fig.axes[0]
+        renderer = fig.canvas.get_renderer()
+        frame = ax.get_window_extent(renderer)
+        left, bottom, right, top = gdf.total_bounds
+        (x0, y0), (x1, y1) = ax.transData.transform([[left, bottom], [right, top]])
+        # The region spans its frame (3 % margins), at its true aspect: no empty band beside it.
+        assert (x1 - x0) / frame.width > 0.9 and (y1 - y0) / frame.height > 0.9, (stem, shape)
+        assert (x1 - x0) / (y1 - y0) == pytest.approx((right - left) / (top - bottom), rel=0.01)
+        # The frame holds most of the sheet beside the legend: no wide margin around the map.
+        legend = fig.legends[0].get_window_extent(renderer)
+        assert frame.x0 < 0.05 * fig.bbox.width and legend.x0 - frame.x1 < 0.05 * fig.bbox.width

@@ -56,7 +56,8 @@ def write_demo_study(folder: str | os.PathLike[str], *, resolution_m: float = 10
     region = region_settings()
     study = inputs / "study.toml"
     values = {
-        "study": {"name": "Central Yunnan Urban Agglomeration 2020 (demo, synthetic land use)", "year": 2020},
+        "study": {"name": "Central Yunnan Urban Agglomeration 2020 (demo, synthetic land use)", "year": 2020,
+                  "source": "land use SYNTHETIC (fitted to the 2025 study's Tables 1-2); boundaries cnmaps; population from the study's Table 3"},
         "landuse": {"maps": {
             "2020": [landuse.name],
             "2030 ecological protection (SYNTHETIC)": {"rasters": [scenario.name], "year": 2030, "scenario": True},

@@ -16,6 +16,8 @@ from carbonscape.study.inputs import Inputs, check_report, check_study, load_inp
 from carbonscape.study.outputs import draw_outputs
 from carbonscape.study.pipeline import run_study
 from carbonscape.study.provenance import sha256
+from carbonscape.study.read import read_outputs
+from carbonscape.study.stages import demand_stage, zoning_stage
 from carbonscape.study.result import StudyResult
 from carbonscape.study.settings import SETTINGS, Setting, template
 
@@ -29,15 +31,18 @@ __all__ = [
     "ZoningSpec",
     "check_report",
     "check_study",
+    "demand_stage",
     "draw_outputs",
     "load_inputs",
     "load_study",
+    "read_outputs",
     "read_study",
     "run_study",
     "scan_codes",
     "sha256",
     "template",
     "write_study_template",
+    "zoning_stage",
 ]
 
 

@@ -127,14 +127,14 @@ def draw_outputs(result: StudyResult, *, maps: bool = True, report: bool = True,
         from carbonscape.maps import draw_maps
 
         clock = time.perf_counter()
-        for path in draw_maps(result.out):
+        for path in draw_maps(result):
             result.files[f"map:{path.stem}"] = path
         timings["maps"] = round(time.perf_counter() - clock, 3)
     if report:
         from carbonscape.report import write_report
 
         clock = time.perf_counter()
-        result.files["report"] = write_report(result.out, title=title)
+        result.files["report"] = write_report(result, title=title)
         timings["report"] = round(time.perf_counter() - clock, 3)
     write_run_json(result, result.out)
 

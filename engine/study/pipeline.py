@@ -167,7 +167,7 @@ def compute_study(
         "carbonscape": found_versions.get("carbonscape", ""),
         "started": started.isoformat(timespec="seconds"),
         "study": {
-            "name": study.name, "year": study.year, "file": str(study.path), "id_field": study.id_field,
+            "name": study.name, "year": study.year, "source": study.setting("study", "source"), "file": str(study.path), "id_field": study.id_field,
             "ratio_units": study.ratio_units, "chunk": study.chunk,
             "demand": jsonable(asdict(study.demand)),
             "per_capita_t": per_capita_t,

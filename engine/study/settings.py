@@ -129,6 +129,8 @@ _ZONING_METHOD_HELP = "jenks (exact Fisher-Jenks), quantile, equal or manual"
 SETTINGS: tuple[Setting, ...] = (
     Setting("study", "name", "text", None, "name of the study (default: the file's name)", example='"My region 2020"'),
     Setting("study", "year", "int", None, "year of the land use and population", example="2020"),
+    Setting("study", "source", "text", None, "data sources the maps and report credit (default: the input files' names)",
+            example='"land use: ESA WorldCover 2020; boundaries: national county map; population: 2020 census"', template="comment"),
     Setting("landuse", "rasters", "paths", None, "GeoTIFF(s) of integer land-use codes; several tiles are mosaicked",
             example='["landuse.tif"]', names=("raster",)),
     Setting("landuse", "maps", "table", None,

@@ -1,0 +1,110 @@
+"""The one reader of a results folder: :func:`read_outputs` gives back the :class:`StudyResult`
+that the writers (:func:`carbonscape.supply`, :func:`~carbonscape.study.outputs.write_outputs`)
+wrote, so `carbonscape maps DIR`, `report DIR` and the stage commands (`demand`, `zoning`) carry
+on from a folder with the same object that :func:`run_study` hands over in memory.
+
+A folder from the step-by-step path may hold only the first stages' files (supply's tables, then
+demand's): what is missing comes back empty, and each consumer says which stage to run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from carbonscape.carbon import SupplyResult
+from carbonscape.errors import InputError
+from carbonscape.study.result import StudyResult
+
+__all__ = ["read_outputs"]
+
+SUPPLY_TABLES = ("supply_by_county", "supply_by_class", "supply_by_county_class", "supply_by_pool")
+
+
+def _csv(path: Path, *, index: str | None = None) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype={"county": str}, encoding="utf-8")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} cannot be read ({exc}); it is damaged: write it again with the stage that makes it") from exc
+    if index is not None and index in frame.columns:
+        frame = frame.set_index(index)
+    return frame
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} cannot be read ({exc}); it is damaged: write it again with the stage that makes it") from exc
+    return value if isinstance(value, dict) else {}
+
+
+def _polygons(path: Path, out: Path) -> gpd.GeoDataFrame:
+    import pyogrio.errors
+
+    try:
+        gdf = gpd.read_file(path, layer="counties", engine="pyogrio")
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError, ValueError) as exc:
+        # pyogrio's own text (GDAL driver hints) is kept on the chained exception, for --debug.
+        what = "has no `counties` layer" if isinstance(exc, pyogrio.errors.DataLayerError) else "is not a readable GeoPackage"
+        raise InputError(f"{path} {what}: it is damaged or was left by an interrupted run; run `carbonscape run` (or `zoning`) into "
+                         f"{out} again to rewrite it") from exc
+    if "county" not in gdf.columns:
+        raise InputError(f"{path}: no `county` column; it was not written by carbonscape: run `carbonscape run` into {out} again")
+    gdf["county"] = gdf["county"].astype(str)
+    return gdf
+
+
+def read_outputs(out: str | os.PathLike[str]) -> StudyResult:
+    """Read a results folder back into a :class:`StudyResult`.
+
+    Parameters
+    ----------
+    out
+        A folder written by ``carbonscape run``/``demo``, or by the stage commands (``supply``,
+        then ``demand``, then ``zoning``).
+
+    Returns
+    -------
+    StudyResult
+        Tables indexed by the text key ``county`` (``demand``, ``ratio_zones``); ``polygons``
+        from ``counties.gpkg`` (None before the zoning stage); ``run_info``, ``totals`` and
+        ``zoning`` from ``run.json`` (empty before it); ``files`` lists what the folder holds.
+
+    Raises
+    ------
+    InputError
+        ``out`` is not a folder, holds none of carbonscape's outputs, or holds a damaged one.
+    """
+    folder = Path(out)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder; give the folder `carbonscape run` or `supply` wrote")
+    files = {name: folder / f"{name}.csv" for name in (*SUPPLY_TABLES, "demand_by_county", "demand_totals", "ratio_zones")}
+    files.update({"supply_summary": folder / "supply_summary.json", "run": folder / "run.json", "counties": folder / "counties.gpkg",
+                  "report": folder / "report.html"})
+    files = {name: path for name, path in files.items() if path.exists()}
+    if not files:
+        raise InputError(f"{folder} holds no carbonscape outputs (no supply_by_county.csv, run.json, counties.gpkg); run "
+                         "`carbonscape run` or `carbonscape supply` into it first")
+    for path in sorted((folder / "maps").glob("*")) if (folder / "maps").is_dir() else []:
+        if not path.name.startswith("."):
+            files[f"map:{path.stem}"] = path
+    empty = pd.DataFrame()
+    supply = SupplyResult(
+        by_county=_csv(files["supply_by_county"]) if "supply_by_county" in files else empty,
+        by_class=_csv(files["supply_by_class"]) if "supply_by_class" in files else empty,
+        by_county_class=_csv(files["supply_by_county_class"]) if "supply_by_county_class" in files else empty,
+        by_pool=_csv(files["supply_by_pool"]) if "supply_by_pool" in files else empty,
+        summary=_json(files["supply_summary"]) if "supply_summary" in files else {},
+        files={name: files[name] for name in (*SUPPLY_TABLES, "supply_summary") if name in files},
+    )
+    run_info = _json(files["run"]) if "run" in files else {}
+    demand = _csv(files["demand_by_county"], index="county") if "demand_by_county" in files else pd.DataFrame(index=pd.Index([], name="county"))
+    ratio_zones = _csv(files["ratio_zones"], index="county") if "ratio_zones" in files else pd.DataFrame(index=pd.Index([], name="county"))
+    polygons = _polygons(files["counties"], folder) if "counties" in files else None
+    return StudyResult(out=folder, supply=supply, demand=demand, ratio_zones=ratio_zones, zoning=dict(run_info.get("zoning") or {}),
+                       totals=dict(run_info.get("totals") or {}), run_info=run_info, files=files, polygons=polygons)

@@ -1,0 +1,244 @@
+"""The stages of :func:`~carbonscape.run_study` one at a time, over one results folder.
+
+`carbonscape run` does ingest → zones → supply → demand → ratio and zoning → maps → report in
+one go. The step-by-step path does the same with one command (and one function) per stage, so a
+user can redo one stage with other settings and keep the rest:
+
+============  ==============================  ================================================
+stage         function                        writes
+============  ==============================  ================================================
+ingest        :func:`carbonscape.ingest`         a land-use Zarr store
+zones         :func:`carbonscape.rasterize_zones`  a county-id Zarr store on the land-use grid
+supply        :func:`carbonscape.supply`         ``supply_by_*.csv``, ``supply_summary.json``
+demand        :func:`demand_stage`               ``demand_by_county.csv``, ``demand_totals.csv``
+zoning        :func:`zoning_stage`               ``ratio_zones.csv``, ``counties.gpkg``, ``run.json``
+maps          :func:`carbonscape.draw_maps`      ``maps/``
+report        :func:`carbonscape.write_report`   ``report.html``
+============  ==============================  ================================================
+
+Each stage after supply reads the folder through :func:`~carbonscape.read_outputs` and writes
+through the same writers as `run`, so the folder ends up as `run` leaves it. The demand stage
+records its settings (county polygons, id field, per-capita emission) in ``stages.json`` for the
+zoning stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from carbonscape.demand import demand_by_county, demand_totals, demand_totals_table, per_capita_emission, read_county_table
+from carbonscape.errors import InputError
+from carbonscape.io import atomic_path
+from carbonscape.rasterize import geodesic_areas_km2, read_polygons
+from carbonscape.ratio import DEMAND_UNITS, UNIT_ALIASES, supply_demand_ratio
+from carbonscape.study.outputs import DEMAND_COLUMNS, write_outputs
+from carbonscape.study.outputs import units as output_units
+from carbonscape.study.provenance import Timings, describe_inputs, jsonable, versions, where
+from carbonscape.study.read import read_outputs
+from carbonscape.study.result import StudyResult
+from carbonscape.zoning import zone_ratios
+
+__all__ = ["demand_stage", "zoning_stage"]
+
+STAGES_FILE = "stages.json"
+
+
+def _stages(out: Path) -> dict[str, Any]:
+    path = out / STAGES_FILE
+    if not path.exists():
+        return {}
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} cannot be read ({exc}); run `carbonscape demand` into {out} again") from exc
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def _need_supply(result: StudyResult, stage: str) -> pd.DataFrame:
+    by_county = result.supply.by_county
+    if by_county.empty or "supply_t" not in by_county.columns:
+        raise InputError(f"{result.out}: no supply_by_county.csv; run `carbonscape supply ... --out {result.out}` before `carbonscape {stage}`")
+    return by_county.assign(county=by_county["county"].astype(str)).set_index("county")
+
+
+def demand_stage(
+    out: str | os.PathLike[str],
+    *,
+    counties: str | os.PathLike[str],
+    id_field: str,
+    table: str | os.PathLike[str],
+    key: str | None = None,
+    population: str = "population",
+    per_capita_t: float | None = None,
+    total_emissions_t: float | None = None,
+    total_population: float | None = None,
+    emissions_column: str | None = None,
+    layer: str | None = None,
+    sheet: str | None = None,
+) -> StudyResult:
+    """Carbon demand per county (t CO₂/km²) beside the supply tables of ``out``.
+
+    Demand = per-capita emission × population density (METHOD.md formula 3), or each county's
+    own emissions / its area; areas are the polygons' true (ellipsoidal) areas.
+
+    Parameters
+    ----------
+    out
+        The folder ``carbonscape supply`` wrote.
+    counties, id_field, layer
+        The county polygons (the same as for the zones stage) and their key field.
+    table, key, population, sheet
+        The county table (CSV or XLSX), its key column (default: ``id_field``) and population column.
+    per_capita_t, total_emissions_t, total_population, emissions_column
+        Exactly one of: the emission per person (t CO₂); the region's total emissions and
+        population (per capita = their quotient); a column of each county's emissions (t CO₂).
+
+    Returns
+    -------
+    StudyResult
+        The folder as read back, with ``demand`` filled (``demand_by_county.csv`` and
+        ``demand_totals.csv`` written).
+
+    Raises
+    ------
+    InputError
+        No supply tables in ``out``, a bad table or polygons, or not exactly one demand source.
+    """
+    folder = Path(out)
+    result = read_outputs(folder)
+    by_county = _need_supply(result, "demand")
+    given = [name for name, value in (("per_capita_t", per_capita_t), ("emissions_column", emissions_column)) if value is not None]
+    if total_emissions_t is not None or total_population is not None:
+        if total_emissions_t is None or total_population is None:
+            raise InputError("give both total_emissions_t and total_population (per capita = their quotient), or per_capita_t")
+        given.append("total_emissions_t/total_population")
+    if len(given) != 1:
+        raise InputError(f"give exactly one demand source: per_capita_t, total_emissions_t with total_population, or emissions_column "
+                         f"(got {', '.join(given) or 'none'})")
+    if per_capita_t is None and total_emissions_t is not None and total_population is not None:
+        per_capita_t = per_capita_emission(total_emissions_t=total_emissions_t, total_population=total_population)
+    polygons = read_polygons(counties, id_field=id_field, layer=layer)
+    keys = polygons[id_field].astype(str)
+    area_km2 = pd.Series(geodesic_areas_km2(polygons), index=pd.Index(keys, name="county"))
+    numeric = [population] + ([emissions_column] if emissions_column else [])
+    county_table = read_county_table(table, key=key or id_field, sheet=sheet, numeric=numeric)
+    county_table.index = county_table.index.astype(str)
+    demand = demand_by_county(county_table, area_km2=area_km2, pixel_area_km2=by_county["area_km2"], per_capita_t=per_capita_t,
+                              emissions_column=emissions_column, population_column=population)
+    demand_out = demand[[c for c in DEMAND_COLUMNS if c in demand.columns]].reset_index().rename(columns={demand.index.name or "index": "county"})
+    demand_out["demand_unit"] = DEMAND_UNITS["co2_per_c"]  # demand itself is always t CO2/km²
+    for name, frame in (("demand_by_county", demand_out), ("demand_totals", demand_totals_table(demand, per_capita_t=per_capita_t))):
+        with atomic_path(folder / f"{name}.csv") as tmp:
+            frame.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
+    inputs = [("counties", Path(counties).absolute()), ("demand", Path(table).absolute())]
+    _write_json(folder / STAGES_FILE, {**_stages(folder), "demand": {
+        "counties": str(Path(counties).absolute()), "id_field": id_field, "layer": layer, "table": str(Path(table).absolute()),
+        "key": key or id_field, "population": population, "per_capita_t": per_capita_t, "total_emissions_t": total_emissions_t,
+        "total_population": total_population, "emissions_column": emissions_column, "sheet": sheet,
+        "inputs": describe_inputs(inputs),
+    }})
+    return read_outputs(folder)
+
+
+def zoning_stage(
+    out: str | os.PathLike[str],
+    *,
+    ratio_units: str = "co2_per_c",
+    method: str = "jenks",
+    k: int = 7,
+    breaks: list[float] | None = None,
+    weights: str | None = None,
+    scheme: str = "four_zones",
+    name: str | None = None,
+    year: int | None = None,
+    source: str | None = None,
+) -> StudyResult:
+    """The supply–demand ratio and its functional zones for the supply and demand of ``out``,
+    and the study's combined outputs: ``ratio_zones.csv``, ``counties.gpkg`` and ``run.json``.
+
+    Ratio = demand density / supply density (METHOD.md formula 4); classes by ``method`` (exact
+    Fisher–Jenks natural breaks, quantiles, equal intervals or manual ``breaks``), zones by
+    ``scheme`` (formula 5).
+
+    Parameters
+    ----------
+    out
+        The folder the supply and demand stages wrote.
+    ratio_units
+        ``"co2_per_c"`` (t CO₂ over t C, compared directly) or ``"carbon"`` (demand × 12/44).
+    method, k, breaks, weights, scheme
+        As in the study file's ``[zoning]``; ``weights="area"`` weighs each county by its area.
+    name, year, source
+        What the maps and report call the study, its year and its data sources.
+
+    Returns
+    -------
+    StudyResult
+        Complete: ready for :func:`~carbonscape.draw_maps` and :func:`~carbonscape.write_report`.
+
+    Raises
+    ------
+    InputError
+        No supply or demand in ``out`` (the stage to run is named), or bad zoning settings.
+    """
+    folder = Path(out)
+    timings = Timings()
+    started = datetime.now(UTC)
+    previous = read_outputs(folder)
+    by_county = _need_supply(previous, "zoning")
+    settings = _stages(folder).get("demand")
+    if previous.demand.empty or not settings:
+        raise InputError(f"{folder}: no demand_by_county.csv from `carbonscape demand`; run `carbonscape demand {folder} ...` before "
+                         "`carbonscape zoning`")
+    ratio_units = UNIT_ALIASES.get(ratio_units, ratio_units)
+    polygons = read_polygons(settings["counties"], id_field=settings["id_field"], layer=settings.get("layer"))
+    keys = polygons[settings["id_field"]].astype(str)
+    polygons = polygons.assign(county=keys.to_numpy())
+    area_km2 = pd.Series(geodesic_areas_km2(polygons), index=pd.Index(keys, name="county"))
+    polygons["area_km2"] = area_km2.to_numpy()
+    demand = previous.demand
+    demand.index = demand.index.astype(str)
+    ratio = supply_demand_ratio(by_county["supply_t"], demand, units=ratio_units)
+    zones_frame, zoning_info = zone_ratios(ratio["ratio"], method=method, k=k, breaks=breaks,
+                                           weights=ratio["area_km2"] if weights == "area" else None, scheme=scheme)
+    ratio_zones = pd.concat([ratio, zones_frame], axis=1)
+    ratio_zones.index.name = "county"
+    timings.lap("ratio_zoning")
+    total_t = float(by_county["supply_t"].sum())
+    totals = {
+        "supply_t": total_t,
+        "supply_t_per_km2_regional": total_t / float(area_km2.sum()),
+        **demand_totals(demand),
+        "counties": int(len(ratio_zones)),
+        "counties_with_infinite_ratio": int(ratio_zones["ratio_infinite"].sum()) if "ratio_infinite" in ratio_zones else 0,
+        "area_km2_polygons": float(area_km2.sum()),
+        "area_km2_pixels": float(by_county["area_km2"].sum()),
+    }
+    found_versions = versions()
+    run_info = {
+        "carbonscape": found_versions.get("carbonscape", ""),
+        "started": started.isoformat(timespec="seconds"),
+        "study": {"name": name or folder.absolute().name, "year": year, "source": source, "file": None, "id_field": settings["id_field"],
+                  "ratio_units": ratio_units, "per_capita_t": settings.get("per_capita_t"), "stages": True},
+        "totals": totals,
+        "units": output_units(ratio_units),
+        "zoning": {**jsonable(zoning_info), "scheme": scheme, "weights": weights},
+        "supply_summary": jsonable(previous.supply.summary),
+        "inputs": settings.get("inputs", []),
+        "versions": found_versions,
+        "timings_s": timings,
+        "where": where("in process", 1),
+    }
+    result = StudyResult(out=folder, supply=previous.supply, demand=demand, ratio_zones=ratio_zones, zoning=zoning_info, totals=totals,
+                         run_info=run_info, files=dict(previous.files), polygons=polygons)
+    write_outputs(result, folder, id_field=settings["id_field"], per_capita_t=settings.get("per_capita_t"))
+    return result
