@@ -22,7 +22,14 @@ import rasterio.shutil
 from carbonscape import ingest, open_store, rasterize_zones, remote, supply
 from carbonscape.errors import InputError, StorageError
 from carbonscape.synthetic import make_region
-from moto.server import ThreadedMotoServer
+
+try:
+    import s3fs  # noqa: F401
+    from moto.server import ThreadedMotoServer
+except ImportError as exc:  # a development .venv made before these dependencies were added
+    if os.environ.get("CI"):
+        raise
+    pytest.skip(f"{exc.name} is not installed: `pip install -e '.[test]'` again", allow_module_level=True)
 
 CLI = [sys.executable, "-m", "carbonscape.cli.main"]
 TABLES = ("supply_by_county", "supply_by_class", "supply_by_county_class", "supply_by_pool")
