@@ -321,8 +321,13 @@ def _put_chunk(path: str, i: int, j: int, payload: bytes) -> None:
         return
     folder = os.path.join(path, "c", str(i))
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, str(j)), "wb") as handle:
+    # Written beside and renamed into place: a worker killed mid-write (or a lost worker still
+    # writing while its task re-runs elsewhere) never leaves a torn chunk under the chunk's key.
+    target = os.path.join(folder, str(j))
+    partial = f"{target}.{uuid.uuid4().hex[:8]}.partial"
+    with open(partial, "wb") as handle:
         handle.write(payload)
+    os.replace(partial, target)
 
 
 @contextlib.contextmanager
