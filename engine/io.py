@@ -342,6 +342,9 @@ def _staged_store(path: str | os.PathLike[str]) -> Iterator[Path | str]:
         return
     with atomic_path(path) as tmp:
         yield tmp
+        # A chunk write killed mid-way (its task re-ran elsewhere) leaves its .partial file behind.
+        for leftover in tmp.glob("*/c/*/*.partial"):
+            leftover.unlink()
 
 
 def _zarr_target(where: Path | str) -> Any:
