@@ -541,6 +541,70 @@ def report_command(ctx: click.Context, run_dir: str) -> None:
     click.echo(str(carbonscape.write_report(carbonscape.read_outputs(run_dir))))
 
 
+@cli.command(name="bench")
+@click.option("--size", "sizes", multiple=True, type=click.IntRange(min=256), default=(10_000,), show_default=True,
+              help="Edge in pixels of a square synthetic region to measure (repeat for several; 10000 = 10^8 pixels).")
+@click.option("--stages", default="ingest,zones,supply,run", show_default=True, help="Command-line stages to time (comma-separated).")
+@click.option("--peers/--no-peers", default=True, help="Time exactextract and flox on the same inputs when they are installed.")
+@click.option("--rasterstats", is_flag=True, help="Also time rasterstats (slow).")
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(min=1), help="Best of this many in-process runs.")
+@click.option("--counties", default=50, show_default=True, type=click.IntRange(min=1), help="Counties of the synthetic regions.")
+@click.option("--data", "data_dir", default="bench-data", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the generated regions (reused between runs).")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the results as JSON here.")
+@click.option("--markdown", "markdown_path", default=None, type=click.Path(dir_okay=False), help="Write the markdown tables here (also printed).")
+@click.option("--project", "project_pixels", default=None, type=float, metavar="PIXELS",
+              help="Also build, without computing, the graphs of a run this large (e.g. 1e11) and project its wall time.")
+@click.option("--project-units", default=45_000, show_default=True, help="Counties (units) of the projected run.")
+@click.option("--project-tiles", default=10, show_default=True, help="GeoTIFF tiles of the projected run.")
+@click.option("--project-workers", default=16, show_default=True, help="Single-thread workers the wall time is projected for.")
+@click.option("--graph-only", is_flag=True, help="Measure nothing: only the projection's graphs (no wall time without a measured size).")
+@scheduler_option
+@click.pass_context
+@_handle_errors
+def bench_command(ctx: click.Context, sizes: tuple[int, ...], stages: str, peers: bool, rasterstats: bool, repeats: int, counties: int,
+                  data_dir: str, json_path: str | None, markdown_path: str | None, project_pixels: float | None, project_units: int,
+                  project_tiles: int, project_workers: int, graph_only: bool, scheduler: Any) -> None:
+    """Benchmark carbonscape on this machine or cluster: stages, memory, peers and task graphs.
+
+    Each stage runs as the real command in a subprocess (wall time, peak RSS of the process tree),
+    then in-process against a running executor, with the read + decode floor and the peers
+    installed (exactextract, flox, rasterstats); every stage's task count and graph size are
+    built without computing. --project builds the graphs of a much larger run on no data.
+    Results: a markdown table on stdout, JSON with --json. Large sizes take the machine's whole
+    memory bandwidth for minutes: on a shared machine keep to 10^8 pixels (--size 10000).
+
+    \b
+    Examples:
+        carbonscape bench --size 3000 --size 10000 --json bench.json
+        carbonscape bench --graph-only --project 1e11 --project-units 45000
+    """
+    import json as json_module
+
+    from carbonscape import bench
+
+    wanted = tuple(s.strip() for s in stages.split(",") if s.strip())
+    unknown = sorted(set(wanted) - set(bench.STAGES))
+    if unknown:
+        raise carbonscape.InputError(f"--stages {','.join(unknown)}: not a stage; the stages are {', '.join(bench.STAGES)}")
+    if graph_only and not project_pixels:
+        raise carbonscape.InputError("--graph-only needs --project PIXELS (e.g. --project 1e11)")
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise carbonscape.InputError("--scheduler for bench: give a scheduler address or file (job queues start their own workers per stage)")
+    quiet = ctx.find_root().obj.get("quiet")
+    results = bench.run_bench(
+        () if graph_only else sizes, data_dir=Path(data_dir), stages=wanted, peers=peers, rasterstats=rasterstats, repeats=repeats,
+        counties=counties, scheduler=scheduler, project_pixels=project_pixels, project_units=project_units, project_tiles=project_tiles,
+        project_workers=project_workers, log=(lambda message: None) if quiet else (lambda message: log.info("%s", message)),
+    )
+    table = bench.markdown(results)
+    if json_path:
+        Path(json_path).write_text(json_module.dumps(results, indent=2))
+    if markdown_path:
+        Path(markdown_path).write_text(table)
+    click.echo(table)
+
+
 @cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:

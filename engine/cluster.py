@@ -395,6 +395,25 @@ def job_queue(scheduler: str | JobQueue | None, jobs: int | None) -> str | JobQu
     return scheduler
 
 
+def scheduler_from_settings(scheduler: str | JobQueue | None, cluster: Mapping[str, Any]) -> str | JobQueue | None:
+    """The scheduler of a study: ``--scheduler`` when given, else the study file's ``[cluster]``
+    (``scheduler``, ``jobs``, the per-job :data:`JOB_SETTINGS` and ``timeout``). A job queue given
+    on the command line still takes the study's per-job settings."""
+    settings = {key: cluster[key] for key in JOB_SETTINGS if cluster.get(key) is not None}
+    timeout = cluster.get("timeout")
+    if scheduler is None:
+        scheduler = cluster.get("scheduler")
+        if scheduler is None:
+            return None
+        if isinstance(scheduler, str) and scheduler.lower() in JOB_QUEUES:
+            return JobQueue(scheduler.lower(), jobs=int(cluster.get("jobs") or 1), settings=settings, timeout=timeout)
+        return scheduler
+    if isinstance(scheduler, JobQueue) and (settings or timeout is not None):
+        return JobQueue(scheduler.system, jobs=scheduler.jobs, settings={**settings, **scheduler.settings},
+                        timeout=scheduler.timeout if scheduler.timeout is not None else timeout)
+    return scheduler
+
+
 @contextlib.contextmanager
 def _job_queue_executor(queue: JobQueue) -> Iterator[Executor]:
     """Start a dask-jobqueue cluster, submit ``queue.jobs`` worker jobs, wait for them, and cancel

@@ -53,3 +53,8 @@ class StudyError(InputError):
 
 class ClusterError(CarbonscapeError):
     """The dask scheduler given could not be reached or used."""
+
+
+class StorageError(CarbonscapeError):
+    """Object storage or a remote raster could not be reached (exit 1; wrong credentials, a missing
+    bucket or object are :class:`InputError`)."""

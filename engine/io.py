@@ -9,6 +9,7 @@ Stores follow the xarray/rioxarray conventions (a ``spatial_ref`` variable with 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ import numpy as np
 import rasterio
 import xarray as xr
 import zarr
+from carbonscape import remote
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, GridError, InputError
 from carbonscape.grid import Grid
@@ -122,7 +124,7 @@ def staged_outputs(folder: str | os.PathLike[str]) -> Iterator[Path]:
 class RasterStore:
     """An opened raster store: its grid, lazy data and metadata."""
 
-    path: Path
+    path: Path | str  # a local path, or the URL of a store in object storage
     grid: Grid
     data: da.Array
     nodata: int | float | None
@@ -139,6 +141,8 @@ def open_store(path: str | os.PathLike[str], *, variable: str | None = None) -> 
     variable
         The data variable; by default the only 2-D variable in the store.
     """
+    if remote.is_url(path):
+        return _open_remote_store(str(path), variable=variable)
     # Absolute, because workers on a cluster read the chunks by path from their own working folder.
     store_path = Path(path).absolute()
     if not store_path.exists():
@@ -165,6 +169,27 @@ def open_store(path: str | os.PathLike[str], *, variable: str | None = None) -> 
         data = da.from_zarr(array, chunks=array.chunks, inline_array=True)
     nodata = attrs.get("nodata", attrs.get("_FillValue"))
     return RasterStore(path=store_path, grid=grid, data=data, nodata=nodata, attrs={**root_attrs, **attrs})
+
+
+def _open_remote_store(url: str, *, variable: str | None) -> RasterStore:
+    """:func:`open_store` for a store in object storage: zarr's own store API (FsspecStore over
+    s3fs), chunks read by the workers with the ``AWS_*`` environment they run in. Stores there are
+    published whole (see :func:`carbonscape.remote.staged_store`), so no chunk is missing."""
+    url = remote.location(url)
+    group = remote.open_group(url)
+    names = [name for name, arr in group.arrays() if arr.ndim == 2]
+    if variable is None:
+        if len(names) != 1:
+            raise InputError(f"{url}: expected one 2-D variable, found {names}; name the variable")
+        variable = names[0]
+    if variable not in names:
+        raise InputError(f"{url}: no 2-D variable {variable!r} (found {names})")
+    array = group[variable]
+    attrs = dict(array.attrs)
+    grid = _grid_from_group(group, array, url)
+    data = da.from_zarr(array, chunks=array.chunks, inline_array=True)
+    nodata = attrs.get("nodata", attrs.get("_FillValue"))
+    return RasterStore(path=url, grid=grid, data=data, nodata=nodata, attrs={**dict(group.attrs), **attrs})
 
 
 def _read_blosc_chunk(path: str, shape: tuple[int, int], full: tuple[int, int], dtype: str, fill: Any, complete: bool = False) -> np.ndarray:
@@ -223,7 +248,7 @@ def _direct_chunks(array_path: Path, grid: Grid, *, complete: bool = False) -> d
     return da.Array(graph, name, grid.dask_chunks, dtype=dtype)
 
 
-def _grid_from_group(group: zarr.Group, array: zarr.Array, path: Path) -> Grid:
+def _grid_from_group(group: zarr.Group, array: zarr.Array, path: Path | str) -> Grid:
     ref = dict(group["spatial_ref"].attrs) if "spatial_ref" in group else {}
     crs = ref.get("crs_wkt") or ref.get("spatial_ref")
     if not crs:
@@ -280,16 +305,51 @@ def _write_blosc_chunk(
         padded[: data.shape[0], : data.shape[1]] = data
         data = padded
     payload = numcodecs.blosc.compress(data, b"lz4", 5, numcodecs.blosc.BITSHUFFLE)
-    folder = os.path.join(path, "c", str(i))
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, str(j)), "wb") as handle:
-        handle.write(payload)
+    _put_chunk(path, i, j, payload)
     if histogram is None:
         return np.zeros((1, 1, 1), dtype=np.int64)
     # The code histogram rides on the write (one read of the source); the statistic is the
     # CODE_HISTOGRAM accumulation that supply's error path also runs.
     where = Chunk(layout=Layout(codes=histogram), rows=slice(0, block.shape[0]), cols=slice(0, block.shape[1]), location=(i, j))
     return CODE_HISTOGRAM.chunk({"landuse": block}, where)[None, None, :]
+
+
+def _put_chunk(path: str, i: int, j: int, payload: bytes) -> None:
+    """Write chunk (i, j) of the array at ``path``: a file, or an object in object storage."""
+    if remote.is_url(path):
+        remote.put_bytes(f"{path}/c/{i}/{j}", payload)
+        return
+    folder = os.path.join(path, "c", str(i))
+    os.makedirs(folder, exist_ok=True)
+    # Written beside and renamed into place: a worker killed mid-write (or a lost worker still
+    # writing while its task re-runs elsewhere) never leaves a torn chunk under the chunk's key.
+    target = os.path.join(folder, str(j))
+    partial = f"{target}.{uuid.uuid4().hex[:8]}.partial"
+    with open(partial, "wb") as handle:
+        handle.write(payload)
+    os.replace(partial, target)
+
+
+@contextlib.contextmanager
+def _staged_store(path: str | os.PathLike[str]) -> Iterator[Path | str]:
+    """Where a store is written before it is moved into place: :func:`atomic_path` for a local
+    path, :func:`carbonscape.remote.staged_store` for an ``s3://`` URL."""
+    if remote.is_url(path):
+        if not str(path).lower().startswith("s3://"):
+            raise InputError(f"{path}: stores can be written to local paths or s3:// URLs, not to {str(path).split('://')[0]}://")
+        with remote.staged_store(remote.location(path)) as staging:  # type: ignore[arg-type]
+            yield staging
+        return
+    with atomic_path(path) as tmp:
+        yield tmp
+        # A chunk write killed mid-way (its task re-ran elsewhere) leaves its .partial file behind.
+        for leftover in tmp.glob("*/c/*/*.partial"):
+            leftover.unlink()
+
+
+def _zarr_target(where: Path | str) -> Any:
+    """What zarr and xarray open for a local folder (its path) or a URL (zarr's FsspecStore)."""
+    return remote.zarr_store(where, read_only=False) if isinstance(where, str) else str(where)
 
 
 def write_store(
@@ -316,15 +376,15 @@ def write_store(
     name = names[0]
     data = ds[name].data
     encoding = {name: {"chunks": grid.chunks, "compressors": _COMPRESSORS}}
-    with atomic_path(path) as tmp:
+    with _staged_store(path) as tmp:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
             # compute=False: metadata and coordinates now, the data variable's chunks by us below.
-            ds.to_zarr(str(tmp), mode="w", zarr_format=3, encoding=encoding, compute=False, consolidated=False)
+            ds.to_zarr(_zarr_target(tmp), mode="w", zarr_format=3, encoding=encoding, compute=False, consolidated=False)
         bins = 1 if histogram is None else histogram[1] + 1
         per_chunk = data.map_blocks(
             _write_blosc_chunk,
-            path=str(tmp / name),
+            path=str(remote.join(tmp, name)),
             full=grid.chunks,
             histogram=histogram,
             dtype=np.int64,
@@ -332,12 +392,12 @@ def write_store(
             new_axis=[2],
         )
         (counts,) = run.compute(per_chunk.sum(axis=(0, 1), split_every=8), progress=progress, label=label)
-        group = zarr.open_group(str(tmp), mode="r+")
+        group = zarr.open_group(_zarr_target(tmp), mode="r+")
         if finalize is not None:
             finalize(group, None if histogram is None else np.asarray(counts))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
-            zarr.consolidate_metadata(str(tmp))
+            zarr.consolidate_metadata(_zarr_target(tmp))
     return None if histogram is None else np.asarray(counts)
 
 
@@ -360,7 +420,7 @@ def _read_window(tiles: tuple[_Tile, ...], rows: tuple[int, int], cols: tuple[in
         tc0, tc1 = max(c0, tile.col), min(c1, tile.col + tile.width)
         if tr0 >= tr1 or tc0 >= tc1:
             continue
-        with rasterio.open(tile.path) as src:
+        with _gdal_env(tile.path), rasterio.open(tile.path) as src:
             window = Window(tc0 - tile.col, tr0 - tile.row, tc1 - tc0, tr1 - tr0)
             block = src.read(1, window=window)
             if len(tiles) > 1 and src.nodata is not None:
@@ -373,6 +433,11 @@ def _read_window(tiles: tuple[_Tile, ...], rows: tuple[int, int], cols: tuple[in
     return out
 
 
+def _gdal_env(path: str) -> contextlib.AbstractContextManager[None]:
+    """GDAL's settings for a remote raster (endpoint from ``AWS_*``), nothing for a local file."""
+    return remote.gdal_env() if remote.is_url(path) else contextlib.nullcontext()
+
+
 # Tiles whose origins differ from the mosaic's grid by less than this (in pixels) are snapped onto
 # it; larger offsets are refused (they would shift land use against the county boundaries).
 TILE_SNAP_PX = 1e-3
@@ -382,7 +447,7 @@ def _mosaic_grid(paths: Sequence[str], chunk: int) -> tuple[Grid, tuple[_Tile, .
     first_grid: Grid | None = None
     infos = []
     for path in paths:
-        if not os.path.exists(path):
+        if not remote.is_url(path) and not os.path.exists(path):
             raise InputError(f"{path}: no such file")
         try:
             src_cm = rasterio.open(path)
@@ -459,13 +524,24 @@ def source_fingerprint(paths: Sequence[str], chunk: int) -> dict[str, Any]:
     ``carbonscape check`` asks the same question as ingest."""
     files = []
     for path in paths:
+        if remote.is_url(path):
+            files.append(remote.describe(path))  # URL, size and ETag
+            continue
         stat = os.stat(path)
         files.append({"path": os.path.abspath(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     return {"files": files, "chunk": chunk, "format": 1}
 
 
-def store_is_current(path: Path, fingerprint: Mapping[str, Any], key: str) -> bool:
-    """True when the store at ``path`` was built from exactly these inputs and options."""
+def store_is_current(path: Path | str, fingerprint: Mapping[str, Any], key: str) -> bool:
+    """True when the store at ``path`` (a folder or an ``s3://`` URL) was built from exactly these
+    inputs and options."""
+    if remote.is_url(path):
+        try:
+            attrs = dict(remote.open_group(str(path)).attrs)
+        except Exception:
+            return False
+        return attrs.get(key) == json.loads(json.dumps(fingerprint))
+    path = Path(path)
     if not (path / "zarr.json").exists():
         return False
     try:
@@ -515,15 +591,18 @@ def ingest(
         raise InputError("no land-use raster given")
     if chunk < 16:
         raise InputError(f"--chunk {chunk} is too small; use 256 or more (4096 is the default)")
-    out_path = Path(out)
+    out_path = remote.location(out) if remote.is_url(out) else Path(out)
     for path in paths:
-        if not os.path.isfile(path):
+        if not remote.is_url(path) and not os.path.isfile(path):
             raise InputError(f"{path}: no such file; check the land-use path")
     fingerprint = source_fingerprint(paths, chunk)
     if not force and store_is_current(out_path, fingerprint, "carbonscape_source"):
         log.info("%s is up to date with its sources; nothing to do (use --force to rebuild)", out_path)
         return out_path
-    grid, tiles, dtype, nodata = _mosaic_grid(paths, chunk)
+    with remote.gdal_env():
+        grid, tiles, dtype, nodata = _mosaic_grid(paths, chunk)
+    # Remote tiles keep their URLs (the mosaic makes local paths absolute).
+    tiles = tuple(dataclasses.replace(tile, path=path) if remote.is_url(path) else tile for tile, path in zip(tiles, paths))
     fill = nodata
     if fill is None:
         if len(tiles) > 1:

@@ -26,6 +26,7 @@ import shapely
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import ZoneError
 from carbonscape.grid import Grid
+from carbonscape import remote
 from carbonscape.io import open_store, raster_dataset, store_is_current, write_store
 from carbonscape.vectors import read_vector
 from dask.highlevelgraph import HighLevelGraph
@@ -454,7 +455,7 @@ def rasterize_zones(
         raise InputError(f"coverage must be one of {list(COVERAGE_MODES)}, not {coverage!r}")
     landuse = open_store(like)
     grid = landuse.grid
-    out_path = Path(out)
+    out_path = remote.location(out) if remote.is_url(out) else Path(out)
     stat = os.stat(vector_path) if os.path.exists(vector_path) else None
     fingerprint = {
         "vector": {"path": os.path.abspath(vector_path), "bytes": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None},

@@ -169,3 +169,28 @@ def test_job_queue_settings_are_checked():
     assert cluster.job_queue("SLURM", 3) == cluster.JobQueue("slurm", jobs=3)
     assert cluster.job_queue("tcp://127.0.0.1:8786", None) == "tcp://127.0.0.1:8786"
     assert isinstance(ClusterError("x"), Exception)
+
+
+def test_the_study_files_cluster_section_reaches_the_queue(slurm, tmp_path):
+    """[cluster] scheduler = "slurm" with the job's queue: SLURM is asked (and here refuses the partition)."""
+    from carbonscape import bench
+
+    env, _ = slurm
+    make_region(tmp_path / "region", shape=(300, 300), n_counties=8, seed=1)
+    study = bench._write_study(tmp_path)
+    study.write_text(study.read_text() + '[cluster]\nscheduler = "slurm"\njobs = 2\nqueue = "no-such-partition"\ncores = 1\nmemory = "1GiB"\n')
+    done = _run(["run", str(study), "--out", "out", "--no-progress"], env, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "SLURM refuses the worker job" in done.stderr and "queue='no-such-partition'" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_scheduler_from_settings():
+    settings = {"scheduler": "slurm", "jobs": 3, "queue": "normal", "cores": 4, "memory": "8GiB", "timeout": 60.0}
+    assert cluster.scheduler_from_settings(None, settings) == cluster.JobQueue(
+        "slurm", jobs=3, settings={"queue": "normal", "cores": 4, "memory": "8GiB"}, timeout=60.0)
+    # The command line wins; a queue given there keeps the study's job size.
+    assert cluster.scheduler_from_settings("tcp://127.0.0.1:8786", settings) == "tcp://127.0.0.1:8786"
+    merged = cluster.scheduler_from_settings(cluster.JobQueue("slurm", jobs=2), settings)
+    assert merged.jobs == 2 and merged.settings["memory"] == "8GiB" and merged.timeout == 60.0
+    assert cluster.scheduler_from_settings(None, {}) is None

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 from carbonscape.carbon import supply
-from carbonscape.cluster import executor
+from carbonscape.cluster import executor, scheduler_from_settings
 from carbonscape.demand import demand_by_county, demand_totals
 from carbonscape.errors import InputError, StudyError
 from carbonscape.io import ingest
@@ -108,7 +108,7 @@ def compute_study(
     timings = Timings()
     started = datetime.now(UTC)
 
-    with executor(scheduler) as run:
+    with executor(scheduler_from_settings(scheduler, study.values.get("cluster", {}))) as run:
         landuse_store = ingest(list(study.landuse), stores / "landuse.zarr", chunk=study.chunk, progress=progress, run=run)
         timings.lap("ingest")
         county_store = rasterize_zones(study.counties, like=landuse_store, id_field=study.id_field, out=stores / "zones.zarr",

@@ -122,6 +122,8 @@ SECTIONS: dict[str, str] = {
     "zoning": "Ratio classes and the functional zones they are grouped into.",
     "outputs": "What is written besides the tables.",
     "valuation": "InVEST's valuation of the carbon change between maps ([landuse.maps]): price, discount rate, price change.",
+    "cluster": "Where the work runs when no --scheduler is given: an address, a scheduler file, or an HPC job queue "
+    "(slurm, pbs...) with the size of each worker job (over the dask configuration's jobqueue.<queue>.*).",
 }
 
 _ZONING_METHOD_HELP = "jenks (exact Fisher-Jenks), quantile, equal or manual"
@@ -176,6 +178,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("valuation", "discount_rate", "number", None, "annual market discount rate, % (with price)", example="7",
             template="comment"),
     Setting("valuation", "rate_change", "number", 0.0, "annual change in the price of carbon, %", template="comment"),
+    Setting("cluster", "scheduler", "text", None, "tcp://HOST:PORT, a scheduler file, or a job queue: slurm, pbs, sge, lsf...",
+            example='"slurm"', template="comment"),
+    Setting("cluster", "jobs", "int", None, "worker jobs to submit to the queue (default 1)", minimum=1, example="4", template="comment"),
+    Setting("cluster", "queue", "text", None, "the queue (SLURM partition) of the worker jobs", example='"normal"', template="comment"),
+    Setting("cluster", "account", "text", None, "the account the jobs are charged to", example='"my-project"', template="comment"),
+    Setting("cluster", "cores", "int", None, "cores of each worker job", minimum=1, example="8", template="comment"),
+    Setting("cluster", "memory", "text", None, "memory of each worker job", example='"32GiB"', template="comment"),
+    Setting("cluster", "walltime", "text", None, "time limit of each worker job", example='"01:00:00"', template="comment"),
+    Setting("cluster", "timeout", "number", None, "seconds to wait for the first worker (default 300)", positive=True,
+            example="900", template="comment"),
 )
 
 

@@ -1,0 +1,272 @@
+"""Object storage and remote inputs against real local servers the tests start: an S3-compatible
+server (moto in server mode) and an HTTP server that answers range requests. The tables of a run
+through them equal the local-disk run byte for byte; bad endpoints, credentials and buckets are
+clear errors that leave nothing behind."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.shutil
+from carbonscape import ingest, open_store, rasterize_zones, remote, supply
+from carbonscape.errors import InputError, StorageError
+from carbonscape.synthetic import make_region
+
+try:
+    import s3fs  # noqa: F401
+    from moto.server import ThreadedMotoServer
+except ImportError as exc:  # a development .venv made before these dependencies were added
+    if os.environ.get("CI"):
+        raise
+    pytest.skip(f"{exc.name} is not installed: `pip install -e '.[test]'` again", allow_module_level=True)
+
+CLI = [sys.executable, "-m", "carbonscape.cli.main"]
+TABLES = ("supply_by_county", "supply_by_class", "supply_by_county_class", "supply_by_pool")
+BUCKET = "carbon-test"
+# No real credentials or metadata services: botocore and GDAL must never look beyond this machine.
+SAFE = {"AWS_EC2_METADATA_DISABLED": "true", "CPL_AWS_AUTODETECT_EC2": "NO", "AWS_MAX_ATTEMPTS": "1",
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_CONFIG_FILE": os.devnull, "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A moto S3 server on 127.0.0.1 with one bucket; the AWS_* environment a user would set."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {**SAFE, "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "carbonscape", "AWS_SECRET_ACCESS_KEY": "secret"}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        fs = remote.filesystem("s3://x", fresh=True)
+        fs.mkdir(BUCKET)
+        yield env, fs
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+class _RangeHandler(SimpleHTTPRequestHandler):
+    """A static file server that answers ``Range: bytes=a-b`` with 206 (http.server does not)."""
+
+    ranges: list[str] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def send_head(self):  # noqa: ANN201
+        header = self.headers.get("Range")
+        path = Path(self.translate_path(self.path))
+        if not header or not path.is_file():
+            return super().send_head()
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", header.strip())
+        size = path.stat().st_size
+        if not match:
+            self.send_error(416)
+            return None
+        start = int(match[1])
+        end = min(int(match[2]) if match[2] else size - 1, size - 1)
+        type(self).ranges.append(header)
+        handle = path.open("rb")
+        handle.seek(start)
+        self.send_response(206)
+        self.send_header("Content-Type", "image/tiff")
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        return _Slice(handle, end - start + 1)
+
+
+class _Slice:
+    def __init__(self, handle, length: int) -> None:
+        self.handle, self.left = handle, length
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.handle.read(n)
+        self.left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    base = tmp_path_factory.mktemp("remote")
+    made = make_region(base / "in", shape=(600, 500), n_counties=8, seed=3)
+    cog = base / "web" / "landuse_cog.tif"
+    cog.parent.mkdir()
+    rasterio.shutil.copy(made.landuse, cog, driver="COG", BLOCKSIZE=128)
+    lu = ingest(made.landuse, base / "lu.zarr", chunk=128, scheduler="threads")
+    zones = rasterize_zones(made.counties, like=lu, id_field="county", out=base / "z.zarr", scheduler="threads")
+    supply(lu, zones, made.pools, out=base / "local", scheduler="threads")
+    return made, cog, lu, base
+
+
+@pytest.fixture(scope="module")
+def http(region):
+    _, cog, _, _ = region
+    _RangeHandler.ranges = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_RangeHandler, directory=str(cog.parent)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args, "--no-progress"], capture_output=True, text=True, timeout=300, cwd=cwd, env={**os.environ, **env})
+
+
+def _same_tables(out: Path, local: Path) -> None:
+    for table in TABLES:
+        assert (out / f"{table}.csv").read_bytes() == (local / f"{table}.csv").read_bytes(), table
+
+
+def _keys(fs, prefix: str = BUCKET) -> list[str]:
+    fs.invalidate_cache()
+    return sorted(fs.find(prefix))
+
+
+def test_ingest_zones_and_supply_through_s3_equal_the_local_run_byte_for_byte(s3, region, tmp_path):
+    env, fs = s3
+    made, _, _, base = region
+    fs.put(str(made.landuse), f"{BUCKET}/in/landuse.tif")
+    steps = [
+        ["ingest", f"s3://{BUCKET}/in/landuse.tif", "--out", f"s3://{BUCKET}/lu.zarr", "--chunk", "128"],
+        ["zones", str(made.counties), "--like", f"s3://{BUCKET}/lu.zarr", "--id-field", "county", "--out", f"s3://{BUCKET}/z.zarr"],
+        ["supply", "--landuse", f"s3://{BUCKET}/lu.zarr", "--zones", f"s3://{BUCKET}/z.zarr", "--pools", str(made.pools), "--out", "out"],
+    ]
+    for step in steps:
+        # Worker processes: every task that reads or writes the bucket is pickled to another process.
+        done = _cli([*step, "--scheduler", "processes"], env, tmp_path)
+        assert done.returncode == 0, done.stderr
+    _same_tables(tmp_path / "out", base / "local")
+    keys = _keys(fs)
+    assert f"{BUCKET}/lu.zarr/landuse/c/4/3" in keys and f"{BUCKET}/z.zarr/zarr.json" in keys
+    assert not [k for k in keys if ".tmp-" in k], "staging objects left behind"
+    # The stores read back equal the local ones, pixel for pixel, with the code counts recorded.
+    local, there = open_store(base / "lu.zarr"), open_store(f"s3://{BUCKET}/lu.zarr")
+    assert np.array_equal(local.data.compute(), there.data.compute())
+    assert there.attrs["code_counts"] == local.attrs["code_counts"] and there.grid == local.grid
+    # Ingest again: up to date (the ETag and size of the source), nothing rewritten.
+    again = _cli(steps[0], env, tmp_path)
+    assert again.returncode == 0 and "up to date" in again.stderr, again.stderr
+
+
+def test_a_cog_over_http_is_read_by_range_requests_and_gives_the_same_tables(http, region, tmp_path):
+    made, cog, lu, base = region
+    url = f"{http}/{cog.name}"
+    store = ingest(url, tmp_path / "lu.zarr", chunk=128, scheduler="threads")
+    assert np.array_equal(open_store(store).data.compute(), open_store(lu).data.compute())
+    assert _RangeHandler.ranges, "GDAL read the COG without range requests"
+    zones = rasterize_zones(made.counties, like=store, id_field="county", out=tmp_path / "z.zarr", scheduler="threads")
+    supply(store, zones, made.pools, out=tmp_path / "out", scheduler="threads")
+    _same_tables(tmp_path / "out", base / "local")
+
+
+def test_a_missing_http_raster_is_bad_input_naming_the_url(http, tmp_path):
+    with pytest.raises(InputError, match=re.escape(f"{http}/nothing.tif")):
+        ingest(f"{http}/nothing.tif", tmp_path / "lu.zarr", scheduler="threads")
+    assert not (tmp_path / "lu.zarr").exists()
+
+
+def test_unreachable_endpoint_is_an_infrastructure_error_naming_the_url(s3, region, tmp_path):
+    env, _ = s3
+    made, _, _, _ = region
+    closed = {**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    done = _cli(["ingest", f"s3://{BUCKET}/in/landuse.tif", "--out", str(tmp_path / "lu.zarr")], closed, tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert f"s3://{BUCKET}/in/landuse.tif: could not reach http://127.0.0.1:9" in done.stderr and "Traceback" not in done.stderr
+    done = _cli(["ingest", str(made.landuse), "--out", f"s3://{BUCKET}/never.zarr"], closed, tmp_path)
+    assert done.returncode == 1 and f"s3://{BUCKET}/never.zarr: could not reach" in done.stderr, done.stderr
+
+
+def test_missing_credentials_are_bad_input_naming_the_url_and_the_variables(s3, region, tmp_path):
+    env, fs = s3
+    made, _, _, _ = region
+    anonymous = {key: value for key, value in env.items() if not key.startswith("AWS_ACCESS_KEY") and not key.startswith("AWS_SECRET")}
+    clean = {key: value for key, value in os.environ.items() if key not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    done = subprocess.run([*CLI, "ingest", str(made.landuse), "--out", f"s3://{BUCKET}/nocreds.zarr", "--no-progress"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**clean, **anonymous})
+    assert done.returncode == 2, done.stderr
+    assert f"s3://{BUCKET}/nocreds.zarr: no credentials" in done.stderr and "AWS_ACCESS_KEY_ID" in done.stderr
+    assert not [k for k in _keys(fs) if "nocreds" in k]
+
+
+def test_a_missing_bucket_is_bad_input_and_nothing_is_written(s3, region, tmp_path):
+    env, fs = s3
+    made, _, _, _ = region
+    done = _cli(["ingest", "s3://no-such-bucket/lu.tif", "--out", str(tmp_path / "lu.zarr")], env, tmp_path)
+    assert done.returncode == 2 and "s3://no-such-bucket/lu.tif: the bucket 'no-such-bucket' does not exist" in done.stderr, done.stderr
+    assert not (tmp_path / "lu.zarr").exists()
+    done = _cli(["ingest", str(made.landuse), "--out", "s3://no-such-bucket/lu.zarr"], env, tmp_path)
+    assert done.returncode == 2 and "bucket 'no-such-bucket' does not exist" in done.stderr, done.stderr
+    done = _cli(["supply", "--landuse", f"s3://{BUCKET}/absent.zarr", "--zones", f"s3://{BUCKET}/absent.zarr", "--pools", str(made.pools),
+                 "--out", "out"], env, tmp_path)
+    assert done.returncode == 2 and f"s3://{BUCKET}/absent.zarr: no such store" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_write_leaves_no_store_and_keeps_the_old_one(s3, region, monkeypatch):
+    _, fs = s3
+    made, _, _, _ = region
+    url = f"s3://{BUCKET}/kept.zarr"
+    ingest(made.landuse, url, chunk=128, scheduler="synchronous")
+    before = {k: fs.cat_file(k) for k in _keys(fs, f"{BUCKET}/kept.zarr")}
+    real = remote.put_bytes
+    calls = []
+
+    def failing(target: str, payload: bytes) -> None:
+        calls.append(target)
+        if len(calls) == 7:
+            raise OSError("disk on fire")
+        real(target, payload)
+
+    monkeypatch.setattr(remote, "put_bytes", failing)
+    with pytest.raises(OSError, match="disk on fire"):
+        ingest(made.landuse, url, chunk=128, force=True, scheduler="synchronous")
+    calls.clear()
+    with pytest.raises(OSError, match="disk on fire"):
+        ingest(made.landuse, f"s3://{BUCKET}/fresh.zarr", chunk=128, scheduler="synchronous")
+    keys = _keys(fs)
+    assert not [k for k in keys if ".tmp-" in k or "fresh.zarr" in k], keys
+    assert {k: fs.cat_file(k) for k in _keys(fs, f"{BUCKET}/kept.zarr")} == before
+
+
+def test_a_prefix_of_other_objects_is_not_replaced(s3, region):
+    _, fs = s3
+    made, _, _, _ = region
+    fs.pipe_file(f"{BUCKET}/folder/notes.txt", b"keep me")
+    with pytest.raises(InputError, match="not a Zarr store; carbonscape will not replace it"):
+        ingest(made.landuse, f"s3://{BUCKET}/folder", scheduler="synchronous")
+    assert fs.cat_file(f"{BUCKET}/folder/notes.txt") == b"keep me"
+
+
+def test_gdal_options_translate_the_aws_endpoint(monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    assert remote.gdal_options() | {} == {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "AWS_S3_ENDPOINT": "127.0.0.1:9000",
+                                          "AWS_HTTPS": "NO", "AWS_VIRTUAL_HOSTING": "FALSE"}
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "https://minio.example.org")
+    assert remote.gdal_options()["AWS_S3_ENDPOINT"] == "minio.example.org" and remote.gdal_options()["AWS_HTTPS"] == "YES"
+    assert isinstance(StorageError("x"), Exception)
