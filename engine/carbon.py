@@ -224,6 +224,7 @@ def supply_tables(
         "lucode": np.asarray(pools.codes)[kk.ravel()],
         "pixels": class_counts.ravel(),
         "supply_t": supply.ravel(),
+        "area_ha": class_area_ha.ravel(),  # true area: the table the density Monte Carlo draws over
     })
     by_county_class = by_county_class[by_county_class["pixels"] > 0].reset_index(drop=True)
     area_per_class = class_area_ha.sum(axis=0)

@@ -59,7 +59,7 @@ def test_hand_computed_5x5(tmp, five_by_five):
     written = pd.read_csv(tmp / "out" / "supply_by_county.csv")
     assert list(written.columns) == ["county", "supply_t", "share_pct", "pixels", "area_km2"]
     assert list(pd.read_csv(tmp / "out" / "supply_by_class.csv").columns) == ["lucode", "name", "supply_t", "share_pct", "pixels", "area_ha"]
-    assert list(pd.read_csv(tmp / "out" / "supply_by_county_class.csv").columns) == ["county", "lucode", "pixels", "supply_t"]
+    assert list(pd.read_csv(tmp / "out" / "supply_by_county_class.csv").columns) == ["county", "lucode", "pixels", "supply_t", "area_ha"]
 
 
 def test_pixel_maps_follow_invest_formula(tmp, five_by_five):
