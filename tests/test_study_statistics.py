@@ -166,3 +166,9 @@ def test_check_refuses_statistics_on_too_few_counties(tmp_path):
     path.write_text(text, encoding="utf-8")
     problems = check_study(path)
     assert any("[statistics] enabled = true needs at least 5 counties" in p and "has 3" in p for p in problems), problems
+
+
+def test_the_result_names_the_files_where_they_ended_up(study_dir, result):
+    out = (study_dir / "results").absolute()
+    assert result.statistics.files["moran"] == out / "moran.csv" and result.uncertainty.files["uncertainty"] == out / "uncertainty_by_county.csv"
+    assert result.files["lisa"].exists() and result.files["uncertainty"].exists()

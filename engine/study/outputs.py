@@ -314,6 +314,9 @@ def relocate_result(result: StudyResult, old: Path, new: Path) -> StudyResult:
     result.out = new
     result.files = relocate(result.files, old, new)
     result.supply.files = relocate(result.supply.files, old, new)
+    for part in (result.statistics, result.uncertainty):
+        if part is not None:
+            part.files = relocate(part.files, old, new)
     return result
 
 
