@@ -172,3 +172,19 @@ def test_the_result_names_the_files_where_they_ended_up(study_dir, result):
     out = (study_dir / "results").absolute()
     assert result.statistics.files["moran"] == out / "moran.csv" and result.uncertainty.files["uncertainty"] == out / "uncertainty_by_county.csv"
     assert result.files["lisa"].exists() and result.files["uncertainty"].exists()
+
+
+def test_the_command_line_flags_set_the_draws_and_the_statistics(study_dir):
+    from carbonscape.cli.main import cli
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    out = study_dir / "cli_out"
+    done = runner.invoke(cli, ["run", str(study_dir / "study.toml"), "--out", str(out), "--no-maps", "--no-statistics",
+                               "--draws", "50", "--seed", "4", "--scheduler", "threads"])
+    assert done.exit_code == 0, done.output
+    assert "50 draws" in done.output and "moran" not in done.output
+    assert not (out / "moran.csv").exists() and (out / "uncertainty_by_county.csv").exists()
+    assert json.loads((out / "run.json").read_text())["uncertainty"]["seed"] == 4
+    bad = runner.invoke(cli, ["run", str(study_dir / "study.toml"), "--out", str(study_dir / "bad_out"), "--draws", "5"])
+    assert bad.exit_code == 2 and "[uncertainty] `draws` must be an integer >= 20, not 5" in bad.output, bad.output

@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -41,6 +42,7 @@ def run_study(
     maps: bool | None = None,
     report: bool | None = None,
     overwrite: bool = False,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> StudyResult:
     """Run a whole study and write its outputs, all or nothing.
 
@@ -62,6 +64,9 @@ def run_study(
     overwrite
         Replace an ``out`` that holds files carbonscape did not write or another study's
         results (a rerun of the same study always replaces its own results).
+    settings
+        ``{section: {key: value}}`` put over the study file's settings (None values are left
+        out), e.g. ``{"uncertainty": {"draws": 10000}}``; checked like the file's own.
 
     Returns
     -------
@@ -74,6 +79,8 @@ def run_study(
     InputError
         When ``out`` holds other files or another study's results and ``overwrite`` is not set.
     """
+    if settings:
+        study = with_settings(study, settings)
     # The same check as `carbonscape check`, before any compute: settings and inputs, all at once.
     problems, checked, inputs = checked_inputs(study, out=out, scan=False, folder=False)
     if problems or checked is None:
@@ -239,3 +246,38 @@ def _uncertainty(study: Study, spreads: Any, supply_result: Any, ratio_zones: pd
         edges=zoning_info["edges"], zones=[(zone.key, zone.classes) for zone in scheme.zones],
         draws=study.setting("uncertainty", "draws", DEFAULT_DRAWS), seed=study.setting("uncertainty", "seed", DEFAULT_SEED),
     )
+
+
+def with_settings(study: Study | str | os.PathLike[str], settings: Mapping[str, Mapping[str, Any]]) -> Study:
+    """The study with ``settings`` put over its file's (the command line's flags), each checked
+    against the settings table and its section's rules.
+
+    Raises
+    ------
+    StudyError
+        A problem of the file, or of a value given here, naming the setting.
+    """
+    from carbonscape.study.file import load_study
+    from carbonscape.study.settings import RULES, SETTINGS, _convert
+
+    base = study if isinstance(study, Study) else load_study(study)
+    values = {section: dict(table) for section, table in base.values.items()}
+    problems: list[str] = []
+    for section, table in settings.items():
+        for key, value in table.items():
+            if value is None:
+                continue
+            row = next((s for s in SETTINGS if s.section == section and s.key == key), None)
+            if row is None:
+                raise ValueError(f"[{section}] {key} is not a study setting")
+            converted, problem = _convert(row, value, folder=base.folder)
+            if problem:
+                problems.append(problem)
+            else:
+                values.setdefault(section, {})[key] = converted
+    for rule in RULES:
+        if rule.section in settings:
+            problems.extend(rule.check(values.get(rule.section, {}), frozenset(values.get(rule.section, {}))))
+    if problems:
+        raise StudyError(problems, path=str(base.path))
+    return Study.from_values(base.path, values, base.raw)
