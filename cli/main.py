@@ -367,8 +367,14 @@ def _print_study_summary(result: Any) -> None:
     zones = carbonscape.zone_groups(result.ratio_zones)
     if zones:
         click.echo("zones    " + "; ".join(f"{group.zone}: {len(group.counties)}" for group in zones))
+    if getattr(result, "statistics", None) is not None:
+        moran = result.statistics.moran.set_index("variable")
+        click.echo("moran    " + "; ".join(f"{name} I = {row['I']:.3f} (p = {row['p_sim']:.3g})" for name, row in moran.iterrows()))
+    if getattr(result, "uncertainty", None) is not None:
+        info = result.uncertainty.info
+        click.echo(f"density uncertainty  {info['draws']:,} draws ({info['distribution']}), seed {info['seed']}")
     click.echo(f"outputs  {result.out}")
-    for name in ("report", "ratio_zones", "counties", "run"):
+    for name in ("report", "ratio_zones", "counties", "run", "moran", "lisa", "hotspots", "uncertainty"):
         if name in result.files:
             click.echo(f"  {name}: {result.files[name]}")
 
@@ -378,13 +384,17 @@ def _print_study_summary(result: Any) -> None:
 @click.option("--out", "-o", type=click.Path(file_okay=False), default=None, help="Output folder (default: as the study file says).")
 @click.option("--maps/--no-maps", default=None, help="Draw the maps (default: as the study file says).")
 @click.option("--report/--no-report", default=None, help="Write report.html (default: as the study file says).")
+@click.option("--statistics/--no-statistics", default=None,
+              help="Moran's I, LISA and Gi* ([statistics] enabled; default: as the study file says, else with 5+ counties).")
+@click.option("--draws", type=int, default=None, help="Monte Carlo draws of the densities ([uncertainty] draws).")
+@click.option("--seed", type=int, default=None, help="Seed of the Monte Carlo draws ([uncertainty] seed).")
 @overwrite_option
 @scheduler_option
 @progress_option
 @click.pass_context
 @_handle_errors
-def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | None, report: bool | None, overwrite: bool,
-                scheduler: str | None, progress: bool | None) -> None:
+def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | None, report: bool | None, statistics: bool | None,
+                draws: int | None, seed: int | None, overwrite: bool, scheduler: str | None, progress: bool | None) -> None:
     """Run a whole study from its TOML file: supply, demand, ratio, zones, maps and report.
 
     Stores that are already up to date are reused. The results appear all at once: a failed or
@@ -394,8 +404,9 @@ def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | No
     Example:
         carbonscape run study.toml --out results
     """
+    flags = {"statistics": {"enabled": statistics}, "uncertainty": {"draws": draws, "seed": seed}}
     result = carbonscape.run_study(study, out=out, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps, report=report,
-                                   overwrite=overwrite)
+                                   overwrite=overwrite, settings=flags)
     if not ctx.find_root().obj.get("quiet"):
         _print_study_summary(result)
 

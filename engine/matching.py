@@ -20,7 +20,7 @@ Formulas (S = supply density, D = demand density of unit i; max, mean, sd over a
   ``U1 + U2 = 0``), ``T = α·U1 + β·U2`` (comprehensive index, ``α + β = 1``, 0.5 each by default),
   ``ccd = √(C·T)``.
 
-Under the ratio's ``"paper"`` units S is t C/km² and D t CO2/km², and the balance subtracts one from
+Under the ratio's ``"co2_per_c"`` units S is t C/km² and D t CO2/km², and the balance subtracts one from
 the other exactly as the ratio divides them; use ``units = "carbon"`` for a balance in t C/km².
 """
 

@@ -26,7 +26,7 @@ from carbonscape.maps import DPI, FORMATS, NO_VALUE, add_north_arrow, add_scale_
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import TwoSlopeNorm
+from matplotlib.colors import TwoSlopeNorm, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -87,7 +87,9 @@ def _categorical(ax: Any, gdf: gpd.GeoDataFrame, labels: pd.Series, colours: Map
     """Fill units by category; units without one (left out of the statistic) in the no-value grey;
     a legend of the categories present, with their unit counts."""
     values = labels.reindex(gdf.index)
-    fill = [colours.get(v, NO_VALUE) if isinstance(v, str) else NO_VALUE for v in values]
+    # One colour form (RGBA) for every unit: a mix of hex texts and tuples cannot be laid out as
+    # one array when geopandas repeats colours over the parts of multipolygons.
+    fill = [to_rgba(colours[v]) if isinstance(v, str) and v in colours else to_rgba(NO_VALUE) for v in values]
     gdf.plot(ax=ax, color=fill, edgecolor="#8c8c8c", linewidth=_edge_width(len(gdf)))
     counts = values.value_counts()
     handles = [Patch(facecolor=colours[key], edgecolor="#8c8c8c", linewidth=0.3, label=f"{names.get(key, key)} ({int(counts[key]):,})")

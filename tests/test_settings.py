@@ -111,18 +111,18 @@ def test_the_template_is_the_settings_table_and_reads_back_without_a_settings_pr
 
 def test_adding_a_setting_is_one_row(tmp_path, monkeypatch):
     """A new row is parsed, checked, defaulted, templated and documented with no other edit."""
-    row = Setting("uncertainty", "draws", "int", 1000, "Monte Carlo draws", minimum=10)
+    row = Setting("experiment", "draws", "int", 1000, "Monte Carlo draws", minimum=10)
     monkeypatch.setattr(settings, "SETTINGS", (*SETTINGS, row))
     path = make_study(tmp_path)
-    assert load_study(path).setting("uncertainty", "draws") == 1000
-    _edit(path, "[zoning]", "[uncertainty]\ndraws = 500\n[zoning]")
-    assert load_study(path).setting("uncertainty", "draws") == 500
+    assert load_study(path).setting("experiment", "draws") == 1000
+    _edit(path, "[zoning]", "[experiment]\ndraws = 500\n[zoning]")
+    assert load_study(path).setting("experiment", "draws") == 500
     _edit(path, "draws = 500", "draws = 5")
     (problem,) = check_study(path)
-    assert problem.endswith(f"line {_line_of(path, 'draws = 5')}: [uncertainty] `draws` must be an integer >= 10, not 5"), problem
+    assert problem.endswith(f"line {_line_of(path, 'draws = 5')}: [experiment] `draws` must be an integer >= 10, not 5"), problem
     _edit(path, "draws = 5", "draw = 500")
     assert "did you mean `draws`?" in check_study(path)[0]
-    assert "[uncertainty]\ndraws = 1000" in template() and "| `draws` |" in reference()
+    assert "[experiment]\ndraws = 1000" in template() and "| `draws` |" in reference()
 
 
 def test_a_sub_table_section_is_a_row_with_a_dotted_section(tmp_path, monkeypatch):

@@ -63,3 +63,13 @@ def test_matching_and_stability_maps(tmp_path: Path) -> None:
     stability = pd.DataFrame({"p_zone_a": np.linspace(0, 1, 9), "p_zone_b": 1 - np.linspace(0, 1, 9)}, index=units.index)
     (path,) = draw_zone_stability(units, stability, pd.Series(["a"] * 9, index=units.index), tmp_path)
     assert path.exists() and path.stat().st_size > 10_000
+
+
+def test_units_without_a_value_beside_multipolygons(tmp_path: Path) -> None:
+    """A unit left out of a statistic (no value) on a map whose units include multipolygons."""
+    units = lattice()
+    units.loc["u0", "geometry"] = shapely.MultiPolygon([shapely.box(0, 2000, 400, 3000), shapely.box(600, 2000, 1000, 3000)])
+    lisa = pd.DataFrame({"county": list(units.index[1:]), "variable": "ratio", "local_i": 0.0, "p_sim": 0.5,
+                         "cluster": ["HH"] + ["not significant"] * 7})
+    (path,) = draw_lisa_clusters(units, lisa, tmp_path, alpha=0.05)
+    assert share_of(path, CLUSTER_COLOURS["HH"]) > 0.005

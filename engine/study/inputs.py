@@ -22,6 +22,7 @@ from carbonscape.grid import Grid
 from carbonscape.io import LANDUSE_VARIABLE, source_fingerprint, store_is_current
 from carbonscape.rasterize import read_polygons
 from carbonscape.study.file import Study
+from carbonscape.uncertainty import PoolSpreads
 
 __all__ = ["Inputs", "RasterInfo", "check_report", "check_study", "describe", "load_inputs", "scan_codes"]
 
@@ -50,6 +51,7 @@ class Inputs:
     rasters: list[RasterInfo] = field(default_factory=list)
     coverage: pd.Series | None = None  # share of each county's area inside the rasters' footprint
     pixels: pd.Series | None = None  # about how many pixels each county holds (its area over a pixel's)
+    spreads: PoolSpreads | None = None  # the pools' density spreads, when the table gives them
 
 
 def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan: bool = True) -> tuple[Inputs, list[str]]:
@@ -103,6 +105,7 @@ def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan
             inputs.pools = read_pools(study.pools)
         except InputError as exc:
             problems.append(f"pools: {exc}")
+        problems.extend(_spreads_problems(study, inputs))
     if rasters_ok and inputs.pools is not None:
         counts = _store_codes(study, out=out)
         if counts is None and scan:
@@ -262,6 +265,51 @@ def describe(study: Study, inputs: Inputs) -> list[str]:
     lines.append(f"zoning     {zoning.method}, k = {zoning.k}, scheme {zoning.scheme if isinstance(zoning.scheme, str) else 'custom'}; "
                  f"ratio units {study.ratio_units}")
     return lines
+    zoning = study.zoning
+    polygons = inputs.polygons
+    if polygons is not None and zoning.k is not None and zoning.method in ("jenks", "quantile") and zoning.k > len(polygons):
+        name = study.counties.name if study.counties is not None else "the counties file"
+        problems.append(
+            f"[zoning] k = {zoning.k} {zoning.method} classes need at least {zoning.k} counties with distinct "
+            f"ratios, and {name} has {len(polygons)}; use k <= {len(polygons)}"
+        )
+    problems.extend(_statistics_problems(study, inputs))
+    return inputs, problems
+
+
+def _spreads_problems(study: Study, inputs: Inputs) -> list[str]:
+    """Read the pools' spreads for ``[uncertainty]``; bad spreads, or none when asked for, are problems."""
+    from carbonscape.uncertainty import read_spreads
+
+    if inputs.pools is None or study.pools is None:
+        return []
+    enabled = study.setting("uncertainty", "enabled")
+    if enabled is False:
+        return []
+    try:
+        inputs.spreads = read_spreads(study.pools)
+    except InputError as exc:
+        return [f"pools: {exc}"]
+    if inputs.spreads is None and enabled:
+        return [f"[uncertainty] enabled = true, but the pools table {study.pools} gives no spreads: add c_above_sd, c_below_sd, "
+                "c_soil_sd, c_dead_sd (or c_<pool>_min and c_<pool>_max) columns in t/ha, or set enabled = false"]
+    if inputs.spreads is not None:
+        missing = sorted(set(inputs.pools.codes) - set(inputs.spreads.codes))
+        if missing:
+            return [f"pools: {study.pools}: land-use code(s) {missing} have densities but no spreads"]
+    return []
+
+
+def _statistics_problems(study: Study, inputs: Inputs) -> list[str]:
+    """Too few counties for spatial statistics that the study asks for."""
+    from carbonscape.spatial import MIN_UNITS
+
+    if study.setting("statistics", "enabled") is not True or inputs.polygons is None:
+        return []
+    if len(inputs.polygons) < MIN_UNITS:
+        return [f"[statistics] enabled = true needs at least {MIN_UNITS} counties, and {study.counties} has {len(inputs.polygons)}; "
+                "set [statistics] enabled = false (or leave it out: statistics then run only when there are enough counties)"]
+    return []
 
 
 def _key_mismatches(polygon_keys: pd.Series, table_keys: pd.Index, study: Study) -> list[str]:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 DEMAND_COLUMNS = ["population", "area_km2", "density_per_km2", "demand_t_per_km2", "share_pct", "pixel_area_km2", "emissions_t"]
 RATIO_COLUMNS = ["supply_t", "supply_t_per_km2", "demand_t_per_km2", "ratio", "ratio_infinite", "class", "zone", "zone_en", "demand_unit"]
+# The supply–demand matching indices (carbonscape.matching.COLUMNS) follow the ratio's columns.
+MATCHING_COLUMNS = ["balance", "esdr", "z_supply", "z_demand", "quadrant", "coupling", "ccd"]
 
 
 def _write_csv(frame: pd.DataFrame, path: Path, *, index: bool = False) -> Path:
@@ -41,7 +43,9 @@ def units(ratio_units: str) -> dict[str, Any]:
         "supply_t": "t C",
         "supply_t_per_km2": "t C/km²",
         "demand_by_county.csv": {"demand_t_per_km2": DEMAND_UNITS["co2_per_c"], "emissions_t": "t CO2"},
-        "ratio_zones.csv": {"demand_t_per_km2": DEMAND_UNITS[ratio_units]},
+        "ratio_zones.csv": {"demand_t_per_km2": DEMAND_UNITS[ratio_units],
+                            "balance": f"t C/km² − {DEMAND_UNITS[ratio_units]} (supply density − demand density)",
+                            "esdr": "dimensionless, −2..2", "ccd": "dimensionless, 0..1"},
         "totals": {"sum_of_county_densities_t_per_km2": "t CO2/km²", "regional_density_t_per_km2": "t CO2/km²", "total_demand_t": "t CO2"},
         "counties.gpkg": {
             "supply_t": "t C", "supply_t_c_per_km2": "t C/km²", "emissions_t_co2": "t CO2", "demand_t_co2_per_km2": "t CO2/km²",
@@ -61,8 +65,12 @@ def write_outputs(result: StudyResult, out: Path, *, id_field: str, per_capita_t
     demand_out["demand_unit"] = DEMAND_UNITS["co2_per_c"]  # demand itself is always t CO2/km²
     files["demand_by_county"] = _write_csv(demand_out, out / "demand_by_county.csv")
     files["demand_totals"] = _write_csv(demand_totals_table(demand, per_capita_t=per_capita_t), out / "demand_totals.csv")
-    ratio_out = result.ratio_zones[[c for c in RATIO_COLUMNS if c in result.ratio_zones.columns]].reset_index()
+    ratio_out = result.ratio_zones[[c for c in (*RATIO_COLUMNS, *MATCHING_COLUMNS) if c in result.ratio_zones.columns]].reset_index()
     files["ratio_zones"] = _write_csv(ratio_out, out / "ratio_zones.csv")
+    if result.statistics is not None:
+        files.update(result.statistics.write(out))
+    if result.uncertainty is not None:
+        files["uncertainty"] = result.uncertainty.write(out)
     if result.polygons is not None:
         files["counties"] = _write_counties(result, out=out, id_field=id_field)
     result.files.update(files)
@@ -128,6 +136,8 @@ def draw_outputs(result: StudyResult, *, maps: bool = True, report: bool = True,
 
         clock = time.perf_counter()
         for path in draw_maps(result):
+            result.files[f"map:{path.stem}"] = path
+        for path in _draw_statistics(result):
             result.files[f"map:{path.stem}"] = path
         timings["maps"] = round(time.perf_counter() - clock, 3)
     if report:
@@ -304,4 +314,30 @@ def relocate_result(result: StudyResult, old: Path, new: Path) -> StudyResult:
     result.out = new
     result.files = relocate(result.files, old, new)
     result.supply.files = relocate(result.supply.files, old, new)
+    for part in (result.statistics, result.uncertainty):
+        if part is not None:
+            part.files = relocate(part.files, old, new)
     return result
+
+
+def _draw_statistics(result: StudyResult) -> list[Any]:
+    """The maps of matching, spatial statistics and zone stability, from the result in memory."""
+    id_field = result.run_info.get("study", {}).get("id_field")
+    if result.polygons is None or id_field not in result.polygons.columns:
+        return []
+    from carbonscape import statmaps
+
+    units = result.polygons.set_index(result.polygons[id_field].astype(str))
+    folder = result.out / "maps"
+    written: list[Any] = []
+    if "quadrant" in result.ratio_zones.columns and len(result.ratio_zones):
+        demand_unit = str(result.ratio_zones["demand_unit"].iloc[0]) if "demand_unit" in result.ratio_zones.columns else "t/km²"
+        label = "t C/km²" if demand_unit == "t C/km²" else f"t C/km² − {demand_unit}"
+        written += statmaps.draw_matching(units, result.ratio_zones, folder, unit_label=label)
+    if result.statistics is not None:
+        alpha = result.statistics.settings.alpha
+        written += statmaps.draw_lisa_clusters(units, result.statistics.lisa, folder, alpha=alpha)
+        written += statmaps.draw_hotspots(units, result.statistics.hotspots, folder, alpha=alpha)
+    if result.uncertainty is not None and "zone_key" in result.ratio_zones.columns:
+        written += statmaps.draw_zone_stability(units, result.uncertainty.by_unit, result.ratio_zones["zone_key"], folder)
+    return written

@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
 from datetime import UTC, datetime
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 from carbonscape.carbon import supply
@@ -17,6 +20,7 @@ from carbonscape.cluster import executor, scheduler_from_settings
 from carbonscape.demand import demand_by_county, demand_totals
 from carbonscape.errors import InputError, StudyError
 from carbonscape.io import ingest
+from carbonscape.matching import matching_indices
 from carbonscape.rasterize import geodesic_areas_km2, rasterize_zones
 from carbonscape.ratio import supply_demand_ratio
 from carbonscape.study.file import Study
@@ -38,6 +42,7 @@ def run_study(
     maps: bool | None = None,
     report: bool | None = None,
     overwrite: bool = False,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> StudyResult:
     """Run a whole study and write its outputs, all or nothing.
 
@@ -59,6 +64,9 @@ def run_study(
     overwrite
         Replace an ``out`` that holds files carbonscape did not write or another study's
         results (a rerun of the same study always replaces its own results).
+    settings
+        ``{section: {key: value}}`` put over the study file's settings (None values are left
+        out), e.g. ``{"uncertainty": {"draws": 10000}}``; checked like the file's own.
 
     Returns
     -------
@@ -71,6 +79,8 @@ def run_study(
     InputError
         When ``out`` holds other files or another study's results and ``overwrite`` is not set.
     """
+    if settings:
+        study = with_settings(study, settings)
     # The same check as `carbonscape check`, before any compute: settings and inputs, all at once.
     problems, checked, inputs = checked_inputs(study, out=out, scan=False, folder=False)
     if problems or checked is None:
@@ -151,6 +161,11 @@ def compute_study(
     ratio_zones = pd.concat([ratio, zones_frame], axis=1)
     ratio_zones.index.name = "county"
     timings.lap("ratio_zoning")
+    ratio_zones = pd.concat([ratio_zones, matching_indices(ratio_zones, alpha=study.setting("matching", "supply_weight", 0.5),
+                                                            beta=study.setting("matching", "demand_weight", 0.5))], axis=1)
+    statistics = _spatial_statistics(study, polygons, ratio_zones)
+    uncertainty = _uncertainty(study, inputs.spreads, supply_result, ratio_zones, zoning_info)
+    timings.lap("statistics")
 
     totals = {
         "supply_t": supply_result.total_t,
@@ -185,7 +200,86 @@ def compute_study(
     if final is not None:
         run_info = relocate(run_info, work, final)
     result = StudyResult(landuse_maps=maps_result, out=out_dir, supply=supply_result, demand=demand, ratio_zones=ratio_zones, zoning=zoning_info,
-                         totals=totals, run_info=run_info, files=dict(supply_result.files), polygons=polygons)
+                         totals=totals, run_info=run_info, files=dict(supply_result.files), polygons=polygons,
+                         statistics=statistics, uncertainty=uncertainty)
+    if statistics is not None:
+        run_info["statistics"] = {**asdict(statistics.settings), "islands": statistics.islands}
+    if uncertainty is not None:
+        run_info["uncertainty"] = jsonable(uncertainty.info)
     write_outputs(result, out_dir, id_field=study.id_field, per_capita_t=per_capita_t)
     draw_outputs(result, maps=study.maps if maps is None else maps, report=study.report if report is None else report, title=study.name)
     return result
+
+
+def _spatial_statistics(study: Study, polygons: Any, ratio_zones: pd.DataFrame) -> Any:
+    """Moran's I, LISA and Gi* of the counties (``[statistics]``): always when enabled = true (check
+    refused too few counties), by default when there are enough counties, never when false."""
+    from carbonscape.spatial import MIN_UNITS, SpatialSettings, spatial_statistics
+
+    enabled = study.setting("statistics", "enabled")
+    if enabled is False or polygons is None:
+        return None
+    if enabled is None and len(polygons) < MIN_UNITS:
+        log.info("spatial statistics left out: %d counties, fewer than %d", len(polygons), MIN_UNITS)
+        return None
+    settings = SpatialSettings(
+        weights=study.setting("statistics", "weights", "queen"), permutations=study.setting("statistics", "permutations", 999),
+        seed=study.setting("statistics", "seed", 12345), alpha=study.setting("statistics", "alpha", 0.05),
+    )
+    units = polygons.set_index(polygons[study.id_field].astype(str).rename("county"))
+    return spatial_statistics(units, ratio_zones, settings=settings)
+
+
+def _uncertainty(study: Study, spreads: Any, supply_result: Any, ratio_zones: pd.DataFrame, zoning_info: dict[str, Any]) -> Any:
+    """Monte Carlo of the densities (``[uncertainty]``) when the pools table gives spreads."""
+    from carbonscape.uncertainty import DEFAULT_DRAWS, DEFAULT_SEED, supply_uncertainty
+    from carbonscape.zoning import get_scheme
+
+    if spreads is None or study.setting("uncertainty", "enabled") is False:
+        return None
+    # supply_by_county_class carries true areas in km²; the Monte Carlo multiplies t/ha densities by hectares.
+    pairs = supply_result.by_county_class.assign(county=supply_result.by_county_class["county"].astype(str),
+                                                 area_ha=supply_result.by_county_class["area_km2"] * 100.0)
+    area_ha = pairs.pivot_table(index="county", columns="lucode", values="area_ha", aggfunc="sum", fill_value=0.0)
+    area_ha = area_ha.reindex(ratio_zones.index, fill_value=0.0)
+    scheme = get_scheme(study.zoning.scheme, k=int(zoning_info["k"]))
+    return supply_uncertainty(
+        area_ha, spreads, area_km2=ratio_zones["area_km2"], demand_t_per_km2=ratio_zones["demand_t_per_km2"],
+        edges=zoning_info["edges"], zones=[(zone.key, zone.classes) for zone in scheme.zones],
+        draws=study.setting("uncertainty", "draws", DEFAULT_DRAWS), seed=study.setting("uncertainty", "seed", DEFAULT_SEED),
+    )
+
+
+def with_settings(study: Study | str | os.PathLike[str], settings: Mapping[str, Mapping[str, Any]]) -> Study:
+    """The study with ``settings`` put over its file's (the command line's flags), each checked
+    against the settings table and its section's rules.
+
+    Raises
+    ------
+    StudyError
+        A problem of the file, or of a value given here, naming the setting.
+    """
+    from carbonscape.study.file import load_study
+    from carbonscape.study.settings import RULES, SETTINGS, _convert
+
+    base = study if isinstance(study, Study) else load_study(study)
+    values = {section: dict(table) for section, table in base.values.items()}
+    problems: list[str] = []
+    for section, table in settings.items():
+        for key, value in table.items():
+            if value is None:
+                continue
+            row = next((s for s in SETTINGS if s.section == section and s.key == key), None)
+            if row is None:
+                raise ValueError(f"[{section}] {key} is not a study setting")
+            converted, problem = _convert(row, value, folder=base.folder)
+            if problem:
+                problems.append(problem)
+            else:
+                values.setdefault(section, {})[key] = converted
+    for rule in RULES:
+        if rule.section in settings:
+            problems.extend(rule.check(values.get(rule.section, {}), frozenset(values.get(rule.section, {}))))
+    if problems:
+        raise StudyError(problems, path=str(base.path))
+    return Study.from_values(base.path, values, base.raw)

@@ -39,6 +39,10 @@ class StudyResult:
         Every file written, by name.
     polygons
         The county polygons as read, with ``county`` (text key) and ``area_km2`` (true area).
+    statistics
+        Moran's I, LISA and Gi* tables (:class:`carbonscape.spatial.SpatialStatistics`), or None.
+    uncertainty
+        Monte Carlo intervals per county (:class:`carbonscape.uncertainty.UncertaintyResult`), or None.
     """
 
     out: Path
@@ -51,3 +55,5 @@ class StudyResult:
     files: dict[str, Path] = field(default_factory=dict)
     polygons: gpd.GeoDataFrame | None = None
     landuse_maps: Any = None  # carbonscape.change.MapsResult of a study with [landuse.maps]
+    statistics: Any = None
+    uncertainty: Any = None

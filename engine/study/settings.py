@@ -124,6 +124,9 @@ SECTIONS: dict[str, str] = {
     "valuation": "InVEST's valuation of the carbon change between maps ([landuse.maps]): price, discount rate, price change.",
     "cluster": "Where the work runs when no --scheduler is given: an address, a scheduler file, or an HPC job queue "
     "(slurm, pbs...) with the size of each worker job (over the dask configuration's jobqueue.<queue>.*).",
+    "matching": "Supply–demand matching indices beside the ratio (balance, ESDR, z-score quadrants, coupling coordination).",
+    "statistics": "Spatial statistics of supply density, demand density and ratio (PySAL: Moran's I, LISA, Getis–Ord Gi*).",
+    "uncertainty": "Monte Carlo of the carbon densities, when the pools table gives spreads (c_above_sd ... or c_above_min/_max ...).",
 }
 
 _ZONING_METHOD_HELP = "jenks (exact Fisher-Jenks), quantile, equal or manual"
@@ -188,6 +191,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cluster", "walltime", "text", None, "time limit of each worker job", example='"01:00:00"', template="comment"),
     Setting("cluster", "timeout", "number", None, "seconds to wait for the first worker (default 300)", positive=True,
             example="900", template="comment"),
+    Setting("matching", "supply_weight", "number", 0.5, "α of the coupling coordination degree's T = α·U1 + β·U2 (α + β = 1)",
+            minimum=0, template="comment"),
+    Setting("matching", "demand_weight", "number", 0.5, "β, the weight of demand in T", minimum=0, template="comment"),
+    Setting("statistics", "enabled", "bool", None, "Moran's I, LISA and Gi* (default: when there are at least 5 counties)",
+            example="true", template="comment"),
+    Setting("statistics", "weights", "text", "queen", 'spatial weights, row-standardised: "queen", "rook" or "knn:<k>"',
+            example='"queen"', template="comment"),
+    Setting("statistics", "permutations", "int", 999, "permutations for the pseudo p-values", minimum=99, template="comment"),
+    Setting("statistics", "seed", "int", 12345, "seed of the permutations (the same seed, the same p-values)", minimum=0, template="comment"),
+    Setting("statistics", "alpha", "number", 0.05, "significance level of LISA clusters and hot spots", positive=True, template="comment"),
+    Setting("uncertainty", "enabled", "bool", None, "Monte Carlo of the densities (default: when the pools table gives spreads)",
+            example="true", template="comment"),
+    Setting("uncertainty", "draws", "int", 1000, "Monte Carlo draws, one density per class and pool each", minimum=20, template="comment"),
+    Setting("uncertainty", "seed", "int", 20250101, "seed of the draws (the same seed, the same file)", minimum=0, template="comment"),
 )
 
 
@@ -242,7 +259,41 @@ def _landuse_maps(values: Mapping[str, Any], keys: frozenset[str]) -> list[str]:
     return maps_problems(values, keys)
 
 
-RULES: tuple[Rule, ...] = (Rule("demand", _demand_sources), Rule("zoning", _zoning_consistent), Rule("landuse", _landuse_maps), Rule("valuation", _valuation))
+def _matching_weights(values: Mapping[str, Any], keys: frozenset[str]) -> list[str]:
+    from carbonscape.errors import InputError
+    from carbonscape.matching import check_weights
+
+    if "supply_weight" not in values or "demand_weight" not in values:
+        return []
+    try:
+        check_weights(values["supply_weight"], values["demand_weight"])
+    except InputError as exc:
+        return [f"[matching] supply_weight and demand_weight: {exc}"]
+    return []
+
+
+def _statistics_settings(values: Mapping[str, Any], keys: frozenset[str]) -> list[str]:
+    from carbonscape.spatial import SpatialSettings, settings_problems
+
+    defaults = SpatialSettings()
+    return settings_problems(values.get("weights", defaults.weights), values.get("permutations", defaults.permutations),
+                             values.get("seed", defaults.seed), values.get("alpha", defaults.alpha))
+
+
+def _uncertainty_settings(values: Mapping[str, Any], keys: frozenset[str]) -> list[str]:
+    from carbonscape.errors import InputError
+    from carbonscape.uncertainty import DEFAULT_DRAWS, DEFAULT_SEED, check_draws
+
+    try:
+        check_draws(values.get("draws", DEFAULT_DRAWS), values.get("seed", DEFAULT_SEED))
+    except InputError as exc:
+        return [str(exc)]
+    return []
+
+
+RULES: tuple[Rule, ...] = (Rule("demand", _demand_sources), Rule("zoning", _zoning_consistent), Rule("landuse", _landuse_maps), Rule("valuation", _valuation),
+                           Rule("matching", _matching_weights),
+                           Rule("statistics", _statistics_settings), Rule("uncertainty", _uncertainty_settings))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,190 @@
+"""A study with matching indices, spatial statistics and density uncertainty, run and checked from its file."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from carbonscape import check_study, run_study
+from carbonscape.matching import matching_indices
+from carbonscape.synthetic import make_region
+from esda.moran import Moran
+from libpysal.weights import Queen
+
+STUDY = """
+[study]
+name = "Second half"
+
+[landuse]
+rasters = ["region/landuse.tif"]
+chunk = 256
+
+[counties]
+path = "region/counties.gpkg"
+id_field = "county"
+
+[pools]
+path = "pools.csv"
+
+[demand]
+table = "population.csv"
+key = "county"
+per_capita_t = 4.0
+
+[zoning]
+method = "jenks"
+k = 3
+scheme = "classes"
+
+[matching]
+supply_weight = 0.6
+demand_weight = 0.4
+
+[statistics]
+permutations = 199
+seed = 3
+
+[uncertainty]
+draws = 300
+seed = 8
+
+[outputs]
+maps = true
+report = false
+"""
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("second_half")
+    region = make_region(base / "region", shape=(400, 380), n_counties=12, seed=5)
+    names = gpd.read_file(region.counties)["county"]
+    rng = np.random.default_rng(1)
+    pd.DataFrame({"county": names, "population": rng.integers(5_000, 90_000, len(names))}).to_csv(base / "population.csv", index=False)
+    pools = pd.read_csv(region.pools)
+    for pool in ("above", "below", "soil", "dead"):
+        pools[f"c_{pool}_sd"] = pools[f"c_{pool}"] * 0.1
+    pools.to_csv(base / "pools.csv", index=False)
+    (base / "study.toml").write_text(STUDY, encoding="utf-8")
+    return base
+
+
+@pytest.fixture(scope="module")
+def result(study_dir):
+    return run_study(study_dir / "study.toml", scheduler="threads")
+
+
+def test_ratio_zones_gain_the_matching_columns(study_dir, result):
+    table = pd.read_csv(study_dir / "results" / "ratio_zones.csv").set_index("county")
+    assert list(table.columns[-7:]) == ["balance", "esdr", "z_supply", "z_demand", "quadrant", "coupling", "ccd"]
+    expected = matching_indices(table, alpha=0.6, beta=0.4)
+    np.testing.assert_allclose(table["ccd"], expected["ccd"], rtol=1e-8)
+    # The CSV keeps 10 significant digits of each density, so their difference is good to ~1e-5 t/km².
+    np.testing.assert_allclose(table["balance"], table["supply_t_per_km2"] - table["demand_t_per_km2"], atol=1e-3)
+    assert set(table["quadrant"]) <= {"HS-HD", "HS-LD", "LS-HD", "LS-LD"}
+
+
+def test_spatial_statistics_of_the_counties_equal_esda(study_dir, result):
+    out = study_dir / "results"
+    moran = pd.read_csv(out / "moran.csv").set_index("variable")
+    counties = gpd.read_file(out / "counties.gpkg").set_index("county")
+    ratio = pd.read_csv(out / "ratio_zones.csv").set_index("county").reindex(counties.index)
+    w = Queen.from_dataframe(counties, use_index=True)
+    w.transform = "R"
+    np.random.seed(3)
+    direct = Moran(ratio["supply_t_per_km2"].to_numpy(), w, permutations=199)
+    assert moran.loc["supply_t_per_km2", "I"] == pytest.approx(direct.I, rel=1e-9)
+    assert moran.loc["supply_t_per_km2", "p_sim"] == pytest.approx(direct.p_sim)
+    lisa = pd.read_csv(out / "lisa.csv")
+    assert set(lisa["county"]) == set(counties.index) and set(lisa["variable"]) == {"supply_t_per_km2", "demand_t_per_km2", "ratio"}
+    assert (out / "hotspots.csv").exists()
+    run = json.loads((out / "run.json").read_text())
+    assert run["statistics"]["permutations"] == 199 and run["statistics"]["weights"] == "queen"
+
+
+def test_uncertainty_by_county(study_dir, result):
+    out = study_dir / "results"
+    table = pd.read_csv(out / "uncertainty_by_county.csv").set_index("county")
+    ratio = pd.read_csv(out / "ratio_zones.csv").set_index("county")
+    assert list(table.columns[:6]) == ["supply_t_mean", "supply_t_sd", "supply_t_p05", "supply_t_p95", "ratio_p05", "ratio_p95"]
+    assert set(table.index) == set(ratio.index)
+    # 10 % sd on every pool: the point supply lies inside the 5–95 % interval, the mean within 4 standard errors.
+    supply = ratio["supply_t"].reindex(table.index)
+    assert ((table["supply_t_p05"] < supply) & (supply < table["supply_t_p95"])).all()
+    assert (np.abs(table["supply_t_mean"] - supply) < 4 * table["supply_t_sd"] / np.sqrt(300)).all()
+    zones = [c for c in table.columns if c.startswith("p_zone_")]
+    assert zones == ["p_zone_class_3", "p_zone_class_2", "p_zone_class_1"] or set(zones) == {"p_zone_class_1", "p_zone_class_2", "p_zone_class_3"}
+    np.testing.assert_allclose(table[zones].sum(axis=1), 1.0)
+    assert json.loads((out / "run.json").read_text())["uncertainty"]["draws"] == 300
+
+
+def test_the_maps_of_the_second_half_are_drawn(study_dir, result):
+    maps = study_dir / "results" / "maps"
+    for stem in ("matching_quadrants", "matching_balance", "lisa_clusters", "hotspots", "zone_stability"):
+        assert (maps / f"{stem}.png").stat().st_size > 10_000, stem
+
+
+def _problems(study_dir, text: str, old: str, new: str, tmp_name: str = "bad.toml") -> list[str]:
+    path = study_dir / tmp_name
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return check_study(path)
+
+
+def test_check_finds_bad_second_half_settings(study_dir):
+    problems = _problems(study_dir, STUDY, "supply_weight = 0.6", "supply_weight = 0.9")
+    assert any("[matching]" in p and "sum to 1" in p for p in problems), problems
+    problems = _problems(study_dir, STUDY, "permutations = 199", 'permutations = 199\nweights = "distance"')
+    assert any("[statistics] weights 'distance'" in p and "queen" in p for p in problems), problems
+    problems = _problems(study_dir, STUDY, "draws = 300", "draws = 5")
+    assert any("[uncertainty] `draws`" in p for p in problems), problems
+
+
+def test_check_finds_bad_spreads_and_missing_ones(study_dir):
+    pools = pd.read_csv(study_dir / "pools.csv")
+    pools.loc[0, "c_soil_sd"] = -2.0
+    pools.to_csv(study_dir / "bad_pools.csv", index=False)
+    problems = _problems(study_dir, STUDY, 'path = "pools.csv"', 'path = "bad_pools.csv"')
+    assert any("c_soil_sd = -2 is negative" in p and "bad_pools.csv" in p for p in problems), problems
+    problems = _problems(study_dir, STUDY, 'path = "pools.csv"', 'path = "region/pools.csv"').copy()
+    assert problems == []  # no spreads, [uncertainty] not forced on: the Monte Carlo is left out
+    problems = _problems(study_dir, STUDY, 'path = "pools.csv"', 'path = "region/pools.csv"').copy()
+    forced = _problems(study_dir, STUDY.replace('path = "pools.csv"', 'path = "region/pools.csv"'), "draws = 300", "draws = 300\nenabled = true")
+    assert any("[uncertainty] enabled = true" in p and "c_above_sd" in p for p in forced), forced
+
+
+def test_check_refuses_statistics_on_too_few_counties(tmp_path):
+    region = make_region(tmp_path / "region", shape=(200, 200), n_counties=3, seed=2)
+    names = gpd.read_file(region.counties)["county"]
+    pd.DataFrame({"county": names, "population": 1000}).to_csv(tmp_path / "population.csv", index=False)
+    pools = pd.read_csv(region.pools)
+    pools.to_csv(tmp_path / "pools.csv", index=False)
+    text = STUDY.replace("k = 3", "k = 2").replace("[statistics]", "[statistics]\nenabled = true")
+    path = tmp_path / "study.toml"
+    path.write_text(text, encoding="utf-8")
+    problems = check_study(path)
+    assert any("[statistics] enabled = true needs at least 5 counties" in p and "has 3" in p for p in problems), problems
+
+
+def test_the_result_names_the_files_where_they_ended_up(study_dir, result):
+    out = (study_dir / "results").absolute()
+    assert result.statistics.files["moran"] == out / "moran.csv" and result.uncertainty.files["uncertainty"] == out / "uncertainty_by_county.csv"
+    assert result.files["lisa"].exists() and result.files["uncertainty"].exists()
+
+
+def test_the_command_line_flags_set_the_draws_and_the_statistics(study_dir):
+    from carbonscape.cli.main import cli
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    out = study_dir / "cli_out"
+    done = runner.invoke(cli, ["run", str(study_dir / "study.toml"), "--out", str(out), "--no-maps", "--no-statistics",
+                               "--draws", "50", "--seed", "4", "--scheduler", "threads"])
+    assert done.exit_code == 0, done.output
+    assert "50 draws" in done.output and "moran" not in done.output
+    assert not (out / "moran.csv").exists() and (out / "uncertainty_by_county.csv").exists()
+    assert json.loads((out / "run.json").read_text())["uncertainty"]["seed"] == 4
+    bad = runner.invoke(cli, ["run", str(study_dir / "study.toml"), "--out", str(study_dir / "bad_out"), "--draws", "5"])
+    assert bad.exit_code == 2 and "[uncertainty] `draws` must be an integer >= 20, not 5" in bad.output, bad.output
