@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from carbonscape.cluster import Executor, using
-from carbonscape.errors import ZoneError
+from carbonscape.errors import InputError, ZoneError
 from carbonscape.grid import Grid
 from carbonscape import remote
 from carbonscape.io import open_store, raster_dataset, store_is_current, write_store

@@ -84,7 +84,10 @@ def _true_over_nominal() -> float:
 def test_totals_equal_invest_s_summary(run):
     result, _, params = run
     totals = params["invest_summary"]
-    scale = _true_over_nominal()  # ~1.0008 in UTM near its central meridian
+    # UTM near its central meridian is ~0.08 % off ground area, under the 0.1 % tolerance: carbonscape
+    # uses nominal areas there, as InVEST does, so the totals are InVEST's own.
+    assert _true_over_nominal() == pytest.approx(1.0, abs=1e-3)
+    scale = 1.0
     assert result.summary["supply_from_t"] == pytest.approx(totals["c_storage_bas"] * scale, rel=1e-5)
     assert result.summary["supply_to_t"] == pytest.approx(totals["c_storage_alt"] * scale, rel=1e-5)
     assert result.summary["change_t"] == pytest.approx(totals["c_change_bas_alt"] * scale, rel=1e-5)

@@ -136,6 +136,7 @@ def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan
     if rasters_ok and inputs.rasters and inputs.polygons is not None and study.id_field is not None:
         problems.extend(_coverage(study, inputs))
     problems.extend(_classes_problems(study, inputs))
+    problems.extend(_statistics_problems(study, inputs))
     return inputs, problems
 
 
@@ -265,16 +266,6 @@ def describe(study: Study, inputs: Inputs) -> list[str]:
     lines.append(f"zoning     {zoning.method}, k = {zoning.k}, scheme {zoning.scheme if isinstance(zoning.scheme, str) else 'custom'}; "
                  f"ratio units {study.ratio_units}")
     return lines
-    zoning = study.zoning
-    polygons = inputs.polygons
-    if polygons is not None and zoning.k is not None and zoning.method in ("jenks", "quantile") and zoning.k > len(polygons):
-        name = study.counties.name if study.counties is not None else "the counties file"
-        problems.append(
-            f"[zoning] k = {zoning.k} {zoning.method} classes need at least {zoning.k} counties with distinct "
-            f"ratios, and {name} has {len(polygons)}; use k <= {len(polygons)}"
-        )
-    problems.extend(_statistics_problems(study, inputs))
-    return inputs, problems
 
 
 def _spreads_problems(study: Study, inputs: Inputs) -> list[str]:

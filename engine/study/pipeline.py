@@ -30,6 +30,8 @@ from carbonscape.study.provenance import Timings, describe_inputs, jsonable, ver
 from carbonscape.study.result import StudyResult
 from carbonscape.zoning import zone_ratios
 
+log = logging.getLogger(__name__)
+
 __all__ = ["compute_study", "run_study", "study_owner"]
 
 
