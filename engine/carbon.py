@@ -376,7 +376,15 @@ def _add_coverage(
     result: SupplyResult, counts: np.ndarray, areas_m2: np.ndarray, *, index: ClassIndex, zone_table: Any, min_coverage: float | None, fraction: bool
 ) -> None:
     """Coverage columns on ``by_county`` and in the summary; refuse counties below ``min_coverage``."""
-    from carbonscape.coverage import DEFAULT_MIN_COVERAGE, CoverageError, check_min_coverage, coverage_problems, coverage_table, warn_coarse
+    from carbonscape.coverage import (
+        DEFAULT_MIN_COVERAGE,
+        CoverageError,
+        check_min_coverage,
+        coverage_problems,
+        coverage_table,
+        low_coverage,
+        warn_coarse,
+    )
 
     threshold = DEFAULT_MIN_COVERAGE if min_coverage is None else check_min_coverage(min_coverage)
     mode = "fraction" if fraction else "centre"
@@ -391,7 +399,7 @@ def _add_coverage(
     problems = coverage_problems(coverage, min_coverage=threshold, mode=mode)
     if problems:
         raise CoverageError(problems)
-    low = coverage["covered_share"] < DEFAULT_MIN_COVERAGE - 1e-9
+    low = coverage["county"].isin(low_coverage(coverage, DEFAULT_MIN_COVERAGE)["county"])
     by_county = result.by_county
     for column in ("polygon_area_km2", "covered_share", "nodata_share", "outside_share"):
         by_county[column] = coverage[column].to_numpy()

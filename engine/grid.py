@@ -198,8 +198,14 @@ class Grid:
         return Transformer.from_crs(self.crs, self.crs.geodetic_crs, always_xy=True)
 
     def pixel_areas_m2(self, rows: slice, cols: slice) -> np.ndarray:
-        """True area (m²) of every pixel of a window, ``(rows, cols)`` float64 (plain numpy, from
-        :attr:`area_model`; the kernels compute the same values row by row)."""
+        """The area (m²) carbonscape counts for every pixel of a window, ``(rows, cols)`` float64 (plain
+        numpy, from :attr:`area_model`; the kernels compute the same values row by row): the nominal
+        area where the grid's nominal areas are within ``EQUAL_AREA_TOLERANCE`` of ground, else the
+        true ground area."""
+        if self.area_model.nominal:
+            n_rows = len(range(*rows.indices(self.shape[0])))
+            n_cols = len(range(*cols.indices(self.shape[1])))
+            return np.full((n_rows, n_cols), self.pixel_area_m2)
         return self.area_model.window(rows, cols)
 
     # -- the accumulation layer's AreaSource protocol -----------------------------------------
@@ -220,6 +226,8 @@ class Grid:
     def area_lattice(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(lattice, node_rows, node_cols)`` for :mod:`carbonscape.kernels.area`."""
         model = self.area_model
+        if model.nominal:  # nominal areas are what this grid counts (see EQUAL_AREA_TOLERANCE)
+            return np.full_like(model.lattice, self.pixel_area_m2), model.node_rows, model.node_cols
         return model.lattice, model.node_rows, model.node_cols
 
     @cached_property
@@ -413,7 +421,8 @@ class AreaModel:
         if self.rule == AREA_ELLIPSOIDAL_ROWS:
             return "pixel areas: exact ellipsoidal row areas (lon/lat grid)"
         if self.rule == AREA_NOMINAL:
-            return f"pixel areas: nominal {self.nominal_m2:,.6g} m² are true (measured equal-area, largest difference {100 * abs(self.largest_difference):.1e} %)"
+            return (f"pixel areas: nominal {self.nominal_m2:,.6g} m² (measured within {100 * EQUAL_AREA_TOLERANCE:g} % of ground area "
+                    f"everywhere; largest difference {100 * self.largest_difference:+.2g} %)")
         where = "varies by row" if self.rule == AREA_TRUE_ROWS else "varies by row and column"
         return (
             f"pixel areas: true ground areas on the ellipsoid ({where}); nominal {self.nominal_m2:,.6g} m² would be off by up to "

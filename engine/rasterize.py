@@ -25,7 +25,7 @@ import pandas as pd
 import shapely
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import InputError, ZoneError
-from carbonscape.grid import Grid
+from carbonscape.grid import AREA_NOMINAL, Grid
 from carbonscape import remote
 from carbonscape.io import open_store, raster_dataset, store_is_current, write_store
 from carbonscape.vectors import read_vector
@@ -495,10 +495,17 @@ def rasterize_zones(
     values = [v.item() if isinstance(v, np.generic) else v for v in gdf[id_field].tolist()]
     # Coverage needs each polygon's true area and the part of it the raster cannot see, measured on
     # the polygons as given (before reprojection to the grid).
+    area_km2, outside_km2 = geodesic_areas_km2(source), outside_areas_km2(source, grid)
+    if grid.area_model.rule == AREA_NOMINAL:
+        # Pixels count nominal areas here (an equal-area grid, or UTM inside its zone within 0.1 %):
+        # polygons are measured the same way, in the grid's plane, so that a county its pixels cover
+        # wholly is covered 100 %, not 99.92 %.
+        planar = np.asarray(gdf.geometry.area, dtype=np.float64) * grid.linear_unit_m**2 / 1e6
+        outside_km2 = outside_km2 * np.divide(planar, area_km2, out=np.ones_like(planar), where=area_km2 > 0)
+        area_km2 = planar
     table = ZoneTable(
         id_field=id_field, ids=tuple(int(i) for i in ids), values=tuple(values),
-        area_km2=tuple(float(v) for v in geodesic_areas_km2(source)),
-        outside_km2=tuple(float(v) for v in outside_areas_km2(source, grid)),
+        area_km2=tuple(float(v) for v in area_km2), outside_km2=tuple(float(v) for v in outside_km2),
     )
     data = zones_array(gdf, grid, ids=ids)
     attrs = {

@@ -94,8 +94,8 @@ def test_cells_equal_numpy_block_sums_across_chunks(tmp):
     lu = ingest(write_tif(tmp / "lu.tif", codes, nodata=9), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
     result = supply_cells(lu, write_pools(tmp / "pools.csv", POOLS), size=3000, scheduler="synchronous")
     density = {1: 43.0, 2: 100.0, 3: 0.0, 4: 5.5}
-    # t per pixel: density × the pixel's true area (UTM's scale varies by ~7e-5 across 53 km of columns;
-    # the grid's own per-pixel areas, tested against pyproj in test_areas.py).
+    # t per pixel: density × the area the grid counts for it (UTM inside its zone: nominal, within
+    # 0.1 % of ground; the grid's own per-pixel areas, tested against pyproj in test_areas.py).
     true_ha = Grid.from_affine(crs="EPSG:32648", transform=from_origin(500_000, 2_800_000, 100, 100), shape=codes.shape).pixel_areas_m2(
         slice(0, 610), slice(0, 530)) / 1e4
     per_pixel = np.vectorize(lambda c: density.get(int(c), 0.0))(codes) * true_ha
