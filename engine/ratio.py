@@ -75,7 +75,13 @@ def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str
     factor = CO2_TO_C if units == "carbon" else 1.0
     frame["demand_t_per_km2"] = demand["demand_t_per_km2"].astype(np.float64) * factor
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = frame["demand_t_per_km2"] / frame["supply_t_per_km2"]
+        if "emissions_t" in demand.columns:
+            # Both densities are over the county's one area, which cancels: emissions over supply, so
+            # that counties alike in supply and emissions get one ratio (the densities' quotient
+            # would differ in its last bit and split a tie).
+            ratio = demand["emissions_t"].astype(np.float64) * factor / frame["supply_t"]
+        else:
+            ratio = frame["demand_t_per_km2"] / frame["supply_t_per_km2"]
     infinite = frame["supply_t"] <= 0
     ratio[infinite & (frame["demand_t_per_km2"] > 0)] = np.inf
     ratio[infinite & (frame["demand_t_per_km2"] <= 0)] = np.nan
