@@ -196,7 +196,7 @@ def matching_indices(
     )
     flat = [name for name, v in (("supply", s), ("demand", d)) if np.isfinite(v).any() and _nanmax(v) == _nanmin(v)]
     if flat:
-        log.warning("every unit has the same %s density: coupling coordination is undefined (NaN)", " and ".join(flat))
+        log.info("every unit has the same %s density: coupling coordination is undefined (NaN)", " and ".join(flat))
     return frame
 
 

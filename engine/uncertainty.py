@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 POOLS = ("above", "below", "soil", "dead")
 SPREAD_KINDS = {"sd": "normal (density ± sd)", "range": "triangular (min, density, max)"}
 DEFAULT_DRAWS = 1000
-DEFAULT_SEED = 20250101
+DEFAULT_SEED = 12345
 UNCERTAINTY_FILE = "uncertainty_by_county.csv"
 # Units per block of the draws' matrix: ~20 MB of float64 per block at 10,000 draws, so memory
 # stays flat however many units there are.

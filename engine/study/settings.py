@@ -204,7 +204,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("uncertainty", "enabled", "bool", None, "Monte Carlo of the densities (default: when the pools table gives spreads)",
             example="true", template="comment"),
     Setting("uncertainty", "draws", "int", 1000, "Monte Carlo draws, one density per class and pool each", minimum=20, template="comment"),
-    Setting("uncertainty", "seed", "int", 20250101, "seed of the draws (the same seed, the same file)", minimum=0, template="comment"),
+    Setting("uncertainty", "seed", "int", 12345, "seed of the draws (the same seed, the same file)", minimum=0, template="comment"),
 )
 
 
