@@ -33,7 +33,6 @@ from carbonscape.accumulate import TRANSITION_AREAS, TRANSITIONS, ClassIndex, La
 from carbonscape.carbon import (
     POOL_COLUMNS,
     M2_PER_HA,
-    M2_PER_KM2,
     PoolTable,
     UnknownCodesError,
     _count_unknown,
