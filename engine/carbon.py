@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from carbonscape import remote
 from carbonscape.accumulate import AREAS, CODE_HISTOGRAM, COUNTS, ClassIndex, Layout, accumulate, finalize, lookup, pixel_areas
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, InputError, PoolTableError
@@ -68,7 +69,7 @@ def read_pools(path: str | os.PathLike[str] | pd.DataFrame) -> PoolTable:
         raw, source = path.copy(), "<table>"
     else:
         source = os.fspath(path)
-        if not os.path.exists(source):
+        if not remote.is_url(source) and not os.path.exists(source):
             raise PoolTableError(f"{source}: no such file")
         try:
             # Any separator, decimal mark, encoding, CSV or Excel, header below title rows (as InVEST

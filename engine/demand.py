@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from carbonscape import remote
 from carbonscape.errors import InputError, TableError
 from carbonscape.tables import HEADER_SEARCH_ROWS, read_table
 
@@ -55,7 +56,7 @@ def check_county_table(
         keys, bad numbers. Each names the file, the rows and the fix. Row numbers are the file's,
         the header being row 1.
     """
-    source = Path(path)
+    source = path if remote.is_url(path) else Path(path)
     try:
         frame, fmt = read_table(source, columns=[key], text_columns=[key], sheet=sheet)
     except InputError as exc:

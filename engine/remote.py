@@ -47,6 +47,73 @@ def location(path: str | os.PathLike[str]) -> Path | str:
     return Path(path).absolute()
 
 
+def name_of(path: Path | str) -> str:
+    """The file name of a local path or a URL (its last segment), for messages."""
+    if is_url(path):
+        return urlsplit(str(path)).path.rstrip("/").rpartition("/")[2] or str(path)
+    return Path(path).name
+
+
+# Small inputs read from object storage or the web (tables, polygons) are copied here once per
+# process; the rasters are never copied (GDAL reads them by range requests).
+_COPIES: dict[str, Path] = {}
+# Files that make up one vector dataset beside the named one (a Shapefile is several files).
+_SIDECARS = {".shp": (".shx", ".dbf", ".prj", ".cpg")}
+
+
+def local_copy(url: str) -> Path:
+    """A local copy of a small remote input (a CSV, workbook, GeoPackage, GeoJSON or Shapefile
+    with its sidecar files), downloaded once per process into a temporary folder.
+
+    Raises
+    ------
+    InputError
+        When the object, its bucket or the credentials are missing (naming the URL).
+    StorageError
+        When the endpoint does not answer.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    if url in _COPIES and _COPIES[url].is_file():
+        return _COPIES[url]
+    fs = filesystem(url, fresh=True)
+    folder = Path(tempfile.mkdtemp(prefix="carbonscape-input-"))
+    atexit.register(shutil.rmtree, folder, True)
+    target = folder / (name_of(url) or "input")
+    try:
+        fs.get_file(_key(url), str(target))
+    except Exception as exc:
+        raise storage_error(url, exc) from exc
+    stem, dot, suffix = url.rpartition(".")
+    for extra in _SIDECARS.get(f".{suffix.lower()}" if dot else "", ()):
+        with contextlib.suppress(Exception):  # sidecars other than .shx/.dbf are optional; GDAL says which are missing
+            fs.get_file(_key(stem + extra), str(target.with_suffix(extra)))
+    _COPIES[url] = target
+    return target
+
+
+@contextlib.contextmanager
+def as_local(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A local path for a small input given as a path or a URL (:func:`local_copy`); errors raised
+    inside name the URL, not the temporary copy."""
+    if not is_url(path):
+        yield Path(path)
+        return
+    local = local_copy(str(path))
+    try:
+        yield local
+    except CarbonscapeError as exc:
+        exc.args = tuple(a.replace(str(local), str(path)) if isinstance(a, str) else a for a in exc.args)
+        raise
+
+
+def renamed(text: str, local: Path, path: str | os.PathLike[str]) -> str:
+    """``text`` naming ``path`` (a URL) where it names its local copy."""
+    return text.replace(str(local), os.fspath(path)) if is_url(path) else text
+
+
 def join(base: Path | str, *parts: str) -> Path | str:
     """``base / part / ...`` for a local path or a URL."""
     if isinstance(base, Path):
@@ -83,6 +150,11 @@ def gdal_env() -> Iterator[None]:
 
     with rasterio.Env(**gdal_options()):
         yield
+
+
+def gdal_env_for(path: Any) -> contextlib.AbstractContextManager[Any]:
+    """:func:`gdal_env` for a URL, nothing for a local path."""
+    return gdal_env() if is_url(path) else contextlib.nullcontext()
 
 
 def filesystem(url: str, *, fresh: bool = False) -> Any:

@@ -233,7 +233,8 @@ def read_table(
     Parameters
     ----------
     path
-        A ``.csv`` (or any delimited text) or ``.xlsx``/``.xlsm``/``.xls`` file.
+        A ``.csv`` (or any delimited text) or ``.xlsx``/``.xlsm``/``.xls`` file; a path, or an
+        ``s3://`` or ``http(s)://`` URL.
     columns
         Columns the header must hold: the header is the first of the first 30 rows that holds
         them all (title rows above it are skipped and logged). Without any, the first row.
@@ -258,6 +259,11 @@ def read_table(
     InputError
         When the file is missing, empty, not text, or not a readable workbook.
     """
+    from carbonscape import remote
+
+    if remote.is_url(path):  # a table on object storage or the web: a local copy (tables are small)
+        with remote.as_local(path) as local:
+            return read_table(local, columns=columns, text_columns=text_columns, sheet=sheet, case_insensitive=case_insensitive)
     source = Path(path)
     if not source.is_file():
         raise InputError(f"{source}: no such file")

@@ -98,7 +98,8 @@ def read_vector(
     Parameters
     ----------
     path
-        GeoPackage, Shapefile, GeoJSON… (anything pyogrio reads).
+        GeoPackage, Shapefile, GeoJSON… (anything pyogrio reads); a path, or an ``s3://`` or
+        ``http(s)://`` URL (copied locally first: polygons are small).
     layer
         The layer; required when the file has several (they are listed in the error).
     encoding
@@ -116,6 +117,11 @@ def read_vector(
     """
     import pyogrio
 
+    from carbonscape import remote
+
+    if remote.is_url(path):  # a GeoPackage/GeoJSON/Shapefile on object storage or the web: a local copy
+        with remote.as_local(path) as local:
+            return read_vector(local, layer=layer, encoding=encoding, names=names)
     option = {"layer": "--layer", "encoding": "--encoding", **(names or {})}
     source = os.fspath(path)
     if not os.path.exists(source):

@@ -134,7 +134,8 @@ def http(region):
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args, "--no-progress"], capture_output=True, text=True, timeout=300, cwd=cwd, env={**os.environ, **env})
+    progress = [] if args[0] == "check" else ["--no-progress"]
+    return subprocess.run([*CLI, *args, *progress], capture_output=True, text=True, timeout=300, cwd=cwd, env={**os.environ, **env})
 
 
 def _same_tables(out: Path, local: Path) -> None:
@@ -270,3 +271,98 @@ def test_gdal_options_translate_the_aws_endpoint(monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "https://minio.example.org")
     assert remote.gdal_options()["AWS_S3_ENDPOINT"] == "minio.example.org" and remote.gdal_options()["AWS_HTTPS"] == "YES"
     assert isinstance(StorageError("x"), Exception)
+
+
+STUDY = """
+[study]
+name = "remote study"
+
+[landuse]
+rasters = ["{where}/landuse.tif"]
+chunk = 256
+
+[counties]
+path = "{where}/counties.gpkg"
+id_field = "county"
+
+[pools]
+path = "{where}/pools.csv"
+
+[demand]
+table = "{where}/population.csv"
+key = "county"
+per_capita_t = 1.2
+
+[zoning]
+method = "jenks"
+k = 3
+scheme = "classes"
+
+[outputs]
+maps = false
+report = false
+{outputs}
+"""
+STUDY_TABLES = (*TABLES, "ratio_zones", "demand_by_county")
+
+
+def _study_inputs(made, folder: Path) -> Path:
+    """The region's inputs and a population table in ``folder`` (the local twin of the bucket)."""
+    import geopandas as gpd
+    import pandas as pd
+
+    folder.mkdir(exist_ok=True)
+    ids = gpd.read_file(made.counties)["county"]
+    pd.DataFrame({"county": ids, "population": [10_000 * (i + 1) for i in range(len(ids))]}).to_csv(folder / "population.csv", index=False)
+    for source in (made.landuse, made.counties, made.pools):
+        (folder / source.name).write_bytes(source.read_bytes())
+    return folder
+
+
+def test_a_study_reads_its_inputs_from_s3_and_keeps_its_stores_there(s3, region, tmp_path):
+    """A study whose inputs are all s3:// URLs and whose stores go to an s3:// prefix (what a cloud
+    cluster with no shared disk needs): its tables equal the same study on local files byte for
+    byte; run.json records each remote input by URL and ETag; `check` reads the URLs too."""
+    env, fs = s3
+    made, _, _, _ = region
+    local = _study_inputs(made, tmp_path / "local")
+    for name in ("landuse.tif", "counties.gpkg", "pools.csv", "population.csv"):
+        fs.put(str(local / name), f"{BUCKET}/study-in/{name}")
+    (local / "study.toml").write_text(STUDY.format(where=".", outputs=""), encoding="utf-8")
+    remote_study = tmp_path / "remote.toml"
+    remote_study.write_text(STUDY.format(where=f"s3://{BUCKET}/study-in", outputs=f'stores = "s3://{BUCKET}/study-stores"'),
+                            encoding="utf-8")
+
+    done = _cli(["check", str(remote_study)], env, tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "landuse.tif" in done.stdout and "population.csv" in done.stdout
+    for study, out in ((local / "study.toml", tmp_path / "out-local"), (remote_study, tmp_path / "out-s3")):
+        done = _cli(["run", str(study), "--out", str(out), "--scheduler", "processes"], env, tmp_path)
+        assert done.returncode == 0, done.stderr
+    for table in STUDY_TABLES:
+        assert (tmp_path / "out-s3" / f"{table}.csv").read_bytes() == (tmp_path / "out-local" / f"{table}.csv").read_bytes(), table
+    keys = _keys(fs)
+    assert f"{BUCKET}/study-stores/landuse.zarr/zarr.json" in keys and f"{BUCKET}/study-stores/zones.zarr/zarr.json" in keys
+    assert not (tmp_path / "out-s3" / "stores").exists(), "the stores went to the bucket, not the results folder"
+    import json
+
+    inputs = {item["role"]: item for item in json.loads((tmp_path / "out-s3" / "run.json").read_text())["inputs"]}
+    assert inputs["landuse"]["path"] == f"s3://{BUCKET}/study-in/landuse.tif" and inputs["landuse"]["etag"]
+    assert inputs["demand"]["path"] == f"s3://{BUCKET}/study-in/population.csv"
+    assert "carbonscape-input-" not in (tmp_path / "out-s3" / "run.json").read_text()
+
+
+def test_a_study_input_missing_from_the_bucket_is_named_by_check(s3, region, tmp_path):
+    env, fs = s3
+    made, _, _, _ = region
+    local = _study_inputs(made, tmp_path / "local")
+    for name in ("landuse.tif", "counties.gpkg", "pools.csv"):  # no population.csv
+        fs.put(str(local / name), f"{BUCKET}/half/{name}")
+    study = tmp_path / "study.toml"
+    study.write_text(STUDY.format(where=f"s3://{BUCKET}/half", outputs=""), encoding="utf-8")
+    done = _cli(["check", str(study)], env, tmp_path)
+    assert done.returncode == 2, done.stderr + done.stdout
+    assert f"s3://{BUCKET}/half/population.csv: no such object" in done.stderr + done.stdout
+    assert "carbonscape-input-" not in done.stderr + done.stdout and "Traceback" not in done.stderr
+    done = _cli(["run", str(study), "--out", str(tmp_path / "out")], env, tmp_path)
+    assert done.returncode == 2 and not (tmp_path / "out").exists(), done.stderr

@@ -21,7 +21,7 @@ __all__ = ["DemandSpec", "Study", "ZoningSpec", "load_study", "read_study", "wri
 class DemandSpec:
     """Where demand comes from: a county table plus a per-capita figure or county emissions."""
 
-    table: Path | None
+    table: Path | str | None  # a str is an s3:// or http(s):// URL
     key: str | None
     population: str = "population"
     per_capita_t: float | None = None
@@ -59,10 +59,10 @@ class Study:
 
     path: Path
     name: str
-    landuse: tuple[Path, ...] | None
-    counties: Path | None
+    landuse: tuple[Path | str, ...] | None  # a str is an s3:// or http(s):// URL
+    counties: Path | str | None
     id_field: str | None
-    pools: Path | None
+    pools: Path | str | None
     demand: DemandSpec
     zoning: ZoningSpec
     ratio_units: str = "co2_per_c"
@@ -84,6 +84,12 @@ class Study:
     def setting(self, section: str, key: str, default: Any = None) -> Any:
         """The value of ``[section] key`` as checked by the settings table (its default when absent)."""
         return self.values.get(section, {}).get(key, default)
+
+    def stores_dir(self, out: str | os.PathLike[str] | None = None) -> Path | str:
+        """Where the study's Zarr stores go: ``[outputs] stores`` (a folder or an ``s3://``
+        prefix), else ``stores/`` in the output folder ``out`` (default :meth:`output_dir`)."""
+        where = self.setting("outputs", "stores")
+        return where if where is not None else self.output_dir(out) / "stores"
 
     def output_dir(self, out: str | os.PathLike[str] | None = None) -> Path:
         if out is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from carbonscape import remote
 from carbonscape.carbon import PoolTable, block_codes, read_pools, unknown_codes_message
 from carbonscape.demand import check_county_table
 from carbonscape.errors import GridError, InputError
@@ -78,12 +79,12 @@ def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan
     inputs = Inputs()
     rasters_ok = study.landuse is not None
     for raster in study.landuse or ():
-        if not raster.is_file():
+        if not remote.is_url(raster) and not raster.is_file():
             problems.append(f"land use: {raster}: no such file")
             rasters_ok = False
             continue
         try:
-            with rasterio.open(raster) as src:
+            with remote.gdal_env_for(raster), rasterio.open(raster) as src:
                 if src.crs is None:
                     problems.append(f"land use: {raster}: no CRS; assign one, e.g. `gdal_edit.py -a_srs EPSG:XXXX {raster}`")
                     rasters_ok = False
@@ -166,8 +167,8 @@ def _coverage(study: Study, inputs: Inputs) -> list[str]:
     inputs.coverage = pd.Series(share, index=keys)
     xres, yres = grid.resolution
     inputs.pixels = pd.Series(inside / abs(xres * yres), index=keys)
-    landuse = ", ".join(p.path.name for p in inputs.rasters)
-    counties = study.counties.name if study.counties is not None else "the counties"
+    landuse = ", ".join(remote.name_of(p.path) for p in inputs.rasters)
+    counties = remote.name_of(study.counties) if study.counties is not None else "the counties"
     if not (share > 1e-9).any():
         left, bottom, right, top = footprint.bounds
         return [
@@ -198,7 +199,7 @@ def _classes_problems(study: Study, inputs: Inputs) -> list[str]:
     if polygons is None or zoning.k is None or zoning.method not in ("jenks", "quantile"):
         return []
     k, method = zoning.k, zoning.method
-    name = study.counties.name if study.counties is not None else "the counties file"
+    name = remote.name_of(study.counties) if study.counties is not None else "the counties file"
     if k > len(polygons):
         return [f"[zoning] k = {k} {method} classes need at least {k} counties with distinct ratios, and {name} has "
                 f"{len(polygons)}; use k <= {len(polygons)}"]
@@ -226,7 +227,7 @@ def describe(study: Study, inputs: Inputs) -> list[str]:
     polygons = inputs.polygons
     if polygons is not None and study.counties is not None:
         crs = polygons.crs
-        lines.append(f"counties   {len(polygons)} in {study.counties.name} (id field {study.id_field!r}), CRS {crs.name if crs else '?'}; "
+        lines.append(f"counties   {len(polygons)} in {remote.name_of(study.counties)} (id field {study.id_field!r}), CRS {crs.name if crs else '?'}; "
                      "demand uses their true areas on the ellipsoid")
     if inputs.rasters:
         grid = inputs.rasters[0].grid
@@ -241,14 +242,14 @@ def describe(study: Study, inputs: Inputs) -> list[str]:
         else:
             side_x, side_y = xres * grid.linear_unit_m, yres * grid.linear_unit_m
             rule = f"projected ({crs}): pixels {side_x:.6g} × {side_y:.6g} m = {side_x * side_y / 1e4:.6g} ha each"
-        lines.append(f"land use   {tiles}{', '.join(r.path.name for r in inputs.rasters[:3])}: {grid.shape[0] if len(inputs.rasters) == 1 else rows}"
+        lines.append(f"land use   {tiles}{', '.join(remote.name_of(r.path) for r in inputs.rasters[:3])}: {grid.shape[0] if len(inputs.rasters) == 1 else rows}"
                      f" × {grid.shape[1]} pixels{' (first tile)' if tiles else ''}, {inputs.rasters[0].dtype}, nodata "
                      f"{_number(inputs.rasters[0].nodata)}; {rule}")
     if inputs.code_counts is not None and inputs.pools is not None:
         names = dict(zip(inputs.pools.codes, inputs.pools.names))
         shown = ", ".join(f"{code} {names.get(code, '?')} ({n:,} px)" for code, n in list(inputs.code_counts.items())[:12])
         more = f" and {len(inputs.code_counts) - 12} more" if len(inputs.code_counts) > 12 else ""
-        lines.append(f"codes      {len(inputs.code_counts)} land-use codes, all in {study.pools.name if study.pools else 'the pools table'}: {shown}{more}")
+        lines.append(f"codes      {len(inputs.code_counts)} land-use codes, all in {remote.name_of(study.pools) if study.pools else 'the pools table'}: {shown}{more}")
     if inputs.pixels is not None and len(inputs.pixels):
         pixels = inputs.pixels
         smallest = pixels.idxmin()
@@ -259,9 +260,9 @@ def describe(study: Study, inputs: Inputs) -> list[str]:
                 lines.append("coverage   partly outside the land use: " + ", ".join(f"{k} ({100 * v:.1f}% covered)" for k, v in partial.head(10).items()))
     if inputs.table is not None and study.demand.table is not None:
         fmt = inputs.table.attrs.get("format", "")
-        lines.append(f"demand     {len(inputs.table)} rows of {study.demand.table.name} ({fmt}); per capita "
+        lines.append(f"demand     {len(inputs.table)} rows of {remote.name_of(study.demand.table)} ({fmt}); per capita "
                      f"{study.demand.per_capita():.6g} t CO2" if study.demand.per_capita() is not None else
-                     f"demand     {len(inputs.table)} rows of {study.demand.table.name} ({fmt}); emissions from '{study.demand.emissions_column}'")
+                     f"demand     {len(inputs.table)} rows of {remote.name_of(study.demand.table)} ({fmt}); emissions from '{study.demand.emissions_column}'")
     zoning = study.zoning
     lines.append(f"zoning     {zoning.method}, k = {zoning.k}, scheme {zoning.scheme if isinstance(zoning.scheme, str) else 'custom'}; "
                  f"ratio units {study.ratio_units}")
@@ -306,7 +307,7 @@ def _statistics_problems(study: Study, inputs: Inputs) -> list[str]:
 def _key_mismatches(polygon_keys: pd.Series, table_keys: pd.Index, study: Study) -> list[str]:
     polygons = {str(v) for v in polygon_keys}
     table = {str(v) for v in table_keys}
-    counties = study.counties.name if study.counties is not None else "the counties file"
+    counties = remote.name_of(study.counties) if study.counties is not None else "the counties file"
     demand = study.demand.table
     assert demand is not None
     problems = []
@@ -317,7 +318,7 @@ def _key_mismatches(polygon_keys: pd.Series, table_keys: pd.Index, study: Study)
         )
     if polygons - table:
         problems.append(
-            f"demand: {len(polygons - table)} polygon(s) of {counties} have no row in {demand.name}: "
+            f"demand: {len(polygons - table)} polygon(s) of {counties} have no row in {remote.name_of(demand)}: "
             f"{sorted(polygons - table)[:20]}; add their rows"
         )
     return problems
@@ -329,7 +330,7 @@ def _missing_codes(study: Study, pools: PoolTable, counts: dict[int, int]) -> li
     missing = {code: n for code, n in counts.items() if code not in listed}
     if not missing:
         return []
-    return ["land use: " + unknown_codes_message(", ".join(p.name for p in study.landuse or ()), pools, missing)]
+    return ["land use: " + unknown_codes_message(", ".join(remote.name_of(p) for p in study.landuse or ()), pools, missing)]
 
 
 def _store_codes(study: Study, *, out: str | os.PathLike[str] | None) -> dict[int, int] | None:
@@ -338,7 +339,7 @@ def _store_codes(study: Study, *, out: str | os.PathLike[str] | None) -> dict[in
 
     if study.landuse is None:
         return None
-    store = study.output_dir(out) / "stores" / "landuse.zarr"
+    store = remote.join(study.stores_dir(out), "landuse.zarr")
     # The same fingerprint ingest writes, so "up to date" means what `run` would reuse.
     fingerprint = source_fingerprint([os.fspath(p) for p in study.landuse], study.chunk)
     if not store_is_current(store, fingerprint, "carbonscape_source"):
@@ -382,7 +383,7 @@ def scan_codes(path: str | os.PathLike[str], *, window_pixels: int | None = None
     target = SCAN_PIXELS if window_pixels is None else window_pixels
     found: dict[int, int] = {}
     # Each block is read once: a small GDAL block cache keeps memory flat (the default is 5% of RAM).
-    with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(path) as src:
+    with remote.gdal_env_for(path), rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(path) as src:
         dtype = np.dtype(src.dtypes[0])
         if dtype.kind not in "iu":
             raise InputError(f"{path}: land-use codes must be integers, not {dtype}")

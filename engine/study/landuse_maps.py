@@ -40,9 +40,10 @@ class LandUseMap:
     pools: Path | None = None
 
 
-def _resolve(folder: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else folder / path
+def _resolve(folder: Path, value: str) -> Path | str:
+    from carbonscape.study.settings import _resolve as resolve  # the study's one rule (URLs kept as given)
+
+    return resolve(folder, value)
 
 
 def parse_maps(raw: Mapping[str, Any] | None, *, folder: Path) -> tuple[list[LandUseMap], list[str]]:
@@ -149,6 +150,7 @@ def check_maps(maps: list[LandUseMap], *, pools: Any, scan: bool) -> list[str]:
     import rasterio
     from carbonscape.carbon import read_pools, unknown_codes_message
     from carbonscape.errors import InputError
+    from carbonscape import remote
     from carbonscape.study.inputs import scan_codes
 
     problems: list[str] = []
@@ -156,12 +158,12 @@ def check_maps(maps: list[LandUseMap], *, pools: Any, scan: bool) -> list[str]:
     for m in maps:
         ok = True
         for raster in m.rasters:
-            if not raster.is_file():
+            if not remote.is_url(raster) and not raster.is_file():
                 problems.append(f"land-use map {m.label!r}: {raster}: no such file")
                 ok = False
                 continue
             try:
-                with rasterio.open(raster) as src:
+                with remote.gdal_env_for(raster), rasterio.open(raster) as src:
                     if np.dtype(src.dtypes[0]).kind not in "iu":
                         problems.append(f"land-use map {m.label!r}: {raster}: codes must be integers, not {src.dtypes[0]}")
                         ok = False
@@ -195,7 +197,7 @@ def check_maps(maps: list[LandUseMap], *, pools: Any, scan: bool) -> list[str]:
                     found[code] = found.get(code, 0) + count
             missing = {code: n for code, n in found.items() if code not in table.codes}
             if missing:
-                problems.append(f"land-use map {m.label!r}: " + unknown_codes_message(", ".join(p.name for p in m.rasters), table, missing))
+                problems.append(f"land-use map {m.label!r}: " + unknown_codes_message(", ".join(remote.name_of(p) for p in m.rasters), table, missing))
     return problems
 
 
@@ -220,7 +222,7 @@ def run_maps(study: Any, *, stores: Path, county_store: Path, base_store: Path, 
         if m.label == base.label:
             paths[m.label] = base_store
         else:
-            paths[m.label] = ingest(list(m.rasters), stores / f"landuse_{slug(m.label)}.zarr", chunk=study.chunk, progress=progress, run=run)
+            paths[m.label] = ingest(list(m.rasters), remote.join(stores, f"landuse_{slug(m.label)}.zarr"), chunk=study.chunk, progress=progress, run=run)
     pools = {m.label: m.pools or study.pools for m in maps}
     pairs = change_pairs(maps, base)
     from carbonscape.change import Valuation

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from carbonscape import remote
 from carbonscape.demand import demand_totals_table
 from carbonscape.io import atomic_path
 from carbonscape.ratio import CO2_TO_C, DEMAND_UNITS, UNITS
@@ -190,7 +191,7 @@ def folder_problem(out: Path, *, owner: dict[str, Any], overwrite: bool = False,
     out = Path(out).absolute()
     if out.exists() and not out.is_dir():
         return f"--out {out} is a file, not a folder; give a folder for the results"
-    held = [p for p in inputs if Path(p).absolute().is_relative_to(out)]
+    held = [Path(p) for p in inputs if not remote.is_url(p) and Path(p).absolute().is_relative_to(out)]
     if held:
         return (f"{out} holds the study's own inputs ({', '.join(p.name for p in held[:5])}); carbonscape replaces a results "
                 f"folder whole, so give the results a folder of their own, e.g. {out / 'results'}")

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
+from carbonscape import remote
 from carbonscape.carbon import supply
 from carbonscape.cluster import executor, scheduler_from_settings
 from carbonscape.demand import demand_by_county, demand_totals
@@ -116,14 +117,14 @@ def compute_study(
     assert study.counties is not None and study.id_field is not None and study.pools is not None
     assert study.zoning.method is not None and study.zoning.k is not None
     out_dir = work
-    stores = out_dir / "stores"
+    stores = study.stores_dir(work)
     timings = Timings()
     started = datetime.now(UTC)
 
     with executor(scheduler_from_settings(scheduler, study.values.get("cluster", {}))) as run:
-        landuse_store = ingest(list(study.landuse), stores / "landuse.zarr", chunk=study.chunk, progress=progress, run=run)
+        landuse_store = ingest(list(study.landuse), remote.join(stores, "landuse.zarr"), chunk=study.chunk, progress=progress, run=run)
         timings.lap("ingest")
-        county_store = rasterize_zones(study.counties, like=landuse_store, id_field=study.id_field, out=stores / "zones.zarr",
+        county_store = rasterize_zones(study.counties, like=landuse_store, id_field=study.id_field, out=remote.join(stores, "zones.zarr"),
                                        layer=study.layer, encoding=study.encoding, progress=progress, run=run)
         timings.lap("zones")
         supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps, progress=progress, run=run)

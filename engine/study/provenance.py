@@ -32,9 +32,13 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe_inputs(files: list[tuple[str, Path]]) -> list[dict[str, Any]]:
-    """``{role, path, sha256, bytes}`` of each input file."""
-    return [{"role": role, "path": str(path), "sha256": sha256(path), "bytes": path.stat().st_size} for role, path in files]
+def describe_inputs(files: list[tuple[str, Path | str]]) -> list[dict[str, Any]]:
+    """``{role, path, sha256, bytes}`` of each input file; for an ``s3://`` or ``http(s)://``
+    input ``{role, path, etag, bytes}`` (a remote raster is not read whole to be hashed)."""
+    from carbonscape import remote
+
+    return [{"role": role, **remote.describe(path)} if remote.is_url(path) else
+            {"role": role, "path": str(path), "sha256": sha256(path), "bytes": path.stat().st_size} for role, path in files]
 
 
 def versions() -> dict[str, str]:

@@ -37,8 +37,8 @@ REQUIRED: Any = _Required()
 # What each kind accepts, in the words a message uses ("must be <this>").
 KINDS = {
     "text": "a text",
-    "path": "a path (text)",
-    "paths": "a path or a non-empty list of paths",
+    "path": "a path or an s3:// or http(s):// URL (text)",
+    "paths": "a path or URL, or a non-empty list of them",
     "int": "an integer",
     "number": "a number",
     "bool": "true or false",
@@ -173,6 +173,9 @@ SETTINGS: tuple[Setting, ...] = (
             "four_zones: 7 classes into 4 functional zones; classes: one zone per class; or a table of zones",
             choices=SCHEME_NAMES, aliases=SCHEME_ALIASES),
     Setting("outputs", "dir", "path", None, "output folder (default: results beside this file)", example='"results"', template="comment"),
+    Setting("outputs", "stores", "path", None,
+            "where the Zarr stores go (default: stores/ in the output folder); an s3:// prefix lets a cloud cluster "
+            "work with no shared disk", example='"s3://my-bucket/my-study"', template="comment"),
     Setting("outputs", "maps", "bool", True, "draw the maps"),
     Setting("outputs", "report", "bool", True, "write report.html"),
     Setting("outputs", "pixel_maps", "bool", False, "also carbon per pixel (t/ha) as Zarr and Cloud-Optimized GeoTIFF"),
@@ -376,7 +379,12 @@ def _table_at(raw: Mapping[str, Any], section: str) -> Any:
     return value
 
 
-def _resolve(folder: Path, value: str) -> Path:
+def _resolve(folder: Path, value: str) -> Path | str:
+    """A path relative to the study file's folder; an ``s3://`` or ``http(s)://`` URL as given."""
+    from carbonscape import remote
+
+    if remote.is_url(value):
+        return value.strip().rstrip("/")
     path = Path(value).expanduser()
     return path if path.is_absolute() else folder / path
 
