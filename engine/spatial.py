@@ -26,6 +26,7 @@ statistics, and the weights are cut to the others.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import warnings
@@ -229,6 +230,28 @@ def _subset(w: Any, keep: np.ndarray, ids: Sequence[Any]) -> Any:
     return sub
 
 
+@functools.cache
+def _cache_esda_kernels() -> None:
+    """Keep esda's numba kernels (conditional randomization for LISA and Gi*) in numba's on-disk
+    cache. esda compiles them without ``cache=True``, so every process paid their compilation
+    again: 20-60 s of each `carbonscape run` on this 2-core machine, whatever the number of units.
+    ``compute_chunk`` takes the statistic as a first-class function, which numba cannot reuse from
+    disk across processes, so a few seconds remain (measured in benchmarks/README.md)."""
+    import esda.crand
+    import esda.getisord
+    import esda.moran
+    from numba.core.registry import CPUDispatcher
+
+    for module in (esda.crand, esda.moran, esda.getisord):
+        for name in dir(module):
+            kernel = getattr(module, name)
+            if isinstance(kernel, CPUDispatcher) and not kernel._cache.__class__.__name__ == "FunctionCache":
+                try:
+                    kernel.enable_caching()
+                except Exception as exc:  # a read-only site-packages without NUMBA_CACHE_DIR: compile as before
+                    log.debug("esda kernel %s not cached: %s", name, exc)
+
+
 def global_moran(values: np.ndarray, w: Any, *, permutations: int = 999, seed: int = 12345) -> dict[str, float]:
     """Global Moran's I of ``values`` (aligned with ``w``'s ids): ``{I, EI, z, p_sim}``."""
     from esda.moran import Moran
@@ -252,6 +275,7 @@ def local_moran(values: np.ndarray, w: Any, *, permutations: int = 999, seed: in
     """LISA per unit: ``local_i``, ``p_sim`` and ``cluster`` (HH, LH, LL, HL, not significant)."""
     from esda.moran import Moran_Local
 
+    _cache_esda_kernels()
     with _seeded():
         lisa = Moran_Local(np.asarray(values, dtype=np.float64), w, transformation="r", permutations=permutations, seed=seed, n_jobs=1)
     significant = lisa.p_sim < alpha
@@ -264,6 +288,7 @@ def getis_ord(values: np.ndarray, w: Any, *, permutations: int = 999, seed: int 
     significant). ``w`` is taken as binary contiguity, each unit its own neighbour, row-standardised."""
     from esda.getisord import G_Local
 
+    _cache_esda_kernels()
     binary = _binary_copy(w)
     with _seeded():
         gi = G_Local(np.asarray(values, dtype=np.float64), binary, transform="R", permutations=permutations, star=True, seed=seed, n_jobs=1)
