@@ -23,14 +23,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from carbonscape.errors import InputError
-from carbonscape.rasterize import COVERAGE_MODES  # noqa: F401  (the one list; the mode is made by zones)
 
 log = logging.getLogger(__name__)
 
+# How pixels are given to counties: the one list (zones, the study's [counties] coverage, the CLI).
+# "centre": a pixel belongs wholly to the county holding its centre (ArcGIS, InVEST, GDAL's
+# rasterize); "fraction": a boundary pixel is shared by the exact covered fraction (exactextract).
+COVERAGE_MODES = ("centre", "fraction")
+
 
 # The default threshold sits well below what boundary pixels cost under the centre rule (the real
-# 49 Central Yunnan counties at 0.05° MODIS pixels are covered 92-108 %) and well above a county
-# the raster misses in part (a raster clipped to another boundary, a tile left out).
+# 49 Central Yunnan counties at 0.05° MODIS pixels are covered 92-108 %; a county of 100 pixels
+# loses at most a few per cent to its boundary's half-pixels, which cancel on average) and well above
+# a county the raster misses in part (a raster clipped to another boundary, a tile left out): a
+# county 10 % outside the raster or under nodata is refused, since its supply would be 10 % short.
 DEFAULT_MIN_COVERAGE = 0.9
 # Below these, centre-rule totals of a county are too coarse to trust; fraction mode is suggested.
 COARSE_PIXELS = 100
@@ -108,7 +114,11 @@ def coverage_table(
 
 
 def describe(row: Any) -> str:
-    """``C: covered 40.0 % (nodata 0.0 %, outside the raster 60.0 %) of its 200 km²``."""
+    """``C: covered 40.0 % (nodata 0.0 %, outside the raster 60.0 %) of its 200 km²``; a nodata
+    share not yet known (NaN: `check` reads no pixels) makes it ``covered at most 40.0 %``."""
+    if np.isnan(row.nodata_share):
+        return (f"{row.county}: covered at most {100 * row.covered_share:.1f} % (outside the raster {100 * row.outside_share:.1f} %) "
+                f"of its {row.polygon_area_km2:,.4g} km²")
     return (
         f"{row.county}: covered {100 * row.covered_share:.1f} % (nodata {100 * row.nodata_share:.1f} %, outside the raster "
         f"{100 * row.outside_share:.1f} %) of its {row.polygon_area_km2:,.4g} km²"

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from carbonscape.cluster import Executor, using
+from carbonscape.coverage import COVERAGE_MODES
 from carbonscape.errors import InputError, ZoneError
 from carbonscape.grid import AREA_NOMINAL, Grid
 from carbonscape import remote
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio.features")
 
 ZONES_VARIABLE = "zones"
-COVERAGE_MODES = ("centre", "fraction")
 # In fraction mode, polygons may overlap by this much (in pixels of area, per pair) before they are
 # refused: the slivers of borders digitised twice, not real double counting.
 OVERLAP_TOLERANCE_PX = 0.01

@@ -182,13 +182,44 @@ def _coverage(study: Study, inputs: Inputs) -> list[str]:
             f"land use: {landuse} does not reach {len(outside)} of the counties of {counties} ({', '.join(outside[:20])}): they would get "
             "no pixels; give a raster that covers them, or leave them out of the counties file"
         )
-    minimum = study.setting("counties", "min_coverage")
-    if minimum is not None:
-        short = [(k, v) for k, v in zip(keys, share) if 1e-9 < v < minimum]
-        if short:
-            listed = ", ".join(f"{k} ({100 * v:.1f}% covered)" for k, v in short[:20])
-            problems.append(f"land use: {landuse} covers less than [counties] min_coverage = {minimum:g} of {listed}")
+    problems.extend(_min_coverage(study, inputs, crossing=[i for i, v in enumerate(share) if v < 1.0 - 1e-9], keys=keys))
     return problems
+
+
+def _min_coverage(study: Study, inputs: Inputs, *, crossing: list[int], keys: np.ndarray) -> list[str]:
+    """Counties whose part beyond the rasters' extent leaves them covered less than
+    ``[counties] min_coverage``, with their shares measured as `run` measures them (geodesic areas
+    of each polygon and of its part beyond the raster, :func:`carbonscape.rasterize.outside_areas_km2`).
+    Nodata shares need the pixels: `run` reports those before writing anything."""
+    from carbonscape.coverage import DEFAULT_MIN_COVERAGE, coverage_problems
+    from carbonscape.rasterize import geodesic_areas_km2, outside_areas_km2
+
+    polygons = inputs.polygons
+    assert polygons is not None
+    minimum = study.setting("counties", "min_coverage", DEFAULT_MIN_COVERAGE)
+    if not crossing or minimum is None:
+        return []
+    part = polygons.iloc[crossing].reset_index(drop=True)
+    area = geodesic_areas_km2(part)
+    if len(inputs.rasters) == 1:
+        outside = outside_areas_km2(part, inputs.rasters[0].grid)
+    else:  # tiles: the part beyond their union, in the rasters' CRS
+        import shapely
+
+        footprint = shapely.union_all([shapely.box(*info.grid.bounds) for info in inputs.rasters])
+        projected = part.geometry.to_crs(inputs.rasters[0].grid.crs)
+        beyond = (projected.area - projected.intersection(footprint).area).to_numpy()
+        outside = area * np.divide(beyond, projected.area.to_numpy(), out=np.zeros(len(part)), where=projected.area.to_numpy() > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        outside_share = np.where(area > 0, outside / area, 1.0)
+    frame = pd.DataFrame({
+        "county": keys[crossing], "polygon_area_km2": area, "covered_share": 1.0 - outside_share,
+        "nodata_share": np.nan, "outside_share": outside_share,  # nodata: known once run reads the pixels
+    })
+    mode = study.setting("counties", "coverage", "centre")
+    found = coverage_problems(frame, min_coverage=minimum, mode=mode)
+    landuse = ", ".join(p.path.name for p in inputs.rasters)
+    return [f"land use: {landuse}: " + problem.replace("covered by the land-use raster", "covered by it") for problem in found]
 
 
 def _classes_problems(study: Study, inputs: Inputs) -> list[str]:
