@@ -394,7 +394,7 @@ def _add_coverage(
         return
     coverage = coverage_table(
         areas_m2, counts, ids=zone_table.ids, values=zone_table.values, area_km2=zone_table.area_km2, outside_km2=zone_table.outside_km2,
-        n_classes=index.n_classes, nodata_col=index.nodata_col,
+        n_classes=index.n_classes, nodata_col=index.nodata_col, centre=not fraction,
     )
     problems = coverage_problems(coverage, min_coverage=threshold, mode=mode)
     if problems:
