@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from carbonscape.accumulate.library import COUNTS_AREAS
 from carbonscape.accumulate import AREAS, CODE_HISTOGRAM, COUNTS, ClassIndex, Layout, accumulate, finalize, lookup, pixel_areas
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, InputError, PoolTableError
@@ -313,7 +314,9 @@ def supply(
     log.info("%s", land.grid.area_model.sentence())
     # Counts always; true areas where pixels differ in area or are shared by fraction (else
     # areas = counts × the one area).
-    specs = [COUNTS, *([AREAS] if fraction or areas.uniform_area_m2() is None else [])]
+    # Pixels of unequal areas: counts and areas in one fused pass (COUNTS_AREAS); equal areas:
+    # counts, and in fraction mode the areas from them (AREAS, the boundary pixels shared).
+    specs = [COUNTS_AREAS] if areas.uniform_area_m2() is None else [COUNTS, *([AREAS] if fraction else [])]
     lazy = accumulate(specs, zone_data, {"landuse": land.data}, layout=layout, areas=areas)
 
     # Every output goes to a staging folder first and moves into ``out`` only when all are written.
@@ -321,6 +324,9 @@ def supply(
     with using(run, scheduler) as active, staging as stage:
         computed = active.compute(*lazy.values(), progress=progress, label=f"supply: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
         tables = {name: np.asarray(table) for name, table in zip(lazy, computed)}
+        if "counts_areas" in tables:
+            both = tables.pop("counts_areas")
+            tables["counts"], tables["areas"] = np.rint(both[0]).astype(np.int64), both[1]
         counts = tables["counts"]
         if counts[:, index.unknown_col].sum():
             raise UnknownCodesError(unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
