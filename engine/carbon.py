@@ -379,9 +379,11 @@ def _supply_result(
 
 
 def _add_coverage(
-    result: SupplyResult, counts: np.ndarray, areas_m2: np.ndarray, *, index: ClassIndex, zone_table: Any, min_coverage: float | None, fraction: bool
+    result: SupplyResult, counts: np.ndarray, areas_m2: np.ndarray, *, index: ClassIndex, zone_table: Any, min_coverage: float | None, fraction: bool,
+    warn: bool = True,
 ) -> None:
-    """Coverage columns on ``by_county`` and in the summary; refuse counties below ``min_coverage``."""
+    """Coverage columns on ``by_county`` and in the summary; refuse counties below ``min_coverage``
+    (``warn=False``: the columns only, for the per-map tables of a study whose base map was checked)."""
     from carbonscape.coverage import (
         DEFAULT_MIN_COVERAGE,
         CoverageError,
@@ -410,6 +412,8 @@ def _add_coverage(
     for column in ("polygon_area_km2", "covered_share", "nodata_share", "outside_share"):
         by_county[column] = coverage[column].to_numpy()
     by_county["low_coverage"] = low.to_numpy()
+    if not warn:
+        return
     if low.any():
         from carbonscape.coverage import describe
 

@@ -605,6 +605,11 @@ def maps_pass(
                               zone_table=county_table, started=started)
         for label in labels
     }
+    from carbonscape.carbon import _add_coverage  # each map's covered, nodata and outside shares (carbonscape.coverage)
+
+    for label in labels:
+        _add_coverage(supply_results[label], counts[label], area_m2[label], index=index[label], zone_table=county_table, min_coverage=0.0,
+                      fraction=False, warn=False)
     changes = {}
     for a, b in pairs:
         pixels = found[f"transitions {a} → {b}"]
