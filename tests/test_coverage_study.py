@@ -190,3 +190,25 @@ def test_bad_flags_are_refused_naming_the_setting(tmp_path):
         run_study(path, settings={"counties": {"min_coverage": 2.0}}, scheduler="synchronous")
     done = subprocess.run([str(CARBONSCAPE), "run", str(path), "--coverage", "exact"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "'exact' is not one of 'centre', 'fraction'" in done.stderr
+
+
+def test_a_multi_map_study_in_fraction_mode_shares_boundary_pixels_in_every_map_s_table(tmp_path):
+    """[landuse.maps] with coverage = "fraction": each map's per-map table shares the half pixels
+    as the study's own supply does, and carries the coverage columns."""
+    path = make_study(tmp_path, counties='coverage = "fraction"', beyond=0)
+    write_vector(tmp_path / "counties.gpkg", [pixel_box(0, 0, 4.5, 4), pixel_box(4.5, 0, 8, 4), pixel_box(8, 0, 12, 4)], ["C1", "C2", "C3"])
+    codes = np.ones((4, 12), dtype=np.uint8)
+    codes[:, 4:] = 2  # 2010: column 4 (the split one) is forest too
+    write_tif(tmp_path / "lu2010.tif", codes, nodata=255)
+    text = path.read_text(encoding="utf-8").replace('rasters = ["landuse.tif"]', '')
+    text = text.replace("[landuse]", '[study]\nyear = 2020\n\n[landuse]').replace(
+        "chunk = 256", 'chunk = 256\n\n[landuse.maps]\n"2010" = "lu2010.tif"\n"2020" = "landuse.tif"')
+    path.write_text(text, encoding="utf-8")
+    out = tmp_path / "results"
+    run_study(path, out=out, scheduler="synchronous")
+    base = pd.read_csv(out / "supply_by_county.csv").set_index("county")
+    for label, c1 in (("2020", 18 * 43.0), ("2010", 16 * 43.0 + 2 * 123.0)):
+        per_map = pd.read_csv(out / "maps" / label / "supply_by_county.csv").set_index("county")
+        assert per_map.loc["C1", "supply_t"] == pytest.approx(c1, rel=1e-9)
+        assert per_map["covered_share"].to_numpy() == pytest.approx(1.0, rel=1e-9)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "maps" / "2020" / "supply_by_county.csv"), base.reset_index()[list(per_map.reset_index().columns)])
