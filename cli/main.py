@@ -388,13 +388,19 @@ def _print_study_summary(result: Any) -> None:
               help="Moran's I, LISA and Gi* ([statistics] enabled; default: as the study file says, else with 5+ counties).")
 @click.option("--draws", type=int, default=None, help="Monte Carlo draws of the densities ([uncertainty] draws).")
 @click.option("--seed", type=int, default=None, help="Seed of the Monte Carlo draws ([uncertainty] seed).")
+@click.option("--coverage", type=click.Choice(["centre", "fraction"]), default=None,
+              help="How pixels are given to counties ([counties] coverage): centre (pixel centre) or fraction (exact partial pixels).")
+@click.option("--min-coverage", type=float, default=None,
+              help="Refuse counties the land use covers less than this share of ([counties] min_coverage, default 0.9); "
+                   "lower it to accept them, their supply density over the covered area, flagged low_coverage.")
 @overwrite_option
 @scheduler_option
 @progress_option
 @click.pass_context
 @_handle_errors
 def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | None, report: bool | None, statistics: bool | None,
-                draws: int | None, seed: int | None, overwrite: bool, scheduler: str | None, progress: bool | None) -> None:
+                draws: int | None, seed: int | None, coverage: str | None, min_coverage: float | None, overwrite: bool, scheduler: str | None,
+                progress: bool | None) -> None:
     """Run a whole study from its TOML file: supply, demand, ratio, zones, maps and report.
 
     Stores that are already up to date are reused. The results appear all at once: a failed or
@@ -405,6 +411,7 @@ def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | No
         carbonscape run study.toml --out results
     """
     flags = {"statistics": {"enabled": statistics}, "uncertainty": {"draws": draws, "seed": seed}}
+    flags["counties"] = {"coverage": coverage, "min_coverage": min_coverage}
     result = carbonscape.run_study(study, out=out, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps, report=report,
                                    overwrite=overwrite, settings=flags)
     if not ctx.find_root().obj.get("quiet"):

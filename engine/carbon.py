@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from carbonscape import remote
+from carbonscape.accumulate.library import COUNTS_AREAS
 from carbonscape.accumulate import AREAS, CODE_HISTOGRAM, COUNTS, ClassIndex, Layout, accumulate, finalize, lookup, pixel_areas
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, InputError, PoolTableError
@@ -314,7 +315,9 @@ def supply(
     log.info("%s", land.grid.area_model.sentence())
     # Counts always; true areas where pixels differ in area or are shared by fraction (else
     # areas = counts × the one area).
-    specs = [COUNTS, *([AREAS] if fraction or areas.uniform_area_m2() is None else [])]
+    # Pixels of unequal areas: counts and areas in one fused pass (COUNTS_AREAS); equal areas:
+    # counts, and in fraction mode the areas from them (AREAS, the boundary pixels shared).
+    specs = [COUNTS_AREAS] if areas.uniform_area_m2() is None else [COUNTS, *([AREAS] if fraction else [])]
     lazy = accumulate(specs, zone_data, {"landuse": land.data}, layout=layout, areas=areas)
 
     # Every output goes to a staging folder first and moves into ``out`` only when all are written.
@@ -322,6 +325,9 @@ def supply(
     with using(run, scheduler) as active, staging as stage:
         computed = active.compute(*lazy.values(), progress=progress, label=f"supply: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
         tables = {name: np.asarray(table) for name, table in zip(lazy, computed)}
+        if "counts_areas" in tables:
+            both = tables.pop("counts_areas")
+            tables["counts"], tables["areas"] = np.rint(both[0]).astype(np.int64), both[1]
         counts = tables["counts"]
         if counts[:, index.unknown_col].sum():
             raise UnknownCodesError(unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
@@ -374,9 +380,11 @@ def _supply_result(
 
 
 def _add_coverage(
-    result: SupplyResult, counts: np.ndarray, areas_m2: np.ndarray, *, index: ClassIndex, zone_table: Any, min_coverage: float | None, fraction: bool
+    result: SupplyResult, counts: np.ndarray, areas_m2: np.ndarray, *, index: ClassIndex, zone_table: Any, min_coverage: float | None, fraction: bool,
+    warn: bool = True,
 ) -> None:
-    """Coverage columns on ``by_county`` and in the summary; refuse counties below ``min_coverage``."""
+    """Coverage columns on ``by_county`` and in the summary; refuse counties below ``min_coverage``
+    (``warn=False``: the columns only, for the per-map tables of a study whose base map was checked)."""
     from carbonscape.coverage import (
         DEFAULT_MIN_COVERAGE,
         CoverageError,
@@ -395,7 +403,7 @@ def _add_coverage(
         return
     coverage = coverage_table(
         areas_m2, counts, ids=zone_table.ids, values=zone_table.values, area_km2=zone_table.area_km2, outside_km2=zone_table.outside_km2,
-        n_classes=index.n_classes, nodata_col=index.nodata_col,
+        n_classes=index.n_classes, nodata_col=index.nodata_col, centre=not fraction,
     )
     problems = coverage_problems(coverage, min_coverage=threshold, mode=mode)
     if problems:
@@ -405,6 +413,8 @@ def _add_coverage(
     for column in ("polygon_area_km2", "covered_share", "nodata_share", "outside_share"):
         by_county[column] = coverage[column].to_numpy()
     by_county["low_coverage"] = low.to_numpy()
+    if not warn:
+        return
     if low.any():
         from carbonscape.coverage import describe
 

@@ -572,6 +572,13 @@ def maps_pass(
             specs.append(bind(COUNTS, f"counts {label}", rasters={"landuse": f"map {label}"}, layout=layout))
             if per_pixel:
                 specs.append(bind(AREAS, f"areas {label}", rasters={"landuse": f"map {label}"}, layout=layout))
+    # A fraction-mode county store (coverage = "fraction"): each map's supply shares its boundary
+    # pixels by covered fraction, as the study's own supply does; transition tables stay pixel-centre.
+    fraction = county_store.attrs.get("coverage") == "fraction"
+    if fraction:
+        for label in labels:
+            layout = Layout(n_counties=n, classes=index[label], params={"boundary": str(county_store.path)})
+            specs.append(bind(AREAS, f"fraction areas {label}", rasters={"landuse": f"map {label}"}, layout=layout))
     rasters = {f"map {label}": store.data for label, store in stores.items()}
     lazy = accumulate(specs, county_store.data, rasters, layout=Layout(n_counties=n), areas=areas)
     with using(run, scheduler) as active:
@@ -596,6 +603,9 @@ def maps_pass(
             if label not in in_pair:
                 counts[label] = found[f"counts {label}"]
                 area_m2[label] = area_of(f"areas {label}", counts[label])
+        if fraction:
+            for label in labels:
+                area_m2[label] = found[f"fraction areas {label}"]
         for label in labels:
             if counts[label][:, index[label].unknown_col].sum():
                 raise UnknownCodesError(unknown_codes_message(f"{label} map {stores[label].path}", tables[label],
@@ -605,6 +615,11 @@ def maps_pass(
                               zone_table=county_table, started=started)
         for label in labels
     }
+    from carbonscape.carbon import _add_coverage  # each map's covered, nodata and outside shares (carbonscape.coverage)
+
+    for label in labels:
+        _add_coverage(supply_results[label], counts[label], area_m2[label], index=index[label], zone_table=county_table, min_coverage=0.0,
+                      fraction=fraction, warn=False)
     changes = {}
     for a, b in pairs:
         pixels = found[f"transitions {a} → {b}"]

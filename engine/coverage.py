@@ -7,9 +7,14 @@ raster's cover of the county. Per county, against its polygon's geodesic area ``
 - ``nodata_share``: true area of its nodata pixels / ``A``;
 - ``outside_share``: geodesic area of its part beyond the raster's extent / ``A``.
 
-With exact partial pixels (``coverage = "fraction"``) the three add up to 1 (to the digits of the
-areas); under the pixel-centre rule (``"centre"``, the default) boundary pixels make the sum
-deviate by the county's centre-rule error, a few per cent for counties of a few hundred pixels.
+With exact partial pixels (``coverage = "fraction"``) these are the true areas of the county's
+pixel parts, and the three add up to 1 (to the digits of the areas). Under the pixel-centre rule
+(``"centre"``, the default) the county's pixels cover its polygon only roughly: their area is off
+by the county's centre-rule error (−13 % to +8 % for the real Central Yunnan counties under 0.05°
+MODIS pixels), which says nothing about the raster's cover. There the part inside the raster,
+``1 - outside_share``, is split between covered and nodata as the county's pixels split (their
+true areas), so the shares still add up to 1 and a coarse county is not taken for a poorly
+covered one; the centre-rule error itself is what :func:`warn_coarse` reports.
 A county covered less than ``min_coverage`` is refused before anything is written; a study that
 lowers the threshold gets that county's supply density over its covered area, flagged.
 """
@@ -23,14 +28,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from carbonscape.errors import InputError
-from carbonscape.rasterize import COVERAGE_MODES  # noqa: F401  (the one list; the mode is made by zones)
 
 log = logging.getLogger(__name__)
 
+# How pixels are given to counties: the one list (zones, the study's [counties] coverage, the CLI).
+# "centre": a pixel belongs wholly to the county holding its centre (ArcGIS, InVEST, GDAL's
+# rasterize); "fraction": a boundary pixel is shared by the exact covered fraction (exactextract).
+COVERAGE_MODES = ("centre", "fraction")
 
-# The default threshold sits well below what boundary pixels cost under the centre rule (the real
-# 49 Central Yunnan counties at 0.05° MODIS pixels are covered 92-108 %) and well above a county
-# the raster misses in part (a raster clipped to another boundary, a tile left out).
+
+# The default threshold (a share of the county's area its pixels leave uncovered through the raster's
+# extent or nodata) does not trip on boundary pixels: in fraction mode they are exact, and in centre
+# mode the shares leave the centre rule's error out (see the module's docstring; the real 49 Central
+# Yunnan counties under 0.05° MODIS pixels, 12 to 218 pixels each, have centre-rule areas −13 % to
+# +9 % off their polygons, which would trip any threshold on the raw pixel areas). A county 10 % outside
+# the raster or under nodata is refused: its supply would be 10 % short (a raster clipped to another
+# boundary, a tile left out); a study can accept it, flagged, with a lower value.
 DEFAULT_MIN_COVERAGE = 0.9
 # Below these, centre-rule totals of a county are too coarse to trust; fraction mode is suggested.
 COARSE_PIXELS = 100
@@ -67,6 +80,7 @@ def coverage_table(
     outside_km2: Sequence[float],
     n_classes: int,
     nodata_col: int,
+    centre: bool = False,
 ) -> pd.DataFrame:
     """Coverage of every county from the (county, column) true-area table of the supply pass.
 
@@ -82,6 +96,10 @@ def coverage_table(
         Each polygon's geodesic area and its geodesic area beyond the raster (km²), in ``ids`` order.
     n_classes, nodata_col
         Class columns come first; ``nodata_col`` is the nodata column.
+    centre
+        Pixel-centre zones: covered and nodata shares are the county's inside share split as its
+        pixels' areas split (see the module's docstring); a county that holds no pixel centre is
+        covered 0. Otherwise (fraction mode) they are its pixel areas over its polygon's.
 
     Returns
     -------
@@ -93,13 +111,22 @@ def coverage_table(
     covered = areas_m2[ids, :n_classes].sum(axis=1) / M2_PER_KM2
     nodata = areas_m2[ids, nodata_col] / M2_PER_KM2
     with np.errstate(divide="ignore", invalid="ignore"):
+        outside_share = np.where(polygon > 0, np.asarray(outside_km2, dtype=np.float64) / polygon, 1.0)
+        if centre:
+            pixels = covered + nodata
+            inside = np.clip(1.0 - outside_share, 0.0, 1.0)
+            covered_share = np.where(pixels > 0, inside * covered / pixels, 0.0)
+            nodata_share = np.where(pixels > 0, inside * nodata / pixels, 0.0)
+        else:
+            covered_share = np.where(polygon > 0, covered / polygon, 0.0)
+            nodata_share = np.where(polygon > 0, nodata / polygon, 0.0)
         frame = pd.DataFrame({
             "county": list(values),
             "polygon_area_km2": polygon,
             "covered_km2": covered,
-            "covered_share": np.where(polygon > 0, covered / polygon, 0.0),
-            "nodata_share": np.where(polygon > 0, nodata / polygon, 0.0),
-            "outside_share": np.where(polygon > 0, np.asarray(outside_km2, dtype=np.float64) / polygon, 1.0),
+            "covered_share": covered_share,
+            "nodata_share": nodata_share,
+            "outside_share": outside_share,
         })
     if counts is not None:
         frame["pixels_all"] = counts[ids].sum(axis=1)
@@ -108,7 +135,11 @@ def coverage_table(
 
 
 def describe(row: Any) -> str:
-    """``C: covered 40.0 % (nodata 0.0 %, outside the raster 60.0 %) of its 200 km²``."""
+    """``C: covered 40.0 % (nodata 0.0 %, outside the raster 60.0 %) of its 200 km²``; a nodata
+    share not yet known (NaN: `check` reads no pixels) makes it ``covered at most 40.0 %``."""
+    if np.isnan(row.nodata_share):
+        return (f"{row.county}: covered at most {100 * row.covered_share:.1f} % (outside the raster {100 * row.outside_share:.1f} %) "
+                f"of its {row.polygon_area_km2:,.4g} km²")
     return (
         f"{row.county}: covered {100 * row.covered_share:.1f} % (nodata {100 * row.nodata_share:.1f} %, outside the raster "
         f"{100 * row.outside_share:.1f} %) of its {row.polygon_area_km2:,.4g} km²"

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from carbonscape.cluster import Executor, using
+from carbonscape.coverage import COVERAGE_MODES
 from carbonscape.errors import InputError, ZoneError
 from carbonscape.grid import AREA_NOMINAL, Grid
 from carbonscape import remote
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio.features")
 
 ZONES_VARIABLE = "zones"
-COVERAGE_MODES = ("centre", "fraction")
 # In fraction mode, polygons may overlap by this much (in pixels of area, per pair) before they are
 # refused: the slivers of borders digitised twice, not real double counting.
 OVERLAP_TOLERANCE_PX = 0.01
@@ -152,7 +152,39 @@ def geodesic_areas_km2(gdf: gpd.GeoDataFrame) -> np.ndarray:
     # Geod's area is signed by ring orientation (holes count negative only when wound clockwise),
     # so orient every ring first: exteriors counter-clockwise, holes clockwise.
     oriented = shapely.orient_polygons(geographic.geometry.to_numpy(), exterior_cw=False)
-    return np.array([geod.geometry_area_perimeter(geom)[0] / 1e6 for geom in oriented])
+    # Ring by ring on plain arrays (shapely's per-ring .xy copies cost as much as the areas).
+    parts, part_of = shapely.get_parts(oriented, return_index=True)  # get_rings reads polygons, not multipolygons
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    owner = part_of[ring_part]
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    bounds = np.searchsorted(ring_of, np.arange(len(rings) + 1))
+    lon, lat = np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1])
+    areas = np.zeros(len(oriented))
+    for k in range(len(rings)):
+        a, b = bounds[k], bounds[k + 1]
+        areas[owner[k]] += geod.polygon_area_perimeter(lon[a:b], lat[a:b])[0]
+    return areas / 1e6
+
+
+def county_areas_km2(source: gpd.GeoDataFrame, projected: gpd.GeoDataFrame, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Each county's area and the area of its part beyond the raster (km²), as coverage measures
+    them: geodesic areas of the polygons as given (``source``), except on grids whose pixels count
+    nominal areas, where ``projected`` (the same polygons in the grid's CRS) is measured in the plane."""
+    if grid.area_model.rule == AREA_NOMINAL:
+        # Pixels count nominal areas here (an equal-area grid, or UTM inside its zone within 0.1 %):
+        # polygons and their parts beyond the raster are measured the same way, in the grid's plane,
+        # so that a county its pixels cover wholly is covered 100 %, not 99.92 % (and no geodesic
+        # area is needed: 7 s of 10 for 3,000 counties at 10^8 pixels).
+        unit_km2 = grid.linear_unit_m**2 / 1e6
+        geoms = projected.geometry.to_numpy()
+        area_km2 = shapely.area(geoms) * unit_km2
+        footprint = shapely.box(*grid.bounds)
+        crossing = ~shapely.within(geoms, footprint)
+        outside_km2 = np.zeros(len(geoms))
+        outside_km2[crossing] = shapely.area(shapely.difference(geoms[crossing], footprint)) * unit_km2
+    else:
+        area_km2, outside_km2 = geodesic_areas_km2(source), outside_areas_km2(source, grid)
+    return area_km2, outside_km2
 
 
 def outside_areas_km2(gdf: gpd.GeoDataFrame, grid: Grid, *, points_per_edge: int = 256) -> np.ndarray:
@@ -495,14 +527,7 @@ def rasterize_zones(
     values = [v.item() if isinstance(v, np.generic) else v for v in gdf[id_field].tolist()]
     # Coverage needs each polygon's true area and the part of it the raster cannot see, measured on
     # the polygons as given (before reprojection to the grid).
-    area_km2, outside_km2 = geodesic_areas_km2(source), outside_areas_km2(source, grid)
-    if grid.area_model.rule == AREA_NOMINAL:
-        # Pixels count nominal areas here (an equal-area grid, or UTM inside its zone within 0.1 %):
-        # polygons are measured the same way, in the grid's plane, so that a county its pixels cover
-        # wholly is covered 100 %, not 99.92 %.
-        planar = np.asarray(gdf.geometry.area, dtype=np.float64) * grid.linear_unit_m**2 / 1e6
-        outside_km2 = outside_km2 * np.divide(planar, area_km2, out=np.ones_like(planar), where=area_km2 > 0)
-        area_km2 = planar
+    area_km2, outside_km2 = county_areas_km2(source, gdf, grid)
     table = ZoneTable(
         id_field=id_field, ids=tuple(int(i) for i in ids), values=tuple(values),
         area_km2=tuple(float(v) for v in area_km2), outside_km2=tuple(float(v) for v in outside_km2),

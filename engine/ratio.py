@@ -41,7 +41,8 @@ def ratio_units(name: str) -> str:
     return name
 
 
-def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str = "co2_per_c") -> pd.DataFrame:
+def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str = "co2_per_c",
+                        supply_area_km2: pd.Series | None = None) -> pd.DataFrame:
     """The ratio per county, with zero supply flagged as an infinite ratio rather than an error.
 
     Parameters
@@ -52,6 +53,11 @@ def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str
         From :func:`carbonscape.demand.demand_by_county` (``area_km2``, ``demand_t_per_km2``).
     units
         ``"co2_per_c"`` or ``"carbon"`` (see :data:`UNITS`; ``"paper"`` is accepted for ``"co2_per_c"``).
+    supply_area_km2
+        The area (km²) each county's supply density is over, indexed by county (default: its
+        ``area_km2``): counties the land-use raster covers only in part, accepted by a lowered
+        ``min_coverage``, get their supply density over the covered area (demand stays over the
+        whole county, where its people live).
 
     Returns
     -------
@@ -71,7 +77,9 @@ def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str
     frame = pd.DataFrame(index=pd.Index(order, name="county"))
     frame["supply_t"] = supply_t.astype(np.float64).reindex(order)
     frame["area_km2"] = demand["area_km2"].astype(np.float64)
-    frame["supply_t_per_km2"] = frame["supply_t"] / frame["area_km2"]
+    supply_area = frame["area_km2"] if supply_area_km2 is None else supply_area_km2.astype(np.float64).reindex(order).fillna(frame["area_km2"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["supply_t_per_km2"] = frame["supply_t"] / supply_area
     factor = CO2_TO_C if units == "carbon" else 1.0
     frame["demand_t_per_km2"] = demand["demand_t_per_km2"].astype(np.float64) * factor
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -80,6 +88,8 @@ def supply_demand_ratio(supply_t: pd.Series, demand: pd.DataFrame, *, units: str
             # that counties alike in supply and emissions get one ratio (the densities' quotient
             # would differ in its last bit and split a tie).
             ratio = demand["emissions_t"].astype(np.float64) * factor / frame["supply_t"]
+            if supply_area_km2 is not None:  # exactly 1 where supply is over the whole county
+                ratio = ratio * (supply_area / frame["area_km2"])
         else:
             ratio = frame["demand_t_per_km2"] / frame["supply_t_per_km2"]
     infinite = frame["supply_t"] <= 0

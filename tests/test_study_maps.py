@@ -82,7 +82,8 @@ def test_a_study_of_three_maps(study_dir):
     # The base map (the study year's) is the study's own supply.
     base = pd.read_csv(out / "supply_by_county.csv")
     per_map = pd.read_csv(out / "maps" / "2020" / "supply_by_county.csv")
-    # The per-map tables do not carry the coverage columns (issue 7) yet: compare the columns they have.
+    # The per-map tables carry the coverage columns too (issue 7).
+    assert {"covered_share", "nodata_share", "outside_share", "low_coverage"} <= set(per_map.columns)
     assert set(per_map.columns) <= set(base.columns)
     pd.testing.assert_frame_equal(per_map, base[list(per_map.columns)])
     assert summary.loc["2020", "supply_t"] == pytest.approx(result.supply.total_t)

@@ -15,7 +15,7 @@ from carbonscape.accumulate.classindex import ClassIndex
 from carbonscape.kernels.crosstab import code_histogram, crosstab_areas, crosstab_counts, crosstab_counts_dense
 from carbonscape.kernels.transitions import code_columns, count_transitions, count_transitions_8bit, sum_transition_areas
 from carbonscape.kernels.area import sum_pair_areas as sum_pair_areas_lattice
-from carbonscape.kernels.area import sum_pair_areas_dense
+from carbonscape.kernels.area import sum_pair_areas_dense, sum_pair_counts_areas_dense
 from carbonscape.kernels.fraction import correct_by_fractions
 
 
@@ -47,7 +47,12 @@ def sum_pair_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray
     index = where.layout.classes
     counties, codes = blocks["counties"], blocks["landuse"]
     lattice = getattr(where.areas, "area_lattice", None)
-    if lattice is None:
+    uniform = _uniform_area(where)
+    if uniform is not None:
+        # One area for every pixel (fraction mode on an equal-area grid): the counting kernel's
+        # table × that area, 4× faster than evaluating a constant lattice at every pixel.
+        table = count_pairs(blocks, where).astype(np.float64) * uniform
+    elif lattice is None:
         table = crosstab_areas(
             counties, codes, index.lut, index.offset, where.layout.n_counties, index.n_cols,  # type: ignore[union-attr]
             index.unknown_col, index.nodata_code, index.nodata_col, where.area(),  # type: ignore[union-attr]
@@ -58,6 +63,12 @@ def sum_pair_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray
     if boundary is not None:
         _share_boundary_pixels(table, counties, codes, where, boundary)
     return table
+
+
+def _uniform_area(where: Chunk) -> float | None:
+    """The one pixel area of the area source, when it says every pixel has it, else None."""
+    uniform = getattr(where.areas, "uniform_area_m2", None)
+    return uniform() if callable(uniform) else None
 
 
 def _lattice_areas(counties, codes, index, where: Chunk, lattice, node_rows, node_cols) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -82,7 +93,12 @@ def _share_boundary_pixels(table: np.ndarray, counties: np.ndarray, codes: np.nd
     index = where.layout.classes
     source = where.areas
     lattice = getattr(source, "area_lattice", None)
-    if lattice is not None:
+    uniform = _uniform_area(where)
+    if uniform is not None:  # one node: every boundary pixel's area is the constant, not a cubic over the lattice's columns
+        grid_lattice = np.full((1, 1), uniform)
+        node_rows = np.array([where.rows.start], dtype=np.int64)
+        node_cols = np.array([where.cols.start], dtype=np.int64)
+    elif lattice is not None:
         grid_lattice, node_rows, node_cols = lattice()
     else:  # a plain area source: its block as a lattice with a node on every pixel
         block = np.broadcast_to(where.area(), codes.shape)
@@ -94,6 +110,34 @@ def _share_boundary_pixels(table: np.ndarray, counties: np.ndarray, codes: np.nd
         grid_lattice, node_rows, node_cols, where.rows.start, where.cols.start,
         entries["pixel"], entries["county"].astype(np.int64), entries["fraction"],
     )
+
+
+def count_and_sum_pair_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels and true areas (m²) per (county, class column) of one chunk: ``(2, n_counties, n_cols)``
+    float64, counts first. On a grid's area lattice with 8/16-bit codes one fused kernel makes both
+    (Web Mercator supply within ~1.2× of the count alone, benchmarks/areas.py); otherwise the two
+    statistics' own kernels. Fraction mode shares boundary pixels' areas as :func:`sum_pair_areas`."""
+    counties, codes = blocks["counties"], blocks["landuse"]
+    lattice = getattr(where.areas, "area_lattice", None)
+    if lattice is None or codes.dtype.itemsize > 2 or _uniform_area(where) is not None:
+        return np.stack([count_pairs(blocks, where).astype(np.float64), sum_pair_areas(blocks, where)])
+    index = where.layout.classes
+    lut, offset = index.dense_lut(codes.dtype)  # type: ignore[union-attr]
+    table = sum_pair_counts_areas_dense(
+        counties, codes, lut, offset, where.layout.n_counties, index.n_cols, *lattice(), where.rows.start, where.cols.start,  # type: ignore[union-attr]
+    )
+    boundary = where.layout.params.get("boundary")
+    if boundary is not None:
+        _share_boundary_pixels(table[1], counties, codes, where, boundary)
+    return table
+
+
+def _counts_areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    return np.stack([ref.counts_reference(blocks, where).astype(np.float64), ref.areas_reference(blocks, where)])
+
+
+def _counts_areas_shape(layout: Layout) -> tuple[int, ...]:
+    return (2, layout.n_counties, layout.n_cols)
 
 
 def count_codes(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
@@ -163,6 +207,10 @@ COUNTS = Accumulation("counts", chunk=count_pairs, reference=ref.counts_referenc
 AREAS = Accumulation(
     "areas", chunk=sum_pair_areas, reference=ref.areas_reference, dtype=np.dtype(np.float64), needs_area=True
 )
+COUNTS_AREAS = Accumulation(
+    "counts_areas", chunk=count_and_sum_pair_areas, reference=_counts_areas_reference, dtype=np.dtype(np.float64),
+    shape=_counts_areas_shape, needs_area=True,
+)
 CODE_HISTOGRAM = Accumulation(
     "code_histogram", chunk=count_codes, reference=ref.code_histogram_reference, reads=("landuse",),
     shape=_histogram_shape, finalize=code_counts,
@@ -178,5 +226,5 @@ TRANSITION_AREAS = Accumulation(
 )
 
 LIBRARY: dict[str, Accumulation] = {
-    spec.name: spec for spec in (COUNTS, AREAS, CODE_HISTOGRAM, TRANSITIONS, TRANSITION_AREAS)
+    spec.name: spec for spec in (COUNTS, AREAS, CODE_HISTOGRAM, TRANSITIONS, TRANSITION_AREAS, COUNTS_AREAS)
 }

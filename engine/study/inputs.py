@@ -183,13 +183,45 @@ def _coverage(study: Study, inputs: Inputs) -> list[str]:
             f"land use: {landuse} does not reach {len(outside)} of the counties of {counties} ({', '.join(outside[:20])}): they would get "
             "no pixels; give a raster that covers them, or leave them out of the counties file"
         )
-    minimum = study.setting("counties", "min_coverage")
-    if minimum is not None:
-        short = [(k, v) for k, v in zip(keys, share) if 1e-9 < v < minimum]
-        if short:
-            listed = ", ".join(f"{k} ({100 * v:.1f}% covered)" for k, v in short[:20])
-            problems.append(f"land use: {landuse} covers less than [counties] min_coverage = {minimum:g} of {listed}")
+    problems.extend(_min_coverage(study, inputs, crossing=[i for i, v in enumerate(share) if 1e-9 < v < 1.0 - 1e-9], keys=keys))
     return problems
+
+
+def _min_coverage(study: Study, inputs: Inputs, *, crossing: list[int], keys: np.ndarray) -> list[str]:
+    """Counties whose part beyond the rasters' extent leaves them covered less than
+    ``[counties] min_coverage``, with their shares measured as `run` measures them (geodesic areas
+    of each polygon and of its part beyond the raster, :func:`carbonscape.rasterize.outside_areas_km2`).
+    Nodata shares need the pixels: `run` reports those before writing anything."""
+    from carbonscape.coverage import DEFAULT_MIN_COVERAGE, coverage_problems
+    from carbonscape.rasterize import county_areas_km2, geodesic_areas_km2
+
+    polygons = inputs.polygons
+    assert polygons is not None
+    minimum = study.setting("counties", "min_coverage", DEFAULT_MIN_COVERAGE)
+    if not crossing or minimum is None:
+        return []
+    part = polygons.iloc[crossing].reset_index(drop=True)
+    if len(inputs.rasters) == 1:  # as zones measures them
+        grid = inputs.rasters[0].grid
+        area, outside = county_areas_km2(part, part.to_crs(grid.crs), grid)
+    else:
+        area = geodesic_areas_km2(part)  # tiles: the part beyond their union, in the rasters' CRS
+        import shapely
+
+        footprint = shapely.union_all([shapely.box(*info.grid.bounds) for info in inputs.rasters])
+        projected = part.geometry.to_crs(inputs.rasters[0].grid.crs)
+        beyond = (projected.area - projected.intersection(footprint).area).to_numpy()
+        outside = area * np.divide(beyond, projected.area.to_numpy(), out=np.zeros(len(part)), where=projected.area.to_numpy() > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        outside_share = np.where(area > 0, outside / area, 1.0)
+    frame = pd.DataFrame({
+        "county": keys[crossing], "polygon_area_km2": area, "covered_share": 1.0 - outside_share,
+        "nodata_share": np.nan, "outside_share": outside_share,  # nodata: known once run reads the pixels
+    })
+    mode = study.setting("counties", "coverage", "centre")
+    found = coverage_problems(frame, min_coverage=minimum, mode=mode)
+    landuse = ", ".join(p.path.name for p in inputs.rasters)
+    return [f"land use: {landuse}: " + problem.replace("covered by the land-use raster", "covered by it") for problem in found]
 
 
 def _classes_problems(study: Study, inputs: Inputs) -> list[str]:
@@ -241,7 +273,9 @@ def describe(study: Study, inputs: Inputs) -> list[str]:
                     f"{grid.crs.ellipsoid.name if grid.crs.ellipsoid else 'WGS 84'} ellipsoid")
         else:
             side_x, side_y = xres * grid.linear_unit_m, yres * grid.linear_unit_m
-            rule = f"projected ({crs}): pixels {side_x:.6g} × {side_y:.6g} m = {side_x * side_y / 1e4:.6g} ha each"
+            rule = f"projected ({crs}): pixels {side_x:.6g} × {side_y:.6g} m"
+            rule += f" = {side_x * side_y / 1e4:.6g} ha each" if grid.area_model.nominal else ""
+        rule += f"; {grid.area_model.sentence()}"  # the area rule carbonscape applies, as the log says
         lines.append(f"land use   {tiles}{', '.join(remote.name_of(r.path) for r in inputs.rasters[:3])}: {grid.shape[0] if len(inputs.rasters) == 1 else rows}"
                      f" × {grid.shape[1]} pixels{' (first tile)' if tiles else ''}, {inputs.rasters[0].dtype}, nodata "
                      f"{_number(inputs.rasters[0].nodata)}; {rule}")
@@ -254,6 +288,16 @@ def describe(study: Study, inputs: Inputs) -> list[str]:
         pixels = inputs.pixels
         smallest = pixels.idxmin()
         lines.append(f"pixels     per county about {pixels.min():,.0f} (fewest: {smallest}) to {pixels.max():,.0f}, median {pixels.median():,.0f}")
+        mode = study.setting("counties", "coverage", "centre")
+        rule = ("pixel centre (boundary pixels wholly in the county holding their centre)" if mode == "centre"
+                else "fraction (boundary pixels shared by exact covered fraction)")
+        lines.append(f"coverage   {rule}; counties covered less than min_coverage {study.setting('counties', 'min_coverage', 0.9):g} are refused")
+        from carbonscape.coverage import COARSE_PIXELS
+
+        few = pixels[pixels < COARSE_PIXELS]
+        if mode == "centre" and len(few):
+            lines.append(f"coarse     {len(few)} county(ies) hold fewer than {COARSE_PIXELS} pixels ({', '.join(few.sort_values().index[:10])}"
+                         f"{'...' if len(few) > 10 else ''}): their pixel-centre totals are rough; consider [counties] coverage = \"fraction\"")
         if inputs.coverage is not None:
             partial = inputs.coverage[inputs.coverage < 0.99]
             if len(partial):

@@ -28,6 +28,9 @@ DEMAND_COLUMNS = ["population", "area_km2", "density_per_km2", "demand_t_per_km2
 RATIO_COLUMNS = ["supply_t", "supply_t_per_km2", "demand_t_per_km2", "ratio", "ratio_infinite", "class", "zone", "zone_en", "demand_unit"]
 # The supply–demand matching indices (carbonscape.matching.COLUMNS) follow the ratio's columns.
 MATCHING_COLUMNS = ["balance", "esdr", "z_supply", "z_demand", "quadrant", "coupling", "ccd"]
+# How much of each county the land-use raster covers (carbonscape.coverage); low_coverage flags
+# the counties a lowered min_coverage let through, their supply density over the covered area.
+COVERAGE_COLUMNS = ["covered_share", "nodata_share", "outside_share", "low_coverage"]
 
 
 def _write_csv(frame: pd.DataFrame, path: Path, *, index: bool = False) -> Path:
@@ -66,7 +69,7 @@ def write_outputs(result: StudyResult, out: Path, *, id_field: str, per_capita_t
     demand_out["demand_unit"] = DEMAND_UNITS["co2_per_c"]  # demand itself is always t CO2/km²
     files["demand_by_county"] = _write_csv(demand_out, out / "demand_by_county.csv")
     files["demand_totals"] = _write_csv(demand_totals_table(demand, per_capita_t=per_capita_t), out / "demand_totals.csv")
-    ratio_out = result.ratio_zones[[c for c in (*RATIO_COLUMNS, *MATCHING_COLUMNS) if c in result.ratio_zones.columns]].reset_index()
+    ratio_out = result.ratio_zones[[c for c in (*RATIO_COLUMNS, *MATCHING_COLUMNS, *COVERAGE_COLUMNS) if c in result.ratio_zones.columns]].reset_index()
     files["ratio_zones"] = _write_csv(ratio_out, out / "ratio_zones.csv")
     if result.statistics is not None:
         files.update(result.statistics.write(out))
@@ -111,6 +114,7 @@ def _write_counties(result: StudyResult, *, out: Path, id_field: str) -> Path:
         "demand_share_pct": demand["share_pct"].reindex(index),
         **{c: ratio_zones[c].reindex(index) for c in ("ratio", "ratio_infinite", "class", "zone", "zone_en", "zone_key") if c in ratio_zones},
         "ratio_demand_unit": ratio_zones["demand_unit"].reindex(index),
+        **{c: by_county[c].reindex(index) for c in COVERAGE_COLUMNS if c in by_county},
     }
     attributes = polygons.copy()
     # The id field itself named "county" is the same values, not a clash worth a message.

@@ -125,9 +125,11 @@ def compute_study(
         landuse_store = ingest(list(study.landuse), remote.join(stores, "landuse.zarr"), chunk=study.chunk, progress=progress, run=run)
         timings.lap("ingest")
         county_store = rasterize_zones(study.counties, like=landuse_store, id_field=study.id_field, out=remote.join(stores, "zones.zarr"),
-                                       layer=study.layer, encoding=study.encoding, progress=progress, run=run)
+                                       layer=study.layer, encoding=study.encoding, progress=progress, run=run,
+                                       coverage=study.setting("counties", "coverage", "centre"))
         timings.lap("zones")
-        supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps, progress=progress, run=run)
+        supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps, progress=progress, run=run,
+                               min_coverage=study.setting("counties", "min_coverage"))
         timings.lap("supply")
         maps_summary = maps_result = None
         if study.setting("landuse", "maps"):
@@ -150,7 +152,8 @@ def compute_study(
     )
     totals_demand = demand_totals(demand)
     timings.lap("demand")
-    ratio = supply_demand_ratio(by_county["supply_t"], demand, units=study.ratio_units)
+    ratio = supply_demand_ratio(by_county["supply_t"], demand, units=study.ratio_units, supply_area_km2=_supply_area_km2(by_county, area_km2))
+    ratio = _with_coverage(ratio, by_county)
     weights = ratio["area_km2"] if study.zoning.weights == "area" else None
     try:
         zones_frame, zoning_info = zone_ratios(
@@ -212,6 +215,27 @@ def compute_study(
     write_outputs(result, out_dir, id_field=study.id_field, per_capita_t=per_capita_t)
     draw_outputs(result, maps=study.maps if maps is None else maps, report=study.report if report is None else report, title=study.name)
     return result
+
+
+def _supply_area_km2(by_county: pd.DataFrame, area_km2: pd.Series) -> pd.Series | None:
+    """The area each county's supply density is over: its polygon's, except for the counties a
+    lowered ``[counties] min_coverage`` let through (``low_coverage``), whose supply is over the
+    true area of their covered pixels only (dividing it by the whole polygon would understate
+    their density by the missing share)."""
+    if "low_coverage" not in by_county.columns or not by_county["low_coverage"].any():
+        return None
+    area = area_km2.astype("float64").copy()
+    low = by_county["low_coverage"].reindex(area.index, fill_value=False).astype(bool)
+    area[low] = by_county["area_km2"].reindex(area.index)[low]
+    return area
+
+
+def _with_coverage(ratio: pd.DataFrame, by_county: pd.DataFrame) -> pd.DataFrame:
+    """The coverage columns of supply's table beside the ratio (``ratio_zones.csv``, counties.gpkg)."""
+    for column in ("covered_share", "nodata_share", "outside_share", "low_coverage"):
+        if column in by_county.columns:
+            ratio[column] = by_county[column].reindex(ratio.index)
+    return ratio
 
 
 def _spatial_statistics(study: Study, polygons: Any, ratio_zones: pd.DataFrame) -> Any:

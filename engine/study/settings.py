@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from carbonscape.breaks import METHODS as ZONING_METHODS
+from carbonscape.coverage import COVERAGE_MODES, DEFAULT_MIN_COVERAGE
 from carbonscape.ratio import UNIT_ALIASES, UNITS
 from carbonscape.zoning import PAPER_RATIO_BREAKS, SCHEME_ALIASES, SCHEME_NAMES
 
@@ -148,6 +149,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("counties", "layer", "text", None, "layer to read when the file has several", example='"counties"', template="comment"),
     Setting("counties", "encoding", "text", None, "code page of the attribute text when the file does not say (a shapefile "
             "without .cpg); default: detected (UTF-8 or GBK)", example='"GBK"', template="comment"),
+    Setting("counties", "coverage", "choice", "centre",
+            "centre: a pixel belongs to the county holding its centre (ArcGIS, InVEST); fraction: boundary pixels are shared "
+            "by their exact covered fraction (exactextract), for pixels coarse against the counties",
+            choices=COVERAGE_MODES, example='"fraction"', template="comment"),
+    Setting("counties", "min_coverage", "number", DEFAULT_MIN_COVERAGE,
+            "refuse a county whose land-use pixels cover less than this share of its area (outside the raster, nodata); "
+            "lower it to accept such counties, their supply density over the covered area, flagged low_coverage",
+            minimum=0, template="comment"),
     Setting("pools", "path", "path", REQUIRED, "the pools table (CSV or XLSX)", example='"pools.csv"'),
     Setting("demand", "table", "path", REQUIRED, "CSV or XLSX with one row per county", example='"population.csv"'),
     Setting("demand", "key", "text", None, "column matching [counties] id_field (default: the same name)", example='"county"'),
@@ -209,6 +218,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("uncertainty", "draws", "int", 1000, "Monte Carlo draws, one density per class and pool each", minimum=20, template="comment"),
     Setting("uncertainty", "seed", "int", 12345, "seed of the draws (the same seed, the same file)", minimum=0, template="comment"),
 )
+
+
+def _counties_coverage(values: Mapping[str, Any], keys: frozenset[str]) -> list[str]:
+    from carbonscape.coverage import check_min_coverage
+    from carbonscape.errors import InputError
+
+    if "min_coverage" not in values:
+        return []
+    try:
+        check_min_coverage(values["min_coverage"], where="[counties] min_coverage")
+    except InputError as exc:
+        return [str(exc)]
+    return []
 
 
 def _demand_sources(values: Mapping[str, Any], keys: frozenset[str]) -> list[str]:
@@ -296,7 +318,8 @@ def _uncertainty_settings(values: Mapping[str, Any], keys: frozenset[str]) -> li
 
 RULES: tuple[Rule, ...] = (Rule("demand", _demand_sources), Rule("zoning", _zoning_consistent), Rule("landuse", _landuse_maps), Rule("valuation", _valuation),
                            Rule("matching", _matching_weights),
-                           Rule("statistics", _statistics_settings), Rule("uncertainty", _uncertainty_settings))
+                           Rule("statistics", _statistics_settings), Rule("uncertainty", _uncertainty_settings),
+                           Rule("counties", _counties_coverage))
 
 
 # ---------------------------------------------------------------------------------------------
