@@ -3,7 +3,7 @@ transition per county, InVEST's sequestration and valuation, and the land-use dy
 
 One pass of the accumulation layer reads both maps and the county ids chunk by chunk and counts
 (county, class in the first map, class in the second) pixels and true areas
-(:data:`~carbonscape.accumulate.TRANSITIONS`); every table here is a finalize on that small table:
+(:data:`~carbonscape.accumulate.TRANSITION_TABLES`); every table here is a finalize on that small table:
 each map's supply is a margin of it, the change of a transition is its area times the difference of
 the two densities, and the net present value is that change times InVEST's valuation constant.
 
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from carbonscape.accumulate import TRANSITION_AREAS, TRANSITIONS, ClassIndex, Layout, accumulate, lookup, pixel_areas
+from carbonscape.accumulate import TRANSITION_TABLES, ClassIndex, Layout, accumulate, lookup, pixel_areas
 from carbonscape.carbon import (
     POOL_COLUMNS,
     M2_PER_HA,
@@ -404,20 +404,17 @@ def change(
     index_a, index_b = _class_index(store_a, table_from, names[0]), _class_index(store_b, table_to, names[1])
     layout = Layout(n_counties=county_table.n_zones, classes=index_a, classes_to=index_b)
     areas = pixel_areas(store_a.grid)
-    specs = [TRANSITIONS, *([TRANSITION_AREAS] if areas.uniform_area_m2() is None else [])]
-    lazy = accumulate(specs, county_store.data, {"landuse": store_a.data, "landuse_to": store_b.data}, layout=layout, areas=areas)
+    lazy = accumulate([TRANSITION_TABLES], county_store.data, {"landuse": store_a.data, "landuse_to": store_b.data}, layout=layout, areas=areas)
 
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
     with using(run, scheduler) as active, staging as stage:
         shape = store_a.grid.shape
         computed = active.compute(*lazy.values(), progress=progress, label=f"change: 2 maps of {shape[0]}×{shape[1]} pixels")
-        tables = {name: np.asarray(table) for name, table in zip(lazy, computed)}
-        pixels = tables["transitions"]
+        pixels, area_m2 = _split_tables(computed[0])
         if pixels[:, index_a.unknown_col, :].sum():
             raise UnknownCodesError(unknown_codes_message(f"{names[0]} map {store_a.path}", table_from, _count_unknown(store_a, table_from, active)))
         if pixels[:, :, index_b.unknown_col].sum():
             raise UnknownCodesError(unknown_codes_message(f"{names[1]} map {store_b.path}", table_to, _count_unknown(store_b, table_to, active)))
-        area_m2 = tables["transition_areas"] if "transition_areas" in tables else pixels * areas.uniform_area_m2()
         result = change_tables(
             pixels, area_m2, pools_from=table_from, pools_to=table_to, counties=county_table.series(),
             years=years, valuation=valuation, labels=names,
@@ -446,6 +443,12 @@ def change(
             if "valuation" in result.summary:
                 result.files["npv"] = folder / PIXEL_FILES["npv"]
     return result
+
+
+def _split_tables(table: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(pixels int64, areas m² float64)`` of a computed :data:`~carbonscape.accumulate.TRANSITION_TABLES`."""
+    table = np.asarray(table)
+    return np.rint(table[0]).astype(np.int64), table[1]
 
 
 def write_change_maps(
@@ -518,7 +521,7 @@ def maps_pass(
     valuation
         InVEST's valuation of each pair's change (needs both years).
 
-    Each pair is a :data:`~carbonscape.accumulate.TRANSITIONS` statistic and each map in no pair a
+    Each pair is a :data:`~carbonscape.accumulate.TRANSITION_TABLES` statistic (pixels and true areas in one kernel call) and each map in no pair a
     :data:`~carbonscape.accumulate.COUNTS` one (a map's counts are a margin of any of its pairs'),
     all in one :func:`~carbonscape.accumulate.accumulate`. Raises :class:`InputError` naming the
     map, before computing, for another grid, a pair whose later year is not after its base, or a
@@ -563,9 +566,7 @@ def maps_pass(
     for a, b in pairs:
         layout = Layout(n_counties=n, classes=index[a], classes_to=index[b])
         rasters = {"landuse": f"map {a}", "landuse_to": f"map {b}"}
-        specs.append(bind(TRANSITIONS, f"transitions {a} → {b}", rasters=rasters, layout=layout))
-        if per_pixel:
-            specs.append(bind(TRANSITION_AREAS, f"transition areas {a} → {b}", rasters=rasters, layout=layout))
+        specs.append(bind(TRANSITION_TABLES, f"transitions {a} → {b}", rasters=rasters, layout=layout))
     for label in labels:
         if label not in in_pair:
             layout = Layout(n_counties=n, classes=index[label])
@@ -585,9 +586,9 @@ def maps_pass(
 
         counts: dict[str, np.ndarray] = {}
         area_m2: dict[str, np.ndarray] = {}
+        pair_tables = {(a, b): _split_tables(found.pop(f"transitions {a} → {b}")) for a, b in pairs}
         for a, b in pairs:
-            pixels = found[f"transitions {a} → {b}"]
-            area = area_of(f"transition areas {a} → {b}", pixels)
+            pixels, area = pair_tables[(a, b)]
             counts.setdefault(a, pixels.sum(axis=2))
             area_m2.setdefault(a, area.sum(axis=2))
             counts.setdefault(b, pixels.sum(axis=1))
@@ -607,10 +608,10 @@ def maps_pass(
     }
     changes = {}
     for a, b in pairs:
-        pixels = found[f"transitions {a} → {b}"]
+        pixels, area = pair_tables[(a, b)]
         pair_years = (years.get(a), years.get(b))
         changes[(a, b)] = change_tables(
-            pixels, area_of(f"transition areas {a} → {b}", pixels), pools_from=tables[a], pools_to=tables[b],
+            pixels, area, pools_from=tables[a], pools_to=tables[b],
             counties=county_table.series(), years=None if None in pair_years else pair_years,  # type: ignore[arg-type]
             valuation=valuation if None not in pair_years else None, labels=(a, b),
         )

@@ -57,9 +57,16 @@ def passes(draw):
     table_codes = draw(st.lists(st.integers(0, 10), min_size=1, max_size=8, unique=True))
     nodata = draw(st.one_of(st.none(), st.integers(lo, 12).filter(lambda v: v not in table_codes)))
     chunks = (draw(st.integers(1, rows)), draw(st.integers(1, cols)))
-    kind = draw(st.sampled_from(["geographic", "projected", "field"]))
+    kind = draw(st.sampled_from(["geographic", "projected", "field", "lattice"]))
     if kind == "field":
         areas = FieldAreas(draw(hnp.arrays(np.float64, (rows, cols), elements=st.floats(0, 1e4, allow_nan=False))))
+    elif kind == "lattice":
+        # The grid as its own area source: kernels rebuild each row's areas from its area lattice
+        # (Web Mercator: areas vary by row; UTM far from its central meridian: by row and column).
+        crs, x0 = draw(st.sampled_from([(3857, 1.2e7), (32648, 9.5e5)]))
+        areas = Grid(crs_wkt=CRS.from_epsg(crs).to_wkt(), transform=(30.0, 0.0, x0, 0.0, -30.0, draw(st.floats(1e6, 6e6))),
+                     shape=(rows, cols))
+        assert areas.uniform_area_m2() is None and hasattr(areas, "area_lattice")
     else:
         top = draw(st.floats(-80, 80))
         grid = Grid(

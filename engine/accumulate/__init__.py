@@ -21,6 +21,7 @@ from carbonscape.accumulate.library import (
     COUNTS,
     LIBRARY,
     TRANSITION_AREAS,
+    TRANSITION_TABLES,
     TRANSITIONS,
     code_counts,
 )
@@ -30,7 +31,7 @@ from carbonscape.grid import Grid
 
 __all__ = [
     "AREAS", "CODE_HISTOGRAM", "COUNTS", "LIBRARY", "Accumulation", "AreaSource", "Chunk", "ClassIndex", "Layout",
-    "RowAreas", "TRANSITIONS", "TRANSITION_AREAS", "accumulate", "accumulate_numpy", "bind", "code_counts", "crosstab", "crosstab_area", "crosstab_numpy",
+    "RowAreas", "TRANSITIONS", "TRANSITION_AREAS", "TRANSITION_TABLES", "accumulate", "accumulate_numpy", "bind", "code_counts", "crosstab", "crosstab_area", "crosstab_numpy",
     "finalize", "lookup", "pixel_areas",
 ]
 

@@ -86,3 +86,9 @@ def transition_areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -
     n = where.layout.n_counties
     weights = np.broadcast_to(where.area(), blocks["landuse"].shape).ravel()
     return np.bincount(keys, weights=weights, minlength=n * n_a * n_b).reshape(n, n_a, n_b)
+
+
+def transition_tables_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels ``[0]`` and true area in m² ``[1]`` per (county, column in A, column in B):
+    ``(2, n_counties, n_a, n_b)`` float64."""
+    return np.stack([transitions_reference(blocks, where).astype(np.float64), transition_areas_reference(blocks, where)])

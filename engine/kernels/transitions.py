@@ -9,6 +9,7 @@ columns by :func:`code_columns` and then read through an identity table.
 from __future__ import annotations
 
 import numpy as np
+from carbonscape.kernels.area import lattice_row
 from numba import njit
 
 
@@ -107,3 +108,50 @@ def count_transitions_8bit(zones, codes_a, codes_b, pair_lut, offset_a, offset_b
             parts[0, z * n_pairs + pair_lut[np.int64(a_row[c]) - offset_a, np.int64(b_row[c]) - offset_b]] += 1
             c += 1
     return parts.sum(axis=0).reshape(n_zones, n_pairs)
+
+
+@njit(nogil=True, cache=True)
+def transition_tables(zones, codes_a, codes_b, lut_a, offset_a, lut_b, offset_b, n_zones, n_cells,
+                      with_area, use_lattice, lattice, node_rows, node_cols, area, row0, col0):  # pragma: no cover
+    """Pixels and true area (m²) per (county id, column in A, column in B) of one chunk, in one read.
+
+    ``lut_a[code - offset_a]`` is the column of a code of map A already multiplied by the number
+    of columns of map B, ``lut_b[code - offset_b]`` the column of a code of map B, so a pixel's cell
+    is their sum (two lookups in tables that stay in L1 for 8-bit codes). With ``with_area`` each
+    pixel's area is added too: rebuilt row by row from the grid's area lattice (``use_lattice``,
+    :func:`carbonscape.kernels.area.lattice_row`, never a per-pixel area block) or read from
+    ``area``, which broadcasts to the chunk (``(rows, 1)``, ``(1, 1)`` or ``(rows, cols)``).
+    ``row0, col0`` is the chunk's top-left pixel. Returns ``(pixels int64 (n_zones * n_cells,),
+    areas float64 (n_zones * n_cells,) or (1,) without areas)``. Two partial tables break the
+    store-to-load dependency between neighbouring pixels of the same transition.
+    """
+    rows, cols = codes_a.shape
+    parts = np.zeros((2, n_zones * n_cells), dtype=np.int64)
+    area_parts = np.zeros((2, n_zones * n_cells if with_area else 1), dtype=np.float64)
+    buffer = np.empty(cols, dtype=np.float64)
+    row_step = 1 if area.shape[0] > 1 else 0
+    for r in range(rows):
+        zone_row = zones[r]
+        a_row = codes_a[r]
+        b_row = codes_b[r]
+        if not with_area:
+            for c in range(cols):
+                z = np.int64(zone_row[c])
+                if z < 0 or z >= n_zones:
+                    raise ValueError("zone id out of range of the zone table")
+                parts[c & 1, z * n_cells + lut_a[np.int64(a_row[c]) - offset_a] + lut_b[np.int64(b_row[c]) - offset_b]] += 1
+            continue
+        if use_lattice:
+            lattice_row(lattice, node_rows, node_cols, row0 + r, col0, buffer)
+        elif area.shape[1] == 1:
+            buffer[:] = area[r * row_step, 0]
+        else:
+            buffer[:] = area[r]
+        for c in range(cols):
+            z = np.int64(zone_row[c])
+            if z < 0 or z >= n_zones:
+                raise ValueError("zone id out of range of the zone table")
+            cell = z * n_cells + lut_a[np.int64(a_row[c]) - offset_a] + lut_b[np.int64(b_row[c]) - offset_b]
+            parts[c & 1, cell] += 1
+            area_parts[c & 1, cell] += buffer[c]
+    return parts[0] + parts[1], area_parts[0] + area_parts[1]
