@@ -147,13 +147,28 @@ def transition_tables(zones, codes_a, codes_b, lut_a, offset_a, lut_b, offset_b,
             buffer[:] = area[r * row_step, 0]
         else:
             buffer[:] = area[r]
+        # Runs of one cell along the row (land use is clustered: most neighbours share their
+        # county and both classes) are summed in registers and stored once per run.
+        run_cell = np.int64(-1)
+        run_pixels = np.int64(0)
+        run_area = 0.0
         for c in range(cols):
             z = np.int64(zone_row[c])
             if z < 0 or z >= n_zones:
                 raise ValueError("zone id out of range of the zone table")
             cell = z * n_cells + lut_a[np.int64(a_row[c]) - offset_a] + lut_b[np.int64(b_row[c]) - offset_b]
-            parts[c & 1, cell] += 1
-            area_parts[c & 1, cell] += buffer[c]
+            if cell != run_cell:
+                if run_pixels:
+                    parts[0, run_cell] += run_pixels
+                    area_parts[0, run_cell] += run_area
+                run_cell = cell
+                run_pixels = 0
+                run_area = 0.0
+            run_pixels += 1
+            run_area += buffer[c]
+        if run_pixels:
+            parts[0, run_cell] += run_pixels
+            area_parts[0, run_cell] += run_area
     return parts[0] + parts[1], area_parts[0] + area_parts[1]
 
 
