@@ -580,6 +580,7 @@ class MapsResult:
     supply: dict[str, Any]
     changes: dict[tuple[str, str], ChangeResult]
     summary: dict[str, Any]
+    balances: dict[str, Any] = field(default_factory=dict)  # per map: demand, ratio, zones (a study's maps)
 
 
 def maps_pass(
