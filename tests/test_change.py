@@ -294,3 +294,17 @@ def test_a_sparse_transfer_matrix_gives_the_tables_of_the_dense_one(tmp, two_map
     # West: two crop pixels became forest, one crop pixel nodata, one nodata pixel crop.
     west = sparse_change.by_county.set_index("county").loc["West"]
     assert (west["changed_pixels"], west["nodata_from_only_pixels"], west["nodata_to_only_pixels"]) == (2, 1, 1)
+
+
+def test_cli_refuses_another_grid_and_a_code_missing_from_a_map_s_pools_naming_the_map(tmp, two_maps):
+    a, b, zones, pools = two_maps
+    short = write_pools(tmp / "short.csv", POOLS[:3], names=NAMES[:3])
+    other = ingest(write_tif(tmp / "o.tif", AFTER, transform=from_origin(500_000, 2_800_000, 50, 50), nodata=9, crs=EQUAL_AREA),
+                   tmp / "o.zarr", chunk=16, scheduler="synchronous")
+    for to, extra, named in ((b, ["--pools-to", str(short)], "b.zarr"), (other, [], "o.zarr")):
+        out = tmp / "out"
+        res = CliRunner().invoke(cli, ["change", "--from", str(a), "--to", str(to), "--zones", str(zones), "--pools", str(pools),
+                                       "--out", str(out), "--scheduler", "synchronous", *extra])
+        assert res.exit_code == 2, res.output
+        assert named in res.output
+        assert not out.exists()
