@@ -16,6 +16,9 @@ the two so that both see the same load, times (best and median of ``repeats``):
 - ``read``: reading and decoding the county store and one land-use store, nothing else.
 
 The issue's target: two maps ≤ 1.6 × one map's supply pass.
+
+``--memory`` also runs each pass once in a fresh process (a LocalCluster inside it) and records
+that process's peak RSS: one map's supply, two maps with their transfer matrix, three maps.
 """
 
 from __future__ import annotations
@@ -45,6 +48,37 @@ def _changed(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
     return out
 
 
+_PEAK = """
+import resource, sys
+import carbonscape
+from carbonscape.change import maps_pass
+from carbonscape.cluster import executor
+lu, alt, third, zones, pools, what = sys.argv[1:]
+table = carbonscape.read_pools(pools)
+with executor(None) as run:
+    if what == "supply":
+        carbonscape.supply(lu, zones, table, run=run)
+    elif what == "two maps":
+        maps_pass({"a": lu, "b": alt}, zones, {"a": table, "b": table}, pairs=[("a", "b")], run=run)
+    else:
+        maps_pass({"a": lu, "b": alt, "c": third}, zones, {"a": table, "b": table, "c": table}, pairs=[("a", "b"), ("b", "c")], run=run)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss_mib(lu: Path, alt: Path, third: Path, zones: Path, pools: Path) -> dict[str, float]:
+    """Peak RSS (MiB) of a fresh process running each pass once (numba's cache warm)."""
+    import subprocess
+    import sys
+
+    out = {}
+    for what in ("supply", "two maps", "three maps"):
+        done = subprocess.run([sys.executable, "-c", _PEAK, str(lu), str(alt), str(third), str(zones), str(pools), what],
+                              capture_output=True, text=True, check=True)
+        out[what] = round(int(done.stdout.split()[-1]) / 1024, 1)  # ru_maxrss is in KiB on Linux
+    return out
+
+
 def main() -> None:
     import carbonscape
     from carbonscape.change import maps_pass
@@ -55,10 +89,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10000)
     parser.add_argument("--data", type=Path, default=Path(__file__).parent / "data")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--memory", action="store_true", help="also the peak RSS of each pass in a fresh process")
     args = parser.parse_args()
     data = args.data / f"r{args.size}"
     lu, zones, pools = data / "landuse.zarr", data / "zones.zarr", data / "region" / "pools.csv"
     alt, third = data / "landuse_alt.zarr", data / "landuse_third.zarr"
+    import os
+
+    load_before = os.getloadavg()
     times: dict[str, list[float]] = {"supply": [], "two maps": [], "three maps": [], "read": []}
     with executor(None) as run:
         if not alt.exists():
@@ -107,6 +145,9 @@ def main() -> None:
         },
         "changed_pixels": result.changes[("a", "b")].summary["changed_pixels"],
     }
+    if args.memory:
+        report["peak_rss_mib"] = peak_rss_mib(lu, alt, third, zones, pools)
+    report["load_average"] = {"before": load_before, "after": os.getloadavg()}
     out = Path(__file__).parent / "results" / f"maps_{args.size}.json"
     out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

@@ -523,6 +523,25 @@ def _print_changes(result: Any) -> None:
         click.echo("  largest transitions (transfer matrix: changes/…/transfer_matrix_km2.csv):")
         for row in moves.sort_values("area_km2", ascending=False).head(6).itertuples():
             click.echo(f"    {row.from_name:>14} → {row.to_name:<14} {row.area_km2:10,.1f} km²  {row.carbon_change_t:+14,.0f} t C")
+        _print_transfer_matrix(found_change, a, b)
+        sankey = found_change.files.get("transitions_sankey")
+        if sankey is not None:
+            click.echo(f"  drawn: {Path(sankey).name}" + (", carbon_change_by_county.png" if "carbon_change_by_county" in found_change.files else ""))
+
+
+def _print_transfer_matrix(found_change: Any, a: str, b: str) -> None:
+    """The region's transfer matrix (km²) by class code, classes present in either map only."""
+    matrix = found_change.transfer_matrix
+    body = matrix.drop(index="total_to", columns="total_from")
+    keep_rows = body.index[(body.sum(axis=1) > 0).to_numpy()]
+    keep_cols = body.columns[(body.sum(axis=0) > 0).to_numpy()]
+    body = body.loc[keep_rows, keep_cols]
+    code = lambda label: str(label).split(" ", 1)[0]  # noqa: E731 - "12 arbor forest" → "12"
+    names = {code(c): str(c).split(" ", 1)[-1] for c in [*keep_rows, *keep_cols]}
+    click.echo(f"  transfer matrix, km² (rows {a}, columns {b}; " + ", ".join(f"{k} {v}" for k, v in names.items()) + "):")
+    click.echo("    " + f"{'':>6}" + "".join(f"{code(c):>10}" for c in body.columns))
+    for label, row in body.iterrows():
+        click.echo("    " + f"{code(label):>6}" + "".join(f"{v:10,.1f}" for v in row.to_numpy()))
 
 
 @cli.command(name="maps")

@@ -3,7 +3,7 @@ transition per county, InVEST's sequestration and valuation, and the land-use dy
 
 One pass of the accumulation layer reads both maps and the county ids chunk by chunk and counts
 (county, class in the first map, class in the second) pixels and true areas
-(:data:`~carbonscape.accumulate.TRANSITIONS`); every table here is a finalize on that small table:
+(:data:`~carbonscape.accumulate.TRANSITION_TABLES`); every table here is a finalize on that small table:
 each map's supply is a margin of it, the change of a transition is its area times the difference of
 the two densities, and the net present value is that change times InVEST's valuation constant.
 
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from carbonscape.accumulate import TRANSITION_AREAS, TRANSITIONS, ClassIndex, Layout, accumulate, lookup, pixel_areas
+from carbonscape.accumulate import TRANSITION_TABLES, ClassIndex, Layout, accumulate, lookup, pixel_areas
 from carbonscape.carbon import (
     POOL_COLUMNS,
     M2_PER_HA,
@@ -219,14 +219,57 @@ def change_tables(
     unknown`` of each map (see :class:`~carbonscape.accumulate.ClassIndex`); ``counties`` maps id
     → county (id 0, outside every county, is left out). Pure pandas: no raster is read.
     """
+    z, a, b = np.nonzero(pixels)
+    return change_tables_from_cells(
+        z, a, b, pixels[z, a, b], areas_m2[z, a, b], pools_from=pools_from, pools_to=pools_to, counties=counties,
+        years=years, valuation=valuation, labels=labels,
+    )
+
+
+def change_tables_from_cells(
+    county_ids: np.ndarray,
+    col_from: np.ndarray,
+    col_to: np.ndarray,
+    pixels: np.ndarray,
+    areas_m2: np.ndarray,
+    *,
+    pools_from: PoolTable,
+    pools_to: PoolTable,
+    counties: pd.Series,
+    years: tuple[int, int] | None = None,
+    valuation: Valuation | None = None,
+    labels: tuple[str, str] = ("from", "to"),
+) -> ChangeResult:
+    """:func:`change_tables` from the cells present only (a sparse transfer matrix,
+    :func:`carbonscape.accumulate.sparse_cells`): one entry per (county id, column A, column B)
+    with its pixels and area (m²). Nothing of size ``n_counties × n_a × n_b`` is built; the
+    region's ``n_a × n_b`` matrix is."""
     ids = counties.index.to_numpy()
+    n_rows = len(ids)
     na, nb = len(pools_from.codes), len(pools_to.codes)
-    px, area_ha = pixels[ids], areas_m2[ids] / M2_PER_HA
+    county_ids = np.asarray(county_ids, dtype=np.int64)
+    position = np.full(int(max(ids.max(initial=0), county_ids.max(initial=0))) + 1, -1, dtype=np.int64)
+    position[ids] = np.arange(n_rows)
+    keep = position[county_ids] >= 0
+    zp = position[county_ids[keep]]
+    a, b = np.asarray(col_from, dtype=np.int64)[keep], np.asarray(col_to, dtype=np.int64)[keep]
+    px, ha = np.asarray(pixels, dtype=np.int64)[keep], np.asarray(areas_m2, dtype=np.float64)[keep] / M2_PER_HA
     dens_a = pools_from.total_density
     dens_b = pools_to.total_density
     delta = dens_b[None, :] - dens_a[:, None]  # t/ha, (na, nb)
-    valid = area_ha[:, :na, :nb]
-    change_cells = valid * delta[None, :, :]  # t C per (county, a, b)
+    in_a, in_b = a < na, b < nb
+    valid = in_a & in_b
+    codes_a, codes_b = np.asarray(pools_from.codes), np.asarray(pools_to.codes)
+    change_cell = np.where(valid, ha * delta[np.minimum(a, na - 1), np.minimum(b, nb - 1)], 0.0)  # t C per cell
+
+    def per_county(weights: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+        if where is not None:
+            weights = np.where(where, weights, 0)
+        return np.bincount(zp, weights=weights, minlength=n_rows)[:n_rows]
+
+    def count_per_county(where: np.ndarray) -> np.ndarray:
+        return np.rint(per_county(px.astype(np.float64), where)).astype(np.int64)  # exact below 2^53
+
     constant = None
     if valuation is not None:
         if years is None:
@@ -234,33 +277,38 @@ def change_tables(
         constant = valuation_constant(
             price=valuation.price, discount_rate=valuation.discount_rate, rate_change=valuation.rate_change, years=years  # type: ignore[arg-type]
         )
+    # Each map's own class areas per county (ha): margins of the cells.
+    area_from = np.bincount(zp[in_a] * na + a[in_a], weights=ha[in_a], minlength=n_rows * na).reshape(n_rows, na)
+    area_to = np.bincount(zp[in_b] * nb + b[in_b], weights=ha[in_b], minlength=n_rows * nb).reshape(n_rows, nb)
     county = counties.to_numpy()
     by_county = pd.DataFrame({
         "county": county,
-        "supply_from_t": (area_ha[:, :na, :].sum(axis=2) * dens_a[None, :]).sum(axis=1),
-        "supply_to_t": (area_ha[:, :, :nb].sum(axis=1) * dens_b[None, :]).sum(axis=1),
-        "change_t": change_cells.sum(axis=(1, 2)),
+        "supply_from_t": (area_from * dens_a[None, :]).sum(axis=1),
+        "supply_to_t": (area_to * dens_b[None, :]).sum(axis=1),
+        "change_t": per_county(change_cell),
     })
     if constant is not None:
         by_county["npv"] = by_county["change_t"] * constant
-    by_county["pixels_both"] = px[:, :na, :nb].sum(axis=(1, 2))
-    by_county["changed_pixels"] = (px[:, :na, :nb] * (np.asarray(pools_from.codes)[:, None] != np.asarray(pools_to.codes)[None, :])).sum(axis=(1, 2))
-    by_county["nodata_from_only_pixels"] = px[:, na, :nb].sum(axis=1)
-    by_county["nodata_to_only_pixels"] = px[:, :na, nb].sum(axis=1)
+    other_cell = valid & (codes_a[np.minimum(a, na - 1)] != codes_b[np.minimum(b, nb - 1)])
+    by_county["pixels_both"] = count_per_county(valid)
+    by_county["changed_pixels"] = count_per_county(other_cell)
+    by_county["nodata_from_only_pixels"] = count_per_county((a == na) & in_b)
+    by_county["nodata_to_only_pixels"] = count_per_county(in_a & (b == nb))
 
     # Transfer matrix per county and for the region (class → class, both maps valid).
-    z, a, b = np.nonzero(px[:, :na, :nb])
-    codes_a, codes_b = np.asarray(pools_from.codes), np.asarray(pools_to.codes)
+    shown = np.flatnonzero(valid & (px > 0))
+    shown = shown[np.lexsort((b[shown], a[shown], zp[shown]))]
     transitions_by_county = pd.DataFrame({
-        "county": county[z],
-        "from_code": codes_a[a],
-        "to_code": codes_b[b],
-        "pixels": px[z, a, b],
-        "area_km2": area_ha[z, a, b] / 100.0,
-        "carbon_change_t": change_cells[z, a, b],
+        "county": county[zp[shown]],
+        "from_code": codes_a[a[shown]],
+        "to_code": codes_b[b[shown]],
+        "pixels": px[shown],
+        "area_km2": ha[shown] / 100.0,
+        "carbon_change_t": change_cell[shown],
     })
-    region_px = px[:, :na, :nb].sum(axis=0)
-    region_ha = valid.sum(axis=0)
+    flat = a[valid] * nb + b[valid]
+    region_px = np.rint(np.bincount(flat, weights=px[valid].astype(np.float64), minlength=na * nb)).astype(np.int64).reshape(na, nb)
+    region_ha = np.bincount(flat, weights=ha[valid], minlength=na * nb).reshape(na, nb)
     ra, rb = np.nonzero(region_px)
     names_a, names_b = np.asarray(pools_from.names, dtype=object), np.asarray(pools_to.names, dtype=object)
     transitions = pd.DataFrame({
@@ -280,8 +328,8 @@ def change_tables(
     matrix.loc["total_to"] = matrix.sum(axis=0)
 
     # Land-use dynamic degree (README, "Change between maps"): each class's own area in each map.
-    area_from_km2 = area_ha[:, :na, :].sum(axis=(0, 2)) / 100.0
-    area_to_by_code = dict(zip(pools_to.codes, area_ha[:, :, :nb].sum(axis=(0, 1)) / 100.0))
+    area_from_km2 = area_from.sum(axis=0) / 100.0
+    area_to_by_code = dict(zip(pools_to.codes, area_to.sum(axis=0) / 100.0))
     other = codes_a[:, None] != codes_b[None, :]  # (na, nb): the transition leaves the class
     lost_km2 = (region_ha * other).sum(axis=1) / 100.0
     dynamic = pd.DataFrame({
@@ -302,8 +350,8 @@ def change_tables(
             )
         total_from = float(area_from_km2.sum())
         comprehensive = float(lost_km2.sum() / total_from / span * 100.0) if total_from > 0 else None
-        lost_by_county = (valid * other[None, :, :]).sum(axis=(1, 2))
-        from_by_county = area_ha[:, :na, :].sum(axis=(1, 2))
+        lost_by_county = per_county(ha, other_cell)
+        from_by_county = area_from.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             by_county["comprehensive_dynamic_degree_pct_per_year"] = np.where(
                 from_by_county > 0, lost_by_county / from_by_county / span * 100.0, np.nan
@@ -404,22 +452,19 @@ def change(
     index_a, index_b = _class_index(store_a, table_from, names[0]), _class_index(store_b, table_to, names[1])
     layout = Layout(n_counties=county_table.n_zones, classes=index_a, classes_to=index_b)
     areas = pixel_areas(store_a.grid)
-    specs = [TRANSITIONS, *([TRANSITION_AREAS] if areas.uniform_area_m2() is None else [])]
-    lazy = accumulate(specs, county_store.data, {"landuse": store_a.data, "landuse_to": store_b.data}, layout=layout, areas=areas)
+    lazy = accumulate([_pair_statistic(layout)], county_store.data, {"landuse": store_a.data, "landuse_to": store_b.data}, layout=layout, areas=areas)
 
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
     with using(run, scheduler) as active, staging as stage:
         shape = store_a.grid.shape
         computed = active.compute(*lazy.values(), progress=progress, label=f"change: 2 maps of {shape[0]}×{shape[1]} pixels")
-        tables = {name: np.asarray(table) for name, table in zip(lazy, computed)}
-        pixels = tables["transitions"]
-        if pixels[:, index_a.unknown_col, :].sum():
+        cells = PairCells.of(computed[0], layout)
+        if cells.pixels[cells.col_from == index_a.unknown_col].sum():
             raise UnknownCodesError(unknown_codes_message(f"{names[0]} map {store_a.path}", table_from, _count_unknown(store_a, table_from, active)))
-        if pixels[:, :, index_b.unknown_col].sum():
+        if cells.pixels[cells.col_to == index_b.unknown_col].sum():
             raise UnknownCodesError(unknown_codes_message(f"{names[1]} map {store_b.path}", table_to, _count_unknown(store_b, table_to, active)))
-        area_m2 = tables["transition_areas"] if "transition_areas" in tables else pixels * areas.uniform_area_m2()
-        result = change_tables(
-            pixels, area_m2, pools_from=table_from, pools_to=table_to, counties=county_table.series(),
+        result = change_tables_from_cells(
+            *cells.arrays(), pools_from=table_from, pools_to=table_to, counties=county_table.series(),
             years=years, valuation=valuation, labels=names,
         )
         result.summary.update({
@@ -446,6 +491,55 @@ def change(
             if "valuation" in result.summary:
                 result.files["npv"] = folder / PIXEL_FILES["npv"]
     return result
+
+
+#: Above this many (county, from, to) cells a pair's transfer matrix is accumulated sparse
+#: (:data:`~carbonscape.accumulate.SPARSE_TRANSITIONS`: only the cells present) instead of dense
+#: (2^21 cells: 32 MiB per dense partial table of pixels and areas).
+SPARSE_ABOVE_CELLS = 1 << 21
+
+
+def _pair_statistic(layout: Layout) -> Any:
+    from carbonscape.accumulate import SPARSE_TRANSITIONS
+
+    dense = layout.n_counties * layout.n_cols * layout.to_classes.n_cols <= SPARSE_ABOVE_CELLS
+    return TRANSITION_TABLES if dense else SPARSE_TRANSITIONS
+
+
+@dataclass
+class PairCells:
+    """The (county id, column A, column B) cells present of one pair, with pixels and areas (m²),
+    from a dense :data:`~carbonscape.accumulate.TRANSITION_TABLES` or a sparse table alike."""
+
+    county: np.ndarray
+    col_from: np.ndarray
+    col_to: np.ndarray
+    pixels: np.ndarray
+    area_m2: np.ndarray
+    layout: Layout
+
+    @classmethod
+    def of(cls, table: Any, layout: Layout) -> PairCells:
+        from carbonscape.accumulate import SPARSE_DTYPE, sparse_cells
+
+        table = np.asarray(table)
+        if table.dtype == SPARSE_DTYPE:
+            return cls(*sparse_cells(table, layout), layout=layout)
+        z, a, b = np.nonzero(table[0])
+        return cls(z, a, b, np.rint(table[0][z, a, b]).astype(np.int64), table[1][z, a, b], layout=layout)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return self.county, self.col_from, self.col_to, self.pixels, self.area_m2
+
+    def margin(self, side: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(pixels int64, areas m²)`` per (county, column) of the first (``"from"``) or second map."""
+        n_cols = self.layout.n_cols if side == "from" else self.layout.to_classes.n_cols
+        cols = self.col_from if side == "from" else self.col_to
+        flat = self.county * n_cols + cols
+        size = self.layout.n_counties * n_cols
+        pixels = np.bincount(flat, weights=self.pixels.astype(np.float64), minlength=size)
+        areas = np.bincount(flat, weights=self.area_m2, minlength=size)
+        return np.rint(pixels).astype(np.int64).reshape(-1, n_cols), areas.reshape(-1, n_cols)
 
 
 def write_change_maps(
@@ -486,6 +580,7 @@ class MapsResult:
     supply: dict[str, Any]
     changes: dict[tuple[str, str], ChangeResult]
     summary: dict[str, Any]
+    balances: dict[str, Any] = field(default_factory=dict)  # per map: demand, ratio, zones (a study's maps)
 
 
 def maps_pass(
@@ -518,7 +613,7 @@ def maps_pass(
     valuation
         InVEST's valuation of each pair's change (needs both years).
 
-    Each pair is a :data:`~carbonscape.accumulate.TRANSITIONS` statistic and each map in no pair a
+    Each pair is a :data:`~carbonscape.accumulate.TRANSITION_TABLES` statistic (pixels and true areas in one kernel call) and each map in no pair a
     :data:`~carbonscape.accumulate.COUNTS` one (a map's counts are a margin of any of its pairs'),
     all in one :func:`~carbonscape.accumulate.accumulate`. Raises :class:`InputError` naming the
     map, before computing, for another grid, a pair whose later year is not after its base, or a
@@ -559,13 +654,13 @@ def maps_pass(
     areas = pixel_areas(first.grid)
     per_pixel = areas.uniform_area_m2() is None
     specs = []
+    pair_layouts: dict[tuple[str, str], Layout] = {}
     in_pair = {label for pair in pairs for label in pair}
     for a, b in pairs:
         layout = Layout(n_counties=n, classes=index[a], classes_to=index[b])
         rasters = {"landuse": f"map {a}", "landuse_to": f"map {b}"}
-        specs.append(bind(TRANSITIONS, f"transitions {a} → {b}", rasters=rasters, layout=layout))
-        if per_pixel:
-            specs.append(bind(TRANSITION_AREAS, f"transition areas {a} → {b}", rasters=rasters, layout=layout))
+        specs.append(bind(_pair_statistic(layout), f"transitions {a} → {b}", rasters=rasters, layout=layout))
+        pair_layouts[(a, b)] = layout
     for label in labels:
         if label not in in_pair:
             layout = Layout(n_counties=n, classes=index[label])
@@ -592,13 +687,11 @@ def maps_pass(
 
         counts: dict[str, np.ndarray] = {}
         area_m2: dict[str, np.ndarray] = {}
+        pair_cells = {(a, b): PairCells.of(found.pop(f"transitions {a} → {b}"), pair_layouts[(a, b)]) for a, b in pairs}
         for a, b in pairs:
-            pixels = found[f"transitions {a} → {b}"]
-            area = area_of(f"transition areas {a} → {b}", pixels)
-            counts.setdefault(a, pixels.sum(axis=2))
-            area_m2.setdefault(a, area.sum(axis=2))
-            counts.setdefault(b, pixels.sum(axis=1))
-            area_m2.setdefault(b, area.sum(axis=1))
+            for label, side in ((a, "from"), (b, "to")):
+                if label not in counts:
+                    counts[label], area_m2[label] = pair_cells[(a, b)].margin(side)
         for label in labels:
             if label not in in_pair:
                 counts[label] = found[f"counts {label}"]
@@ -622,10 +715,9 @@ def maps_pass(
                       fraction=fraction, warn=False)
     changes = {}
     for a, b in pairs:
-        pixels = found[f"transitions {a} → {b}"]
         pair_years = (years.get(a), years.get(b))
-        changes[(a, b)] = change_tables(
-            pixels, area_of(f"transition areas {a} → {b}", pixels), pools_from=tables[a], pools_to=tables[b],
+        changes[(a, b)] = change_tables_from_cells(
+            *pair_cells[(a, b)].arrays(), pools_from=tables[a], pools_to=tables[b],
             counties=county_table.series(), years=None if None in pair_years else pair_years,  # type: ignore[arg-type]
             valuation=valuation if None not in pair_years else None, labels=(a, b),
         )

@@ -57,9 +57,16 @@ def passes(draw):
     table_codes = draw(st.lists(st.integers(0, 10), min_size=1, max_size=8, unique=True))
     nodata = draw(st.one_of(st.none(), st.integers(lo, 12).filter(lambda v: v not in table_codes)))
     chunks = (draw(st.integers(1, rows)), draw(st.integers(1, cols)))
-    kind = draw(st.sampled_from(["geographic", "projected", "field"]))
+    kind = draw(st.sampled_from(["geographic", "projected", "field", "lattice"]))
     if kind == "field":
         areas = FieldAreas(draw(hnp.arrays(np.float64, (rows, cols), elements=st.floats(0, 1e4, allow_nan=False))))
+    elif kind == "lattice":
+        # The grid as its own area source: kernels rebuild each row's areas from its area lattice
+        # (Web Mercator: areas vary by row; UTM far from its central meridian: by row and column).
+        crs, x0 = draw(st.sampled_from([(3857, 1.2e7), (32648, 9.5e5)]))
+        areas = Grid(crs_wkt=CRS.from_epsg(crs).to_wkt(), transform=(30.0, 0.0, x0, 0.0, -30.0, draw(st.floats(1e6, 6e6))),
+                     shape=(rows, cols))
+        assert areas.uniform_area_m2() is None and hasattr(areas, "area_lattice")
     else:
         top = draw(st.floats(-80, 80))
         grid = Grid(
@@ -260,3 +267,54 @@ def test_bound_statistics_count_several_maps_in_one_pass_each_with_its_own_class
     assert out["2000 → 2030 eco"].shape == (3, 5, 4)
     np.testing.assert_array_equal(out["2000 → 2030 eco"], reference["2000 → 2030 eco"])
     np.testing.assert_array_equal(out["2000 → 2030 eco"].sum(axis=1), out["counts 2030 eco"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(passes(), st.integers(2, 5))
+def test_sparse_transitions_equal_their_numpy_reference_and_the_dense_table(case, split_every):
+    from carbonscape.accumulate import SPARSE_TRANSITIONS, TRANSITION_TABLES, sparse_to_dense
+
+    counties, codes, codes_to, chunks, layout, areas = case
+    rasters = {"landuse": codes, "landuse_to": codes_to}
+    reference = accumulate_numpy([SPARSE_TRANSITIONS, TRANSITION_TABLES], counties, rasters, layout=layout, areas=areas)
+    lazy = accumulate([SPARSE_TRANSITIONS], da.from_array(counties, chunks=chunks),
+                      {k: da.from_array(v, chunks=chunks) for k, v in rasters.items()}, layout=layout, areas=areas, split_every=split_every)
+    got = dask.compute(lazy, scheduler="synchronous")[0]["sparse_transitions"]
+    expected = reference["sparse_transitions"]
+    np.testing.assert_array_equal(got["key"], expected["key"])
+    np.testing.assert_array_equal(got["pixels"], expected["pixels"])
+    np.testing.assert_allclose(got["area_m2"], expected["area_m2"], rtol=1e-12, atol=1e-6)
+    assert (got["pixels"] > 0).all() and got["pixels"].sum() == counties.size
+    np.testing.assert_allclose(sparse_to_dense(got, layout), reference["transition_tables"], rtol=1e-12, atol=1e-6)
+
+
+def test_sparse_transitions_stay_small_with_16_bit_codes_hundreds_of_classes_and_thousands_of_units():
+    """300 classes of 16-bit codes and 3,000 units: the dense table would hold 3,000 × 302 × 302
+    cells (2.2 GB of float64); the sparse one holds the cells present, and the hash table grows
+    (far more than its first 1,024 slots' worth of cells in one chunk)."""
+    from carbonscape.accumulate import SPARSE_TRANSITIONS, sparse_cells
+
+    rng = np.random.default_rng(9)
+    shape = (300, 400)
+    classes = rng.choice(np.arange(1000, 60000), 300, replace=False)
+    counties = rng.integers(0, 3000, shape).astype(np.uint16)
+    before = rng.choice(classes, shape).astype(np.uint16)
+    after = np.where(rng.random(shape) < 0.3, rng.choice(classes, shape), before).astype(np.uint16)
+    after[:5, :5] = 65535  # nodata in the later map only
+    layout = Layout(n_counties=3000, classes=ClassIndex.build(classes, nodata=65535))
+    areas = RowAreas(Grid(crs_wkt=WGS84, transform=(0.001, 0.0, 100.0, 0.0, -0.001, 25.0), shape=shape))
+    lazy = accumulate([SPARSE_TRANSITIONS], da.from_array(counties, chunks=(150, 200)),
+                      {"landuse": da.from_array(before, chunks=(150, 200)), "landuse_to": da.from_array(after, chunks=(150, 200))},
+                      layout=layout, areas=areas)
+    got = dask.compute(lazy, scheduler="synchronous")[0]["sparse_transitions"]
+    expected = accumulate_numpy([SPARSE_TRANSITIONS], counties, {"landuse": before, "landuse_to": after}, layout=layout, areas=areas)
+    expected = expected["sparse_transitions"]
+    assert 3000 * 302 * 302 > 1000 * len(got) and len(got) > 60000
+    np.testing.assert_array_equal(got["key"], expected["key"])
+    np.testing.assert_array_equal(got["pixels"], expected["pixels"])
+    np.testing.assert_allclose(got["area_m2"], expected["area_m2"], rtol=1e-12)
+    county, a, b, pixels, _ = sparse_cells(got, layout)
+    # Hand check of one cell: the pixels of county 7 going from the first class to itself.
+    code = classes[0]
+    assert pixels[(county == 7) & (a == 0) & (b == 0)].sum() == ((counties == 7) & (before == code) & (after == code)).sum()
+    assert pixels[b == layout.classes.nodata_col].sum() == 25

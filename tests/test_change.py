@@ -260,3 +260,51 @@ def test_transitions_sankey_and_change_map_are_drawn_from_the_result(tmp, two_ma
     for path in (sankey, mapped):
         with Image.open(path) as image:
             assert image.size[0] > 500 and len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 20  # drawn, not blank
+
+
+def test_a_sparse_transfer_matrix_gives_the_tables_of_the_dense_one(tmp, two_maps, monkeypatch):
+    """Where (county, from, to) cells are many the pass accumulates only the cells present; every
+    table, each map's supply and the change must be those of the dense pass."""
+    import sys
+
+    from carbonscape.change import maps_pass
+
+    change_module = sys.modules["carbonscape.change"]  # the package's `change` is the function
+
+    a, b, zones, pools = two_maps
+    kwargs = {"pairs": [("2000", "2010")], "years": {"2000": 2000, "2010": 2010}, "valuation": Valuation(price=50, discount_rate=7),
+              "scheduler": "synchronous"}
+    dense = maps_pass({"2000": a, "2010": b}, zones, {"2000": pools, "2010": pools}, **kwargs)
+    dense_change = change(a, b, zones, pools, years=(2000, 2010), scheduler="synchronous")
+    monkeypatch.setattr(change_module, "SPARSE_ABOVE_CELLS", 0)
+    import carbonscape.accumulate as accumulate_module
+
+    read_sparse = []
+    original = accumulate_module.sparse_cells
+    monkeypatch.setattr(accumulate_module, "sparse_cells", lambda *a, **k: read_sparse.append(1) or original(*a, **k))
+    sparse = maps_pass({"2000": a, "2010": b}, zones, {"2000": pools, "2010": pools}, **kwargs)
+    sparse_change = change(a, b, zones, pools, years=(2000, 2010), scheduler="synchronous")
+    assert len(read_sparse) == 2  # both passes took the sparse tables
+    for ours, theirs in ((sparse.changes[("2000", "2010")], dense.changes[("2000", "2010")]), (sparse_change, dense_change)):
+        for name in ("by_county", "transitions_by_county", "transitions", "transfer_matrix", "dynamic_degree"):
+            pd.testing.assert_frame_equal(getattr(ours, name), getattr(theirs, name), rtol=1e-12)
+    for label in ("2000", "2010"):
+        pd.testing.assert_frame_equal(sparse.supply[label].by_county, dense.supply[label].by_county, rtol=1e-12)
+        pd.testing.assert_frame_equal(sparse.supply[label].by_county_class, dense.supply[label].by_county_class, rtol=1e-12)
+    # West: two crop pixels became forest, one crop pixel nodata, one nodata pixel crop.
+    west = sparse_change.by_county.set_index("county").loc["West"]
+    assert (west["changed_pixels"], west["nodata_from_only_pixels"], west["nodata_to_only_pixels"]) == (2, 1, 1)
+
+
+def test_cli_refuses_another_grid_and_a_code_missing_from_a_map_s_pools_naming_the_map(tmp, two_maps):
+    a, b, zones, pools = two_maps
+    short = write_pools(tmp / "short.csv", POOLS[:3], names=NAMES[:3])
+    other = ingest(write_tif(tmp / "o.tif", AFTER, transform=from_origin(500_000, 2_800_000, 50, 50), nodata=9, crs=EQUAL_AREA),
+                   tmp / "o.zarr", chunk=16, scheduler="synchronous")
+    for to, extra, named in ((b, ["--pools-to", str(short)], "b.zarr"), (other, [], "o.zarr")):
+        out = tmp / "out"
+        res = CliRunner().invoke(cli, ["change", "--from", str(a), "--to", str(to), "--zones", str(zones), "--pools", str(pools),
+                                       "--out", str(out), "--scheduler", "synchronous", *extra])
+        assert res.exit_code == 2, res.output
+        assert named in res.output
+        assert not out.exists()

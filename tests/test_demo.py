@@ -69,3 +69,18 @@ def test_demo_study_carries_a_labelled_synthetic_2030_scenario_whose_change_is_v
     # Cropland returning to arbor forest stores carbon; built-up land taking cropland loses some.
     assert moves[(1, 2)] > 0 and moves[(1, 9)] < 0 and change.summary["changed_pixels"] > 0
     assert change.summary["valuation"]["npv"] == pytest.approx(change.change_t * change.summary["valuation"]["valuation_constant_per_t_c"])
+
+
+def test_the_demo_prints_its_transfer_matrix_and_draws_the_change_of_its_scenario(demo_run):
+    folder = demo_run.out / "changes" / "2020_to_2030_ecological_protection_SYNTHETIC"
+    for name in ("transitions_sankey.png", "carbon_change_by_county.png"):
+        assert (folder / name).stat().st_size > 10_000, name
+    assert "drawn: transitions_sankey.png, carbon_change_by_county.png" in demo_run.stdout
+    assert "net present value" in demo_run.stdout and "transfer matrix, km² (rows 2020" in demo_run.stdout
+    # The printed matrix is the written one: cropland's row, every class present.
+    matrix = pd.read_csv(folder / "transfer_matrix_km2.csv", index_col=0).drop(index="total_to", columns="total_from")
+    row = matrix.loc[[label for label in matrix.index if label.startswith("1 ")][0]]
+    printed = "    " + f"{'1':>6}" + "".join(f"{v:10,.1f}" for v in row.to_numpy())
+    assert printed in demo_run.stdout.splitlines()
+    for label in ("2020", "2030_ecological_protection_SYNTHETIC"):
+        assert (demo_run.out / "maps" / label / "ratio_zones.csv").exists()

@@ -67,7 +67,10 @@ def study_dir(tmp_path_factory):
     denser.loc[denser["lucode"] == 2, "c_above"] += 10
     denser.to_csv(base / "pools2030.csv", index=False)
     names = gpd.read_file(region.counties)["county"]
-    pd.DataFrame({"county": names, "population": np.arange(1, len(names) + 1) * 10_000}).to_csv(base / "population.csv", index=False)
+    people = np.arange(1, len(names) + 1) * 10_000
+    # Per-year populations (the `_{year}` convention); 2020, the study year, has only `population`.
+    pd.DataFrame({"county": names, "population": people, "population_2000": people * 0.8, "population_2030": people * 1.25}).to_csv(
+        base / "population.csv", index=False)
     (base / "study.toml").write_text(STUDY, encoding="utf-8")
     return base
 
@@ -100,6 +103,23 @@ def test_a_study_of_three_maps(study_dir):
     assert eco["change_t"].sum() > 0
     run = json.loads((out / "run.json").read_text())
     assert set(run["landuse_maps"]["maps"]) == {"2000", "2020", "2030 eco"}
+    # Per map: demand of its year's population, its own ratio and zones.
+    assert list(summary["population_column"]) == ["population_2000", "population", "population_2030"]
+    base_demand = pd.read_csv(out / "demand_by_county.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(out / "maps" / "2020" / "demand_by_county.csv"), base_demand)
+    base_ratio = pd.read_csv(out / "ratio_zones.csv")
+    ratio_2020 = pd.read_csv(out / "maps" / "2020" / "ratio_zones.csv")
+    pd.testing.assert_frame_equal(ratio_2020, base_ratio[list(ratio_2020.columns)])
+    for folder, factor, label in (("2000", 0.8, "2000"), ("2030_eco", 1.25, "2030 eco")):
+        demand = pd.read_csv(out / "maps" / folder / "demand_by_county.csv")
+        np.testing.assert_allclose(demand["population"], base_demand["population"] * factor)
+        np.testing.assert_allclose(demand["demand_t_per_km2"], base_demand["demand_t_per_km2"] * factor)
+        ratio = pd.read_csv(out / "maps" / folder / "ratio_zones.csv").set_index("county")
+        supply_here = pd.read_csv(out / "maps" / folder / "supply_by_county.csv").set_index("county")["supply_t"]
+        np.testing.assert_allclose(ratio["supply_t"], supply_here.reindex(ratio.index))
+        np.testing.assert_allclose(ratio["ratio"], ratio["demand_t_per_km2"] / ratio["supply_t_per_km2"], rtol=1e-8)  # CSV: 10 digits
+        assert summary.loc[label, "population"] == pytest.approx(base_demand["population"].sum() * factor)
+        assert ratio["zone"].notna().all()
 
 
 def _study_with(study_dir, tmp_path, maps_block):

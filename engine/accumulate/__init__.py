@@ -20,9 +20,15 @@ from carbonscape.accumulate.library import (
     CODE_HISTOGRAM,
     COUNTS,
     LIBRARY,
+    SPARSE_DTYPE,
+    SPARSE_TRANSITIONS,
     TRANSITION_AREAS,
+    TRANSITION_TABLES,
     TRANSITIONS,
     code_counts,
+    merge_sparse,
+    sparse_cells,
+    sparse_to_dense,
 )
 from carbonscape.accumulate.runner import accumulate, accumulate_numpy, finalize
 from carbonscape.accumulate.spec import Accumulation, AreaSource, Chunk, Layout, RowAreas, bind, pixel_areas
@@ -30,8 +36,8 @@ from carbonscape.grid import Grid
 
 __all__ = [
     "AREAS", "CODE_HISTOGRAM", "COUNTS", "LIBRARY", "Accumulation", "AreaSource", "Chunk", "ClassIndex", "Layout",
-    "RowAreas", "TRANSITIONS", "TRANSITION_AREAS", "accumulate", "accumulate_numpy", "bind", "code_counts", "crosstab", "crosstab_area", "crosstab_numpy",
-    "finalize", "lookup", "pixel_areas",
+    "RowAreas", "TRANSITIONS", "TRANSITION_AREAS", "TRANSITION_TABLES", "accumulate", "accumulate_numpy", "bind", "code_counts", "crosstab", "crosstab_area", "crosstab_numpy",
+    "finalize", "lookup", "pixel_areas", "SPARSE_DTYPE", "SPARSE_TRANSITIONS", "merge_sparse", "sparse_cells", "sparse_to_dense",
 ]
 
 

@@ -13,7 +13,13 @@ from carbonscape.accumulate import reference as ref
 from carbonscape.accumulate.spec import Accumulation, Chunk, Layout
 from carbonscape.accumulate.classindex import ClassIndex
 from carbonscape.kernels.crosstab import code_histogram, crosstab_areas, crosstab_counts, crosstab_counts_dense
-from carbonscape.kernels.transitions import code_columns, count_transitions, count_transitions_8bit, sum_transition_areas
+from carbonscape.kernels.transitions import (
+    code_columns,
+    count_transitions,
+    count_transitions_8bit,
+    sparse_transition_tables,
+    transition_tables,
+)
 from carbonscape.kernels.area import sum_pair_areas as sum_pair_areas_lattice
 from carbonscape.kernels.area import sum_pair_areas_dense, sum_pair_counts_areas_dense
 from carbonscape.kernels.fraction import correct_by_fractions
@@ -190,7 +196,125 @@ def count_pair_transitions(blocks: Mapping[str, np.ndarray], where: Chunk) -> np
 
 def sum_pair_transition_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
     """True area (m²) per (county, column in ``landuse``, column in ``landuse_to``) of one chunk."""
-    return sum_transition_areas(*_pair(blocks, where), where.area())
+    return _transition_tables(blocks, where, with_area=True)[1]
+
+
+def _transition_tables(blocks: Mapping[str, np.ndarray], where: Chunk, *, with_area: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(pixels, areas m²)`` per (county, column A, column B) of one chunk from one kernel call
+    (:func:`~carbonscape.kernels.transitions.transition_tables`); ``areas`` is None without ``with_area``.
+
+    On a grid that knows its area lattice each row's areas are rebuilt from it inside the kernel
+    (the per-pixel area block of a 4096² chunk took 1.3 s to build, ten times the kernel)."""
+    layout = where.layout
+    counties, a, b = blocks["counties"], blocks["landuse"], blocks["landuse_to"]
+    a, lut_a, off_a = _dense(a, layout.classes)  # type: ignore[arg-type]
+    b, lut_b, off_b = _dense(b, layout.to_classes)
+    n_a, n_b = layout.n_cols, layout.to_classes.n_cols
+    scaled_a = lut_a.astype(np.int64) * n_b
+    lut_b = lut_b.astype(np.int64)
+    lattice = getattr(where.areas, "area_lattice", None) if with_area else None
+    if lattice is not None:
+        grid_lattice, node_rows, node_cols = lattice()
+        area = _NO_AREA
+    else:
+        grid_lattice, node_rows, node_cols = _NO_LATTICE
+        area = np.ascontiguousarray(where.area()) if with_area else _NO_AREA
+        if area.ndim != 2:
+            area = np.broadcast_to(area, a.shape).copy()
+    pixels, areas = transition_tables(
+        counties, a, b, scaled_a, off_a, lut_b, off_b, layout.n_counties, n_a * n_b, with_area, lattice is not None,
+        np.ascontiguousarray(grid_lattice, dtype=np.float64), np.asarray(node_rows, dtype=np.int64),
+        np.asarray(node_cols, dtype=np.int64), np.asarray(area, dtype=np.float64), where.rows.start, where.cols.start,
+    )
+    shape = (layout.n_counties, n_a, n_b)
+    return pixels.reshape(shape), (areas.reshape(shape) if with_area else None)  # type: ignore[return-value]
+
+
+def _area_arguments(where: Chunk, shape: tuple[int, int], with_area: bool) -> tuple:
+    lattice = getattr(where.areas, "area_lattice", None) if with_area else None
+    if lattice is not None:
+        grid_lattice, node_rows, node_cols = lattice()
+        area = _NO_AREA
+    else:
+        grid_lattice, node_rows, node_cols = _NO_LATTICE
+        area = np.asarray(where.area(), dtype=np.float64) if with_area else _NO_AREA
+        if area.ndim != 2:
+            area = np.broadcast_to(area, shape).copy()
+    return (with_area, lattice is not None, np.ascontiguousarray(grid_lattice, dtype=np.float64), np.asarray(node_rows, dtype=np.int64),
+            np.asarray(node_cols, dtype=np.int64), np.ascontiguousarray(area), where.rows.start, where.cols.start)
+
+
+#: One record per (county, from, to) cell present: ``key = (county * n_a + a) * n_b + b``
+#: (columns as :class:`ClassIndex` numbers them), its pixels and true area (m²).
+SPARSE_DTYPE = np.dtype([("key", np.int64), ("pixels", np.int64), ("area_m2", np.float64)])
+
+
+def sparse_pair_transitions(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """The (county, column in ``landuse``, column in ``landuse_to``) cells one chunk holds, as
+    :data:`SPARSE_DTYPE` records sorted by key: pixels and true areas (m²) from one hashed kernel
+    call (:func:`~carbonscape.kernels.transitions.sparse_transition_tables`)."""
+    layout = where.layout
+    a, lut_a, off_a = _dense(blocks["landuse"], layout.classes)  # type: ignore[arg-type]
+    b, lut_b, off_b = _dense(blocks["landuse_to"], layout.to_classes)
+    n_a, n_b = layout.n_cols, layout.to_classes.n_cols
+    uniform = where.areas.uniform_area_m2() if where.areas is not None else None
+    keys, pixels, areas = sparse_transition_tables(
+        blocks["counties"], a, b, lut_a.astype(np.int64) * n_b, off_a, lut_b.astype(np.int64), off_b, layout.n_counties, n_a * n_b,
+        *_area_arguments(where, a.shape, uniform is None),
+    )
+    out = np.empty(len(keys), dtype=SPARSE_DTYPE)
+    out["key"], out["pixels"] = keys, pixels
+    out["area_m2"] = areas if uniform is None else pixels * float(uniform)
+    return out
+
+
+def merge_sparse(tables: list[np.ndarray]) -> np.ndarray:
+    """Sparse transition tables (:data:`SPARSE_DTYPE`) into one: cells of one key summed, sorted by key."""
+    joined = np.concatenate([np.asarray(t, dtype=SPARSE_DTYPE) for t in tables]) if tables else np.empty(0, SPARSE_DTYPE)
+    keys, inverse = np.unique(joined["key"], return_inverse=True)
+    inverse = inverse.ravel()
+    out = np.empty(len(keys), dtype=SPARSE_DTYPE)
+    out["key"] = keys
+    pixels = np.zeros(len(keys), dtype=np.int64)
+    np.add.at(pixels, inverse, joined["pixels"])  # integer sums stay exact
+    out["pixels"] = pixels
+    out["area_m2"] = np.bincount(inverse, weights=joined["area_m2"], minlength=len(keys))
+    return out
+
+
+def sparse_cells(table: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(county, column A, column B, pixels, area m²)`` arrays of a sparse transition table."""
+    table = np.asarray(table, dtype=SPARSE_DTYPE)
+    n_a, n_b = layout.n_cols, layout.to_classes.n_cols
+    county, rest = np.divmod(table["key"], n_a * n_b)
+    a, b = np.divmod(rest, n_b)
+    return county, a, b, table["pixels"].copy(), table["area_m2"].copy()
+
+
+def sparse_to_dense(table: np.ndarray, layout: Layout) -> np.ndarray:
+    """A sparse transition table as the dense ``(2, n_counties, n_a, n_b)`` of :data:`TRANSITION_TABLES`."""
+    n_a, n_b = layout.n_cols, layout.to_classes.n_cols
+    dense = np.zeros((2, layout.n_counties * n_a * n_b))
+    table = np.asarray(table, dtype=SPARSE_DTYPE)
+    dense[0, table["key"]] = table["pixels"]
+    dense[1, table["key"]] = table["area_m2"]
+    return dense.reshape(2, layout.n_counties, n_a, n_b)
+
+
+_NO_AREA = np.ones((1, 1), dtype=np.float64)
+_NO_LATTICE = (np.ones((1, 1), dtype=np.float64), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+
+
+def pair_transition_tables(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels and true area (m²) per (county, column in ``landuse``, column in ``landuse_to``) of
+    one chunk, as float64 ``(2, n_counties, n_a, n_b)`` (pixel counts are exact in float64 up to
+    2^53): one kernel call, one read of the three blocks. Where every pixel has one area (a
+    nominal grid) the kernel only counts and the areas are ``pixels × area``."""
+    uniform = where.areas.uniform_area_m2() if where.areas is not None else None
+    pixels, areas = _transition_tables(blocks, where, with_area=uniform is None)
+    if areas is None:
+        areas = pixels * float(uniform)  # type: ignore[arg-type]
+    return np.stack([pixels.astype(np.float64), areas])
 
 
 def _transition_shape(layout: Layout) -> tuple[int, ...]:
@@ -225,6 +349,24 @@ TRANSITION_AREAS = Accumulation(
     reads=("counties", "landuse", "landuse_to"), shape=_transition_shape, dtype=np.dtype(np.float64), needs_area=True,
 )
 
+TRANSITION_TABLES = Accumulation(
+    "transition_tables", chunk=pair_transition_tables, reference=ref.transition_tables_reference,
+    reads=("counties", "landuse", "landuse_to"), shape=lambda layout: (2, *_transition_shape(layout)), dtype=np.dtype(np.float64),
+    needs_area=True,
+)
+"""Pixels ``[0]`` and true areas in m² ``[1]`` of every (county, class in ``landuse``, class in
+``landuse_to``) in one kernel call per chunk: the statistic of :func:`carbonscape.change.change`
+and :func:`carbonscape.change.maps_pass` (each map's own counts and areas are its margins)."""
+
+SPARSE_TRANSITIONS = Accumulation(
+    "sparse_transitions", chunk=sparse_pair_transitions, reference=ref.sparse_transitions_reference,
+    reads=("counties", "landuse", "landuse_to"), shape=lambda layout: (0,), dtype=SPARSE_DTYPE, combine="merge",
+    merge=merge_sparse, needs_area=True,
+)
+""":data:`TRANSITION_TABLES` where codes are many: only the (county, from, to) cells present, as
+:data:`SPARSE_DTYPE` records (:func:`sparse_cells`, :func:`sparse_to_dense` read them). Its size
+is the number of distinct transitions, never ``n_counties × n_a × n_b``."""
+
 LIBRARY: dict[str, Accumulation] = {
-    spec.name: spec for spec in (COUNTS, AREAS, CODE_HISTOGRAM, TRANSITIONS, TRANSITION_AREAS, COUNTS_AREAS)
+    spec.name: spec for spec in (COUNTS, AREAS, CODE_HISTOGRAM, TRANSITIONS, TRANSITION_AREAS, TRANSITION_TABLES, COUNTS_AREAS)
 }

@@ -86,3 +86,24 @@ def transition_areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -
     n = where.layout.n_counties
     weights = np.broadcast_to(where.area(), blocks["landuse"].shape).ravel()
     return np.bincount(keys, weights=weights, minlength=n * n_a * n_b).reshape(n, n_a, n_b)
+
+
+def transition_tables_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels ``[0]`` and true area in m² ``[1]`` per (county, column in A, column in B):
+    ``(2, n_counties, n_a, n_b)`` float64."""
+    return np.stack([transitions_reference(blocks, where).astype(np.float64), transition_areas_reference(blocks, where)])
+
+
+def sparse_transitions_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """The cells present of :func:`transition_tables_reference`, as ``(key, pixels, area_m2)``
+    records sorted by key (``np.unique`` of the keys)."""
+    from carbonscape.accumulate.library import SPARSE_DTYPE
+
+    keys, _, _ = _transition_keys(blocks, where)
+    weights = np.broadcast_to(where.area(), blocks["landuse"].shape).ravel()
+    present, inverse = np.unique(keys, return_inverse=True)
+    out = np.empty(len(present), dtype=SPARSE_DTYPE)
+    out["key"] = present
+    out["pixels"] = np.bincount(inverse.ravel(), minlength=len(present))
+    out["area_m2"] = np.bincount(inverse.ravel(), weights=weights, minlength=len(present))
+    return out

@@ -85,8 +85,31 @@ def _run_chunk(
             if "zone id out of range" in str(exc):  # the kernels' only error: a foreign county store
                 raise ZoneError(_UNIT_ID_ERROR) from None
             raise
-        out.append(np.asarray(table, dtype=spec.dtype)[None, None, ...])
+        out.append(np.asarray(table, dtype=spec.dtype) if spec.combine == "merge" else np.asarray(table, dtype=spec.dtype)[None, None, ...])
     return tuple(out)
+
+
+def _merge_tree(spec: Accumulation, graph: HighLevelGraph, name: str, n_rows: int, n_cols: int, k: int, split_every: int) -> Any:
+    """A ``"merge"`` statistic's tables of every chunk, merged ``split_every`` at a time as a tree
+    by ``spec.merge``; the root as a :class:`dask.delayed.Delayed` (sparse tables have no fixed shape)."""
+    from dask.delayed import Delayed
+
+    level_name = f"{name}-{spec.name}-merge"
+    layer: dict[Any, Any] = {}
+    keys: list[Any] = [(level_name, 0, n) for n in range(n_rows * n_cols)]
+    for n, (i, j) in enumerate((i, j) for i in range(n_rows) for j in range(n_cols)):
+        layer[keys[n]] = (operator.getitem, (name, i, j), k)
+    level = 0
+    while len(keys) > 1:
+        level += 1
+        grouped = [keys[g : g + split_every] for g in range(0, len(keys), split_every)]
+        keys = [(level_name, level, g) for g in range(len(grouped))]
+        for key, group in zip(keys, grouped):
+            layer[key] = (spec.merge, list(group))
+    root = f"{level_name}-root"
+    layer[root] = (spec.merge, list(keys))
+    merged = HighLevelGraph(layers={**graph.layers, level_name: layer}, dependencies={**graph.dependencies, level_name: {name}})
+    return Delayed(root, merged, layer=level_name)
 
 
 def accumulate(
@@ -125,7 +148,8 @@ def accumulate(
     -------
     dict[str, dask.array.Array]
         For a ``"sum"`` statistic its table of ``spec.shape(layout)``; for a ``"blocks"`` one an
-        array ``(n_row_chunks, n_col_chunks, *shape)``. Raises :class:`AlignmentError` when the
+        array ``(n_row_chunks, n_col_chunks, *shape)``; for a ``"merge"`` one (sparse tables) a
+        :class:`dask.delayed.Delayed` of the merged table. Raises :class:`AlignmentError` when the
         rasters differ in shape or chunks and :class:`ZoneError` (at compute) for unit ids out of range.
     """
     specs = tuple(specs)
@@ -154,6 +178,9 @@ def accumulate(
     graph = HighLevelGraph.from_collections(name, layer, dependencies=inputs)
     results: dict[str, da.Array] = {}
     for k, spec in enumerate(specs):
+        if spec.combine == "merge":
+            results[spec.name] = _merge_tree(spec, graph, name, len(row_chunks), len(col_chunks), k, split_every)
+            continue
         shape = tuple(int(s) for s in spec.shape(layout))
         part_name = f"{name}-{spec.name}"
         zeros = (0,) * len(shape)
@@ -201,7 +228,7 @@ def accumulate_numpy(
     rows, cols = arrays[needed[0]].shape
     out: dict[str, np.ndarray] = {}
     for spec in specs:
-        if spec.combine == "sum":
+        if spec.combine in ("sum", "merge"):
             where = Chunk(layout=layout, rows=slice(0, rows), cols=slice(0, cols), areas=source)
             out[spec.name] = np.asarray(spec.reference({n: arrays[n] for n in spec.reads}, where), dtype=spec.dtype)
             continue

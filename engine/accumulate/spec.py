@@ -156,11 +156,14 @@ class Accumulation:
     combine
         ``"sum"``: partial tables are summed as a tree (flox's map-reduce). ``"blocks"``: kept one
         per chunk, as an array ``(n_row_chunks, n_col_chunks, *shape)`` (blockwise tables, e.g. grid
-        cells, whose finalize stitches them).
+        cells, whose finalize stitches them). ``"merge"``: tables of no fixed shape (sparse: one
+        record per cell present) merged as a tree by ``merge``.
     finalize
         ``finalize(table, layout) -> Any`` on the client, after compute (:func:`finalize` applies it).
     needs_area
         Whether ``chunk`` calls ``where.area()`` (so the runner needs an :class:`AreaSource`).
+    merge
+        ``merge(tables) -> table`` of a ``"merge"`` statistic: partial tables into one (associative).
     """
 
     name: str
@@ -169,9 +172,10 @@ class Accumulation:
     reads: tuple[str, ...] = ("counties", "landuse")
     dtype: np.dtype = np.dtype(np.int64)
     shape: Callable[[Layout], tuple[int, ...]] = _by_county_and_column
-    combine: Literal["sum", "blocks"] = "sum"
+    combine: Literal["sum", "blocks", "merge"] = "sum"
     finalize: Callable[[np.ndarray, Layout], Any] | None = None
     needs_area: bool = False
+    merge: Callable[[list[np.ndarray]], np.ndarray] | None = None
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
         return ("carbonscape.Accumulation", self.name, *self.reads, self.dtype.str, self.combine)

@@ -180,5 +180,9 @@ def run_demo(
             from carbonscape.study import draw_outputs
 
             draw_outputs(result, maps=maps, report=report, title="Central Yunnan 2020 — carbonscape demo")
+        if maps and result.landuse_maps is not None:
+            from carbonscape.study.landuse_maps import draw_changes
+
+            draw_changes(result.landuse_maps, work, polygons=result.polygons, id_field=study.id_field)
     relocate_result(result, work, final)
     return result, text

@@ -9,6 +9,7 @@ columns by :func:`code_columns` and then read through an identity table.
 from __future__ import annotations
 
 import numpy as np
+from carbonscape.kernels.area import lattice_row
 from numba import njit
 
 
@@ -107,3 +108,146 @@ def count_transitions_8bit(zones, codes_a, codes_b, pair_lut, offset_a, offset_b
             parts[0, z * n_pairs + pair_lut[np.int64(a_row[c]) - offset_a, np.int64(b_row[c]) - offset_b]] += 1
             c += 1
     return parts.sum(axis=0).reshape(n_zones, n_pairs)
+
+
+@njit(nogil=True, cache=True)
+def transition_tables(zones, codes_a, codes_b, lut_a, offset_a, lut_b, offset_b, n_zones, n_cells,
+                      with_area, use_lattice, lattice, node_rows, node_cols, area, row0, col0):  # pragma: no cover
+    """Pixels and true area (m²) per (county id, column in A, column in B) of one chunk, in one read.
+
+    ``lut_a[code - offset_a]`` is the column of a code of map A already multiplied by the number
+    of columns of map B, ``lut_b[code - offset_b]`` the column of a code of map B, so a pixel's cell
+    is their sum (two lookups in tables that stay in L1 for 8-bit codes). With ``with_area`` each
+    pixel's area is added too: rebuilt row by row from the grid's area lattice (``use_lattice``,
+    :func:`carbonscape.kernels.area.lattice_row`, never a per-pixel area block) or read from
+    ``area``, which broadcasts to the chunk (``(rows, 1)``, ``(1, 1)`` or ``(rows, cols)``).
+    ``row0, col0`` is the chunk's top-left pixel. Returns ``(pixels int64 (n_zones * n_cells,),
+    areas float64 (n_zones * n_cells,) or (1,) without areas)``. Two partial tables break the
+    store-to-load dependency between neighbouring pixels of the same transition.
+    """
+    rows, cols = codes_a.shape
+    parts = np.zeros((2, n_zones * n_cells), dtype=np.int64)
+    area_parts = np.zeros((2, n_zones * n_cells if with_area else 1), dtype=np.float64)
+    buffer = np.empty(cols, dtype=np.float64)
+    row_step = 1 if area.shape[0] > 1 else 0
+    for r in range(rows):
+        zone_row = zones[r]
+        a_row = codes_a[r]
+        b_row = codes_b[r]
+        if not with_area:
+            for c in range(cols):
+                z = np.int64(zone_row[c])
+                if z < 0 or z >= n_zones:
+                    raise ValueError("zone id out of range of the zone table")
+                parts[c & 1, z * n_cells + lut_a[np.int64(a_row[c]) - offset_a] + lut_b[np.int64(b_row[c]) - offset_b]] += 1
+            continue
+        if use_lattice:
+            lattice_row(lattice, node_rows, node_cols, row0 + r, col0, buffer)
+        elif area.shape[1] == 1:
+            buffer[:] = area[r * row_step, 0]
+        else:
+            buffer[:] = area[r]
+        # Runs of one cell along the row (land use is clustered: most neighbours share their
+        # county and both classes) are summed in registers and stored once per run.
+        run_cell = np.int64(-1)
+        run_pixels = np.int64(0)
+        run_area = 0.0
+        for c in range(cols):
+            z = np.int64(zone_row[c])
+            if z < 0 or z >= n_zones:
+                raise ValueError("zone id out of range of the zone table")
+            cell = z * n_cells + lut_a[np.int64(a_row[c]) - offset_a] + lut_b[np.int64(b_row[c]) - offset_b]
+            if cell != run_cell:
+                if run_pixels:
+                    parts[0, run_cell] += run_pixels
+                    area_parts[0, run_cell] += run_area
+                run_cell = cell
+                run_pixels = 0
+                run_area = 0.0
+            run_pixels += 1
+            run_area += buffer[c]
+        if run_pixels:
+            parts[0, run_cell] += run_pixels
+            area_parts[0, run_cell] += run_area
+    return parts[0] + parts[1], area_parts[0] + area_parts[1]
+
+
+@njit(nogil=True, cache=True)
+def _slot(keys, key, mask):  # pragma: no cover
+    """The slot of ``key`` in an open-addressing table (linear probing), or of the empty slot where
+    it goes (empty slots hold -1; keys are never negative)."""
+    h = (key * np.int64(-7046029254386353131)) & mask  # Fibonacci hashing (wraps as intended)
+    while keys[h] != key and keys[h] != -1:
+        h = (h + 1) & mask
+    return h
+
+
+@njit(nogil=True, cache=True)
+def sparse_transition_tables(zones, codes_a, codes_b, lut_a, offset_a, lut_b, offset_b, n_zones, n_cells,
+                             with_area, use_lattice, lattice, node_rows, node_cols, area, row0, col0):  # pragma: no cover
+    """:func:`transition_tables` as a hash table: only the (county, from, to) cells the chunk holds.
+
+    Arguments as :func:`transition_tables` (``lut_a`` premultiplied by the number of columns of B,
+    ``n_cells = n_a * n_b``); the cell of a pixel is the key ``z * n_cells + a * n_b + b``. Keys
+    live in an open-addressing table (linear probing, load under one half, grown by doubling), so
+    the table is as large as the cells present, not as ``n_zones × n_a × n_b`` (16-bit codes with
+    hundreds of classes and thousands of counties). Consecutive pixels of one transition (most
+    land does not change) reuse the previous slot without hashing. Returns ``(keys int64 sorted,
+    pixels int64, areas float64)``, one entry per cell present; ``areas`` is zeros without
+    ``with_area``.
+    """
+    rows, cols = codes_a.shape
+    capacity = 1024
+    keys = np.full(capacity, -1, dtype=np.int64)
+    pixels = np.zeros(capacity, dtype=np.int64)
+    areas = np.zeros(capacity, dtype=np.float64)
+    used = 0
+    buffer = np.zeros(cols, dtype=np.float64)
+    row_step = 1 if area.shape[0] > 1 else 0
+    last_key = np.int64(-1)
+    last_slot = 0
+    for r in range(rows):
+        zone_row = zones[r]
+        a_row = codes_a[r]
+        b_row = codes_b[r]
+        if with_area:
+            if use_lattice:
+                lattice_row(lattice, node_rows, node_cols, row0 + r, col0, buffer)
+            elif area.shape[1] == 1:
+                buffer[:] = area[r * row_step, 0]
+            else:
+                buffer[:] = area[r]
+        for c in range(cols):
+            z = np.int64(zone_row[c])
+            if z < 0 or z >= n_zones:
+                raise ValueError("zone id out of range of the zone table")
+            key = z * n_cells + lut_a[np.int64(a_row[c]) - offset_a] + lut_b[np.int64(b_row[c]) - offset_b]
+            if key != last_key:
+                mask = capacity - 1
+                slot = _slot(keys, key, mask)
+                if keys[slot] == -1:
+                    if 2 * (used + 1) > capacity:  # keep the load under one half: grow and rehash
+                        capacity *= 2
+                        mask = capacity - 1
+                        new_keys = np.full(capacity, -1, dtype=np.int64)
+                        new_pixels = np.zeros(capacity, dtype=np.int64)
+                        new_areas = np.zeros(capacity, dtype=np.float64)
+                        for old in range(keys.shape[0]):
+                            if keys[old] != -1:
+                                s = _slot(new_keys, keys[old], mask)
+                                new_keys[s] = keys[old]
+                                new_pixels[s] = pixels[old]
+                                new_areas[s] = areas[old]
+                        keys, pixels, areas = new_keys, new_pixels, new_areas
+                        slot = _slot(keys, key, mask)
+                    keys[slot] = key
+                    used += 1
+                last_key = key
+                last_slot = slot
+            pixels[last_slot] += 1
+            if with_area:
+                areas[last_slot] += buffer[c]
+    present = np.flatnonzero(keys != -1)
+    order = np.argsort(keys[present])
+    chosen = present[order]
+    return keys[chosen], pixels[chosen], areas[chosen]

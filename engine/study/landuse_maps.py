@@ -18,13 +18,15 @@ the base map to each scenario to ``changes/<from>_to_<to>/``, all from one pass 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LandUseMap", "base_map", "change_pairs", "check_maps", "maps_problems", "parse_maps", "run_maps", "slug", "study_maps"]
+__all__ = ["LandUseMap", "MapBalance", "base_map", "draw_changes", "map_balances", "write_map_balance", "year_column", "change_pairs", "check_maps", "maps_problems", "parse_maps", "run_maps", "slug", "study_maps"]
 
 _KEYS = ("rasters", "year", "scenario", "pools")
 
@@ -127,6 +129,15 @@ def change_pairs(maps: list[LandUseMap], base: LandUseMap) -> list[tuple[str, st
     return pairs
 
 
+def _shown(path: Any, out: Path) -> str:
+    """A path as a results table records it: relative to the results folder when inside it (the
+    folder is built in a staging copy and moved), else as given."""
+    try:
+        return Path(path).resolve().relative_to(Path(out).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def slug(label: str) -> str:
     """A folder name for a map's label (``2030 ecological protection`` → ``2030_ecological_protection``)."""
     return re.sub(r"[^\w.-]+", "_", label, flags=re.UNICODE).strip("_") or "map"
@@ -206,8 +217,145 @@ def study_maps(study: Any) -> list[LandUseMap]:
     return parse_maps(study.setting("landuse", "maps"), folder=study.folder)[0]
 
 
+def year_column(table: Any, column: str | None, year: int | None, suffix: str) -> str | None:
+    """The column of ``year`` in the county table: ``column + suffix`` with ``{year}`` filled
+    (``population_2030``) when the table has it, else ``column`` itself (None stays None)."""
+    if column is None or year is None:
+        return column
+    dated = f"{column}{suffix.format(year=year)}"
+    return dated if dated in table.columns else column
+
+
+@dataclass
+class MapBalance:
+    """One map's demand, ratio and zones (per-map counterparts of the study's base tables)."""
+
+    demand: Any
+    ratio_zones: Any
+    zoning: dict[str, Any]
+    population_column: str
+    emissions_column: str | None
+
+
+def map_balances(study: Any, result: Any, *, table: Any, polygons: Any, maps: list[LandUseMap]) -> dict[str, MapBalance]:
+    """Demand, ratio and zones of every map, from its own supply and its year's county figures.
+
+    Demand of a map of year Y takes the county table's ``<population><suffix>`` column
+    (``[demand] year_suffix``, default ``_{year}``: ``population_2030``) when the table has it,
+    else the study's population column; the same for ``emissions_column``. The per-capita
+    emission is the study's. Each map's ratios are classified on their own, with the study's
+    ``[zoning]`` method, k and scheme (its own natural breaks, recorded per map).
+    """
+    import pandas as pd
+    from carbonscape.rasterize import geodesic_areas_km2
+
+    table = table.copy()
+    table.index = table.index.astype(str)
+    keys = polygons[study.id_field].astype(str)
+    area_km2 = pd.Series(geodesic_areas_km2(polygons), index=pd.Index(keys, name="county"))
+    suffix = study.setting("demand", "year_suffix", "_{year}")
+    out: dict[str, MapBalance] = {}
+    base = base_map(maps, study.year)
+    for m in maps:
+        with _messages_of_map(m.label, quiet=m.label == base.label):
+            out[m.label] = _balance(study, m, result.supply[m.label], table=table, area_km2=area_km2, suffix=suffix)
+    return out
+
+
+class _MapMessages(logging.Filter):
+    def __init__(self, label: str, quiet: bool) -> None:
+        super().__init__()
+        self.label, self.quiet = label, quiet
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.quiet:  # the base map's messages are the study's own, given once by the study
+            return False
+        record.msg = f"land-use map {self.label!r}: {record.getMessage()}"
+        record.args = ()
+        return True
+
+
+@contextlib.contextmanager
+def _messages_of_map(label: str, *, quiet: bool) -> Any:
+    """Warnings of the demand, ratio and zoning of one map name the map (and are not repeated for
+    the base map, whose own come with the study's tables)."""
+    loggers = [logging.getLogger(name) for name in ("carbonscape.demand", "carbonscape.ratio", "carbonscape.zoning", "carbonscape.breaks")]
+    found = _MapMessages(label, quiet)
+    for logger in loggers:
+        logger.addFilter(found)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(found)
+
+
+def _balance(study: Any, m: LandUseMap, supply_result: Any, *, table: Any, area_km2: Any, suffix: str) -> MapBalance:
+    import pandas as pd
+    from carbonscape.demand import demand_by_county
+    from carbonscape.errors import InputError, StudyError
+    from carbonscape.ratio import supply_demand_ratio
+    from carbonscape.zoning import zone_ratios
+
+    by_county = supply_result.by_county.assign(county=supply_result.by_county["county"].astype(str)).set_index("county")
+    population = year_column(table, study.demand.population, m.year, suffix)
+    emissions = year_column(table, study.demand.emissions_column, m.year, suffix)
+    try:
+        demand = demand_by_county(
+            table, area_km2=area_km2, pixel_area_km2=by_county["area_km2"], per_capita_t=study.demand.per_capita(),
+            emissions_column=emissions, population_column=population,  # type: ignore[arg-type]
+        )
+        ratio = supply_demand_ratio(by_county["supply_t"], demand, units=study.ratio_units)
+        weights = ratio["area_km2"] if study.zoning.weights == "area" else None
+        zones_frame, zoning = zone_ratios(
+            ratio["ratio"], method=study.zoning.method, k=study.zoning.k,
+            breaks=list(study.zoning.breaks) if study.zoning.breaks else None, weights=weights, scheme=study.zoning.scheme,
+        )
+    except InputError as exc:
+        raise StudyError(f"land-use map {m.label!r} (year {m.year}, population column {population!r}): {exc}", path=str(study.path)) from exc
+    ratio_zones = pd.concat([ratio, zones_frame], axis=1)
+    ratio_zones.index.name = "county"
+    return MapBalance(demand=demand, ratio_zones=ratio_zones, zoning=zoning, population_column=population,  # type: ignore[arg-type]
+                      emissions_column=emissions)
+
+
+def write_map_balance(balance: MapBalance, folder: Path) -> None:
+    """``demand_by_county.csv`` and ``ratio_zones.csv`` of one map, with the base map's columns."""
+    from carbonscape.io import atomic_path
+    from carbonscape.ratio import DEMAND_UNITS
+    from carbonscape.study.outputs import DEMAND_COLUMNS, RATIO_COLUMNS
+
+    demand = balance.demand
+    demand_out = demand[[c for c in DEMAND_COLUMNS if c in demand.columns]].reset_index()
+    demand_out["demand_unit"] = DEMAND_UNITS["co2_per_c"]
+    ratio_out = balance.ratio_zones[[c for c in RATIO_COLUMNS if c in balance.ratio_zones.columns]].reset_index()
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame, name in ((demand_out, "demand_by_county.csv"), (ratio_out, "ratio_zones.csv")):
+        with atomic_path(folder / name) as tmp:
+            frame.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
+
+
+def draw_changes(result: Any, out: Path, *, polygons: Any = None, id_field: str | None = None) -> list[Path]:
+    """Each change's Sankey of the region's transitions (``transitions_sankey.png``) and, with the
+    polygons, its map of carbon change per county (``carbon_change_by_county.png``), in
+    ``changes/<from>_to_<to>/``; drawn from the result in memory."""
+    from carbonscape.change_figures import draw_change_map, draw_transitions
+
+    drawn = []
+    for (a, b), found in result.changes.items():
+        folder = out / "changes" / f"{slug(a)}_to_{slug(b)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        drawn.append(draw_transitions(found, folder / "transitions_sankey.png"))
+        found.files["transitions_sankey"] = folder / "transitions_sankey.png"
+        if polygons is not None and id_field is not None:
+            draw_change_map(found, polygons, id_field, folder / "carbon_change_by_county.png")
+            found.files["carbon_change_by_county"] = folder / "carbon_change_by_county.png"
+            drawn.append(folder / "carbon_change_by_county.png")
+    return drawn
+
+
 def run_maps(study: Any, *, stores: Path, county_store: Path, base_store: Path, out: Path, run: Any, progress: bool,
-             polygons: Any = None, draw: bool = False) -> Any:
+             polygons: Any = None, draw: bool = False, table: Any = None) -> Any:
     """Ingest every map (the base map's store is reused), then one pass over all of them
     (:func:`carbonscape.change.maps_pass`); write each map's supply tables to ``maps/<label>/``,
     each change's tables to ``changes/<from>_to_<to>/`` and ``maps_summary.csv``."""
@@ -233,21 +381,28 @@ def run_maps(study: Any, *, stores: Path, county_store: Path, base_store: Path, 
     )
     result = maps_pass(paths, county_store, pools, pairs=pairs, years={m.label: m.year for m in maps}, valuation=valuation,
                        progress=progress, run=run)
+    balances = map_balances(study, result, table=table, polygons=polygons, maps=maps) if table is not None and polygons is not None else {}
+    result.balances = balances
     for m in maps:
         result.supply[m.label].write(out / "maps" / slug(m.label))
+        if m.label in balances:
+            write_map_balance(balances[m.label], out / "maps" / slug(m.label))
     for a, b in pairs:
         folder = out / "changes" / f"{slug(a)}_to_{slug(b)}"
         result.changes[(a, b)].write(folder)
-        if draw:
-            from carbonscape.change_figures import draw_change_map, draw_transitions
-
-            draw_transitions(result.changes[(a, b)], folder / "transitions_sankey.png")
-            if polygons is not None:
-                draw_change_map(result.changes[(a, b)], polygons, study.id_field, folder / "carbon_change_by_county.png")
+    if draw:
+        draw_changes(result, out, polygons=polygons, id_field=study.id_field)
     rows = [{"map": m.label, "year": m.year, "scenario": m.scenario, "base": m.label == base.label,
-             "supply_t": result.supply[m.label].total_t, "pools": str(pools[m.label])} for m in maps]
+             "supply_t": result.supply[m.label].total_t, "pools": _shown(pools[m.label], out)} for m in maps]
     for row in rows:
         row["folder"] = f"maps/{slug(row['map'])}"
+        balance = balances.get(row["map"])
+        if balance is not None:
+            row["population_column"] = balance.population_column
+            row["emissions_column"] = balance.emissions_column
+            row["population"] = float(balance.demand["population"].sum())
+            row["emissions_t"] = float(balance.demand["emissions_t"].sum())
+            row["counties_per_zone"] = "; ".join(f"{k}: {v}" for k, v in balance.ratio_zones["zone"].value_counts(sort=False).items())
     summary = pd.DataFrame(rows)
     summary.to_csv(out / "maps_summary.csv", index=False, encoding="utf-8", float_format="%.10g")
     changes = pd.DataFrame([

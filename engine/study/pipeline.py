@@ -136,7 +136,8 @@ def compute_study(
             from carbonscape.study.landuse_maps import run_maps
 
             maps_result = run_maps(study, stores=stores, county_store=county_store, base_store=landuse_store, out=out_dir,
-                                   run=run, progress=progress, polygons=polygons, draw=study.maps if maps is None else maps)
+                                   run=run, progress=progress, polygons=polygons, draw=study.maps if maps is None else maps,
+                                   table=table)
             maps_summary = maps_result.summary
             timings.lap("maps")
         ran_on = where(run.description, run.workers)

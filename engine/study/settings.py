@@ -170,6 +170,9 @@ SETTINGS: tuple[Setting, ...] = (
             example="4.1", template="comment"),
     Setting("demand", "emissions_column", "text", None, "or each county's own emissions (t CO2), e.g. a CEADs county inventory",
             example='"co2_t"', template="comment"),
+    Setting("demand", "year_suffix", "text", "_{year}", "with [landuse.maps]: each map's demand takes the column "
+            "<population or emissions_column><suffix> of its year when the table has it (population_2030), else the study's column",
+            example='"_{year}"', template="comment"),
     Setting("ratio", "units", "choice", "co2_per_c", "; ".join(f"{name}: {meaning}" for name, meaning in UNITS.items()),
             choices=tuple(UNITS), aliases=UNIT_ALIASES),
     Setting("zoning", "method", "choice", "jenks", _ZONING_METHOD_HELP, choices=ZONING_METHODS),
