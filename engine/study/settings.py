@@ -115,6 +115,7 @@ SECTIONS: dict[str, str] = {
     "study": "Name and year of the study, shown in the report and run.json.",
     "landuse": "The land-use raster: one GeoTIFF of integer codes, or several tiles of one grid.",
     "counties": "The polygons of the units (counties) that supply, demand and the ratio are computed for.",
+    "units": "Grid cells as units beside the counties: the whole analysis again on square cells (written into cells/).",
     "pools": "InVEST carbon pools table: lucode, c_above, c_below, c_soil, c_dead (t/ha), optional LULC_name.",
     "demand": "Demand = per-capita emission × population density. Give exactly one of per_capita_t, "
     "total_emissions_t (with total_population) or emissions_column.",
@@ -148,6 +149,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("counties", "layer", "text", None, "layer to read when the file has several", example='"counties"', template="comment"),
     Setting("counties", "encoding", "text", None, "code page of the attribute text when the file does not say (a shapefile "
             "without .cpg); default: detected (UTF-8 or GBK)", example='"GBK"', template="comment"),
+    Setting("units", "grid", "number", None, "square cells of SIZE CRS units (metres, or degrees on a geographic grid), a multiple of "
+            "the pixel size, from the land use's top-left corner; each cell's demand is its counties' demand density, area-weighted",
+            positive=True, example="1000", template="comment"),
     Setting("pools", "path", "path", REQUIRED, "the pools table (CSV or XLSX)", example='"pools.csv"'),
     Setting("demand", "table", "path", REQUIRED, "CSV or XLSX with one row per county", example='"population.csv"'),
     Setting("demand", "key", "text", None, "column matching [counties] id_field (default: the same name)", example='"county"'),
