@@ -358,16 +358,18 @@ class CellSupplyResult:
     files: dict[str, Path] = field(default_factory=dict)
     values: pd.DataFrame | None = None
 
-    def write(self, out: str | os.PathLike[str]) -> dict[str, Path]:
-        """``supply_by_cell.csv``, ``cells.gpkg`` (layer ``cells``) and GeoTIFFs of supply density
-        (t/km²) and supply (t) per cell in ``out``, each written atomically."""
+    def write(self, out: str | os.PathLike[str], *, polygons: bool = True) -> dict[str, Path]:
+        """``supply_by_cell.csv``, ``cells.gpkg`` (layer ``cells``; not with ``polygons=False``,
+        when the caller writes it with more columns) and GeoTIFFs of supply density (t/km²) and
+        supply (t) per cell in ``out``, each written atomically."""
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / CELL_FILES["table"]
         with atomic_path(target) as tmp:
             self.by_cell.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
         self.files["table"] = target
-        self.files["polygons"] = write_cells_gpkg(self.cells, self.by_cell, folder / CELL_FILES["polygons"])
+        if polygons:
+            self.files["polygons"] = write_cells_gpkg(self.cells, self.by_cell, folder / CELL_FILES["polygons"])
         for name, column, unit in (("supply_density", "supply_t_per_km2", "t C/km²"), ("supply", "supply_t", "t C")):
             self.files[name] = write_cell_geotiff(self.cells, self.by_cell, column, folder / CELL_FILES[name], unit=unit)
         return dict(self.files)

@@ -11,7 +11,8 @@ writes it into ``cells/`` of the results folder, under the same names as the cou
   pixels that lie in a county, ``D_cell = Σ_p a_p·D_county(p) / Σ_p a_p``, summed in the same pass
   as the supply (:data:`carbonscape.cells.CELL_VALUES`). A cell astride a border so takes each
   county's density in proportion to the share of the cell it covers (at the pixel's resolution),
-  not the density of the county holding its centre; a cell in no county has no demand (NaN). This
+  not the density of the county holding its centre. Cells with land but no pixel in a county lie
+  outside the study region: they stay in ``supply_by_cell.csv`` and out of the analysis. This
   is the county density spread evenly over each county's land, as the county analysis assumes; a
   population raster (WorldPop-style), when a study gives one, is the finer source;
 * **ratio** (demand density over supply density, the study's ``[ratio] units``), **zones** (the
@@ -160,14 +161,15 @@ class CellStudy:
         (``cells:<name>``)."""
         folder = Path(out) / CELLS_FOLDER
         folder.mkdir(parents=True, exist_ok=True)
-        files = {f"cells:{k}": v for k, v in self.supply.write(folder).items()}
+        files = {f"cells:{k}": v for k, v in self.supply.write(folder, polygons=False).items()}
         table = self.table.reset_index()
         target = folder / "ratio_zones_by_cell.csv"
         with atomic_path(target) as tmp:
             table.drop(columns=["zone_number"]).to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
         files["cells:ratio_zones"] = target
         # cells.gpkg: supply's columns and the ratio table's, one polygon per cell.
-        whole = self.supply.by_cell.merge(table.drop(columns=["row", "col", "supply_t", "area_km2", "supply_t_per_km2"]), on="cell")
+        whole = self.supply.by_cell.merge(table.drop(columns=["row", "col", "supply_t", "area_km2", "supply_t_per_km2", "zone_number"]),
+                                          on="cell", how="left")
         files["cells:polygons"] = write_cells_gpkg(self.cells, whole, folder / "cells.gpkg")
         demand_unit = str(self.table["demand_unit"].iloc[0]) if len(self.table) else ""
         for name, (column, file_name, unit, dtype) in GEOTIFFS.items():
@@ -203,11 +205,14 @@ def analyse_cells(study: Study, supply: CellSupplyResult, *, spreads: Any = None
         distinct ratios), naming the setting.
     """
     assert study.zoning.method is not None and study.zoning.k is not None
-    by_cell = supply.by_cell.set_index("cell")
     if supply.values is None:
         raise InputError("the cell pass made no demand densities (values); run it with the county densities")
-    values = supply.values.set_index(supply.by_cell["cell"])
-    density = values["mean"].where(values["pixels"] > 0)  # t CO2/km² of ground in counties; NaN in no county
+    # The study region is its counties: cells with land but no pixel in any county stay in
+    # supply_by_cell.csv only; the analysis is of the cells that hold county land.
+    inside = (supply.values["pixels"] > 0).to_numpy()
+    by_cell = supply.by_cell[inside].set_index("cell")
+    values = supply.values[inside].set_index(by_cell.index)
+    density = values["mean"]  # t CO2/km², area-weighted over the cell's pixels in counties
     demand = pd.DataFrame({
         "area_km2": by_cell["area_km2"],
         "demand_t_per_km2": density,
@@ -234,7 +239,7 @@ def analyse_cells(study: Study, supply: CellSupplyResult, *, spreads: Any = None
     uncertainty = _uncertainty(study, spreads, supply, table, zoning_info, scheme)
     info = {
         "size": supply.cells.size, "pixels_per_cell_edge": supply.cells.cell, "grid_shape": list(supply.cells.shape),
-        "cells": int(len(table)), "cells_without_demand": int(density.isna().sum()),
+        "cells": int(len(table)), "cells_outside_counties": int((~inside).sum()),
         "demand": "area-weighted mean of the demand densities of the counties holding the cell's pixels",
         "supply_t": float(table["supply_t"].sum()), "zoning": _jsonable(zoning_info), "zone_numbers": numbers,
         **({"statistics": {"weights": statistics.settings.weights, "permutations": statistics.settings.permutations,
