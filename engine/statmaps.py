@@ -370,12 +370,13 @@ def draw_cell_maps(cells: Any, table: pd.DataFrame, out: str | Path, *, statisti
         shown = _cell_panel(axes[0], cells, _lattice(cells, table, np.where(np.isfinite(ratio) & (ratio > 0), ratio, np.nan)),
                             cmap=RATIO_CMAP, norm=norm, title="supply–demand ratio (log scale)")
         fig.colorbar(shown, ax=axes[0], shrink=0.7, label=f"demand ({demand_unit}) / supply (t C/km²)", extend="both")
-        numbers = dict(scheme_zones or {})
-        keys = sorted(numbers, key=lambda k: numbers[k])
-        palette = [colormaps[RATIO_CMAP](v) for v in (np.linspace(0.95, 0.05, len(keys)) if len(keys) > 1 else [0.5])]
+        # Each zone coloured by where its classes sit on the ratio scale (low ratio green, high red, as
+        # the county maps), listed from the highest ratio down.
+        top = max(int(table["class"].max()), 2) if len(table) else 2
+        position = table[table["class"] > 0].groupby("zone_key")["class"].mean().sort_values(ascending=False)
+        zone_colours = {key: colormaps[RATIO_CMAP]((mean - 1) / (top - 1)) for key, mean in position.items()}
         names = dict(zip(table["zone_key"], table["zone_en"].where(table["zone_en"].astype(str) != "", table["zone_key"]))) if "zone_en" in table else {}
-        _categories(fig, axes[1], cells, table, table["zone_key"], {k: palette[i] for i, k in enumerate(keys)}, names, title="zones",
-                    legend_title="zone")
+        _categories(fig, axes[1], cells, table, table["zone_key"], zone_colours, names, title="zones", legend_title="zone")
         written += _save(fig, folder, "cells_ratio_zones", formats)
 
         if "quadrant" in table.columns:
