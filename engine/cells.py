@@ -50,6 +50,7 @@ from carbonscape.kernels.cells import (
     cell_areas,
     cell_areas_lattice,
     cell_counts,
+    cell_counts_areas_lattice,
     cell_value_sums,
     cell_value_sums_lattice,
     unit_value_sums,
@@ -115,6 +116,20 @@ def sum_cell_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray
         return cell_areas_lattice(blocks["landuse"], lut, offset, index.n_cols, index.unknown_col, nodata, index.nodata_col, cell, int(rows), int(cols), r0, c0, *lattice(), where.rows.start, where.cols.start)
     return cell_areas(blocks["landuse"], index.lut, index.offset, index.n_cols, index.unknown_col, index.nodata_code,
                       index.nodata_col, cell, int(rows), int(cols), np.ascontiguousarray(np.atleast_2d(where.area())), r0, c0)
+
+
+def count_and_sum_cell_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels and true areas (m²) per (cell row, cell column, class column) of one chunk, in one
+    read of each pixel: ``[..., :n_cols]`` pixels, ``[..., n_cols:]`` areas."""
+    lattice = getattr(where.areas, "area_lattice", None)
+    if lattice is None:
+        return np.concatenate([count_cell_pairs(blocks, where).astype(np.float64), sum_cell_areas(blocks, where)], axis=-1)
+    cell, r0, c0 = _offsets(where)
+    index: ClassIndex = where.layout.classes  # type: ignore[assignment]
+    rows, cols = where.layout.params["cells_per_chunk"]
+    lut, offset, nodata = _table(index, blocks["landuse"])
+    return cell_counts_areas_lattice(blocks["landuse"], lut, offset, index.n_cols, index.unknown_col, nodata, index.nodata_col, cell,
+                                     int(rows), int(cols), r0, c0, *lattice(), where.rows.start, where.cols.start)
 
 
 def _nodata(layout: Layout) -> tuple[float, bool]:
@@ -199,6 +214,18 @@ CELL_COUNTS = Accumulation("cell_counts", chunk=count_cell_pairs, reference=coun
                            shape=_cells_shape, combine="blocks")
 CELL_AREAS = Accumulation("cell_areas", chunk=sum_cell_areas, reference=sum_cell_areas_reference, reads=("landuse",),
                           dtype=np.dtype(np.float64), shape=_cells_shape, combine="blocks", needs_area=True)
+def _both_shape(layout: Layout) -> tuple[int, ...]:
+    rows, cols = layout.params["cells_per_chunk"]
+    return (int(rows), int(cols), 2 * layout.n_cols)
+
+
+def count_and_sum_cell_areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    return np.concatenate([count_cell_pairs_reference(blocks, where).astype(np.float64), sum_cell_areas_reference(blocks, where)], axis=-1)
+
+
+# Pixels and areas of the cells in one statistic (one read of each pixel) where the grid's pixel areas vary.
+CELL_COUNTS_AREAS = Accumulation("cell_counts_areas", chunk=count_and_sum_cell_areas, reference=count_and_sum_cell_areas_reference,
+                                 reads=("landuse",), dtype=np.dtype(np.float64), shape=_both_shape, combine="blocks", needs_area=True)
 CELL_VALUES = Accumulation("cell_values", chunk=sum_cell_values, reference=sum_cell_values_reference, reads=("values",),
                            dtype=np.dtype(np.float64), shape=_values_cells_shape, combine="blocks", needs_area=True)
 WEIGHTED_SUM = Accumulation("weighted_sum", chunk=sum_unit_values, reference=sum_unit_values_reference,
@@ -466,7 +493,7 @@ def supply_cells(
     # every pixel once more and made the pass 4-5× slower than the county pass (benchmarks/cells.py).
     data = land.data
     areas = pixel_areas(land.grid)
-    specs = [CELL_COUNTS, *([CELL_AREAS] if areas.uniform_area_m2() is None else [])]
+    specs = [CELL_COUNTS if areas.uniform_area_m2() is not None else CELL_COUNTS_AREAS]
     rasters = {"landuse": data}
     if values is not None:
         if tuple(values.shape) != tuple(land.data.shape):
@@ -480,10 +507,14 @@ def supply_cells(
         computed = active.compute(*lazy.values(), progress=progress,
                                   label=f"supply per {cells.size:g} cell: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
         tables = {name: stitch_cells(np.asarray(table), cells, data.chunks) for name, table in zip(lazy, computed)}
-        counts = tables["cell_counts"]
+        if "cell_counts_areas" in tables:
+            both = tables["cell_counts_areas"]
+            counts, area_m2 = both[..., : index.n_cols].astype(np.int64), both[..., index.n_cols:]
+        else:
+            counts = tables["cell_counts"]
+            area_m2 = counts * areas.uniform_area_m2()
         if counts[..., index.unknown_col].any():
             raise UnknownCodesError(unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
-        area_m2 = tables["cell_areas"] if "cell_areas" in tables else counts * areas.uniform_area_m2()
         result = cell_supply_table(counts, area_m2, cells=cells, index=index, pools=pool_table)
         if "cell_values" in tables:
             rows, cols = result.by_cell["row"].to_numpy(), result.by_cell["col"].to_numpy()

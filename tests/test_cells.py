@@ -13,6 +13,7 @@ from carbonscape.accumulate import ClassIndex, Layout, accumulate, accumulate_nu
 from carbonscape.cells import (
     CELL_AREAS,
     CELL_COUNTS,
+    CELL_COUNTS_AREAS,
     CELL_VALUES,
     WEIGHTED_SUM,
     CellGrid,
@@ -199,13 +200,14 @@ def test_cell_and_value_statistics_equal_their_numpy_references(shape, cell, chu
     lazy_codes = da.from_array(codes, chunks=chunks)
     layout = Layout(n_counties=4, classes=index, params=cells_params(lazy_codes, cells, values_nodata=-1.0))
     rasters = {"landuse": lazy_codes, "values": da.from_array(values, chunks=chunks)}
-    specs = [CELL_COUNTS, CELL_AREAS, CELL_VALUES, WEIGHTED_SUM]
+    specs = [CELL_COUNTS, CELL_AREAS, CELL_COUNTS_AREAS, CELL_VALUES, WEIGHTED_SUM]
     lazy = accumulate(specs, da.from_array(counties, chunks=chunks), rasters, layout=layout, grid=grid)
     computed = {name: np.asarray(array.compute(scheduler="synchronous")) for name, array in lazy.items()}
     expected = accumulate_numpy(specs, counties, {"landuse": codes, "values": values}, layout=layout, grid=grid,
                                 chunks=lazy_codes.chunks)
     np.testing.assert_array_equal(computed["cell_counts"], expected["cell_counts"])
-    for name in ("cell_areas", "cell_values", "weighted_sum"):
+    np.testing.assert_array_equal(computed["cell_counts_areas"][..., : index.n_cols], computed["cell_counts"])  # pixels exact
+    for name in ("cell_areas", "cell_counts_areas", "cell_values", "weighted_sum"):
         np.testing.assert_allclose(computed[name], expected[name], rtol=1e-10, atol=1e-6)
     # And the stitched cells are numpy block sums of the whole raster (counts of one class, areas of all).
     stitched = stitch_cells(computed["cell_counts"], cells, lazy_codes.chunks)

@@ -190,3 +190,37 @@ def cell_value_sums_lattice(values, nodata, has_nodata, cell, out_rows, out_cols
             start = end
             cc += 1
     return sums
+
+
+@njit(nogil=True, cache=True)
+def cell_counts_areas_lattice(codes, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, out_rows, out_cols, r0, c0,
+                              lattice, node_rows, node_cols, row0, col0):  # pragma: no cover
+    """Pixels and true areas together, one read of each pixel: float64 ``(out_rows, out_cols,
+    2·n_cols)``, pixels in ``[..., :n_cols]`` (exact as float64 below 2^53) and areas (m²) in
+    ``[..., n_cols:]``. Two kernels, one for each, took 1.5× the county pass's time."""
+    sums = np.zeros((out_rows, out_cols, 2 * n_cols), dtype=np.float64)
+    n_lut = lut.shape[0]
+    rows, cols = codes.shape
+    area = np.empty(cols, dtype=np.float64)
+    for r in range(rows):
+        lattice_row(lattice, node_rows, node_cols, row0 + r, col0, area)
+        cr = (r + r0) // cell
+        start = 0
+        cc = 0
+        while start < cols:
+            end = min(cols, (cc + 1) * cell - c0)
+            table = sums[cr, cc]
+            for c in range(start, end):
+                code = np.int64(codes[r, c])
+                i = code - offset
+                if code == nodata:
+                    k = nodata_col
+                elif 0 <= i < n_lut:
+                    k = lut[i]
+                else:
+                    k = unknown_col
+                table[k] += 1.0
+                table[n_cols + k] += area[c]
+            start = end
+            cc += 1
+    return sums
