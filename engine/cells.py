@@ -335,15 +335,6 @@ def stitch_cells(blocks: np.ndarray, cells: CellGrid, chunks: tuple[tuple[int, .
     return out
 
 
-def aligned(data: da.Array, cells: CellGrid) -> da.Array:
-    """``data`` in chunks of whole cells (rechunked, lazily, only when its chunks are not)."""
-    rows, cols = cells.chunks()
-    if all(size % cells.cell == 0 for size in data.chunks[0][:-1]) and all(size % cells.cell == 0 for size in data.chunks[1][:-1]):
-        return data
-    log.info("reading the land use in chunks of %d × %d pixels, whole %d-pixel cells", rows, cols, cells.cell)
-    return data.rechunk((rows, cols))
-
-
 def cells_params(data: da.Array, cells: CellGrid, **params: Any) -> dict[str, Any]:
     """The :class:`Layout` ``params`` of the cell statistics over ``data``: the cell edge and the
     most cells any chunk touches (a chunk whose edges are not whole cells touches one more)."""

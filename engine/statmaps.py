@@ -330,7 +330,7 @@ def _categories(fig: Figure, ax: Any, cells: Any, table: pd.DataFrame, labels: p
 
 
 def draw_cell_maps(cells: Any, table: pd.DataFrame, out: str | Path, *, statistics: Any = None, uncertainty: Any = None,
-                   scheme_zones: Mapping[str, int] | None = None, formats: Sequence[str] = ("png",)) -> list[Path]:
+                   formats: Sequence[str] = ("png",)) -> list[Path]:
     """The maps of a study's grid cells (:data:`CELL_MAP_FILES`), each cell one pixel of an image.
 
     Parameters
@@ -344,8 +344,6 @@ def draw_cell_maps(cells: Any, table: pd.DataFrame, out: str | Path, *, statisti
         The folder of the cell maps.
     statistics, uncertainty
         The cells' spatial statistics and Monte Carlo result, or None.
-    scheme_zones
-        Zone key → its number in the scheme (lowest ratio last), for the zones' colours.
     """
     from carbonscape.maps import RATIO_CMAP
 

@@ -192,7 +192,7 @@ class CellStudy:
         from carbonscape.statmaps import draw_cell_maps
 
         return draw_cell_maps(self.cells, self.table, Path(out) / CELLS_FOLDER / "maps", statistics=self.statistics,
-                              uncertainty=self.uncertainty, scheme_zones=self.info.get("zone_numbers", {}))
+                              uncertainty=self.uncertainty)
 
 
 def analyse_cells(study: Study, supply: CellSupplyResult, *, spreads: Any = None) -> CellStudy:
