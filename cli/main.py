@@ -251,10 +251,12 @@ def demand_command(ctx: click.Context, results: str, counties: str, id_field: st
 @click.option("--name", default=None, help="The study's name on the maps and report (default: the folder's name).")
 @click.option("--year", type=int, default=None, help="The study's year.")
 @click.option("--source", default=None, help="The data sources the maps credit (default: the input files' names).")
+@click.option("--supply-weight", type=float, default=0.5, show_default=True, help="α of the coupling coordination degree ([matching]).")
+@click.option("--demand-weight", type=float, default=0.5, show_default=True, help="β of the coupling coordination degree ([matching]).")
 @click.pass_context
 @_handle_errors
 def zoning_command(ctx: click.Context, results: str, ratio_units: str, method: str, k: int, breaks: str | None, weights: str | None,
-                   scheme: str, name: str | None, year: int | None, source: str | None) -> None:
+                   scheme: str, name: str | None, year: int | None, source: str | None, supply_weight: float, demand_weight: float) -> None:
     """Supply–demand ratio and functional zones of supply's and demand's folder; writes
     ratio_zones.csv, counties.gpkg and run.json, ready for `maps` and `report`.
 
@@ -269,7 +271,36 @@ def zoning_command(ctx: click.Context, results: str, ratio_units: str, method: s
         except ValueError:
             raise carbonscape.InputError(f"--breaks {breaks!r} is not numbers separated by commas, e.g. 0.005,0.01,0.02") from None
     result = carbonscape.zoning_stage(results, ratio_units=ratio_units, method=method, k=k, breaks=edges, weights=weights, scheme=scheme,
-                                      name=name, year=year, source=source)
+                                      name=name, year=year, source=source, supply_weight=supply_weight, demand_weight=demand_weight)
+    if not ctx.find_root().obj.get("quiet"):
+        _print_study_summary(result)
+
+
+@cli.command(name="statistics")
+@click.argument("results", type=click.Path(file_okay=False, exists=True))
+@click.option("--weights", default="queen", show_default=True, help='Spatial weights, row-standardised: "queen", "rook" or "knn:<k>".')
+@click.option("--permutations", default=999, show_default=True, help="Permutations for the pseudo p-values.")
+@click.option("--seed", default=12345, show_default=True, help="Seed of the permutations.")
+@click.option("--alpha", default=0.05, show_default=True, help="Significance level of LISA clusters and hot spots.")
+@click.option("--pools", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Pools table with spreads (c_above_sd ... or c_above_min/_max ...): also the Monte Carlo of the densities.")
+@click.option("--draws", default=1000, show_default=True, help="Monte Carlo draws (with --pools).")
+@click.option("--draws-seed", default=12345, show_default=True, help="Seed of the Monte Carlo draws (with --pools).")
+@click.option("--maps/--no-maps", default=True, help="Draw the maps of the statistics.")
+@click.pass_context
+@_handle_errors
+def statistics_command(ctx: click.Context, results: str, weights: str, permutations: int, seed: int, alpha: float, pools: str | None,
+                       draws: int, draws_seed: int, maps: bool) -> None:
+    """Moran's I, LISA clusters, Getis–Ord Gi* hot spots and (with --pools) the density uncertainty
+    of the counties of the zoning stage's folder; writes moran.csv, lisa.csv, hotspots.csv,
+    uncertainty_by_county.csv and their maps, as `run` does.
+
+    \b
+    Example:
+        carbonscape statistics results --permutations 999 --pools pools_with_sd.csv --draws 1000
+    """
+    result = carbonscape.statistics_stage(results, weights=weights, permutations=permutations, seed=seed, alpha=alpha, pools=pools,
+                                          draws=draws, draws_seed=draws_seed, maps=maps)
     if not ctx.find_root().obj.get("quiet"):
         _print_study_summary(result)
 
@@ -373,6 +404,11 @@ def _print_study_summary(result: Any) -> None:
     if getattr(result, "uncertainty", None) is not None:
         info = result.uncertainty.info
         click.echo(f"density uncertainty  {info['draws']:,} draws ({info['distribution']}), seed {info['seed']}")
+    cells = getattr(result, "cells", None)
+    if cells is not None:
+        info = cells.info
+        click.echo(f"cells    {info['cells']:,} cells of {info['size']:g} in the counties ({info['cells_outside_counties']:,} outside), "
+                   f"supply {info['supply_t']:,.0f} t C; in {result.out / 'cells'}")
     click.echo(f"outputs  {result.out}")
     for name in ("report", "ratio_zones", "counties", "run", "moran", "lisa", "hotspots", "uncertainty"):
         if name in result.files:

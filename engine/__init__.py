@@ -50,6 +50,7 @@ from carbonscape.study import (
     load_study,
     read_outputs,
     run_study,
+    statistics_stage,
     write_study_template,
     zoning_stage,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "zone_groups",
     "zone_ratios",
     "zoning_stage",
+    "statistics_stage",
     "ZoneGroup",
     "AlignmentError",
     "CarbonscapeError",

@@ -3,10 +3,11 @@
 **Grid cells.** A cell is ``SIZE × SIZE`` CRS units (a whole number of pixels ``cell``) aligned to
 the land-use raster's top-left corner: cell ``(row, col)`` holds pixels ``row·cell … row·cell +
 cell − 1`` down and ``col·cell …`` across, and its id is ``row · n_cell_cols + col`` (row-major, no
-polygons, no rasterization). The land use is read in chunks whose edges are multiples of ``cell``
-(rechunked when the store's are not), so every cell lies in one chunk and its table is made there:
-:data:`CELL_COUNTS` and :data:`CELL_AREAS` keep one small table per chunk (``combine="blocks"``)
-that :func:`stitch_cells` lays side by side, with no global reduction over a million-row table.
+polygons, no rasterization). The land use is read in the store's own chunks, and each chunk makes
+the table of the cells it touches: :data:`CELL_COUNTS` and :data:`CELL_AREAS` keep one small table
+per chunk (``combine="blocks"``) that :func:`stitch_cells` lays side by side, adding the partial
+tables of a cell astride a chunk edge, with no global reduction over a million-row table (a
+store ingested with chunks of whole cells has no such cell).
 Cells cut by the raster's right or bottom edge hold fewer pixels; their area says so.
 
 **Continuous rasters** (:data:`WEIGHTED_SUM` per county, :data:`CELL_VALUES` per cell): the running
@@ -44,7 +45,16 @@ from carbonscape.cluster import Executor, using
 from carbonscape.errors import GridError, InputError, PoolTableError
 from carbonscape.grid import Grid
 from carbonscape.io import atomic_path, open_store, staged_outputs
-from carbonscape.kernels.cells import N_SUMS, cell_areas, cell_counts, cell_value_sums, unit_value_sums
+from carbonscape.kernels.cells import (
+    N_SUMS,
+    cell_areas,
+    cell_areas_lattice,
+    cell_counts,
+    cell_counts_areas_lattice,
+    cell_value_sums,
+    cell_value_sums_lattice,
+    unit_value_sums,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,29 +76,60 @@ def _values_cells_shape(layout: Layout) -> tuple[int, ...]:
     return (int(rows), int(cols), N_SUMS)
 
 
-def _check_origin(where: Chunk) -> int:
+def _offsets(where: Chunk) -> tuple[int, int, int]:
+    """The cell edge (pixels) and how far into its cell the chunk's first pixel lies."""
     cell = int(where.layout.params["cell"])
-    if where.rows.start % cell or where.cols.start % cell:
-        raise ValueError(f"a chunk starts at pixel ({where.rows.start}, {where.cols.start}), not on a cell edge of {cell} pixels")
-    return cell
+    return cell, where.rows.start % cell, where.cols.start % cell
+
+
+# A nodata code no pixel holds: with a dense table nodata is already sent to its column by the table.
+_NO_CODE = -(2**62)
+
+
+def _table(index: ClassIndex, codes: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """``(lut, offset, nodata)`` for the kernels: for 8/16-bit codes a table over every value, so
+    that the inner loop has no range test (as the county kernels' dense tables)."""
+    if codes.dtype.itemsize <= 2:
+        lut, offset = index.dense_lut(codes.dtype)
+        return lut, offset, _NO_CODE
+    return index.lut, index.offset, index.nodata_code
 
 
 def count_cell_pairs(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
     """Pixels per (cell row, cell column, class column) of one chunk."""
-    cell = _check_origin(where)
+    cell, r0, c0 = _offsets(where)
     index: ClassIndex = where.layout.classes  # type: ignore[assignment]
     rows, cols = where.layout.params["cells_per_chunk"]
-    return cell_counts(blocks["landuse"], index.lut, index.offset, index.n_cols, index.unknown_col, index.nodata_code,
-                       index.nodata_col, cell, int(rows), int(cols))
+    lut, offset, nodata = _table(index, blocks["landuse"])
+    return cell_counts(blocks["landuse"], lut, offset, index.n_cols, index.unknown_col, nodata,
+                       index.nodata_col, cell, int(rows), int(cols), r0, c0)
 
 
 def sum_cell_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
     """True area (m²) per (cell row, cell column, class column) of one chunk."""
-    cell = _check_origin(where)
+    cell, r0, c0 = _offsets(where)
     index: ClassIndex = where.layout.classes  # type: ignore[assignment]
     rows, cols = where.layout.params["cells_per_chunk"]
+    lattice = getattr(where.areas, "area_lattice", None)
+    if lattice is not None:
+        lut, offset, nodata = _table(index, blocks["landuse"])
+        return cell_areas_lattice(blocks["landuse"], lut, offset, index.n_cols, index.unknown_col, nodata, index.nodata_col, cell, int(rows), int(cols), r0, c0, *lattice(), where.rows.start, where.cols.start)
     return cell_areas(blocks["landuse"], index.lut, index.offset, index.n_cols, index.unknown_col, index.nodata_code,
-                      index.nodata_col, cell, int(rows), int(cols), np.ascontiguousarray(np.atleast_2d(where.area())))
+                      index.nodata_col, cell, int(rows), int(cols), np.ascontiguousarray(np.atleast_2d(where.area())), r0, c0)
+
+
+def count_and_sum_cell_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels and true areas (m²) per (cell row, cell column, class column) of one chunk, in one
+    read of each pixel: ``[..., :n_cols]`` pixels, ``[..., n_cols:]`` areas."""
+    lattice = getattr(where.areas, "area_lattice", None)
+    if lattice is None:
+        return np.concatenate([count_cell_pairs(blocks, where).astype(np.float64), sum_cell_areas(blocks, where)], axis=-1)
+    cell, r0, c0 = _offsets(where)
+    index: ClassIndex = where.layout.classes  # type: ignore[assignment]
+    rows, cols = where.layout.params["cells_per_chunk"]
+    lut, offset, nodata = _table(index, blocks["landuse"])
+    return cell_counts_areas_lattice(blocks["landuse"], lut, offset, index.n_cols, index.unknown_col, nodata, index.nodata_col, cell,
+                                     int(rows), int(cols), r0, c0, *lattice(), where.rows.start, where.cols.start)
 
 
 def _nodata(layout: Layout) -> tuple[float, bool]:
@@ -105,20 +146,24 @@ def sum_unit_values(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarra
 
 def sum_cell_values(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
     """``[pixels, Σv, Σa, Σv·a]`` per (cell row, cell column) of the ``values`` raster in one chunk."""
-    cell = _check_origin(where)
+    cell, r0, c0 = _offsets(where)
     nodata, has_nodata = _nodata(where.layout)
     rows, cols = where.layout.params["cells_per_chunk"]
+    lattice = getattr(where.areas, "area_lattice", None)
+    if lattice is not None:
+        return cell_value_sums_lattice(blocks["values"], nodata, has_nodata, cell, int(rows), int(cols), r0, c0, *lattice(),
+                                       where.rows.start, where.cols.start)
     return cell_value_sums(blocks["values"], nodata, has_nodata, cell, int(rows), int(cols),
-                           np.ascontiguousarray(np.atleast_2d(where.area())))
+                           np.ascontiguousarray(np.atleast_2d(where.area())), r0, c0)
 
 
 # Plain-numpy references (np.bincount over flattened keys, no code shared with the kernels).
 
 def _cell_keys(shape: tuple[int, int], where: Chunk) -> tuple[np.ndarray, int]:
-    cell = int(where.layout.params["cell"])
+    cell, r0, c0 = _offsets(where)
     rows, cols = where.layout.params["cells_per_chunk"]
     r, c = np.indices(shape)
-    return ((r // cell) * int(cols) + (c // cell)).ravel(), int(rows) * int(cols)
+    return (((r + r0) // cell) * int(cols) + ((c + c0) // cell)).ravel(), int(rows) * int(cols)
 
 
 def count_cell_pairs_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
@@ -169,6 +214,18 @@ CELL_COUNTS = Accumulation("cell_counts", chunk=count_cell_pairs, reference=coun
                            shape=_cells_shape, combine="blocks")
 CELL_AREAS = Accumulation("cell_areas", chunk=sum_cell_areas, reference=sum_cell_areas_reference, reads=("landuse",),
                           dtype=np.dtype(np.float64), shape=_cells_shape, combine="blocks", needs_area=True)
+def _both_shape(layout: Layout) -> tuple[int, ...]:
+    rows, cols = layout.params["cells_per_chunk"]
+    return (int(rows), int(cols), 2 * layout.n_cols)
+
+
+def count_and_sum_cell_areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    return np.concatenate([count_cell_pairs_reference(blocks, where).astype(np.float64), sum_cell_areas_reference(blocks, where)], axis=-1)
+
+
+# Pixels and areas of the cells in one statistic (one read of each pixel) where the grid's pixel areas vary.
+CELL_COUNTS_AREAS = Accumulation("cell_counts_areas", chunk=count_and_sum_cell_areas, reference=count_and_sum_cell_areas_reference,
+                                 reads=("landuse",), dtype=np.dtype(np.float64), shape=_both_shape, combine="blocks", needs_area=True)
 CELL_VALUES = Accumulation("cell_values", chunk=sum_cell_values, reference=sum_cell_values_reference, reads=("values",),
                            dtype=np.dtype(np.float64), shape=_values_cells_shape, combine="blocks", needs_area=True)
 WEIGHTED_SUM = Accumulation("weighted_sum", chunk=sum_unit_values, reference=sum_unit_values_reference,
@@ -252,28 +309,41 @@ class CellGrid:
         return shapely.box(x0, y1, x1, y0)
 
 
-def stitch_cells(blocks: np.ndarray, cells: CellGrid) -> np.ndarray:
+def stitch_cells(blocks: np.ndarray, cells: CellGrid, chunks: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> np.ndarray:
     """Lay per-chunk cell tables ``(n_row_chunks, n_col_chunks, rows, cols, k)`` side by side into
-    ``(cell rows, cell columns, k)``, trimming the padding of edge chunks."""
+    ``(cell rows, cell columns, k)``.
+
+    ``chunks`` are the pixel chunks the tables were made over (dask's ``.chunks``). Each table is
+    indexed from its chunk's first cell and added in place, so a cell astride a chunk edge sums
+    its partial tables; the padding of edge chunks is trimmed. Without ``chunks`` the chunks are
+    taken to be whole cells of equal size (each table then lands on its own cells).
+    """
     n_i, n_j, rows, cols, k = blocks.shape
-    whole = blocks.transpose(0, 2, 1, 3, 4).reshape(n_i * rows, n_j * cols, k)
     height, width = cells.shape
-    return whole[:height, :width]
-
-
-def aligned(data: da.Array, cells: CellGrid) -> da.Array:
-    """``data`` in chunks of whole cells (rechunked, lazily, only when its chunks are not)."""
-    rows, cols = cells.chunks()
-    if all(size % cells.cell == 0 for size in data.chunks[0][:-1]) and all(size % cells.cell == 0 for size in data.chunks[1][:-1]):
-        return data
-    log.info("reading the land use in chunks of %d × %d pixels, whole %d-pixel cells", rows, cols, cells.cell)
-    return data.rechunk((rows, cols))
+    if chunks is None:
+        whole = blocks.transpose(0, 2, 1, 3, 4).reshape(n_i * rows, n_j * cols, k)
+        return whole[:height, :width]
+    out = np.zeros((height, width, k), dtype=blocks.dtype)
+    row_starts, col_starts = np.cumsum((0, *chunks[0])), np.cumsum((0, *chunks[1]))
+    for i in range(n_i):
+        first_r = int(row_starts[i]) // cells.cell
+        n_r = -(-(int(row_starts[i]) % cells.cell + int(chunks[0][i])) // cells.cell)
+        for j in range(n_j):
+            first_c = int(col_starts[j]) // cells.cell
+            n_c = -(-(int(col_starts[j]) % cells.cell + int(chunks[1][j])) // cells.cell)
+            out[first_r:first_r + n_r, first_c:first_c + n_c] += blocks[i, j, :n_r, :n_c]
+    return out
 
 
 def cells_params(data: da.Array, cells: CellGrid, **params: Any) -> dict[str, Any]:
-    """The :class:`Layout` ``params`` of the cell statistics over ``data`` (chunks of whole cells)."""
-    chunk_rows, chunk_cols = max(data.chunks[0]), max(data.chunks[1])
-    return {"cell": cells.cell, "cells_per_chunk": (math.ceil(chunk_rows / cells.cell), math.ceil(chunk_cols / cells.cell)), **params}
+    """The :class:`Layout` ``params`` of the cell statistics over ``data``: the cell edge and the
+    most cells any chunk touches (a chunk whose edges are not whole cells touches one more)."""
+
+    def most(chunks: tuple[int, ...]) -> int:
+        starts = np.cumsum((0, *chunks[:-1]))
+        return max(math.ceil((int(s) % cells.cell + int(n)) / cells.cell) for s, n in zip(starts, chunks))
+
+    return {"cell": cells.cell, "cells_per_chunk": (most(data.chunks[0]), most(data.chunks[1])), **params}
 
 
 # -- supply per cell -------------------------------------------------------------------------------
@@ -294,6 +364,9 @@ class CellSupplyResult:
         Carlo of :mod:`carbonscape.uncertainty` draws over.
     summary
         Cell size, counts, nodata, timings.
+    values
+        With ``values=`` given to :func:`supply_cells`: per cell (rows as ``by_cell``) the float
+        raster's valid ``pixels``, ``sum``, ``area_m2`` and area-weighted ``mean``.
     """
 
     by_cell: pd.DataFrame
@@ -301,17 +374,20 @@ class CellSupplyResult:
     area_ha: pd.DataFrame
     summary: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
+    values: pd.DataFrame | None = None
 
-    def write(self, out: str | os.PathLike[str]) -> dict[str, Path]:
-        """``supply_by_cell.csv``, ``cells.gpkg`` (layer ``cells``) and GeoTIFFs of supply density
-        (t/km²) and supply (t) per cell in ``out``, each written atomically."""
+    def write(self, out: str | os.PathLike[str], *, polygons: bool = True) -> dict[str, Path]:
+        """``supply_by_cell.csv``, ``cells.gpkg`` (layer ``cells``; not with ``polygons=False``,
+        when the caller writes it with more columns) and GeoTIFFs of supply density (t/km²) and
+        supply (t) per cell in ``out``, each written atomically."""
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / CELL_FILES["table"]
         with atomic_path(target) as tmp:
             self.by_cell.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
         self.files["table"] = target
-        self.files["polygons"] = write_cells_gpkg(self.cells, self.by_cell, folder / CELL_FILES["polygons"])
+        if polygons:
+            self.files["polygons"] = write_cells_gpkg(self.cells, self.by_cell, folder / CELL_FILES["polygons"])
         for name, column, unit in (("supply_density", "supply_t_per_km2", "t C/km²"), ("supply", "supply_t", "t C")):
             self.files[name] = write_cell_geotiff(self.cells, self.by_cell, column, folder / CELL_FILES[name], unit=unit)
         return dict(self.files)
@@ -355,6 +431,8 @@ def supply_cells(
     scheduler: str | None = None,
     progress: bool = False,
     run: Executor | None = None,
+    values: da.Array | None = None,
+    values_nodata: float | None = None,
 ) -> CellSupplyResult:
     """Carbon supply per regular grid cell, each cell's table made in the chunk that holds it.
 
@@ -370,6 +448,10 @@ def supply_cells(
         Folder for ``supply_by_cell.csv``, ``cells.gpkg`` and the cell GeoTIFFs; nothing is written when None.
     scheduler, progress, run
         As :func:`carbonscape.supply`.
+    values, values_nodata
+        A float raster on the land-use grid (same shape; e.g. a demand density per pixel) whose
+        sum and area-weighted mean per cell are made in the same pass (:data:`CELL_VALUES`);
+        pixels that are NaN or ``values_nodata`` are left out.
 
     Returns
     -------
@@ -397,21 +479,37 @@ def supply_cells(
         index = ClassIndex.build(pool_table.codes, nodata=land.nodata)
     except InputError as exc:
         raise PoolTableError(f"{pool_table.source} with {land.path}: {exc}") from None
-    data = aligned(land.data, cells)
-    layout = Layout(classes=index, params=cells_params(data, cells))
+    # The store's own chunks, whole cells or not: a cell astride two chunks gets a partial table from
+    # each, added when the tables are laid side by side. Rechunking to whole cells instead copied
+    # every pixel once more and made the pass 4-5× slower than the county pass (benchmarks/cells.py).
+    data = land.data
     areas = pixel_areas(land.grid)
-    specs = [CELL_COUNTS, *([CELL_AREAS] if areas.uniform_area_m2() is None else [])]
-    lazy = accumulate(specs, None, {"landuse": data}, layout=layout, areas=areas)
+    specs = [CELL_COUNTS if areas.uniform_area_m2() is not None else CELL_COUNTS_AREAS]
+    rasters = {"landuse": data}
+    if values is not None:
+        if tuple(values.shape) != tuple(land.data.shape):
+            raise InputError(f"values of shape {tuple(values.shape)} are not on the land-use grid {tuple(land.data.shape)} of {land.path}")
+        rasters["values"] = values.rechunk(data.chunks)
+        specs.append(CELL_VALUES)
+    layout = Layout(classes=index, params=cells_params(data, cells, values_nodata=values_nodata))
+    lazy = accumulate(specs, None, rasters, layout=layout, areas=areas)
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
     with using(run, scheduler) as active, staging as stage:
         computed = active.compute(*lazy.values(), progress=progress,
                                   label=f"supply per {cells.size:g} cell: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
-        tables = {name: stitch_cells(np.asarray(table), cells) for name, table in zip(lazy, computed)}
-        counts = tables["cell_counts"]
+        tables = {name: stitch_cells(np.asarray(table), cells, data.chunks) for name, table in zip(lazy, computed)}
+        if "cell_counts_areas" in tables:
+            both = tables["cell_counts_areas"]
+            counts, area_m2 = both[..., : index.n_cols].astype(np.int64), both[..., index.n_cols:]
+        else:
+            counts = tables["cell_counts"]
+            area_m2 = counts * areas.uniform_area_m2()
         if counts[..., index.unknown_col].any():
             raise UnknownCodesError(unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
-        area_m2 = tables["cell_areas"] if "cell_areas" in tables else counts * areas.uniform_area_m2()
         result = cell_supply_table(counts, area_m2, cells=cells, index=index, pools=pool_table)
+        if "cell_values" in tables:
+            rows, cols = result.by_cell["row"].to_numpy(), result.by_cell["col"].to_numpy()
+            result.values = value_sums_table(tables["cell_values"][rows, cols]).set_index(result.by_cell.index)
         result.summary.update({"seconds": time.perf_counter() - started, "landuse": str(land.path)})
         if stage is not None:
             result.write(stage)

@@ -165,8 +165,30 @@ TABLES = [
      {"county": "county", "population": "population", "area_km2": "area (km²)", "density_per_km2": "people / km²",
       "demand_t_per_km2": "demand (t CO₂/km²)", "emissions_t": "emissions (t CO₂)", "share_pct": "share (%)"}),
     ("supply_by_pool", "supply-by-pool", "Carbon supply by pool", {"pool": "pool", "supply_t": "supply (t C)"}),
+    # The second half of a study (issue 10): matching indices, spatial statistics, uncertainty, grid cells.
+    ("matching", "matching", "Supply–demand matching by county (ratio_zones.csv): balance = supply − demand density; ESDR = "
+     "(S − D) / ((S_max + D_max) / 2), > 0 surplus; quadrant from the signs of the z-scores of S and D; coupling coordination "
+     "degree √(C·T), 0–1",
+     {"county": "county", "balance": "balance", "esdr": "ESDR", "quadrant": "quadrant", "coupling": "coupling C", "ccd": "coordination"}),
+    ("moran", "moran", "Global Moran's I (moran.csv): spatial autocorrelation of each variable over the counties, I above EI = "
+     "clustering; p_sim is the permutation pseudo p-value; the bivariate row is supply density against neighbours' demand",
+     {"variable": "variable", "I": "I", "EI": "EI", "z": "z", "p_sim": "p"}),
+    ("lisa", "lisa", "LISA clusters (lisa.csv): local Moran's I per county; HH/LL a county like its neighbours (high/low), "
+     "HL/LH an outlier, at p_sim < alpha",
+     {"county": "county", "variable": "variable", "local_i": "local I", "p_sim": "p", "cluster": "cluster"}),
+    ("hotspots", "hotspots", "Getis–Ord Gi* hot and cold spots (hotspots.csv): counties whose neighbourhood is significantly high "
+     "(hot) or low (cold)", {"county": "county", "variable": "variable", "gi_star_z": "Gi* z", "p_sim": "p", "spot": "spot"}),
+    ("uncertainty_by_county", "uncertainty", "Density uncertainty (uncertainty_by_county.csv): Monte Carlo of the pools' densities; "
+     "5–95 % intervals of supply and ratio, and the share of draws that put each county in each zone",
+     {"county": "county", "supply_t_mean": "supply mean (t C)", "supply_t_p05": "supply p05", "supply_t_p95": "supply p95",
+      "ratio_p05": "ratio p05", "ratio_p95": "ratio p95"}),
+    ("cells_moran", "cells-moran", "Grid cells (cells/): the study again on square cells: supply_by_cell.csv, ratio_zones_by_cell.csv "
+     "(densities, ratio, zone, matching per cell), cells.gpkg, cell GeoTIFFs, lisa.csv, hotspots.csv and uncertainty_by_cell.csv; "
+     "here the cells' global Moran's I", {"variable": "variable", "I": "I", "EI": "EI", "z": "z", "p_sim": "p"}),
 ]
 EXACT_COLUMNS = ("lucode", "class", "population", "pixels")
+# Tables of the page that are not a file of their own name.
+TABLE_FILES = {"matching": "ratio_zones.csv", "cells_moran": "cells/moran.csv"}
 
 
 def report_inputs(result: Any, out: Path) -> ReportInputs:
@@ -188,9 +210,24 @@ def report_inputs(result: Any, out: Path) -> ReportInputs:
         "demand_by_county": keyed(result.demand),
         "supply_by_pool": result.supply.by_pool if not result.supply.by_pool.empty else None,
     }
+    tables.update(_second_half_tables(result, keyed))
     key_path = out / "maps" / "county_key.csv"
     key = pd.read_csv(key_path, dtype={"county": str}) if key_path.exists() else None
     return ReportInputs(info=result.run_info, tables={k: v for k, v in tables.items() if v is not None}, key=key)
+
+
+def _second_half_tables(result: Any, keyed: Any) -> dict[str, pd.DataFrame | None]:
+    """The matching, spatial statistics, uncertainty and grid-cell tables a result holds."""
+    statistics, uncertainty, cells = (getattr(result, name, None) for name in ("statistics", "uncertainty", "cells"))
+    ratio = keyed(result.ratio_zones)
+    return {
+        "matching": ratio if ratio is not None and "esdr" in ratio.columns else None,
+        "moran": statistics.moran if statistics is not None else None,
+        "lisa": statistics.lisa if statistics is not None else None,
+        "hotspots": statistics.hotspots if statistics is not None else None,
+        "uncertainty_by_county": uncertainty.by_unit.rename_axis("county").reset_index() if uncertainty is not None else None,
+        "cells_moran": cells.statistics.moran if cells is not None and cells.statistics is not None else None,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,7 +384,7 @@ def _tables(inputs: ReportInputs) -> str:
         frame = inputs.tables.get(name)
         if frame is None:
             continue
-        parts.append(f"<details><summary>{html.escape(caption)} ({len(frame):,} rows, <code>{name}.csv</code>)</summary>"
+        parts.append(f"<details><summary>{html.escape(caption)} ({len(frame):,} rows, <code>{TABLE_FILES.get(name, name + '.csv')}</code>)</summary>"
                      + _table_html(table_id, frame, columns) + "</details>")
     return "".join(parts)
 

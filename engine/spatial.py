@@ -162,6 +162,45 @@ def spatial_weights(units: gpd.GeoDataFrame, *, kind: str = "queen") -> Any:
     return w
 
 
+def lattice_weights(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int], *, kind: str = "queen") -> Any:
+    """Row-standardised contiguity weights of grid cells, from libpysal's lattice.
+
+    Cell ``(r, c)`` of a lattice of ``shape`` (cell rows, cell columns) has the id ``r · shape[1] +
+    c`` (as :meth:`carbonscape.cells.CellGrid.cell_ids`). The whole lattice's sparse contiguity
+    (libpysal ``lat2SW``: queen, a shared edge or corner; rook, a shared edge) is cut to the cells
+    given, so a cell's neighbours are the given cells around it (cells without land are not units).
+    Building it is vectorised: a million cells take seconds, where ``lat2W`` + ``w_subset`` take minutes.
+
+    Parameters
+    ----------
+    rows, cols
+        ``(n,)`` cell positions of the units, in the order of the table they go with.
+    shape
+        The whole lattice's cell rows and columns.
+    kind
+        ``"queen"`` or ``"rook"`` (``"knn:<k>"`` is built from the cells' polygons by
+        :func:`spatial_weights` instead).
+
+    Returns
+    -------
+    libpysal.weights.W
+        Ids are the cell ids, in the order given; ``transform = "R"``.
+    """
+    from libpysal.weights import WSP, lat2SW
+
+    name, _ = parse_weights(kind)
+    if name not in ("queen", "rook"):
+        raise InputError(f"lattice weights are queen or rook, not {kind!r}")
+    ids = np.asarray(rows, dtype=np.int64) * int(shape[1]) + np.asarray(cols, dtype=np.int64)
+    whole = lat2SW(int(shape[0]), int(shape[1]), criterion=name).tocsr()
+    cut = whole[ids][:, ids]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        w = WSP(cut, id_order=ids.tolist()).to_W(silence_warnings=True)
+    w.transform = "R"
+    return w
+
+
 @dataclass
 class SpatialStatistics:
     """Moran's I, LISA and Gi* tables of one study.

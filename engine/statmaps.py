@@ -249,3 +249,168 @@ def draw_zone_stability(units: gpd.GeoDataFrame, uncertainty: pd.DataFrame, zone
                    loc="outside right center")
         _finish(ax, gdf, "Zone stability under density uncertainty")
         return _save(fig, folder, "zone_stability", formats)
+
+
+# -- grid cells, drawn as rasters ------------------------------------------------------------------
+# A study's cells can number a million: each map is one image of the cell lattice (imshow, nearest),
+# not a million polygons, so drawing takes seconds whatever the number of cells.
+
+CELL_MAP_FILES = {
+    "cells_supply_demand": "Supply and demand density per cell",
+    "cells_ratio_zones": "Supply–demand ratio and zones per cell",
+    "cells_matching": "Supply–demand quadrants and balance per cell",
+    "cells_lisa_clusters": "LISA clusters of the cells",
+    "cells_hotspots": "Getis–Ord Gi* hot and cold spots of the cells",
+    "cells_zone_stability": "Zone stability of the cells under density uncertainty",
+}
+
+
+def _lattice(cells: Any, table: pd.DataFrame, values: Any, *, fill: float = np.nan) -> np.ndarray:
+    """``values`` (aligned with ``table``'s rows) laid on the cell lattice; ``fill`` elsewhere."""
+    image = np.full(tuple(cells.shape), fill, dtype=np.float64)
+    image[table["row"].to_numpy(), table["col"].to_numpy()] = np.asarray(values, dtype=np.float64)
+    return image
+
+
+def _extent(cells: Any) -> tuple[float, float, float, float]:
+    a, _, c, _, e, f = cells.transform
+    rows, cols = cells.shape
+    return (c, c + a * cols, f + e * rows, f)
+
+
+def _cell_panel(ax: Any, cells: Any, image: np.ndarray, *, cmap: Any, norm: Any, title: str) -> Any:
+    shown = ax.imshow(np.ma.masked_invalid(image), cmap=cmap, norm=norm, extent=_extent(cells), interpolation="nearest", origin="upper")
+    ax.set_facecolor(NO_VALUE)
+    left, right, bottom, top = _extent(cells)
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    add_scale_bar(ax, cells.grid.crs, xlim=(left, right), ylim=(bottom, top))
+    add_north_arrow(ax)
+    return shown
+
+
+def _continuous(fig: Figure, ax: Any, cells: Any, table: pd.DataFrame, column: str, *, cmap: str, label: str, title: str,
+                diverging: bool = False) -> None:
+    values = table[column].to_numpy(dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if diverging:
+        span = float(np.percentile(np.abs(finite), 98)) if finite.size else 1.0
+        norm = TwoSlopeNorm(vcenter=0.0, vmin=-(span or 1.0), vmax=span or 1.0)
+        values = np.clip(values, -(span or 1.0), span or 1.0)
+    else:
+        # 2nd–98th percentiles: one cell of a city centre must not wash the rest of the map out.
+        low, high = (float(v) for v in np.percentile(finite, [2, 98])) if finite.size else (0.0, 1.0)
+        from matplotlib.colors import Normalize
+
+        norm = Normalize(vmin=low, vmax=high if high > low else low + 1.0)
+    shown = _cell_panel(ax, cells, _lattice(cells, table, values), cmap=cmap, norm=norm, title=title)
+    fig.colorbar(shown, ax=ax, shrink=0.7, label=label, extend="both" if not diverging else "neither")
+
+
+def _categories(fig: Figure, ax: Any, cells: Any, table: pd.DataFrame, labels: pd.Series, colours: Mapping[str, str],
+                names: Mapping[str, str], *, title: str, legend_title: str) -> None:
+    from matplotlib.colors import ListedColormap
+
+    keys = list(colours)
+    codes = labels.map({k: i for i, k in enumerate(keys)}).to_numpy(dtype=np.float64)
+    cmap = ListedColormap([to_rgba(colours[k]) for k in keys])
+    from matplotlib.colors import BoundaryNorm
+
+    norm = BoundaryNorm(np.arange(len(keys) + 1) - 0.5, len(keys))
+    _cell_panel(ax, cells, _lattice(cells, table, codes), cmap=cmap, norm=norm, title=title)
+    counts = labels.value_counts()
+    handles = [Patch(facecolor=colours[k], edgecolor="#8c8c8c", linewidth=0.3, label=f"{names.get(k, k)} ({int(counts[k]):,})")
+               for k in keys if k in counts.index]
+    missing = int(labels.isna().sum() + (~labels.dropna().isin(keys)).sum())
+    if missing:
+        handles.append(Patch(facecolor=NO_VALUE, edgecolor="none", label=f"no value ({missing:,})"))
+    ax.legend(handles=handles, title=legend_title, title_fontsize=7, prop={"size": 7}, frameon=False, loc="upper left",
+              bbox_to_anchor=(1.0, 0.5))
+
+
+def draw_cell_maps(cells: Any, table: pd.DataFrame, out: str | Path, *, statistics: Any = None, uncertainty: Any = None,
+                   formats: Sequence[str] = ("png",)) -> list[Path]:
+    """The maps of a study's grid cells (:data:`CELL_MAP_FILES`), each cell one pixel of an image.
+
+    Parameters
+    ----------
+    cells
+        The :class:`carbonscape.cells.CellGrid`.
+    table
+        Per cell (:attr:`carbonscape.study.cells.CellStudy.table`): ``row, col``, the densities,
+        ``ratio``, ``zone_key``, ``zone_en``, ``quadrant``, ``balance``, ``demand_unit``.
+    out
+        The folder of the cell maps.
+    statistics, uncertainty
+        The cells' spatial statistics and Monte Carlo result, or None.
+    """
+    from carbonscape.maps import RATIO_CMAP
+
+    folder = Path(out)
+    _check(folder, formats)
+    demand_unit = str(table["demand_unit"].iloc[0]) if len(table) and "demand_unit" in table else "t/km²"
+    written: list[Path] = []
+    with _fonts():
+        fig, _canvas, axes = _figure(2)
+        fig.suptitle(CELL_MAP_FILES["cells_supply_demand"], fontsize=12)
+        _continuous(fig, axes[0], cells, table, "supply_t_per_km2", cmap="YlGn", label="t C/km²", title="supply density")
+        _continuous(fig, axes[1], cells, table, "demand_t_per_km2", cmap="OrRd", label=demand_unit, title="demand density")
+        written += _save(fig, folder, "cells_supply_demand", formats)
+
+        fig, _canvas, axes = _figure(2)
+        fig.suptitle(CELL_MAP_FILES["cells_ratio_zones"], fontsize=12)
+        ratio = table["ratio"].to_numpy(dtype=np.float64)
+        positive = ratio[np.isfinite(ratio) & (ratio > 0)]
+        from matplotlib.colors import LogNorm
+
+        norm = LogNorm(vmin=float(np.percentile(positive, 2)), vmax=float(np.percentile(positive, 98))) if positive.size > 1 and np.ptp(positive) > 0 else None
+        shown = _cell_panel(axes[0], cells, _lattice(cells, table, np.where(np.isfinite(ratio) & (ratio > 0), ratio, np.nan)),
+                            cmap=RATIO_CMAP, norm=norm, title="supply–demand ratio (log scale)")
+        fig.colorbar(shown, ax=axes[0], shrink=0.7, label=f"demand ({demand_unit}) / supply (t C/km²)", extend="both")
+        # Each zone coloured by where its classes sit on the ratio scale (low ratio green, high red, as
+        # the county maps), listed from the highest ratio down.
+        top = max(int(table["class"].max()), 2) if len(table) else 2
+        position = table[table["class"] > 0].groupby("zone_key")["class"].mean().sort_values(ascending=False)
+        zone_colours = {key: colormaps[RATIO_CMAP]((mean - 1) / (top - 1)) for key, mean in position.items()}
+        names = dict(zip(table["zone_key"], table["zone_en"].where(table["zone_en"].astype(str) != "", table["zone_key"]))) if "zone_en" in table else {}
+        _categories(fig, axes[1], cells, table, table["zone_key"], zone_colours, names, title="zones", legend_title="zone")
+        written += _save(fig, folder, "cells_ratio_zones", formats)
+
+        if "quadrant" in table.columns:
+            fig, _canvas, axes = _figure(2)
+            fig.suptitle(CELL_MAP_FILES["cells_matching"], fontsize=12)
+            _categories(fig, axes[0], cells, table, table["quadrant"].replace("", np.nan), QUADRANT_COLOURS, QUADRANT_LABELS,
+                        title="quadrants", legend_title="quadrant (z-scores)")
+            label = "t C/km²" if demand_unit == "t C/km²" else f"t C/km² − {demand_unit}"
+            _continuous(fig, axes[1], cells, table, "balance", cmap="RdYlGn", label=f"supply − demand ({label})", title="balance",
+                        diverging=True)
+            written += _save(fig, folder, "cells_matching", formats)
+
+        if statistics is not None:
+            for stem, frame, column, colours, names_, legend in (
+                    ("cells_lisa_clusters", statistics.lisa, "cluster", CLUSTER_COLOURS, CLUSTER_LABELS, "cluster"),
+                    ("cells_hotspots", statistics.hotspots, "spot", SPOT_COLOURS, {}, "Gi*")):
+                variables = list(dict.fromkeys(frame["variable"]))
+                if not variables:
+                    continue
+                fig, _canvas, axes = _figure(len(variables))
+                fig.suptitle(CELL_MAP_FILES[stem], fontsize=12)
+                for ax, variable in zip(axes, variables):
+                    rows = frame[frame["variable"] == variable].set_index("cell")[column]
+                    _categories(fig, ax, cells, table, rows.reindex(table.index), colours, names_,
+                                title=VARIABLE_TITLES.get(variable, variable), legend_title=f"{legend} (p < {statistics.settings.alpha:g})")
+                written += _save(fig, folder, stem, formats)
+
+        if uncertainty is not None and "zone_key" in table.columns:
+            by_unit = uncertainty.by_unit.reindex(table.index)
+            share = np.array([by_unit.at[i, f"p_zone_{k}"] if isinstance(k, str) and f"p_zone_{k}" in by_unit.columns else np.nan
+                              for i, k in zip(table.index, table["zone_key"])], dtype=np.float64)
+            fig, _canvas, (ax,) = _figure(1)
+            from matplotlib.colors import Normalize
+
+            shown = _cell_panel(ax, cells, _lattice(cells, table, share), cmap="Blues", norm=Normalize(0.0, 1.0),
+                                title=CELL_MAP_FILES["cells_zone_stability"])
+            fig.colorbar(shown, ax=ax, shrink=0.7, label="share of draws in its zone")
+            written += _save(fig, folder, "cells_zone_stability", formats)
+    return written

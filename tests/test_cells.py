@@ -13,6 +13,7 @@ from carbonscape.accumulate import ClassIndex, Layout, accumulate, accumulate_nu
 from carbonscape.cells import (
     CELL_AREAS,
     CELL_COUNTS,
+    CELL_COUNTS_AREAS,
     CELL_VALUES,
     WEIGHTED_SUM,
     CellGrid,
@@ -90,7 +91,7 @@ def test_cells_equal_numpy_block_sums_across_chunks(tmp):
     rng = np.random.default_rng(4)
     codes = rng.integers(1, 5, size=(610, 530)).astype(np.uint8)
     codes[rng.random(codes.shape) < 0.05] = 9
-    # Chunks of 256 pixels are not whole 30-pixel cells: the pass reads chunks of 240.
+    # Chunks of 256 pixels are not whole 30-pixel cells: cells astride chunk edges sum two or four partial tables.
     lu = ingest(write_tif(tmp / "lu.tif", codes, nodata=9), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
     result = supply_cells(lu, write_pools(tmp / "pools.csv", POOLS), size=3000, scheduler="synchronous")
     density = {1: 43.0, 2: 100.0, 3: 0.0, 4: 5.5}
@@ -178,8 +179,10 @@ unit_ids = st.integers(1, 4)
     chunk_cells=st.tuples(st.integers(1, 4), st.integers(1, 4)),
     geographic=st.booleans(),
     seed=st.integers(0, 2**16),
+    whole=st.booleans(),
+    ragged=st.tuples(st.integers(1, 17), st.integers(1, 17)),
 )
-def test_cell_and_value_statistics_equal_their_numpy_references(shape, cell, chunk_cells, geographic, seed):
+def test_cell_and_value_statistics_equal_their_numpy_references(shape, cell, chunk_cells, geographic, seed, whole, ragged):
     import dask.array as da
 
     rng = np.random.default_rng(seed)
@@ -188,7 +191,8 @@ def test_cell_and_value_statistics_equal_their_numpy_references(shape, cell, chu
     values[rng.random(shape) < 0.1] = np.nan
     values[rng.random(shape) < 0.1] = -1.0
     counties = rng.integers(0, 4, size=shape).astype(np.int32)
-    chunks = (chunk_cells[0] * cell, chunk_cells[1] * cell)
+    # Chunks of whole cells, or of any size (cells astride chunk edges: partial tables, added when stitched).
+    chunks = (chunk_cells[0] * cell, chunk_cells[1] * cell) if whole else ragged
     crs, transform = ("EPSG:4326", from_origin(100, 40, 0.01, 0.01)) if geographic else ("EPSG:32648", from_origin(0, 0, 30, 30))
     grid = Grid.from_affine(crs=crs, transform=transform, shape=shape, chunks=chunks)
     cells = CellGrid(grid, cell)
@@ -196,20 +200,26 @@ def test_cell_and_value_statistics_equal_their_numpy_references(shape, cell, chu
     lazy_codes = da.from_array(codes, chunks=chunks)
     layout = Layout(n_counties=4, classes=index, params=cells_params(lazy_codes, cells, values_nodata=-1.0))
     rasters = {"landuse": lazy_codes, "values": da.from_array(values, chunks=chunks)}
-    specs = [CELL_COUNTS, CELL_AREAS, CELL_VALUES, WEIGHTED_SUM]
+    specs = [CELL_COUNTS, CELL_AREAS, CELL_COUNTS_AREAS, CELL_VALUES, WEIGHTED_SUM]
     lazy = accumulate(specs, da.from_array(counties, chunks=chunks), rasters, layout=layout, grid=grid)
     computed = {name: np.asarray(array.compute(scheduler="synchronous")) for name, array in lazy.items()}
     expected = accumulate_numpy(specs, counties, {"landuse": codes, "values": values}, layout=layout, grid=grid,
                                 chunks=lazy_codes.chunks)
     np.testing.assert_array_equal(computed["cell_counts"], expected["cell_counts"])
-    for name in ("cell_areas", "cell_values", "weighted_sum"):
+    np.testing.assert_array_equal(computed["cell_counts_areas"][..., : index.n_cols], computed["cell_counts"])  # pixels exact
+    for name in ("cell_areas", "cell_counts_areas", "cell_values", "weighted_sum"):
         np.testing.assert_allclose(computed[name], expected[name], rtol=1e-10, atol=1e-6)
-    # And the stitched cells are numpy block sums of the whole raster.
-    stitched = stitch_cells(computed["cell_counts"], cells)
+    # And the stitched cells are numpy block sums of the whole raster (counts of one class, areas of all).
+    stitched = stitch_cells(computed["cell_counts"], cells, lazy_codes.chunks)
     padded = np.zeros((cells.shape[0] * cell, cells.shape[1] * cell), dtype=np.int64)
     padded[: shape[0], : shape[1]] = codes == 2
     blocks = padded.reshape(cells.shape[0], cell, cells.shape[1], cell).sum(axis=(1, 3))
     np.testing.assert_array_equal(stitched[..., index.codes.index(2)], blocks)
+    area = np.broadcast_to(grid.pixel_areas_m2(slice(0, shape[0]), slice(0, shape[1])), shape)
+    padded_area = np.zeros((cells.shape[0] * cell, cells.shape[1] * cell))
+    padded_area[: shape[0], : shape[1]] = area
+    np.testing.assert_allclose(stitch_cells(computed["cell_areas"], cells, lazy_codes.chunks).sum(axis=-1),
+                               padded_area.reshape(cells.shape[0], cell, cells.shape[1], cell).sum(axis=(1, 3)), rtol=1e-12)
 
 
 def test_the_command_line_makes_cells_and_refuses_a_bad_size(tmp):

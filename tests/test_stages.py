@@ -86,6 +86,9 @@ def test_every_stage_is_a_command_and_reaches_what_run_writes(region, tmp_path):
     done = _invoke("zoning", results, "--method", "jenks", "--k", "7", "--name", "Stages", "--year", "2020")
     assert done.exit_code == 0, done.output
     assert "zones " in done.output
+    done = _invoke("statistics", results)  # the study's [statistics] defaults: queen, 999 permutations, seed 12345
+    assert done.exit_code == 0, done.output
+    assert "moran " in done.output
     for step in (("maps", results), ("report", results)):
         done = _invoke(*step)
         assert done.exit_code == 0, (step[0], done.output)
@@ -108,9 +111,23 @@ def test_every_stage_is_a_command_and_reaches_what_run_writes(region, tmp_path):
     # Every output `run` writes is in the staged folder (run's stores live elsewhere here).
     whole_files = {p.name for p in (tmp_path / "whole").iterdir()} - {"stores", ".carbonscape.json"}
     staged_files = {p.name for p in results.iterdir()} - {"stages.json"}
-    # The spatial statistics (issue 10) are written by `run` only so far: no stage command makes them yet.
-    run_only = {"moran.csv", "lisa.csv", "hotspots.csv"}
-    assert whole_files - run_only <= staged_files | {"maps", "report.html"}, whole_files - staged_files
+    assert whole_files <= staged_files | {"maps", "report.html"}, whole_files - staged_files
+    # The statistics stage gives what `run` gives: the same Moran's I, local statistics and matching
+    # indices, the same maps. The stage reads the densities back from ratio_zones.csv (10 digits), and
+    # with 14 units a permutation often redraws the observed neighbour set, where a last-digit change
+    # decides the tie: pseudo p-values may differ by a few permutations in 1,000, no more.
+    pd.testing.assert_frame_equal(pd.read_csv(results / "moran.csv"), pd.read_csv(tmp_path / "whole" / "moran.csv"), atol=0.005)
+    for name, value in (("lisa.csv", "local_i"), ("hotspots.csv", "gi_star_z")):
+        staged_table = pd.read_csv(results / name, dtype={"county": str}).sort_values(["variable", "county"], ignore_index=True)
+        whole_table = pd.read_csv(tmp_path / "whole" / name, dtype={"county": str}).sort_values(["variable", "county"], ignore_index=True)
+        assert staged_table[["county", "variable"]].equals(whole_table[["county", "variable"]])
+        np.testing.assert_allclose(staged_table[value], whole_table[value], rtol=1e-7)
+        np.testing.assert_allclose(staged_table["p_sim"], whole_table["p_sim"], atol=0.02)
+    for column in ("esdr", "balance", "ccd", "quadrant"):
+        assert staged.ratio_zones[column].tolist() == pytest.approx(whole_ratio[column].tolist()) if column != "quadrant" else \
+            staged.ratio_zones[column].tolist() == whole_ratio[column].tolist()
+    for stem in ("matching_quadrants", "matching_balance", "lisa_clusters", "hotspots"):
+        assert (results / "maps" / f"{stem}.png").stat().st_size > 10_000, stem
     assert {"counties.gpkg", "run.json", "ratio_zones.csv", "report.html", "maps"} <= staged_files
     assert (results / "maps" / "fig5_zones.png").exists() and "Stages" in (results / "report.html").read_text(encoding="utf-8")
     assert staged.polygons is not None and len(staged.polygons) == 14

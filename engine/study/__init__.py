@@ -17,7 +17,7 @@ from carbonscape.study.outputs import draw_outputs
 from carbonscape.study.pipeline import run_study
 from carbonscape.study.provenance import sha256
 from carbonscape.study.read import read_outputs
-from carbonscape.study.stages import demand_stage, zoning_stage
+from carbonscape.study.stages import demand_stage, statistics_stage, zoning_stage
 from carbonscape.study.result import StudyResult
 from carbonscape.study.settings import SETTINGS, Setting, template
 
@@ -40,6 +40,7 @@ __all__ = [
     "run_study",
     "scan_codes",
     "sha256",
+    "statistics_stage",
     "template",
     "write_study_template",
     "zoning_stage",

@@ -138,6 +138,10 @@ def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan
         problems.extend(_coverage(study, inputs))
     problems.extend(_classes_problems(study, inputs))
     problems.extend(_statistics_problems(study, inputs))
+    if study.setting("units", "grid") is not None:  # [units] grid: cells beside the counties
+        from carbonscape.study.cells import cells_problems
+
+        problems.extend(cells_problems(study, inputs.rasters[0].grid if inputs.rasters else None))
     return inputs, problems
 
 

@@ -75,6 +75,8 @@ def write_outputs(result: StudyResult, out: Path, *, id_field: str, per_capita_t
         files.update(result.statistics.write(out))
     if result.uncertainty is not None:
         files["uncertainty"] = result.uncertainty.write(out)
+    if getattr(result, "cells", None) is not None:  # [units] grid: the cell analysis, into cells/
+        files.update(result.cells.write(out))
     if result.polygons is not None:
         files["counties"] = _write_counties(result, out=out, id_field=id_field)
     result.files.update(files)
@@ -144,6 +146,9 @@ def draw_outputs(result: StudyResult, *, maps: bool = True, report: bool = True,
             result.files[f"map:{path.stem}"] = path
         for path in _draw_statistics(result):
             result.files[f"map:{path.stem}"] = path
+        if getattr(result, "cells", None) is not None:
+            for path in result.cells.draw(result.out):
+                result.files[f"cells:map:{path.stem}"] = path
         timings["maps"] = round(time.perf_counter() - clock, 3)
     if report:
         from carbonscape.report import write_report
@@ -322,6 +327,11 @@ def relocate_result(result: StudyResult, old: Path, new: Path) -> StudyResult:
     for part in (result.statistics, result.uncertainty):
         if part is not None:
             part.files = relocate(part.files, old, new)
+    cells = getattr(result, "cells", None)
+    if cells is not None:
+        for part in (cells, cells.supply, cells.statistics, cells.uncertainty):
+            if part is not None:
+                part.files = relocate(part.files, old, new)
     return result
 
 

@@ -131,6 +131,18 @@ def compute_study(
         supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps, progress=progress, run=run,
                                min_coverage=study.setting("counties", "min_coverage"))
         timings.lap("supply")
+        cell_supply = None
+        if study.setting("units", "grid") is not None:  # [units] grid: supply and demand per cell, one more pass
+            from carbonscape.study.cells import supply_and_demand_cells
+
+            county_demand = demand_by_county(
+                inputs.table.set_axis(inputs.table.index.astype(str)),
+                area_km2=pd.Series(geodesic_areas_km2(polygons), index=pd.Index(polygons[study.id_field].astype(str), name="county")),
+                per_capita_t=study.demand.per_capita(), emissions_column=study.demand.emissions_column,
+                population_column=study.demand.population)
+            cell_supply = supply_and_demand_cells(study, landuse_store=landuse_store, county_store=county_store,
+                                                  demand_t_per_km2=county_demand["demand_t_per_km2"], run=run, progress=progress)
+            timings.lap("cells")
         maps_summary = maps_result = None
         if study.setting("landuse", "maps"):
             from carbonscape.study.landuse_maps import run_maps
@@ -173,6 +185,12 @@ def compute_study(
     statistics = _spatial_statistics(study, polygons, ratio_zones)
     uncertainty = _uncertainty(study, inputs.spreads, supply_result, ratio_zones, zoning_info)
     timings.lap("statistics")
+    cells = None
+    if cell_supply is not None:
+        from carbonscape.study.cells import analyse_cells
+
+        cells = analyse_cells(study, cell_supply, spreads=inputs.spreads)
+        timings.lap("cells_analysis")
 
     totals = {
         "supply_t": supply_result.total_t,
@@ -208,7 +226,9 @@ def compute_study(
         run_info = relocate(run_info, work, final)
     result = StudyResult(landuse_maps=maps_result, out=out_dir, supply=supply_result, demand=demand, ratio_zones=ratio_zones, zoning=zoning_info,
                          totals=totals, run_info=run_info, files=dict(supply_result.files), polygons=polygons,
-                         statistics=statistics, uncertainty=uncertainty)
+                         statistics=statistics, uncertainty=uncertainty, cells=cells)
+    if cells is not None:
+        run_info["cells"] = cells.info
     if statistics is not None:
         run_info["statistics"] = {**asdict(statistics.settings), "islands": statistics.islands}
     if uncertainty is not None:

@@ -106,5 +106,33 @@ def read_outputs(out: str | os.PathLike[str]) -> StudyResult:
     demand = _csv(files["demand_by_county"], index="county") if "demand_by_county" in files else pd.DataFrame(index=pd.Index([], name="county"))
     ratio_zones = _csv(files["ratio_zones"], index="county") if "ratio_zones" in files else pd.DataFrame(index=pd.Index([], name="county"))
     polygons = _polygons(files["counties"], folder) if "counties" in files else None
+    statistics, uncertainty = _second_half(folder, run_info, files)
     return StudyResult(out=folder, supply=supply, demand=demand, ratio_zones=ratio_zones, zoning=dict(run_info.get("zoning") or {}),
-                       totals=dict(run_info.get("totals") or {}), run_info=run_info, files=files, polygons=polygons)
+                       totals=dict(run_info.get("totals") or {}), run_info=run_info, files=files, polygons=polygons,
+                       statistics=statistics, uncertainty=uncertainty)
+
+
+def _second_half(folder: Path, run_info: dict[str, Any], files: dict[str, Path]) -> tuple[Any, Any]:
+    """The spatial statistics and the density uncertainty of the counties, when the folder holds them
+    (from `run` or the statistics stage), with their settings from run.json."""
+    from carbonscape.spatial import STATISTICS_FILES, SpatialSettings, SpatialStatistics
+    from carbonscape.uncertainty import UNCERTAINTY_FILE, UncertaintyResult
+
+    statistics = uncertainty = None
+    found = {name: folder / file for name, file in STATISTICS_FILES.items() if (folder / file).exists()}
+    if len(found) == len(STATISTICS_FILES):
+        files.update(found)
+        recorded = dict(run_info.get("statistics") or {})
+        islands = [str(i) for i in recorded.pop("islands", [])]
+        known = {k: recorded[k] for k in ("weights", "permutations", "seed", "alpha") if k in recorded}
+        tables = {name: _csv(path) for name, path in found.items()}
+        for name in ("lisa", "hotspots"):
+            tables[name]["county"] = tables[name]["county"].astype(str)
+        statistics = SpatialStatistics(moran=tables["moran"], lisa=tables["lisa"], hotspots=tables["hotspots"],
+                                       settings=SpatialSettings(**known), islands=islands, files=dict(found))
+    if (folder / UNCERTAINTY_FILE).exists():
+        files["uncertainty"] = folder / UNCERTAINTY_FILE
+        by_unit = _csv(folder / UNCERTAINTY_FILE, index="county")
+        uncertainty = UncertaintyResult(by_unit=by_unit, info=dict(run_info.get("uncertainty") or {}),
+                                        files={"uncertainty": folder / UNCERTAINTY_FILE})
+    return statistics, uncertainty

@@ -43,6 +43,8 @@ class StudyResult:
         Moran's I, LISA and Gi* tables (:class:`carbonscape.spatial.SpatialStatistics`), or None.
     uncertainty
         Monte Carlo intervals per county (:class:`carbonscape.uncertainty.UncertaintyResult`), or None.
+    cells
+        The analysis on grid cells (:class:`carbonscape.study.cells.CellStudy`), or None.
     """
 
     out: Path
@@ -57,3 +59,4 @@ class StudyResult:
     landuse_maps: Any = None  # carbonscape.change.MapsResult of a study with [landuse.maps]
     statistics: Any = None
     uncertainty: Any = None
+    cells: Any = None  # carbonscape.study.cells.CellStudy of a study with [units] grid

@@ -116,6 +116,7 @@ SECTIONS: dict[str, str] = {
     "study": "Name and year of the study, shown in the report and run.json.",
     "landuse": "The land-use raster: one GeoTIFF of integer codes, or several tiles of one grid.",
     "counties": "The polygons of the units (counties) that supply, demand and the ratio are computed for.",
+    "units": "Grid cells as units beside the counties: the whole analysis again on square cells (written into cells/).",
     "pools": "InVEST carbon pools table: lucode, c_above, c_below, c_soil, c_dead (t/ha), optional LULC_name.",
     "demand": "Demand = per-capita emission × population density. Give exactly one of per_capita_t, "
     "total_emissions_t (with total_population) or emissions_column.",
@@ -157,6 +158,9 @@ SETTINGS: tuple[Setting, ...] = (
             "refuse a county whose land-use pixels cover less than this share of its area (outside the raster, nodata); "
             "lower it to accept such counties, their supply density over the covered area, flagged low_coverage",
             minimum=0, template="comment"),
+    Setting("units", "grid", "number", None, "square cells of SIZE CRS units (metres, or degrees on a geographic grid), a multiple of "
+            "the pixel size, from the land use's top-left corner; each cell's demand is its counties' demand density, area-weighted",
+            positive=True, example="1000", template="comment"),
     Setting("pools", "path", "path", REQUIRED, "the pools table (CSV or XLSX)", example='"pools.csv"'),
     Setting("demand", "table", "path", REQUIRED, "CSV or XLSX with one row per county", example='"population.csv"'),
     Setting("demand", "key", "text", None, "column matching [counties] id_field (default: the same name)", example='"county"'),

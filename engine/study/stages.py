@@ -12,6 +12,7 @@ zones         :func:`carbonscape.rasterize_zones`  a county-id Zarr store on the
 supply        :func:`carbonscape.supply`         ``supply_by_*.csv``, ``supply_summary.json``
 demand        :func:`demand_stage`               ``demand_by_county.csv``, ``demand_totals.csv``
 zoning        :func:`zoning_stage`               ``ratio_zones.csv``, ``counties.gpkg``, ``run.json``
+statistics    :func:`statistics_stage`           ``moran.csv``, ``lisa.csv``, ``hotspots.csv``, ``uncertainty_by_county.csv``
 maps          :func:`carbonscape.draw_maps`      ``maps/``
 report        :func:`carbonscape.write_report`   ``report.html``
 ============  ==============================  ================================================
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ import pandas as pd
 from carbonscape.demand import demand_by_county, demand_totals, demand_totals_table, per_capita_emission, read_county_table
 from carbonscape.errors import InputError
 from carbonscape.io import atomic_path
+from carbonscape.matching import matching_indices
 from carbonscape.rasterize import geodesic_areas_km2, read_polygons
 from carbonscape.ratio import DEMAND_UNITS, UNIT_ALIASES, supply_demand_ratio
 from carbonscape.study.outputs import DEMAND_COLUMNS, write_outputs
@@ -43,7 +46,7 @@ from carbonscape.study.read import read_outputs
 from carbonscape.study.result import StudyResult
 from carbonscape.zoning import zone_ratios
 
-__all__ = ["demand_stage", "zoning_stage"]
+__all__ = ["demand_stage", "statistics_stage", "zoning_stage"]
 
 STAGES_FILE = "stages.json"
 
@@ -161,6 +164,8 @@ def zoning_stage(
     name: str | None = None,
     year: int | None = None,
     source: str | None = None,
+    supply_weight: float = 0.5,
+    demand_weight: float = 0.5,
 ) -> StudyResult:
     """The supply–demand ratio and its functional zones for the supply and demand of ``out``,
     and the study's combined outputs: ``ratio_zones.csv``, ``counties.gpkg`` and ``run.json``.
@@ -179,6 +184,8 @@ def zoning_stage(
         As in the study file's ``[zoning]``; ``weights="area"`` weighs each county by its area.
     name, year, source
         What the maps and report call the study, its year and its data sources.
+    supply_weight, demand_weight
+        Weights of the coupling coordination degree among the matching indices (``[matching]``).
 
     Returns
     -------
@@ -213,6 +220,7 @@ def zoning_stage(
     ratio_zones = pd.concat([ratio, zones_frame], axis=1)
     ratio_zones.index.name = "county"
     timings.lap("ratio_zoning")
+    ratio_zones = pd.concat([ratio_zones, matching_indices(ratio_zones, alpha=supply_weight, beta=demand_weight)], axis=1)
     total_t = float(by_county["supply_t"].sum())
     totals = {
         "supply_t": total_t,
@@ -241,4 +249,86 @@ def zoning_stage(
     result = StudyResult(out=folder, supply=previous.supply, demand=demand, ratio_zones=ratio_zones, zoning=zoning_info, totals=totals,
                          run_info=run_info, files=dict(previous.files), polygons=polygons)
     write_outputs(result, folder, id_field=settings["id_field"], per_capita_t=settings.get("per_capita_t"))
+    return result
+
+
+def statistics_stage(
+    out: str | os.PathLike[str],
+    *,
+    weights: str = "queen",
+    permutations: int = 999,
+    seed: int = 12345,
+    alpha: float = 0.05,
+    pools: str | os.PathLike[str] | None = None,
+    draws: int = 1000,
+    draws_seed: int = 12345,
+    maps: bool = True,
+) -> StudyResult:
+    """The spatial statistics and the density uncertainty of the counties of ``out``, as `run`
+    makes them: ``moran.csv``, ``lisa.csv``, ``hotspots.csv`` and, with a pools table that gives
+    spreads, ``uncertainty_by_county.csv``; their maps (matching quadrants and balance, LISA
+    clusters, hot spots, zone stability) into ``maps/``; their settings into ``run.json``.
+
+    Parameters
+    ----------
+    out
+        The folder the zoning stage wrote (``ratio_zones.csv``, ``counties.gpkg``, ``run.json``).
+    weights, permutations, seed, alpha
+        As the study file's ``[statistics]`` (see :class:`carbonscape.spatial.SpatialSettings`).
+    pools
+        The pools table with spreads (``c_above_sd`` … or ``_min``/``_max``); None: no Monte Carlo.
+    draws, draws_seed
+        As ``[uncertainty] draws`` and ``seed``.
+    maps
+        Draw the maps of the statistics.
+
+    Returns
+    -------
+    StudyResult
+        The folder as read back, with ``statistics`` (and ``uncertainty``) filled.
+
+    Raises
+    ------
+    InputError
+        No zoning stage in ``out``, too few counties, bad settings, or a pools table without spreads.
+    """
+    from carbonscape.spatial import SpatialSettings, spatial_statistics
+    from carbonscape.study.outputs import _draw_statistics, write_run_json
+    from carbonscape.uncertainty import check_draws, read_spreads, supply_uncertainty
+    from carbonscape.zoning import get_scheme
+
+    folder = Path(out)
+    result = read_outputs(folder)
+    id_field = (result.run_info.get("study") or {}).get("id_field")
+    if result.ratio_zones.empty or result.polygons is None or not result.run_info or not id_field:
+        raise InputError(f"{folder}: no ratio_zones.csv and counties.gpkg from `carbonscape zoning`; run `carbonscape zoning {folder}` "
+                         "before `carbonscape statistics`")
+    settings = SpatialSettings(weights=weights, permutations=permutations, seed=seed, alpha=alpha)
+    spreads = None
+    if pools is not None:
+        check_draws(draws, draws_seed)
+        spreads = read_spreads(pools)
+        if spreads is None:
+            raise InputError(f"--pools {pools} gives no spreads: add c_above_sd, c_below_sd, c_soil_sd, c_dead_sd (or c_<pool>_min and "
+                             "c_<pool>_max) columns in t/ha, or leave --pools out")
+    units = result.polygons.set_index(result.polygons[id_field].astype(str).rename("county"))
+    ratio_zones = result.ratio_zones.set_axis(result.ratio_zones.index.astype(str))
+    result.statistics = spatial_statistics(units, ratio_zones, settings=settings)
+    result.files.update(result.statistics.write(folder))
+    result.run_info["statistics"] = {**asdict(settings), "islands": result.statistics.islands}
+    if spreads is not None:
+        pairs = result.supply.by_county_class.assign(county=result.supply.by_county_class["county"].astype(str),
+                                                     area_ha=result.supply.by_county_class["area_km2"] * 100.0)
+        area_ha = pairs.pivot_table(index="county", columns="lucode", values="area_ha", aggfunc="sum", fill_value=0.0)
+        area_ha = area_ha.reindex(ratio_zones.index, fill_value=0.0)
+        scheme = get_scheme(result.zoning.get("scheme", "four_zones"), k=int(result.zoning["k"]))
+        result.uncertainty = supply_uncertainty(
+            area_ha, spreads, area_km2=ratio_zones["area_km2"], demand_t_per_km2=ratio_zones["demand_t_per_km2"],
+            edges=result.zoning["edges"], zones=[(zone.key, zone.classes) for zone in scheme.zones], draws=draws, seed=draws_seed)
+        result.files["uncertainty"] = result.uncertainty.write(folder)
+        result.run_info["uncertainty"] = jsonable(result.uncertainty.info)
+    if maps:
+        for path in _draw_statistics(result):
+            result.files[f"map:{path.stem}"] = path
+    write_run_json(result, folder)
     return result

@@ -1,0 +1,201 @@
+"""A study with `[units] grid`: the cell analysis end to end, against numpy block sums of the
+rasters and esda run directly on libpysal's own lattice weights; `check` on bad grid settings."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from carbonscape import check_study, run_study
+from carbonscape.cli.main import cli
+from carbonscape.rasterize import open_zones
+from carbonscape.spatial import lattice_weights
+from carbonscape.synthetic import make_region
+from click.testing import CliRunner
+from esda.moran import Moran
+from libpysal.weights import lat2W, w_subset
+
+# 400 × 380 pixels of 30 m; cells of 600 m = 20 × 20 pixels: 20 × 19 cells. Chunks of 256 pixels are
+# not whole cells, so cells astride chunk edges are summed from partial tables.
+STUDY = """
+[study]
+name = "Cells"
+
+[landuse]
+rasters = ["region/landuse.tif"]
+chunk = 256
+
+[counties]
+path = "region/counties.gpkg"
+id_field = "county"
+
+[units]
+grid = 600
+
+[pools]
+path = "pools.csv"
+
+[demand]
+table = "population.csv"
+key = "county"
+per_capita_t = 4.0
+
+[zoning]
+method = "jenks"
+k = 3
+scheme = "classes"
+
+[statistics]
+permutations = 199
+seed = 3
+
+[uncertainty]
+draws = 200
+seed = 8
+
+[outputs]
+maps = true
+report = true
+"""
+CELL = 20
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cells_study")
+    region = make_region(base / "region", shape=(400, 380), n_counties=12, seed=5)
+    names = gpd.read_file(region.counties)["county"]
+    rng = np.random.default_rng(1)
+    pd.DataFrame({"county": names, "population": rng.integers(5_000, 90_000, len(names))}).to_csv(base / "population.csv", index=False)
+    pools = pd.read_csv(region.pools)
+    for pool in ("above", "below", "soil", "dead"):
+        pools[f"c_{pool}_sd"] = pools[f"c_{pool}"] * 0.1
+    pools.to_csv(base / "pools.csv", index=False)
+    (base / "study.toml").write_text(STUDY, encoding="utf-8")
+    return base
+
+
+@pytest.fixture(scope="module")
+def result(study_dir):
+    return run_study(study_dir / "study.toml", scheduler="threads")
+
+
+def _blocks(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Sums of CELL × CELL blocks, the raster padded with zeros to whole cells."""
+    padded = np.zeros((shape[0] * CELL, shape[1] * CELL), dtype=np.float64)
+    padded[: array.shape[0], : array.shape[1]] = array
+    return padded.reshape(shape[0], CELL, shape[1], CELL).sum(axis=(1, 3))
+
+
+def test_cell_supply_and_demand_equal_numpy_block_sums(study_dir, result):
+    out = study_dir / "results" / "cells"
+    table = pd.read_csv(out / "ratio_zones_by_cell.csv")
+    with rasterio.open(study_dir / "region" / "landuse.tif") as src:
+        codes = src.read(1)
+    pools = pd.read_csv(study_dir / "pools.csv").set_index("lucode")
+    density_t_ha = (pools[["c_above", "c_below", "c_soil", "c_dead"]].sum(axis=1))
+    per_pixel = np.zeros(codes.shape)
+    for code, d in density_t_ha.items():
+        per_pixel[codes == code] = d * 0.09  # 30 m pixels: 0.09 ha (UTM in its zone: nominal areas)
+    shape = (20, 19)
+    supply = _blocks(per_pixel, shape)
+    np.testing.assert_allclose(table["supply_t"], supply[table["row"], table["col"]], rtol=1e-9)
+    # Demand: each pixel in a county takes that county's demand density; a cell's is their mean
+    # (equal pixel areas), over its pixels in counties only.
+    store, zone_table = open_zones(study_dir / "results" / "stores" / "zones.zarr")
+    ids = np.asarray(store.data)
+    county_density = result.demand["demand_t_per_km2"]
+    lookup = np.zeros(zone_table.n_zones)
+    for zone_id, key in zip(zone_table.ids, zone_table.values):
+        lookup[zone_id] = county_density[str(key)]
+    inside = ids > 0
+    mean = _blocks(lookup[ids] * inside, shape) / np.maximum(_blocks(inside, shape), 1)
+    np.testing.assert_allclose(table["demand_t_per_km2"], mean[table["row"], table["col"]], rtol=1e-9)
+    # Only cells holding county land are analysed; the others are in supply_by_cell.csv alone.
+    held = _blocks(inside, shape) > 0
+    assert set(zip(table["row"], table["col"])) == set(zip(*np.nonzero(held & (_blocks(codes != 255, shape) > 0))))
+    assert len(pd.read_csv(out / "supply_by_cell.csv")) >= len(table)
+    # Ratio = emissions over supply (co2_per_c): demand density × area / supply.
+    np.testing.assert_allclose(table["ratio"], table["demand_t_per_km2"] * table["area_km2"] / table["supply_t"], rtol=1e-9)
+    assert {"esdr", "balance", "quadrant", "ccd", "class", "zone"} <= set(table.columns)
+
+
+def test_cell_statistics_equal_esda_on_libpysal_lattice_weights(study_dir, result):
+    out = study_dir / "results" / "cells"
+    table = pd.read_csv(out / "ratio_zones_by_cell.csv")
+    moran = pd.read_csv(out / "moran.csv").set_index("variable")
+    # Independent weights: libpysal's own queen lattice over the whole grid, cut to the cells.
+    whole = lat2W(20, 19, rook=False)
+    w = w_subset(whole, table["cell"].tolist())
+    w.transform = "R"
+    for variable in ("supply_t_per_km2", "demand_t_per_km2", "ratio"):
+        values = table[variable].to_numpy(dtype=float)
+        np.random.seed(3)
+        expected = Moran(values, w, permutations=199)
+        assert moran.loc[variable, "I"] == pytest.approx(expected.I, rel=1e-9)
+        assert moran.loc[variable, "EI"] == pytest.approx(expected.EI, rel=1e-12)
+        assert moran.loc[variable, "p_sim"] == pytest.approx(expected.p_sim)
+    lisa = pd.read_csv(out / "lisa.csv")
+    assert set(lisa["cluster"]) <= {"HH", "LL", "HL", "LH", "not significant"} and len(lisa) == 3 * len(table)
+    assert json.loads((study_dir / "results" / "run.json").read_text())["cells"]["statistics"]["weights"] == "queen"
+
+
+def test_lattice_weights_are_libpysal_s_lattice_cut_to_the_cells():
+    rng = np.random.default_rng(2)
+    shape = (7, 9)
+    keep = np.sort(rng.choice(63, size=40, replace=False))
+    rows, cols = keep // 9, keep % 9
+    for kind, rook in (("queen", False), ("rook", True)):
+        got = lattice_weights(rows, cols, shape, kind=kind)
+        expected = w_subset(lat2W(*shape, rook=rook), keep.tolist(), silence_warnings=True)
+        assert got.id_order == keep.tolist()
+        assert {k: sorted(v) for k, v in got.neighbors.items()} == {k: sorted(v) for k, v in expected.neighbors.items()}
+        assert got.transform == "R"
+
+
+def test_cell_geotiffs_hold_the_table_s_values(study_dir, result):
+    out = study_dir / "results" / "cells"
+    table = pd.read_csv(out / "ratio_zones_by_cell.csv")
+    for file, column in (("cell_ratio.tif", "ratio"), ("cell_demand_t_per_km2.tif", "demand_t_per_km2"), ("cell_class.tif", "class")):
+        with rasterio.open(out / file) as src:
+            band = src.read(1)
+            assert src.transform.a == 600 and band.shape == (20, 19)
+        np.testing.assert_allclose(band[table["row"], table["col"]], table[column], rtol=1e-6)
+    for stem in ("cells_supply_demand", "cells_ratio_zones", "cells_matching", "cells_lisa_clusters", "cells_hotspots", "cells_zone_stability"):
+        assert (out / "maps" / f"{stem}.png").stat().st_size > 10_000, stem
+    cells = gpd.read_file(out / "cells.gpkg", layer="cells")
+    assert {"supply_t", "ratio", "zone", "esdr"} <= set(cells.columns)
+    uncertainty = pd.read_csv(out / "uncertainty_by_cell.csv")
+    assert len(uncertainty) == len(table) and "p_zone_class_1" in uncertainty.columns
+    assert "Grid cells (cells/)" in (study_dir / "results" / "report.html").read_text(encoding="utf-8")
+
+
+def _check(study_dir, old: str, new: str) -> list[str]:
+    path = study_dir / "bad.toml"
+    path.write_text(STUDY.replace(old, new), encoding="utf-8")
+    return check_study(path, out=study_dir / "bad-results")
+
+
+def test_check_refuses_a_grid_that_is_not_whole_pixels_and_too_few_cells(study_dir):
+    problems = _check(study_dir, "grid = 600", "grid = 615")
+    assert any("[units] grid 615 is not a multiple of the pixel size 30" in p and "use 600 or 630" in p for p in problems), problems
+    assert _check(study_dir, "permutations = 199", "permutations = 199\nenabled = true") == []
+    assert _check(study_dir, "grid = 600", "grid = 6000") == []  # 2 × 2 cells: the statistics are left out unless asked for
+    text = STUDY.replace("grid = 600", "grid = 6000").replace("permutations = 199", "permutations = 199\nenabled = true")
+    (study_dir / "few.toml").write_text(text, encoding="utf-8")
+    problems = check_study(study_dir / "few.toml", out=study_dir / "few-results")
+    assert any("[statistics] enabled = true needs at least 5 units" in p and "[units] grid = 6000 gives 4 cell(s)" in p for p in problems), problems
+    (study_dir / "bad.toml").write_text(STUDY.replace("grid = 600", "grid = 615"), encoding="utf-8")
+    done = CliRunner().invoke(cli, ["check", str(study_dir / "bad.toml")])
+    assert done.exit_code == 2 and "[units] grid 615" in done.output
+
+
+def test_cells_without_counties_say_what_is_missing(study_dir):
+    text = STUDY.replace('[counties]\npath = "region/counties.gpkg"\nid_field = "county"\n', "")
+    (study_dir / "nocounties.toml").write_text(text, encoding="utf-8")
+    problems = check_study(study_dir / "nocounties.toml", out=study_dir / "nc-results")
+    assert any("[units] grid needs the cells' population" in p and "population raster" in p for p in problems), problems
