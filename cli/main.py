@@ -388,13 +388,18 @@ def _print_study_summary(result: Any) -> None:
               help="Moran's I, LISA and Gi* ([statistics] enabled; default: as the study file says, else with 5+ counties).")
 @click.option("--draws", type=int, default=None, help="Monte Carlo draws of the densities ([uncertainty] draws).")
 @click.option("--seed", type=int, default=None, help="Seed of the Monte Carlo draws ([uncertainty] seed).")
+@click.option("--population", "population_raster", type=click.Path(dir_okay=False), default=None,
+              help="People per pixel GeoTIFF (WorldPop/LandScan): population per county from it ([continuous] population).")
+@click.option("--npp", "npp_raster", type=click.Path(dir_okay=False), default=None,
+              help="NPP GeoTIFF: yearly sequestration per county ([continuous] npp, units [continuous] npp_units).")
 @overwrite_option
 @scheduler_option
 @progress_option
 @click.pass_context
 @_handle_errors
 def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | None, report: bool | None, statistics: bool | None,
-                draws: int | None, seed: int | None, overwrite: bool, scheduler: str | None, progress: bool | None) -> None:
+                draws: int | None, seed: int | None, population_raster: str | None, npp_raster: str | None, overwrite: bool,
+                scheduler: str | None, progress: bool | None) -> None:
     """Run a whole study from its TOML file: supply, demand, ratio, zones, maps and report.
 
     Stores that are already up to date are reused. The results appear all at once: a failed or
@@ -405,6 +410,8 @@ def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | No
         carbonscape run study.toml --out results
     """
     flags = {"statistics": {"enabled": statistics}, "uncertainty": {"draws": draws, "seed": seed}}
+    flags["continuous"] = {"population": population_raster and str(Path(population_raster).absolute()),
+                           "npp": npp_raster and str(Path(npp_raster).absolute())}
     result = carbonscape.run_study(study, out=out, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps, report=report,
                                    overwrite=overwrite, settings=flags)
     if not ctx.find_root().obj.get("quiet"):
