@@ -73,7 +73,8 @@ QUANTITIES = {
     "density": "a value per unit area or a dimensionless one (NPP, a factor): copied, area-weighted in means",
     "count": "a count per pixel (people per pixel): stored per m² of its source pixel, summed as Σ d·a",
 }
-RESAMPLING = ("nearest",)
+# "none": another CRS is refused (other pixels of the same CRS are still read by nearest neighbour).
+RESAMPLING = ("none", "nearest")
 # t C per (unit × m²) of each NPP unit: g C m⁻² yr⁻¹ × m² = g C/yr, × 1e-6 t/g.
 NPP_UNITS = {"g C m-2 yr-1": 1e-6, "kg C m-2 yr-1": 1e-3, "t C ha-1 yr-1": 1.0 / M2_PER_HA}
 # Molar masses: t CO2 = t C × 44/12 (IPCC 2006 Guidelines, vol. 4, eq. 2.x conventions).
@@ -147,6 +148,7 @@ def resampling_needed(source: Grid, target: Grid) -> str:
 
 def _check_resampling(source: Source, target: Grid, resampling: str | None, *, setting: str) -> str:
     need = resampling_needed(source.grid, target)
+    resampling = None if resampling == "none" else resampling
     if resampling is not None and resampling not in RESAMPLING:
         raise ContinuousError(f"{setting} {resampling!r}: the resampling must be one of {', '.join(RESAMPLING)}")
     if need == "reproject" and resampling is None:

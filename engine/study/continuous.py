@@ -100,7 +100,7 @@ def continuous_problems(study: Study, inputs: Any) -> list[str]:
         except ContinuousError as exc:
             problems.append(f"{raster.setting}: {exc}")
             continue
-        if landuse is not None and resampling_needed(source.grid, landuse) == "reproject" and study.setting("continuous", "resampling") is None:
+        if landuse is not None and resampling_needed(source.grid, landuse) == "reproject" and study.setting("continuous", "resampling", "none") != "nearest":
             problems.append(
                 f"{raster.setting}: {raster.path}: its CRS {source.grid.crs.name!r} differs from the land use's {landuse.crs.name!r}; "
                 "set [continuous] resampling = \"nearest\" to resample it onto the land-use grid, or warp it yourself (gdalwarp -tap)"

@@ -225,8 +225,8 @@ SETTINGS: tuple[Setting, ...] = (
             "or c_above ... c_dead columns", example='"factors.csv"', template="comment"),
     Setting("continuous", "factor_key", "text", None, "key column of factor_table (default: [counties] id_field)",
             example='"county"', template="comment"),
-    Setting("continuous", "resampling", "choice", None, "nearest: also resample rasters in another CRS than the land use's "
-            "(same CRS, other pixels: always nearest)", choices=RESAMPLING, example='"nearest"', template="comment"),
+    Setting("continuous", "resampling", "choice", "none", "nearest: also resample rasters in another CRS than the land use's; "
+            "none: refuse them (same CRS, other pixels: always nearest)", choices=RESAMPLING, example='"nearest"', template="comment"),
     Setting("continuous", "max_uncovered", "number", 0.001, "largest share of the counties' area a raster may leave outside "
             "its extent", minimum=0, template="comment"),
 )
