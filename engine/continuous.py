@@ -63,9 +63,9 @@ from rasterio.windows import Window
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FACTOR_AREAS", "NPP_UNITS", "QUANTITIES", "ContinuousError", "corrected_supply", "factor_table", "ingest_continuous",
+    "FACTOR_AREAS", "NPP_UNITS", "QUANTITIES", "ContinuousError", "ContinuousSupply", "corrected_supply", "factor_table", "ingest_continuous",
     "population_by_county", "raster_minimum", "region_coverage", "resampling_needed", "sequestration_by_county",
-    "value_specs", "values_by_county",
+    "continuous_table", "supply_with_rasters", "value_specs", "values_by_county",
 ]
 
 VALUES_VARIABLE = "values"
@@ -537,3 +537,100 @@ def raster_minimum(path: str | os.PathLike[str]) -> float | None:
                 low = float(block[valid].min())
                 lowest = low if lowest is None else min(lowest, low)
     return lowest
+
+
+# -- supply with continuous rasters (the `supply` command's --population/--npp/--factor) -----------
+
+@dataclass
+class ContinuousSupply:
+    """Supply (corrected when a factor raster is given) and the continuous rasters' per-county tables."""
+
+    supply: SupplyResult
+    values: dict[str, pd.DataFrame]
+    sequestration: pd.DataFrame | None
+    provenance: dict[str, Any]
+    files: dict[str, Path]
+
+
+def supply_with_rasters(
+    landuse: str | os.PathLike[str],
+    zones: str | os.PathLike[str],
+    pools: str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str],
+    population: str | os.PathLike[str] | None = None,
+    npp: str | os.PathLike[str] | None = None,
+    npp_units: str = "g C m-2 yr-1",
+    factor: str | os.PathLike[str] | None = None,
+    resampling: str | None = None,
+    min_coverage: float | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    run: Executor | None = None,
+) -> ContinuousSupply:
+    """:func:`carbonscape.supply` with continuous rasters summed in the same pass.
+
+    Each raster is ingested onto the land-use grid (``out/stores/<name>.zarr``, nearest
+    neighbour, see :func:`ingest_continuous`); ``population`` (people per pixel) gives people per
+    county, ``npp`` yearly sequestration (:func:`sequestration_by_county`), and ``factor`` corrects
+    every pool's density pixel by pixel (:func:`corrected_supply`). Writes the supply tables,
+    ``continuous_by_county.csv`` and, with ``npp``, ``sequestration_by_county.csv`` to ``out``.
+    """
+    from carbonscape.carbon import read_pools, supply
+    from carbonscape.io import atomic_path
+    from carbonscape.rasterize import open_zones
+
+    if npp is not None and npp_units not in NPP_UNITS:
+        raise ContinuousError(f"--npp-units {npp_units!r} must be one of {', '.join(NPP_UNITS)}")
+    wanted = [(name, path, quantity) for name, path, quantity in
+              (("population", population, "count"), ("npp", npp, "density"), ("factor", factor, "density")) if path is not None]
+    folder = Path(out)
+    pool_table = read_pools(pools)
+    with using(run, scheduler) as active:
+        stores, provenance = {}, {}
+        for name, path, quantity in wanted:
+            stores[name] = ingest_continuous(path, folder / "stores" / f"{name}.zarr", like=landuse, quantity=quantity,
+                                             resampling=resampling, progress=progress, run=active)
+            provenance[name] = {"path": str(Path(path).absolute()), **open_continuous(stores[name]).attrs["continuous"]}
+        specs = [spec for name, *_ in wanted for spec in value_specs(name, factor=name == "factor")]
+        result = supply(landuse, zones, pools, out=folder, progress=progress, run=active, min_coverage=min_coverage, extra=specs,
+                        rasters={name: open_continuous(store).data for name, store in stores.items()})
+    _, zone_table = open_zones(zones)
+    values = {name: values_by_county(result.tables[f"values {name}"], zone_table=zone_table, counts=result.tables["counts"])
+              for name, *_ in wanted}
+    if factor is not None:
+        tables = result.tables
+        result = corrected_supply(result, pool_table, areas_m2=tables["areas"], zone_table=zone_table,
+                                  pool_areas_m2={pool: tables["factor_areas factor"] for pool in POOL_COLUMNS})
+        result.tables = tables
+        result.write(folder)
+    sequestration = sequestration_by_county(values["npp"], units=npp_units) if npp is not None else None
+    files = dict(result.files)
+    if values:
+        files["continuous"] = _write_csv(continuous_table(values), folder / "continuous_by_county.csv", atomic_path)
+    if sequestration is not None:
+        files["sequestration"] = _write_csv(sequestration.reset_index(), folder / "sequestration_by_county.csv", atomic_path)
+    return ContinuousSupply(supply=result, values=values, sequestration=sequestration, provenance=provenance, files=files)
+
+
+def continuous_table(values: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """``continuous_by_county.csv``: one row per raster and county (from :func:`values_by_county`):
+    pixels with and without a value, the sum, the valued area (km²) and the area-weighted mean; for
+    population (stored per m²) the sum is people (Σ d·a) and the mean people per km²."""
+    rows = []
+    for name, table in values.items():
+        table = table if "county" in table.columns else table.reset_index()
+        frame = table.drop(columns=["sum_va"]).assign(raster=name)
+        if name == "population":
+            frame["sum"] = table["sum_va"].to_numpy()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                frame["mean"] = frame["sum"] / frame["area_km2"]
+        rows.append(frame)
+    combined = pd.concat(rows, ignore_index=True)
+    return combined[["raster", "county", *[c for c in combined.columns if c not in ("raster", "county")]]]
+
+
+def _write_csv(frame: pd.DataFrame, path: Path, atomic_path: Any) -> Path:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
+    return path.absolute()

@@ -124,3 +124,21 @@ def test_a_study_without_table_or_population_raster_is_refused(study):
     (study / "study.toml").write_text(STUDY.replace('population = "pop.tif"\n', ""), encoding="utf-8")
     done = _run("check", study / "study.toml")
     assert done.returncode == 2 and "[demand] needs `table`" in done.stderr
+
+
+def test_supply_command_sums_rasters_in_its_pass(study):
+    assert _run("ingest", study / "lu.tif", "--out", study / "lu.zarr", "--scheduler", "synchronous").returncode == 0
+    assert _run("zones", study / "counties.gpkg", "--like", study / "lu.zarr", "--id-field", "county", "--out", study / "z.zarr",
+                "--scheduler", "synchronous").returncode == 0
+    done = _run("supply", "--landuse", study / "lu.zarr", "--zones", study / "z.zarr", "--pools", study / "pools.csv", "--out",
+                study / "s", "--population", study / "pop.tif", "--npp", study / "npp.tif", "--npp-units", "kg C m-2 yr-1",
+                "--factor", study / "k_soil.tif", "--scheduler", "synchronous")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "population 396 people" in done.stdout
+    values = pd.read_csv(study / "s" / "continuous_by_county.csv").set_index(["raster", "county"])
+    assert values.loc[("population", "NE"), "sum"] == pytest.approx(220.0)
+    assert values.loc[("population", "NE"), "mean"] == pytest.approx(220.0 / 0.16)  # people per km²
+    # Every pool × 1.5 in the top half: NW 16 ha × 43 × 1.5.
+    assert pd.read_csv(study / "s" / "supply_by_county.csv").set_index("county").loc["NW", "supply_t"] == pytest.approx(16 * 43 * 1.5)
+    # 400 kg C m⁻² yr⁻¹ × 160,000 m² × 1e-3 = 64,000 t C/yr.
+    assert pd.read_csv(study / "s" / "sequestration_by_county.csv").set_index("county").loc["SW", "sequestration_t_c"] == pytest.approx(64_000.0)

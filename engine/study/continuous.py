@@ -15,6 +15,7 @@ import pandas as pd
 from carbonscape.accumulate import Accumulation
 from carbonscape.continuous import (
     ContinuousError,
+    continuous_table,
     corrected_supply,
     factor_table,
     ingest_continuous,
@@ -198,17 +199,7 @@ class ContinuousRun:
 
         files: dict[str, Path] = {}
         if self.values:
-            frames = []
-            for name, table in self.values.items():
-                frame = table.drop(columns=["sum_va"]).reset_index().assign(raster=name)
-                if name == "population":  # stored per m²: the sum is Σ d·a people, the mean people per km²
-                    frame["sum"] = table["sum_va"].to_numpy()
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        frame["mean"] = frame["sum"] / frame["area_km2"]
-                frames.append(frame)
-            combined = pd.concat(frames, ignore_index=True)
-            combined = combined[["raster", "county", *[c for c in combined.columns if c not in ("raster", "county")]]]
-            files["values"] = _csv(combined, out / FILES["values"], atomic_path)
+            files["values"] = _csv(continuous_table(self.values), out / FILES["values"], atomic_path)
         if self.sequestration is not None:
             frame = self.sequestration.copy()
             if demand is not None:
