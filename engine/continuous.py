@@ -82,6 +82,7 @@ C_TO_CO2 = 44.0 / 12.0
 # Reading a source window larger than this many pixels per land-use pixel of the chunk switches to
 # row-by-row reads of only the source rows nearest neighbour needs (a much finer source).
 _WINDOW_RATIO = 4
+_STRIP_ROWS = 512
 # Pixel offsets below this fraction of a pixel are the same lattice (rounding of the georeferencing).
 _SNAP = 1e-6
 
@@ -226,10 +227,13 @@ def _gather(src: Any, rows: np.ndarray, cols: np.ndarray, quantity: str, source:
 def _resample_window(path: str, source: Grid, target: Grid, quantity: str, nodata: float | None, out_dtype: str,
                      rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
     """One chunk of the land-use grid filled from the source by nearest neighbour (see module doc)."""
-    window_rows, window_cols = slice(*rows), slice(*cols)
-    src_rows, src_cols = _source_indices(source, target, window_rows, window_cols)
+    block = np.empty((rows[1] - rows[0], cols[1] - cols[0]), dtype=out_dtype)
     with rasterio.open(path) as src:
-        block = _gather(src, src_rows, src_cols, quantity, source, nodata, out_dtype)
+        # In strips of rows: the index and value arrays of a whole 4096² chunk would be ~1 GB.
+        for start in range(rows[0], rows[1], _STRIP_ROWS):
+            stop = min(start + _STRIP_ROWS, rows[1])
+            src_rows, src_cols = _source_indices(source, target, slice(start, stop), slice(*cols))
+            block[start - rows[0]:stop - rows[0]] = _gather(src, src_rows, src_cols, quantity, source, nodata, out_dtype)
     if quantity == "count":
         negative = block < 0
         if negative.any():
@@ -306,6 +310,8 @@ def ingest_continuous(
             log.warning("%s has pixels %.3g times smaller than the land use's; nearest neighbour reads one source pixel per land-use "
                         "pixel and drops the rest. Aggregate it to the land-use grid first (gdalwarp -r sum / -r average) for exact sums",
                         info.path, 1 / ratio)
+    if quantity == "count":
+        info.grid.area_model  # noqa: B018  (measured once here, not in every chunk's task: it travels with the grid)
     name = "continuous-" + uuid.uuid4().hex
     layer = {
         (name, i, j): (_resample_window, info.path, info.grid, target, quantity, info.nodata, out_dtype,

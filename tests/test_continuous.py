@@ -216,3 +216,19 @@ def test_factor_areas_and_value_sums_equal_their_numpy_references(shape, chunk, 
     from carbonscape.accumulate import AREAS
 
     np.testing.assert_allclose(plain["factor_areas"], accumulate_numpy([AREAS], counties, {"landuse": codes}, layout=layout, grid=grid)["areas"])
+
+
+def test_strips_of_rows_give_the_same_store(tmp, region, monkeypatch):
+    """The chunk is filled in strips of rows (memory); strips of 1 or 3 rows give the same values."""
+    import carbonscape.continuous as continuous
+
+    lu, *_ = region
+    path = write_tif(tmp / "pop.tif", PEOPLE, transform=from_origin(500_150, 2_799_850, 200, 200))
+    whole = ingest_continuous(path, tmp / "a.zarr", like=lu, quantity="count", scheduler="synchronous")
+    expected = np.asarray(open_continuous(whole).data.compute(scheduler="synchronous"))
+    for rows in (1, 3):
+        monkeypatch.setattr(continuous, "_STRIP_ROWS", rows)
+        store = ingest_continuous(path, tmp / f"s{rows}.zarr", like=lu, quantity="count", scheduler="synchronous")
+        np.testing.assert_array_equal(np.asarray(open_continuous(store).data.compute(scheduler="synchronous")), expected)
+    # The shifted grid leaves row 0 and column 0 uncovered; every other pixel has a value.
+    assert np.isnan(expected[0]).all() and np.isnan(expected[:, 0]).all() and np.isfinite(expected[1:, 1:]).all()
