@@ -142,3 +142,11 @@ def test_supply_command_sums_rasters_in_its_pass(study):
     assert pd.read_csv(study / "s" / "supply_by_county.csv").set_index("county").loc["NW", "supply_t"] == pytest.approx(16 * 43 * 1.5)
     # 400 kg C m⁻² yr⁻¹ × 160,000 m² × 1e-3 = 64,000 t C/yr.
     assert pd.read_csv(study / "s" / "sequestration_by_county.csv").set_index("county").loc["SW", "sequestration_t_c"] == pytest.approx(64_000.0)
+
+
+def test_check_says_how_each_raster_meets_the_land_use(study):
+    done = _run("check", study / "study.toml")
+    assert done.returncode == 0, done.stderr
+    assert "continuous pop.tif: people per pixel, 4 × 4 pixels of 200 × 200" in done.stdout
+    assert "resampled by nearest neighbour onto the land use's grid" in done.stdout
+    assert "continuous npp.tif: NPP (g C m-2 yr-1)" in done.stdout and "on the land use's pixels" in done.stdout

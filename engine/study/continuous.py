@@ -33,7 +33,7 @@ from carbonscape.study.file import Study
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ContinuousRun", "continuous_paths", "continuous_problems", "prepare_continuous"]
+__all__ = ["ContinuousRun", "continuous_lines", "continuous_paths", "continuous_problems", "prepare_continuous"]
 
 FILES = {"values": "continuous_by_county.csv", "sequestration": "sequestration_by_county.csv"}
 
@@ -133,6 +133,26 @@ def continuous_problems(study: Study, inputs: Any) -> list[str]:
         except ContinuousError as exc:
             problems.append(f"[continuous] factor_table: {exc}")
     return problems
+
+
+def continuous_lines(study: Study, inputs: Any) -> list[str]:
+    """What `check` says of each raster of ``[continuous]``: its grid and how it meets the land use's."""
+    landuse = inputs.rasters[0].grid if getattr(inputs, "rasters", None) else None
+    words = {"none": "on the land use's pixels", "nearest": "resampled by nearest neighbour onto the land use's grid",
+             "reproject": "reprojected by nearest neighbour onto the land use's grid"}
+    lines = []
+    for r in _rasters(study):
+        try:
+            source = read_source(r.path)
+        except ContinuousError:
+            continue
+        xres, yres = source.grid.resolution
+        how = words[resampling_needed(source.grid, landuse)] if landuse is not None else ""
+        what = {"population": "people per pixel", "npp": f"NPP ({study.setting('continuous', 'npp_units', 'g C m-2 yr-1')})"}.get(
+            r.name, r.setting.removeprefix("[continuous] "))
+        lines.append(f"continuous {r.path.name}: {what}, {source.grid.shape[0]} × {source.grid.shape[1]} pixels of {xres:.6g} × {yres:.6g} "
+                     f"({source.grid.crs.name}), nodata {source.nodata if source.nodata is not None else 'none'}; {how}")
+    return lines
 
 
 @dataclass

@@ -266,6 +266,9 @@ def describe(study: Study, inputs: Inputs) -> list[str]:
         lines.append(f"demand     {len(inputs.table)} rows of {study.demand.table.name} ({fmt}); per capita "
                      f"{study.demand.per_capita():.6g} t CO2" if study.demand.per_capita() is not None else
                      f"demand     {len(inputs.table)} rows of {study.demand.table.name} ({fmt}); emissions from '{study.demand.emissions_column}'")
+    from carbonscape.study.continuous import continuous_lines
+
+    lines.extend(continuous_lines(study, inputs))
     zoning = study.zoning
     lines.append(f"zoning     {zoning.method}, k = {zoning.k}, scheme {zoning.scheme if isinstance(zoning.scheme, str) else 'custom'}; "
                  f"ratio units {study.ratio_units}")
