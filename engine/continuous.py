@@ -193,34 +193,53 @@ def _source_indices(source: Grid, target: Grid, rows: slice, cols: slice) -> tup
     return row, col
 
 
+def _read_rows(src: Any, rows: np.ndarray, c0: int, c1: int, quantity: str, source: Grid, nodata: float | None) -> np.ndarray:
+    """Source rows ``rows`` (sorted, unique), columns ``c0 .. c1-1``, as float64 with nodata NaN and
+    counts over their pixels' true areas: one window read when the rows are close together, else
+    row by row (a much finer source: only the rows nearest neighbour takes)."""
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    if (r1 - r0) <= _WINDOW_RATIO * len(rows):
+        lines = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float64)[rows - r0]
+    else:
+        lines = np.stack([src.read(1, window=Window(c0, int(r), c1 - c0, 1))[0] for r in rows]).astype(np.float64)
+    if nodata is not None:
+        lines[lines == nodata] = np.nan
+    if quantity == "count":
+        area = source.pixel_areas_m2(slice(r0, r1), slice(c0, c1))
+        lines /= area[rows - r0] if area.shape[0] > 1 else area
+    return lines
+
+
 def _gather(src: Any, rows: np.ndarray, cols: np.ndarray, quantity: str, source: Grid, nodata: float | None, out_dtype: str) -> np.ndarray:
-    """Values of the source pixels ``(rows, cols)`` (broadcast), NaN where either is -1 or nodata."""
+    """Values of the source pixels ``(rows, cols)`` (broadcast), NaN where either is -1 or nodata.
+
+    Same CRS (``rows`` ``(n, 1)``, ``cols`` ``(1, m)``) the gather is separable: the needed rows
+    once, then their needed columns. Otherwise each pixel's own (row, col)."""
     shape = np.broadcast_shapes(rows.shape, cols.shape)
     out = np.full(shape, np.nan, dtype=out_dtype)
-    valid = np.broadcast_to((rows >= 0), shape) & np.broadcast_to((cols >= 0), shape)
+    if not (rows >= 0).any() or not (cols >= 0).any():
+        return out
+    if rows.shape[1] == 1 and cols.shape[0] == 1:
+        rr, cc = rows[:, 0], cols[0]
+        vr, vc = rr >= 0, cc >= 0
+        c0, c1 = int(cc[vc].min()), int(cc[vc].max()) + 1
+        needed, inverse = np.unique(rr[vr], return_inverse=True)
+        lines = _read_rows(src, needed, c0, c1, quantity, source, nodata)
+        out[np.ix_(vr, vc)] = lines[inverse][:, cc[vc] - c0]
+        return out
+    valid = (rows >= 0) & (cols >= 0)
     if not valid.any():
         return out
-    r_used, c_used = rows[rows >= 0], cols[cols >= 0]
-    r0, r1, c0, c1 = int(r_used.min()), int(r_used.max()) + 1, int(c_used.min()), int(c_used.max()) + 1
-    r_all = np.broadcast_to(rows, shape)[valid]
-    c_all = np.broadcast_to(cols, shape)[valid]
-    if (r1 - r0) * (c1 - c0) <= _WINDOW_RATIO * max(out.size, 1):
-        window = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float64)
-        values = window[r_all - r0, c_all - c0]
-    else:  # a much finer source: read only the rows nearest neighbour takes
-        values = np.empty(r_all.size, dtype=np.float64)
-        for r in np.unique(r_all):
-            line = src.read(1, window=Window(c0, int(r), c1 - c0, 1))[0].astype(np.float64)
-            pick = r_all == r
-            values[pick] = line[c_all[pick] - c0]
-    if nodata is not None:
-        values[values == nodata] = np.nan
-    if quantity == "count":
-        rr = np.unique(r_all)
-        cc = np.unique(c_all)
-        areas = source.pixel_areas_m2(slice(int(rr.min()), int(rr.max()) + 1), slice(int(cc.min()), int(cc.max()) + 1))
-        values = values / areas[r_all - rr.min(), c_all - cc.min()]
-    out[valid] = values
+    r_all, c_all = rows[valid], cols[valid]
+    c0, c1 = int(c_all.min()), int(c_all.max()) + 1
+    needed, inverse = np.unique(r_all, return_inverse=True)
+    if len(needed) * (c1 - c0) > _WINDOW_RATIO * 64 * max(out.size, 1):
+        raise ContinuousError(
+            f"{src.name}: its pixels are far finer than the land use's in another CRS; aggregate it first "
+            "(gdalwarp -t_srs <land use CRS> -tr <land-use pixel size> -r average, or -r sum for counts)"
+        )
+    lines = _read_rows(src, needed, c0, c1, quantity, source, nodata)
+    out[valid] = lines[inverse, c_all - c0]
     return out
 
 

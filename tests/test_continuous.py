@@ -232,3 +232,18 @@ def test_strips_of_rows_give_the_same_store(tmp, region, monkeypatch):
         np.testing.assert_array_equal(np.asarray(open_continuous(store).data.compute(scheduler="synchronous")), expected)
     # The shifted grid leaves row 0 and column 0 uncovered; every other pixel has a value.
     assert np.isnan(expected[0]).all() and np.isnan(expected[:, 0]).all() and np.isfinite(expected[1:, 1:]).all()
+
+
+@pytest.mark.parametrize("ratio", [4, 1])
+def test_a_finer_source_gives_each_pixel_the_source_pixel_under_its_centre(tmp, region, monkeypatch, ratio):
+    """A 25 m source under 100 m land use: pixel (r, c)'s centre lies in source pixel (4r + 2, 4c + 2);
+    read as one window (ratio 4) or row by row (ratio 1)."""
+    import carbonscape.continuous as continuous
+
+    monkeypatch.setattr(continuous, "_WINDOW_RATIO", ratio)
+    lu, *_ = region
+    fine = np.arange(16 * 16, dtype=np.float32).reshape(16, 16)
+    path = write_tif(tmp / "fine.tif", fine, transform=from_origin(500_000, 2_800_000, 25, 25))
+    store = ingest_continuous(path, tmp / f"fine{ratio}.zarr", like=lu, scheduler="synchronous")
+    got = np.asarray(open_continuous(store).data.compute(scheduler="synchronous"))
+    np.testing.assert_array_equal(got, fine[2::4, 2::4])
