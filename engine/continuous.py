@@ -314,7 +314,10 @@ def ingest_continuous(
     land = open_store(like)
     target = land.grid
     method = _check_resampling(info, target, resampling, setting=setting)
-    out_dtype = "float64" if quantity == "count" or np.dtype(info.dtype).itemsize > 4 else "float32"
+    # float32 unless the source is float64: the pass reading these stores is read-bound, and a float64
+    # store of a float32 population grid doubled the pass's time (1.4 vs 0.76 s per 67 Mpx here) for
+    # digits the data never had (a count over its area to 1e-7 relative).
+    out_dtype = "float64" if np.dtype(info.dtype).itemsize > 4 else "float32"
     fingerprint = {**source_fingerprint([info.path], target.chunks[0]), "like": target.to_attrs(), "quantity": quantity,
                    "resampling": method, "chunks": list(target.chunks)}
     out_path = Path(out)
