@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FACTOR_AREAS", "NPP_UNITS", "QUANTITIES", "ContinuousError", "ContinuousSupply", "corrected_supply", "factor_table", "ingest_continuous",
     "population_by_county", "raster_minimum", "region_coverage", "resampling_needed", "sequestration_by_county",
-    "continuous_table", "supply_with_rasters", "value_specs", "values_by_county",
+    "continuous_table", "supply_with_rasters", "value_specs", "values_by_cell", "values_by_county",
 ]
 
 VALUES_VARIABLE = "values"
@@ -662,3 +662,39 @@ def _write_csv(frame: pd.DataFrame, path: Path, atomic_path: Any) -> Path:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
     return path.absolute()
+
+
+def values_by_cell(store: str | os.PathLike[str], *, size: float, scheduler: str | None = None, progress: bool = False,
+                   run: Executor | None = None) -> pd.DataFrame:
+    """A continuous store summed per regular grid cell of ``size`` CRS units (cells of
+    :class:`carbonscape.cells.CellGrid`, aligned to the land-use grid's top-left corner), each
+    cell's sums made in the chunk that holds it (:data:`carbonscape.cells.CELL_VALUES`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cell holding a value: ``cell, row, col, pixels, sum, area_km2, mean``
+        (area-weighted), and for a ``count`` store ``people`` (Σ d·a) in place of a plain sum.
+    """
+    from carbonscape.accumulate import accumulate as run_statistics
+    from carbonscape.accumulate import pixel_areas
+    from carbonscape.cells import CELL_VALUES, CellGrid, aligned, cells_params, stitch_cells
+
+    held = open_continuous(store)
+    cells = CellGrid.from_size(held.grid, size)
+    data = aligned(held.data, cells)
+    layout = Layout(params=cells_params(data, cells))
+    lazy = run_statistics([CELL_VALUES], None, {"values": data}, layout=layout, areas=pixel_areas(held.grid))
+    with using(run, scheduler) as active:
+        (table,) = active.compute(lazy["cell_values"], progress=progress, label=f"values per {cells.size:g} cell")
+    sums = stitch_cells(np.asarray(table), cells)
+    rows, cols = np.nonzero(sums[..., N_VALID] > 0)
+    picked = sums[rows, cols]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = picked[:, SUM_VA] / picked[:, SUM_A]
+    frame = pd.DataFrame({"cell": cells.cell_ids(rows, cols), "row": rows, "col": cols, "pixels": picked[:, N_VALID].astype(np.int64),
+                          "sum": picked[:, SUM_V], "area_km2": picked[:, SUM_A] / M2_PER_KM2, "mean": mean})
+    if held.attrs["continuous"].get("quantity") == "count":
+        frame["sum"] = picked[:, SUM_VA]  # people: Σ d·a
+        frame["mean"] = frame["sum"] / frame["area_km2"]  # people per km²
+    return frame

@@ -248,3 +248,17 @@ def test_a_finer_source_gives_each_pixel_the_source_pixel_under_its_centre(tmp, 
     store = ingest_continuous(path, tmp / f"fine{ratio}.zarr", like=lu, scheduler="synchronous")
     got = np.asarray(open_continuous(store).data.compute(scheduler="synchronous"))
     np.testing.assert_array_equal(got, fine[2::4, 2::4])
+
+
+def test_population_per_grid_cell_by_hand(tmp, region):
+    """200 m cells (2 × 2 land-use pixels) over the coarse people grid: each cell is one source pixel."""
+    from carbonscape.continuous import values_by_cell
+
+    lu, *_ = region
+    store = ingest_continuous(write_tif(tmp / "pop.tif", PEOPLE, transform=COARSE), tmp / "pop.zarr", like=lu, quantity="count",
+                              scheduler="synchronous")
+    cells = values_by_cell(store, size=200, scheduler="synchronous").set_index(["row", "col"])
+    assert cells["sum"].to_dict() == pytest.approx({(0, 0): 40.0, (0, 1): 80.0, (1, 0): 120.0, (1, 1): 0.0})
+    assert cells.loc[(1, 0), "cell"] == 2 and cells.loc[(1, 0), "mean"] == pytest.approx(120.0 / 0.04)
+    # 400 m cells: the whole raster in one cell.
+    assert values_by_cell(store, size=400, scheduler="synchronous")["sum"].tolist() == pytest.approx([240.0])
