@@ -262,3 +262,21 @@ def test_population_per_grid_cell_by_hand(tmp, region):
     assert cells.loc[(1, 0), "cell"] == 2 and cells.loc[(1, 0), "mean"] == pytest.approx(120.0 / 0.04)
     # 400 m cells: the whole raster in one cell.
     assert values_by_cell(store, size=400, scheduler="synchronous")["sum"].tolist() == pytest.approx([240.0])
+
+
+def test_people_are_kept_on_a_lon_lat_grid(tmp):
+    """Lon/lat grids: pixel areas vary by row; a 0.02° people grid read on 0.01° land use keeps each
+    source pixel's people (its four land-use pixels' ellipsoidal areas add up to its own)."""
+    import shapely
+
+    land = from_origin(102.0, 25.0, 0.01, 0.01)
+    lu = ingest(write_tif(tmp / "lu.tif", CODES, transform=land, crs="EPSG:4326", nodata=9), tmp / "lu.zarr", scheduler="synchronous")
+    boxes = [shapely.box(102.0, 24.96, 102.02, 25.0), shapely.box(102.02, 24.96, 102.04, 25.0)]
+    vector = write_vector(tmp / "c.gpkg", boxes, ["West", "East"], crs="EPSG:4326")
+    zones = rasterize_zones(vector, like=lu, id_field="county", out=tmp / "z.zarr", scheduler="synchronous")
+    pools = write_pools(tmp / "pools.csv", POOLS)
+    store = ingest_continuous(write_tif(tmp / "pop.tif", PEOPLE, transform=from_origin(102.0, 25.0, 0.02, 0.02), crs="EPSG:4326"),
+                              tmp / "pop.zarr", like=lu, quantity="count", scheduler="synchronous")
+    _, by_name, _ = _pass(lu, zones, pools, population=(store, False))
+    people = population_by_county(by_name["population"].reset_index())
+    assert people.to_dict() == pytest.approx({"West": 160.0, "East": 80.0}, rel=1e-6)
