@@ -164,12 +164,23 @@ def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str,
 @click.option("--pixel-maps", is_flag=True, help="Also write carbon per pixel (t/ha) as Zarr and COG.")
 @click.option("--min-coverage", type=float, default=None,
               help="Refuse counties the raster covers less than this share of (default 0.9); lower it to accept them, flagged.")
+@click.option("--population", "population_raster", type=click.Path(dir_okay=False), default=None,
+              help="People per pixel GeoTIFF: people per county in continuous_by_county.csv (same pass).")
+@click.option("--npp", "npp_raster", type=click.Path(dir_okay=False), default=None,
+              help="NPP GeoTIFF: yearly sequestration per county in sequestration_by_county.csv.")
+@click.option("--npp-units", type=click.Choice(["g C m-2 yr-1", "kg C m-2 yr-1", "t C ha-1 yr-1"]), default="g C m-2 yr-1",
+              show_default=True, help="Units of the NPP raster.")
+@click.option("--factor", "factor_raster", type=click.Path(dir_okay=False), default=None,
+              help="Correction factor GeoTIFF multiplying every pool's density pixel by pixel.")
+@click.option("--resampling", type=click.Choice(["none", "nearest"]), default="none", show_default=True,
+              help="nearest: also resample rasters in another CRS onto the land-use grid (same CRS: always nearest).")
 @scheduler_option
 @progress_option
 @click.pass_context
 @_handle_errors
 def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size: float | None, pools: str, out: str, pixel_maps: bool,
-           min_coverage: float | None, scheduler: str | None, progress: bool | None) -> None:
+           min_coverage: float | None, population_raster: str | None, npp_raster: str | None, npp_units: str, factor_raster: str | None,
+           resampling: str, scheduler: str | None, progress: bool | None) -> None:
     """Carbon supply per county (or grid cell), per class, per county and class, and per pool.
 
     \b
@@ -193,6 +204,25 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
                 click.echo(f"  {name}: {path}")
         return
     assert zones_store is not None
+    if population_raster or npp_raster or factor_raster:
+        if pixel_maps:
+            raise click.UsageError("--pixel-maps is not drawn with --population/--npp/--factor yet; run them separately")
+        from carbonscape.continuous import supply_with_rasters
+
+        both = supply_with_rasters(landuse, zones_store, pools, out=out, population=population_raster, npp=npp_raster, npp_units=npp_units,
+                                   factor=factor_raster, resampling=resampling, min_coverage=min_coverage, scheduler=scheduler,
+                                   progress=_progress(ctx, progress))
+        if not ctx.find_root().obj.get("quiet"):
+            s = both.supply.summary
+            click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {len(both.supply.by_county)} counties"
+                       + (f" (uncorrected {s['total_supply_t_uncorrected']:,.0f})" if "total_supply_t_uncorrected" in s else ""))
+            if "population" in both.values:
+                click.echo(f"population {both.values['population']['sum_va'].sum():,.0f} people")
+            if both.sequestration is not None:
+                click.echo(f"sequestration {both.sequestration['sequestration_t_c'].sum():,.1f} t C/yr")
+            for name, path in both.files.items():
+                click.echo(f"  {name}: {path}")
+        return
     result = carbonscape.supply(landuse, zones_store, pools, out=out, scheduler=scheduler, pixel_maps=pixel_maps, progress=_progress(ctx, progress),
                                 min_coverage=min_coverage)
     if not ctx.find_root().obj.get("quiet"):
@@ -429,14 +459,18 @@ def _print_study_summary(result: Any) -> None:
 @click.option("--min-coverage", type=float, default=None,
               help="Refuse counties the land use covers less than this share of ([counties] min_coverage, default 0.9); "
                    "lower it to accept them, their supply density over the covered area, flagged low_coverage.")
+@click.option("--population", "population_raster", type=click.Path(dir_okay=False), default=None,
+              help="People per pixel GeoTIFF (WorldPop/LandScan): population per county from it ([continuous] population).")
+@click.option("--npp", "npp_raster", type=click.Path(dir_okay=False), default=None,
+              help="NPP GeoTIFF: yearly sequestration per county ([continuous] npp, units [continuous] npp_units).")
 @overwrite_option
 @scheduler_option
 @progress_option
 @click.pass_context
 @_handle_errors
 def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | None, report: bool | None, statistics: bool | None,
-                draws: int | None, seed: int | None, coverage: str | None, min_coverage: float | None, overwrite: bool, scheduler: str | None,
-                progress: bool | None) -> None:
+                draws: int | None, seed: int | None, coverage: str | None, min_coverage: float | None, population_raster: str | None,
+                npp_raster: str | None, overwrite: bool, scheduler: str | None, progress: bool | None) -> None:
     """Run a whole study from its TOML file: supply, demand, ratio, zones, maps and report.
 
     Stores that are already up to date are reused. The results appear all at once: a failed or
@@ -448,6 +482,8 @@ def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | No
     """
     flags = {"statistics": {"enabled": statistics}, "uncertainty": {"draws": draws, "seed": seed}}
     flags["counties"] = {"coverage": coverage, "min_coverage": min_coverage}
+    flags["continuous"] = {"population": population_raster and str(Path(population_raster).absolute()),
+                           "npp": npp_raster and str(Path(npp_raster).absolute())}
     result = carbonscape.run_study(study, out=out, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps, report=report,
                                    overwrite=overwrite, settings=flags)
     if not ctx.find_root().obj.get("quiet"):

@@ -12,16 +12,17 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import pandas as pd
 from carbonscape import remote
 from carbonscape.accumulate.library import COUNTS_AREAS
-from carbonscape.accumulate import AREAS, CODE_HISTOGRAM, COUNTS, ClassIndex, Layout, accumulate, finalize, lookup, pixel_areas
+from carbonscape.accumulate import AREAS, CODE_HISTOGRAM, COUNTS, Accumulation, ClassIndex, Layout, accumulate, finalize, lookup, pixel_areas
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, InputError, PoolTableError
 from carbonscape.io import atomic_path, open_store, raster_dataset, staged_outputs, write_store
@@ -130,6 +131,9 @@ class SupplyResult:
     by_pool: pd.DataFrame
     summary: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
+    # The pass's tables by name when other statistics rode in it (``supply(extra=...)``): theirs,
+    # and "counts" and "areas" (m²) per (county, class column).
+    tables: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def total_t(self) -> float:
@@ -249,6 +253,8 @@ def supply(
     progress: bool = False,
     run: Executor | None = None,
     min_coverage: float | None = None,
+    extra: Sequence[Accumulation] = (),
+    rasters: Mapping[str, da.Array] | None = None,
 ) -> SupplyResult:
     """Carbon supply per county, per class, per county and class, and per pool.
 
@@ -282,6 +288,10 @@ def supply(
         coverage and timings. Areas are true ground areas whatever the grid's CRS
         (:attr:`carbonscape.grid.Grid.area_model`); in fraction mode (a county store made with
         ``coverage="fraction"``) boundary pixels are shared by covered fraction.
+    extra, rasters
+        More statistics to accumulate in the same pass (one read of each chunk), reading the
+        county ids, the land use and ``rasters`` (aligned stores by name, e.g. a continuous raster
+        of :mod:`carbonscape.continuous`); their tables are in ``result.tables`` by name.
     """
     started = time.perf_counter()
     pool_table = pools if isinstance(pools, PoolTable) else read_pools(pools)
@@ -318,7 +328,8 @@ def supply(
     # Pixels of unequal areas: counts and areas in one fused pass (COUNTS_AREAS); equal areas:
     # counts, and in fraction mode the areas from them (AREAS, the boundary pixels shared).
     specs = [COUNTS_AREAS] if areas.uniform_area_m2() is None else [COUNTS, *([AREAS] if fraction else [])]
-    lazy = accumulate(specs, zone_data, {"landuse": land.data}, layout=layout, areas=areas)
+    specs += list(extra)
+    lazy = accumulate(specs, zone_data, {"landuse": land.data, **(rasters or {})}, layout=layout, areas=areas)
 
     # Every output goes to a staging folder first and moves into ``out`` only when all are written.
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
@@ -336,6 +347,8 @@ def supply(
         area_m2 = tables["areas"] if "areas" in tables else counts * areas.uniform_area_m2()
         result = _supply_result(counts, area_m2, land=land, index=index, pools=pool_table, zone_table=zone_table, started=started)
         _add_coverage(result, counts, area_m2, index=index, zone_table=zone_table, min_coverage=min_coverage, fraction=fraction)
+        if extra:
+            result.tables = {**tables, "areas": area_m2}
         if stage is not None:
             result.write(stage)
     if out is not None:

@@ -129,7 +129,8 @@ def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan
             problems.append(f"counties: {exc}")
     if study.demand.table is not None and study.demand.key is not None:
         demand = study.demand
-        numeric = [demand.population] + ([demand.emissions_column] if demand.emissions_column else [])
+        numeric = ([demand.population] if study.setting("continuous", "population") is None else []) + (
+            [demand.emissions_column] if demand.emissions_column else [])
         inputs.table, table_problems = check_county_table(demand.table, key=demand.key, sheet=demand.sheet, numeric=numeric)
         problems.extend(f"demand: {problem}" for problem in table_problems)
         if inputs.table is not None and inputs.polygons is not None and study.id_field is not None:
@@ -142,6 +143,9 @@ def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan
         from carbonscape.study.cells import cells_problems
 
         problems.extend(cells_problems(study, inputs.rasters[0].grid if inputs.rasters else None))
+    from carbonscape.study.continuous import continuous_problems
+
+    problems.extend(continuous_problems(study, inputs))
     return inputs, problems
 
 
@@ -311,6 +315,9 @@ def describe(study: Study, inputs: Inputs) -> list[str]:
         lines.append(f"demand     {len(inputs.table)} rows of {remote.name_of(study.demand.table)} ({fmt}); per capita "
                      f"{study.demand.per_capita():.6g} t CO2" if study.demand.per_capita() is not None else
                      f"demand     {len(inputs.table)} rows of {remote.name_of(study.demand.table)} ({fmt}); emissions from '{study.demand.emissions_column}'")
+    from carbonscape.study.continuous import continuous_lines
+
+    lines.extend(continuous_lines(study, inputs))
     zoning = study.zoning
     lines.append(f"zoning     {zoning.method}, k = {zoning.k}, scheme {zoning.scheme if isinstance(zoning.scheme, str) else 'custom'}; "
                  f"ratio units {study.ratio_units}")
@@ -461,7 +468,9 @@ def scan_codes(path: str | os.PathLike[str], *, window_pixels: int | None = None
 
 def input_paths(study: Study) -> list[tuple[str, Path]]:
     """Every input file of a complete study with its role (for provenance)."""
-    assert study.landuse is not None and study.counties is not None and study.pools is not None and study.demand.table is not None
+    from carbonscape.study.continuous import continuous_paths
+
+    assert study.landuse is not None and study.counties is not None and study.pools is not None
     more: list[tuple[str, Path]] = []
     if study.setting("landuse", "maps"):
         from carbonscape.study.landuse_maps import study_maps
@@ -470,7 +479,7 @@ def input_paths(study: Study) -> list[tuple[str, Path]]:
             more += [(f"landuse {m.label}", p) for p in m.rasters if p not in study.landuse]
             more += [(f"pools {m.label}", m.pools)] if m.pools is not None else []
     return [*(("landuse", p) for p in study.landuse), *more, ("counties", study.counties), ("pools", study.pools),
-            ("demand", study.demand.table), ("study", study.path)]
+            *([("demand", study.demand.table)] if study.demand.table is not None else []), *continuous_paths(study), ("study", study.path)]
 
 
 def _settings_problems(study: Study) -> list[str]:
@@ -547,7 +556,8 @@ def checked_inputs(
     if parsed is None:
         return problems, None, Inputs()
     inputs, more = load_inputs(parsed, out=out, scan=scan)
-    if folder and parsed.landuse is not None and parsed.counties is not None and parsed.pools is not None and parsed.demand.table is not None:
+    if folder and parsed.landuse is not None and parsed.counties is not None and parsed.pools is not None and (
+            parsed.demand.table is not None or parsed.setting("continuous", "population") is not None):
         from carbonscape.study.outputs import folder_problem
 
         where = folder_problem(parsed.output_dir(out), owner={"kind": "study", "study": str(parsed.path)},

@@ -24,7 +24,10 @@ from carbonscape.io import ingest
 from carbonscape.matching import matching_indices
 from carbonscape.rasterize import geodesic_areas_km2, rasterize_zones
 from carbonscape.ratio import supply_demand_ratio
+from carbonscape.study.continuous import prepare_continuous
 from carbonscape.study.file import Study
+from carbonscape.carbon import read_pools
+from carbonscape.rasterize import open_zones
 from carbonscape.study.inputs import Inputs, checked_inputs, input_paths
 from carbonscape.study.outputs import draw_outputs, relocate, relocate_result, results_folder, units, write_outputs
 from carbonscape.study.provenance import Timings, describe_inputs, jsonable, versions, where
@@ -113,7 +116,7 @@ def compute_study(
     """Run a checked study, writing every output into ``work`` (a staging folder that becomes
     ``final``: paths recorded in run.json already say ``final``)."""
     polygons, table = inputs.polygons, inputs.table
-    assert polygons is not None and table is not None and study.landuse is not None
+    assert polygons is not None and (table is not None or study.setting("continuous", "population") is not None) and study.landuse is not None
     assert study.counties is not None and study.id_field is not None and study.pools is not None
     assert study.zoning.method is not None and study.zoning.k is not None
     out_dir = work
@@ -128,8 +131,13 @@ def compute_study(
                                        layer=study.layer, encoding=study.encoding, progress=progress, run=run,
                                        coverage=study.setting("counties", "coverage", "centre"))
         timings.lap("zones")
+        continuous = prepare_continuous(study, stores=stores, landuse=landuse_store, run=run, progress=progress)
         supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps, progress=progress, run=run,
-                               min_coverage=study.setting("counties", "min_coverage"))
+                               min_coverage=study.setting("counties", "min_coverage"),
+                               extra=continuous.specs, rasters=continuous.rasters())
+        if continuous.active:  # population, NPP and factors summed in the same pass; densities corrected
+            supply_result = continuous.finish(supply_result, zone_table=open_zones(county_store)[1], pools=read_pools(study.pools))
+            supply_result.write(out_dir)
         timings.lap("supply")
         cell_supply = None
         if study.setting("units", "grid") is not None:  # [units] grid: supply and demand per cell, one more pass
@@ -157,6 +165,10 @@ def compute_study(
     keys = polygons[study.id_field].astype(str)
     area_km2 = pd.Series(geodesic_areas_km2(polygons), index=pd.Index(keys, name="county"))
     by_county = supply_result.by_county.assign(county=supply_result.by_county["county"].astype(str)).set_index("county")
+    if continuous.population is not None:  # people per pixel summed per county, over the table's population column
+        table = pd.DataFrame(index=keys.rename("county")) if table is None else table.copy()
+        table.index = table.index.astype(str)
+        table[study.demand.population] = continuous.population.reindex(table.index).to_numpy()
     table.index = table.index.astype(str)
     per_capita_t = study.demand.per_capita()
     demand = demand_by_county(
@@ -233,6 +245,9 @@ def compute_study(
         run_info["statistics"] = {**asdict(statistics.settings), "islands": statistics.islands}
     if uncertainty is not None:
         run_info["uncertainty"] = jsonable(uncertainty.info)
+    if continuous.active:
+        run_info["continuous"] = jsonable(continuous.provenance)
+        result.files.update(continuous.write(out_dir, demand=demand, ratio_units=study.ratio_units))
     write_outputs(result, out_dir, id_field=study.id_field, per_capita_t=per_capita_t)
     draw_outputs(result, maps=study.maps if maps is None else maps, report=study.report if report is None else report, title=study.name)
     return result

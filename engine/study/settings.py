@@ -22,6 +22,7 @@ from typing import Any
 
 from carbonscape.breaks import METHODS as ZONING_METHODS
 from carbonscape.coverage import COVERAGE_MODES, DEFAULT_MIN_COVERAGE
+from carbonscape.continuous import NPP_UNITS, RESAMPLING
 from carbonscape.ratio import UNIT_ALIASES, UNITS
 from carbonscape.zoning import PAPER_RATIO_BREAKS, SCHEME_ALIASES, SCHEME_NAMES
 
@@ -129,7 +130,11 @@ SECTIONS: dict[str, str] = {
     "matching": "Supply–demand matching indices beside the ratio (balance, ESDR, z-score quadrants, coupling coordination).",
     "statistics": "Spatial statistics of supply density, demand density and ratio (PySAL: Moran's I, LISA, Getis–Ord Gi*).",
     "uncertainty": "Monte Carlo of the carbon densities, when the pools table gives spreads (c_above_sd ... or c_above_min/_max ...).",
+    "continuous": "Float rasters summed per county in the supply pass: a population grid for demand, NPP for yearly sequestration, "
+    "factors correcting the carbon densities. A raster on another grid is resampled by nearest neighbour onto the land use's.",
 }
+
+_NPP_UNITS = tuple(NPP_UNITS)
 
 _ZONING_METHOD_HELP = "jenks (exact Fisher-Jenks), quantile, equal or manual"
 
@@ -162,7 +167,8 @@ SETTINGS: tuple[Setting, ...] = (
             "the pixel size, from the land use's top-left corner; each cell's demand is its counties' demand density, area-weighted",
             positive=True, example="1000", template="comment"),
     Setting("pools", "path", "path", REQUIRED, "the pools table (CSV or XLSX)", example='"pools.csv"'),
-    Setting("demand", "table", "path", REQUIRED, "CSV or XLSX with one row per county", example='"population.csv"'),
+    Setting("demand", "table", "path", None, "CSV or XLSX with one row per county (required unless [continuous] population)",
+            example='"population.csv"'),
     Setting("demand", "key", "text", None, "column matching [counties] id_field (default: the same name)", example='"county"'),
     Setting("demand", "sheet", "text", None, "Excel sheet (default: the first)", example='"Sheet1"', template="comment"),
     Setting("demand", "population", "text", "population", "column of population (people)"),
@@ -224,6 +230,24 @@ SETTINGS: tuple[Setting, ...] = (
             example="true", template="comment"),
     Setting("uncertainty", "draws", "int", 1000, "Monte Carlo draws, one density per class and pool each", minimum=20, template="comment"),
     Setting("uncertainty", "seed", "int", 12345, "seed of the draws (the same seed, the same file)", minimum=0, template="comment"),
+    Setting("continuous", "population", "path", None, "people per pixel (WorldPop/LandScan GeoTIFF): each county's population is "
+            "its sum, in place of the [demand] table's population column (the table is then optional)", example='"ppp_2020.tif"',
+            template="comment"),
+    Setting("continuous", "npp", "path", None, "net primary productivity GeoTIFF: yearly sequestration per county "
+            "(sequestration_by_county.csv), a flux beside the emissions", example='"npp_2020.tif"', template="comment"),
+    Setting("continuous", "npp_units", "choice", "g C m-2 yr-1", "units of the NPP raster's values", choices=_NPP_UNITS,
+            template="comment"),
+    Setting("continuous", "factors", "table", None, "correction factor rasters of the carbon densities, by pool "
+            "(c_above, c_below, c_soil, c_dead); a pool without one is not corrected",
+            example='{ c_above = "k_biomass.tif", c_below = "k_biomass.tif", c_soil = "k_soil.tif" }', template="comment"),
+    Setting("continuous", "factor_table", "path", None, "or per county: CSV/XLSX with the county key and `factor` (every pool) "
+            "or c_above ... c_dead columns", example='"factors.csv"', template="comment"),
+    Setting("continuous", "factor_key", "text", None, "key column of factor_table (default: [counties] id_field)",
+            example='"county"', template="comment"),
+    Setting("continuous", "resampling", "choice", "none", "nearest: also resample rasters in another CRS than the land use's; "
+            "none: refuse them (same CRS, other pixels: always nearest)", choices=RESAMPLING, example='"nearest"', template="comment"),
+    Setting("continuous", "max_uncovered", "number", 0.001, "largest share of the counties' area a raster may leave outside "
+            "its extent", minimum=0, template="comment"),
 )
 
 
@@ -323,10 +347,22 @@ def _uncertainty_settings(values: Mapping[str, Any], keys: frozenset[str]) -> li
     return []
 
 
+def _continuous_settings(values: Mapping[str, Any], keys: frozenset[str]) -> list[str]:
+    factors = values.get("factors")
+    if not isinstance(factors, Mapping):
+        return []
+    from carbonscape.carbon import POOL_COLUMNS
+
+    problems = [f"[continuous] factors: `{pool}` is not a pool; use {', '.join(POOL_COLUMNS)}" for pool in factors if pool not in POOL_COLUMNS]
+    problems += [f"[continuous] factors: `{pool}` must be a path (text), not {_show(path)}" for pool, path in factors.items()
+                 if not isinstance(path, str) or not path.strip()]
+    return problems
+
+
 RULES: tuple[Rule, ...] = (Rule("demand", _demand_sources), Rule("zoning", _zoning_consistent), Rule("landuse", _landuse_maps), Rule("valuation", _valuation),
                            Rule("matching", _matching_weights),
                            Rule("statistics", _statistics_settings), Rule("uncertainty", _uncertainty_settings),
-                           Rule("counties", _counties_coverage))
+                           Rule("counties", _counties_coverage), Rule("continuous", _continuous_settings))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,50 @@
+"""Per-chunk kernels of continuous (float) rasters read beside the land use.
+
+``factor_areas`` sums each pixel's true area times a per-pixel factor per (county, class column):
+the effective area a corrected carbon density is multiplied by (``supply = Σ density_class ×
+Σ a·f``). A pixel without a factor (NaN: the factor raster's nodata or outside its extent) counts
+with factor 1, its density left uncorrected; the per-county sums of the factor raster
+(:data:`carbonscape.cells.WEIGHTED_SUM`) say how many pixels that was.
+
+Codes reach the kernel through the lookup table of :mod:`carbonscape.kernels.crosstab`
+(``lut[code - offset]``, nodata → ``nodata_col``, anything else → ``unknown_col``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def factor_areas(counties, codes, factor, lut, offset, n_counties, n_cols, unknown_col, nodata, nodata_col, area):  # pragma: no cover
+    """Σ area × factor (m²) per (county id, class column) of one chunk: float64 ``(n_counties, n_cols)``.
+
+    ``counties`` holds ids ``0..n_counties-1``; ``codes`` land-use codes; ``factor`` the float
+    factor of each pixel (NaN → 1); ``area`` float64 m², broadcasting to the chunk (``(rows, 1)``,
+    ``(1, 1)`` or ``(rows, cols)``). A county id out of range raises.
+    """
+    out = np.zeros((n_counties, n_cols), dtype=np.float64)
+    n_lut = lut.shape[0]
+    rows, cols = codes.shape
+    ar, ac = area.shape
+    for r in range(rows):
+        rr = r if ar > 1 else 0
+        for c in range(cols):
+            z = counties[r, c]
+            if z < 0 or z >= n_counties:
+                raise ValueError("zone id out of range of the zone table")
+            f = np.float64(factor[r, c])
+            if not np.isfinite(f):
+                f = 1.0
+            a = area[rr, c if ac > 1 else 0] * f
+            code = np.int64(codes[r, c])
+            i = code - offset
+            if code == nodata:
+                out[z, nodata_col] += a
+            elif 0 <= i < n_lut:
+                out[z, lut[i]] += a
+            else:
+                out[z, unknown_col] += a
+    return out
+

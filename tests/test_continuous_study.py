@@ -1,0 +1,152 @@
+"""A study with continuous rasters end to end through `carbonscape run` and `check`: population
+from a coarser people-per-pixel grid, NPP sequestration, a soil factor raster; hand-computed."""
+
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CARBONSCAPE, pixel_box, write_pools, write_tif, write_vector
+from rasterio.transform import from_origin
+
+# 8×8 land use of 100 m pixels (1 ha): class 1 in the left half, class 2 in the right.
+CODES = np.repeat(np.array([[1] * 4 + [2] * 4], dtype=np.uint8), 8, axis=0)
+POOLS = [(1, 10, 2, 30, 1), (2, 60, 15, 20, 5)]  # totals 43 and 100 t/ha; soil 30 and 20
+# Four counties, one quadrant each (4 × 4 pixels = 16 ha): NW, NE, SW, SE.
+QUADRANTS = {"NW": (0, 0, 4, 4), "NE": (4, 0, 8, 4), "SW": (0, 4, 4, 8), "SE": (4, 4, 8, 8)}
+# People per 200 m pixel: a 4 × 4 grid twice as coarse, same origin; each county holds 2 × 2 of them.
+PEOPLE = np.array([[10, 20, 30, 40], [50, 60, 70, 80], [1, 2, 3, 4], [5, 6, 7, 8]], dtype=np.float32)
+COARSE = from_origin(500_000, 2_800_000, 200, 200)
+
+STUDY = """
+[study]
+name = "Continuous rasters"
+
+[landuse]
+rasters = ["lu.tif"]
+chunk = 256
+
+[counties]
+path = "counties.gpkg"
+id_field = "county"
+
+[pools]
+path = "pools.csv"
+
+[demand]
+per_capita_t = 2.0
+
+[zoning]
+method = "quantile"
+k = 2
+scheme = "classes"
+
+[outputs]
+maps = false
+report = false
+
+[continuous]
+population = "pop.tif"
+npp = "npp.tif"
+factors = { c_soil = "k_soil.tif" }
+"""
+
+
+@pytest.fixture
+def study(tmp):
+    write_tif(tmp / "lu.tif", CODES)
+    write_vector(tmp / "counties.gpkg", [pixel_box(*box) for box in QUADRANTS.values()], list(QUADRANTS))
+    write_pools(tmp / "pools.csv", POOLS)
+    write_tif(tmp / "pop.tif", PEOPLE, transform=COARSE)
+    write_tif(tmp / "npp.tif", np.full((8, 8), 400.0, dtype=np.float32))  # g C m⁻² yr⁻¹ on the land-use grid
+    # Soil factor 1.5 in the top half (rows 0-3), no correction (1) below.
+    write_tif(tmp / "k_soil.tif", np.array([[1.5, 1.5], [1.0, 1.0]], dtype=np.float32), transform=from_origin(500_000, 2_800_000, 400, 400))
+    (tmp / "study.toml").write_text(STUDY, encoding="utf-8")
+    return tmp
+
+
+def _run(*args):
+    return subprocess.run([str(CARBONSCAPE), *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def test_study_with_a_population_raster_runs_end_to_end(study):
+    done = _run("run", study / "study.toml", "--scheduler", "synchronous", "--out", study / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = study / "out"
+    demand = pd.read_csv(out / "demand_by_county.csv").set_index("county")
+    # NW: source pixels (0..1, 0..1) = 10 + 20 + 50 + 60 = 140 people; NE 30+40+70+80 = 220; SW 1+2+5+6 = 14; SE 22.
+    assert demand["population"].to_dict() == pytest.approx({"NW": 140.0, "NE": 220.0, "SW": 14.0, "SE": 22.0})
+    ratio = pd.read_csv(out / "ratio_zones.csv").set_index("county")
+    supply = pd.read_csv(out / "supply_by_county.csv").set_index("county")
+    # Soil × 1.5 in the top half: NW 16 ha × 43 + 16 × 30 × 0.5 = 928; NE 16 × 100 + 16 × 20 × 0.5 = 1760; SW 688; SE 1600.
+    assert supply["supply_t"].to_dict() == pytest.approx({"NW": 928.0, "NE": 1760.0, "SW": 688.0, "SE": 1600.0})
+    assert supply.loc["NW", "supply_t_uncorrected"] == pytest.approx(688.0)
+    assert ratio.loc["NE", "supply_t"] == pytest.approx(1760.0)
+    flux = pd.read_csv(out / "sequestration_by_county.csv").set_index("county")
+    # 400 g C m⁻² yr⁻¹ × 160,000 m² × 1e-6 = 64 t C/yr per county; emissions 2 t × people.
+    assert flux["sequestration_t_c"].to_dict() == pytest.approx({k: 64.0 for k in QUADRANTS})
+    assert flux.loc["NE", "emissions_t_co2"] == pytest.approx(440.0)
+    assert flux.loc["NE", "emissions_over_sequestration"] == pytest.approx(440.0 / (64.0 * 44 / 12))
+    values = pd.read_csv(out / "continuous_by_county.csv")
+    assert set(values["raster"]) == {"population", "npp", "factor 1"}
+    run = json.loads((out / "run.json").read_text())
+    population = run["continuous"]["population"]
+    assert population["resampling"] == "nearest" and population["source_grid"]["pixel_size"] == [200.0, 200.0]
+    assert population["quantity"] == "count" and run["continuous"]["npp"]["resampling"] == "none"
+
+
+def test_population_from_the_command_line(study):
+    (study / "study.toml").write_text(STUDY.replace('population = "pop.tif"\n', ""), encoding="utf-8")
+    done = _run("run", study / "study.toml", "--scheduler", "synchronous", "--out", study / "out", "--population", study / "pop.tif")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert pd.read_csv(study / "out" / "demand_by_county.csv")["population"].sum() == pytest.approx(float(PEOPLE.sum()))
+
+
+def test_check_refuses_a_raster_that_does_not_cover_the_region(study):
+    # Only the left half of the people grid: the eastern counties (half the region) are outside it.
+    write_tif(study / "pop.tif", PEOPLE[:, :2].copy(), transform=COARSE)
+    done = _run("check", study / "study.toml")
+    assert done.returncode == 2
+    assert "[continuous] population" in done.stderr and "pop.tif does not cover the region: 50.00% of the counties' area" in done.stderr
+
+
+def test_check_refuses_another_crs_without_resampling_and_negative_people(study):
+    write_tif(study / "npp.tif", np.full((20, 20), 400.0, dtype=np.float32), transform=from_origin(104.9, 25.4, 0.01, 0.01), crs="EPSG:4326")
+    write_tif(study / "pop.tif", np.where(PEOPLE == 60, -5, PEOPLE).astype(np.float32), transform=COARSE)
+    done = _run("check", study / "study.toml")
+    assert done.returncode == 2
+    assert "[continuous] npp" in done.stderr and "differs from the land use's" in done.stderr and 'resampling = "nearest"' in done.stderr
+    assert "pop.tif holds negative values (as low as -5)" in done.stderr
+
+
+def test_a_study_without_table_or_population_raster_is_refused(study):
+    (study / "study.toml").write_text(STUDY.replace('population = "pop.tif"\n', ""), encoding="utf-8")
+    done = _run("check", study / "study.toml")
+    assert done.returncode == 2 and "[demand] needs `table`" in done.stderr
+
+
+def test_supply_command_sums_rasters_in_its_pass(study):
+    assert _run("ingest", study / "lu.tif", "--out", study / "lu.zarr", "--scheduler", "synchronous").returncode == 0
+    assert _run("zones", study / "counties.gpkg", "--like", study / "lu.zarr", "--id-field", "county", "--out", study / "z.zarr",
+                "--scheduler", "synchronous").returncode == 0
+    done = _run("supply", "--landuse", study / "lu.zarr", "--zones", study / "z.zarr", "--pools", study / "pools.csv", "--out",
+                study / "s", "--population", study / "pop.tif", "--npp", study / "npp.tif", "--npp-units", "kg C m-2 yr-1",
+                "--factor", study / "k_soil.tif", "--scheduler", "synchronous")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "population 396 people" in done.stdout
+    values = pd.read_csv(study / "s" / "continuous_by_county.csv").set_index(["raster", "county"])
+    assert values.loc[("population", "NE"), "sum"] == pytest.approx(220.0)
+    assert values.loc[("population", "NE"), "mean"] == pytest.approx(220.0 / 0.16)  # people per km²
+    # Every pool × 1.5 in the top half: NW 16 ha × 43 × 1.5.
+    assert pd.read_csv(study / "s" / "supply_by_county.csv").set_index("county").loc["NW", "supply_t"] == pytest.approx(16 * 43 * 1.5)
+    # 400 kg C m⁻² yr⁻¹ × 160,000 m² × 1e-3 = 64,000 t C/yr.
+    assert pd.read_csv(study / "s" / "sequestration_by_county.csv").set_index("county").loc["SW", "sequestration_t_c"] == pytest.approx(64_000.0)
+
+
+def test_check_says_how_each_raster_meets_the_land_use(study):
+    done = _run("check", study / "study.toml")
+    assert done.returncode == 0, done.stderr
+    assert "continuous pop.tif: people per pixel, 4 × 4 pixels of 200 × 200" in done.stdout
+    assert "resampled by nearest neighbour onto the land use's grid" in done.stdout
+    assert "continuous npp.tif: NPP (g C m-2 yr-1)" in done.stdout and "on the land use's pixels" in done.stdout
