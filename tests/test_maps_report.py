@@ -286,6 +286,33 @@ def _assert_every_county_named_or_keyed(gdf, texts, renderer, ax, *, key=None):
     return numbers
 
 
+def assert_every_panel_names_or_keys_every_county(fig, gdf, *, main_key: dict[int, str] | None = None) -> dict[int, str]:
+    """Fig. 1 as rendered: on each of its map panels every county is drawn once, by its name inside
+    it or by a number found in the sheet's key with that county's name; texts never overlap. The
+    panels share one numbering, which keeps the numbers of Figs. 2–5 (``main_key``)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert panels and all(_label_texts(ax) for ax in panels), [ax.get_title() for ax in fig.axes]
+    keyed = {t.get_gid(): t.get_text() for t in fig.texts if (t.get_gid() or "").startswith("key:")}
+    shared = None
+    for ax in panels:
+        numbers = _assert_every_county_named_or_keyed(gdf, _label_texts(ax), renderer, ax)
+        assert shared is None or numbers == shared, ax.get_title()
+        shared = numbers
+        assert keyed == {f"key:{n}": f"{n} {county}" for n, county in numbers.items()}, ax.get_title()
+    width, height = fig.bbox.width, fig.bbox.height
+    for text in fig.texts:  # the key and the titles inside the sheet
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= width + 1 and box.y0 >= 0 and box.y1 <= height + 1, text.get_text()
+    for ax in panels:
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert legend.x1 <= width and legend.y0 >= 0, ax.get_title()
+    if main_key is not None:
+        assert all(shared.get(n) == county for n, county in main_key.items()), "Fig. 1 renumbers counties of Figs. 2–5"
+    return shared
+
+
 def test_labels_have_a_halo_fit_their_county_and_never_overlap(tmp_path):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -337,6 +364,9 @@ def test_three_thousand_counties_are_all_named_or_keyed(tmp_path, monkeypatch):
         for text in fig.texts:
             box = text.get_window_extent(fig.canvas.get_renderer())
             assert box.x0 >= 0 and box.x1 <= width + 1 and box.y0 >= 0 and box.y1 <= height + 1, text.get_text()
+    numbered = key.loc[key["shown_as"] == "number"]
+    assert_every_panel_names_or_keys_every_county(drawn["fig1_supply_by_class"]["fig"], gdf,
+                                                  main_key=dict(zip(numbered["number"].astype(int), numbered["county"])))
     for stem, sheet in drawn.items():
         width, height = sheet["size"]
         for box in sheet["boxes"]:
