@@ -43,7 +43,8 @@ class StudyError(InputError):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         where = f"{path}: " if path else ""
         if len(self.problems) == 1:
-            message = where + self.problems[0]
+            # "study.toml, line 8: ..." already names the file: not "study.toml: study.toml, line 8: ...".
+            message = (where if not (path and self.problems[0].startswith((f"{path}:", f"{path},"))) else "") + self.problems[0]
         else:
             message = where + f"{len(self.problems)} problems:\n" + "\n".join(
                 f"  - {problem}" for problem in self.problems

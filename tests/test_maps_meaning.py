@@ -307,3 +307,11 @@ def test_demo_every_county_is_named_or_keyed_on_every_map_and_panel(demo_maps, d
         assert numbers == main_key, stem
     panels = assert_every_panel_names_or_keys_every_county(figures["fig1_supply_by_class"], gdf, main_key=main_key)
     assert len(panels) > len(main_key)  # the panels are smaller: more counties go by number there
+
+
+def test_the_demo_report_is_light_enough_to_email(demo_run):
+    page = demo_run.out / "report.html"
+    assert page.stat().st_size < 1_200_000  # was 2.2–13.6 MB with the full-resolution PNGs embedded
+    text = page.read_text(encoding="utf-8")
+    for stem in STEMS:
+        assert f'<a href="maps/{stem}.png">' in text and (demo_run.out / "maps" / f"{stem}.png").exists(), stem

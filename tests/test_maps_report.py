@@ -563,6 +563,32 @@ def test_report_is_self_contained(tmp_path):
     assert str(tmp_path) not in text and "/tmp/" not in text and "landuse.tif" in text
 
 
+def test_the_report_is_light_enough_to_email(tmp_path):
+    from PIL import Image
+
+    run = fake_run(tmp_path / "run", n=400, layout="voronoi", chinese=False)
+    draw_maps(run)
+    page = write_report(run)
+    text = page.read_text(encoding="utf-8")
+    parser = _Collect()
+    parser.feed(text)
+    assert len(parser.images) == 5
+    full = 0
+    for img in parser.images:
+        data = base64.b64decode(img["src"].split(",", 1)[1])
+        stem = {"Functional zones": "fig5_zones", "Supply–demand ratio by county": "fig4_ratio", "Carbon supply by county": "fig2_supply",
+                "Carbon demand by county": "fig3_demand", "Carbon supply by county for each land-use class": "fig1_supply_by_class"}[img["alt"]]
+        original = run / "maps" / f"{stem}.png"
+        full += original.stat().st_size
+        with Image.open(io.BytesIO(data)) as image:
+            # A screen's width, a palette, a fraction of the full file's bytes ...
+            assert image.mode == "P" and 1000 <= image.width <= 1800, (stem, image.mode, image.size)
+        assert len(data) < 0.6 * original.stat().st_size, stem
+        # ... and a link to the full-resolution map beside the page.
+        assert f'<a href="maps/{stem}.png">' in text and (page.parent / "maps" / f"{stem}.png").exists()
+    assert page.stat().st_size < 0.6 * full
+
+
 def test_report_opens_with_a_summary_for_planners(tmp_path):
     run = fake_run(tmp_path / "run", n_side=5, infinite=1)
     page = write_report(run).read_text(encoding="utf-8")
