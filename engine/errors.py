@@ -7,6 +7,8 @@ exits with code 2 for them); anything else is a failure of the run (exit code 1)
 
 from __future__ import annotations
 
+import os
+
 
 class CarbonscapeError(RuntimeError):
     """Base class of every error carbonscape raises on purpose."""
@@ -43,8 +45,11 @@ class StudyError(InputError):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         where = f"{path}: " if path else ""
         if len(self.problems) == 1:
-            # "study.toml, line 8: ..." already names the file: not "study.toml: study.toml, line 8: ...".
-            message = (where if not (path and self.problems[0].startswith((f"{path}:", f"{path},"))) else "") + self.problems[0]
+            message = where + self.problems[0]
+            # "study.toml, line 8: ..." already names the file: the path once, not "study.toml: study.toml, line 8: ...".
+            name = os.path.basename(str(path)) if path else ""
+            if name and self.problems[0].startswith((f"{name}:", f"{name},")):
+                message = str(path) + self.problems[0][len(name):]
         else:
             message = where + f"{len(self.problems)} problems:\n" + "\n".join(
                 f"  - {problem}" for problem in self.problems
