@@ -194,7 +194,7 @@ def _read_cells(source: Path, *, sheet: str | int | None) -> tuple[list[list[str
             raw = pd.read_excel(source, sheet_name=sheet if sheet is not None else 0, header=None, dtype=object)
         except ImportError as exc:
             raise InputError(f"{source}: reading Excel files needs openpyxl: `pip install openpyxl` (or save the sheet as CSV)") from exc
-        except (ValueError, KeyError, IndexError) as exc:  # a missing sheet (by name or number), an unreadable workbook
+        except (ValueError, KeyError) as exc:  # a missing sheet, an unreadable workbook
             try:
                 sheets = pd.ExcelFile(source).sheet_names
             except Exception:  # noqa: BLE001 - not a workbook at all
