@@ -19,6 +19,27 @@ log = logging.getLogger("carbonscape")
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
+# `supply --out` and `generate` write into a folder in place: a folder of the user's own files is
+# refused unless this is given.
+write_into_option = click.option(
+    "--overwrite", is_flag=True,
+    help="Write into an output folder that holds files carbonscape did not write (replacing any of the same names).",
+)
+
+
+def _claim_folder(out: str, command: str, overwrite: bool) -> None:
+    from carbonscape.study.outputs import stage_folder_problem
+
+    problem = stage_folder_problem(out, command=command, overwrite=overwrite)
+    if problem:
+        raise carbonscape.InputError(problem)
+
+
+def _mark_folder(out: str, command: str) -> None:
+    from carbonscape.study.outputs import mark_stage_folder
+
+    mark_stage_folder(out, command=command)
+
 
 def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Errors become one clear paragraph and an exit code scripts can use (2 bad input, 1 failure)."""
@@ -52,7 +73,7 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(carbonscape.__version__, "--version", prog_name="carbonscape")
 @click.option("-v", "--verbose", count=True, help="More log messages (-vv for debug).")
-@click.option("-q", "--quiet", count=True, help="Fewer messages: warnings only (-qq errors only).")
+@click.option("-q", "--quiet", count=True, help="Fewer log messages: warnings only (-qq errors only); results still go to stdout.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
@@ -174,13 +195,14 @@ def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str,
               help="Correction factor GeoTIFF multiplying every pool's density pixel by pixel.")
 @click.option("--resampling", type=click.Choice(["none", "nearest"]), default="none", show_default=True,
               help="nearest: also resample rasters in another CRS onto the land-use grid (same CRS: always nearest).")
+@write_into_option
 @scheduler_option
 @progress_option
 @click.pass_context
 @_handle_errors
 def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size: float | None, pools: str, out: str, pixel_maps: bool,
            min_coverage: float | None, population_raster: str | None, npp_raster: str | None, npp_units: str, factor_raster: str | None,
-           resampling: str, scheduler: str | None, progress: bool | None) -> None:
+           resampling: str, overwrite: bool, scheduler: str | None, progress: bool | None) -> None:
     """Carbon supply per county (or grid cell), per class, per county and class, and per pool.
 
     \b
@@ -190,18 +212,19 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
     """
     if (zones_store is None) == (grid_size is None):
         raise click.UsageError("give either --zones (a county store) or --grid SIZE (square cells), not both or neither")
+    _claim_folder(out, "supply", overwrite)
     if grid_size is not None:
         if pixel_maps:
             raise click.UsageError("--pixel-maps goes with --zones; per-cell GeoTIFFs are written with --grid")
         from carbonscape.cells import supply_cells
 
         cells = supply_cells(landuse, pools, size=grid_size, out=out, scheduler=scheduler, progress=_progress(ctx, progress))
-        if not ctx.find_root().obj.get("quiet"):
-            s = cells.summary
-            click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {s['cells_with_land']:,} cells of {s['cell_size']:g} "
-                       f"({s['nodata_pixels']:,} nodata pixels) in {s['seconds']:.1f} s")
-            for name, path in cells.files.items():
-                click.echo(f"  {name}: {path}")
+        _mark_folder(out, "supply")
+        s = cells.summary
+        click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {s['cells_with_land']:,} cells of {s['cell_size']:g} "
+                   f"({s['nodata_pixels']:,} nodata pixels) in {s['seconds']:.1f} s")
+        for name, path in cells.files.items():
+            click.echo(f"  {name}: {path}")
         return
     assert zones_store is not None
     if population_raster or npp_raster or factor_raster:
@@ -212,25 +235,26 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
         both = supply_with_rasters(landuse, zones_store, pools, out=out, population=population_raster, npp=npp_raster, npp_units=npp_units,
                                    factor=factor_raster, resampling=resampling, min_coverage=min_coverage, scheduler=scheduler,
                                    progress=_progress(ctx, progress))
-        if not ctx.find_root().obj.get("quiet"):
-            s = both.supply.summary
-            click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {len(both.supply.by_county)} counties"
-                       + (f" (uncorrected {s['total_supply_t_uncorrected']:,.0f})" if "total_supply_t_uncorrected" in s else ""))
-            if "population" in both.values:
-                click.echo(f"population {both.values['population']['sum_va'].sum():,.0f} people")
-            if both.sequestration is not None:
-                click.echo(f"sequestration {both.sequestration['sequestration_t_c'].sum():,.1f} t C/yr")
-            for name, path in both.files.items():
-                click.echo(f"  {name}: {path}")
+        _mark_folder(out, "supply")
+        s = both.supply.summary
+        click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {len(both.supply.by_county)} counties"
+                   + (f" (uncorrected {s['total_supply_t_uncorrected']:,.0f})" if "total_supply_t_uncorrected" in s else ""))
+        if "population" in both.values:
+            click.echo(f"population {both.values['population']['sum_va'].sum():,.0f} people")
+        if both.sequestration is not None:
+            click.echo(f"sequestration {both.sequestration['sequestration_t_c'].sum():,.1f} t C/yr")
+        for name, path in both.files.items():
+            click.echo(f"  {name}: {path}")
         return
     result = carbonscape.supply(landuse, zones_store, pools, out=out, scheduler=scheduler, pixel_maps=pixel_maps, progress=_progress(ctx, progress),
                                 min_coverage=min_coverage)
-    if not ctx.find_root().obj.get("quiet"):
-        s = result.summary
-        click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {len(result.by_county)} counties "
-                   f"({s['pixels_in_counties']:,} pixels, {s['nodata_pixels_in_counties']:,} nodata) in {s['seconds']:.1f} s")
-        for name, path in result.files.items():
-            click.echo(f"  {name}: {path}")
+    _mark_folder(out, "supply")
+    # Results are output, not logging: -q hides progress and log lines only.
+    s = result.summary
+    click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {len(result.by_county)} counties "
+               f"({s['pixels_in_counties']:,} pixels, {s['nodata_pixels_in_counties']:,} nodata) in {s['seconds']:.1f} s")
+    for name, path in result.files.items():
+        click.echo(f"  {name}: {path}")
 
 
 @cli.command(name="demand")
@@ -262,11 +286,10 @@ def demand_command(ctx: click.Context, results: str, counties: str, id_field: st
     result = carbonscape.demand_stage(results, counties=counties, id_field=id_field, table=table, key=key, population=population,
                                       per_capita_t=per_capita_t, total_emissions_t=total_emissions_t, total_population=total_population,
                                       emissions_column=emissions_column, layer=layer, sheet=sheet)
-    if not ctx.find_root().obj.get("quiet"):
-        totals = carbonscape.demand_totals(result.demand)
-        click.echo(f"demand in {len(result.demand):,} counties: regional density {totals['regional_density_t_per_km2']:,.1f} t CO₂/km²")
-        for name in ("demand_by_county", "demand_totals"):
-            click.echo(f"  {name}: {result.files[name]}")
+    totals = carbonscape.demand_totals(result.demand)
+    click.echo(f"demand in {len(result.demand):,} counties: regional density {totals['regional_density_t_per_km2']:,.1f} t CO₂/km²")
+    for name in ("demand_by_county", "demand_totals"):
+        click.echo(f"  {name}: {result.files[name]}")
 
 
 @cli.command(name="zoning")
@@ -302,8 +325,7 @@ def zoning_command(ctx: click.Context, results: str, ratio_units: str, method: s
             raise carbonscape.InputError(f"--breaks {breaks!r} is not numbers separated by commas, e.g. 0.005,0.01,0.02") from None
     result = carbonscape.zoning_stage(results, ratio_units=ratio_units, method=method, k=k, breaks=edges, weights=weights, scheme=scheme,
                                       name=name, year=year, source=source, supply_weight=supply_weight, demand_weight=demand_weight)
-    if not ctx.find_root().obj.get("quiet"):
-        _print_study_summary(result)
+    _print_study_summary(result)
 
 
 @cli.command(name="statistics")
@@ -331,8 +353,7 @@ def statistics_command(ctx: click.Context, results: str, weights: str, permutati
     """
     result = carbonscape.statistics_stage(results, weights=weights, permutations=permutations, seed=seed, alpha=alpha, pools=pools,
                                           draws=draws, draws_seed=draws_seed, maps=maps)
-    if not ctx.find_root().obj.get("quiet"):
-        _print_study_summary(result)
+    _print_study_summary(result)
 
 
 @cli.command()
@@ -378,22 +399,21 @@ def change(ctx: click.Context, landuse_from: str, landuse_to: str, zones_store: 
     from carbonscape.change_figures import draw_transitions
 
     result.files["transitions_sankey"] = draw_transitions(result, Path(out).absolute() / "transitions_sankey.png")
-    if not ctx.find_root().obj.get("quiet"):
-        s = result.summary
-        click.echo(f"supply {s['supply_from_t']:,.0f} t C → {s['supply_to_t']:,.0f} t C; change {s['change_t']:+,.0f} t C "
-                   f"over pixels with a class in both maps ({s['changed_pixels']:,} pixels changed class)")
-        if "valuation" in s:
-            click.echo(f"net present value {s['valuation']['npv']:+,.2f} (valuation constant {s['valuation']['valuation_constant_per_t_c']:.6g} per t C)")
-        if s.get("comprehensive_dynamic_degree_pct_per_year") is not None:
-            click.echo(f"comprehensive land-use dynamic degree {s['comprehensive_dynamic_degree_pct_per_year']:.4f} % per year")
-        if s["nodata_from_only_pixels"] or s["nodata_to_only_pixels"]:
-            click.echo(f"nodata in one map only: {s['nodata_from_only_pixels']:,} pixels (first), {s['nodata_to_only_pixels']:,} (second)")
-        top = result.transitions[result.transitions["from_code"] != result.transitions["to_code"]]
-        top = top.reindex(top["area_km2"].sort_values(ascending=False).index).head(5)
-        for row in top.itertuples():
-            click.echo(f"  {row.from_name} → {row.to_name}: {row.area_km2:,.3f} km², {row.carbon_change_t:+,.0f} t C")
-        for name, path in result.files.items():
-            click.echo(f"  {name}: {path}")
+    s = result.summary
+    click.echo(f"supply {s['supply_from_t']:,.0f} t C → {s['supply_to_t']:,.0f} t C; change {s['change_t']:+,.0f} t C "
+               f"over pixels with a class in both maps ({s['changed_pixels']:,} pixels changed class)")
+    if "valuation" in s:
+        click.echo(f"net present value {s['valuation']['npv']:+,.2f} (valuation constant {s['valuation']['valuation_constant_per_t_c']:.6g} per t C)")
+    if s.get("comprehensive_dynamic_degree_pct_per_year") is not None:
+        click.echo(f"comprehensive land-use dynamic degree {s['comprehensive_dynamic_degree_pct_per_year']:.4f} % per year")
+    if s["nodata_from_only_pixels"] or s["nodata_to_only_pixels"]:
+        click.echo(f"nodata in one map only: {s['nodata_from_only_pixels']:,} pixels (first), {s['nodata_to_only_pixels']:,} (second)")
+    top = result.transitions[result.transitions["from_code"] != result.transitions["to_code"]]
+    top = top.reindex(top["area_km2"].sort_values(ascending=False).index).head(5)
+    for row in top.itertuples():
+        click.echo(f"  {row.from_name} → {row.to_name}: {row.area_km2:,.3f} km², {row.carbon_change_t:+,.0f} t C")
+    for name, path in result.files.items():
+        click.echo(f"  {name}: {path}")
 
 
 @cli.command()
@@ -402,9 +422,10 @@ def change(ctx: click.Context, landuse_from: str, landuse_to: str, zones_store: 
 @click.option("--pixel-size", default=30.0, show_default=True, help="Pixel edge in metres.")
 @click.option("--counties", "n_counties", default=50, show_default=True, help="Number of Voronoi counties.")
 @click.option("--seed", default=0, show_default=True)
+@write_into_option
 @click.pass_context
 @_handle_errors
-def generate(ctx: click.Context, out_dir: str, size: str, pixel_size: float, n_counties: int, seed: int) -> None:
+def generate(ctx: click.Context, out_dir: str, size: str, pixel_size: float, n_counties: int, seed: int, overwrite: bool) -> None:
     """Generate a synthetic region (land use, counties, pools) to try or benchmark carbonscape.
 
     \b
@@ -415,7 +436,15 @@ def generate(ctx: click.Context, out_dir: str, size: str, pixel_size: float, n_c
         rows, cols = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise carbonscape.InputError(f"--size {size!r} is not ROWSxCOLS, e.g. 2000x3000") from None
+    if rows < 1 or cols < 1:
+        raise carbonscape.InputError(f"--size {size!r}: a raster needs at least one row and one column, e.g. 2000x3000")
+    if not pixel_size > 0:
+        raise carbonscape.InputError(f"--pixel-size {pixel_size:g}: a pixel edge is a positive length in metres, e.g. 30")
+    if n_counties < 1:
+        raise carbonscape.InputError(f"--counties {n_counties}: a region needs at least one county, e.g. 50")
+    _claim_folder(out_dir, "generate", overwrite)
     region = carbonscape.make_region(out_dir, shape=(rows, cols), pixel_size=pixel_size, n_counties=n_counties, seed=seed)
+    _mark_folder(out_dir, "generate")
     for label, path in (("landuse", region.landuse), ("counties", region.counties), ("pools", region.pools)):
         click.echo(f"{label}: {path}")
 
@@ -486,8 +515,7 @@ def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | No
                            "npp": npp_raster and str(Path(npp_raster).absolute())}
     result = carbonscape.run_study(study, out=out, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps, report=report,
                                    overwrite=overwrite, settings=flags)
-    if not ctx.find_root().obj.get("quiet"):
-        _print_study_summary(result)
+    _print_study_summary(result)
 
 
 @cli.command()
@@ -568,11 +596,10 @@ def demo(ctx: click.Context, out: str, resolution: float, maps: bool, report: bo
     """
     result, comparison = carbonscape.run_demo(out, resolution_m=resolution, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps,
                                               report=report, overwrite=overwrite)
-    if not ctx.find_root().obj.get("quiet"):
-        _print_study_summary(result)
-        click.echo("")
-        click.echo(comparison)
-        _print_changes(result)
+    _print_study_summary(result)
+    click.echo("")
+    click.echo(comparison)
+    _print_changes(result)
 
 
 def _print_changes(result: Any) -> None:
@@ -633,6 +660,11 @@ def maps_command(ctx: click.Context, run_dir: str, formats: tuple[str, ...]) -> 
     result = carbonscape.read_outputs(run_dir)
     for path in carbonscape.draw_maps(result, formats=formats):
         click.echo(str(path))
+    # The report embeds the maps: one left from an earlier draw would show other maps (or none).
+    if (Path(run_dir) / "report.html").is_file():
+        page = carbonscape.write_report(result)
+        log.info("report.html rewritten with these maps")
+        click.echo(str(page))
 
 
 @cli.command(name="report")

@@ -387,7 +387,9 @@ def _supply_result(
         log.warning(
             "%s nodata pixels inside the counties count nowhere (%s)",
             f"{summary['nodata_pixels_in_counties']:,}",
-            ", ".join(f"{k}: {v:,}" for k, v in list(summary["nodata_pixels_by_county"].items())[:5]),
+            ", ".join(f"{k}: {v:,}" for k, v in list(summary["nodata_pixels_by_county"].items())[:5])
+            + (f", … {len(summary['nodata_pixels_by_county']) - 5:,} more in supply_summary.json, nodata_pixels_by_county"
+               if len(summary["nodata_pixels_by_county"]) > 5 else ""),
         )
     return SupplyResult(by_county=by_county, by_class=by_class, by_county_class=by_county_class, by_pool=by_pool, summary=summary)
 

@@ -21,6 +21,15 @@ def _palette(n: int) -> list[Any]:
     return [cmap(i % 20) for i in range(n)]
 
 
+def _map_labels(change: Any) -> dict[str, str]:
+    """The two maps as a title names them: their years when the change has them, else their labels."""
+    labels = dict(change.summary.get("maps", {}))
+    years = change.summary.get("years")
+    if years and len(years) == 2:
+        labels = {"from": str(years[0]), "to": str(years[1])}
+    return labels
+
+
 def draw_transitions(change: Any, path: str | os.PathLike[str], *, title: str | None = None, min_share: float = 0.001) -> Path:
     """A Sankey diagram of the region's transitions: each class's area in the first map (left) and
     the second (right), a band per from → to transition as wide as its area (km²); transitions under
@@ -33,7 +42,7 @@ def draw_transitions(change: Any, path: str | os.PathLike[str], *, title: str | 
     from matplotlib.path import Path as MplPath
 
     t = change.transitions
-    labels = change.summary.get("maps", {})
+    labels = _map_labels(change)
     total = float(t["area_km2"].sum())
     left = t.groupby(["from_code", "from_name"])["area_km2"].sum()
     right = t.groupby(["to_code", "to_name"])["area_km2"].sum()
@@ -102,7 +111,7 @@ def draw_change_map(change: Any, polygons: Any, id_field: str, path: str | os.Pa
     fig, ax = plt.subplots(figsize=(8, 7), dpi=150)
     frame.plot(column="change_t", ax=ax, cmap="RdYlGn", norm=norm, edgecolor="#555555", linewidth=0.3, legend=True,
                legend_kwds={"label": "carbon change (t C)", "shrink": 0.6})
-    labels = change.summary.get("maps", {})
+    labels = _map_labels(change)
     ax.set_title(title or f"Carbon change per county, {labels.get('from', '')} → {labels.get('to', '')}", fontsize=10)
     ax.axis("off")
     target = Path(path)

@@ -532,7 +532,8 @@ def _check_address(scheduler: str) -> None:
     raise InputError(
         (f"--scheduler {scheduler}: no such scheduler file. " if looks_like_a_file else f"--scheduler {scheduler!r} is not a scheduler. ")
         + f"Give a scheduler address (tcp://HOST:PORT), a scheduler file written by `dask scheduler --scheduler-file`, "
-        f"or one of {', '.join(LOCAL_SCHEDULERS)}; with no --scheduler a LocalCluster is started"
+        f"one of {', '.join(LOCAL_SCHEDULERS)}, or a job queue ({', '.join(JOB_QUEUES)}: worker jobs through dask-jobqueue, "
+        f"e.g. --scheduler slurm --jobs 4); with no --scheduler a LocalCluster is started"
     )
 
 

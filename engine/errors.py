@@ -7,6 +7,8 @@ exits with code 2 for them); anything else is a failure of the run (exit code 1)
 
 from __future__ import annotations
 
+import os
+
 
 class CarbonscapeError(RuntimeError):
     """Base class of every error carbonscape raises on purpose."""
@@ -44,6 +46,10 @@ class StudyError(InputError):
         where = f"{path}: " if path else ""
         if len(self.problems) == 1:
             message = where + self.problems[0]
+            # "study.toml, line 8: ..." already names the file: the path once, not "study.toml: study.toml, line 8: ...".
+            name = os.path.basename(str(path)) if path else ""
+            if name and self.problems[0].startswith((f"{name}:", f"{name},")):
+                message = str(path) + self.problems[0][len(name):]
         else:
             message = where + f"{len(self.problems)} problems:\n" + "\n".join(
                 f"  - {problem}" for problem in self.problems

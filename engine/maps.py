@@ -302,7 +302,7 @@ def reserved_boxes(sheet: Sheet) -> list[tuple[float, float, float, float]]:
 
 
 def place_county_texts(gdf: gpd.GeoDataFrame, sheet: Sheet, *, names: Sequence[str] | None = None, name_size: float = NAME_SIZE,
-                       number_size: float = NUMBER_SIZE) -> Placement:
+                       number_size: float = NUMBER_SIZE, numbers: dict[str, int] | None = None) -> Placement:
     """Place each county's name where its whole box fits inside the county and overlaps nothing
     placed before (larger counties first); number the others in reading order (north to south,
     west to east) and place each number inside its county, else over it, else beside it with a
@@ -314,6 +314,10 @@ def place_county_texts(gdf: gpd.GeoDataFrame, sheet: Sheet, *, names: Sequence[s
         Counties with a ``county`` column (the text drawn unless ``names`` is given).
     sheet
         The frame the texts will be drawn in (sizes in points become data units through it).
+    numbers
+        Counties (by ``county`` key) that keep the number they have elsewhere (Fig. 1's panels
+        keep the numbers of Figs. 2–5); they are numbered, never named, and the other counties
+        drawn by number are numbered after the largest of them.
 
     Returns
     -------
@@ -369,8 +373,9 @@ def place_county_texts(gdf: gpd.GeoDataFrame, sheet: Sheet, *, names: Sequence[s
     texts: list[PlacedText] = []
     named = np.zeros(n, dtype=bool)
     areas = np.array([g.area if ok else 0.0 for g, ok in zip(geoms, valid)])
+    fixed = {k: int(v) for k, v in (numbers or {}).items()}
     for i in np.argsort(-areas, kind="stable"):
-        if not valid[i] or not names[i].strip():
+        if not valid[i] or not names[i].strip() or keys[i] in fixed:
             continue
         hw, hh = half(names[i], name_font)
         for x, y in candidates(i):
@@ -385,7 +390,9 @@ def place_county_texts(gdf: gpd.GeoDataFrame, sheet: Sheet, *, names: Sequence[s
     # Reading order: rows of a twentieth of the frame's height from the north, then west to east.
     band = (ay1 - ay0) / 20
     unnamed.sort(key=lambda i: (-math.floor((centres[i][1] - ay0) / band), centres[i][0]))
-    numbers = {i: k + 1 for k, i in enumerate(unnamed)}
+    start = max(fixed.values(), default=0)
+    free = [i for i in unnamed if keys[i] not in fixed]
+    numbers = {i: start + k + 1 for k, i in enumerate(free)} | {i: fixed[keys[i]] for i in unnamed if keys[i] in fixed}
     # The smallest counties have the fewest free spots: they choose first.
     for i in sorted(unnamed, key=lambda i: areas[i]):
         label = str(numbers[i])
@@ -542,22 +549,38 @@ def _single_sheet(inputs: MapInputs, sheet: Sheet, placement: Placement, title: 
     canvas = FigureCanvasAgg(fig)
     ax = fig.add_axes((LEFT / width, BOTTOM / height, sheet.width / width, sheet.height / height))
     ax.set_axis_off()
+    _sheet_texts(fig, inputs, title, width, height)
+    top = (BOTTOM + sheet.height) / height
+    if columns:
+        _draw_key(fig, placement.key, (LEFT + sheet.width + GAP + legend_width) / width, top, rows, col_width, width, height)
+    return _SheetFigure(fig, canvas, ax, (LEFT + sheet.width + GAP) / width, top)
+
+
+def study_line(inputs: MapInputs) -> str:
+    """The sheet's second line: the study's name and year (the year once, when the name holds it)."""
+    year = str(inputs.year or "")
+    return " · ".join(p for p in (inputs.study, "" if year and year in inputs.study else year) if p)
+
+
+def _sheet_texts(fig: Figure, inputs: MapInputs, title: str, width: float, height: float) -> None:
+    """Title and study line above, the credit line (data sources, CRS) below; sizes in inches."""
     fig.text(LEFT / width, 1 - 0.12 / height, title, ha="left", va="top", fontsize=13, fontfamily=FONT_FAMILIES)
-    fig.text(LEFT / width, 1 - 0.42 / height, " · ".join(p for p in (inputs.study, str(inputs.year or "")) if p), ha="left", va="top",
-             fontsize=8.5, color="#333333", fontfamily=FONT_FAMILIES)
+    fig.text(LEFT / width, 1 - 0.42 / height, study_line(inputs), ha="left", va="top", fontsize=8.5, color="#333333",
+             fontfamily=FONT_FAMILIES)
     chars = int(width * 72 / (6.5 * 0.55))
     fig.text(LEFT / width, 0.08 / height, "\n".join(textwrap.wrap(credit_line(inputs), chars)[:3]), ha="left", va="bottom", fontsize=6.5,
              color="#444444", fontfamily=FONT_FAMILIES)
-    top = (BOTTOM + sheet.height) / height
-    if columns:
-        x = (LEFT + sheet.width + GAP + legend_width) / width
-        fig.text(x, top, KEY_TITLE, ha="left", va="top", fontsize=LEGEND_SIZE, fontfamily=FONT_FAMILIES)
-        line = KEY_SIZE * 1.4 / 72 / height
-        for k, (number, name) in enumerate(placement.key):
-            column, row = divmod(k, rows)
-            fig.text(x + column * col_width / width, top - 0.2 / height - row * line, f"{number} {name}", ha="left", va="top",
-                     fontsize=KEY_SIZE, gid=f"key:{number}", fontfamily=FONT_FAMILIES)
-    return _SheetFigure(fig, canvas, ax, (LEFT + sheet.width + GAP) / width, top)
+
+
+def _draw_key(fig: Figure, key: list[tuple[int, str]], x: float, top: float, rows: int, col_width: float, width: float,
+              height: float) -> None:
+    """The key of counties drawn by number, in columns from ``x`` (figure fraction) down from ``top``."""
+    fig.text(x, top, KEY_TITLE, ha="left", va="top", fontsize=LEGEND_SIZE, fontfamily=FONT_FAMILIES)
+    line = KEY_SIZE * 1.4 / 72 / height
+    for k, (number, name) in enumerate(key):
+        column, row = divmod(k, rows)
+        fig.text(x + column * col_width / width, top - 0.2 / height - row * line, f"{number} {name}", ha="left", va="top",
+                 fontsize=KEY_SIZE, gid=f"key:{number}", fontfamily=FONT_FAMILIES)
 
 
 def _legend(sheet_fig: _SheetFigure, handles: list[Patch], title: str) -> None:
@@ -764,7 +787,7 @@ def draw_maps(result: Any, *, out: str | os.PathLike[str] | None = None, formats
             written += _draw_zones(inputs, sheet, placement, out, formats)
         classes_table = _class_table(inputs.by_class)
         if classes_table is not None and inputs.by_county_class is not None:
-            written += _draw_class_sheet(inputs, classes_table, out, formats)
+            written += _draw_class_sheet(inputs, classes_table, out, formats, sheet, placement)
         if overview and inputs.overview is not None and Path(inputs.overview).exists():
             written += _draw_overview(inputs, Path(inputs.overview), out, formats)
     _remove_stale(out, written)
@@ -879,9 +902,32 @@ def _class_table(by_class: pd.DataFrame | None) -> pd.DataFrame | None:
     return classes.assign(title=titles)
 
 
-def _draw_class_sheet(inputs: MapInputs, classes: pd.DataFrame, out: Path, formats: Sequence[str]) -> list[Path]:
+def _panel_placement(gdf: gpd.GeoDataFrame, sheet: Sheet, placement: Placement) -> tuple[Sheet, Placement]:
+    """Fig. 1's panel frame and its county texts: the smallest frame (from about half of Figs. 2–5's,
+    at least 3.5 in along its longer side, growing up to theirs) in which every county gets its name
+    or a number without covering another's. Counties numbered on Figs. 2–5 keep their numbers."""
+    fixed = {county: number for number, county in _keyed_counties(placement, gdf)}
+    longer = max(sheet.width, sheet.height)
+    factor = min(max(0.55, 3.5 / longer), 1.0)
+    while True:
+        panel = Sheet(width=sheet.width * factor, height=sheet.height * factor, xlim=sheet.xlim, ylim=sheet.ylim)
+        texts = place_county_texts(gdf, panel, numbers=fixed)
+        if factor >= 1.0 or not any(t.crowded for t in texts.texts):
+            return panel, texts
+        factor = min(factor * 1.2, 1.0)
+
+
+def _keyed_counties(placement: Placement, gdf: gpd.GeoDataFrame) -> list[tuple[int, str]]:
+    """``(number, county key)`` of the counties a placement draws by number."""
+    return sorted((int(t.text), t.county) for t in placement.texts if t.kind == "number")
+
+
+def _draw_class_sheet(inputs: MapInputs, classes: pd.DataFrame, out: Path, formats: Sequence[str], sheet: Sheet,
+                      placement: Placement) -> list[Path]:
     """Fig. 1: one small map per land-use class, all in one unit (chosen from the largest county
-    value of any class), each with its own natural-break classes."""
+    value of any class), each with its own natural-break classes. Every county is named or
+    numbered on every panel (the numbers of Figs. 2–5, and more where a name no longer fits),
+    with one key beside the panels."""
     gdf = inputs.counties
     pairs = inputs.by_county_class
     assert pairs is not None
@@ -890,35 +936,45 @@ def _draw_class_sheet(inputs: MapInputs, classes: pd.DataFrame, out: Path, forma
     keys = gdf["county"].astype(str)
     panels = [table.get(row["lucode"], pd.Series(dtype=float)).reindex(keys).fillna(0.0).to_numpy() for _, row in classes.iterrows()]
     scale, unit = tonnes_scale(np.concatenate(panels) if panels else np.array([]), "t C")
-    sheet = sheet_for(gdf)
-    n = len(classes)
-    ncols = min(3, n)
-    nrows = math.ceil(n / ncols)
-    panel_w, legend_w = 3.0, 1.5
-    panel_h = panel_w * sheet.height / sheet.width
-    fig = Figure(figsize=(ncols * (panel_w + legend_w) + 0.3, nrows * (panel_h + 0.45) + 1.3), dpi=DPI, layout="constrained")
-    canvas = FigureCanvasAgg(fig)
-    fig.suptitle(f"{MAP_FILES['fig1_supply_by_class']} ({unit})\n{' · '.join(p for p in (inputs.study, str(inputs.year or '')) if p)}",
-                 fontsize=11)
-    fig.supxlabel("\n".join(textwrap.wrap(credit_line(inputs), int(fig.get_figwidth() * 72 / (6.5 * 0.55)))[:3]), fontsize=6.5,
-                  color="#444444")
-    grid = fig.add_gridspec(nrows, 2 * ncols, width_ratios=[panel_w, legend_w] * ncols)
-    for i, ((_, row), values) in enumerate(zip(classes.iterrows(), panels)):
-        r, c = divmod(i, ncols)
-        ax = fig.add_subplot(grid[r, 2 * c])
+    panel, texts = _panel_placement(gdf, sheet, placement)
+    legend_title = f"supply ({unit})"
+    drawn = []
+    for values in panels:
         edges, classes_of = _natural_classes(values, 5)
         palette = _palette("YlGn", max(len(edges) - 1, 0))
         infinite = np.zeros(len(values), dtype=bool)
+        drawn.append((classes_of, palette, _class_handles(classes_of, palette, legend_labels(edges, scale=scale), infinite, "infinite")))
+    legend_w = max(_legend_width(handles, legend_title) for _, _, handles in drawn) if drawn else 1.2
+    n = len(classes)
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    title_band, row_gap = 0.3, 0.15
+    area = Sheet(width=panel.width, height=nrows * (title_band + panel.height) + (nrows - 1) * row_gap, xlim=sheet.xlim, ylim=sheet.ylim)
+    rows, columns, col_width = _key_columns(area, texts.key)
+    cell_w = panel.width + GAP + legend_w
+    width = LEFT + ncols * cell_w + columns * col_width + 0.15
+    height = TOP + area.height + BOTTOM
+    register_cjk_font()
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    canvas = FigureCanvasAgg(fig)
+    _sheet_texts(fig, inputs, f"{MAP_FILES['fig1_supply_by_class']} ({unit})", width, height)
+    top = (BOTTOM + area.height) / height
+    for i, ((_, row), (classes_of, palette, handles)) in enumerate(zip(classes.iterrows(), drawn)):
+        r, c = divmod(i, ncols)
+        x0 = LEFT + c * cell_w
+        y0 = BOTTOM + area.height - (r + 1) * (title_band + panel.height) - r * row_gap
+        ax = fig.add_axes((x0 / width, y0 / height, panel.width / width, panel.height / height))
+        infinite = np.zeros(len(classes_of), dtype=bool)
         gdf.plot(ax=ax, color=_colours(classes_of, palette, infinite), edgecolor="white", linewidth=_edge_width(len(gdf)) / 2)
-        ax.set_xlim(*sheet.xlim)
-        ax.set_ylim(*sheet.ylim)
-        ax.set_axis_off()
-        ax.set_title(row["title"], fontsize=9)
+        _frame(ax, panel)
+        ax.set_title(row["title"], fontsize=9, fontfamily=FONT_FAMILIES)
         add_scale_bar(ax, gdf.crs, xlim=sheet.xlim, ylim=sheet.ylim)
-        # The legend belongs to its map and sits in the column beside it, kept free for it.
-        fig.add_subplot(grid[r, 2 * c + 1]).set_axis_off()
-        ax.legend(handles=_class_handles(classes_of, palette, legend_labels(edges, scale=scale), infinite, "infinite"), loc="center left",
-                  bbox_to_anchor=(1.04, 0.5), title=f"supply ({unit})", title_fontsize=6.5, frameon=False, prop={"size": 6.5})
+        draw_county_texts(ax, texts)
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1 + GAP / panel.width, 1.0), title=legend_title,
+                  title_fontproperties=FontProperties(family=FONT_FAMILIES, size=6.5), frameon=False,
+                  prop=FontProperties(family=FONT_FAMILIES, size=6.5), alignment="left", borderaxespad=0, borderpad=0)
+    if columns:
+        _draw_key(fig, texts.key, (LEFT + ncols * cell_w) / width, top, rows, col_width, width, height)
     return _save(fig, canvas, out, "fig1_supply_by_class", formats)
 
 

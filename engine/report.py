@@ -6,7 +6,8 @@ then the tables (collapsed), the parameters and the provenance. Numbers in the t
 the digits that mean something (three significant figures); the CSV files keep full precision.
 No path of the machine that ran the study appears: inputs are named by file name.
 
-Images are embedded as data URIs, the CSS is inline, and the Chinese characters the page uses are
+Images are embedded as data URIs (each map cut to a screen's width and a 64-colour palette, a few
+hundred kB for a whole study, with a link to its full-resolution file in ``maps/``), the CSS is inline, and the Chinese characters the page uses are
 embedded as a small subset of the bundled Noto Sans CJK SC (SIL OFL 1.1), so the file opens from
 disk in any browser, with no network and no CJK font installed.
 """
@@ -43,6 +44,9 @@ MAP_CAPTIONS = {
 # A zone's county list is written out in the summary up to this many names; longer ones open on click.
 NAMES_INLINE = 20
 SUBSET_FAMILY = "carbonscape CJK"
+# The maps as the page embeds them: a screen's width and a palette (maps/ keeps the full files).
+REPORT_IMAGE_WIDTH = 1800
+REPORT_IMAGE_COLOURS = 64
 
 # What each zone of the 2025 study's scheme means for planning (METHOD.md, formula 5 and Table 4).
 ZONE_MEANINGS = {
@@ -297,9 +301,10 @@ def _summary(inputs: ReportInputs) -> str:
     ratio_table = inputs.tables.get("ratio_zones")
     if ratio_table is not None and "ratio" in ratio_table.columns:
         infinite = int(np.isposinf(pd.to_numeric(ratio_table["ratio"], errors="coerce")).sum())
-    ratio_unit = units.get("ratio") or "demand density over supply density"
-    parts.append(f'<p class="note">Ratio = carbon demand density / supply density ({html.escape(str(ratio_unit))}): the higher it is, the more '
-                 f"a county's yearly emissions weigh on the carbon it stores."
+    # The units in short (the source of the formula is cited in run.json and the Method section).
+    ratio_unit = str(units.get("ratio") or "demand density over supply density").split(", as ")[0]
+    parts.append(f'<p class="note">Ratio = carbon demand density ÷ supply density: the higher it is, the more a county\'s yearly emissions '
+                 f"weigh on the carbon it stores. Units: {html.escape(str(ratio_unit))}."
                  + (f" {int(infinite):,} {'county stores' if infinite == 1 else 'counties store'} no carbon (infinite ratio), listed apart from the "
                     "ratios below." if infinite else "") + "</p>")
     ratio = inputs.tables.get("ratio_zones")
@@ -358,9 +363,12 @@ def _maps(out: Path | None, inputs: ReportInputs) -> str:
             for suffix, mime in ((".png", "image/png"), (".svg", "image/svg+xml")):
                 image = maps_dir / f"{stem}{suffix}"
                 if image.exists():
-                    data = base64.b64encode(image.read_bytes()).decode("ascii")
+                    raw = report_image(image) if suffix == ".png" else image.read_bytes()
+                    data = base64.b64encode(raw).decode("ascii")
+                    link = f"maps/{image.name}"
                     figures.append(f'<figure><img class="map" alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
-                                   f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+                                   f'<figcaption>{html.escape(caption)} · full resolution beside this page: <a href="{link}">{link}</a>'
+                                   "</figcaption></figure>")
                     break
     if not figures:
         note = "No maps in this study's folder; draw them with <code>carbonscape maps</code>."
@@ -375,6 +383,25 @@ def _maps(out: Path | None, inputs: ReportInputs) -> str:
             key = (f"<details><summary>Counties shown by number on the maps ({len(numbered):,})</summary>"
                    f'<table id="county-key"><thead><tr><th>number</th><th>county</th></tr></thead><tbody>{rows}</tbody></table></details>')
     return "<h2>Maps</h2>" + key + "".join(figures)
+
+
+def report_image(path: Path, *, max_width: int = REPORT_IMAGE_WIDTH, colours: int = REPORT_IMAGE_COLOURS) -> bytes:
+    """A map PNG as the page embeds it: at most ``max_width`` pixels wide (a screen's width; the
+    full-resolution file stays in ``maps/`` for print) and cut to a palette of ``colours``
+    colours, without dithering, so the flat fills and text compress a few times smaller.
+
+    Pillow does this (a well-kept library; matplotlib already depends on it)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        rgb = image.convert("RGB")
+    if rgb.width > max_width:
+        rgb = rgb.resize((max_width, round(rgb.height * max_width / rgb.width)), Image.Resampling.BOX)
+    palette = rgb.quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    buffer = io.BytesIO()
+    palette.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
 
 
 def _tables(inputs: ReportInputs) -> str:

@@ -289,3 +289,29 @@ def test_demo_zone_map_and_labels(demo_maps):
     spellings = {county: {county, str(names.get(county, county))} for county in counties.index}
     for stem in ("fig2_supply", "fig4_ratio", "fig5_zones"):
         check_labels(figures[stem].axes[0], counties, spellings, every=False)
+
+
+def test_demo_every_county_is_named_or_keyed_on_every_map_and_panel(demo_maps, demo_run):
+    from test_maps_report import _assert_every_county_named_or_keyed, _label_texts, assert_every_panel_names_or_keys_every_county
+
+    figures, counties, _, _ = demo_maps
+    gdf = counties.reset_index()
+    key = pd.read_csv(demo_run.out / "maps" / "county_key.csv", dtype={"county": str})
+    numbered = key.loc[key["shown_as"] == "number"]
+    main_key = dict(zip(numbered["number"].astype(int), numbered["county"]))
+    assert len(main_key) >= 5  # the small central districts
+    for stem in ("fig2_supply", "fig3_demand", "fig4_ratio", "fig5_zones"):
+        fig = figures[stem]
+        fig.canvas.draw()
+        numbers = _assert_every_county_named_or_keyed(gdf, _label_texts(fig.axes[0]), fig.canvas.get_renderer(), fig.axes[0])
+        assert numbers == main_key, stem
+    panels = assert_every_panel_names_or_keys_every_county(figures["fig1_supply_by_class"], gdf, main_key=main_key)
+    assert len(panels) > len(main_key)  # the panels are smaller: more counties go by number there
+
+
+def test_the_demo_report_is_light_enough_to_email(demo_run):
+    page = demo_run.out / "report.html"
+    assert page.stat().st_size < 1_200_000  # was 2.2–13.6 MB with the full-resolution PNGs embedded
+    text = page.read_text(encoding="utf-8")
+    for stem in STEMS:
+        assert f'<a href="maps/{stem}.png">' in text and (demo_run.out / "maps" / f"{stem}.png").exists(), stem

@@ -286,6 +286,33 @@ def _assert_every_county_named_or_keyed(gdf, texts, renderer, ax, *, key=None):
     return numbers
 
 
+def assert_every_panel_names_or_keys_every_county(fig, gdf, *, main_key: dict[int, str] | None = None) -> dict[int, str]:
+    """Fig. 1 as rendered: on each of its map panels every county is drawn once, by its name inside
+    it or by a number found in the sheet's key with that county's name; texts never overlap. The
+    panels share one numbering, which keeps the numbers of Figs. 2–5 (``main_key``)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert panels and all(_label_texts(ax) for ax in panels), [ax.get_title() for ax in fig.axes]
+    keyed = {t.get_gid(): t.get_text() for t in fig.texts if (t.get_gid() or "").startswith("key:")}
+    shared = None
+    for ax in panels:
+        numbers = _assert_every_county_named_or_keyed(gdf, _label_texts(ax), renderer, ax)
+        assert shared is None or numbers == shared, ax.get_title()
+        shared = numbers
+        assert keyed == {f"key:{n}": f"{n} {county}" for n, county in numbers.items()}, ax.get_title()
+    width, height = fig.bbox.width, fig.bbox.height
+    for text in fig.texts:  # the key and the titles inside the sheet
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= width + 1 and box.y0 >= 0 and box.y1 <= height + 1, text.get_text()
+    for ax in panels:
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert legend.x1 <= width and legend.y0 >= 0, ax.get_title()
+    if main_key is not None:
+        assert all(shared.get(n) == county for n, county in main_key.items()), "Fig. 1 renumbers counties of Figs. 2–5"
+    return shared
+
+
 def test_labels_have_a_halo_fit_their_county_and_never_overlap(tmp_path):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -337,6 +364,9 @@ def test_three_thousand_counties_are_all_named_or_keyed(tmp_path, monkeypatch):
         for text in fig.texts:
             box = text.get_window_extent(fig.canvas.get_renderer())
             assert box.x0 >= 0 and box.x1 <= width + 1 and box.y0 >= 0 and box.y1 <= height + 1, text.get_text()
+    numbered = key.loc[key["shown_as"] == "number"]
+    assert_every_panel_names_or_keys_every_county(drawn["fig1_supply_by_class"]["fig"], gdf,
+                                                  main_key=dict(zip(numbered["number"].astype(int), numbered["county"])))
     for stem, sheet in drawn.items():
         width, height = sheet["size"]
         for box in sheet["boxes"]:
@@ -531,6 +561,32 @@ def test_report_is_self_contained(tmp_path):
     assert re.search(r'@font-face\{font-family:"carbonscape CJK";src:url\("data:font/otf;base64,[A-Za-z0-9+/=]{1000,}"\)', text)
     # No folder of the machine that ran it: inputs by file name only.
     assert str(tmp_path) not in text and "/tmp/" not in text and "landuse.tif" in text
+
+
+def test_the_report_is_light_enough_to_email(tmp_path):
+    from PIL import Image
+
+    run = fake_run(tmp_path / "run", n=400, layout="voronoi", chinese=False)
+    draw_maps(run)
+    page = write_report(run)
+    text = page.read_text(encoding="utf-8")
+    parser = _Collect()
+    parser.feed(text)
+    assert len(parser.images) == 5
+    full = 0
+    for img in parser.images:
+        data = base64.b64decode(img["src"].split(",", 1)[1])
+        stem = {"Functional zones": "fig5_zones", "Supply–demand ratio by county": "fig4_ratio", "Carbon supply by county": "fig2_supply",
+                "Carbon demand by county": "fig3_demand", "Carbon supply by county for each land-use class": "fig1_supply_by_class"}[img["alt"]]
+        original = run / "maps" / f"{stem}.png"
+        full += original.stat().st_size
+        with Image.open(io.BytesIO(data)) as image:
+            # A screen's width, a palette, a fraction of the full file's bytes ...
+            assert image.mode == "P" and 1000 <= image.width <= 1800, (stem, image.mode, image.size)
+        assert len(data) < 0.6 * original.stat().st_size, stem
+        # ... and a link to the full-resolution map beside the page.
+        assert f'<a href="maps/{stem}.png">' in text and (page.parent / "maps" / f"{stem}.png").exists()
+    assert page.stat().st_size < 0.6 * full
 
 
 def test_report_opens_with_a_summary_for_planners(tmp_path):

@@ -160,8 +160,27 @@ def _readme_example() -> str:
     return blocks[0]
 
 
+def _readme_statistics_example() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "spatial_statistics(" in b]
+    assert len(blocks) == 1, "README's spatial-statistics example was not found"
+    return blocks[0]
+
+
+# Appended to README's two examples: the statistics join counties by id, so shuffling the polygons'
+# rows changes no county's value.
+_BY_ID = """
+assert set(county_polygons.index) == set(ratio_table.index)
+shuffled = spatial_statistics(county_polygons.sample(frac=1, random_state=3), ratio_table, settings=SpatialSettings(weights="queen", permutations=99, seed=1))
+key = ["county", "variable"]
+pd.testing.assert_series_equal(stats.lisa.set_index(key)["local_i"].sort_index(), shuffled.lisa.set_index(key)["local_i"].sort_index())
+assert list(matching.index) == list(ratio_table.index)
+print("statistics by county id")
+"""
+
+
 def test_the_readme_python_example_runs_as_written(tmp_path):
-    example = _readme_example()
+    example = _readme_example() + "\n" + _readme_statistics_example() + _BY_ID
     script = tmp_path / "example.py"
     script.write_text(example, encoding="utf-8")
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -173,3 +192,4 @@ def test_the_readme_python_example_runs_as_written(tmp_path):
     ratio = pd.read_csv(results / "ratio_zones.csv")
     assert len(ratio) == 12 and ratio["class"].between(1, 7).all()
     assert "ratio" in done.stdout and "zone" in done.stdout
+    assert "statistics by county id" in done.stdout and "local_i" in done.stdout

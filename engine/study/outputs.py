@@ -220,8 +220,37 @@ def folder_problem(out: Path, *, owner: dict[str, Any], overwrite: bool = False,
         listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         return (f"{out} holds files carbonscape did not write ({listed}); give a new or empty folder for the results, "
                 "or pass --overwrite to replace the whole folder")
-    what = "the demo's results" if found.get("kind") == "demo" else f"the results of another study ({found.get('study')})"
+    what = ("the demo's results" if found.get("kind") == "demo" else "the outputs of step-by-step commands" if found.get("kind") == "stages"
+            else f"the results of another study ({found.get('study')})")
     return f"{out} holds {what}; give another folder for these results, or pass --overwrite to replace them"
+
+
+def stage_folder_problem(out: str | os.PathLike[str], *, command: str, overwrite: bool = False) -> str | None:
+    """Why a command writing into ``out`` in place (``supply --out``, ``generate``) may not, or None.
+
+    The folder may be new, empty, or one carbonscape wrote (its marker file, see
+    :func:`mark_stage_folder`); a folder of other files is refused unless ``overwrite``, since
+    the command would replace files of the same names among them.
+    """
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder; give a folder for `carbonscape {command}`'s outputs"
+    if overwrite or not folder.is_dir() or _owner(folder) is not None:
+        return None
+    names = sorted(p.name for p in folder.iterdir())
+    if not names:
+        return None
+    listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    return (f"{folder} holds files carbonscape did not write ({listed}); `carbonscape {command}` would write among them and replace "
+            f"any of the same name. Give a new or empty folder (e.g. {folder / 'carbonscape'}), or pass --overwrite to write into "
+            "this one anyway")
+
+
+def mark_stage_folder(out: str | os.PathLike[str], *, command: str) -> None:
+    """Mark ``out`` as written by carbonscape (a later stage or rerun may write into it)."""
+    folder = Path(out)
+    if folder.is_dir() and _owner(folder) is None:
+        (folder / MARKER).write_text(json.dumps({"writer": "carbonscape", "kind": "stages", "command": command}), encoding="utf-8")
 
 
 def _link_tree(source: Path, target: Path) -> None:
