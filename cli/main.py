@@ -520,9 +520,12 @@ def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | No
 
 @cli.command()
 @click.argument("study", type=click.Path(dir_okay=False))
+@click.option("--coverage", type=click.Choice(["centre", "fraction"]), default=None,
+              help="Check as `run --coverage` would run it ([counties] coverage).")
+@click.option("--min-coverage", type=float, default=None, help="Check as `run --min-coverage` would run it ([counties] min_coverage).")
 @click.pass_context
 @_handle_errors
-def check(ctx: click.Context, study: str) -> None:
+def check(ctx: click.Context, study: str, coverage: str | None, min_coverage: float | None) -> None:
     """Validate every input of a study without computing; list all problems at once.
 
     On success it prints what it checked: the counties, the CRS and the area rule, the grid and
@@ -534,7 +537,12 @@ def check(ctx: click.Context, study: str) -> None:
     """
     from carbonscape.study import check_report
 
-    problems, checked = check_report(study)
+    target: Any = study
+    if coverage is not None or min_coverage is not None:
+        from carbonscape.study.pipeline import with_settings
+
+        target = with_settings(study, {"counties": {"coverage": coverage, "min_coverage": min_coverage}})
+    problems, checked = check_report(target)
     if problems:
         raise carbonscape.StudyError(problems, path=study)
     click.echo(f"{study}: all inputs look right")

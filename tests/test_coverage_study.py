@@ -85,6 +85,8 @@ def test_check_refuses_a_county_beyond_the_raster_naming_it_and_its_shares(tmp_p
     assert "[counties] min_coverage" in problem and "--min-coverage" in problem
     done = subprocess.run([str(CARBONSCAPE), "check", str(path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "C3: covered at most 40.0 %" in done.stderr
+    lowered = subprocess.run([str(CARBONSCAPE), "check", str(path), "--min-coverage", "0.3"], capture_output=True, text=True, timeout=300)
+    assert lowered.returncode == 0 and "min_coverage 0.3" in lowered.stdout, lowered.stderr
     # Within the default threshold: a county 5 % beyond the raster (a boundary digitised loosely) passes.
     assert check_study(make_study(tmp_path, beyond=0.2)) == []
 
