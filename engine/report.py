@@ -262,8 +262,7 @@ def _summary(inputs: ReportInputs) -> str:
     ratio_table = inputs.tables.get("ratio_zones")
     if ratio_table is not None and "ratio" in ratio_table.columns:
         infinite = int(np.isposinf(pd.to_numeric(ratio_table["ratio"], errors="coerce")).sum())
-    # The units in short (the source of the formula is cited in run.json and the Method section).
-    ratio_unit = str(units.get("ratio") or "demand density over supply density").split(", as ")[0]
+    ratio_unit = str(units.get("ratio") or "demand density over supply density").split(" (ratio = ")[0]
     parts.append(f'<p class="note">Ratio = carbon demand density ÷ supply density: the higher it is, the more a county\'s yearly emissions '
                  f"weigh on the carbon it stores. Units: {html.escape(str(ratio_unit))}."
                  + (f" {int(infinite):,} {'county stores' if infinite == 1 else 'counties store'} no carbon (infinite ratio), listed apart from the "
