@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 CO2_TO_C = 12.0 / 44.0
 # The only list of ratio units (the study settings take their choices from here).
 UNITS = {
-    "co2_per_c": "demand in t CO2/km² over supply in t C/km², compared directly, as the Central Yunnan paper's supply–demand ratio "
-                 "formula does (Landscape Architecture Academic Journal 42(1), 2025)",
+    "co2_per_c": "demand in t CO2/km² over supply in t C/km², compared directly "
+                 "(ratio = demand density ÷ supply density, with no conversion between CO2 and C)",
     "carbon": "demand converted to carbon (× 12/44) so both sides are t C/km²",
 }
 # Older names still accepted for a ratio unit: "paper" was the first name of "co2_per_c".

@@ -79,8 +79,8 @@ body{font-family:system-ui,"DejaVu Sans",sans-serif,"carbonscape CJK";margin:0 a
 h1{font-size:1.35rem;margin:.1rem 0}h2{border-bottom:1px solid #ccc;padding-bottom:.15rem;margin:1.5rem 0 .5rem;font-size:1.15rem}
 h3{font-size:.92rem;margin:.5rem 0 .2rem}.note{color:#666;font-size:.8rem;margin:.15rem 0}header .note{margin-bottom:.4rem}
 #summary{border:1px solid #cfd8cf;background:#f7faf7;border-radius:6px;padding:.2rem .8rem .4rem}
-#summary h2{margin:.2rem 0 .1rem;border:0;font-size:1.05rem}.figures{display:flex;flex-wrap:wrap;gap:.2rem 1.4rem;margin:.1rem 0 .2rem}
-.figure b{display:block;font-size:1.02rem}.figure span{font-size:.74rem;color:#555}
+#summary h2{margin:.2rem 0 .1rem;border:0;font-size:1.05rem}.figures{display:flex;flex-wrap:wrap;gap:.2rem 1rem;margin:.1rem 0 .2rem}
+.figure b{display:block;font-size:.98rem}.figure span{font-size:.74rem;color:#555}
 .columns{display:flex;gap:1.2rem;align-items:flex-start}.columns>div:first-child{flex:1}
 .zones{list-style:none;padding:0;margin:.2rem 0}.zones li{margin:.2rem 0;padding-left:.5rem;border-left:6px solid var(--c);font-size:.86rem}
 .zones .what{font-size:.76rem;color:#444}.zones .who{font-size:.78rem}.zones details{display:inline}
@@ -301,8 +301,7 @@ def _summary(inputs: ReportInputs) -> str:
     ratio_table = inputs.tables.get("ratio_zones")
     if ratio_table is not None and "ratio" in ratio_table.columns:
         infinite = int(np.isposinf(pd.to_numeric(ratio_table["ratio"], errors="coerce")).sum())
-    # The units in short (the source of the formula is cited in run.json and the Method section).
-    ratio_unit = str(units.get("ratio") or "demand density over supply density").split(", as ")[0]
+    ratio_unit = str(units.get("ratio") or "demand density over supply density").split(" (ratio = ")[0]
     parts.append(f'<p class="note">Ratio = carbon demand density ÷ supply density: the higher it is, the more a county\'s yearly emissions '
                  f"weigh on the carbon it stores. Units: {html.escape(str(ratio_unit))}."
                  + (f" {int(infinite):,} {'county stores' if infinite == 1 else 'counties store'} no carbon (infinite ratio), listed apart from the "

@@ -97,7 +97,8 @@ def test_maps_in_another_format_rewrite_the_report(tmp_path):
 
 def test_no_message_cites_a_file_the_user_does_not_have():
     """Strings of the package that are not docstrings (messages, table texts) never cite
-    METHOD.md, which is not shipped: they name the paper and the formula in words."""
+    METHOD.md, which is not shipped: they give the formula in words (and, in a user's own study,
+    never name the paper: tests/test_words.py)."""
     found = []
     for path in sorted((ROOT / "engine").rglob("*.py")) + sorted((ROOT / "cli").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -110,7 +111,7 @@ def test_no_message_cites_a_file_the_user_does_not_have():
     assert not found, found
     from carbonscape.ratio import UNITS
 
-    assert "paper" in UNITS["co2_per_c"]
+    assert "ratio = demand density ÷ supply density" in UNITS["co2_per_c"] and "paper" not in UNITS["co2_per_c"]
 
 
 def test_the_nodata_warning_says_when_its_list_is_cut(stores, tmp_path, caplog):
