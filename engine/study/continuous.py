@@ -207,6 +207,9 @@ class ContinuousRun:
             county_factors=county_factors,
         )
         fixed.tables = supply_result.tables
+        if self.study.pixel_maps or self.study.setting("uncertainty", "enabled") is not False:
+            log.info("corrected densities: the supply tables and the ratio use them; the carbon-per-pixel maps and the Monte Carlo "
+                     "of [uncertainty] (when run) still draw on the pools table's uncorrected densities")
         fixed.summary["density_correction"] = {"rasters": {pool: self.provenance[name]["path"] for pool, name in pools_by_factor.items()},
                                                "table": None if table_path is None else str(table_path)}
         return fixed
