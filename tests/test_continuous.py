@@ -5,7 +5,6 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
-import rasterio
 from carbonscape import ingest, rasterize_zones, supply
 from carbonscape.accumulate import ClassIndex, Layout, accumulate, accumulate_numpy
 from carbonscape.continuous import (

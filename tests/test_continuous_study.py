@@ -150,3 +150,17 @@ def test_check_says_how_each_raster_meets_the_land_use(study):
     assert "continuous pop.tif: people per pixel, 4 × 4 pixels of 200 × 200" in done.stdout
     assert "resampled by nearest neighbour onto the land use's grid" in done.stdout
     assert "continuous npp.tif: NPP (g C m-2 yr-1)" in done.stdout and "on the land use's pixels" in done.stdout
+
+
+def test_a_raster_with_nodata_over_the_counties_is_reported(study):
+    # NPP with nodata on the western half (water, towns: MODIS fill values): run warns, run.json records the share.
+    npp = np.full((8, 8), 400.0, dtype=np.float32)
+    npp[:, :4] = -1.0
+    write_tif(study / "npp.tif", npp, nodata=-1.0)
+    done = _run("run", study / "study.toml", "--scheduler", "synchronous", "--out", study / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "npp.tif ([continuous] npp) has no value on 50.00% of the counties' pixels" in done.stderr
+    run = json.loads((study / "out" / "run.json").read_text())
+    assert run["continuous"]["npp"]["pixels_without_value_share"] == pytest.approx(0.5)
+    flux = pd.read_csv(study / "out" / "sequestration_by_county.csv").set_index("county")
+    assert flux.loc["NW", "sequestration_t_c"] == 0 and flux.loc["NE", "sequestration_t_c"] == pytest.approx(64.0)

@@ -189,7 +189,14 @@ class ContinuousRun:
             table = values_by_county(supply_result.tables[f"values {r.name}"], zone_table=zone_table, counts=counts).set_index("county")
             self.values[r.name] = table
             in_units = int(table["pixels"].sum() + table["pixels_without_value"].sum())
-            self.provenance[r.name]["pixels_without_value_share"] = float(table["pixels_without_value"].sum() / in_units) if in_units else 0.0
+            share = float(table["pixels_without_value"].sum() / in_units) if in_units else 0.0
+            self.provenance[r.name]["pixels_without_value_share"] = share
+            if share > float(self.study.setting("continuous", "max_uncovered", 0.001)):
+                worst = (table["pixels_without_value"] / (table["pixels"] + table["pixels_without_value"]).clip(lower=1)).nlargest(3)
+                log.warning("%s (%s) has no value on %.2f%% of the counties' pixels (its nodata inside its extent; most in %s): they add "
+                            "nothing to its sums%s", r.path.name, r.setting, 100 * share,
+                            ", ".join(f"{k} {100 * v:.0f}%" for k, v in worst.items()),
+                            " and keep their uncorrected densities" if r.factor else "")
         if "npp" in self.values:
             self.sequestration = sequestration_by_county(self.values["npp"].reset_index(),
                                                          units=self.study.setting("continuous", "npp_units", "g C m-2 yr-1"))
@@ -197,6 +204,9 @@ class ContinuousRun:
         table_path = self.study.setting("continuous", "factor_table")
         if not pools_by_factor and table_path is None:
             return supply_result
+        if pools_by_factor and supply_result.summary.get("coverage", {}).get("mode") == "fraction":
+            log.warning("factor rasters weight each pixel by the county holding its centre; with coverage = \"fraction\" the pools "
+                        "they correct are not shared by covered fraction at the counties' edges (the others are)")
         county_factors = None
         if table_path is not None:
             county_factors = factor_table(table_path, key=self.study.setting("continuous", "factor_key") or self.study.id_field,
@@ -207,6 +217,9 @@ class ContinuousRun:
             county_factors=county_factors,
         )
         fixed.tables = supply_result.tables
+        if self.study.pixel_maps or self.study.setting("uncertainty", "enabled") is not False:
+            log.info("corrected densities: the supply tables and the ratio use them; the carbon-per-pixel maps and the Monte Carlo "
+                     "of [uncertainty] (when run) still draw on the pools table's uncorrected densities")
         fixed.summary["density_correction"] = {"rasters": {pool: self.provenance[name]["path"] for pool, name in pools_by_factor.items()},
                                                "table": None if table_path is None else str(table_path)}
         return fixed

@@ -247,7 +247,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("continuous", "resampling", "choice", "none", "nearest: also resample rasters in another CRS than the land use's; "
             "none: refuse them (same CRS, other pixels: always nearest)", choices=RESAMPLING, example='"nearest"', template="comment"),
     Setting("continuous", "max_uncovered", "number", 0.001, "largest share of the counties' area a raster may leave outside "
-            "its extent", minimum=0, template="comment"),
+            "its extent (check refuses more); run warns when more of their pixels are its nodata", minimum=0, template="comment"),
 )
 
 
