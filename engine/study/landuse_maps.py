@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carbonscape import remote
+
 __all__ = ["LandUseMap", "MapBalance", "base_map", "draw_changes", "map_balances", "write_map_balance", "year_column", "change_pairs", "check_maps", "maps_problems", "parse_maps", "run_maps", "slug", "study_maps"]
 
 _KEYS = ("rasters", "year", "scenario", "pools")
@@ -161,7 +163,6 @@ def check_maps(maps: list[LandUseMap], *, pools: Any, scan: bool) -> list[str]:
     import rasterio
     from carbonscape.carbon import read_pools, unknown_codes_message
     from carbonscape.errors import InputError
-    from carbonscape import remote
     from carbonscape.study.inputs import scan_codes
 
     problems: list[str] = []
