@@ -619,7 +619,7 @@ def maps_pass(
     map, before computing, for another grid, a pair whose later year is not after its base, or a
     code missing from the map's pools table.
     """
-    from carbonscape.accumulate import AREAS, COUNTS, bind
+    from carbonscape.accumulate import AREAS, COUNTS, Trajectories, bind
     from carbonscape.carbon import _supply_result
 
     started = time.perf_counter()
@@ -656,7 +656,18 @@ def maps_pass(
     specs = []
     pair_layouts: dict[tuple[str, str], Layout] = {}
     in_pair = {label for pair in pairs for label in pair}
-    for a, b in pairs:
+    # Three maps or more: one table of every pixel's trajectory through all the maps, whose margins
+    # are every pair's transfer matrix and every map's own table (a further map adds one lookup per
+    # pixel, not a table per pair); two maps: their pair's table.
+    paths = Trajectories(maps=tuple(f"map {label}" for label in labels), classes=tuple(index[label] for label in labels), n_counties=n)
+    if len(labels) >= 3 and paths.fits():
+        specs.append(paths.statistic())
+        pairs_to_count: Sequence[tuple[str, str]] = ()
+        in_pair = set(labels)
+    else:
+        paths = None  # type: ignore[assignment]
+        pairs_to_count = pairs
+    for a, b in pairs_to_count:
         layout = Layout(n_counties=n, classes=index[a], classes_to=index[b])
         rasters = {"landuse": f"map {a}", "landuse_to": f"map {b}"}
         specs.append(bind(_pair_statistic(layout), f"transitions {a} → {b}", rasters=rasters, layout=layout))
@@ -680,7 +691,18 @@ def maps_pass(
 
         counts: dict[str, np.ndarray] = {}
         area_m2: dict[str, np.ndarray] = {}
-        pair_cells = {(a, b): PairCells.of(found.pop(f"transitions {a} → {b}"), pair_layouts[(a, b)]) for a, b in pairs}
+        if paths is not None:
+            joint = found.pop("trajectories")
+            position = {label: k for k, label in enumerate(labels)}
+            pair_cells = {
+                (a, b): PairCells(*paths.pair(joint, position[a], position[b]),
+                                  layout=Layout(n_counties=n, classes=index[a], classes_to=index[b]))
+                for a, b in pairs
+            }
+            for label in labels:
+                counts[label], area_m2[label] = paths.margin(joint, position[label])
+        else:
+            pair_cells = {(a, b): PairCells.of(found.pop(f"transitions {a} → {b}"), pair_layouts[(a, b)]) for a, b in pairs}
         for a, b in pairs:
             for label, side in ((a, "from"), (b, "to")):
                 if label not in counts:
