@@ -613,9 +613,11 @@ def maps_pass(
     valuation
         InVEST's valuation of each pair's change (needs both years).
 
-    Each pair is a :data:`~carbonscape.accumulate.TRANSITION_TABLES` statistic (pixels and true areas in one kernel call) and each map in no pair a
-    :data:`~carbonscape.accumulate.COUNTS` one (a map's counts are a margin of any of its pairs'),
-    all in one :func:`~carbonscape.accumulate.accumulate`. Raises :class:`InputError` naming the
+    Three maps or more are one :class:`~carbonscape.accumulate.Trajectories` statistic (every
+    pixel's path through all the maps; each pair's transfer matrix and each map's table are its
+    margins). Two maps are one :data:`~carbonscape.accumulate.TRANSITION_TABLES` statistic (pixels
+    and true areas in one kernel call; sparse where cells are many) and a map in no pair a
+    :data:`~carbonscape.accumulate.COUNTS` one, all in one :func:`~carbonscape.accumulate.accumulate`. Raises :class:`InputError` naming the
     map, before computing, for another grid, a pair whose later year is not after its base, or a
     code missing from the map's pools table.
     """
