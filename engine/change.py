@@ -613,9 +613,9 @@ def maps_pass(
     valuation
         InVEST's valuation of each pair's change (needs both years).
 
-    Three maps or more are one :class:`~carbonscape.accumulate.Trajectories` statistic (every
-    pixel's path through all the maps; each pair's transfer matrix and each map's table are its
-    margins). Two maps are one :data:`~carbonscape.accumulate.TRANSITION_TABLES` statistic (pixels
+    All the maps are one :class:`~carbonscape.accumulate.Trajectories` statistic (every pixel's
+    path through all the maps; each pair's transfer matrix and each map's table are its margins).
+    Where its keys would not fit an int64, each pair is one :data:`~carbonscape.accumulate.TRANSITION_TABLES` statistic (pixels
     and true areas in one kernel call; sparse where cells are many) and a map in no pair a
     :data:`~carbonscape.accumulate.COUNTS` one, all in one :func:`~carbonscape.accumulate.accumulate`. Raises :class:`InputError` naming the
     map, before computing, for another grid, a pair whose later year is not after its base, or a
@@ -658,11 +658,11 @@ def maps_pass(
     specs = []
     pair_layouts: dict[tuple[str, str], Layout] = {}
     in_pair = {label for pair in pairs for label in pair}
-    # Three maps or more: one table of every pixel's trajectory through all the maps, whose margins
-    # are every pair's transfer matrix and every map's own table (a further map adds one lookup per
-    # pixel, not a table per pair); two maps: their pair's table.
+    # One table of every pixel's trajectory through all the maps, whose margins are every pair's
+    # transfer matrix and every map's own table (a further map adds one lookup per pixel, not a table
+    # per pair); per-pair tables only where the trajectory keys would not fit an int64.
     paths = Trajectories(maps=tuple(f"map {label}" for label in labels), classes=tuple(index[label] for label in labels), n_counties=n)
-    if len(labels) >= 3 and paths.fits():
+    if len(labels) >= 2 and pairs and paths.fits():
         specs.append(paths.statistic())
         pairs_to_count: Sequence[tuple[str, str]] = ()
         in_pair = set(labels)

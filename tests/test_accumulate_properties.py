@@ -331,7 +331,8 @@ def test_trajectories_through_three_maps_equal_their_reference_and_give_every_pa
     third_index = ClassIndex.build(data.draw(st.lists(st.integers(0, 10), min_size=1, max_size=8, unique=True)), nodata=None)
     indexes = (layout.classes, layout.to_classes, third_index)
     maps = {"m0": codes, "m1": codes_to, "m2": third}
-    paths = Trajectories(maps=tuple(maps), classes=indexes, n_counties=layout.n_counties)
+    # Both ways of counting a chunk: a table of every cell, or a hash table of the cells present.
+    paths = Trajectories(maps=tuple(maps), classes=indexes, n_counties=layout.n_counties, dense_cells=data.draw(st.sampled_from([0, 1 << 20])))
     spec = paths.statistic()
     lazy = accumulate([spec], da.from_array(counties, chunks=chunks), {k: da.from_array(v, chunks=chunks) for k, v in maps.items()},
                       layout=layout, areas=areas, split_every=split_every)

@@ -259,6 +259,11 @@ def sparse_to_dense(table: np.ndarray, layout: Layout) -> np.ndarray:
     return dense.reshape(2, layout.n_counties, n_a, n_b)
 
 
+#: Up to this many (county, class in each map) cells a chunk's trajectories are counted in a table
+#: of every cell (2^20: 16 MiB of pixels and areas), beyond it in a hash table of the cells present.
+_DENSE_TRAJECTORY_CELLS = 1 << 20
+
+
 @dataclass(frozen=True)
 class Trajectories:
     """Every pixel's path through ``k`` maps: pixels and true areas (m²) per (county, column in
@@ -274,6 +279,7 @@ class Trajectories:
     maps: tuple[str, ...]
     classes: tuple[ClassIndex, ...]
     n_counties: int
+    dense_cells: int = _DENSE_TRAJECTORY_CELLS  # up to this many cells, a table of every cell per chunk
 
     @property
     def strides(self) -> tuple[tuple[int, ...], int]:
@@ -307,6 +313,7 @@ class Trajectories:
         uniform = where.areas.uniform_area_m2() if where.areas is not None else None
         keys, pixels, areas = trajectory_tables(
             blocks["counties"], tuple(np.ascontiguousarray(c) for c in codes), luts, offsets, self.n_counties, total,
+            self.n_counties * total <= self.dense_cells,
             *_area_arguments(where, codes[0].shape, uniform is None),
         )
         out = np.empty(len(keys), dtype=SPARSE_DTYPE)
