@@ -318,3 +318,38 @@ def test_sparse_transitions_stay_small_with_16_bit_codes_hundreds_of_classes_and
     code = classes[0]
     assert pixels[(county == 7) & (a == 0) & (b == 0)].sum() == ((counties == 7) & (before == code) & (after == code)).sum()
     assert pixels[b == layout.classes.nodata_col].sum() == 25
+
+
+@settings(max_examples=50, deadline=None)
+@given(passes(), st.integers(2, 5), st.data())
+def test_trajectories_through_three_maps_equal_their_reference_and_give_every_pair_and_map(case, split_every, data):
+    from carbonscape.accumulate import TRANSITION_TABLES, Trajectories
+
+    counties, codes, codes_to, chunks, layout, areas = case
+    # A third map: the second with some pixels changed again (in its dtype, codes -3..12).
+    third = np.where(data.draw(hnp.arrays(np.bool_, codes.shape)), codes_to, codes[::-1, ::-1] if codes.ndim == 2 else codes).astype(codes.dtype)
+    third = third.astype(data.draw(st.sampled_from([third.dtype, np.int32])))  # maps of mixed dtypes go through their columns
+    third_index = ClassIndex.build(data.draw(st.lists(st.integers(0, 10), min_size=1, max_size=8, unique=True)), nodata=None)
+    indexes = (layout.classes, layout.to_classes, third_index)
+    maps = {"m0": codes, "m1": codes_to, "m2": third}
+    # Both ways of counting a chunk: a table of every cell, or a hash table of the cells present.
+    paths = Trajectories(maps=tuple(maps), classes=indexes, n_counties=layout.n_counties, dense_cells=data.draw(st.sampled_from([0, 1 << 20])))
+    spec = paths.statistic()
+    lazy = accumulate([spec], da.from_array(counties, chunks=chunks), {k: da.from_array(v, chunks=chunks) for k, v in maps.items()},
+                      layout=layout, areas=areas, split_every=split_every)
+    got = dask.compute(lazy, scheduler="synchronous")[0]["trajectories"]
+    expected = accumulate_numpy([spec], counties, maps, layout=layout, areas=areas)["trajectories"]
+    np.testing.assert_array_equal(got["key"], expected["key"])
+    np.testing.assert_array_equal(got["pixels"], expected["pixels"])
+    np.testing.assert_allclose(got["area_m2"], expected["area_m2"], rtol=1e-12, atol=1e-6)
+    for i, j in ((0, 1), (1, 2), (0, 2)):
+        pair_layout = Layout(n_counties=layout.n_counties, classes=indexes[i], classes_to=indexes[j])
+        dense = accumulate_numpy([TRANSITION_TABLES], counties, {"landuse": maps[f"m{i}"], "landuse_to": maps[f"m{j}"]},
+                                 layout=pair_layout, areas=areas)["transition_tables"]
+        z, a, b, pixels, area = paths.pair(got, i, j)
+        rebuilt = np.zeros_like(dense)
+        rebuilt[0, z, a, b], rebuilt[1, z, a, b] = pixels, area
+        np.testing.assert_allclose(rebuilt, dense, rtol=1e-12, atol=1e-6)
+        margin_pixels, margin_areas = paths.margin(got, i)
+        np.testing.assert_array_equal(margin_pixels, dense[0].sum(axis=2))
+        np.testing.assert_allclose(margin_areas, dense[1].sum(axis=2), rtol=1e-12, atol=1e-6)

@@ -25,6 +25,7 @@ from carbonscape.accumulate.library import (
     TRANSITION_AREAS,
     TRANSITION_TABLES,
     TRANSITIONS,
+    Trajectories,
     code_counts,
     merge_sparse,
     sparse_cells,
@@ -37,7 +38,7 @@ from carbonscape.grid import Grid
 __all__ = [
     "AREAS", "CODE_HISTOGRAM", "COUNTS", "LIBRARY", "Accumulation", "AreaSource", "Chunk", "ClassIndex", "Layout",
     "RowAreas", "TRANSITIONS", "TRANSITION_AREAS", "TRANSITION_TABLES", "accumulate", "accumulate_numpy", "bind", "code_counts", "crosstab", "crosstab_area", "crosstab_numpy",
-    "finalize", "lookup", "pixel_areas", "SPARSE_DTYPE", "SPARSE_TRANSITIONS", "merge_sparse", "sparse_cells", "sparse_to_dense",
+    "finalize", "lookup", "pixel_areas", "SPARSE_DTYPE", "SPARSE_TRANSITIONS", "merge_sparse", "sparse_cells", "sparse_to_dense", "Trajectories",
 ]
 
 

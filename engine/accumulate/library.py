@@ -7,6 +7,7 @@ A new statistic is one kernel (``carbonscape.kernels``), one numpy reference
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from carbonscape.accumulate import reference as ref
@@ -18,6 +19,7 @@ from carbonscape.kernels.transitions import (
     count_transitions,
     count_transitions_8bit,
     sparse_transition_tables,
+    trajectory_tables,
     transition_tables,
 )
 from carbonscape.kernels.area import sum_pair_areas as sum_pair_areas_lattice
@@ -299,6 +301,120 @@ def sparse_to_dense(table: np.ndarray, layout: Layout) -> np.ndarray:
     dense[0, table["key"]] = table["pixels"]
     dense[1, table["key"]] = table["area_m2"]
     return dense.reshape(2, layout.n_counties, n_a, n_b)
+
+
+#: Up to this many (county, class in each map) cells a chunk's trajectories are counted in a table
+#: of every cell (2^20: 16 MiB of pixels and areas), beyond it in a hash table of the cells present.
+_DENSE_TRAJECTORY_CELLS = 1 << 20
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """Every pixel's path through ``k`` maps: pixels and true areas (m²) per (county, column in
+    map 1, ..., column in map k), the cells present only (:data:`SPARSE_DTYPE` records, the key
+    ``county * stride + Σ column_m * stride_m``).
+
+    One table per pass however many maps: each pair's transfer matrix (:meth:`pair`) and each
+    map's own (county, class) table (:meth:`margin`) are its margins, so a further map costs one
+    load, one lookup and one add per pixel, not another table per chunk
+    (:func:`~carbonscape.kernels.transitions.trajectory_tables`).
+    """
+
+    maps: tuple[str, ...]
+    classes: tuple[ClassIndex, ...]
+    n_counties: int
+    dense_cells: int = _DENSE_TRAJECTORY_CELLS  # up to this many cells, a table of every cell per chunk
+
+    @property
+    def strides(self) -> tuple[tuple[int, ...], int]:
+        """``(stride of each map's column, stride of the county)``."""
+        strides, total = [], 1
+        for index in reversed(self.classes):
+            strides.append(total)
+            total *= index.n_cols
+        return tuple(reversed(strides)), total
+
+    def fits(self) -> bool:
+        """Whether every key fits an int64 (else pairs are accumulated one table each)."""
+        return self.n_counties * self.strides[1] < (1 << 62)
+
+    def statistic(self, name: str = "trajectories") -> Accumulation:
+        return Accumulation(name, chunk=self.chunk, reference=self.reference, reads=("counties", *self.maps), shape=lambda _l: (0,),
+                            dtype=SPARSE_DTYPE, combine="merge", merge=merge_sparse, needs_area=True)
+
+    def chunk(self, blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+        strides, total = self.strides
+        codes = [blocks[name] for name in self.maps]
+        if all(c.dtype == codes[0].dtype for c in codes) and codes[0].dtype.kind in "iu" and codes[0].dtype.itemsize <= 2:
+            tables = [index.dense_lut(codes[0].dtype) for index in self.classes]
+            luts = np.stack([lut.astype(np.int64) * stride for (lut, _), stride in zip(tables, strides)])
+            offsets = np.array([offset for _, offset in tables], dtype=np.int64)
+        else:  # mixed or wide codes: each map's columns first, read through identity tables
+            codes = [code_columns(c, ix.lut, ix.offset, ix.unknown_col, ix.nodata_code, ix.nodata_col) for c, ix in zip(codes, self.classes)]
+            width = max(ix.n_cols for ix in self.classes)
+            luts = np.stack([np.arange(width, dtype=np.int64) * stride for stride in strides])
+            offsets = np.zeros(len(codes), dtype=np.int64)
+        uniform = where.areas.uniform_area_m2() if where.areas is not None else None
+        keys, pixels, areas = trajectory_tables(
+            blocks["counties"], tuple(np.ascontiguousarray(c) for c in codes), luts, offsets, self.n_counties, total,
+            self.n_counties * total <= self.dense_cells,
+            *_area_arguments(where, codes[0].shape, uniform is None),
+        )
+        out = np.empty(len(keys), dtype=SPARSE_DTYPE)
+        out["key"], out["pixels"] = keys, pixels
+        out["area_m2"] = areas if uniform is None else pixels * float(uniform)
+        return out
+
+    def reference(self, blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+        """Plain numpy: the keys of every pixel, ``np.unique``, ``np.bincount``."""
+        from carbonscape.accumulate.reference import _county_ids
+
+        strides, total = self.strides
+        keys = _county_ids(blocks, where) * total
+        for name, index, stride in zip(self.maps, self.classes, strides):
+            keys = keys + index.columns(blocks[name]).ravel() * stride
+        weights = np.broadcast_to(where.area(), blocks[self.maps[0]].shape).ravel()
+        present, inverse = np.unique(keys, return_inverse=True)
+        out = np.empty(len(present), dtype=SPARSE_DTYPE)
+        out["key"] = present
+        out["pixels"] = np.bincount(inverse.ravel(), minlength=len(present))
+        out["area_m2"] = np.bincount(inverse.ravel(), weights=weights, minlength=len(present))
+        return out
+
+    def columns(self, table: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``(county ids, [column in each map])`` of every record."""
+        strides, total = self.strides
+        county, rest = np.divmod(np.asarray(table["key"], dtype=np.int64), total)
+        columns = []
+        for stride in strides:
+            column, rest = np.divmod(rest, stride)
+            columns.append(column)
+        return county, columns
+
+    def pair(self, table: np.ndarray, first: int, second: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(county, column in map first, column in map second, pixels, area m²)``: the pair's
+        transfer matrix, cells present only (sorted by county, then columns)."""
+        county, columns = self.columns(table)
+        n_a, n_b = self.classes[first].n_cols, self.classes[second].n_cols
+        keys = (county * n_a + columns[first]) * n_b + columns[second]
+        present, inverse = np.unique(keys, return_inverse=True)
+        inverse = inverse.ravel()
+        pixels = np.zeros(len(present), dtype=np.int64)
+        np.add.at(pixels, inverse, table["pixels"])
+        areas = np.bincount(inverse, weights=table["area_m2"], minlength=len(present))
+        z, rest = np.divmod(present, n_a * n_b)
+        a, b = np.divmod(rest, n_b)
+        return z, a, b, pixels, areas
+
+    def margin(self, table: np.ndarray, which: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(pixels int64, areas m²)`` per (county, class column) of map ``which``."""
+        county, columns = self.columns(table)
+        n = self.classes[which].n_cols
+        flat = county * n + columns[which]
+        pixels = np.zeros(self.n_counties * n, dtype=np.int64)
+        np.add.at(pixels, flat, table["pixels"])
+        areas = np.bincount(flat, weights=table["area_m2"], minlength=self.n_counties * n)
+        return pixels.reshape(-1, n), areas.reshape(-1, n)
 
 
 _NO_AREA = np.ones((1, 1), dtype=np.float64)

@@ -176,7 +176,13 @@ def transition_tables(zones, codes_a, codes_b, lut_a, offset_a, lut_b, offset_b,
 def _slot(keys, key, mask):  # pragma: no cover
     """The slot of ``key`` in an open-addressing table (linear probing), or of the empty slot where
     it goes (empty slots hold -1; keys are never negative)."""
-    h = (key * np.int64(-7046029254386353131)) & mask  # Fibonacci hashing (wraps as intended)
+    # splitmix64's finalizer: every bit of the key reaches the low bits taken by the mask (keys
+    # are county * stride + columns, so their low bits alone collide).
+    x = np.uint64(key)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    h = np.int64(x & np.uint64(mask))
     while keys[h] != key and keys[h] != -1:
         h = (h + 1) & mask
     return h
@@ -250,4 +256,96 @@ def sparse_transition_tables(zones, codes_a, codes_b, lut_a, offset_a, lut_b, of
     present = np.flatnonzero(keys != -1)
     order = np.argsort(keys[present])
     chosen = present[order]
+    return keys[chosen], pixels[chosen], areas[chosen]
+
+
+@njit(nogil=True, cache=True)
+def trajectory_tables(zones, maps, luts, offsets, n_zones, stride, dense, with_area, use_lattice, lattice, node_rows, node_cols,
+                      area, row0, col0):  # pragma: no cover
+    """Pixels and true area (m²) per (county id, column in map 1, ..., column in map k) of one
+    chunk — each pixel's *trajectory* through all the maps — as a hash table of the cells present.
+
+    ``maps`` is a tuple of the chunk's blocks of every map (one dtype); ``luts[m, code -
+    offsets[m]]`` is the column of ``code`` in map ``m`` already multiplied by the product of the
+    column counts of the maps after it, and ``stride`` is the product of all of them, so a
+    pixel's key is ``z * stride + Σ_m luts[m, ...]``: built a row at a time, one map after the
+    other (a map costs one load, one lookup and one add per pixel), then counted with the runs of
+    one key along the row summed in registers and stored once per run. Every pair's transfer
+    matrix and every map's own table is a margin of this one (one table per pass, not one per pair).
+    With ``dense`` (the caller's choice when ``n_zones × stride`` cells are few) the runs go to a
+    table of every cell, indexed by key, instead of the hash table (a probe per run costs more than
+    an increment where the maps change often, short runs). Areas as in :func:`transition_tables`. Returns ``(keys int64 sorted, pixels int64, areas
+    float64)``.
+    """
+    rows, cols = zones.shape
+    k = len(maps)
+    capacity = 1024
+    keys = np.full(capacity, -1, dtype=np.int64)
+    pixels = np.zeros(capacity, dtype=np.int64)
+    areas = np.zeros(capacity, dtype=np.float64)
+    used = 0
+    dense_pixels = np.zeros(n_zones * stride if dense else 1, dtype=np.int64)
+    dense_areas = np.zeros(n_zones * stride if dense else 1, dtype=np.float64)
+    buffer = np.zeros(cols, dtype=np.float64)
+    key_row = np.empty(cols, dtype=np.int64)
+    row_step = 1 if area.shape[0] > 1 else 0
+    for r in range(rows):
+        zone_row = zones[r]
+        for c in range(cols):
+            z = np.int64(zone_row[c])
+            if z < 0 or z >= n_zones:
+                raise ValueError("zone id out of range of the zone table")
+            key_row[c] = z * stride
+        for m in range(k):
+            code_row = maps[m][r]
+            lut = luts[m]
+            offset = offsets[m]
+            for c in range(cols):
+                key_row[c] += lut[np.int64(code_row[c]) - offset]
+        if with_area:
+            if use_lattice:
+                lattice_row(lattice, node_rows, node_cols, row0 + r, col0, buffer)
+            elif area.shape[1] == 1:
+                buffer[:] = area[r * row_step, 0]
+            else:
+                buffer[:] = area[r]
+        c = 0
+        while c < cols:
+            key = key_row[c]
+            run_pixels = 0
+            run_area = 0.0
+            while c < cols and key_row[c] == key:
+                run_pixels += 1
+                run_area += buffer[c]
+                c += 1
+            if dense:
+                dense_pixels[key] += run_pixels
+                dense_areas[key] += run_area
+                continue
+            mask = capacity - 1
+            slot = _slot(keys, key, mask)
+            if keys[slot] == -1:
+                if 2 * (used + 1) > capacity:  # keep the load under one half: grow and rehash
+                    capacity *= 2
+                    mask = capacity - 1
+                    new_keys = np.full(capacity, -1, dtype=np.int64)
+                    new_pixels = np.zeros(capacity, dtype=np.int64)
+                    new_areas = np.zeros(capacity, dtype=np.float64)
+                    for old in range(keys.shape[0]):
+                        if keys[old] != -1:
+                            s = _slot(new_keys, keys[old], mask)
+                            new_keys[s] = keys[old]
+                            new_pixels[s] = pixels[old]
+                            new_areas[s] = areas[old]
+                    keys, pixels, areas = new_keys, new_pixels, new_areas
+                    slot = _slot(keys, key, mask)
+                keys[slot] = key
+                used += 1
+            pixels[slot] += run_pixels
+            areas[slot] += run_area
+    if dense:
+        present = np.flatnonzero(dense_pixels)
+        return present.astype(np.int64), dense_pixels[present], dense_areas[present]
+    present = np.flatnonzero(keys != -1)
+    chosen = present[np.argsort(keys[present])]
     return keys[chosen], pixels[chosen], areas[chosen]
