@@ -138,13 +138,14 @@ def geodesic_areas_km2(gdf: gpd.GeoDataFrame) -> np.ndarray:
 
     A projected polygon's edges are straight lines of its CRS, not geodesics (an equal-area
     CRS's parallels bow away from the geodesic between their ends): they are densified before
-    the vertices go to lon/lat, to ~10 m (at most 20,000 points a polygon), which keeps the area
-    within ~1e-9 of the exact one.
+    the vertices go to lon/lat, to ~10 m (at most 4,000 points a polygon), which keeps the area
+    within ~1e-8 of the exact one (the error falls as the square of the step).
     """
     if not gdf.crs.is_geographic:
         lengths = gdf.geometry.length.to_numpy()
         unit = gdf.crs.axis_info[0].unit_conversion_factor if gdf.crs.axis_info else 1.0
-        step = np.maximum(10.0 / (unit or 1.0), lengths / 20_000)
+        # 4,000 points, not more: 2,900 counties of a nation at 20,000 points each took 46 s here.
+        step = np.maximum(10.0 / (unit or 1.0), lengths / 4_000)
         gdf = gdf.set_geometry(shapely.segmentize(gdf.geometry.to_numpy(), np.where(step > 0, step, 1.0)))
     geographic = gdf.to_crs(gdf.crs.geodetic_crs)
     ellipsoid = gdf.crs.ellipsoid
