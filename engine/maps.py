@@ -69,6 +69,8 @@ LEGEND_SIZE = 7.5
 KEY_TITLE = "counties by number"
 # Sheet geometry, inches: title band, credit band, margins, legend column.
 TOP, BOTTOM, LEFT, GAP = 0.75, 0.55, 0.25, 0.2
+# Fig. 1 names or numbers every county on every panel up to this many texts (counties × panels).
+FIG1_MAX_TEXTS = 12_000
 # Demand density (t CO2/km²) in counties.gpkg: the current name first, then an older one.
 DEMAND_COLUMNS = ("demand_t_co2_per_km2", "demand_demand_t_per_km2")
 
@@ -936,7 +938,17 @@ def _draw_class_sheet(inputs: MapInputs, classes: pd.DataFrame, out: Path, forma
     keys = gdf["county"].astype(str)
     panels = [table.get(row["lucode"], pd.Series(dtype=float)).reindex(keys).fillna(0.0).to_numpy() for _, row in classes.iterrows()]
     scale, unit = tonnes_scale(np.concatenate(panels) if panels else np.array([]), "t C")
-    panel, texts = _panel_placement(gdf, sheet, placement)
+    labelled = len(gdf) * len(panels) <= FIG1_MAX_TEXTS
+    if labelled:
+        panel, texts = _panel_placement(gdf, sheet, placement)
+    else:
+        # A nation's thousands of counties on every panel: each panel would have to be as large as
+        # Figs. 2–5 for its numbers to fit (a 2,900-county, 10-class Fig. 1 took 2 minutes and
+        # gigabytes to draw, and no one reads 29,000 numbers); the panels stay small and the sheet
+        # says where the counties are named.
+        factor = min(max(0.55, 3.5 / max(sheet.width, sheet.height)), 1.0)
+        panel = Sheet(width=sheet.width * factor, height=sheet.height * factor, xlim=sheet.xlim, ylim=sheet.ylim)
+        texts = Placement(texts=[], key=[])
     legend_title = f"supply ({unit})"
     drawn = []
     for values in panels:
@@ -958,6 +970,10 @@ def _draw_class_sheet(inputs: MapInputs, classes: pd.DataFrame, out: Path, forma
     fig = Figure(figsize=(width, height), dpi=DPI)
     canvas = FigureCanvasAgg(fig)
     _sheet_texts(fig, inputs, f"{MAP_FILES['fig1_supply_by_class']} ({unit})", width, height)
+    if not labelled:
+        fig.text(1 - 0.15 / width, 1 - 0.42 / height, f"{len(gdf):,} counties, too many to label on each panel: they are named or "
+                 "numbered on Figs. 2–5 (key: county_key.csv)", ha="right", va="top", fontsize=8.5, color="#333333",
+                 fontfamily=FONT_FAMILIES, gid="fig1:unlabelled")
     top = (BOTTOM + area.height) / height
     for i, ((_, row), (classes_of, palette, handles)) in enumerate(zip(classes.iterrows(), drawn)):
         r, c = divmod(i, ncols)

@@ -375,6 +375,28 @@ def test_three_thousand_counties_are_all_named_or_keyed(tmp_path, monkeypatch):
     assert "no supply (∞)" in drawn["fig4_ratio"]["labels"][0]
 
 
+def test_fig1_of_a_nation_keeps_its_panels_small_and_says_where_counties_are_named(tmp_path, monkeypatch):
+    """Past FIG1_MAX_TEXTS (counties × panels; a nation's 2,900 counties × 10 classes) Fig. 1's
+    panels carry no per-county texts (they would have to be as large as Figs. 2–5) and the sheet
+    says that Figs. 2–5 name or number every county; below it every panel is labelled (above)."""
+    from carbonscape import maps
+
+    run = fake_run(tmp_path / "run", n=120, layout="voronoi")
+    monkeypatch.setattr(maps, "FIG1_MAX_TEXTS", 120 * 2 - 1)
+    drawn = _maps_as_drawn(run, monkeypatch)
+    fig = drawn["fig1_supply_by_class"]["fig"]
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == 2 and not any(_label_texts(ax) for ax in panels)
+    note = [t.get_text() for t in fig.texts if t.get_gid() == "fig1:unlabelled"]
+    assert note == ["120 counties, too many to label on each panel: they are named or numbered on Figs. 2–5 (key: county_key.csv)"]
+    assert not [t for t in fig.texts if (t.get_gid() or "").startswith("key:")]
+    assert _label_texts(drawn["fig2_supply"]["fig"].axes[0])  # Figs. 2–5 still name every county
+    monkeypatch.setattr(maps, "FIG1_MAX_TEXTS", 120 * 2)
+    drawn = _maps_as_drawn(run, monkeypatch)
+    assert not [t for t in drawn["fig1_supply_by_class"]["fig"].texts if t.get_gid() == "fig1:unlabelled"]
+    assert_every_panel_names_or_keys_every_county(drawn["fig1_supply_by_class"]["fig"], gpd.read_file(run / "counties.gpkg"))
+
+
 def test_per_pixel_overview_map(tmp_path, monkeypatch):
     run = fake_run(tmp_path / "run", n_side=5, overview=True)
     written = draw_maps(run)
