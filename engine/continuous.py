@@ -678,16 +678,16 @@ def values_by_cell(store: str | os.PathLike[str], *, size: float, scheduler: str
     """
     from carbonscape.accumulate import accumulate as run_statistics
     from carbonscape.accumulate import pixel_areas
-    from carbonscape.cells import CELL_VALUES, CellGrid, aligned, cells_params, stitch_cells
+    from carbonscape.cells import CELL_VALUES, CellGrid, cells_params, stitch_cells
 
     held = open_continuous(store)
     cells = CellGrid.from_size(held.grid, size)
-    data = aligned(held.data, cells)
+    data = held.data  # chunks need not be whole cells: a cell astride a chunk edge sums its parts
     layout = Layout(params=cells_params(data, cells))
     lazy = run_statistics([CELL_VALUES], None, {"values": data}, layout=layout, areas=pixel_areas(held.grid))
     with using(run, scheduler) as active:
         (table,) = active.compute(lazy["cell_values"], progress=progress, label=f"values per {cells.size:g} cell")
-    sums = stitch_cells(np.asarray(table), cells)
+    sums = stitch_cells(np.asarray(table), cells, data.chunks)
     rows, cols = np.nonzero(sums[..., N_VALID] > 0)
     picked = sums[rows, cols]
     with np.errstate(divide="ignore", invalid="ignore"):
