@@ -368,13 +368,14 @@ def statistics_command(ctx: click.Context, results: str, weights: str, permutati
 @click.option("--discount-rate", type=float, default=None, help="Annual market discount rate, % (with --price).")
 @click.option("--rate-change", type=float, default=None, help="Annual change in the price of carbon, % (with --price; default 0).")
 @click.option("--pixel-maps", is_flag=True, help="Also write c_change.tif (t C/ha) and, when valued, npv.tif (currency/ha), as InVEST does.")
+@write_into_option
 @scheduler_option
 @progress_option
 @click.pass_context
 @_handle_errors
 def change(ctx: click.Context, landuse_from: str, landuse_to: str, zones_store: str, pools: str, pools_to: str | None, out: str,
            years: tuple[int, int] | None, price: float | None, discount_rate: float | None, rate_change: float | None,
-           pixel_maps: bool, scheduler: str | None, progress: bool | None) -> None:
+           pixel_maps: bool, overwrite: bool, scheduler: str | None, progress: bool | None) -> None:
     """Carbon change between two land-use maps: per county, per transition, valued as InVEST does.
 
     Writes change_by_county.csv, transitions_by_county.csv, transitions.csv (the region),
@@ -392,6 +393,7 @@ def change(ctx: click.Context, landuse_from: str, landuse_to: str, zones_store: 
         if discount_rate is None:
             raise carbonscape.InputError("--price needs --discount-rate (annual market discount rate, %, e.g. 7)")
         valuation = carbonscape.Valuation(price=price, discount_rate=discount_rate, rate_change=rate_change or 0.0)
+    _claim_folder(out, "change", overwrite)
     result = carbonscape.change(
         landuse_from, landuse_to, zones_store, pools, pools_to=pools_to, years=years or None, valuation=valuation, out=out,
         pixel_maps=pixel_maps, scheduler=scheduler, progress=_progress(ctx, progress),
@@ -399,6 +401,7 @@ def change(ctx: click.Context, landuse_from: str, landuse_to: str, zones_store: 
     from carbonscape.change_figures import draw_transitions
 
     result.files["transitions_sankey"] = draw_transitions(result, Path(out).absolute() / "transitions_sankey.png")
+    _mark_folder(out, "change")
     s = result.summary
     click.echo(f"supply {s['supply_from_t']:,.0f} t C → {s['supply_to_t']:,.0f} t C; change {s['change_t']:+,.0f} t C "
                f"over pixels with a class in both maps ({s['changed_pixels']:,} pixels changed class)")

@@ -106,6 +106,9 @@ class Valuation:
                 f"a discount rate or price change of -100 % or less ({self.discount_rate}, {self.rate_change}) has no "
                 "present value; rates are percentages per year, e.g. --discount-rate 7"
             )
+        if 0 < abs(self.discount_rate) < 1:  # InVEST's rates are percentages: 0.05 is 0.05 %, seldom what was meant
+            log.warning("discount rate %g is read as %g %% a year (rates are percentages, as in InVEST); for %g %% give %g",
+                        self.discount_rate, self.discount_rate, 100 * self.discount_rate, 100 * self.discount_rate)
 
 
 @dataclass

@@ -188,3 +188,37 @@ def test_the_change_figures_are_titled_by_the_years_when_given(tmp_path, monkeyp
     assert "2000 → 2020" in titles[0] and "lu_a" not in titles[0]
     assert "stores/lu_a.zarr → stores/lu_b.zarr" in titles[1]
     assert json.dumps(titles)
+
+
+def _change(stores, out, *extra):
+    return _invoke("change", "--from", stores.landuse, "--to", stores.landuse, "--zones", stores.zones, "--pools", stores.region.pools,
+                   "--out", out, "--scheduler", "synchronous", "--no-progress", *extra)
+
+
+def test_change_leaves_a_folder_of_the_users_own_files_alone_and_reruns_into_its_own(stores, tmp_path):
+    mine = tmp_path / "work"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("notes\n", encoding="utf-8")
+    done = _change(stores, mine)
+    assert done.exit_code == 2, done.output
+    assert "notes.txt" in done.output and "--overwrite" in done.output
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    done = _change(stores, tmp_path / "change")
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "change" / "change_by_county.csv").is_file()
+    again = _change(stores, tmp_path / "change")  # its own folder: a rerun is allowed
+    assert again.exit_code == 0, again.output
+    done = _change(stores, mine, "--overwrite")
+    assert done.exit_code == 0, done.output
+    assert (mine / "notes.txt").exists() and (mine / "change_by_county.csv").is_file()
+
+
+def test_a_discount_rate_given_as_a_fraction_is_warned_about(caplog):
+    with caplog.at_level(logging.WARNING, logger="carbonscape.change"):
+        carbonscape.Valuation(price=50, discount_rate=0.05)
+    assert "discount rate 0.05 is read as 0.05 % a year (rates are percentages, as in InVEST); for 5 % give 5" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="carbonscape.change"):
+        carbonscape.Valuation(price=50, discount_rate=7)
+        carbonscape.Valuation(price=50, discount_rate=0)
+    assert "discount rate" not in caplog.text
