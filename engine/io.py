@@ -420,7 +420,7 @@ def _read_window(tiles: tuple[_Tile, ...], rows: tuple[int, int], cols: tuple[in
         tc0, tc1 = max(c0, tile.col), min(c1, tile.col + tile.width)
         if tr0 >= tr1 or tc0 >= tc1:
             continue
-        with _gdal_env(tile.path), rasterio.open(tile.path) as src:
+        with remote.gdal_env_for(tile.path), rasterio.open(tile.path) as src:
             window = Window(tc0 - tile.col, tr0 - tile.row, tc1 - tc0, tr1 - tr0)
             block = src.read(1, window=window)
             if len(tiles) > 1 and src.nodata is not None:
@@ -431,11 +431,6 @@ def _read_window(tiles: tuple[_Tile, ...], rows: tuple[int, int], cols: tuple[in
             else:
                 out[tr0 - r0 : tr1 - r0, tc0 - c0 : tc1 - c0] = block
     return out
-
-
-def _gdal_env(path: str) -> contextlib.AbstractContextManager[None]:
-    """GDAL's settings for a remote raster (endpoint from ``AWS_*``), nothing for a local file."""
-    return remote.gdal_env() if remote.is_url(path) else contextlib.nullcontext()
 
 
 # Tiles whose origins differ from the mosaic's grid by less than this (in pixels) are snapped onto

@@ -109,11 +109,6 @@ def as_local(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def renamed(text: str, local: Path, path: str | os.PathLike[str]) -> str:
-    """``text`` naming ``path`` (a URL) where it names its local copy."""
-    return text.replace(str(local), os.fspath(path)) if is_url(path) else text
-
-
 def join(base: Path | str, *parts: str) -> Path | str:
     """``base / part / ...`` for a local path or a URL."""
     if isinstance(base, Path):
