@@ -379,7 +379,8 @@ def change(ctx: click.Context, landuse_from: str, landuse_to: str, zones_store: 
     """Carbon change between two land-use maps: per county, per transition, valued as InVEST does.
 
     Writes change_by_county.csv, transitions_by_county.csv, transitions.csv (the region),
-    transfer_matrix_km2.csv, land_use_dynamic_degree.csv and change_summary.json.
+    transfer_matrix_km2.csv, land_use_dynamic_degree.csv, change_summary.json and transitions_sankey.png,
+    and prints the transfer matrix (km², with totals; left out with -q).
 
     \b
     Example:
@@ -397,7 +398,9 @@ def change(ctx: click.Context, landuse_from: str, landuse_to: str, zones_store: 
     result = carbonscape.change(
         landuse_from, landuse_to, zones_store, pools, pools_to=pools_to, years=years or None, valuation=valuation, out=out,
         pixel_maps=pixel_maps, scheduler=scheduler, progress=_progress(ctx, progress),
+        labels=(str(years[0]), str(years[1])) if years else (Path(landuse_from).stem, Path(landuse_to).stem),
     )
+    from carbonscape.change import transfer_table
     from carbonscape.change_figures import draw_transitions
 
     result.files["transitions_sankey"] = draw_transitions(result, Path(out).absolute() / "transitions_sankey.png")
@@ -415,6 +418,9 @@ def change(ctx: click.Context, landuse_from: str, landuse_to: str, zones_store: 
     top = top.reindex(top["area_km2"].sort_values(ascending=False).index).head(5)
     for row in top.itertuples():
         click.echo(f"  {row.from_name} → {row.to_name}: {row.area_km2:,.3f} km², {row.carbon_change_t:+,.0f} t C")
+    if not ctx.find_root().obj.get("quiet"):
+        for line in transfer_table(result, *result.summary["maps"].values()):
+            click.echo(line)
     for name, path in result.files.items():
         click.echo(f"  {name}: {path}")
 
@@ -633,25 +639,14 @@ def _print_changes(result: Any) -> None:
         click.echo("  largest transitions (transfer matrix: changes/…/transfer_matrix_km2.csv):")
         for row in moves.sort_values("area_km2", ascending=False).head(6).itertuples():
             click.echo(f"    {row.from_name:>14} → {row.to_name:<14} {row.area_km2:10,.1f} km²  {row.carbon_change_t:+14,.0f} t C")
-        _print_transfer_matrix(found_change, a, b)
+        if not click.get_current_context().find_root().obj.get("quiet"):
+            from carbonscape.change import transfer_table
+
+            for line in transfer_table(found_change, a, b):
+                click.echo(line)
         sankey = found_change.files.get("transitions_sankey")
         if sankey is not None:
             click.echo(f"  drawn: {Path(sankey).name}" + (", carbon_change_by_county.png" if "carbon_change_by_county" in found_change.files else ""))
-
-
-def _print_transfer_matrix(found_change: Any, a: str, b: str) -> None:
-    """The region's transfer matrix (km²) by class code, classes present in either map only."""
-    matrix = found_change.transfer_matrix
-    body = matrix.drop(index="total_to", columns="total_from")
-    keep_rows = body.index[(body.sum(axis=1) > 0).to_numpy()]
-    keep_cols = body.columns[(body.sum(axis=0) > 0).to_numpy()]
-    body = body.loc[keep_rows, keep_cols]
-    code = lambda label: str(label).split(" ", 1)[0]  # noqa: E731 - "12 arbor forest" → "12"
-    names = {code(c): str(c).split(" ", 1)[-1] for c in [*keep_rows, *keep_cols]}
-    click.echo(f"  transfer matrix, km² (rows {a}, columns {b}; " + ", ".join(f"{k} {v}" for k, v in names.items()) + "):")
-    click.echo("    " + f"{'':>6}" + "".join(f"{code(c):>10}" for c in body.columns))
-    for label, row in body.iterrows():
-        click.echo("    " + f"{code(label):>6}" + "".join(f"{v:10,.1f}" for v in row.to_numpy()))
 
 
 @cli.command(name="maps")

@@ -760,3 +760,25 @@ def maps_pass(
         "seconds": time.perf_counter() - started,
     }
     return MapsResult(supply=supply_results, changes=changes, summary=summary)
+
+
+def transfer_table(change: ChangeResult, from_label: str, to_label: str) -> list[str]:
+    """The region's transfer matrix as text lines (km²; rows the first map's classes, columns the
+    second's, by class code, with each row's and column's total; classes present in either map
+    only): what ``carbonscape change`` and ``carbonscape demo`` print."""
+    matrix = change.transfer_matrix
+    body = matrix.drop(index="total_to", columns="total_from")
+    keep_rows = body.index[(body.sum(axis=1) > 0).to_numpy()]
+    keep_cols = body.columns[(body.sum(axis=0) > 0).to_numpy()]
+    body = body.loc[keep_rows, keep_cols]
+
+    def code(label: Any) -> str:  # "12 arbor forest" → "12"
+        return str(label).split(" ", 1)[0]
+
+    names = {code(c): str(c).split(" ", 1)[-1] for c in [*keep_rows, *keep_cols]}
+    lines = [f"  transfer matrix, km² (rows {from_label}, columns {to_label}; " + ", ".join(f"{k} {v}" for k, v in names.items()) + "):",
+             "    " + f"{'':>6}" + "".join(f"{code(c):>10}" for c in body.columns) + f"{'total':>12}"]
+    for label, row in body.iterrows():
+        lines.append("    " + f"{code(label):>6}" + "".join(f"{v:10,.1f}" for v in row.to_numpy()) + f"{row.sum():12,.1f}")
+    lines.append("    " + f"{'total':>6}" + "".join(f"{v:10,.1f}" for v in body.sum(axis=0).to_numpy()) + f"{body.to_numpy().sum():12,.1f}")
+    return lines

@@ -599,6 +599,10 @@ def _frame(ax: Any, sheet: Sheet) -> None:
     ax.set_axis_off()
 
 
+# Public for the other county maps (carbonscape.change_figures): the sheet, frame and borders of Figs. 2–5.
+single_sheet, frame, edge_width = _single_sheet, _frame, _edge_width
+
+
 def _natural_classes(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``k`` natural-break classes of the finite values: ``(edges, class per value)``, class 0
     for a non-finite value. One distinct value is one class (edges ``[v, v]``); none, no class."""

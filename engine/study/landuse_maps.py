@@ -336,10 +336,12 @@ def write_map_balance(balance: MapBalance, folder: Path) -> None:
             frame.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
 
 
-def draw_changes(result: Any, out: Path, *, polygons: Any = None, id_field: str | None = None) -> list[Path]:
+def draw_changes(result: Any, out: Path, *, polygons: Any = None, id_field: str | None = None, study: Any = None,
+                 maps: list[LandUseMap] | None = None) -> list[Path]:
     """Each change's Sankey of the region's transitions (``transitions_sankey.png``) and, with the
     polygons, its map of carbon change per county (``carbon_change_by_county.png``), in
-    ``changes/<from>_to_<to>/``; drawn from the result in memory."""
+    ``changes/<from>_to_<to>/``; drawn from the result in memory. With the study (and its maps),
+    the county map's study line and footer credit the study and the two maps' files."""
     from carbonscape.change_figures import draw_change_map, draw_transitions
 
     drawn = []
@@ -349,10 +351,26 @@ def draw_changes(result: Any, out: Path, *, polygons: Any = None, id_field: str 
         drawn.append(draw_transitions(found, folder / "transitions_sankey.png"))
         found.files["transitions_sankey"] = folder / "transitions_sankey.png"
         if polygons is not None and id_field is not None:
-            draw_change_map(found, polygons, id_field, folder / "carbon_change_by_county.png")
+            draw_change_map(found, polygons, id_field, folder / "carbon_change_by_county.png",
+                            inputs=_change_map_inputs(study, [m for m in maps or [] if m.label in (a, b)], polygons))
             found.files["carbon_change_by_county"] = folder / "carbon_change_by_county.png"
             drawn.append(folder / "carbon_change_by_county.png")
     return drawn
+
+
+def _change_map_inputs(study: Any, pair: list[LandUseMap], polygons: Any) -> Any:
+    """What a change map's sheet credits (:func:`carbonscape.maps.credit_line`): the study's name,
+    its ``[study] source`` or the files of the two maps, boundaries and pools tables."""
+    if study is None:
+        return None
+    from carbonscape import __version__
+    from carbonscape.maps import MapInputs, sources_of
+
+    inputs = [{"role": "landuse", "path": str(raster)} for m in pair for raster in m.rasters]
+    inputs.append({"role": "counties", "path": str(study.counties)})
+    inputs += [{"role": "pools", "path": str(path)} for path in dict.fromkeys(str(m.pools or study.pools) for m in pair)]
+    info = {"study": {"source": study.setting("study", "source")}, "inputs": inputs}
+    return MapInputs(counties=polygons, study=str(study.name or ""), sources=sources_of(info), version=__version__)
 
 
 def run_maps(study: Any, *, stores: Path, county_store: Path, base_store: Path, out: Path, run: Any, progress: bool,
@@ -392,7 +410,7 @@ def run_maps(study: Any, *, stores: Path, county_store: Path, base_store: Path, 
         folder = out / "changes" / f"{slug(a)}_to_{slug(b)}"
         result.changes[(a, b)].write(folder)
     if draw:
-        draw_changes(result, out, polygons=polygons, id_field=study.id_field)
+        draw_changes(result, out, polygons=polygons, id_field=study.id_field, study=study, maps=maps)
     rows = [{"map": m.label, "year": m.year, "scenario": m.scenario, "base": m.label == base.label,
              "supply_t": result.supply[m.label].total_t, "pools": _shown(pools[m.label], out)} for m in maps]
     for row in rows:
