@@ -765,7 +765,8 @@ def maps_pass(
 def transfer_table(change: ChangeResult, from_label: str, to_label: str) -> list[str]:
     """The region's transfer matrix as text lines (km²; rows the first map's classes, columns the
     second's, by class code, with each row's and column's total; classes present in either map
-    only): what ``carbonscape change`` and ``carbonscape demo`` print."""
+    only): what ``carbonscape change`` and ``carbonscape demo`` print. One decimal, more where the
+    smallest transition needs them (0.010 km², not 0.0)."""
     matrix = change.transfer_matrix
     body = matrix.drop(index="total_to", columns="total_from")
     keep_rows = body.index[(body.sum(axis=1) > 0).to_numpy()]
@@ -776,9 +777,13 @@ def transfer_table(change: ChangeResult, from_label: str, to_label: str) -> list
         return str(label).split(" ", 1)[0]
 
     names = {code(c): str(c).split(" ", 1)[-1] for c in [*keep_rows, *keep_cols]}
+    # One decimal (a province's km²), more when the smallest transition would print as 0.0.
+    values = body.to_numpy(dtype=float)
+    smallest = float(values[values > 0].min()) if (values > 0).any() else 1.0
+    places = int(min(max(1, np.ceil(-np.log10(smallest)) + 1), 6))
     lines = [f"  transfer matrix, km² (rows {from_label}, columns {to_label}; " + ", ".join(f"{k} {v}" for k, v in names.items()) + "):",
              "    " + f"{'':>6}" + "".join(f"{code(c):>10}" for c in body.columns) + f"{'total':>12}"]
     for label, row in body.iterrows():
-        lines.append("    " + f"{code(label):>6}" + "".join(f"{v:10,.1f}" for v in row.to_numpy()) + f"{row.sum():12,.1f}")
-    lines.append("    " + f"{'total':>6}" + "".join(f"{v:10,.1f}" for v in body.sum(axis=0).to_numpy()) + f"{body.to_numpy().sum():12,.1f}")
+        lines.append("    " + f"{code(label):>6}" + "".join(f"{v:10,.{places}f}" for v in row.to_numpy()) + f"{row.sum():12,.{places}f}")
+    lines.append("    " + f"{'total':>6}" + "".join(f"{v:10,.{places}f}" for v in body.sum(axis=0).to_numpy()) + f"{values.sum():12,.{places}f}")
     return lines

@@ -37,10 +37,12 @@ def map_label(label: str | None, year: int | None) -> str:
     """How a figure names one map: its year, with the rest of its label (a scenario's name) in
     brackets: ``("2030 ecological protection", 2030)`` → ``"2030 (ecological protection)"``,
     ``("2020", 2020)`` → ``"2020"``, ``("baseline", 2030)`` → ``"2030 (baseline)"``, ``("eco", None)`` →
-    ``"eco"``; a name holding brackets is kept as it is (``"2030 eco (SYNTHETIC)"``)."""
+    ``"eco"``; a path is left out when the year is known; a name holding brackets is kept as it is (``"2030 eco (SYNTHETIC)"``)."""
     text = str(label or "").strip()
     if year is None:
         return text or "?"
+    if re.search(r"[/\\]|\.(zarr|tiff?|vrt)$", text, flags=re.IGNORECASE):
+        return str(int(year))  # a store's path (`carbonscape change` without labels): the year says it
     rest = re.sub(rf"^\s*{int(year)}\b[\s_:,-]*", "", text).strip()
     if not rest:
         return str(int(year))

@@ -203,6 +203,23 @@ def test_cli_change_prints_and_writes(tmp, two_maps):
         assert (tmp / "out" / name).exists()
 
 
+def test_cli_change_prints_the_transfer_matrix_with_totals_unless_quiet(tmp, two_maps):
+    a, b, zones, pools = two_maps
+    args = ["change", "--from", str(a), "--to", str(b), "--zones", str(zones), "--pools", str(pools), "--years", "2020", "2030",
+            "--scheduler", "synchronous", "--no-progress"]
+    res = CliRunner().invoke(cli, [*args, "--out", str(tmp / "out")])
+    assert res.exit_code == 0, res.output
+    rows = {line.split()[0]: line.split()[1:] for line in res.output.splitlines() if line.startswith("    ") and "." in line}
+    assert "transfer matrix, km² (rows 2020, columns 2030; 1 crop, 2 forest, 3 water, 4 grass)" in res.output
+    # By hand (1 ha pixels, both maps with a class): crop 2 stay, 2 → forest; forest 5; water 7; grass 5 stay, 1 → crop.
+    assert rows["1"] == ["0.020", "0.020", "0.000", "0.000", "0.040"]
+    assert rows["4"] == ["0.010", "0.000", "0.000", "0.050", "0.060"]
+    assert rows["total"] == ["0.030", "0.070", "0.070", "0.050", "0.220"]
+    quiet = CliRunner().invoke(cli, ["-q", *args, "--out", str(tmp / "quiet")])
+    assert quiet.exit_code == 0, quiet.output
+    assert "transfer matrix" not in quiet.output and "change +152 t C" in quiet.output
+
+
 def test_one_pass_over_many_maps_equals_each_map_and_pair_run_alone(tmp, two_maps):
     from carbonscape import supply
     from carbonscape.change import maps_pass
