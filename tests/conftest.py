@@ -121,3 +121,54 @@ def demo_run(tmp_path_factory) -> DemoRun:
     done = subprocess.run([str(CARBONSCAPE), "demo", "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return DemoRun(out=out, stdout=done.stdout, stderr=done.stderr)
+
+
+# The inputs of a generated region (make_region) as a study file gives them: land use, counties, pools.
+REGION_INPUTS = """
+[landuse]
+rasters = ["region/landuse.tif"]
+chunk = 256
+
+[counties]
+path = "region/counties.gpkg"
+id_field = "county"
+
+[pools]
+path = "region/pools.csv"
+"""
+
+
+@dataclass(frozen=True)
+class SmallStudy:
+    """A generated study folder: ``region/`` (make_region's land use, counties and pools),
+    ``population.csv`` and, when given, ``study.toml``."""
+
+    base: Path
+    region: object  # carbonscape.synthetic.Region
+
+    @property
+    def study(self) -> Path:
+        return self.base / "study.toml"
+
+
+@pytest.fixture(scope="session")
+def small_study(tmp_path_factory):
+    """Makes small generated studies: ``small_study(name, toml, shape=..., n_counties=..., seed=...,
+    population=...)`` → :class:`SmallStudy`, in a new folder named after ``name``. ``population(n)``
+    gives the ``population`` column of the n counties (an array) or several columns (a dict); by
+    default 10,000 × (1, 2, ..., n) people."""
+    from carbonscape.synthetic import make_region
+
+    def make(name: str, toml: str | None = None, *, shape: tuple[int, int], n_counties: int, seed: int,
+             population=lambda n: np.arange(1, n + 1) * 10_000) -> SmallStudy:
+        base = tmp_path_factory.mktemp(name)
+        region = make_region(base / "region", shape=shape, n_counties=n_counties, seed=seed)
+        names = gpd.read_file(region.counties)["county"]
+        people = population(len(names))
+        columns = people if isinstance(people, dict) else {"population": people}
+        pd.DataFrame({"county": names, **columns}).to_csv(base / "population.csv", index=False)
+        if toml is not None:
+            (base / "study.toml").write_text(toml, encoding="utf-8")
+        return SmallStudy(base=base, region=region)
+
+    return make

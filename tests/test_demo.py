@@ -80,7 +80,30 @@ def test_the_demo_prints_its_transfer_matrix_and_draws_the_change_of_its_scenari
     # The printed matrix is the written one: cropland's row, every class present.
     matrix = pd.read_csv(folder / "transfer_matrix_km2.csv", index_col=0).drop(index="total_to", columns="total_from")
     row = matrix.loc[[label for label in matrix.index if label.startswith("1 ")][0]]
-    printed = "    " + f"{'1':>6}" + "".join(f"{v:10,.1f}" for v in row.to_numpy())
+    printed = "    " + f"{'1':>6}" + "".join(f"{v:10,.1f}" for v in row.to_numpy()) + f"{row.sum():12,.1f}"
     assert printed in demo_run.stdout.splitlines()
+    total = "    " + f"{'total':>6}" + "".join(f"{v:10,.1f}" for v in matrix.sum(axis=0).to_numpy()) + f"{matrix.to_numpy().sum():12,.1f}"
+    assert total in demo_run.stdout.splitlines()
     for label in ("2020", "2030_ecological_protection_SYNTHETIC"):
         assert (demo_run.out / "maps" / label / "ratio_zones.csv").exists()
+
+
+def test_the_demo_sankey_labels_every_class_without_overlap_and_names_the_scenario(demo_run):
+    """The demo's Sankey redrawn from its written tables: every class labelled (the 222 km² bamboo
+    forest too), no two texts overlapping, the scenario in the title."""
+    import json
+
+    from carbonscape.change import ChangeResult
+    from carbonscape.change_figures import sankey_figure
+    from test_change_figures import assert_every_class_labelled, assert_no_overlap, rendered_boxes
+
+    folder = demo_run.out / "changes" / "2020_to_2030_ecological_protection_SYNTHETIC"
+    transitions = pd.read_csv(folder / "transitions.csv")
+    found = ChangeResult(by_county=pd.DataFrame(), transitions_by_county=pd.DataFrame(), transitions=transitions,
+                         transfer_matrix=pd.DataFrame(), dynamic_degree=pd.DataFrame(),
+                         summary=json.loads((folder / "change_summary.json").read_text(encoding="utf-8")))
+    fig = sankey_figure(found)
+    assert_every_class_labelled(fig, transitions)
+    assert_no_overlap(rendered_boxes(fig))
+    assert "2020 → 2030 ecological protection (SYNTHETIC)" in fig.axes[0].get_title()
+

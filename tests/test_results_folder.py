@@ -10,26 +10,18 @@ import sys
 import time
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 from carbonscape import InputError, run_study
 from carbonscape.cli.main import cli
-from carbonscape.synthetic import make_region
 from click.testing import CliRunner
+from conftest import REGION_INPUTS
 
 STUDY = """
 [study]
 name = "{name}"
-[landuse]
-rasters = ["region/landuse.tif"]
-chunk = 256
-[counties]
-path = "region/counties.gpkg"
-id_field = "county"
-[pools]
-path = "region/pools.csv"
+""" + REGION_INPUTS + """
 [demand]
 table = "population.csv"
 per_capita_t = 4.0
@@ -56,12 +48,8 @@ def leftovers(out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def region(tmp_path_factory):
-    base = tmp_path_factory.mktemp("folder")
-    make_region(base / "region", shape=(300, 280), n_counties=6, seed=5)
-    names = gpd.read_file(base / "region" / "counties.gpkg")["county"]
-    pd.DataFrame({"county": names, "population": np.arange(1, len(names) + 1) * 1000}).to_csv(base / "population.csv", index=False)
-    return base
+def region(small_study):
+    return small_study("folder", shape=(300, 280), n_counties=6, seed=5, population=lambda n: np.arange(1, n + 1) * 1000).base
 
 
 def write_study(folder: Path, name: str = "a", *, k: int = 3, maps: bool = False) -> Path:
@@ -134,13 +122,9 @@ def _console() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def slow_region(tmp_path_factory):
+def slow_region(small_study):
     """A study whose maps take a few seconds to draw: time to stop it between supply and the end."""
-    base = tmp_path_factory.mktemp("slow")
-    make_region(base / "region", shape=(1200, 1100), n_counties=40, seed=8)
-    names = gpd.read_file(base / "region" / "counties.gpkg")["county"]
-    pd.DataFrame({"county": names, "population": np.arange(1, len(names) + 1) * 1000}).to_csv(base / "population.csv", index=False)
-    return base
+    return small_study("slow", shape=(1200, 1100), n_counties=40, seed=8, population=lambda n: np.arange(1, n + 1) * 1000).base
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])

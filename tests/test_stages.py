@@ -8,14 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 from carbonscape import read_outputs, run_study
 from carbonscape.cli.main import cli
-from carbonscape.synthetic import make_region
 from click.testing import CliRunner
+from conftest import REGION_INPUTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,14 +22,7 @@ STUDY = """
 [study]
 name = "Stages"
 year = 2020
-[landuse]
-rasters = ["region/landuse.tif"]
-chunk = 256
-[counties]
-path = "region/counties.gpkg"
-id_field = "county"
-[pools]
-path = "region/pools.csv"
+""" + REGION_INPUTS + """
 [demand]
 table = "population.csv"
 key = "county"
@@ -46,15 +38,10 @@ report = false
 
 
 @pytest.fixture(scope="module")
-def region(tmp_path_factory):
-    base = tmp_path_factory.mktemp("stages")
-    made = make_region(base / "region", shape=(300, 300), pixel_size=30.0, n_counties=14, seed=3)
-    counties = gpd.read_file(made.counties)
-    rng = np.random.default_rng(3)
-    pd.DataFrame({"county": counties["county"], "population": rng.integers(5_000, 400_000, len(counties))}).to_csv(
-        base / "population.csv", index=False)
-    (base / "study.toml").write_text(STUDY, encoding="utf-8")
-    return base, made
+def region(small_study):
+    made = small_study("stages", STUDY, shape=(300, 300), n_counties=14, seed=3,
+                       population=lambda n: np.random.default_rng(3).integers(5_000, 400_000, n))
+    return made.base, made.region
 
 
 def _invoke(*args: str):

@@ -6,24 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from carbonscape import StudyError, check_study, load_study, run_study
-from carbonscape.synthetic import make_region
+from conftest import REGION_INPUTS
 
 STUDY = """
 [study]
 name = "Generated test region"
 year = 2020
-
-[landuse]
-rasters = ["region/landuse.tif"]
-chunk = 256
-
-[counties]
-path = "region/counties.gpkg"
-id_field = "county"
-
-[pools]
-path = "region/pools.csv"
-
+""" + REGION_INPUTS + """
 [demand]
 table = "population.csv"
 key = "county"
@@ -45,13 +34,8 @@ report = false
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("study")
-    region = make_region(base / "region", shape=(500, 460), n_counties=9, seed=3)
-    names = gpd.read_file(region.counties)["county"]
-    pd.DataFrame({"county": names, "population": np.arange(1, len(names) + 1) * 10_000}).to_csv(base / "population.csv", index=False)
-    (base / "study.toml").write_text(STUDY, encoding="utf-8")
-    return base
+def study_dir(small_study):
+    return small_study("study", STUDY, shape=(500, 460), n_counties=9, seed=3).base
 
 
 def test_end_to_end_on_a_generated_study(study_dir):

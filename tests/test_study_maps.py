@@ -3,13 +3,12 @@ them from one pass, the base map's full study, and bad maps refused by `check` n
 
 import json
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
 from carbonscape import check_study, run_study
-from carbonscape.synthetic import SYNTHETIC_POOLS, make_region
+from carbonscape.synthetic import SYNTHETIC_POOLS
 
 STUDY = """
 [study]
@@ -52,9 +51,14 @@ def _write_like(path, array, template):
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("maps")
-    region = make_region(base / "region", shape=(300, 280), n_counties=6, seed=5)
+def study_dir(small_study):
+    def people(n):
+        # Per-year populations (the `_{year}` convention); 2020, the study year, has only `population`.
+        people = np.arange(1, n + 1) * 10_000
+        return {"population": people, "population_2000": people * 0.8, "population_2030": people * 1.25}
+
+    made = small_study("maps", STUDY, shape=(300, 280), n_counties=6, seed=5, population=people)
+    base, region = made.base, made.region
     with rasterio.open(region.landuse) as src:
         lu2020 = src.read(1)
     lu2000 = lu2020.copy()
@@ -66,12 +70,6 @@ def study_dir(tmp_path_factory):
     denser = SYNTHETIC_POOLS.copy()
     denser.loc[denser["lucode"] == 2, "c_above"] += 10
     denser.to_csv(base / "pools2030.csv", index=False)
-    names = gpd.read_file(region.counties)["county"]
-    people = np.arange(1, len(names) + 1) * 10_000
-    # Per-year populations (the `_{year}` convention); 2020, the study year, has only `population`.
-    pd.DataFrame({"county": names, "population": people, "population_2000": people * 0.8, "population_2030": people * 1.25}).to_csv(
-        base / "population.csv", index=False)
-    (base / "study.toml").write_text(STUDY, encoding="utf-8")
     return base
 
 

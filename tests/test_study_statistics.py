@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from carbonscape import check_study, run_study
 from carbonscape.matching import matching_indices
-from carbonscape.synthetic import make_region
 from esda.moran import Moran
 from libpysal.weights import Queen
 
@@ -58,17 +57,14 @@ report = false
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("second_half")
-    region = make_region(base / "region", shape=(400, 380), n_counties=12, seed=5)
-    names = gpd.read_file(region.counties)["county"]
-    rng = np.random.default_rng(1)
-    pd.DataFrame({"county": names, "population": rng.integers(5_000, 90_000, len(names))}).to_csv(base / "population.csv", index=False)
+def study_dir(small_study):
+    made = small_study("second_half", STUDY, shape=(400, 380), n_counties=12, seed=5,
+                       population=lambda n: np.random.default_rng(1).integers(5_000, 90_000, n))
+    base, region = made.base, made.region
     pools = pd.read_csv(region.pools)
     for pool in ("above", "below", "soil", "dead"):
         pools[f"c_{pool}_sd"] = pools[f"c_{pool}"] * 0.1
     pools.to_csv(base / "pools.csv", index=False)
-    (base / "study.toml").write_text(STUDY, encoding="utf-8")
     return base
 
 
@@ -158,16 +154,11 @@ def test_check_finds_bad_spreads_and_missing_ones(study_dir):
     assert any("[uncertainty] enabled = true" in p and "c_above_sd" in p for p in forced), forced
 
 
-def test_check_refuses_statistics_on_too_few_counties(tmp_path):
-    region = make_region(tmp_path / "region", shape=(200, 200), n_counties=3, seed=2)
-    names = gpd.read_file(region.counties)["county"]
-    pd.DataFrame({"county": names, "population": 1000}).to_csv(tmp_path / "population.csv", index=False)
-    pools = pd.read_csv(region.pools)
-    pools.to_csv(tmp_path / "pools.csv", index=False)
+def test_check_refuses_statistics_on_too_few_counties(small_study):
     text = STUDY.replace("k = 3", "k = 2").replace("[statistics]", "[statistics]\nenabled = true")
-    path = tmp_path / "study.toml"
-    path.write_text(text, encoding="utf-8")
-    problems = check_study(path)
+    made = small_study("few", text, shape=(200, 200), n_counties=3, seed=2, population=lambda n: np.full(n, 1000))
+    pd.read_csv(made.region.pools).to_csv(made.base / "pools.csv", index=False)
+    problems = check_study(made.study)
     assert any("[statistics] enabled = true needs at least 5 counties" in p and "has 3" in p for p in problems), problems
 
 
