@@ -165,3 +165,30 @@ def test_the_colour_bar_unit_follows_the_values(top, unit):
     fig.canvas.draw()
     assert fig.axes[-1].get_ylabel() == f"carbon change ({unit})"
     assert fig.axes[-1].yaxis.get_offset_text().get_text() == ""
+
+
+def test_a_study_s_change_map_credits_the_study_and_the_two_maps_files(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from carbonscape.study.landuse_maps import LandUseMap, draw_changes
+    from matplotlib.figure import Figure
+
+    texts = []
+    save = Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        texts.extend(t.get_text() for t in self.texts)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    change, polygons = county_change()
+    change.files, change.transitions = {}, many_tiny_classes()
+    study = SimpleNamespace(name="Three maps", counties=Path("in/counties.gpkg"), pools=Path("in/pools.csv"),
+                            setting=lambda section, key, default=None: default)
+    maps = [LandUseMap("2020", (Path("in/lu2020.tif"),), 2020), LandUseMap("2030 eco", (Path("in/lu2030_eco.tif"),), 2030, True),
+            LandUseMap("2000", (Path("in/lu2000.tif"),), 2000)]
+    draw_changes(SimpleNamespace(changes={("2020", "2030 eco"): change}), tmp_path, polygons=polygons, id_field="name", study=study, maps=maps)
+    footer = " ".join(next(t for t in texts if "CRS:" in t).split())  # as one line (the sheet wraps it)
+    assert footer.startswith("Three maps") and "lu2020.tif" in footer and "lu2030_eco.tif" in footer and "lu2000.tif" not in footer
+    assert "boundaries counties.gpkg" in footer and "carbon pools pools.csv" in footer and "in/" not in footer
+    assert (tmp_path / "changes" / "2020_to_2030_eco" / "carbon_change_by_county.png").exists()

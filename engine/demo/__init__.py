@@ -183,6 +183,6 @@ def run_demo(
         if maps and result.landuse_maps is not None:
             from carbonscape.study.landuse_maps import draw_changes
 
-            draw_changes(result.landuse_maps, work, polygons=result.polygons, id_field=study.id_field)
+            draw_changes(result.landuse_maps, work, polygons=result.polygons, id_field=study.id_field, study=study)
     relocate_result(result, work, final)
     return result, text

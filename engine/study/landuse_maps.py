@@ -344,6 +344,8 @@ def draw_changes(result: Any, out: Path, *, polygons: Any = None, id_field: str 
     the county map's study line and footer credit the study and the two maps' files."""
     from carbonscape.change_figures import draw_change_map, draw_transitions
 
+    if study is not None and maps is None:
+        maps = study_maps(study)
     drawn = []
     for (a, b), found in result.changes.items():
         folder = out / "changes" / f"{slug(a)}_to_{slug(b)}"
