@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -182,28 +183,33 @@ def sankey_figure(change: Any, *, title: str | None = None, min_share: float = 0
     label_h = max((inches(s)[1] for side in texts.values() for s in side.values()), default=0.2)
     widest = max((inches(s)[0] for side in texts.values() for s in side.values()), default=1.0)
     column_in = max(len(lpos), len(rpos)) * (label_h + LABEL_PAD)
-    axes_h = max(6.0, column_in * 1.08)
+    bars_in = max(6.0, column_in * 1.08)  # the bars' height, room for the stacked labels of the longer side
     band_w = 4.0  # inches of the bands between the two bars
     axes_w = band_w + 2 * (widest + 0.45)
-    fig = Figure(figsize=(axes_w + 0.3, axes_h + 0.9), dpi=150)
+    # The maps' names above the bars, wrapped to the room between them.
+    # A header is centred on its bar: half of it over the bands, half over the labels' margin.
+    header_chars = int(2 * min(band_w / 2, widest + 0.55) * 72 / (10 * 0.6))
+    headers = {side: textwrap.wrap(labels[side], header_chars) or [""] for side in labels}
+    header_in = max(len(lines) for lines in headers.values()) * 10 * 1.25 / 72 + 0.12
+    axes_h = bars_in + header_in
+    fig_w, fig_h = axes_w + 0.3, axes_h + 0.9
+    fig = Figure(figsize=(fig_w, fig_h), dpi=150)
     FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.15 / (axes_w + 0.3), 0.2 / (axes_h + 0.9), axes_w / (axes_w + 0.3), axes_h / (axes_h + 0.9)))
+    ax = fig.add_axes((0.15 / fig_w, 0.2 / fig_h, axes_w / fig_w, axes_h / fig_h))
     top = max(max(v[1] for v in lpos.values()), max(v[1] for v in rpos.values())) if lpos and rpos else 1.0
-    # x: the bars at 0 and 1, labels beyond; y: data (km²) downward from 0 (the headers above it).
+    # x: the bars at 0 and 1, labels beyond; y: data (km²) downward from 0, the headers above it.
     margin = (widest + 0.45) / band_w
     ax.set_xlim(-margin, 1 + margin)
-    y_top, y_bottom = -top * 0.06, top * 1.02
-    per_inch = (y_bottom - y_top) / axes_h  # km² of the y axis per inch
-    # The labels' column may be taller than the bars: let it run below them.
-    y_bottom = max(y_bottom, y_top + column_in * 1.08 * per_inch)
-    per_inch = (y_bottom - y_top) / axes_h
+    y_bottom = top * 1.02
+    per_inch = y_bottom / bars_in  # km² of the y axis per inch
+    y_top = -header_in * per_inch
     ax.set_ylim(y_bottom, y_top)
     for side, pos, x in (("from", lpos, 0.0), ("to", rpos, 1.0)):
         items = list(pos.items())
         for code, (y0, y1, _name) in items:
             ax.add_patch(Rectangle((x - 0.03, y0), 0.06, y1 - y0, color=colour[code], lw=0))
         centres = [(y0 + y1) / 2 for _, (y0, y1, _n) in items]
-        placed = spread_labels(centres, [label_h * per_inch] * len(items), low=-top * 0.015, high=y_bottom, pad=LABEL_PAD * per_inch)
+        placed = spread_labels(centres, [label_h * per_inch] * len(items), low=-0.02 * per_inch, high=y_bottom, pad=LABEL_PAD * per_inch)
         sign = -1 if x == 0 else 1
         tx = x + sign * 0.11
         for (code, (y0, y1, _name)), y in zip(items, placed):
@@ -228,9 +234,10 @@ def sankey_figure(change: Any, *, title: str | None = None, min_share: float = 0
                       MplPath.CURVE4, MplPath.CLOSEPOLY]
         ax.add_patch(PathPatch(MplPath(verts, codes_path), facecolor=colour[a], alpha=0.45 if a != b else 0.15, lw=0))
     for side, x in (("from", 0.0), ("to", 1.0)):
-        ax.text(x, -top * 0.03, labels[side], ha="center", fontsize=10, fontfamily=FONT_FAMILIES, gid=f"header:{side}")
+        ax.text(x, -0.06 * per_inch, "\n".join(headers[side]), ha="center", va="bottom", fontsize=10, fontfamily=FONT_FAMILIES, gid=f"header:{side}")
     ax.axis("off")
-    ax.set_title(title or change_title(change, "Land-use transitions") + " (km², true areas)", fontsize=10, fontfamily=FONT_FAMILIES)
+    heading = title or change_title(change, "Land-use transitions") + " (km², true areas)"
+    ax.set_title("\n".join(textwrap.wrap(heading, int(fig_w * 72 / (10 * 0.52)))), fontsize=10, fontfamily=FONT_FAMILIES)
     return fig
 
 

@@ -73,9 +73,12 @@ def many_tiny_classes() -> pd.DataFrame:
 
 def test_every_class_of_many_tiny_ones_gets_a_label_and_no_two_texts_overlap():
     transitions = many_tiny_classes()
-    fig = sankey_figure(change_of(transitions, {"maps": {"from": "2000", "to": "2030 eco"}, "years": [2000, 2030]}))
+    long = "2030 ecological protection with the county plans of 2021 and the province's red lines"  # a long scenario name
+    fig = sankey_figure(change_of(transitions, {"maps": {"from": "2000 land survey of the whole province", "to": long}, "years": [2000, 2030]}))
     assert_every_class_labelled(fig, transitions)
     assert_no_overlap(rendered_boxes(fig))
+    for gid, box in rendered_boxes(fig, "header:").items():  # the maps' long names wrapped within the sheet
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, gid
     # Labels that could not sit beside their bar are tied to it.
     leaders = [line for line in fig.axes[0].lines if (line.get_gid() or "").startswith("leader:")]
     assert leaders
@@ -116,8 +119,8 @@ def test_figures_name_each_map_by_year_and_scenario():
     change = change_of(many_tiny_classes(), {"maps": {"from": "2020", "to": "2030 ecological protection"}, "years": [2020, 2030]})
     assert change_title(change, "Carbon change per county") == "Carbon change per county, 2020 → 2030 (ecological protection)"
     fig = sankey_figure(change)
-    assert "2020 → 2030 (ecological protection)" in fig.axes[0].get_title()
-    headers = {t.get_gid(): t.get_text() for t in fig.axes[0].texts if (t.get_gid() or "").startswith("header:")}
+    assert "2020 → 2030 (ecological protection)" in " ".join(fig.axes[0].get_title().split())
+    headers = {t.get_gid(): " ".join(t.get_text().split()) for t in fig.axes[0].texts if (t.get_gid() or "").startswith("header:")}
     assert headers == {"header:from": "2020", "header:to": "2030 (ecological protection)"}
 
 
