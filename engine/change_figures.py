@@ -164,8 +164,8 @@ def sankey_figure(change: Any, *, title: str | None = None, min_share: float = 0
         return out
 
     lpos, rpos = stack(left), stack(right)
-    # Label heights (two lines of LABEL_SIZE) as Agg draws them, in inches; the figure is as tall
-    # as the longer column of stacked labels needs (at least 7 in).
+    # Label sizes (two lines of LABEL_SIZE) as Agg draws them, in inches; the bars are as tall as
+    # the longer column of stacked labels needs (at least 6 in), the margins as wide as the widest.
     from matplotlib.backends.backend_agg import RendererAgg
 
     renderer = RendererAgg(10, 10, 72)
