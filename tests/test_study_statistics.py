@@ -10,24 +10,15 @@ import pandas as pd
 import pytest
 from carbonscape import check_study, run_study
 from carbonscape.matching import matching_indices
+from conftest import REGION_INPUTS
 from esda.moran import Moran
 from libpysal.weights import Queen
 
+# The region's inputs but the pools: pools.csv, the region's with spreads (study_dir).
 STUDY = """
 [study]
 name = "Second half"
-
-[landuse]
-rasters = ["region/landuse.tif"]
-chunk = 256
-
-[counties]
-path = "region/counties.gpkg"
-id_field = "county"
-
-[pools]
-path = "pools.csv"
-
+""" + REGION_INPUTS.replace('path = "region/pools.csv"', 'path = "pools.csv"') + """
 [demand]
 table = "population.csv"
 key = "county"
