@@ -228,12 +228,11 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
         return
     assert zones_store is not None
     if population_raster or npp_raster or factor_raster:
-        if pixel_maps:
-            raise click.UsageError("--pixel-maps is not drawn with --population/--npp/--factor yet; run them separately")
         from carbonscape.continuous import supply_with_rasters
 
         both = supply_with_rasters(landuse, zones_store, pools, out=out, population=population_raster, npp=npp_raster, npp_units=npp_units,
                                    factor=factor_raster, resampling=resampling, min_coverage=min_coverage, scheduler=scheduler,
+                                   pixel_maps=pixel_maps,
                                    progress=_progress(ctx, progress))
         _mark_folder(out, "supply")
         s = both.supply.summary

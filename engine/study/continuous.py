@@ -217,12 +217,29 @@ class ContinuousRun:
             county_factors=county_factors,
         )
         fixed.tables = supply_result.tables
-        if self.study.pixel_maps or self.study.setting("uncertainty", "enabled") is not False:
-            log.info("corrected densities: the supply tables and the ratio use them; the carbon-per-pixel maps and the Monte Carlo "
-                     "of [uncertainty] (when run) still draw on the pools table's uncorrected densities")
         fixed.summary["density_correction"] = {"rasters": {pool: self.provenance[name]["path"] for pool, name in pools_by_factor.items()},
                                                "table": None if table_path is None else str(table_path)}
         return fixed
+
+    @property
+    def corrects(self) -> bool:
+        """Whether factor rasters or a factor table correct the densities (the pixel maps are then
+        written by :meth:`write_pixel_maps`, not by the supply pass)."""
+        return bool(_factor_pools(self.study)) or self.study.setting("continuous", "factor_table") is not None
+
+    def write_pixel_maps(self, out: Path, *, landuse: Path, zones: Path, pools: Any, run: Any, progress: bool = False) -> dict[str, Path]:
+        """Carbon per pixel of the corrected densities (:func:`carbonscape.continuous.write_corrected_pixel_maps`):
+        each pool's factor raster and the county's factor of the table, as in the supply tables."""
+        from carbonscape.continuous import write_corrected_pixel_maps
+        from carbonscape.rasterize import open_zones
+
+        table_path = self.study.setting("continuous", "factor_table")
+        county_factors = None
+        if table_path is not None:
+            county_factors = factor_table(table_path, key=self.study.setting("continuous", "factor_key") or self.study.id_field,
+                                          counties=[str(v) for v in open_zones(zones)[1].values])
+        return write_corrected_pixel_maps(landuse, pools, out=out, run=run, progress=progress, zones=zones, county_factors=county_factors,
+                                          factor_stores={pool: self.stores[name] for pool, name in _factor_pools(self.study).items()})
 
     def write(self, out: Path, *, demand: pd.DataFrame | None = None, ratio_units: str = "co2_per_c") -> dict[str, Path]:
         """``continuous_by_county.csv`` (each raster's pixels with and without a value, sum, valued area and
