@@ -47,6 +47,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import rasterio
+from carbonscape import remote
 from carbonscape.accumulate import Accumulation, Chunk, Layout, bind
 from carbonscape.accumulate.reference import _county_ids
 from carbonscape.carbon import M2_PER_HA, M2_PER_KM2, POOL_COLUMNS, POOLS, PoolTable, SupplyResult
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FACTOR_AREAS", "NPP_UNITS", "QUANTITIES", "ContinuousError", "ContinuousSupply", "corrected_carbon", "corrected_supply",
     "county_factor_array", "factor_table", "ingest_continuous", "write_corrected_pixel_maps",
-    "population_by_county", "raster_minimum", "region_coverage", "resampling_needed", "sequestration_by_county",
+    "population_by_county", "raster_minimum", "region_coverage", "scan_region", "resampling_needed", "sequestration_by_county",
     "continuous_table", "supply_with_rasters", "value_specs", "values_by_cell", "values_by_county",
 ]
 
@@ -106,13 +107,21 @@ class Source:
 
 
 def read_source(path: str | os.PathLike[str]) -> Source:
-    """The header of a continuous raster; :class:`ContinuousError` for a missing or unreadable
-    file or one without a CRS."""
+    """The header of a continuous raster (a local file, or an ``s3://``/``http(s)://`` URL read by
+    GDAL's range requests as the land use is, :mod:`carbonscape.remote`); :class:`ContinuousError`
+    for a missing or unreadable file or one without a CRS."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if remote.is_url(path):
+        try:
+            remote.describe(path)  # a clear error naming the URL when the object is not there
+        except ContinuousError:
+            raise
+        except InputError as exc:
+            raise ContinuousError(str(exc)) from None
+    elif not os.path.isfile(path):
         raise ContinuousError(f"{path}: no such file")
     try:
-        with rasterio.open(path) as src:
+        with remote.gdal_env_for(path), rasterio.open(path) as src:
             if src.crs is None:
                 raise ContinuousError(f"{path}: the raster has no CRS; assign one, e.g. `gdal_edit.py -a_srs EPSG:XXXX {path}`")
             if src.count > 1:
@@ -248,7 +257,7 @@ def _resample_window(path: str, source: Grid, target: Grid, quantity: str, nodat
                      rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
     """One chunk of the land-use grid filled from the source by nearest neighbour (see module doc)."""
     block = np.empty((rows[1] - rows[0], cols[1] - cols[0]), dtype=out_dtype)
-    with rasterio.open(path) as src:
+    with remote.gdal_env_for(path), rasterio.open(path) as src:
         # In strips of rows: the index and value arrays of a whole 4096² chunk would be ~1 GB.
         for start in range(rows[0], rows[1], _STRIP_ROWS):
             stop = min(start + _STRIP_ROWS, rows[1])
@@ -321,7 +330,7 @@ def ingest_continuous(
     out_dtype = "float64" if np.dtype(info.dtype).itemsize > 4 else "float32"
     fingerprint = {**source_fingerprint([info.path], target.chunks[0]), "like": target.to_attrs(), "quantity": quantity,
                    "resampling": method, "chunks": list(target.chunks)}
-    out_path = Path(out)
+    out_path = remote.location(out) if remote.is_url(out) else Path(out)
     if not force and store_is_current(out_path, fingerprint, "carbonscape_source"):
         log.info("%s is up to date with %s; nothing to do", out_path, info.path)
         return out_path
@@ -343,7 +352,7 @@ def ingest_continuous(
     }
     data = da.Array(HighLevelGraph.from_collections(name, layer, dependencies=()), name, target.dask_chunks, dtype=np.dtype(out_dtype))
     provenance = {
-        "source": os.path.basename(info.path),
+        "source": remote.name_of(info.path),
         "source_grid": {"crs": info.grid.crs.name, "transform": list(info.grid.transform), "shape": list(info.grid.shape),
                         "pixel_size": list(info.grid.resolution), "nodata": info.nodata, "dtype": info.dtype},
         "method": {"none": "identical pixels (window read)", "nearest": "nearest neighbour, same CRS",
@@ -357,7 +366,7 @@ def ingest_continuous(
     ds = raster_dataset(data, target, name=VALUES_VARIABLE, nodata=float("nan"), attrs=attrs)
     with using(run, scheduler) as active:
         write_store(ds, out_path, grid=target, run=active, progress=progress,
-                    label=f"ingest {os.path.basename(info.path)} onto {target.shape[0]}×{target.shape[1]} pixels → {out_path}")
+                    label=f"ingest {remote.name_of(info.path)} onto {target.shape[0]}×{target.shape[1]} pixels → {out_path}")
     return out_path
 
 
@@ -668,10 +677,76 @@ def region_coverage(source: Source, polygons: Any) -> float:
     return float(max(0.0, 1.0 - inside / union.area))
 
 
+@dataclass(frozen=True)
+class RegionScan:
+    """What :func:`scan_region` found of a raster over the counties.
+
+    Attributes
+    ----------
+    minimum
+        The smallest valid value over the counties' window (None when none is valid).
+    pixels, valued
+        Per county (in the order of the polygons given), the source pixels whose centre lies in
+        it, and of those the ones holding a value (not nodata, not NaN).
+    """
+
+    minimum: float | None
+    pixels: np.ndarray
+    valued: np.ndarray
+
+
+# Pixels read and burned at a time by scan_region (~130 MB of float64 and int32 at most).
+_SCAN_PIXELS = 1 << 23
+
+
+def scan_region(source: Source, polygons: Any) -> RegionScan:
+    """Read a continuous raster over the counties' extent only, in strips of rows (memory flat), and
+    count per county its pixels and those with a value (centres burned by GDAL's rasterize), with
+    the smallest valid value. What `check` asks before any compute: is a county left without
+    values (all nodata), are there negative values or an undeclared fill value."""
+    import shapely
+    from rasterio import features, windows
+
+    region = polygons.geometry.to_crs(source.grid.crs).reset_index(drop=True)
+    n = len(region)
+    pixels, valued = np.zeros(n + 1, dtype=np.int64), np.zeros(n + 1, dtype=np.int64)
+    lowest: float | None = None
+    geoms = np.asarray(region.values)
+    tree = shapely.STRtree(geoms)
+    with remote.gdal_env_for(source.path), rasterio.open(source.path) as src:
+        height, width = src.height, src.width
+        try:
+            box = windows.from_bounds(*shapely.union_all(geoms).bounds, transform=src.transform)
+        except Exception:  # noqa: BLE001 - an empty or degenerate region
+            return RegionScan(None, pixels[1:], valued[1:])
+        r0, c0 = max(0, int(np.floor(box.row_off))), max(0, int(np.floor(box.col_off)))
+        r1, c1 = min(height, int(np.ceil(box.row_off + box.height))), min(width, int(np.ceil(box.col_off + box.width)))
+        if r0 >= r1 or c0 >= c1:
+            return RegionScan(None, pixels[1:], valued[1:])
+        step = max(1, _SCAN_PIXELS // (c1 - c0))
+        for top in range(r0, r1, step):
+            window = Window(c0, top, c1 - c0, min(step, r1 - top))
+            transform = windows.transform(window, src.transform)
+            hits = tree.query(shapely.box(*windows.bounds(window, src.transform)))
+            if not len(hits):
+                continue
+            ids = features.rasterize(((geoms[i], int(i) + 1) for i in hits), out_shape=(window.height, window.width),
+                                     transform=transform, fill=0, dtype="int32")
+            block = src.read(1, window=window).astype(np.float64)
+            good = np.isfinite(block) if src.nodata is None else np.isfinite(block) & (block != src.nodata)
+            pixels += np.bincount(ids.ravel(), minlength=n + 1)
+            valued += np.bincount(ids[good].ravel(), minlength=n + 1)
+            inside = good & (ids > 0)
+            if inside.any():
+                low = float(block[inside].min())
+                lowest = low if lowest is None else min(lowest, low)
+    return RegionScan(lowest, pixels[1:], valued[1:])
+
+
 def raster_minimum(path: str | os.PathLike[str]) -> float | None:
     """The smallest valid value of band 1, read block by block (memory flat); None when all nodata."""
     lowest: float | None = None
-    with rasterio.open(path) as src:
+    with remote.gdal_env_for(os.fspath(path)), rasterio.open(path) as src:
         nodata = src.nodata
         for _, window in src.block_windows(1):
             block = src.read(1, window=window).astype(np.float64)
@@ -737,7 +812,7 @@ def supply_with_rasters(
         for name, path, quantity in wanted:
             stores[name] = ingest_continuous(path, folder / "stores" / f"{name}.zarr", like=landuse, quantity=quantity,
                                              resampling=resampling, progress=progress, run=active)
-            provenance[name] = {"path": str(Path(path).absolute()), **open_continuous(stores[name]).attrs["continuous"]}
+            provenance[name] = {"path": str(remote.location(path)), **open_continuous(stores[name]).attrs["continuous"]}
         specs = [spec for name, *_ in wanted for spec in value_specs(name, factor=name == "factor")]
         # With a factor the pixel maps are of the corrected densities, written below once the pass is done.
         result = supply(landuse, zones, pools, out=folder, progress=progress, run=active, min_coverage=min_coverage, extra=specs,

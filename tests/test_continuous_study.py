@@ -153,17 +153,46 @@ def test_check_says_how_each_raster_meets_the_land_use(study):
 
 
 def test_a_raster_with_nodata_over_the_counties_is_reported(study):
-    # NPP with nodata on the western half (water, towns: MODIS fill values): run warns, run.json records the share.
+    # NPP with nodata on the western quarter (water, towns: MODIS fill values): run warns, run.json records the share.
     npp = np.full((8, 8), 400.0, dtype=np.float32)
-    npp[:, :4] = -1.0
+    npp[:, :2] = -1.0
     write_tif(study / "npp.tif", npp, nodata=-1.0)
     done = _run("run", study / "study.toml", "--scheduler", "synchronous", "--out", study / "out")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "npp.tif ([continuous] npp) has no value on 50.00% of the counties' pixels" in done.stderr
+    assert "npp.tif ([continuous] npp) has no value on 25.00% of the counties' pixels" in done.stderr
     run = json.loads((study / "out" / "run.json").read_text())
-    assert run["continuous"]["npp"]["pixels_without_value_share"] == pytest.approx(0.5)
+    assert run["continuous"]["npp"]["pixels_without_value_share"] == pytest.approx(0.25)
     flux = pd.read_csv(study / "out" / "sequestration_by_county.csv").set_index("county")
-    assert flux.loc["NW", "sequestration_t_c"] == 0 and flux.loc["NE", "sequestration_t_c"] == pytest.approx(64.0)
+    assert flux.loc["NW", "sequestration_t_c"] == pytest.approx(32.0) and flux.loc["NE", "sequestration_t_c"] == pytest.approx(64.0)
+
+
+def test_check_refuses_a_county_left_without_values(study):
+    # Nodata over the whole western half: NW and SW would get no sequestration at all.
+    npp = np.full((8, 8), 400.0, dtype=np.float32)
+    npp[:, :4] = -1.0
+    write_tif(study / "npp.tif", npp, nodata=-1.0)
+    done = _run("check", study / "study.toml")
+    assert done.returncode == 2, done.stdout
+    assert "[continuous] npp" in done.stderr and "holds no value (nodata -1) over 2 county(ies) (NW, SW): their sums would be 0" in done.stderr
+    # The same fill without a declared nodata: a fill value, not data.
+    write_tif(study / "npp.tif", np.where(npp < 0, -9999, npp).astype(np.float32))
+    done = _run("check", study / "study.toml")
+    assert done.returncode == 2 and "declares no nodata value and holds -9999" in done.stderr and "gdal_edit.py -a_nodata -9999" in done.stderr
+
+
+def test_check_takes_the_population_raster_from_the_command_line(study):
+    (study / "study.toml").write_text(STUDY.replace('population = "pop.tif"\n', ""), encoding="utf-8")
+    assert _run("check", study / "study.toml").returncode == 2  # no table, no population raster
+    done = _run("check", study / "study.toml", "--population", study / "pop.tif")
+    assert done.returncode == 0, done.stderr
+    assert "continuous pop.tif: people per pixel" in done.stdout
+    # A people grid of the northern half only: half of the counties' area outside it, found before any compute.
+    write_tif(study / "north.tif", PEOPLE[:2].copy(), transform=COARSE)
+    done = _run("check", study / "study.toml", "--population", study / "north.tif")
+    assert done.returncode == 2
+    assert "[continuous] population" in done.stderr and "north.tif does not cover the region: 50.00% of the counties' area" in done.stderr
+    assert "give a raster that covers every county" in done.stderr
+    assert not (study / "results").exists() and not (study / "out").exists()
 
 
 def test_corrected_densities_reach_the_pixel_maps_and_the_monte_carlo(study):
