@@ -318,6 +318,7 @@ def supply_uncertainty(
         factors = np.asarray(factors, dtype=np.float64)
         if factors.shape != (*areas.shape, len(POOLS)):
             raise ValueError(f"factors must be (units, classes, 4) = {(*areas.shape, len(POOLS))}, not {factors.shape}")
+        flat_density = np.ascontiguousarray(pool_density.reshape(pool_density.shape[0], -1))  # (S, classes × 4)
     with_ratio = area_km2 is not None and demand_t_per_km2 is not None
     if with_ratio:
         km2 = pd.Series(area_km2).reindex(area_ha.index).to_numpy(dtype=np.float64)
@@ -336,8 +337,9 @@ def supply_uncertainty(
         block = slice(start, min(start + _BLOCK_UNITS, n_units))
         if factors is None:
             supply = areas[block] @ density.T  # (units, S) t C
-        else:  # the corrected densities: one product per pool, A·f_p @ d_p
-            supply = sum((areas[block] * factors[block, :, p]) @ pool_density[:, :, p].T for p in range(len(POOLS)))
+        else:  # the corrected densities: Σ_k Σ_p (A·f)[i, k, p] d_s[k, p], one product over (class, pool) pairs
+            weighted = (areas[block, :, None] * factors[block]).reshape(block.stop - block.start, -1)
+            supply = weighted @ flat_density.T
         out["supply_t_mean"][block] = supply.mean(axis=1)
         out["supply_t_sd"][block] = supply.std(axis=1, ddof=1)
         out["supply_t_p05"][block], out["supply_t_p95"][block] = np.percentile(supply, [5, 95], axis=1)
