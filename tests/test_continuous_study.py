@@ -150,6 +150,14 @@ def test_check_says_how_each_raster_meets_the_land_use(study):
     assert "continuous pop.tif: people per pixel, 4 × 4 pixels of 200 × 200" in done.stdout
     assert "resampled by nearest neighbour onto the land use's grid" in done.stdout
     assert "continuous npp.tif: NPP (g C m-2 yr-1)" in done.stdout and "on the land use's pixels" in done.stdout
+    # The counties' share of the raster's pixels without a value, from check's own read.
+    npp = np.full((8, 8), 400.0, dtype=np.float32)
+    npp[:, :2] = -1.0
+    write_tif(study / "npp.tif", npp, nodata=-1.0)
+    done = _run("check", study / "study.toml")
+    assert done.returncode == 0, done.stderr
+    assert "on the land use's pixels; 25.00% of its 64 pixels over the counties without a value" in done.stdout
+    assert "resampled by nearest neighbour onto the land use's grid; 0.00% of its 16 pixels over the counties without a value" in done.stdout
 
 
 def test_a_raster_with_nodata_over_the_counties_is_reported(study):

@@ -124,7 +124,7 @@ def continuous_problems(study: Study, inputs: Any) -> list[str]:
         scan = None
         if inputs.polygons is not None and study.id_field is not None and uncovered < 1.0:
             try:  # the counties' window only (a continental raster for one province is not read whole)
-                scan = scan_region(source, inputs.polygons)
+                scan = _SCANS[str(raster.path)] = scan_region(source, inputs.polygons)
             except Exception as exc:  # noqa: BLE001 - GDAL's read errors name the file
                 problems.append(f"{raster.setting}: {raster.path}: cannot be read over the counties ({exc})")
                 continue
@@ -151,6 +151,8 @@ def continuous_problems(study: Study, inputs: Any) -> list[str]:
     return problems
 
 
+# What check's scan of each raster found (by path), for its description lines.
+_SCANS: dict[str, Any] = {}
 # Values at or below this over the counties, without a declared nodata, are a fill (-9999, -3.4e38),
 # not a population, an NPP or a factor.
 _FILL_LIKE = -9999.0
@@ -188,8 +190,11 @@ def continuous_lines(study: Study, inputs: Any) -> list[str]:
         how = words[resampling_needed(source.grid, landuse)] if landuse is not None else ""
         what = {"population": "people per pixel", "npp": f"NPP ({study.setting('continuous', 'npp_units', 'g C m-2 yr-1')})"}.get(
             r.name, r.setting.removeprefix("[continuous] "))
+        scan = _SCANS.get(str(r.path))
+        held = int(scan.pixels.sum()) if scan is not None else 0
+        empty = f"; {100 * (1 - int(scan.valued.sum()) / held):.2f}% of its {held:,} pixels over the counties without a value" if held else ""
         lines.append(f"continuous {remote.name_of(r.path)}: {what}, {source.grid.shape[0]} × {source.grid.shape[1]} pixels of {xres:.6g} × {yres:.6g} "
-                     f"({source.grid.crs.name}), nodata {source.nodata if source.nodata is not None else 'none'}; {how}")
+                     f"({source.grid.crs.name}), nodata {source.nodata if source.nodata is not None else 'none'}; {how}{empty}")
     return lines
 
 
