@@ -228,12 +228,11 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
         return
     assert zones_store is not None
     if population_raster or npp_raster or factor_raster:
-        if pixel_maps:
-            raise click.UsageError("--pixel-maps is not drawn with --population/--npp/--factor yet; run them separately")
         from carbonscape.continuous import supply_with_rasters
 
         both = supply_with_rasters(landuse, zones_store, pools, out=out, population=population_raster, npp=npp_raster, npp_units=npp_units,
                                    factor=factor_raster, resampling=resampling, min_coverage=min_coverage, scheduler=scheduler,
+                                   pixel_maps=pixel_maps,
                                    progress=_progress(ctx, progress))
         _mark_folder(out, "supply")
         s = both.supply.summary
@@ -520,11 +519,17 @@ def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | No
     """
     flags = {"statistics": {"enabled": statistics}, "uncertainty": {"draws": draws, "seed": seed}}
     flags["counties"] = {"coverage": coverage, "min_coverage": min_coverage}
-    flags["continuous"] = {"population": population_raster and str(Path(population_raster).absolute()),
-                           "npp": npp_raster and str(Path(npp_raster).absolute())}
+    flags["continuous"] = _continuous_flags(population_raster, npp_raster)
     result = carbonscape.run_study(study, out=out, scheduler=scheduler, progress=_progress(ctx, progress), maps=maps, report=report,
                                    overwrite=overwrite, settings=flags)
     _print_study_summary(result)
+
+
+def _continuous_flags(population_raster: str | None, npp_raster: str | None) -> dict[str, str | None]:
+    """``--population``/``--npp`` as [continuous] settings: a local path made absolute, a URL as given."""
+    from carbonscape import remote
+
+    return {key: value and str(remote.location(value)) for key, value in (("population", population_raster), ("npp", npp_raster))}
 
 
 @cli.command()
@@ -532,9 +537,14 @@ def run_command(ctx: click.Context, study: str, out: str | None, maps: bool | No
 @click.option("--coverage", type=click.Choice(["centre", "fraction"]), default=None,
               help="Check as `run --coverage` would run it ([counties] coverage).")
 @click.option("--min-coverage", type=float, default=None, help="Check as `run --min-coverage` would run it ([counties] min_coverage).")
+@click.option("--population", "population_raster", type=click.Path(dir_okay=False), default=None,
+              help="Check as `run --population` would run it: the people-per-pixel raster's coverage, CRS, nodata and values.")
+@click.option("--npp", "npp_raster", type=click.Path(dir_okay=False), default=None,
+              help="Check as `run --npp` would run it ([continuous] npp).")
 @click.pass_context
 @_handle_errors
-def check(ctx: click.Context, study: str, coverage: str | None, min_coverage: float | None) -> None:
+def check(ctx: click.Context, study: str, coverage: str | None, min_coverage: float | None, population_raster: str | None = None,
+          npp_raster: str | None = None) -> None:
     """Validate every input of a study without computing; list all problems at once.
 
     On success it prints what it checked: the counties, the CRS and the area rule, the grid and
@@ -547,10 +557,11 @@ def check(ctx: click.Context, study: str, coverage: str | None, min_coverage: fl
     from carbonscape.study import check_report
 
     target: Any = study
-    if coverage is not None or min_coverage is not None:
+    if coverage is not None or min_coverage is not None or population_raster is not None or npp_raster is not None:
         from carbonscape.study.pipeline import with_settings
 
-        target = with_settings(study, {"counties": {"coverage": coverage, "min_coverage": min_coverage}})
+        target = with_settings(study, {"counties": {"coverage": coverage, "min_coverage": min_coverage},
+                                       "continuous": _continuous_flags(population_raster, npp_raster)})
     problems, checked = check_report(target)
     if problems:
         raise carbonscape.StudyError(problems, path=study)

@@ -490,12 +490,17 @@ def block_codes(block: np.ndarray, nodata: Any) -> tuple[np.ndarray, np.ndarray]
     return values[keep], counts[keep]
 
 
-def _write_pixel_maps(land: Any, index: ClassIndex, pools: PoolTable, out: Path, run: Executor, *, progress: bool) -> None:
-    """Total carbon per pixel in t/ha (as InVEST >= 3.15 writes it): Zarr, COG and an overview."""
+def _write_pixel_maps(land: Any, index: ClassIndex, pools: PoolTable, out: Path, run: Executor, *, progress: bool,
+                      carbon: da.Array | None = None) -> None:
+    """Total carbon per pixel in t/ha (as InVEST >= 3.15 writes it): Zarr, COG and an overview.
+
+    ``carbon``: the per-pixel t/ha to write instead of the pools table's densities looked up by
+    class (the corrected densities of :func:`carbonscape.continuous.corrected_carbon`)."""
     import rasterio
     from rasterio.shutil import copy as rio_copy
 
-    carbon = lookup(land.data, index=index, values=pools.total_density)
+    if carbon is None:
+        carbon = lookup(land.data, index=index, values=pools.total_density)
     ds = raster_dataset(carbon, land.grid, name="carbon_t_per_ha", nodata=float("nan"), attrs={"units": "t/ha", "carbonscape_kind": "carbon"})
     ds["carbon_t_per_ha"].attrs["units"] = "t/ha"
     zarr_path = out / PIXEL_MAP_FILES["carbon_zarr"]

@@ -47,6 +47,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import rasterio
+from carbonscape import remote
 from carbonscape.accumulate import Accumulation, Chunk, Layout, bind
 from carbonscape.accumulate.reference import _county_ids
 from carbonscape.carbon import M2_PER_HA, M2_PER_KM2, POOL_COLUMNS, POOLS, PoolTable, SupplyResult
@@ -63,8 +64,9 @@ from rasterio.windows import Window
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FACTOR_AREAS", "NPP_UNITS", "QUANTITIES", "ContinuousError", "ContinuousSupply", "corrected_supply", "factor_table", "ingest_continuous",
-    "population_by_county", "raster_minimum", "region_coverage", "resampling_needed", "sequestration_by_county",
+    "FACTOR_AREAS", "NPP_UNITS", "QUANTITIES", "ContinuousError", "ContinuousSupply", "corrected_carbon", "corrected_supply",
+    "county_factor_array", "factor_table", "ingest_continuous", "write_corrected_pixel_maps",
+    "population_by_county", "raster_minimum", "region_coverage", "scan_region", "resampling_needed", "sequestration_by_county",
     "continuous_table", "supply_with_rasters", "value_specs", "values_by_cell", "values_by_county",
 ]
 
@@ -105,13 +107,21 @@ class Source:
 
 
 def read_source(path: str | os.PathLike[str]) -> Source:
-    """The header of a continuous raster; :class:`ContinuousError` for a missing or unreadable
-    file or one without a CRS."""
+    """The header of a continuous raster (a local file, or an ``s3://``/``http(s)://`` URL read by
+    GDAL's range requests as the land use is, :mod:`carbonscape.remote`); :class:`ContinuousError`
+    for a missing or unreadable file or one without a CRS."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if remote.is_url(path):
+        try:
+            remote.describe(path)  # a clear error naming the URL when the object is not there
+        except ContinuousError:
+            raise
+        except InputError as exc:
+            raise ContinuousError(str(exc)) from None
+    elif not os.path.isfile(path):
         raise ContinuousError(f"{path}: no such file")
     try:
-        with rasterio.open(path) as src:
+        with remote.gdal_env_for(path), rasterio.open(path) as src:
             if src.crs is None:
                 raise ContinuousError(f"{path}: the raster has no CRS; assign one, e.g. `gdal_edit.py -a_srs EPSG:XXXX {path}`")
             if src.count > 1:
@@ -247,7 +257,7 @@ def _resample_window(path: str, source: Grid, target: Grid, quantity: str, nodat
                      rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
     """One chunk of the land-use grid filled from the source by nearest neighbour (see module doc)."""
     block = np.empty((rows[1] - rows[0], cols[1] - cols[0]), dtype=out_dtype)
-    with rasterio.open(path) as src:
+    with remote.gdal_env_for(path), rasterio.open(path) as src:
         # In strips of rows: the index and value arrays of a whole 4096² chunk would be ~1 GB.
         for start in range(rows[0], rows[1], _STRIP_ROWS):
             stop = min(start + _STRIP_ROWS, rows[1])
@@ -320,7 +330,7 @@ def ingest_continuous(
     out_dtype = "float64" if np.dtype(info.dtype).itemsize > 4 else "float32"
     fingerprint = {**source_fingerprint([info.path], target.chunks[0]), "like": target.to_attrs(), "quantity": quantity,
                    "resampling": method, "chunks": list(target.chunks)}
-    out_path = Path(out)
+    out_path = remote.location(out) if remote.is_url(out) else Path(out)
     if not force and store_is_current(out_path, fingerprint, "carbonscape_source"):
         log.info("%s is up to date with %s; nothing to do", out_path, info.path)
         return out_path
@@ -342,7 +352,7 @@ def ingest_continuous(
     }
     data = da.Array(HighLevelGraph.from_collections(name, layer, dependencies=()), name, target.dask_chunks, dtype=np.dtype(out_dtype))
     provenance = {
-        "source": os.path.basename(info.path),
+        "source": remote.name_of(info.path),
         "source_grid": {"crs": info.grid.crs.name, "transform": list(info.grid.transform), "shape": list(info.grid.shape),
                         "pixel_size": list(info.grid.resolution), "nodata": info.nodata, "dtype": info.dtype},
         "method": {"none": "identical pixels (window read)", "nearest": "nearest neighbour, same CRS",
@@ -356,7 +366,7 @@ def ingest_continuous(
     ds = raster_dataset(data, target, name=VALUES_VARIABLE, nodata=float("nan"), attrs=attrs)
     with using(run, scheduler) as active:
         write_store(ds, out_path, grid=target, run=active, progress=progress,
-                    label=f"ingest {os.path.basename(info.path)} onto {target.shape[0]}×{target.shape[1]} pixels → {out_path}")
+                    label=f"ingest {remote.name_of(info.path)} onto {target.shape[0]}×{target.shape[1]} pixels → {out_path}")
     return out_path
 
 
@@ -509,17 +519,21 @@ def corrected_supply(
     where ``A_pool = Σ a·f_pool`` over the county's pixels of the class (the pool's factor raster's
     :data:`FACTOR_AREAS`; ``areas_m2`` for a pool without one) and ``F`` the county's factor of
     the pool (1 without a table). The returned result keeps every table's shape; ``supply_t`` is
-    the corrected supply, ``supply_t_uncorrected`` beside it in ``by_county`` and ``by_class``.
+    the corrected supply, ``supply_t_uncorrected`` beside it in ``by_county`` and ``by_class``, and
+    ``by_county_class`` gains ``factor_c_above`` … ``factor_c_dead``: the mean factor of each pool's
+    density over the county's pixels of the class, ``A_pool·F / A`` (so the corrected mean density
+    of the pool there is ``density × factor``).
     """
     pool_areas_m2 = dict(pool_areas_m2 or {})
     ids = list(zone_table.ids)
     keys = [str(v) for v in zone_table.values]
     n_classes = len(pools.codes)
-    per_pool = []
+    per_pool, per_pool_ha = [], []
     for column in POOL_COLUMNS:
         area_ha = np.asarray(pool_areas_m2.get(column, areas_m2))[ids, :n_classes] / M2_PER_HA
         if county_factors is not None:
             area_ha = area_ha * county_factors.loc[keys, column].to_numpy()[:, None]
+        per_pool_ha.append(area_ha)
         per_pool.append(area_ha * pools.table[column].to_numpy()[None, :])
     supply = np.sum(per_pool, axis=0)  # (counties, classes) t C
     by_county, by_class = result.by_county.copy(), result.by_class.copy()
@@ -533,9 +547,119 @@ def corrected_supply(
     pairs = result.by_county_class.copy()
     lookup = {(k, code): supply[i, j] for i, k in enumerate(keys) for j, code in enumerate(pools.codes)}
     pairs["supply_t"] = [lookup[(str(k), code)] for k, code in zip(pairs["county"], pairs["lucode"])]
+    # The mean factor of each pool's density over the county's pixels of the class, A_pool·F / A
+    # (1 where the class has no area): the corrected mean density is density × factor, the centre
+    # of the Monte Carlo of [uncertainty] (uncertainty.factors_from_pairs reads these columns).
+    plain_ha = np.asarray(areas_m2)[ids, :n_classes] / M2_PER_HA
+    row = {k: i for i, k in enumerate(keys)}
+    col = {code: j for j, code in enumerate(pools.codes)}
+    at = ([row[str(k)] for k in pairs["county"]], [col[code] for code in pairs["lucode"]])
+    for column, pool_ha in zip(POOL_COLUMNS, per_pool_ha):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_factor = np.where(plain_ha > 0, pool_ha / plain_ha, 1.0)
+        pairs[f"factor_{column}"] = mean_factor[at]
     by_pool = pd.DataFrame({"pool": list(POOLS), "supply_t": [float(p.sum()) for p in per_pool]})
     summary = {**result.summary, "total_supply_t_uncorrected": result.summary.get("total_supply_t"), "total_supply_t": float(total)}
     return SupplyResult(by_county=by_county, by_class=by_class, by_county_class=pairs, by_pool=by_pool, summary=summary, files=dict(result.files))
+
+
+def county_factor_array(county_factors: pd.DataFrame, zone_table: Any) -> np.ndarray:
+    """A factor table (:func:`factor_table`) as ``(n_zones, 4)`` float64 indexed by zone id (the
+    county store's pixel values), pools in :data:`~carbonscape.carbon.POOL_COLUMNS` order; id 0
+    (outside every county) and ids without a county keep factor 1."""
+    out = np.ones((zone_table.n_zones, len(POOL_COLUMNS)), dtype=np.float64)
+    keys = [str(v) for v in zone_table.values]
+    out[list(zone_table.ids)] = county_factors.loc[keys, list(POOL_COLUMNS)].to_numpy(dtype=np.float64)
+    return out
+
+
+def _corrected_block(codes: np.ndarray, *blocks: np.ndarray, index: Any, densities: np.ndarray, raster_pools: tuple[int, ...],
+                     by_county: np.ndarray | None) -> np.ndarray:
+    """One chunk of :func:`corrected_carbon`: ``Σ_pool density[class, pool] × f_pool × F[county, pool]``,
+    ``blocks`` the factor rasters (one per entry of ``raster_pools``) then, with ``by_county``, the
+    county ids; NaN factors count as 1 (as in the supply's :func:`factor_areas`)."""
+    from carbonscape.kernels.crosstab import lookup_values
+
+    rasters = dict(zip(raster_pools, blocks[:len(raster_pools)]))
+    ids = None
+    if by_county is not None:
+        ids = np.asarray(blocks[len(raster_pools)], dtype=np.int64)
+        ids = np.where((ids >= 0) & (ids < by_county.shape[0]), ids, 0)
+    total = np.zeros(codes.shape, dtype=np.float32)
+    for p in range(densities.shape[1]):
+        pool = lookup_values(codes, index.lut, index.offset, np.ascontiguousarray(densities[:, p]), np.float32(np.nan))
+        if p in rasters:
+            f = np.asarray(rasters[p], dtype=np.float32)
+            pool *= np.where(np.isfinite(f), f, np.float32(1.0))
+        if ids is not None:
+            pool *= by_county[ids, p].astype(np.float32)
+        total += pool
+    return total
+
+
+def corrected_carbon(
+    land: da.Array, *, index: Any, pools: PoolTable, factor_rasters: Mapping[str, da.Array] | None = None,
+    counties: da.Array | None = None, county_factors: np.ndarray | None = None,
+) -> da.Array:
+    """Carbon per pixel (t/ha, float32, lazy) with the densities corrected as :func:`corrected_supply`
+    corrects the tables: ``Σ_pool density[class, pool] × f_pool(pixel) × F[county, pool]``.
+
+    Parameters
+    ----------
+    land
+        Land-use codes (the store's dask array); nodata and unknown codes give NaN.
+    index
+        The pools' :class:`~carbonscape.accumulate.ClassIndex` for ``land``.
+    pools
+        The pools table (t/ha).
+    factor_rasters
+        Pool column (``c_soil`` …) → its factor raster on the land-use grid and chunks (a
+        continuous store's data); NaN → 1.
+    counties, county_factors
+        The county store's ids and :func:`county_factor_array` of a factor table.
+    """
+    factor_rasters = dict(factor_rasters or {})
+    raster_pools = tuple(POOL_COLUMNS.index(column) for column in factor_rasters)
+    arrays = [land, *factor_rasters.values()]
+    by_county = None
+    if county_factors is not None:
+        if counties is None:
+            raise ValueError("county_factors need the county store's ids (counties)")
+        arrays.append(counties)
+        by_county = np.asarray(county_factors, dtype=np.float64)
+    densities = pools.table[list(POOL_COLUMNS)].to_numpy(dtype=np.float64)
+    return da.map_blocks(_corrected_block, *arrays, index=index, densities=densities, raster_pools=raster_pools,
+                         by_county=by_county, dtype=np.float32)
+
+
+def write_corrected_pixel_maps(
+    landuse: str | os.PathLike[str], pools: PoolTable, *, out: str | os.PathLike[str], run: Executor,
+    factor_stores: Mapping[str, str | os.PathLike[str]] | None = None, zones: str | os.PathLike[str] | None = None,
+    county_factors: pd.DataFrame | None = None, progress: bool = False,
+) -> dict[str, Path]:
+    """``carbon_t_per_ha.zarr``/``.tif`` and the overview (:data:`~carbonscape.carbon.PIXEL_MAP_FILES`)
+    of :func:`corrected_carbon` in ``out``: the pixel maps of the corrected densities.
+
+    ``factor_stores``: pool column → continuous store of its factor raster; ``zones`` and
+    ``county_factors``: the county store and the factor table (:func:`factor_table`)."""
+    from carbonscape.accumulate import ClassIndex
+    from carbonscape.carbon import PIXEL_MAP_FILES, _write_pixel_maps
+    from carbonscape.rasterize import open_zones
+
+    land = open_store(landuse)
+    index = ClassIndex.build(pools.codes, nodata=land.nodata)
+    rasters = {pool: open_continuous(store).data for pool, store in (factor_stores or {}).items()}
+    counties = by_county = None
+    if county_factors is not None:
+        if zones is None:
+            raise ValueError("a factor table needs the county store (zones)")
+        zone_store, zone_table = open_zones(zones)
+        counties, by_county = zone_store.data, county_factor_array(county_factors, zone_table)
+    carbon = corrected_carbon(land.data, index=index, pools=pools, factor_rasters=rasters, counties=counties, county_factors=by_county)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_pixel_maps(land, index, pools, folder, run, progress=progress, carbon=carbon)
+    return {name: folder.absolute() / file for name, file in PIXEL_MAP_FILES.items()}
 
 
 # -- checks before compute -------------------------------------------------------------------------
@@ -553,10 +677,76 @@ def region_coverage(source: Source, polygons: Any) -> float:
     return float(max(0.0, 1.0 - inside / union.area))
 
 
+@dataclass(frozen=True)
+class RegionScan:
+    """What :func:`scan_region` found of a raster over the counties.
+
+    Attributes
+    ----------
+    minimum
+        The smallest valid value over the counties' window (None when none is valid).
+    pixels, valued
+        Per county (in the order of the polygons given), the source pixels whose centre lies in
+        it, and of those the ones holding a value (not nodata, not NaN).
+    """
+
+    minimum: float | None
+    pixels: np.ndarray
+    valued: np.ndarray
+
+
+# Pixels read and burned at a time by scan_region (~130 MB of float64 and int32 at most).
+_SCAN_PIXELS = 1 << 23
+
+
+def scan_region(source: Source, polygons: Any) -> RegionScan:
+    """Read a continuous raster over the counties' extent only, in strips of rows (memory flat), and
+    count per county its pixels and those with a value (centres burned by GDAL's rasterize), with
+    the smallest valid value. What `check` asks before any compute: is a county left without
+    values (all nodata), are there negative values or an undeclared fill value."""
+    import shapely
+    from rasterio import features, windows
+
+    region = polygons.geometry.to_crs(source.grid.crs).reset_index(drop=True)
+    n = len(region)
+    pixels, valued = np.zeros(n + 1, dtype=np.int64), np.zeros(n + 1, dtype=np.int64)
+    lowest: float | None = None
+    geoms = np.asarray(region.values)
+    tree = shapely.STRtree(geoms)
+    with remote.gdal_env_for(source.path), rasterio.open(source.path) as src:
+        height, width = src.height, src.width
+        try:
+            box = windows.from_bounds(*shapely.union_all(geoms).bounds, transform=src.transform)
+        except Exception:  # noqa: BLE001 - an empty or degenerate region
+            return RegionScan(None, pixels[1:], valued[1:])
+        r0, c0 = max(0, int(np.floor(box.row_off))), max(0, int(np.floor(box.col_off)))
+        r1, c1 = min(height, int(np.ceil(box.row_off + box.height))), min(width, int(np.ceil(box.col_off + box.width)))
+        if r0 >= r1 or c0 >= c1:
+            return RegionScan(None, pixels[1:], valued[1:])
+        step = max(1, _SCAN_PIXELS // (c1 - c0))
+        for top in range(r0, r1, step):
+            window = Window(c0, top, c1 - c0, min(step, r1 - top))
+            transform = windows.transform(window, src.transform)
+            hits = tree.query(shapely.box(*windows.bounds(window, src.transform)))
+            if not len(hits):
+                continue
+            ids = features.rasterize(((geoms[i], int(i) + 1) for i in hits), out_shape=(window.height, window.width),
+                                     transform=transform, fill=0, dtype="int32")
+            block = src.read(1, window=window).astype(np.float64)
+            good = np.isfinite(block) if src.nodata is None else np.isfinite(block) & (block != src.nodata)
+            pixels += np.bincount(ids.ravel(), minlength=n + 1)
+            valued += np.bincount(ids[good].ravel(), minlength=n + 1)
+            inside = good & (ids > 0)
+            if inside.any():
+                low = float(block[inside].min())
+                lowest = low if lowest is None else min(lowest, low)
+    return RegionScan(lowest, pixels[1:], valued[1:])
+
+
 def raster_minimum(path: str | os.PathLike[str]) -> float | None:
     """The smallest valid value of band 1, read block by block (memory flat); None when all nodata."""
     lowest: float | None = None
-    with rasterio.open(path) as src:
+    with remote.gdal_env_for(os.fspath(path)), rasterio.open(path) as src:
         nodata = src.nodata
         for _, window in src.block_windows(1):
             block = src.read(1, window=window).astype(np.float64)
@@ -592,6 +782,7 @@ def supply_with_rasters(
     factor: str | os.PathLike[str] | None = None,
     resampling: str | None = None,
     min_coverage: float | None = None,
+    pixel_maps: bool = False,
     scheduler: str | None = None,
     progress: bool = False,
     run: Executor | None = None,
@@ -602,7 +793,9 @@ def supply_with_rasters(
     neighbour, see :func:`ingest_continuous`); ``population`` (people per pixel) gives people per
     county, ``npp`` yearly sequestration (:func:`sequestration_by_county`), and ``factor`` corrects
     every pool's density pixel by pixel (:func:`corrected_supply`). Writes the supply tables,
-    ``continuous_by_county.csv`` and, with ``npp``, ``sequestration_by_county.csv`` to ``out``.
+    ``continuous_by_county.csv`` and, with ``npp``, ``sequestration_by_county.csv`` to ``out``;
+    ``pixel_maps``: carbon per pixel too, of the corrected densities when ``factor`` is given
+    (:func:`write_corrected_pixel_maps`).
     """
     from carbonscape.carbon import read_pools, supply
     from carbonscape.io import atomic_path
@@ -619,10 +812,15 @@ def supply_with_rasters(
         for name, path, quantity in wanted:
             stores[name] = ingest_continuous(path, folder / "stores" / f"{name}.zarr", like=landuse, quantity=quantity,
                                              resampling=resampling, progress=progress, run=active)
-            provenance[name] = {"path": str(Path(path).absolute()), **open_continuous(stores[name]).attrs["continuous"]}
+            provenance[name] = {"path": str(remote.location(path)), **open_continuous(stores[name]).attrs["continuous"]}
         specs = [spec for name, *_ in wanted for spec in value_specs(name, factor=name == "factor")]
+        # With a factor the pixel maps are of the corrected densities, written below once the pass is done.
         result = supply(landuse, zones, pools, out=folder, progress=progress, run=active, min_coverage=min_coverage, extra=specs,
-                        rasters={name: open_continuous(store).data for name, store in stores.items()})
+                        rasters={name: open_continuous(store).data for name, store in stores.items()},
+                        pixel_maps=pixel_maps and factor is None)
+        if pixel_maps and factor is not None:
+            maps = write_corrected_pixel_maps(landuse, pool_table, out=folder, run=active, progress=progress,
+                                              factor_stores={pool: stores["factor"] for pool in POOL_COLUMNS})
     _, zone_table = open_zones(zones)
     values = {name: values_by_county(result.tables[f"values {name}"], zone_table=zone_table, counts=result.tables["counts"])
               for name, *_ in wanted}
@@ -632,6 +830,8 @@ def supply_with_rasters(
                                   pool_areas_m2={pool: tables["factor_areas factor"] for pool in POOL_COLUMNS})
         result.tables = tables
         result.write(folder)
+        if pixel_maps:
+            result.files.update(maps)
     sequestration = sequestration_by_county(values["npp"], units=npp_units) if npp is not None else None
     files = dict(result.files)
     if values:

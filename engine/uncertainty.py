@@ -173,7 +173,8 @@ def read_spreads(table: str | os.PathLike[str] | pd.DataFrame) -> PoolSpreads | 
 
 
 def draw_densities(spreads: PoolSpreads, *, draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """Total density per draw and class (t/ha), one draw per class and pool for the whole study.
+    """Total density per draw and class (t/ha), one draw per class and pool for the whole study:
+    the sum over the pools of :func:`draw_pool_densities` (the same draws for the same seed).
 
     Parameters
     ----------
@@ -189,6 +190,12 @@ def draw_densities(spreads: PoolSpreads, *, draws: int = DEFAULT_DRAWS, seed: in
     numpy.ndarray
         ``(S, n_classes)`` float64: the sum of the four pools' drawn densities.
     """
+    return draw_pool_densities(spreads, draws=draws, seed=seed).sum(axis=2)
+
+
+def draw_pool_densities(spreads: PoolSpreads, *, draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """Each pool's density per draw and class (t/ha): ``(S, n_classes, 4)`` float64, pools in the
+    order above, below, soil, dead (see :func:`draw_densities` for the distributions)."""
     check_draws(draws, seed)
     rng = np.random.default_rng(seed)
     shape = (draws, *spreads.density.shape)
@@ -213,7 +220,7 @@ def draw_densities(spreads: PoolSpreads, *, draws: int = DEFAULT_DRAWS, seed: in
         right = b - np.sqrt((1.0 - u) * width * (b - m))
         pools = np.where(u < cut, left, right)
         pools = np.where(width > 0, pools, m)
-    return pools.sum(axis=2)
+    return pools
 
 
 def check_draws(draws: Any, seed: Any) -> None:
@@ -265,6 +272,7 @@ def supply_uncertainty(
     zones: Sequence[tuple[str, Sequence[int]]] = (),
     draws: int = DEFAULT_DRAWS,
     seed: int = DEFAULT_SEED,
+    factors: np.ndarray | None = None,
 ) -> UncertaintyResult:
     """Monte Carlo intervals of each unit's supply, ratio and zone from the density spreads.
 
@@ -285,6 +293,12 @@ def supply_uncertainty(
         :class:`carbonscape.zoning.ZoneScheme`.
     draws, seed
         Number of draws and the generator's seed (see :func:`draw_densities`).
+    factors
+        ``(n_units, n_classes, 4)``, aligned with ``area_ha``: the mean correction factor of each
+        pool's density in the unit's pixels of the class (:func:`factors_from_pairs`, from the
+        factor rasters or table of ``[continuous]``). Each draw's pool density is corrected as the
+        point estimate is, ``supply_s[i] = Σ_k Σ_p A[i, k] · f[i, k, p] · d_s[k, p]``, so the draws
+        centre on the corrected supply. None: no correction (one matrix product for all pools).
 
     Returns
     -------
@@ -294,11 +308,17 @@ def supply_uncertainty(
     unknown = sorted(set(codes) - set(spreads.codes))
     if unknown:
         raise PoolTableError(f"{spreads.source}: land-use code(s) {unknown} have area but no row with spreads")
-    density = draw_densities(spreads, draws=draws, seed=seed)  # (S, n_spread_classes)
+    pool_density = draw_pool_densities(spreads, draws=draws, seed=seed)  # (S, n_spread_classes, 4)
     column = {code: i for i, code in enumerate(spreads.codes)}
-    density = density[:, [column[c] for c in codes]]  # (S, n_classes) in area_ha's column order
+    pool_density = pool_density[:, [column[c] for c in codes]]  # (S, n_classes, 4) in area_ha's column order
+    density = pool_density.sum(axis=2)
     areas = area_ha.to_numpy(dtype=np.float64)
     n_units = areas.shape[0]
+    if factors is not None:
+        factors = np.asarray(factors, dtype=np.float64)
+        if factors.shape != (*areas.shape, len(POOLS)):
+            raise ValueError(f"factors must be (units, classes, 4) = {(*areas.shape, len(POOLS))}, not {factors.shape}")
+        flat_density = np.ascontiguousarray(pool_density.reshape(pool_density.shape[0], -1))  # (S, classes × 4)
     with_ratio = area_km2 is not None and demand_t_per_km2 is not None
     if with_ratio:
         km2 = pd.Series(area_km2).reindex(area_ha.index).to_numpy(dtype=np.float64)
@@ -315,7 +335,11 @@ def supply_uncertainty(
     shares = np.zeros((n_units, len(zone_list)))
     for start in range(0, n_units, _BLOCK_UNITS):
         block = slice(start, min(start + _BLOCK_UNITS, n_units))
-        supply = areas[block] @ density.T  # (units, S) t C
+        if factors is None:
+            supply = areas[block] @ density.T  # (units, S) t C
+        else:  # the corrected densities: Σ_k Σ_p (A·f)[i, k, p] d_s[k, p], one product over (class, pool) pairs
+            weighted = (areas[block, :, None] * factors[block]).reshape(block.stop - block.start, -1)
+            supply = weighted @ flat_density.T
         out["supply_t_mean"][block] = supply.mean(axis=1)
         out["supply_t_sd"][block] = supply.std(axis=1, ddof=1)
         out["supply_t_p05"][block], out["supply_t_p95"][block] = np.percentile(supply, [5, 95], axis=1)
@@ -339,13 +363,17 @@ def supply_uncertainty(
     for z, (key, _) in enumerate(zone_list):
         frame[f"p_zone_{key}"] = shares[:, z]
     info = {"draws": int(draws), "seed": int(seed), "spreads": spreads.kind, "distribution": SPREAD_KINDS[spreads.kind],
-            "source": spreads.source, "edges": None if edges is None else [float(e) for e in edges]}
+            "source": spreads.source, "edges": None if edges is None else [float(e) for e in edges],
+            "densities": "uncorrected" if factors is None else "corrected per unit and class ([continuous] factors or factor_table)"}
     return UncertaintyResult(by_unit=frame, info=info)
 
 
-def analytic_normal_interval(area_ha: np.ndarray, density: np.ndarray, sd: np.ndarray, *, z: float = 1.6448536269514722) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def analytic_normal_interval(area_ha: np.ndarray, density: np.ndarray, sd: np.ndarray, *, z: float = 1.6448536269514722,
+                             factors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The exact normal mean and 5–95 % interval of each unit's supply when pool densities are
-    independent normals (no clipping): ``μ = A·Σ_p d``, ``σ² = A²·Σ_p sd²``.
+    independent normals (no clipping): ``μ = A·Σ_p d``, ``σ² = A²·Σ_p sd²``; with correction
+    ``factors`` ``f[i, k, p]``: ``μ_i = Σ_k Σ_p A f d``, ``σ²_i = Σ_k (Σ_p (A f sd)²)`` (a class's
+    draw is shared by every unit, its factor scales it: a sum of independent normals).
 
     Parameters
     ----------
@@ -353,11 +381,33 @@ def analytic_normal_interval(area_ha: np.ndarray, density: np.ndarray, sd: np.nd
         ``(n_units, n_classes)`` hectares.
     density, sd
         ``(n_classes, 4)`` pool densities and standard deviations, t/ha.
+    factors
+        ``(n_units, n_classes, 4)`` mean correction factors, see :func:`supply_uncertainty`.
 
     Returns
     -------
     (mean, p05, p95), each ``(n_units,)`` t C.
     """
-    mean = area_ha @ density.sum(axis=1)
-    sigma = np.sqrt((area_ha**2) @ (sd**2).sum(axis=1))
+    if factors is None:
+        mean = area_ha @ density.sum(axis=1)
+        sigma = np.sqrt((area_ha**2) @ (sd**2).sum(axis=1))
+    else:
+        weighted = area_ha[:, :, None] * np.asarray(factors, dtype=np.float64)  # (units, classes, 4) ha
+        mean = (weighted * density[None]).sum(axis=(1, 2))
+        sigma = np.sqrt(((weighted * sd[None]) ** 2).sum(axis=(1, 2)))
     return mean, mean - z * sigma, mean + z * sigma
+
+
+def factors_from_pairs(pairs: pd.DataFrame, area_ha: pd.DataFrame) -> np.ndarray | None:
+    """The ``factor_c_above`` … ``factor_c_dead`` columns of a corrected ``supply_by_county_class``
+    (:func:`carbonscape.continuous.corrected_supply`) as ``(units, classes, 4)`` aligned with
+    ``area_ha`` (``pairs`` has ``county`` and ``lucode`` columns; absent pairs get 1); None when
+    the supply was not corrected."""
+    columns = [f"factor_c_{p}" for p in POOLS]
+    if not set(columns) <= set(pairs.columns):
+        return None
+    keyed = pairs.assign(county=pairs["county"].astype(str)).set_index(["county", "lucode"])
+    return np.stack([
+        keyed[c].unstack("lucode").reindex(index=area_ha.index.astype(str), columns=area_ha.columns).fillna(1.0).to_numpy(dtype=np.float64)
+        for c in columns
+    ], axis=-1)

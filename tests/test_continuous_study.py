@@ -150,17 +150,103 @@ def test_check_says_how_each_raster_meets_the_land_use(study):
     assert "continuous pop.tif: people per pixel, 4 × 4 pixels of 200 × 200" in done.stdout
     assert "resampled by nearest neighbour onto the land use's grid" in done.stdout
     assert "continuous npp.tif: NPP (g C m-2 yr-1)" in done.stdout and "on the land use's pixels" in done.stdout
+    # The counties' share of the raster's pixels without a value, from check's own read.
+    npp = np.full((8, 8), 400.0, dtype=np.float32)
+    npp[:, :2] = -1.0
+    write_tif(study / "npp.tif", npp, nodata=-1.0)
+    done = _run("check", study / "study.toml")
+    assert done.returncode == 0, done.stderr
+    assert "on the land use's pixels; 25.00% of its 64 pixels over the counties without a value" in done.stdout
+    assert "resampled by nearest neighbour onto the land use's grid; 0.00% of its 16 pixels over the counties without a value" in done.stdout
 
 
 def test_a_raster_with_nodata_over_the_counties_is_reported(study):
-    # NPP with nodata on the western half (water, towns: MODIS fill values): run warns, run.json records the share.
+    # NPP with nodata on the western quarter (water, towns: MODIS fill values): run warns, run.json records the share.
     npp = np.full((8, 8), 400.0, dtype=np.float32)
-    npp[:, :4] = -1.0
+    npp[:, :2] = -1.0
     write_tif(study / "npp.tif", npp, nodata=-1.0)
     done = _run("run", study / "study.toml", "--scheduler", "synchronous", "--out", study / "out")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "npp.tif ([continuous] npp) has no value on 50.00% of the counties' pixels" in done.stderr
+    assert "npp.tif ([continuous] npp) has no value on 25.00% of the counties' pixels" in done.stderr
     run = json.loads((study / "out" / "run.json").read_text())
-    assert run["continuous"]["npp"]["pixels_without_value_share"] == pytest.approx(0.5)
+    assert run["continuous"]["npp"]["pixels_without_value_share"] == pytest.approx(0.25)
     flux = pd.read_csv(study / "out" / "sequestration_by_county.csv").set_index("county")
-    assert flux.loc["NW", "sequestration_t_c"] == 0 and flux.loc["NE", "sequestration_t_c"] == pytest.approx(64.0)
+    assert flux.loc["NW", "sequestration_t_c"] == pytest.approx(32.0) and flux.loc["NE", "sequestration_t_c"] == pytest.approx(64.0)
+
+
+def test_check_refuses_a_county_left_without_values(study):
+    # Nodata over the whole western half: NW and SW would get no sequestration at all.
+    npp = np.full((8, 8), 400.0, dtype=np.float32)
+    npp[:, :4] = -1.0
+    write_tif(study / "npp.tif", npp, nodata=-1.0)
+    done = _run("check", study / "study.toml")
+    assert done.returncode == 2, done.stdout
+    assert "[continuous] npp" in done.stderr and "holds no value (nodata -1) over 2 county(ies) (NW, SW): their sums would be 0" in done.stderr
+    # The same fill without a declared nodata: a fill value, not data.
+    write_tif(study / "npp.tif", np.where(npp < 0, -9999, npp).astype(np.float32))
+    done = _run("check", study / "study.toml")
+    assert done.returncode == 2 and "declares no nodata value and holds -9999" in done.stderr and "gdal_edit.py -a_nodata -9999" in done.stderr
+
+
+def test_check_takes_the_population_raster_from_the_command_line(study):
+    (study / "study.toml").write_text(STUDY.replace('population = "pop.tif"\n', ""), encoding="utf-8")
+    assert _run("check", study / "study.toml").returncode == 2  # no table, no population raster
+    done = _run("check", study / "study.toml", "--population", study / "pop.tif")
+    assert done.returncode == 0, done.stderr
+    assert "continuous pop.tif: people per pixel" in done.stdout
+    # A people grid of the northern half only: half of the counties' area outside it, found before any compute.
+    write_tif(study / "north.tif", PEOPLE[:2].copy(), transform=COARSE)
+    done = _run("check", study / "study.toml", "--population", study / "north.tif")
+    assert done.returncode == 2
+    assert "[continuous] population" in done.stderr and "north.tif does not cover the region: 50.00% of the counties' area" in done.stderr
+    assert "give a raster that covers every county" in done.stderr
+    assert not (study / "results").exists() and not (study / "out").exists()
+
+
+def test_corrected_densities_reach_the_pixel_maps_and_the_monte_carlo(study):
+    """Soil × 1.5 in the top half (factor raster) and SE's above-ground × 2 (factor table): the carbon
+    per pixel and the Monte Carlo's centre use the corrected densities, as the supply tables do."""
+    pools = pd.DataFrame(POOLS, columns=["lucode", "c_above", "c_below", "c_soil", "c_dead"])
+    for column in ("c_above", "c_below", "c_soil", "c_dead"):
+        pools[f"{column}_sd"] = 0.0  # certain densities: every draw is the point estimate
+    pools.to_csv(study / "pools.csv", index=False)
+    pd.DataFrame({"county": list(QUADRANTS), "c_above": [1.0, 1.0, 1.0, 2.0]}).to_csv(study / "k.csv", index=False)
+    text = STUDY.replace("maps = false", "maps = false\npixel_maps = true") + 'factor_table = "k.csv"\n\n[uncertainty]\ndraws = 50\n'
+    (study / "study.toml").write_text(text, encoding="utf-8")
+    done = _run("run", study / "study.toml", "--scheduler", "synchronous", "--out", study / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = study / "out"
+    # Per pixel (t/ha): NW class 1 10 + 2 + 30·1.5 + 1 = 58; NE class 2 60 + 15 + 20·1.5 + 5 = 110; SW 43; SE 60·2 + 15 + 20 + 5 = 160.
+    import rasterio
+
+    with rasterio.open(out / "carbon_t_per_ha.tif") as src:
+        carbon = src.read(1)
+    expected = np.zeros((8, 8), dtype=np.float32)
+    expected[:4, :4], expected[:4, 4:], expected[4:, :4], expected[4:, 4:] = 58, 110, 43, 160
+    np.testing.assert_array_equal(carbon, expected)
+    supply = pd.read_csv(out / "supply_by_county.csv").set_index("county")["supply_t"]
+    hand = {"NW": 16 * 58.0, "NE": 16 * 110.0, "SW": 16 * 43.0, "SE": 16 * 160.0}
+    assert supply.to_dict() == pytest.approx(hand)
+    pairs = pd.read_csv(out / "supply_by_county_class.csv").set_index(["county", "lucode"])
+    assert pairs.loc[("NW", 1), "factor_c_soil"] == pytest.approx(1.5) and pairs.loc[("SE", 2), "factor_c_above"] == pytest.approx(2.0)
+    assert pairs.loc[("SW", 1), ["factor_c_above", "factor_c_below", "factor_c_soil", "factor_c_dead"]].tolist() == [1.0] * 4
+    mc = pd.read_csv(out / "uncertainty_by_county.csv").set_index("county")
+    for column in ("supply_t_mean", "supply_t_p05", "supply_t_p95"):
+        assert mc[column].to_dict() == pytest.approx(hand), column
+    assert "corrected" in json.loads((out / "run.json").read_text())["uncertainty"]["densities"]
+
+
+def test_supply_command_draws_pixel_maps_of_the_corrected_densities(study):
+    assert _run("ingest", study / "lu.tif", "--out", study / "lu.zarr", "--scheduler", "synchronous").returncode == 0
+    assert _run("zones", study / "counties.gpkg", "--like", study / "lu.zarr", "--id-field", "county", "--out", study / "z.zarr",
+                "--scheduler", "synchronous").returncode == 0
+    done = _run("supply", "--landuse", study / "lu.zarr", "--zones", study / "z.zarr", "--pools", study / "pools.csv", "--out",
+                study / "s", "--factor", study / "k_soil.tif", "--pixel-maps", "--scheduler", "synchronous")
+    assert done.returncode == 0, done.stderr[-3000:]
+    import rasterio
+
+    with rasterio.open(study / "s" / "carbon_t_per_ha.tif") as src:
+        carbon = src.read(1)
+    # --factor multiplies every pool: × 1.5 in the top half.
+    assert carbon[0, 0] == pytest.approx(43 * 1.5) and carbon[0, 7] == pytest.approx(150.0) and carbon[7, 0] == 43 and carbon[7, 7] == 100
+    assert "carbon_cog" in done.stdout

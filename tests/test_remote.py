@@ -366,3 +366,73 @@ def test_a_study_input_missing_from_the_bucket_is_named_by_check(s3, region, tmp
     assert "carbonscape-input-" not in done.stderr + done.stdout and "Traceback" not in done.stderr
     done = _cli(["run", str(study), "--out", str(tmp_path / "out")], env, tmp_path)
     assert done.returncode == 2 and not (tmp_path / "out").exists(), done.stderr
+
+
+def _population_tif(made, path: Path, *, cog: bool = False) -> Path:
+    """People per pixel on a grid twice as coarse as the land use's (same CRS and origin), as a
+    WorldPop-style float32 GeoTIFF with nodata; a COG when asked (for range requests)."""
+    with rasterio.open(made.landuse) as src:
+        crs, (a, _, c, _, e, f), height, width = src.crs, tuple(src.transform)[:6], src.height, src.width
+    rng = np.random.default_rng(7)
+    people = rng.uniform(0, 40, size=((height + 1) // 2, (width + 1) // 2)).astype(np.float32)
+    people[:3, :3] = -99999.0  # nodata in a corner
+    plain = path.with_suffix(".plain.tif") if cog else path
+    with rasterio.open(plain, "w", driver="GTiff", width=people.shape[1], height=people.shape[0], count=1, dtype="float32", crs=crs,
+                       transform=rasterio.Affine(2 * a, 0.0, c, 0.0, 2 * e, f), nodata=-99999.0) as dst:
+        dst.write(people, 1)
+    if cog:
+        rasterio.shutil.copy(plain, path, driver="COG", BLOCKSIZE=128)
+    return path
+
+
+def test_a_population_raster_in_s3_gives_the_tables_of_the_local_file(s3, region, tmp_path):
+    """`supply --population s3://…` and `run --population s3://…` (workers in other processes
+    reading the bucket by range requests) equal the same commands on the local file, byte for byte;
+    `check --population s3://…` reads it too."""
+    env, fs = s3
+    made, _, lu, base = region
+    pop = _population_tif(made, tmp_path / "pop.tif")
+    fs.put(str(pop), f"{BUCKET}/rasters/pop.tif")
+    url = f"s3://{BUCKET}/rasters/pop.tif"
+    for where, out in ((str(pop), "out-local"), (url, "out-s3")):
+        done = _cli(["supply", "--landuse", str(lu), "--zones", str(base / "z.zarr"), "--pools", str(made.pools), "--out", out,
+                     "--population", where, "--scheduler", "processes"], env, tmp_path)
+        assert done.returncode == 0, done.stderr
+    for table in (*TABLES, "continuous_by_county"):
+        assert (tmp_path / "out-s3" / f"{table}.csv").read_bytes() == (tmp_path / "out-local" / f"{table}.csv").read_bytes(), table
+    people = __import__("pandas").read_csv(tmp_path / "out-s3" / "continuous_by_county.csv")["sum"]
+    assert people.sum() > 0
+
+    local = _study_inputs(made, tmp_path / "study")
+    study = local / "study.toml"
+    study.write_text(STUDY.format(where=".", outputs=""), encoding="utf-8")
+    done = _cli(["check", str(study), "--population", url], env, tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "continuous pop.tif: people per pixel" in done.stdout
+    for where, out in ((str(pop), tmp_path / "run-local"), (url, tmp_path / "run-s3")):
+        done = _cli(["run", str(study), "--out", str(out), "--population", where, "--scheduler", "processes"], env, tmp_path)
+        assert done.returncode == 0, done.stderr
+    for table in (*STUDY_TABLES, "continuous_by_county"):
+        assert (tmp_path / "run-s3" / f"{table}.csv").read_bytes() == (tmp_path / "run-local" / f"{table}.csv").read_bytes(), table
+    import json
+
+    run = json.loads((tmp_path / "run-s3" / "run.json").read_text())
+    assert run["continuous"]["population"]["path"] == url
+    inputs = {item["role"]: item for item in run["inputs"]}
+    assert inputs["population"]["path"] == url and inputs["population"]["etag"]
+    # A URL of nothing: check names it (exit 2), before any compute.
+    done = _cli(["check", str(study), "--population", f"s3://{BUCKET}/rasters/none.tif"], env, tmp_path)
+    assert done.returncode == 2 and f"s3://{BUCKET}/rasters/none.tif: no such object" in done.stderr, done.stderr
+
+
+def test_a_population_cog_over_http_gives_the_tables_of_the_local_file(http, region, tmp_path):
+    from carbonscape.continuous import supply_with_rasters
+
+    made, cog, lu, base = region
+    pop = _population_tif(made, cog.parent / "pop_cog.tif", cog=True)
+    _RangeHandler.ranges = []
+    there = supply_with_rasters(lu, base / "z.zarr", made.pools, out=tmp_path / "http", population=f"{http}/{pop.name}", scheduler="threads")
+    assert _RangeHandler.ranges, "GDAL read the population COG without range requests"
+    here = supply_with_rasters(lu, base / "z.zarr", made.pools, out=tmp_path / "local", population=pop, scheduler="threads")
+    assert (tmp_path / "http" / "continuous_by_county.csv").read_bytes() == (tmp_path / "local" / "continuous_by_county.csv").read_bytes()
+    assert there.provenance["population"]["path"] == f"{http}/{pop.name}" and here.values["population"]["sum_va"].sum() > 0

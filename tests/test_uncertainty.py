@@ -11,6 +11,7 @@ from carbonscape.errors import PoolTableError
 from carbonscape.uncertainty import (
     analytic_normal_interval,
     draw_densities,
+    factors_from_pairs,
     read_spreads,
     supply_uncertainty,
 )
@@ -139,3 +140,47 @@ def test_bad_spreads_are_clear_errors(tmp_path: Path, extra: dict, words: str) -
     with pytest.raises(PoolTableError, match=words) as caught:
         read_spreads(path)
     assert str(path) in str(caught.value)
+
+
+# Corrected densities ([continuous] factors or factor_table): unit a's soil × 1.5 in both classes,
+# unit b's above-ground × 0.5 in its crop only; every other pool, class and unit uncorrected.
+FACTORS = np.ones((3, 3, 4))
+FACTORS[0, :, 2] = 1.5
+FACTORS[1, 1, 0] = 0.5
+
+
+def test_corrected_densities_centre_the_draws_by_hand(tmp_path: Path) -> None:
+    """Zero spreads: every draw is the corrected point estimate, computed here by hand."""
+    spreads = read_spreads(pools_csv(tmp_path, {k: [0.0, 0.0, 0.0] for k in SD}))
+    assert spreads is not None
+    frame = supply_uncertainty(AREAS, spreads, draws=30, seed=2, factors=FACTORS).by_unit
+    # a: 1000 ha × (100 + 30 + 80·1.5 + 10) + 200 ha × (20 + 5 + 60·1.5 + 0) = 260,000 + 23,000 = 283,000 t.
+    # b: 10 ha × 220 + 3000 ha × (20·0.5 + 5 + 60) = 2,200 + 225,000 = 227,200 t; c: water, 0.
+    expected = [283_000.0, 227_200.0, 0.0]
+    for name in ("supply_t_mean", "supply_t_p05", "supply_t_p95"):
+        np.testing.assert_allclose(frame[name].to_numpy(), expected, err_msg=name)
+    assert supply_uncertainty(AREAS, spreads, draws=30, seed=2).by_unit.loc["a", "supply_t_mean"] == pytest.approx(237_000.0)
+
+
+def test_corrected_draws_match_the_analytic_interval(tmp_path: Path) -> None:
+    spreads = read_spreads(pools_csv(tmp_path, SD))
+    assert spreads is not None
+    mean, p05, p95 = analytic_normal_interval(AREAS.to_numpy(), spreads.density, spreads.sd, factors=FACTORS)
+    # Unit a by hand: each pool's sd scaled by its factor, σ² = 1000²·(10² + 3² + (8·1.5)² + 2²) + 200²·(4² + 1² + (6·1.5)²).
+    sigma = np.sqrt(1000**2 * (100 + 9 + 144 + 4) + 200**2 * (16 + 1 + 81))
+    assert mean[0] == pytest.approx(283_000.0) and p95[0] - mean[0] == pytest.approx(1.6448536 * sigma)
+    frame = supply_uncertainty(AREAS, spreads, draws=40_000, seed=1, factors=FACTORS).by_unit
+    sigmas = (p95 - mean) / 1.6448536
+    for name, expected in (("supply_t_mean", mean), ("supply_t_p05", p05), ("supply_t_p95", p95)):
+        assert np.all(np.abs(frame[name].to_numpy()[:2] - expected[:2]) < 0.05 * sigmas[:2]), name
+    assert frame.loc["a", "supply_t_sd"] == pytest.approx(sigma, rel=0.02)
+
+
+def test_factors_from_a_corrected_county_class_table() -> None:
+    pairs = pd.DataFrame({"county": ["a", "a", "a", "b"], "lucode": [1, 2, 3, 2], "factor_c_above": [1.0, 1.0, 1.0, 0.5],
+                          "factor_c_below": [1.0] * 4, "factor_c_soil": [1.5, 1.5, 1.5, 1.0], "factor_c_dead": [1.0] * 4})
+    got = factors_from_pairs(pairs, AREAS)
+    assert got.shape == (3, 3, 4)
+    # Pairs absent from the table (b's class 1, class 3, unit c) keep factor 1.
+    np.testing.assert_array_equal(got, FACTORS)
+    assert factors_from_pairs(pairs.drop(columns="factor_c_dead"), AREAS) is None

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from carbonscape import remote
 from carbonscape.accumulate import Accumulation
 from carbonscape.continuous import (
     ContinuousError,
@@ -24,6 +25,7 @@ from carbonscape.continuous import (
     raster_minimum,
     read_source,
     region_coverage,
+    scan_region,
     resampling_needed,
     sequestration_by_county,
     value_specs,
@@ -41,13 +43,15 @@ FILES = {"values": "continuous_by_county.csv", "sequestration": "sequestration_b
 @dataclass(frozen=True)
 class _Raster:
     name: str  # how the supply pass reads it ("population", "npp", "factor c_soil"...)
-    path: Path
+    path: Path | str  # a local path or an s3:// / http(s):// URL
     quantity: str
     setting: str
     factor: bool = False
 
 
-def _resolve(study: Study, value: str | Path) -> Path:
+def _resolve(study: Study, value: str | Path) -> Path | str:
+    if remote.is_url(value):
+        return str(value).strip().rstrip("/")
     path = Path(value).expanduser()
     return path if path.is_absolute() else study.folder / path
 
@@ -56,10 +60,10 @@ def _rasters(study: Study) -> list[_Raster]:
     """Every raster of ``[continuous]``; a factor raster shared by several pools is read once."""
     out: list[_Raster] = []
     if study.setting("continuous", "population") is not None:
-        out.append(_Raster("population", Path(study.setting("continuous", "population")), "count", "[continuous] population"))
+        out.append(_Raster("population", _resolve(study, study.setting("continuous", "population")), "count", "[continuous] population"))
     if study.setting("continuous", "npp") is not None:
-        out.append(_Raster("npp", Path(study.setting("continuous", "npp")), "density", "[continuous] npp"))
-    seen: dict[Path, str] = {}
+        out.append(_Raster("npp", _resolve(study, study.setting("continuous", "npp")), "density", "[continuous] npp"))
+    seen: dict[Path | str, str] = {}
     for pool, value in (study.setting("continuous", "factors") or {}).items():
         path = _resolve(study, value)
         if path not in seen:
@@ -74,11 +78,11 @@ def _factor_pools(study: Study) -> dict[str, str]:
     return {pool: names[_resolve(study, value)] for pool, value in (study.setting("continuous", "factors") or {}).items()}
 
 
-def continuous_paths(study: Study) -> list[tuple[str, Path]]:
+def continuous_paths(study: Study) -> list[tuple[str, Path | str]]:
     """The section's input files with their roles (for provenance)."""
     paths = [(r.setting.removeprefix("[continuous] "), r.path) for r in _rasters(study)]
     if study.setting("continuous", "factor_table") is not None:
-        paths.append(("factor_table", Path(study.setting("continuous", "factor_table"))))
+        paths.append(("factor_table", _resolve(study, study.setting("continuous", "factor_table"))))
     return paths
 
 
@@ -117,14 +121,26 @@ def continuous_problems(study: Study, inputs: Any) -> list[str]:
                     f"{raster.setting}: {raster.path} does not cover the region: {100 * uncovered:.2f}% of the counties' area lies "
                     f"outside its extent (more than [continuous] max_uncovered = {allowed:g}); give a raster that covers every county"
                 )
-        if raster.quantity == "count" or raster.factor:
-            lowest = raster_minimum(raster.path)
-            if lowest is not None and lowest < 0:
-                what = "people per pixel" if raster.quantity == "count" else "a correction factor"
-                problems.append(
-                    f"{raster.setting}: {raster.path} holds negative values (as low as {lowest:g}), impossible for {what}; "
-                    "set its nodata value to the fill it uses (`gdal_edit.py -a_nodata -99999`) or fix the values"
-                )
+        scan = None
+        if inputs.polygons is not None and study.id_field is not None and uncovered < 1.0:
+            try:  # the counties' window only (a continental raster for one province is not read whole)
+                scan = _SCANS[str(raster.path)] = scan_region(source, inputs.polygons)
+            except Exception as exc:  # noqa: BLE001 - GDAL's read errors name the file
+                problems.append(f"{raster.setting}: {raster.path}: cannot be read over the counties ({exc})")
+                continue
+            problems.extend(_nodata_problems(raster, source, scan, list(inputs.polygons[study.id_field].astype(str))))
+        lowest = scan.minimum if scan is not None else (raster_minimum(raster.path) if raster.quantity == "count" or raster.factor else None)
+        if (raster.quantity == "count" or raster.factor) and lowest is not None and lowest < 0:
+            what = "people per pixel" if raster.quantity == "count" else "a correction factor"
+            problems.append(
+                f"{raster.setting}: {raster.path} holds negative values (as low as {lowest:g}), impossible for {what}; "
+                "set its nodata value to the fill it uses (`gdal_edit.py -a_nodata -99999`) or fix the values"
+            )
+        elif source.nodata is None and lowest is not None and lowest <= _FILL_LIKE:
+            problems.append(
+                f"{raster.setting}: {raster.path} declares no nodata value and holds {lowest:g}, a fill value rather than data; "
+                f"declare it (`gdal_edit.py -a_nodata {lowest:g}`) so those pixels count as missing"
+            )
     table = study.setting("continuous", "factor_table")
     if table is not None and inputs.polygons is not None and study.id_field is not None:
         try:
@@ -133,6 +149,30 @@ def continuous_problems(study: Study, inputs: Any) -> list[str]:
         except ContinuousError as exc:
             problems.append(f"[continuous] factor_table: {exc}")
     return problems
+
+
+# What check's scan of each raster found (by path), for its description lines.
+_SCANS: dict[str, Any] = {}
+# Values at or below this over the counties, without a declared nodata, are a fill (-9999, -3.4e38),
+# not a population, an NPP or a factor.
+_FILL_LIKE = -9999.0
+
+
+def _nodata_problems(raster: _Raster, source: Any, scan: Any, keys: list[str]) -> list[str]:
+    """Counties over which the raster holds pixels but none with a value (its nodata, or NaN): their
+    population or sequestration would silently be 0, their densities left uncorrected."""
+    empty = [key for key, n, v in zip(keys, scan.pixels, scan.valued) if n > 0 and v == 0]
+    if not empty:
+        return []
+    what = {"count": "their population would be 0", "density": "their sums would be 0"}[raster.quantity]
+    if raster.factor:
+        what = "their densities would be left uncorrected"
+    nodata = f"nodata {source.nodata:g}" if source.nodata is not None else "NaN"
+    return [
+        f"{raster.setting}: {raster.path} holds no value ({nodata}) over {len(empty)} county(ies) ({', '.join(empty[:10])}"
+        f"{' …' if len(empty) > 10 else ''}): {what}; give a raster with values there"
+        + (" (1 where no correction is meant)" if raster.factor else ", or check its nodata value (`gdalinfo -stats`)")
+    ]
 
 
 def continuous_lines(study: Study, inputs: Any) -> list[str]:
@@ -150,8 +190,11 @@ def continuous_lines(study: Study, inputs: Any) -> list[str]:
         how = words[resampling_needed(source.grid, landuse)] if landuse is not None else ""
         what = {"population": "people per pixel", "npp": f"NPP ({study.setting('continuous', 'npp_units', 'g C m-2 yr-1')})"}.get(
             r.name, r.setting.removeprefix("[continuous] "))
-        lines.append(f"continuous {r.path.name}: {what}, {source.grid.shape[0]} × {source.grid.shape[1]} pixels of {xres:.6g} × {yres:.6g} "
-                     f"({source.grid.crs.name}), nodata {source.nodata if source.nodata is not None else 'none'}; {how}")
+        scan = _SCANS.get(str(r.path))
+        held = int(scan.pixels.sum()) if scan is not None else 0
+        empty = f"; {100 * (1 - int(scan.valued.sum()) / held):.2f}% of its {held:,} pixels over the counties without a value" if held else ""
+        lines.append(f"continuous {remote.name_of(r.path)}: {what}, {source.grid.shape[0]} × {source.grid.shape[1]} pixels of {xres:.6g} × {yres:.6g} "
+                     f"({source.grid.crs.name}), nodata {source.nodata if source.nodata is not None else 'none'}; {how}{empty}")
     return lines
 
 
@@ -194,7 +237,7 @@ class ContinuousRun:
             if share > float(self.study.setting("continuous", "max_uncovered", 0.001)):
                 worst = (table["pixels_without_value"] / (table["pixels"] + table["pixels_without_value"]).clip(lower=1)).nlargest(3)
                 log.warning("%s (%s) has no value on %.2f%% of the counties' pixels (its nodata inside its extent; most in %s): they add "
-                            "nothing to its sums%s", r.path.name, r.setting, 100 * share,
+                            "nothing to its sums%s", remote.name_of(r.path), r.setting, 100 * share,
                             ", ".join(f"{k} {100 * v:.0f}%" for k, v in worst.items()),
                             " and keep their uncorrected densities" if r.factor else "")
         if "npp" in self.values:
@@ -217,12 +260,29 @@ class ContinuousRun:
             county_factors=county_factors,
         )
         fixed.tables = supply_result.tables
-        if self.study.pixel_maps or self.study.setting("uncertainty", "enabled") is not False:
-            log.info("corrected densities: the supply tables and the ratio use them; the carbon-per-pixel maps and the Monte Carlo "
-                     "of [uncertainty] (when run) still draw on the pools table's uncorrected densities")
         fixed.summary["density_correction"] = {"rasters": {pool: self.provenance[name]["path"] for pool, name in pools_by_factor.items()},
                                                "table": None if table_path is None else str(table_path)}
         return fixed
+
+    @property
+    def corrects(self) -> bool:
+        """Whether factor rasters or a factor table correct the densities (the pixel maps are then
+        written by :meth:`write_pixel_maps`, not by the supply pass)."""
+        return bool(_factor_pools(self.study)) or self.study.setting("continuous", "factor_table") is not None
+
+    def write_pixel_maps(self, out: Path, *, landuse: Path, zones: Path, pools: Any, run: Any, progress: bool = False) -> dict[str, Path]:
+        """Carbon per pixel of the corrected densities (:func:`carbonscape.continuous.write_corrected_pixel_maps`):
+        each pool's factor raster and the county's factor of the table, as in the supply tables."""
+        from carbonscape.continuous import write_corrected_pixel_maps
+        from carbonscape.rasterize import open_zones
+
+        table_path = self.study.setting("continuous", "factor_table")
+        county_factors = None
+        if table_path is not None:
+            county_factors = factor_table(table_path, key=self.study.setting("continuous", "factor_key") or self.study.id_field,
+                                          counties=[str(v) for v in open_zones(zones)[1].values])
+        return write_corrected_pixel_maps(landuse, pools, out=out, run=run, progress=progress, zones=zones, county_factors=county_factors,
+                                          factor_stores={pool: self.stores[name] for pool, name in _factor_pools(self.study).items()})
 
     def write(self, out: Path, *, demand: pd.DataFrame | None = None, ratio_units: str = "co2_per_c") -> dict[str, Path]:
         """``continuous_by_county.csv`` (each raster's pixels with and without a value, sum, valued area and
@@ -255,7 +315,7 @@ def prepare_continuous(study: Study, *, stores: Path, landuse: Path, run: Any, p
     """Ingest every raster of ``[continuous]`` onto the land-use grid (stores ``stores/<name>.zarr``)."""
     job = ContinuousRun(study=study)
     for r in _rasters(study):
-        target = stores / f"{r.name.replace(' ', '_')}.zarr"
+        target = remote.join(stores, f"{r.name.replace(' ', '_')}.zarr")
         ingest_continuous(r.path, target, like=landuse, quantity=r.quantity, resampling=study.setting("continuous", "resampling"),
                           setting="[continuous] resampling", progress=progress, run=run)
         job.stores[r.name] = target

@@ -132,12 +132,16 @@ def compute_study(
                                        coverage=study.setting("counties", "coverage", "centre"))
         timings.lap("zones")
         continuous = prepare_continuous(study, stores=stores, landuse=landuse_store, run=run, progress=progress)
-        supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps, progress=progress, run=run,
+        supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps and not continuous.corrects,
+                               progress=progress, run=run,
                                min_coverage=study.setting("counties", "min_coverage"),
                                extra=continuous.specs, rasters=continuous.rasters())
         if continuous.active:  # population, NPP and factors summed in the same pass; densities corrected
             supply_result = continuous.finish(supply_result, zone_table=open_zones(county_store)[1], pools=read_pools(study.pools))
             supply_result.write(out_dir)
+            if study.pixel_maps and continuous.corrects:  # carbon per pixel of the corrected densities
+                supply_result.files.update(continuous.write_pixel_maps(out_dir, landuse=landuse_store, zones=county_store,
+                                                                       pools=read_pools(study.pools), run=run, progress=progress))
         timings.lap("supply")
         cell_supply = None
         if study.setting("units", "grid") is not None:  # [units] grid: supply and demand per cell, one more pass
@@ -295,7 +299,7 @@ def _spatial_statistics(study: Study, polygons: Any, ratio_zones: pd.DataFrame) 
 
 def _uncertainty(study: Study, spreads: Any, supply_result: Any, ratio_zones: pd.DataFrame, zoning_info: dict[str, Any]) -> Any:
     """Monte Carlo of the densities (``[uncertainty]``) when the pools table gives spreads."""
-    from carbonscape.uncertainty import DEFAULT_DRAWS, DEFAULT_SEED, supply_uncertainty
+    from carbonscape.uncertainty import DEFAULT_DRAWS, DEFAULT_SEED, factors_from_pairs, supply_uncertainty
     from carbonscape.zoning import get_scheme
 
     if spreads is None or study.setting("uncertainty", "enabled") is False:
@@ -310,6 +314,7 @@ def _uncertainty(study: Study, spreads: Any, supply_result: Any, ratio_zones: pd
         area_ha, spreads, area_km2=ratio_zones["area_km2"], demand_t_per_km2=ratio_zones["demand_t_per_km2"],
         edges=zoning_info["edges"], zones=[(zone.key, zone.classes) for zone in scheme.zones],
         draws=study.setting("uncertainty", "draws", DEFAULT_DRAWS), seed=study.setting("uncertainty", "seed", DEFAULT_SEED),
+        factors=factors_from_pairs(pairs, area_ha),  # the densities [continuous] corrected, as the supply tables use them
     )
 
 
