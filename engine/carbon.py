@@ -327,7 +327,7 @@ def supply(
     # areas = counts × the one area).
     # Pixels of unequal areas: counts and areas in one fused pass (COUNTS_AREAS); equal areas:
     # counts, and in fraction mode the areas from them (AREAS, the boundary pixels shared).
-    specs = [COUNTS_AREAS] if areas.uniform_area_m2() is None else [COUNTS, *([AREAS] if fraction else [])]
+    specs = [COUNTS_AREAS] if areas.uniform_area_m2() is None or fraction else [COUNTS]  # fraction: one count, areas from it (grid)
     specs += list(extra)
     lazy = accumulate(specs, zone_data, {"landuse": land.data, **(rasters or {})}, layout=layout, areas=areas)
 
