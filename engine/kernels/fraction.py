@@ -32,6 +32,18 @@ def _edge(x0, y0, x1, y1, width, height, keys, values, n, fill):  # pragma: no c
     the new count either way (a first pass only counts).
     """
     if y0 == y1:
+        # No area, but the cells it crosses are partly covered when it runs inside a row of pixels
+        # (a horizontal edge between two of the row's lines): list them (value 0), so that the
+        # running sum along the row is read there too, not only at cells other edges cross.
+        row = int(np.floor(y0))
+        if row == y0 or row < 0 or row >= height:
+            return n
+        lo, hi = (x0, x1) if x0 < x1 else (x1, x0)
+        for col in range(int(np.floor(lo)), int(np.ceil(hi))):
+            if fill:
+                keys[n] = row * (width + 2) + col
+                values[n] = 0.0
+            n += 1
         return n
     if y0 < y1:
         direction = 1.0
