@@ -244,3 +244,28 @@ def test_county_whose_parts_and_hole_share_pixels_is_counted_once_per_pixel():
     want = [(polygon_fractions_numpy(g, transform, (height, width)) * areas[:, None]).sum() for g in geoms]
     np.testing.assert_allclose(table[1:, 0], want, rtol=1e-12)
     np.testing.assert_allclose(table[:, 0].sum(), areas.sum() * width, rtol=1e-12)
+
+
+def test_a_county_store_with_boundary_tables_from_before_rings_gives_the_same_supply(tmp):
+    """Stores written before the rings were kept hold per-chunk boundary tables instead; supply
+    still reads them (the older kernel, correct_by_fractions), to the same totals."""
+    from carbonscape.rasterize import boundary_file, open_zones, read_boundary, rings_file
+
+    codes = _codes(30, 40)
+    lu = ingest(write_tif(tmp / "lu.tif", codes, nodata=255), tmp / "lu.zarr", chunk=16, scheduler="synchronous")
+    rng = np.random.default_rng(5)
+    frame = shapely.box(500_000, 2_797_000, 504_000, 2_800_000)
+    pts = shapely.points(rng.uniform(500_000, 504_000, 7), rng.uniform(2_797_000, 2_800_000, 7))
+    cells = shapely.intersection(shapely.get_parts(shapely.voronoi_polygons(shapely.MultiPoint(pts), extend_to=frame)), frame)
+    vector = write_vector(tmp / "v.gpkg", list(cells), [f"c{i}" for i in range(len(cells))])
+    pools = write_pools(tmp / "p.csv", POOLS)
+    store = rasterize_zones(vector, like=lu, id_field="county", out=tmp / "z.zarr", coverage="fraction", scheduler="synchronous")
+    rings = supply(lu, store, pools, scheduler="synchronous").by_county_class.set_index(["county", "lucode"])["area_km2"]
+    grid = open_zones(store)[0].grid
+    for location, (r, c) in grid.chunk_windows():
+        np.save(boundary_file(store, location), read_boundary(store, location, (r.stop - r.start, c.stop - c.start)), allow_pickle=False)
+        rings_file(store, location).unlink()
+    tables = supply(lu, store, pools, scheduler="synchronous").by_county_class.set_index(["county", "lucode"])["area_km2"]
+    assert len(rings) > 10
+    np.testing.assert_allclose(tables.reindex(rings.index), rings, rtol=1e-9)
+    np.testing.assert_allclose(rings.groupby("county").sum().sum(), 30 * 40 * 0.01, rtol=1e-9)  # 1 ha pixels, every one shared out
