@@ -563,7 +563,8 @@ def rasterize_zones(
         ``"centre"`` (default; ArcGIS and InVEST parity): each pixel belongs wholly to the county
         holding its centre. ``"fraction"``: as well, every pixel a county boundary crosses is shared
         among the counties covering it by its exact covered fraction (exactextract's quantity),
-        kept per chunk in the store's ``boundary/`` tables beside the id raster.
+        the supply pass computing those fractions from the county rings the store keeps per chunk
+        (``boundary/``, :class:`ChunkRings`) beside the id raster.
     force
         Rebuild even when the store is up to date.
     scheduler, progress
