@@ -94,6 +94,26 @@ def peak_rss_mib(func, *, every_s: float = 0.05) -> float:
     return round(peak / 2**20, 1)
 
 
+def validate(lu, zones, pools, folder: Path, *, run) -> dict[str, float]:
+    """Every (county, class) area of fraction-mode supply against exactextract's (``frac`` ×
+    ``count`` × the one cell area) on the same GeoTIFF and polygons: the largest relative difference."""
+    import carbonscape
+    import exactextract
+    import geopandas as gpd
+    import pandas as pd
+
+    gdf = gpd.read_file(folder / "counties.gpkg")
+    frame = exactextract.exact_extract(str(folder / "landuse.tif"), gdf, ["unique", "frac", "count"], include_cols=["county"], output="pandas")
+    cell_km2 = abs(carbonscape.open_store(lu).grid.resolution[0] * carbonscape.open_store(lu).grid.resolution[1]) / 1e6
+    rows = [(county, int(code), f * count * cell_km2) for county, codes, fracs, count in zip(frame["county"], frame["unique"], frame["frac"], frame["count"])
+            for code, f in zip(codes, fracs)]
+    want = pd.DataFrame(rows, columns=["county", "lucode", "area_km2"]).set_index(["county", "lucode"])["area_km2"]
+    got = carbonscape.supply(lu, zones, pools, run=run, min_coverage=0).by_county_class.set_index(["county", "lucode"])["area_km2"]
+    common = want.index.intersection(got.index)
+    return {"pairs_exactextract": len(want), "pairs_ours": len(got), "pairs_common": len(common),
+            "max_relative_difference": float(((got[common] - want[common]).abs() / want[common]).max())}
+
+
 def main() -> None:
     import carbonscape
     from carbonscape.cluster import executor
@@ -107,6 +127,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--work", type=Path, default=None, help="where the timed runs write their county stores (default: beside the data, which may be read-only)")
+    parser.add_argument("--validate", action="store_true", help="also compare every (county, class) area of the fraction pair with exactextract's")
     parser.add_argument("--memory", action="store_true", help="also the peak memory (RSS of this process and its workers) of one fraction pair")
     args = parser.parse_args()
 
@@ -172,6 +193,8 @@ def main() -> None:
             made = work / "bench-z-fraction.zarr"
             results["exactextract_vs_fraction_supply"] = alternate(
                 max(1, args.repeats - 1), lambda: carbonscape.supply(lu, made, pools, run=run, min_coverage=0), peer)
+        if args.validate and not args.no_peers:
+            results["fraction_vs_exactextract_areas"] = validate(lu, work / "bench-z-fraction.zarr", pools, regions["equal_area"], run=run)
         if args.memory:
             results["fraction_pair_peak_rss_mib"] = peak_rss_mib(lambda: pair("fraction"))
             results["centre_pair_peak_rss_mib"] = peak_rss_mib(lambda: pair("centre"))
