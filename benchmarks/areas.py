@@ -12,8 +12,11 @@ of ``--repeats``), so that a busy machine affects both sides alike:
   equal-area CRS (EPSG:6933, where nominal areas are true and the pass only counts pixels).
 - **fraction vs centre**: ``zones`` + ``supply`` with ``coverage="fraction"`` against the
   pixel-centre pair, on ``--counties`` Voronoi counties.
-- **exactextract**: the same per-county, per-class coverage-weighted table (``unique``, ``frac``)
-  from the GeoTIFF and the polygons, against our fraction pair.
+- **exactextract**: the same per-county, per-class coverage-weighted table (``unique``, ``frac``,
+  ``count``) from the GeoTIFF and the polygons, against our fraction pair, and against fraction-mode
+  supply alone (its county store made once).
+- with ``--memory``: the peak resident memory of one fraction pair and one centre pair (this
+  process and the LocalCluster's workers, sampled every 50 ms).
 
 Results go to ``benchmarks/results/areas-<size>.json``.
 """
@@ -60,6 +63,57 @@ def alternate(n: int, a, b) -> dict[str, object]:
             "b_over_a_median": ratios[len(ratios) // 2], "b_over_a_of_bests": round(min(r["b_s"] for r in rounds) / min(r["a_s"] for r in rounds), 3)}
 
 
+def peak_rss_mib(func, *, every_s: float = 0.05) -> float:
+    """Peak of the summed resident memory of this process and its children (the LocalCluster's
+    workers) while ``func`` runs, sampled every ``every_s`` seconds (MiB)."""
+    import threading
+
+    me = psutil.Process()
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak = max(peak, total)
+            done.wait(every_s)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        func()
+    finally:
+        done.set()
+        thread.join()
+    return round(peak / 2**20, 1)
+
+
+def validate(lu, zones, pools, folder: Path, *, run) -> dict[str, float]:
+    """Every (county, class) area of fraction-mode supply against exactextract's (``frac`` ×
+    ``count`` × the one cell area) on the same GeoTIFF and polygons: the largest relative difference."""
+    import carbonscape
+    import exactextract
+    import geopandas as gpd
+    import pandas as pd
+
+    gdf = gpd.read_file(folder / "counties.gpkg")
+    frame = exactextract.exact_extract(str(folder / "landuse.tif"), gdf, ["unique", "frac", "count"], include_cols=["county"], output="pandas")
+    cell_km2 = abs(carbonscape.open_store(lu).grid.resolution[0] * carbonscape.open_store(lu).grid.resolution[1]) / 1e6
+    rows = [(county, int(code), f * count * cell_km2) for county, codes, fracs, count in zip(frame["county"], frame["unique"], frame["frac"], frame["count"])
+            for code, f in zip(codes, fracs)]
+    want = pd.DataFrame(rows, columns=["county", "lucode", "area_km2"]).set_index(["county", "lucode"])["area_km2"]
+    got = carbonscape.supply(lu, zones, pools, run=run, min_coverage=0).by_county_class.set_index(["county", "lucode"])["area_km2"]
+    common = want.index.intersection(got.index)
+    return {"pairs_exactextract": len(want), "pairs_ours": len(got), "pairs_common": len(common),
+            "max_relative_difference": float(((got[common] - want[common]).abs() / want[common]).max())}
+
+
 def main() -> None:
     import carbonscape
     from carbonscape.cluster import executor
@@ -72,6 +126,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=HERE / "data")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--work", type=Path, default=None, help="where the timed runs write their county stores (default: beside the data, which may be read-only)")
+    parser.add_argument("--validate", action="store_true", help="also compare every (county, class) area of the fraction pair with exactextract's")
+    parser.add_argument("--memory", action="store_true", help="also the peak memory (RSS of this process and its workers) of one fraction pair")
     args = parser.parse_args()
 
     base = args.data / f"areas-r{args.size}-c{args.counties}"
@@ -107,9 +164,11 @@ def main() -> None:
 
         lu, _, pools = stores["equal_area"]
         counties = regions["equal_area"] / "counties.gpkg"
+        work = args.work or base
+        work.mkdir(parents=True, exist_ok=True)
 
         def pair(coverage: str) -> None:
-            z = carbonscape.rasterize_zones(counties, like=lu, id_field="county", out=base / f"bench-z-{coverage}.zarr", coverage=coverage, force=True, run=run)
+            z = carbonscape.rasterize_zones(counties, like=lu, id_field="county", out=work / f"bench-z-{coverage}.zarr", coverage=coverage, force=True, run=run)
             carbonscape.supply(lu, z, pools, run=run, min_coverage=0)
 
         pair("fraction")  # warm
@@ -122,10 +181,23 @@ def main() -> None:
             gdf = gpd.read_file(counties)
 
             def peer() -> None:
-                exactextract.exact_extract(str(regions["equal_area"] / "landuse.tif"), gdf, ["unique", "frac"], include_cols=["county"], output="pandas")
+                # The same work: per county its classes, each one's share of the covered area, and
+                # the covered area itself (Σ coverage fractions; × the one cell area here), which
+                # per-class areas need. (Without "count": the same time within 1 %, measured.)
+                exactextract.exact_extract(str(regions["equal_area"] / "landuse.tif"), gdf, ["unique", "frac", "count"], include_cols=["county"], output="pandas")
 
             # A: our fraction pair; B: exactextract's per-county class fractions from the GeoTIFF.
             results["exactextract_vs_fraction"] = alternate(max(1, args.repeats - 1), lambda: pair("fraction"), peer)
+            # A: fraction-mode supply alone, its county store made once (as a study reuses it for
+            # every map and run); B: exactextract, which has no store to reuse.
+            made = work / "bench-z-fraction.zarr"
+            results["exactextract_vs_fraction_supply"] = alternate(
+                max(1, args.repeats - 1), lambda: carbonscape.supply(lu, made, pools, run=run, min_coverage=0), peer)
+        if args.validate and not args.no_peers:
+            results["fraction_vs_exactextract_areas"] = validate(lu, work / "bench-z-fraction.zarr", pools, regions["equal_area"], run=run)
+        if args.memory:
+            results["fraction_pair_peak_rss_mib"] = peak_rss_mib(lambda: pair("fraction"))
+            results["centre_pair_peak_rss_mib"] = peak_rss_mib(lambda: pair("centre"))
     out = HERE / "results" / f"areas-{args.size}-c{args.counties}.json"
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

@@ -326,8 +326,9 @@ def supply(
     # Counts always; true areas where pixels differ in area or are shared by fraction (else
     # areas = counts × the one area).
     # Pixels of unequal areas: counts and areas in one fused pass (COUNTS_AREAS); equal areas:
-    # counts, and in fraction mode the areas from them (AREAS, the boundary pixels shared).
-    specs = [COUNTS_AREAS] if areas.uniform_area_m2() is None else [COUNTS, *([AREAS] if fraction else [])]
+    # counts, and in fraction mode counts and areas in one pass too (COUNTS_AREAS: areas from the
+    # counts, the boundary pixels shared; not the counting kernel twice).
+    specs = [COUNTS_AREAS] if areas.uniform_area_m2() is None or fraction else [COUNTS]
     specs += list(extra)
     lazy = accumulate(specs, zone_data, {"landuse": land.data, **(rasters or {})}, layout=layout, areas=areas)
 

@@ -205,3 +205,63 @@ def warn_coarse(coverage: pd.DataFrame) -> list[str]:
         len(coarse), COARSE_PIXELS, 100 * COARSE_AREA_ERROR, listed, more,
     )
     return [str(v) for v in coarse["county"]]
+
+
+# `check` counts each county's nodata pixels (a read of the rasters and a burn of the counties:
+# 10.5 s for 10^8 pixels and 3,000 counties on this 2-core machine under a load of 10) up to this
+# many pixels; beyond, `run` reports them from its supply pass, still before writing anything.
+NODATA_CHECK_MAX_PIXELS = 10**9
+
+
+def nodata_pixels_by_county(path: Any, geoms: Any, *, window_pixels: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels and nodata pixels of each polygon in a land-use GeoTIFF, by the pixel-centre rule
+    (GDAL's rasterize, as `zones` burns them), read window by window (whole blocks) so memory
+    stays flat.
+
+    Parameters
+    ----------
+    path
+        The land-use GeoTIFF (local or remote).
+    geoms
+        Polygons (shapely, in the raster's CRS), one per county.
+    window_pixels
+        About how many pixels a window holds.
+
+    Returns
+    -------
+    (pixels, nodata)
+        int64 ``(n,)`` each, in the order of ``geoms``; a raster without a nodata value has none.
+    """
+    import rasterio
+    import shapely
+    from carbonscape import remote
+    from rasterio.features import rasterize
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    geoms = np.asarray(geoms, dtype=object)
+    n = len(geoms)
+    pixels = np.zeros(n + 1, dtype=np.int64)
+    nodata_pixels = np.zeros(n + 1, dtype=np.int64)
+    tree = shapely.STRtree(geoms)
+    with remote.gdal_env_for(path), rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(path) as src:
+        nodata = src.nodata
+        block_rows, block_cols = src.block_shapes[0]
+        cols = src.width if block_cols >= src.width else min(src.width, max(block_cols, int(np.sqrt(window_pixels)) // block_cols * block_cols))
+        rows = max(block_rows, window_pixels // max(cols, 1) // block_rows * block_rows)
+        for row in range(0, src.height, rows):
+            for col in range(0, src.width, cols):
+                window = Window(col, row, min(cols, src.width - col), min(rows, src.height - row))
+                left, bottom, right, top = rasterio.windows.bounds(window, src.transform)
+                hits = tree.query(shapely.box(min(left, right), min(bottom, top), max(left, right), max(bottom, top)))
+                if not len(hits):
+                    continue
+                shape = (int(window.height), int(window.width))
+                ids = rasterize(zip(geoms[hits], (hits + 1).tolist()), out_shape=shape, transform=window_transform(window, src.transform),
+                                fill=0, dtype="uint32")
+                pixels += np.bincount(ids.ravel(), minlength=n + 1)
+                if nodata is not None:
+                    block = src.read(1, window=window)
+                    missing = np.isnan(block) if np.isnan(nodata) else block == nodata
+                    nodata_pixels += np.bincount(ids[missing], minlength=n + 1)
+    return pixels[1:], nodata_pixels[1:]

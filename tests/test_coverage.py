@@ -208,3 +208,64 @@ def demo_paths_pools():
     from carbonscape.demo import demo_paths
 
     return demo_paths()["pools"]
+
+
+def test_county_whose_parts_and_hole_share_pixels_is_counted_once_per_pixel():
+    """The supply kernel straight from the rings (no table of entries): a county of two parts and
+    a hole that meet inside the same pixels, beside a second county and the outside. Every pixel's
+    area goes to each county by its exact covered fraction (shapely's intersection areas, the plain
+    reference), the rest outside (id 0), whichever county the pixel-centre rule gave it to. The
+    top edge of part one runs inside pixel row 0: cells no other edge crosses are partial too."""
+    from carbonscape.kernels.fraction import polygon_fractions_numpy, share_by_rings
+    from carbonscape.rasterize import window_rings
+    from rasterio.features import rasterize as burn
+
+    transform = tuple(from_origin(0, 8, 1, 1))[:6]  # pixel units: x = column, y = 8 - row
+    height = width = 8
+    # County 1: two parts meeting in pixels of column 3, with a hole crossing pixel rows 5-6.
+    one = shapely.MultiPolygon([
+        shapely.box(0.2, 0.3, 3.45, 7.6).difference(shapely.box(1.3, 1.4, 2.7, 2.6)),
+        shapely.box(3.55, 2.2, 5.1, 6.9),
+    ])
+    two = shapely.box(5.1, 0.5, 7.8, 7.9).union(shapely.box(3.45, 0.3, 5.1, 2.2))
+    geoms = np.array([one, two], dtype=object)
+    zones = burn(zip(geoms, [1, 2]), out_shape=(height, width), transform=transform, fill=0, dtype="uint8")
+    codes = np.zeros((height, width), dtype=np.uint8)  # one class: column 0
+    lut = np.zeros(256, dtype=np.int64)
+    areas = np.linspace(1.0, 2.0, height)  # pixel areas varying by row
+    table = np.zeros((3, 1))
+    for r in range(height):
+        for c in range(width):
+            table[zones[r, c], 0] += areas[r]
+    rings = window_rings(geoms, np.array([1, 2]), transform)
+    assert list(rings.counties) == [1, 2] and len(rings.polygon_starts) == 3  # two parts and a hole: one polygon
+    share_by_rings(table, zones, codes, lut, 0, 0, 255, 0, areas, np.zeros((1, 1)), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                   0, 0, rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties)
+    want = [(polygon_fractions_numpy(g, transform, (height, width)) * areas[:, None]).sum() for g in geoms]
+    np.testing.assert_allclose(table[1:, 0], want, rtol=1e-12)
+    np.testing.assert_allclose(table[:, 0].sum(), areas.sum() * width, rtol=1e-12)
+
+
+def test_a_county_store_with_boundary_tables_from_before_rings_gives_the_same_supply(tmp):
+    """Stores written before the rings were kept hold per-chunk boundary tables instead; supply
+    still reads them (the older kernel, correct_by_fractions), to the same totals."""
+    from carbonscape.rasterize import boundary_file, open_zones, read_boundary, rings_file
+
+    codes = _codes(30, 40)
+    lu = ingest(write_tif(tmp / "lu.tif", codes, nodata=255), tmp / "lu.zarr", chunk=16, scheduler="synchronous")
+    rng = np.random.default_rng(5)
+    frame = shapely.box(500_000, 2_797_000, 504_000, 2_800_000)
+    pts = shapely.points(rng.uniform(500_000, 504_000, 7), rng.uniform(2_797_000, 2_800_000, 7))
+    cells = shapely.intersection(shapely.get_parts(shapely.voronoi_polygons(shapely.MultiPoint(pts), extend_to=frame)), frame)
+    vector = write_vector(tmp / "v.gpkg", list(cells), [f"c{i}" for i in range(len(cells))])
+    pools = write_pools(tmp / "p.csv", POOLS)
+    store = rasterize_zones(vector, like=lu, id_field="county", out=tmp / "z.zarr", coverage="fraction", scheduler="synchronous")
+    rings = supply(lu, store, pools, scheduler="synchronous").by_county_class.set_index(["county", "lucode"])["area_km2"]
+    grid = open_zones(store)[0].grid
+    for location, (r, c) in grid.chunk_windows():
+        np.save(boundary_file(store, location), read_boundary(store, location, (r.stop - r.start, c.stop - c.start)), allow_pickle=False)
+        rings_file(store, location).unlink()
+    tables = supply(lu, store, pools, scheduler="synchronous").by_county_class.set_index(["county", "lucode"])["area_km2"]
+    assert len(rings) > 10
+    np.testing.assert_allclose(tables.reindex(rings.index), rings, rtol=1e-9)
+    np.testing.assert_allclose(rings.groupby("county").sum().sum(), 30 * 40 * 0.01, rtol=1e-9)  # 1 ha pixels, every one shared out

@@ -100,14 +100,17 @@ def test_run_refuses_before_writing_anything(tmp_path):
     assert not out.exists()
 
 
-def test_a_county_covered_less_than_min_coverage_through_nodata_is_refused_by_run(tmp_path):
-    """Nodata is seen only once the pixels are read: run refuses then, still before any output."""
+def test_a_county_covered_less_than_min_coverage_through_nodata_is_refused_by_check_and_run(tmp_path):
+    """check reads the pixels (as it scans the codes) and names the county and its shares; run
+    refuses too, before any output."""
     path = make_study(tmp_path, beyond=0)
     codes = np.ones((4, 12), dtype=np.uint8)
     codes[:, 6:] = 2
     codes[:, 9:] = 255  # three of C3's four columns are nodata
     write_tif(tmp_path / "landuse.tif", codes, nodata=255)
-    assert check_study(path) == []
+    (problem,) = check_study(path)
+    assert "landuse.tif" in problem and "C3: covered 25.0 % (nodata 75.0 %, outside the raster 0.0 %)" in problem
+    assert "C1" not in problem and "Fill the nodata pixels" in problem and "min_coverage" in problem
     out = tmp_path / "results"
     with pytest.raises(Exception, match=r"C3: covered 25\.0 % \(nodata 75\.0 %, outside the raster 0\.0 %\)"):
         run_study(path, out=out, scheduler="synchronous")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from carbonscape.accumulate import reference as ref
@@ -23,8 +24,8 @@ from carbonscape.kernels.transitions import (
     transition_tables,
 )
 from carbonscape.kernels.area import sum_pair_areas as sum_pair_areas_lattice
-from carbonscape.kernels.area import sum_pair_areas_dense, sum_pair_counts_areas_dense
-from carbonscape.kernels.fraction import correct_by_fractions
+from carbonscape.kernels.area import lattice_row, sum_pair_areas_dense, sum_pair_counts_areas_dense
+from carbonscape.kernels.fraction import correct_by_fractions, share_by_rings
 
 
 def count_pairs(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
@@ -93,8 +94,12 @@ def _lattice_areas(counties, codes, index, where: Chunk, lattice, node_rows, nod
 def _share_boundary_pixels(table: np.ndarray, counties: np.ndarray, codes: np.ndarray, where: Chunk, store: str) -> None:
     """Fraction mode: move each boundary pixel of the chunk from its pixel-centre county to the
     counties covering it, by covered fraction (the store's per-chunk boundary table)."""
-    from carbonscape.rasterize import read_boundary
+    from carbonscape.rasterize import read_boundary, read_rings
 
+    rings = read_rings(store, where.location)
+    if rings is not None:
+        _share_by_rings(table, counties, codes, where, rings)
+        return
     entries = read_boundary(store, where.location)
     if not len(entries):
         return
@@ -120,6 +125,43 @@ def _share_boundary_pixels(table: np.ndarray, counties: np.ndarray, codes: np.nd
     )
 
 
+def _share_by_rings(table: np.ndarray, counties: np.ndarray, codes: np.ndarray, where: Chunk, rings: Any) -> None:
+    """Fraction mode from the chunk's county rings (:class:`carbonscape.rasterize.ChunkRings`): the
+    covered fractions are computed and applied in one numba call
+    (:func:`carbonscape.kernels.fraction.share_by_rings`), only at the cells the rings cross."""
+    if not len(rings.counties):
+        return
+    index = where.layout.classes
+    height = codes.shape[0]
+    lattice = getattr(where.areas, "area_lattice", None)
+    uniform = _uniform_area(where)
+    grid_lattice = np.zeros((1, 1))
+    node_rows = node_cols = np.zeros(1, dtype=np.int64)
+    if uniform is not None:
+        row_areas = np.full(height, uniform)
+    elif lattice is not None:
+        grid_lattice, node_rows, node_cols = lattice()
+        if grid_lattice.shape[1] == 1:  # areas vary by row only (lon/lat, Web Mercator): one per row
+            row_areas = np.empty(height)
+            one = np.empty(1)
+            for r in range(height):
+                lattice_row(grid_lattice, node_rows, node_cols, where.rows.start + r, where.cols.start, one)
+                row_areas[r] = one[0]
+        else:
+            row_areas = np.zeros(0)
+    else:  # a plain area source: its block as a lattice with a node on every pixel
+        block = np.broadcast_to(where.area(), codes.shape)
+        grid_lattice = np.ascontiguousarray(block, dtype=np.float64)
+        node_rows = np.arange(where.rows.start, where.rows.stop, dtype=np.int64)
+        node_cols = np.arange(where.cols.start, where.cols.stop, dtype=np.int64)
+        row_areas = np.zeros(0)
+    share_by_rings(
+        table, counties, codes, index.lut, index.offset, index.unknown_col, index.nodata_code, index.nodata_col,
+        row_areas, grid_lattice, node_rows, node_cols, where.rows.start, where.cols.start,
+        rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties,
+    )
+
+
 def count_and_sum_pair_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
     """Pixels and true areas (m²) per (county, class column) of one chunk: ``(2, n_counties, n_cols)``
     float64, counts first. On a grid's area lattice with 8/16-bit codes one fused kernel makes both
@@ -127,7 +169,14 @@ def count_and_sum_pair_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> 
     statistics' own kernels. Fraction mode shares boundary pixels' areas as :func:`sum_pair_areas`."""
     counties, codes = blocks["counties"], blocks["landuse"]
     lattice = getattr(where.areas, "area_lattice", None)
-    if lattice is None or codes.dtype.itemsize > 2 or _uniform_area(where) is not None:
+    uniform = _uniform_area(where)
+    if uniform is not None:  # one count, the areas from it (not the counting kernel twice)
+        counts = count_pairs(blocks, where).astype(np.float64)
+        table = np.stack([counts, counts * uniform])
+        if where.layout.params.get("boundary") is not None:
+            _share_boundary_pixels(table[1], counties, codes, where, where.layout.params["boundary"])
+        return table
+    if lattice is None or codes.dtype.itemsize > 2:
         return np.stack([count_pairs(blocks, where).astype(np.float64), sum_pair_areas(blocks, where)])
     index = where.layout.classes
     lut, offset = index.dense_lut(codes.dtype)  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -53,6 +54,7 @@ class Inputs:
     coverage: pd.Series | None = None  # share of each county's area inside the rasters' footprint
     pixels: pd.Series | None = None  # about how many pixels each county holds (its area over a pixel's)
     spreads: PoolSpreads | None = None  # the pools' density spreads, when the table gives them
+    read_pixels: bool = False  # `check` reads the pixels (scan): counties' nodata shares are checked too
 
 
 def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan: bool = True) -> tuple[Inputs, list[str]]:
@@ -107,6 +109,7 @@ def load_inputs(study: Study, *, out: str | os.PathLike[str] | None = None, scan
         except InputError as exc:
             problems.append(f"pools: {exc}")
         problems.extend(_spreads_problems(study, inputs))
+    inputs.read_pixels = scan
     if rasters_ok and inputs.pools is not None:
         counts = _store_codes(study, out=out)
         if counts is None and scan:
@@ -192,7 +195,44 @@ def _coverage(study: Study, inputs: Inputs) -> list[str]:
             "no pixels; give a raster that covers them, or leave them out of the counties file"
         )
     problems.extend(_min_coverage(study, inputs, crossing=[i for i, v in enumerate(share) if 1e-9 < v < 1.0 - 1e-9], keys=keys))
+    problems.extend(_nodata_coverage(study, inputs, projected=projected, keys=keys, share=share))
     return problems
+
+
+def _nodata_coverage(study: Study, inputs: Inputs, *, projected: Any, keys: np.ndarray, share: np.ndarray) -> list[str]:
+    """Counties that the rasters' nodata pixels (with their part beyond the extent) leave covered
+    less than ``[counties] min_coverage``: found by reading the pixels, when `check` reads them (it
+    scans the codes; `run` does not: its supply pass reports them) and they are at most :data:`carbonscape.coverage.NODATA_CHECK_MAX_PIXELS`;
+    the part inside the raster is split between covered and nodata as the county's pixels split
+    (as `run` does in centre mode). Counties the extent alone leaves short are reported by
+    :func:`_min_coverage` already."""
+    from carbonscape.coverage import DEFAULT_MIN_COVERAGE, NODATA_CHECK_MAX_PIXELS, coverage_problems, nodata_pixels_by_county
+    from carbonscape.rasterize import geodesic_areas_km2
+
+    minimum = study.setting("counties", "min_coverage", DEFAULT_MIN_COVERAGE)
+    total = sum(info.grid.shape[0] * info.grid.shape[1] for info in inputs.rasters)
+    if minimum is None or not inputs.read_pixels or total > NODATA_CHECK_MAX_PIXELS:
+        return []
+    pixels = np.zeros(len(keys), dtype=np.int64)
+    nodata = np.zeros(len(keys), dtype=np.int64)
+    for info in inputs.rasters:
+        found, missing = nodata_pixels_by_county(info.path, projected.to_crs(info.grid.crs).to_numpy())
+        pixels += found
+        nodata += missing
+    inside = np.clip(share, 0.0, 1.0)
+    nodata_share = inside * np.divide(nodata, pixels, out=np.zeros(len(keys)), where=pixels > 0)
+    low = (inside - nodata_share < minimum) & (inside >= minimum) & (nodata > 0)
+    if not low.any():
+        return []
+    assert inputs.polygons is not None
+    rows = np.flatnonzero(low)
+    frame = pd.DataFrame({
+        "county": keys[rows], "polygon_area_km2": geodesic_areas_km2(inputs.polygons.iloc[rows].reset_index(drop=True)),
+        "covered_share": inside[rows] - nodata_share[rows], "nodata_share": nodata_share[rows], "outside_share": 1.0 - inside[rows],
+    })
+    found = coverage_problems(frame, min_coverage=minimum, mode=study.setting("counties", "coverage", "centre"))
+    landuse = ", ".join(remote.name_of(p.path) for p in inputs.rasters)
+    return [f"land use: {landuse}: " + problem.replace("covered by the land-use raster", "covered by it") for problem in found]
 
 
 def _min_coverage(study: Study, inputs: Inputs, *, crossing: list[int], keys: np.ndarray) -> list[str]:
