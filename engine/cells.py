@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import pandas as pd
-from carbonscape.accumulate import Accumulation, Chunk, ClassIndex, Layout, accumulate, pixel_areas
+from carbonscape.accumulate import Accumulation, Chunk, ClassIndex, Layout, accumulate, bind, pixel_areas
 from carbonscape.carbon import (  # _count_unknown: the supply pass's own error-path listing, shared rather than copied
     M2_PER_HA,
     M2_PER_KM2,
@@ -228,6 +228,17 @@ CELL_COUNTS_AREAS = Accumulation("cell_counts_areas", chunk=count_and_sum_cell_a
                                  reads=("landuse",), dtype=np.dtype(np.float64), shape=_both_shape, combine="blocks", needs_area=True)
 CELL_VALUES = Accumulation("cell_values", chunk=sum_cell_values, reference=sum_cell_values_reference, reads=("values",),
                            dtype=np.dtype(np.float64), shape=_values_cells_shape, combine="blocks", needs_area=True)
+# The prefix of a continuous raster's per-cell sums among the cell pass's tables (:func:`cell_value_specs`).
+RASTER_PREFIX = "cell_values "
+
+
+def cell_value_specs(names: Iterable[str]) -> list[Accumulation]:
+    """:data:`CELL_VALUES` once per raster of ``names`` (read under that name in the cell pass,
+    e.g. a study's ``"population"`` or ``"npp"`` store), as ``"cell_values <name>"``: hand them to
+    :func:`supply_cells` as ``extra=`` with the rasters as ``rasters=``."""
+    return [bind(CELL_VALUES, f"{RASTER_PREFIX}{name}", rasters={"values": name}) for name in names]
+
+
 WEIGHTED_SUM = Accumulation("weighted_sum", chunk=sum_unit_values, reference=sum_unit_values_reference,
                             reads=("counties", "values"), dtype=np.dtype(np.float64),
                             shape=lambda layout: (layout.n_counties, N_SUMS), needs_area=True)
@@ -375,6 +386,19 @@ class CellSupplyResult:
     summary: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
     values: pd.DataFrame | None = None
+    tables: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def raster_values(self, name: str) -> pd.DataFrame | None:
+        """Per cell (rows as ``by_cell``) the sums of the raster read as ``name`` in the pass
+        (:func:`cell_value_specs`): ``pixels`` with a value, ``sum`` Σv, ``area_m2`` Σa of the
+        valued pixels, ``mean`` Σv·a / Σa, ``sum_va`` Σv·a; None when it was not summed."""
+        table = self.tables.get(f"{RASTER_PREFIX}{name}")
+        return None if table is None else value_sums_table(table).set_index(self.by_cell.index)
+
+    @property
+    def raster_names(self) -> list[str]:
+        """The rasters summed per cell in the pass (:meth:`raster_values`)."""
+        return [name.removeprefix(RASTER_PREFIX) for name in self.tables if name.startswith(RASTER_PREFIX)]
 
     def write(self, out: str | os.PathLike[str], *, polygons: bool = True) -> dict[str, Path]:
         """``supply_by_cell.csv``, ``cells.gpkg`` (layer ``cells``; not with ``polygons=False``,
@@ -433,6 +457,8 @@ def supply_cells(
     run: Executor | None = None,
     values: da.Array | None = None,
     values_nodata: float | None = None,
+    extra: Sequence[Accumulation] = (),
+    rasters: Mapping[str, da.Array] | None = None,
 ) -> CellSupplyResult:
     """Carbon supply per regular grid cell, each cell's table made in the chunk that holds it.
 
@@ -452,6 +478,11 @@ def supply_cells(
         A float raster on the land-use grid (same shape; e.g. a demand density per pixel) whose
         sum and area-weighted mean per cell are made in the same pass (:data:`CELL_VALUES`);
         pixels that are NaN or ``values_nodata`` are left out.
+    extra, rasters
+        More per-cell statistics to make in the same pass (``combine="blocks"``, shaped by the
+        cell layout: :func:`cell_value_specs` for continuous rasters), reading the land use and
+        ``rasters`` (aligned stores by name, on the land-use grid). Their stitched tables, one row
+        per row of ``by_cell``, are the result's ``tables`` by name (:meth:`CellSupplyResult.raster_values`).
 
     Returns
     -------
@@ -485,14 +516,22 @@ def supply_cells(
     data = land.data
     areas = pixel_areas(land.grid)
     specs = [CELL_COUNTS if areas.uniform_area_m2() is not None else CELL_COUNTS_AREAS]
-    rasters = {"landuse": data}
+    arrays = {"landuse": data}
     if values is not None:
         if tuple(values.shape) != tuple(land.data.shape):
             raise InputError(f"values of shape {tuple(values.shape)} are not on the land-use grid {tuple(land.data.shape)} of {land.path}")
-        rasters["values"] = values.rechunk(data.chunks)
+        arrays["values"] = values.rechunk(data.chunks)
         specs.append(CELL_VALUES)
+    for spec in extra:
+        if spec.combine != "blocks":
+            raise ValueError(f"{spec.name}: the cell pass keeps one table per chunk; a statistic for it must have combine='blocks'")
+    for name, raster in (rasters or {}).items():
+        if tuple(raster.shape) != tuple(land.data.shape):
+            raise InputError(f"raster {name!r} of shape {tuple(raster.shape)} is not on the land-use grid {tuple(land.data.shape)} of {land.path}")
+        arrays[name] = raster if raster.chunks == data.chunks else raster.rechunk(data.chunks)
+    specs += list(extra)
     layout = Layout(classes=index, params=cells_params(data, cells, values_nodata=values_nodata))
-    lazy = accumulate(specs, None, rasters, layout=layout, areas=areas)
+    lazy = accumulate(specs, None, arrays, layout=layout, areas=areas)
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
     with using(run, scheduler) as active, staging as stage:
         computed = active.compute(*lazy.values(), progress=progress,
@@ -510,6 +549,8 @@ def supply_cells(
         if "cell_values" in tables:
             rows, cols = result.by_cell["row"].to_numpy(), result.by_cell["col"].to_numpy()
             result.values = value_sums_table(tables["cell_values"][rows, cols]).set_index(result.by_cell.index)
+        rows, cols = result.by_cell["row"].to_numpy(), result.by_cell["col"].to_numpy()
+        result.tables = {spec.name: tables[spec.name][rows, cols] for spec in extra}
         result.summary.update({"seconds": time.perf_counter() - started, "landuse": str(land.path)})
         if stage is not None:
             result.write(stage)
@@ -550,8 +591,10 @@ def cell_supply_table(counts: np.ndarray, area_m2: np.ndarray, *, cells: CellGri
 
 
 def value_sums_table(sums: np.ndarray) -> pd.DataFrame:
-    """``pixels, sum, area_m2, mean`` (area-weighted) from ``[..., 4]`` running sums, flattened."""
+    """``pixels, sum, area_m2, mean`` (area-weighted) and ``sum_va`` (Σv·a: people of a count
+    store, value × m²) from ``[..., 4]`` running sums, flattened."""
     flat = sums.reshape(-1, N_SUMS)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = flat[:, 3] / flat[:, 2]
-    return pd.DataFrame({"pixels": flat[:, 0].astype(np.int64), "sum": flat[:, 1], "area_m2": flat[:, 2], "mean": mean})
+    return pd.DataFrame({"pixels": flat[:, 0].astype(np.int64), "sum": flat[:, 1], "area_m2": flat[:, 2], "mean": mean,
+                         "sum_va": flat[:, 3]})

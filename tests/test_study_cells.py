@@ -199,3 +199,65 @@ def test_cells_without_counties_say_what_is_missing(study_dir):
     (study_dir / "nocounties.toml").write_text(text, encoding="utf-8")
     problems = check_study(study_dir / "nocounties.toml", out=study_dir / "nc-results")
     assert any("[units] grid needs the cells' population" in p and "population raster" in p for p in problems), problems
+
+
+# The same region with a population raster (people per pixel, on the land-use grid, some nodata) and
+# no county table: each cell's demand is its own people × the per-capita emission over its land area.
+POPULATION_STUDY = (STUDY.replace('table = "population.csv"\nkey = "county"\n', "")
+                    .replace("[outputs]\nmaps = true\nreport = true", "[outputs]\nmaps = false\nreport = false")
+                    + '\n[continuous]\npopulation = "people.tif"\nnpp = "npp.tif"\n')
+
+
+@pytest.fixture(scope="module")
+def population_dir(study_dir, tmp_path_factory):
+    base = tmp_path_factory.mktemp("cells_population")
+    import shutil
+
+    shutil.copytree(study_dir / "region", base / "region")
+    shutil.copy(study_dir / "pools.csv", base / "pools.csv")
+    with rasterio.open(base / "region" / "landuse.tif") as src:
+        profile = {**src.profile, "dtype": "float32", "nodata": -1.0, "compress": "deflate"}
+    rng = np.random.default_rng(11)
+    people = rng.gamma(2.0, 3.0, size=(400, 380)).astype(np.float32)
+    people[rng.random(people.shape) < 0.05] = -1.0  # nodata: no people counted there
+    npp = rng.uniform(200, 800, size=(400, 380)).astype(np.float32)
+    for name, band in (("people.tif", people), ("npp.tif", npp)):
+        with rasterio.open(base / name, "w", **profile) as dst:
+            dst.write(band, 1)
+    (base / "study.toml").write_text(POPULATION_STUDY, encoding="utf-8")
+    return base
+
+
+@pytest.fixture(scope="module")
+def population_result(population_dir):
+    return run_study(population_dir / "study.toml", scheduler="threads")
+
+
+def test_population_per_cell_equals_numpy_block_sums_of_the_raster(population_dir, population_result):
+    out = population_dir / "results" / "cells"
+    table = pd.read_csv(out / "ratio_zones_by_cell.csv")
+    with rasterio.open(population_dir / "people.tif") as src:
+        people = src.read(1).astype(np.float64)
+    with rasterio.open(population_dir / "npp.tif") as src:
+        npp = src.read(1).astype(np.float64)
+    shape = (20, 19)
+    expected = _blocks(np.where(people >= 0, people, 0.0), shape)
+    np.testing.assert_allclose(table["population"], expected[table["row"], table["col"]], rtol=1e-6)
+    # Demand: the cell's people × 4 t CO2 over its land area (30 m pixels of land: 0.0009 km² each).
+    with rasterio.open(population_dir / "region" / "landuse.tif") as src:
+        land = _blocks((src.read(1) != 255).astype(np.float64), shape) * 0.0009
+    np.testing.assert_allclose(table["demand_t_per_km2"], 4.0 * expected[table["row"], table["col"]] / land[table["row"], table["col"]],
+                               rtol=1e-6)
+    np.testing.assert_allclose(table["emissions_t"], 4.0 * table["population"], rtol=1e-9)
+    # NPP (g C m-2 yr-1) × 900 m² a pixel × 1e-6 t/g, summed per cell.
+    np.testing.assert_allclose(table["sequestration_t_c"], (_blocks(npp, shape) * 900e-6)[table["row"], table["col"]], rtol=1e-6)
+    values = pd.read_csv(out / "continuous_by_cell.csv")
+    assert set(values["raster"]) == {"population", "npp"}
+    population = values[values["raster"] == "population"].set_index("cell")
+    np.testing.assert_allclose(population["sum"], expected.ravel()[population.index], rtol=1e-6)
+    info = json.loads((population_dir / "results" / "run.json").read_text())["cells"]
+    assert info["demand_source"] == "population"
+    # The counties' people are the same raster's: the cells inside the counties hold the counties' people
+    # (cells astride the region's edge hold people outside it too).
+    counties = pd.read_csv(population_dir / "results" / "demand_by_county.csv")
+    assert counties["population"].sum() <= table["population"].sum() + 1e-6 * counties["population"].sum()
