@@ -261,3 +261,70 @@ def test_population_per_cell_equals_numpy_block_sums_of_the_raster(population_di
     # (cells astride the region's edge hold people outside it too).
     counties = pd.read_csv(population_dir / "results" / "demand_by_county.csv")
     assert counties["population"].sum() <= table["population"].sum() + 1e-6 * counties["population"].sum()
+
+
+def _copy_results(study_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "results"
+    shutil.copytree(study_dir / "results", folder, ignore=shutil.ignore_patterns("stores"))
+    return folder
+
+
+def test_cells_stage_reproduces_the_run_s_cell_tables(study_dir, result, tmp_path):
+    folder = _copy_results(study_dir, tmp_path)
+    original = folder / "cells"
+    before = {name: pd.read_csv(original / name) for name in ("ratio_zones_by_cell.csv", "moran.csv", "lisa.csv", "hotspots.csv")}
+    uncertainty_before = pd.read_csv(original / "uncertainty_by_cell.csv")
+    for name in ("moran.csv", "lisa.csv", "hotspots.csv", "uncertainty_by_cell.csv", "cell_ratio.tif"):
+        (original / name).unlink()
+    # The stage reads the cells' supply and demand; what it makes of them is spoiled here and must come back.
+    spoiled = pd.read_csv(original / "ratio_zones_by_cell.csv")
+    spoiled[["ratio", "class", "esdr", "ccd"]] = 0
+    spoiled["zone"] = "x"
+    spoiled.to_csv(original / "ratio_zones_by_cell.csv", index=False)
+    done = CliRunner().invoke(cli, ["cells", str(folder), "--pools", str(study_dir / "pools.csv"), "--no-maps"])
+    assert done.exit_code == 0, done.output
+    # The same tables (numbers to the CSVs' 10 digits: the stage starts from the written supply and demand).
+    # The coupling indices take square roots of min-max normalised densities: a cell at the minimum
+    # supply density within rounding (1e-9) gets a coupling of ~1e-4 from the run's unrounded values and 0 here.
+    for name, frame in before.items():
+        again = pd.read_csv(original / name)
+        rooted = [c for c in ("coupling", "ccd") if c in frame.columns]
+        pd.testing.assert_frame_equal(again.drop(columns=rooted), frame.drop(columns=rooted), rtol=1e-8, atol=1e-4, obj=name)
+        pd.testing.assert_frame_equal(again[rooted], frame[rooted], atol=1e-3, obj=name)
+    # The Monte Carlo draws over per-class areas rebuilt from the per-class supply (10 digits in the CSV).
+    pd.testing.assert_frame_equal(pd.read_csv(original / "uncertainty_by_cell.csv"), uncertainty_before, rtol=1e-7)
+    assert (original / "cell_ratio.tif").exists()
+    # Another setting gives another analysis, recorded in run.json.
+    done = CliRunner().invoke(cli, ["cells", str(folder), "--k", "2", "--no-statistics", "--no-maps"])
+    assert done.exit_code == 0, done.output
+    table = pd.read_csv(original / "ratio_zones_by_cell.csv")
+    assert set(table["class"]) <= {1, 2} and json.loads((folder / "run.json").read_text())["cells"]["zoning"]["k"] == 2
+
+
+def test_cells_stage_refuses_a_folder_without_cells(study_dir, tmp_path):
+    folder = _copy_results(study_dir, tmp_path)
+    import shutil
+
+    shutil.rmtree(folder / "cells")
+    done = CliRunner().invoke(cli, ["cells", str(folder)])
+    assert done.exit_code == 2 and "[units] grid" in done.output
+
+
+def test_report_from_disk_shows_the_cell_tables(study_dir, result, tmp_path):
+    from carbonscape import read_outputs
+
+    folder = _copy_results(study_dir, tmp_path)
+    back = read_outputs(folder)
+    assert back.cells is not None
+    pd.testing.assert_frame_equal(back.cells.statistics.moran, result.cells.statistics.moran, check_dtype=False, rtol=1e-9)
+    assert back.cells.cells.grid.shape == result.cells.cells.grid.shape and back.cells.cells.cell == CELL
+    assert len(back.cells.table) == len(result.cells.table)
+    (folder / "report.html").unlink()
+    done = CliRunner().invoke(cli, ["report", str(folder)])
+    assert done.exit_code == 0, done.output
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert 'id="cells-moran"' in page and "Grid cells (cells/)" in page
+    section = page[page.index('id="cells-moran"'):]
+    assert f"{result.cells.statistics.moran['I'].iloc[0]:.3f}"[:4] in section[:3000]
