@@ -534,18 +534,18 @@ def supply_cells(
     lazy = accumulate(specs, None, arrays, layout=layout, areas=areas)
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
     with using(run, scheduler) as active, staging as stage:
-        computed = active.compute(*lazy.values(), progress=progress,
-                                  label=f"supply per {cells.size:g} cell: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
-        tables = {name: stitch_cells(np.asarray(table), cells, data.chunks) for name, table in zip(lazy, computed)}
+        tables = compute_cell_tables(lazy, cells, data.chunks, active, progress=progress,
+                                     label=f"supply per {cells.size:g} cell: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
         if "cell_counts_areas" in tables:
-            both = tables["cell_counts_areas"]
+            both = tables.pop("cell_counts_areas")
             counts, area_m2 = both[..., : index.n_cols].astype(np.int64), both[..., index.n_cols:]
+            del both
         else:
-            counts = tables["cell_counts"]
-            area_m2 = counts * areas.uniform_area_m2()
+            counts, area_m2 = tables.pop("cell_counts"), None  # equal pixels: areas are counts × the one pixel area
         if counts[..., index.unknown_col].any():
             raise UnknownCodesError(unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
-        result = cell_supply_table(counts, area_m2, cells=cells, index=index, pools=pool_table)
+        result = cell_supply_table(counts, area_m2, cells=cells, index=index, pools=pool_table, pixel_area_m2=areas.uniform_area_m2())
+        del counts, area_m2
         if "cell_values" in tables:
             rows, cols = result.by_cell["row"].to_numpy(), result.by_cell["col"].to_numpy()
             result.values = value_sums_table(tables["cell_values"][rows, cols]).set_index(result.by_cell.index)
@@ -559,34 +559,89 @@ def supply_cells(
     return result
 
 
-def cell_supply_table(counts: np.ndarray, area_m2: np.ndarray, *, cells: CellGrid, index: ClassIndex, pools: PoolTable) -> CellSupplyResult:
-    """The per-cell table from stitched ``(cell rows, cell cols, n_cols)`` counts and areas (m²)."""
+def compute_cell_tables(lazy: Mapping[str, da.Array], cells: CellGrid, chunks: tuple[tuple[int, ...], tuple[int, ...]], active: Executor, *,
+                        progress: bool = False, label: str = "") -> dict[str, np.ndarray]:
+    """Compute the per-chunk tables of ``"blocks"`` statistics and lay each side by side
+    (:func:`stitch_cells`), by name.
+
+    The chunks' tables are fetched as separate arrays and added into the cell grid one by one,
+    each dropped once placed: computing the stacked dask array instead made dask concatenate every
+    chunk's table into one more copy of them all (the 10^9-pixel pass into 1 km cells held ~100 MB
+    of it at its peak, benchmarks/README.md).
+    """
+    names = list(lazy)
+    parts = [lazy[name].to_delayed().reshape(lazy[name].numblocks[:2]) for name in names]
+    flat = [block for grid in parts for block in grid.ravel()]
+    computed = list(active.compute(*flat, progress=progress, label=label))
+    tables: dict[str, np.ndarray] = {}
+    for name, grid in zip(names, parts):
+        n_i, n_j = grid.shape
+        tables[name] = stitch_cells(_Parts(computed, n_i, n_j), cells, chunks)
+        del computed[: n_i * n_j]
+    return tables
+
+
+class _Parts:
+    """Computed chunk tables ``(1, 1, rows, cols, k)`` in row-major order, read as the stacked
+    array :func:`stitch_cells` takes (``shape``, ``[i, j, :n_r, :n_c]``), each released once read."""
+
+    def __init__(self, computed: list[Any], n_i: int, n_j: int) -> None:
+        self._computed = computed
+        first = np.asarray(computed[0])
+        self.shape = (n_i, n_j, *first.shape[2:])
+        self.dtype = first.dtype
+        self._n_j = n_j
+
+    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+        i, j, *rest = key
+        k = int(i) * self._n_j + int(j)
+        block = np.asarray(self._computed[k])[0, 0]
+        self._computed[k] = None  # placed once: let it go
+        return block[tuple(rest)]
+
+
+def cell_supply_table(counts: np.ndarray, area_m2: np.ndarray | None, *, cells: CellGrid, index: ClassIndex, pools: PoolTable,
+                      pixel_area_m2: float | None = None) -> CellSupplyResult:
+    """The per-cell table from stitched ``(cell rows, cell cols, n_cols)`` counts and areas (m²);
+    ``area_m2`` None: every pixel has the area ``pixel_area_m2``.
+
+    Only the cells holding land are gathered, into one float block (``area_km2``, ``supply_t``,
+    ``supply_t_per_km2``, then the per-class supply) that becomes the frame's columns without a
+    copy: at a million cells the table is most of the pass's memory.
+    """
     n_classes = index.n_classes
     class_pixels = counts[..., :n_classes]
-    occupied = class_pixels.sum(axis=-1) > 0
+    pixels = class_pixels.sum(axis=-1)
+    occupied = pixels > 0
     rows, cols = np.nonzero(occupied)
-    area_ha = area_m2[rows, cols, :n_classes] / M2_PER_HA
+    if area_m2 is None:
+        if pixel_area_m2 is None:
+            raise ValueError("cell_supply_table needs area_m2 or pixel_area_m2")
+        area_ha = class_pixels[rows, cols].astype(np.float64)
+        area_ha *= pixel_area_m2 / M2_PER_HA
+    else:
+        area_ha = area_m2[rows, cols, :n_classes]
+        area_ha /= M2_PER_HA
     density = pools.total_density
-    supply = area_ha * density[None, :]
-    area_km2 = area_ha.sum(axis=1) * M2_PER_HA / M2_PER_KM2
-    ids = cells.cell_ids(rows, cols)
-    by_cell = pd.DataFrame({
-        "cell": ids, "row": rows, "col": cols,
-        "pixels": class_pixels[rows, cols].sum(axis=1),
-        "area_km2": area_km2,
-        "supply_t": supply.sum(axis=1),
-    })
+    block = np.empty((len(rows), 3 + n_classes), dtype=np.float64)
+    np.multiply(area_ha, density[None, :], out=block[:, 3:])
+    area_ha.sum(axis=1, out=block[:, 0])
+    block[:, 0] *= M2_PER_HA / M2_PER_KM2
+    block[:, 3:].sum(axis=1, out=block[:, 1])
     with np.errstate(divide="ignore", invalid="ignore"):
-        by_cell["supply_t_per_km2"] = by_cell["supply_t"] / by_cell["area_km2"]
-    for k, code in enumerate(pools.codes):
-        by_cell[f"supply_t_{code}"] = supply[:, k]
+        np.divide(block[:, 1], block[:, 0], out=block[:, 2])
+    ids = cells.cell_ids(rows, cols)
+    names = ["area_km2", "supply_t", "supply_t_per_km2", *(f"supply_t_{code}" for code in pools.codes)]
+    by_cell = pd.DataFrame(block, columns=names, copy=False)
+    for position, (name, column) in enumerate((("cell", ids), ("row", rows), ("col", cols), ("pixels", pixels[rows, cols]))):
+        by_cell.insert(position, name, column)
     nodata = counts[..., index.nodata_col]
     summary = {
         "cell_size": cells.size, "cell_pixels": cells.cell, "cell_grid_shape": list(cells.shape),
-        "cells_with_land": int(occupied.sum()), "total_supply_t": float(supply.sum()),
+        "cells_with_land": int(len(rows)), "total_supply_t": float(block[:, 1].sum()),
         "nodata_pixels": int(nodata.sum()), "cells_all_nodata": int(((nodata > 0) & ~occupied).sum()),
     }
-    area_frame = pd.DataFrame(area_ha, index=pd.Index(ids, name="cell"), columns=list(pools.codes))
+    area_frame = pd.DataFrame(area_ha, index=pd.Index(ids, name="cell"), columns=list(pools.codes), copy=False)
     return CellSupplyResult(by_cell=by_cell, cells=cells, area_ha=area_frame, summary=summary)
 
 
