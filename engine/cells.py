@@ -307,6 +307,32 @@ class CellGrid:
     def cell_ids(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return rows.astype(np.int64) * self.shape[1] + cols.astype(np.int64)
 
+    def _edges(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        a, _, c, _, e, f = self.grid.transform
+        height, width = self.grid.shape
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        x0 = c + a * np.minimum(cols * self.cell, width)
+        x1 = c + a * np.minimum((cols + 1) * self.cell, width)
+        y0 = f + e * np.minimum(rows * self.cell, height)
+        y1 = f + e * np.minimum((rows + 1) * self.cell, height)
+        return x0, y1, x1, y0  # min x, min y, max x, max y
+
+    def box_wkb(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The cells' boxes (cut at the raster's edge) as little-endian WKB polygons, an object
+        array of ``bytes``: the ring of :func:`shapely.box` (counter-clockwise from the lower
+        right corner), written with numpy, no geometry objects."""
+        minx, miny, maxx, maxy = self._edges(rows, cols)
+        record = np.dtype([("order", "u1"), ("kind", "<u4"), ("rings", "<u4"), ("points", "<u4"), ("xy", "<f8", (10,))])
+        packed = np.empty(len(minx), dtype=record)
+        packed["order"], packed["kind"], packed["rings"], packed["points"] = 1, 3, 1, 5
+        xy = packed["xy"]
+        xy[:, 0], xy[:, 1], xy[:, 2], xy[:, 3], xy[:, 4] = maxx, miny, maxx, maxy, minx
+        xy[:, 5], xy[:, 6], xy[:, 7], xy[:, 8], xy[:, 9] = maxy, minx, miny, maxx, miny
+        raw, size = packed.tobytes(), record.itemsize
+        out = np.empty(len(minx), dtype=object)
+        out[:] = [raw[k:k + size] for k in range(0, len(raw), size)]
+        return out
+
     def polygons(self, rows: np.ndarray, cols: np.ndarray) -> Any:
         """Shapely boxes of the cells (cut at the raster's edge)."""
         import shapely
@@ -420,24 +446,29 @@ class CellSupplyResult:
 def write_cells_gpkg(cells: CellGrid, table: pd.DataFrame, path: Path, *, layer: str = "cells") -> Path:
     """The cells of ``table`` (its ``row``, ``col``) as polygons with every column, in a GeoPackage.
 
-    Written in batches of :data:`_GPKG_BATCH` cells appended to one layer: a million cells' polygons
-    and their frame at once held ~500 MB more than the rest of the 10^9-pixel run (benchmarks/README.md)."""
-    import geopandas as gpd
-    import pyogrio
+    The boxes go to GDAL as WKB made with numpy (:meth:`CellGrid.box_wkb`) through pyogrio's
+    array writer, not as shapely polygons in a GeoDataFrame: a million cells' polygons and the
+    frame's copy held ~600 MB more than the rest of the 10^9-pixel run (benchmarks/README.md),
+    and writing in appended batches instead was slower (GeoPackage's spatial index grows row by
+    row on append, and is built once at the end of a single write)."""
+    from pyogrio.raw import write
 
-    rows, cols = table["row"].to_numpy(), table["col"].to_numpy()
+    field_data, field_mask = [], []
+    for name in table.columns:
+        values = table[name].array
+        if isinstance(values, pd.api.extensions.ExtensionArray) and not isinstance(values, pd.arrays.NumpyExtensionArray):
+            field_data.append(np.asarray(values.to_numpy(na_value=None) if values.dtype.kind == "O" else values.to_numpy()))
+            field_mask.append(np.asarray(values.isna()))
+        else:
+            field_data.append(table[name].to_numpy())
+            field_mask.append(None)
+    crs = cells.grid.crs
+    epsg = crs.to_epsg()
     with atomic_path(path) as tmp:
-        for start in range(0, max(len(table), 1), _GPKG_BATCH):
-            part = slice(start, start + _GPKG_BATCH)
-            frame = gpd.GeoDataFrame(table.iloc[part].reset_index(drop=True), geometry=cells.polygons(rows[part], cols[part]),
-                                     crs=cells.grid.crs_wkt)
-            pyogrio.write_dataframe(frame, tmp, layer=layer, driver="GPKG", append=start > 0)
-            del frame
+        write(tmp, geometry=cells.box_wkb(table["row"].to_numpy(), table["col"].to_numpy()), field_data=field_data,
+              field_mask=field_mask, fields=[str(c) for c in table.columns], layer=layer, driver="GPKG", geometry_type="Polygon",
+              crs=f"EPSG:{epsg}" if epsg is not None else crs.to_wkt("WKT1_GDAL"))
     return path
-
-
-# Cells per batch written to cells.gpkg (~25 MB of polygons and columns a batch).
-_GPKG_BATCH = 100_000
 
 
 def write_cell_geotiff(cells: CellGrid, table: pd.DataFrame, column: str, path: Path, *, unit: str = "",

@@ -82,6 +82,11 @@ def test_supply_per_cell_by_hand(tmp):
     assert len(cells) == 9
     corner = cells.set_index("cell").loc[8, "geometry"]
     assert corner.bounds == pytest.approx((500_400, 2_799_500, 500_500, 2_799_600))  # cut at the raster's edge: 100 m × 100 m
+    # The GeoPackage's polygons (WKB written with numpy) are shapely's boxes of the same cells, column for column.
+    expected = result.cells.polygons(cells["row"].to_numpy(), cells["col"].to_numpy())
+    assert all(got.equals_exact(want, 0) for got, want in zip(cells.geometry, expected))
+    assert cells.crs.to_epsg() == 32648 and cells.geom_type.eq("Polygon").all()
+    pd.testing.assert_frame_equal(pd.DataFrame(cells.drop(columns="geometry")), result.by_cell, check_dtype=False)
     with rasterio.open(tmp / "out" / "cell_supply_t.tif") as src:
         assert src.shape == (3, 3) and src.transform.a == 200
         np.testing.assert_allclose(src.read(1)[0], [172.0 * HA, 400.0 * HA, 0.0], rtol=1e-6)  # float32 GeoTIFF
