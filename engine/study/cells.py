@@ -13,8 +13,13 @@ writes it into ``cells/`` of the results folder, under the same names as the cou
   county's density in proportion to the share of the cell it covers (at the pixel's resolution),
   not the density of the county holding its centre. Cells with land but no pixel in a county lie
   outside the study region: they stay in ``supply_by_cell.csv`` and out of the analysis. This
-  is the county density spread evenly over each county's land, as the county analysis assumes; a
-  population raster (WorldPop-style), when a study gives one, is the finer source;
+  is the county density spread evenly over each county's land, as the county analysis assumes;
+* **demand** per cell from a population raster instead, when the study gives ``[continuous]
+  population`` and one per-capita emission (:func:`cell_demand_source`): the raster's people are
+  summed per cell in the same pass (``P = Σ d·a``, :func:`carbonscape.cells.cell_value_specs`), and
+  ``D_cell = P × per-capita emission / the cell's land area``; the counties then only bound the
+  region. NPP gives each cell its yearly sequestration, and every continuous raster's per-cell sums
+  are written to ``continuous_by_cell.csv``;
 * **ratio** (demand density over supply density, the study's ``[ratio] units``), **zones** (the
   study's ``[zoning]`` method and k applied to the cells' own ratios, weighted by area if asked),
   the **matching indices** and, with ``[statistics]``, **Moran's I, LISA and Gi\\*** on libpysal
