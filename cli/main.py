@@ -216,9 +216,16 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
     if grid_size is not None:
         if pixel_maps:
             raise click.UsageError("--pixel-maps goes with --zones; per-cell GeoTIFFs are written with --grid")
-        from carbonscape.cells import supply_cells
+        from carbonscape.cells import supply_cells, supply_cells_with_rasters
 
-        cells = supply_cells(landuse, pools, size=grid_size, out=out, scheduler=scheduler, progress=_progress(ctx, progress))
+        if factor_raster:
+            raise click.UsageError("--factor corrects the counties' supply (with --zones); with --grid give --population and/or --npp")
+        if population_raster or npp_raster:
+            cells = supply_cells_with_rasters(landuse, pools, size=grid_size, out=out, population=population_raster, npp=npp_raster,
+                                              npp_units=npp_units, resampling=resampling, scheduler=scheduler,
+                                              progress=_progress(ctx, progress))
+        else:
+            cells = supply_cells(landuse, pools, size=grid_size, out=out, scheduler=scheduler, progress=_progress(ctx, progress))
         _mark_folder(out, "supply")
         s = cells.summary
         click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {s['cells_with_land']:,} cells of {s['cell_size']:g} "

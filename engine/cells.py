@@ -421,6 +421,25 @@ class CellSupplyResult:
         table = self.tables.get(f"{RASTER_PREFIX}{name}")
         return None if table is None else value_sums_table(table).set_index(self.by_cell.index)
 
+    def continuous_table(self) -> pd.DataFrame | None:
+        """``continuous_by_cell.csv``: per continuous raster summed in the pass and cell with land,
+        as ``continuous_by_county.csv`` per county: ``pixels`` with a value, ``sum``, ``area_km2``
+        of the valued pixels and the area-weighted ``mean``; for ``population`` (a count store,
+        people per m²) the sum is people (Σ d·a) and the mean people per km². None without rasters."""
+        frames = []
+        for name in self.raster_names:
+            sums = self.raster_values(name)
+            assert sums is not None
+            frame = pd.DataFrame({"raster": name, "cell": self.by_cell["cell"].to_numpy(), "row": self.by_cell["row"].to_numpy(),
+                                  "col": self.by_cell["col"].to_numpy(), "pixels": sums["pixels"].to_numpy(), "sum": sums["sum"].to_numpy(),
+                                  "area_km2": sums["area_m2"].to_numpy() / M2_PER_KM2, "mean": sums["mean"].to_numpy()})
+            if name == "population":
+                frame["sum"] = sums["sum_va"].to_numpy()
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    frame["mean"] = frame["sum"] / frame["area_km2"]
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True) if frames else None
+
     @property
     def raster_names(self) -> list[str]:
         """The rasters summed per cell in the pass (:meth:`raster_values`)."""
@@ -641,6 +660,58 @@ class _Parts:
         block = np.asarray(self._computed[k])[0, 0]
         self._computed[k] = None  # placed once: let it go
         return block[tuple(rest)]
+
+
+def supply_cells_with_rasters(
+    landuse: str | os.PathLike[str],
+    pools: str | os.PathLike[str] | PoolTable,
+    *,
+    size: float,
+    out: str | os.PathLike[str],
+    population: str | os.PathLike[str] | None = None,
+    npp: str | os.PathLike[str] | None = None,
+    npp_units: str = "g C m-2 yr-1",
+    resampling: str | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    run: Executor | None = None,
+) -> CellSupplyResult:
+    """:func:`supply_cells` with a population and/or an NPP raster summed per cell in the same
+    pass (`carbonscape supply --grid SIZE --population P --npp N`).
+
+    Each raster is put on the land-use grid (``out/stores/<name>.zarr``, nearest neighbour, see
+    :func:`carbonscape.continuous.ingest_continuous`); ``supply_by_cell.csv`` then gets
+    ``population`` (people, Σ d·a) and, with NPP, ``npp_mean`` (area-weighted, ``npp_units``) and
+    ``sequestration_t_c`` (yearly, ``Σ NPP·a`` × the unit's t C per unit·m²), and
+    ``continuous_by_cell.csv`` each raster's sums per cell.
+    """
+    from carbonscape.continuous import NPP_UNITS, ContinuousError, ingest_continuous, open_continuous
+
+    if npp is not None and npp_units not in NPP_UNITS:
+        raise ContinuousError(f"--npp-units {npp_units!r} must be one of {', '.join(NPP_UNITS)}")
+    wanted = [(name, path, quantity) for name, path, quantity in (("population", population, "count"), ("npp", npp, "density")) if path is not None]
+    folder = Path(out)
+    with using(run, scheduler) as active:
+        stores = {name: ingest_continuous(path, folder / "stores" / f"{name}.zarr", like=landuse, quantity=quantity, resampling=resampling,
+                                          progress=progress, run=active) for name, path, quantity in wanted}
+        result = supply_cells(landuse, pools, size=size, run=active, progress=progress, extra=cell_value_specs(stores),
+                              rasters={name: open_continuous(store).data for name, store in stores.items()})
+    if "population" in stores:
+        result.by_cell["population"] = result.raster_values("population")["sum_va"].to_numpy()  # type: ignore[index]
+    if "npp" in stores:
+        sums = result.raster_values("npp")
+        assert sums is not None
+        result.by_cell["npp_mean"] = sums["mean"].to_numpy()
+        result.by_cell["sequestration_t_c"] = sums["sum_va"].to_numpy() * NPP_UNITS[npp_units]
+    with staged_outputs(folder) as stage:
+        result.write(stage)
+        table = result.continuous_table()
+        if table is not None:
+            with atomic_path(stage / "continuous_by_cell.csv") as tmp:
+                table.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
+            result.files["continuous"] = stage / "continuous_by_cell.csv"
+    result.files = {name: folder.absolute() / path.name for name, path in result.files.items()}
+    return result
 
 
 def cell_supply_table(counts: np.ndarray, area_m2: np.ndarray | None, *, cells: CellGrid, index: ClassIndex, pools: PoolTable,

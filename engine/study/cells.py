@@ -236,7 +236,7 @@ class CellStudy:
             elif name == "zone":
                 unit = "; ".join(f"{n} = {key}" for key, n in self.info.get("zone_numbers", {}).items())
             files[f"cells:{name}_tif"] = write_cell_geotiff(self.cells, table, column, folder / file_name, unit=unit, dtype=dtype)
-        values = continuous_by_cell(self.supply)
+        values = self.supply.continuous_table()
         if values is not None:
             target = folder / "continuous_by_cell.csv"
             with atomic_path(target) as tmp:
@@ -255,26 +255,6 @@ class CellStudy:
 
         return draw_cell_maps(self.cells, self.table, Path(out) / CELLS_FOLDER / "maps", statistics=self.statistics,
                               uncertainty=self.uncertainty)
-
-
-def continuous_by_cell(supply: CellSupplyResult) -> pd.DataFrame | None:
-    """``continuous_by_cell.csv``: per continuous raster and cell with land, as
-    ``continuous_by_county.csv`` per county: ``pixels`` with a value, ``sum``, ``area_km2`` of the
-    valued pixels and the area-weighted ``mean``; for population (stored per m²) the sum is
-    people (Σ d·a) and the mean people per km². None without continuous rasters."""
-    frames = []
-    for name in supply.raster_names:
-        sums = supply.raster_values(name)
-        assert sums is not None
-        frame = pd.DataFrame({"raster": name, "cell": supply.by_cell["cell"].to_numpy(), "row": supply.by_cell["row"].to_numpy(),
-                              "col": supply.by_cell["col"].to_numpy(), "pixels": sums["pixels"].to_numpy(),
-                              "sum": sums["sum"].to_numpy(), "area_km2": sums["area_m2"].to_numpy() / 1e6, "mean": sums["mean"].to_numpy()})
-        if name == "population":
-            frame["sum"] = sums["sum_va"].to_numpy()
-            with np.errstate(divide="ignore", invalid="ignore"):
-                frame["mean"] = frame["sum"] / frame["area_km2"]
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True) if frames else None
 
 
 def analyse_cells(study: Study, supply: CellSupplyResult, *, spreads: Any = None) -> CellStudy:
