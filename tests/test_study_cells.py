@@ -257,6 +257,8 @@ def test_population_per_cell_equals_numpy_block_sums_of_the_raster(population_di
     np.testing.assert_allclose(population["sum"], expected.ravel()[population.index], rtol=1e-6)
     info = json.loads((population_dir / "results" / "run.json").read_text())["cells"]
     assert info["demand_source"] == "population"
+    with rasterio.open(out / "cell_population.tif") as src:
+        np.testing.assert_allclose(src.read(1)[table["row"], table["col"]], table["population"], rtol=1e-6)  # float32
     # The counties' people are the same raster's: the cells inside the counties hold the counties' people
     # (cells astride the region's edge hold people outside it too).
     counties = pd.read_csv(population_dir / "results" / "demand_by_county.csv")

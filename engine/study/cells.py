@@ -82,6 +82,13 @@ DEMAND_WORDS = {
 }
 
 
+# GeoTIFFs of the columns continuous rasters add to the cells' table, when they do.
+CONTINUOUS_GEOTIFFS = {
+    "population": ("population", "cell_population.tif", "people"),
+    "sequestration": ("sequestration_t_c", "cell_sequestration_t_c.tif", "t C/yr"),
+}
+
+
 def grid_size(study: Study) -> float | None:
     """The study's ``[units] grid`` (cell edge in CRS units), or None."""
     return study.setting("units", "grid")
@@ -236,6 +243,9 @@ class CellStudy:
             elif name == "zone":
                 unit = "; ".join(f"{n} = {key}" for key, n in self.info.get("zone_numbers", {}).items())
             files[f"cells:{name}_tif"] = write_cell_geotiff(self.cells, table, column, folder / file_name, unit=unit, dtype=dtype)
+        for name, (column, file_name, unit) in CONTINUOUS_GEOTIFFS.items():  # with [continuous] population / npp
+            if column in table.columns:
+                files[f"cells:{name}_tif"] = write_cell_geotiff(self.cells, table, column, folder / file_name, unit=unit)
         values = self.supply.continuous_table()
         if values is not None:
             target = folder / "continuous_by_cell.csv"
