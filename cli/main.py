@@ -216,9 +216,16 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
     if grid_size is not None:
         if pixel_maps:
             raise click.UsageError("--pixel-maps goes with --zones; per-cell GeoTIFFs are written with --grid")
-        from carbonscape.cells import supply_cells
+        from carbonscape.cells import supply_cells, supply_cells_with_rasters
 
-        cells = supply_cells(landuse, pools, size=grid_size, out=out, scheduler=scheduler, progress=_progress(ctx, progress))
+        if factor_raster:
+            raise click.UsageError("--factor corrects the counties' supply (with --zones); with --grid give --population and/or --npp")
+        if population_raster or npp_raster:
+            cells = supply_cells_with_rasters(landuse, pools, size=grid_size, out=out, population=population_raster, npp=npp_raster,
+                                              npp_units=npp_units, resampling=resampling, scheduler=scheduler,
+                                              progress=_progress(ctx, progress))
+        else:
+            cells = supply_cells(landuse, pools, size=grid_size, out=out, scheduler=scheduler, progress=_progress(ctx, progress))
         _mark_folder(out, "supply")
         s = cells.summary
         click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {s['cells_with_land']:,} cells of {s['cell_size']:g} "
@@ -352,6 +359,53 @@ def statistics_command(ctx: click.Context, results: str, weights: str, permutati
     """
     result = carbonscape.statistics_stage(results, weights=weights, permutations=permutations, seed=seed, alpha=alpha, pools=pools,
                                           draws=draws, draws_seed=draws_seed, maps=maps)
+    _print_study_summary(result)
+
+
+@cli.command(name="cells")
+@click.argument("results", type=click.Path(file_okay=False, exists=True))
+@click.option("--units", "ratio_units", type=click.Choice(["co2_per_c", "carbon", "paper"]), default=None,
+              help="Ratio units (default: as the run).")
+@click.option("--method", type=click.Choice(["jenks", "quantile", "equal", "manual"]), default=None, help="Zoning method (default: as the run).")
+@click.option("--k", type=int, default=None, help="Number of ratio classes (default: as the run).")
+@click.option("--breaks", default=None, help="Manual class edges, k + 1 numbers separated by commas.")
+@click.option("--scheme", default=None, help="Zone scheme (default: as the run).")
+@click.option("--supply-weight", type=float, default=None, help="α of the coupling coordination degree (default 0.5).")
+@click.option("--demand-weight", type=float, default=None, help="β of the coupling coordination degree (default 0.5).")
+@click.option("--statistics/--no-statistics", default=None, help="Moran's I, LISA and Gi* of the cells (default: with 5+ cells).")
+@click.option("--weights", "spatial_weights", default=None, help='Spatial weights: "queen", "rook" or "knn:<k>" (default: as the run).')
+@click.option("--permutations", type=int, default=None, help="Permutations for the pseudo p-values (default: as the run).")
+@click.option("--seed", type=int, default=None, help="Seed of the permutations (default: as the run).")
+@click.option("--alpha", type=float, default=None, help="Significance level (default: as the run).")
+@click.option("--pools", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Pools table with spreads: also the Monte Carlo of the densities per cell.")
+@click.option("--draws", type=int, default=None, help="Monte Carlo draws (with --pools; default: as the run, else 1000).")
+@click.option("--draws-seed", type=int, default=None, help="Seed of the Monte Carlo draws (with --pools; default: as the run).")
+@click.option("--maps/--no-maps", default=True, help="Draw the cell maps.")
+@click.pass_context
+@_handle_errors
+def cells_command(ctx: click.Context, results: str, ratio_units: str | None, method: str | None, k: int | None, breaks: str | None,
+                  scheme: str | None, supply_weight: float | None, demand_weight: float | None, statistics: bool | None,
+                  spatial_weights: str | None, permutations: int | None, seed: int | None, alpha: float | None, pools: str | None,
+                  draws: int | None, draws_seed: int | None, maps: bool) -> None:
+    """The grid-cell analysis of a results folder again (a study run with [units] grid): ratio,
+    zones and matching per cell, Moran's I, LISA, Gi* and (with --pools) the density uncertainty;
+    rewrites cells/ and run.json's cells. With no option it reproduces the run's cell tables.
+
+    \b
+    Example:
+        carbonscape cells results --k 5 --permutations 999 --pools pools_with_sd.csv
+    """
+    edges = None
+    if breaks is not None:
+        try:
+            edges = [float(v) for v in breaks.split(",") if v.strip()]
+        except ValueError:
+            raise carbonscape.InputError(f"--breaks {breaks!r} is not numbers separated by commas, e.g. 0.005,0.01,0.02") from None
+    result = carbonscape.cells_stage(results, ratio_units=ratio_units, method=method, k=k, breaks=edges, scheme=scheme,
+                                     supply_weight=supply_weight, demand_weight=demand_weight, statistics=statistics,
+                                     spatial_weights=spatial_weights, permutations=permutations, seed=seed, alpha=alpha, pools=pools,
+                                     draws=draws, draws_seed=draws_seed, maps=maps)
     _print_study_summary(result)
 
 

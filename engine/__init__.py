@@ -51,6 +51,7 @@ from carbonscape.study import (
     read_outputs,
     run_study,
     statistics_stage,
+    cells_stage,
     write_study_template,
     zoning_stage,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "zone_ratios",
     "zoning_stage",
     "statistics_stage",
+    "cells_stage",
     "ZoneGroup",
     "AlignmentError",
     "CarbonscapeError",

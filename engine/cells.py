@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import pandas as pd
-from carbonscape.accumulate import Accumulation, Chunk, ClassIndex, Layout, accumulate, pixel_areas
+from carbonscape.accumulate import Accumulation, Chunk, ClassIndex, Layout, accumulate, bind, pixel_areas
 from carbonscape.carbon import (  # _count_unknown: the supply pass's own error-path listing, shared rather than copied
     M2_PER_HA,
     M2_PER_KM2,
@@ -228,6 +228,17 @@ CELL_COUNTS_AREAS = Accumulation("cell_counts_areas", chunk=count_and_sum_cell_a
                                  reads=("landuse",), dtype=np.dtype(np.float64), shape=_both_shape, combine="blocks", needs_area=True)
 CELL_VALUES = Accumulation("cell_values", chunk=sum_cell_values, reference=sum_cell_values_reference, reads=("values",),
                            dtype=np.dtype(np.float64), shape=_values_cells_shape, combine="blocks", needs_area=True)
+# The prefix of a continuous raster's per-cell sums among the cell pass's tables (:func:`cell_value_specs`).
+RASTER_PREFIX = "cell_values "
+
+
+def cell_value_specs(names: Iterable[str]) -> list[Accumulation]:
+    """:data:`CELL_VALUES` once per raster of ``names`` (read under that name in the cell pass,
+    e.g. a study's ``"population"`` or ``"npp"`` store), as ``"cell_values <name>"``: hand them to
+    :func:`supply_cells` as ``extra=`` with the rasters as ``rasters=``."""
+    return [bind(CELL_VALUES, f"{RASTER_PREFIX}{name}", rasters={"values": name}) for name in names]
+
+
 WEIGHTED_SUM = Accumulation("weighted_sum", chunk=sum_unit_values, reference=sum_unit_values_reference,
                             reads=("counties", "values"), dtype=np.dtype(np.float64),
                             shape=lambda layout: (layout.n_counties, N_SUMS), needs_area=True)
@@ -295,6 +306,32 @@ class CellGrid:
 
     def cell_ids(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return rows.astype(np.int64) * self.shape[1] + cols.astype(np.int64)
+
+    def _edges(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        a, _, c, _, e, f = self.grid.transform
+        height, width = self.grid.shape
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        x0 = c + a * np.minimum(cols * self.cell, width)
+        x1 = c + a * np.minimum((cols + 1) * self.cell, width)
+        y0 = f + e * np.minimum(rows * self.cell, height)
+        y1 = f + e * np.minimum((rows + 1) * self.cell, height)
+        return x0, y1, x1, y0  # min x, min y, max x, max y
+
+    def box_wkb(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The cells' boxes (cut at the raster's edge) as little-endian WKB polygons, an object
+        array of ``bytes``: the ring of :func:`shapely.box` (counter-clockwise from the lower
+        right corner), written with numpy, no geometry objects."""
+        minx, miny, maxx, maxy = self._edges(rows, cols)
+        record = np.dtype([("order", "u1"), ("kind", "<u4"), ("rings", "<u4"), ("points", "<u4"), ("xy", "<f8", (10,))])
+        packed = np.empty(len(minx), dtype=record)
+        packed["order"], packed["kind"], packed["rings"], packed["points"] = 1, 3, 1, 5
+        xy = packed["xy"]
+        xy[:, 0], xy[:, 1], xy[:, 2], xy[:, 3], xy[:, 4] = maxx, miny, maxx, maxy, minx
+        xy[:, 5], xy[:, 6], xy[:, 7], xy[:, 8], xy[:, 9] = maxy, minx, miny, maxx, miny
+        raw, size = packed.tobytes(), record.itemsize
+        out = np.empty(len(minx), dtype=object)
+        out[:] = [raw[k:k + size] for k in range(0, len(raw), size)]
+        return out
 
     def polygons(self, rows: np.ndarray, cols: np.ndarray) -> Any:
         """Shapely boxes of the cells (cut at the raster's edge)."""
@@ -375,6 +412,38 @@ class CellSupplyResult:
     summary: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
     values: pd.DataFrame | None = None
+    tables: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def raster_values(self, name: str) -> pd.DataFrame | None:
+        """Per cell (rows as ``by_cell``) the sums of the raster read as ``name`` in the pass
+        (:func:`cell_value_specs`): ``pixels`` with a value, ``sum`` Σv, ``area_m2`` Σa of the
+        valued pixels, ``mean`` Σv·a / Σa, ``sum_va`` Σv·a; None when it was not summed."""
+        table = self.tables.get(f"{RASTER_PREFIX}{name}")
+        return None if table is None else value_sums_table(table).set_index(self.by_cell.index)
+
+    def continuous_table(self) -> pd.DataFrame | None:
+        """``continuous_by_cell.csv``: per continuous raster summed in the pass and cell with land,
+        as ``continuous_by_county.csv`` per county: ``pixels`` with a value, ``sum``, ``area_km2``
+        of the valued pixels and the area-weighted ``mean``; for ``population`` (a count store,
+        people per m²) the sum is people (Σ d·a) and the mean people per km². None without rasters."""
+        frames = []
+        for name in self.raster_names:
+            sums = self.raster_values(name)
+            assert sums is not None
+            frame = pd.DataFrame({"raster": name, "cell": self.by_cell["cell"].to_numpy(), "row": self.by_cell["row"].to_numpy(),
+                                  "col": self.by_cell["col"].to_numpy(), "pixels": sums["pixels"].to_numpy(), "sum": sums["sum"].to_numpy(),
+                                  "area_km2": sums["area_m2"].to_numpy() / M2_PER_KM2, "mean": sums["mean"].to_numpy()})
+            if name == "population":
+                frame["sum"] = sums["sum_va"].to_numpy()
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    frame["mean"] = frame["sum"] / frame["area_km2"]
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+    @property
+    def raster_names(self) -> list[str]:
+        """The rasters summed per cell in the pass (:meth:`raster_values`)."""
+        return [name.removeprefix(RASTER_PREFIX) for name in self.tables if name.startswith(RASTER_PREFIX)]
 
     def write(self, out: str | os.PathLike[str], *, polygons: bool = True) -> dict[str, Path]:
         """``supply_by_cell.csv``, ``cells.gpkg`` (layer ``cells``; not with ``polygons=False``,
@@ -394,13 +463,30 @@ class CellSupplyResult:
 
 
 def write_cells_gpkg(cells: CellGrid, table: pd.DataFrame, path: Path, *, layer: str = "cells") -> Path:
-    """The cells of ``table`` (its ``row``, ``col``) as polygons with every column, in a GeoPackage."""
-    import geopandas as gpd
+    """The cells of ``table`` (its ``row``, ``col``) as polygons with every column, in a GeoPackage.
 
-    geometry = cells.polygons(table["row"].to_numpy(), table["col"].to_numpy())
-    frame = gpd.GeoDataFrame(table.reset_index(drop=True), geometry=geometry, crs=cells.grid.crs_wkt)
+    The boxes go to GDAL as WKB made with numpy (:meth:`CellGrid.box_wkb`) through pyogrio's
+    array writer, not as shapely polygons in a GeoDataFrame: a million cells' polygons and the
+    frame's copy held ~600 MB more than the rest of the 10^9-pixel run (benchmarks/README.md),
+    and writing in appended batches instead was slower (GeoPackage's spatial index grows row by
+    row on append, and is built once at the end of a single write)."""
+    from pyogrio.raw import write
+
+    field_data, field_mask = [], []
+    for name in table.columns:
+        values = table[name].array
+        if isinstance(values, pd.api.extensions.ExtensionArray) and not isinstance(values, pd.arrays.NumpyExtensionArray):
+            field_data.append(np.asarray(values.to_numpy(na_value=None) if values.dtype.kind == "O" else values.to_numpy()))
+            field_mask.append(np.asarray(values.isna()))
+        else:
+            field_data.append(table[name].to_numpy())
+            field_mask.append(None)
+    crs = cells.grid.crs
+    epsg = crs.to_epsg()
     with atomic_path(path) as tmp:
-        frame.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio")
+        write(tmp, geometry=cells.box_wkb(table["row"].to_numpy(), table["col"].to_numpy()), field_data=field_data,
+              field_mask=field_mask, fields=[str(c) for c in table.columns], layer=layer, driver="GPKG", geometry_type="Polygon",
+              crs=f"EPSG:{epsg}" if epsg is not None else crs.to_wkt("WKT1_GDAL"))
     return path
 
 
@@ -433,6 +519,8 @@ def supply_cells(
     run: Executor | None = None,
     values: da.Array | None = None,
     values_nodata: float | None = None,
+    extra: Sequence[Accumulation] = (),
+    rasters: Mapping[str, da.Array] | None = None,
 ) -> CellSupplyResult:
     """Carbon supply per regular grid cell, each cell's table made in the chunk that holds it.
 
@@ -452,6 +540,11 @@ def supply_cells(
         A float raster on the land-use grid (same shape; e.g. a demand density per pixel) whose
         sum and area-weighted mean per cell are made in the same pass (:data:`CELL_VALUES`);
         pixels that are NaN or ``values_nodata`` are left out.
+    extra, rasters
+        More per-cell statistics to make in the same pass (``combine="blocks"``, shaped by the
+        cell layout: :func:`cell_value_specs` for continuous rasters), reading the land use and
+        ``rasters`` (aligned stores by name, on the land-use grid). Their stitched tables, one row
+        per row of ``by_cell``, are the result's ``tables`` by name (:meth:`CellSupplyResult.raster_values`).
 
     Returns
     -------
@@ -485,31 +578,41 @@ def supply_cells(
     data = land.data
     areas = pixel_areas(land.grid)
     specs = [CELL_COUNTS if areas.uniform_area_m2() is not None else CELL_COUNTS_AREAS]
-    rasters = {"landuse": data}
+    arrays = {"landuse": data}
     if values is not None:
         if tuple(values.shape) != tuple(land.data.shape):
             raise InputError(f"values of shape {tuple(values.shape)} are not on the land-use grid {tuple(land.data.shape)} of {land.path}")
-        rasters["values"] = values.rechunk(data.chunks)
+        arrays["values"] = values.rechunk(data.chunks)
         specs.append(CELL_VALUES)
+    for spec in extra:
+        if spec.combine != "blocks":
+            raise ValueError(f"{spec.name}: the cell pass keeps one table per chunk; a statistic for it must have combine='blocks'")
+    for name, raster in (rasters or {}).items():
+        if tuple(raster.shape) != tuple(land.data.shape):
+            raise InputError(f"raster {name!r} of shape {tuple(raster.shape)} is not on the land-use grid {tuple(land.data.shape)} of {land.path}")
+        arrays[name] = raster if raster.chunks == data.chunks else raster.rechunk(data.chunks)
+    specs += list(extra)
     layout = Layout(classes=index, params=cells_params(data, cells, values_nodata=values_nodata))
-    lazy = accumulate(specs, None, rasters, layout=layout, areas=areas)
+    lazy = accumulate(specs, None, arrays, layout=layout, areas=areas)
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
     with using(run, scheduler) as active, staging as stage:
-        computed = active.compute(*lazy.values(), progress=progress,
-                                  label=f"supply per {cells.size:g} cell: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
-        tables = {name: stitch_cells(np.asarray(table), cells, data.chunks) for name, table in zip(lazy, computed)}
+        tables = compute_cell_tables(lazy, cells, data.chunks, active, progress=progress,
+                                     label=f"supply per {cells.size:g} cell: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
         if "cell_counts_areas" in tables:
-            both = tables["cell_counts_areas"]
+            both = tables.pop("cell_counts_areas")
             counts, area_m2 = both[..., : index.n_cols].astype(np.int64), both[..., index.n_cols:]
+            del both
         else:
-            counts = tables["cell_counts"]
-            area_m2 = counts * areas.uniform_area_m2()
+            counts, area_m2 = tables.pop("cell_counts"), None  # equal pixels: areas are counts × the one pixel area
         if counts[..., index.unknown_col].any():
             raise UnknownCodesError(unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
-        result = cell_supply_table(counts, area_m2, cells=cells, index=index, pools=pool_table)
+        result = cell_supply_table(counts, area_m2, cells=cells, index=index, pools=pool_table, pixel_area_m2=areas.uniform_area_m2())
+        del counts, area_m2
         if "cell_values" in tables:
             rows, cols = result.by_cell["row"].to_numpy(), result.by_cell["col"].to_numpy()
             result.values = value_sums_table(tables["cell_values"][rows, cols]).set_index(result.by_cell.index)
+        rows, cols = result.by_cell["row"].to_numpy(), result.by_cell["col"].to_numpy()
+        result.tables = {spec.name: tables[spec.name][rows, cols] for spec in extra}
         result.summary.update({"seconds": time.perf_counter() - started, "landuse": str(land.path)})
         if stage is not None:
             result.write(stage)
@@ -518,40 +621,149 @@ def supply_cells(
     return result
 
 
-def cell_supply_table(counts: np.ndarray, area_m2: np.ndarray, *, cells: CellGrid, index: ClassIndex, pools: PoolTable) -> CellSupplyResult:
-    """The per-cell table from stitched ``(cell rows, cell cols, n_cols)`` counts and areas (m²)."""
+def compute_cell_tables(lazy: Mapping[str, da.Array], cells: CellGrid, chunks: tuple[tuple[int, ...], tuple[int, ...]], active: Executor, *,
+                        progress: bool = False, label: str = "") -> dict[str, np.ndarray]:
+    """Compute the per-chunk tables of ``"blocks"`` statistics and lay each side by side
+    (:func:`stitch_cells`), by name.
+
+    The chunks' tables are fetched as separate arrays and added into the cell grid one by one,
+    each dropped once placed: computing the stacked dask array instead made dask concatenate every
+    chunk's table into one more copy of them all (the 10^9-pixel pass into 1 km cells held ~100 MB
+    of it at its peak, benchmarks/README.md).
+    """
+    names = list(lazy)
+    parts = [lazy[name].to_delayed().reshape(lazy[name].numblocks[:2]) for name in names]
+    flat = [block for grid in parts for block in grid.ravel()]
+    computed = list(active.compute(*flat, progress=progress, label=label))
+    tables: dict[str, np.ndarray] = {}
+    for name, grid in zip(names, parts):
+        n_i, n_j = grid.shape
+        tables[name] = stitch_cells(_Parts(computed, n_i, n_j), cells, chunks)
+        del computed[: n_i * n_j]
+    return tables
+
+
+class _Parts:
+    """Computed chunk tables ``(1, 1, rows, cols, k)`` in row-major order, read as the stacked
+    array :func:`stitch_cells` takes (``shape``, ``[i, j, :n_r, :n_c]``), each released once read."""
+
+    def __init__(self, computed: list[Any], n_i: int, n_j: int) -> None:
+        self._computed = computed
+        first = np.asarray(computed[0])
+        self.shape = (n_i, n_j, *first.shape[2:])
+        self.dtype = first.dtype
+        self._n_j = n_j
+
+    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+        i, j, *rest = key
+        k = int(i) * self._n_j + int(j)
+        block = np.asarray(self._computed[k])[0, 0]
+        self._computed[k] = None  # placed once: let it go
+        return block[tuple(rest)]
+
+
+def supply_cells_with_rasters(
+    landuse: str | os.PathLike[str],
+    pools: str | os.PathLike[str] | PoolTable,
+    *,
+    size: float,
+    out: str | os.PathLike[str],
+    population: str | os.PathLike[str] | None = None,
+    npp: str | os.PathLike[str] | None = None,
+    npp_units: str = "g C m-2 yr-1",
+    resampling: str | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    run: Executor | None = None,
+) -> CellSupplyResult:
+    """:func:`supply_cells` with a population and/or an NPP raster summed per cell in the same
+    pass (`carbonscape supply --grid SIZE --population P --npp N`).
+
+    Each raster is put on the land-use grid (``out/stores/<name>.zarr``, nearest neighbour, see
+    :func:`carbonscape.continuous.ingest_continuous`); ``supply_by_cell.csv`` then gets
+    ``population`` (people, Σ d·a) and, with NPP, ``npp_mean`` (area-weighted, ``npp_units``) and
+    ``sequestration_t_c`` (yearly, ``Σ NPP·a`` × the unit's t C per unit·m²), and
+    ``continuous_by_cell.csv`` each raster's sums per cell.
+    """
+    from carbonscape.continuous import NPP_UNITS, ContinuousError, ingest_continuous, open_continuous
+
+    if npp is not None and npp_units not in NPP_UNITS:
+        raise ContinuousError(f"--npp-units {npp_units!r} must be one of {', '.join(NPP_UNITS)}")
+    wanted = [(name, path, quantity) for name, path, quantity in (("population", population, "count"), ("npp", npp, "density")) if path is not None]
+    folder = Path(out)
+    with using(run, scheduler) as active:
+        stores = {name: ingest_continuous(path, folder / "stores" / f"{name}.zarr", like=landuse, quantity=quantity, resampling=resampling,
+                                          progress=progress, run=active) for name, path, quantity in wanted}
+        result = supply_cells(landuse, pools, size=size, run=active, progress=progress, extra=cell_value_specs(stores),
+                              rasters={name: open_continuous(store).data for name, store in stores.items()})
+    if "population" in stores:
+        result.by_cell["population"] = result.raster_values("population")["sum_va"].to_numpy()  # type: ignore[index]
+    if "npp" in stores:
+        sums = result.raster_values("npp")
+        assert sums is not None
+        result.by_cell["npp_mean"] = sums["mean"].to_numpy()
+        result.by_cell["sequestration_t_c"] = sums["sum_va"].to_numpy() * NPP_UNITS[npp_units]
+    with staged_outputs(folder) as stage:
+        result.write(stage)
+        table = result.continuous_table()
+        if table is not None:
+            with atomic_path(stage / "continuous_by_cell.csv") as tmp:
+                table.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
+            result.files["continuous"] = stage / "continuous_by_cell.csv"
+    result.files = {name: folder.absolute() / path.name for name, path in result.files.items()}
+    return result
+
+
+def cell_supply_table(counts: np.ndarray, area_m2: np.ndarray | None, *, cells: CellGrid, index: ClassIndex, pools: PoolTable,
+                      pixel_area_m2: float | None = None) -> CellSupplyResult:
+    """The per-cell table from stitched ``(cell rows, cell cols, n_cols)`` counts and areas (m²);
+    ``area_m2`` None: every pixel has the area ``pixel_area_m2``.
+
+    Only the cells holding land are gathered, into one float block (``area_km2``, ``supply_t``,
+    ``supply_t_per_km2``, then the per-class supply) that becomes the frame's columns without a
+    copy: at a million cells the table is most of the pass's memory.
+    """
     n_classes = index.n_classes
     class_pixels = counts[..., :n_classes]
-    occupied = class_pixels.sum(axis=-1) > 0
+    pixels = class_pixels.sum(axis=-1)
+    occupied = pixels > 0
     rows, cols = np.nonzero(occupied)
-    area_ha = area_m2[rows, cols, :n_classes] / M2_PER_HA
+    if area_m2 is None:
+        if pixel_area_m2 is None:
+            raise ValueError("cell_supply_table needs area_m2 or pixel_area_m2")
+        area_ha = class_pixels[rows, cols].astype(np.float64)
+        area_ha *= pixel_area_m2 / M2_PER_HA
+    else:
+        area_ha = area_m2[rows, cols, :n_classes]
+        area_ha /= M2_PER_HA
     density = pools.total_density
-    supply = area_ha * density[None, :]
-    area_km2 = area_ha.sum(axis=1) * M2_PER_HA / M2_PER_KM2
-    ids = cells.cell_ids(rows, cols)
-    by_cell = pd.DataFrame({
-        "cell": ids, "row": rows, "col": cols,
-        "pixels": class_pixels[rows, cols].sum(axis=1),
-        "area_km2": area_km2,
-        "supply_t": supply.sum(axis=1),
-    })
+    block = np.empty((len(rows), 3 + n_classes), dtype=np.float64)
+    np.multiply(area_ha, density[None, :], out=block[:, 3:])
+    area_ha.sum(axis=1, out=block[:, 0])
+    block[:, 0] *= M2_PER_HA / M2_PER_KM2
+    block[:, 3:].sum(axis=1, out=block[:, 1])
     with np.errstate(divide="ignore", invalid="ignore"):
-        by_cell["supply_t_per_km2"] = by_cell["supply_t"] / by_cell["area_km2"]
-    for k, code in enumerate(pools.codes):
-        by_cell[f"supply_t_{code}"] = supply[:, k]
+        np.divide(block[:, 1], block[:, 0], out=block[:, 2])
+    ids = cells.cell_ids(rows, cols)
+    names = ["area_km2", "supply_t", "supply_t_per_km2", *(f"supply_t_{code}" for code in pools.codes)]
+    by_cell = pd.DataFrame(block, columns=names, copy=False)
+    for position, (name, column) in enumerate((("cell", ids), ("row", rows), ("col", cols), ("pixels", pixels[rows, cols]))):
+        by_cell.insert(position, name, column)
     nodata = counts[..., index.nodata_col]
     summary = {
         "cell_size": cells.size, "cell_pixels": cells.cell, "cell_grid_shape": list(cells.shape),
-        "cells_with_land": int(occupied.sum()), "total_supply_t": float(supply.sum()),
+        "cells_with_land": int(len(rows)), "total_supply_t": float(block[:, 1].sum()),
         "nodata_pixels": int(nodata.sum()), "cells_all_nodata": int(((nodata > 0) & ~occupied).sum()),
     }
-    area_frame = pd.DataFrame(area_ha, index=pd.Index(ids, name="cell"), columns=list(pools.codes))
+    area_frame = pd.DataFrame(area_ha, index=pd.Index(ids, name="cell"), columns=list(pools.codes), copy=False)
     return CellSupplyResult(by_cell=by_cell, cells=cells, area_ha=area_frame, summary=summary)
 
 
 def value_sums_table(sums: np.ndarray) -> pd.DataFrame:
-    """``pixels, sum, area_m2, mean`` (area-weighted) from ``[..., 4]`` running sums, flattened."""
+    """``pixels, sum, area_m2, mean`` (area-weighted) and ``sum_va`` (Σv·a: people of a count
+    store, value × m²) from ``[..., 4]`` running sums, flattened."""
     flat = sums.reshape(-1, N_SUMS)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = flat[:, 3] / flat[:, 2]
-    return pd.DataFrame({"pixels": flat[:, 0].astype(np.int64), "sum": flat[:, 1], "area_m2": flat[:, 2], "mean": mean})
+    return pd.DataFrame({"pixels": flat[:, 0].astype(np.int64), "sum": flat[:, 1], "area_m2": flat[:, 2], "mean": mean,
+                         "sum_va": flat[:, 3]})

@@ -82,6 +82,11 @@ def test_supply_per_cell_by_hand(tmp):
     assert len(cells) == 9
     corner = cells.set_index("cell").loc[8, "geometry"]
     assert corner.bounds == pytest.approx((500_400, 2_799_500, 500_500, 2_799_600))  # cut at the raster's edge: 100 m × 100 m
+    # The GeoPackage's polygons (WKB written with numpy) are shapely's boxes of the same cells, column for column.
+    expected = result.cells.polygons(cells["row"].to_numpy(), cells["col"].to_numpy())
+    assert all(got.equals_exact(want, 0) for got, want in zip(cells.geometry, expected))
+    assert cells.crs.to_epsg() == 32648 and cells.geom_type.eq("Polygon").all()
+    pd.testing.assert_frame_equal(pd.DataFrame(cells.drop(columns="geometry")), result.by_cell, check_dtype=False)
     with rasterio.open(tmp / "out" / "cell_supply_t.tif") as src:
         assert src.shape == (3, 3) and src.transform.a == 200
         np.testing.assert_allclose(src.read(1)[0], [172.0 * HA, 400.0 * HA, 0.0], rtol=1e-6)  # float32 GeoTIFF
@@ -240,3 +245,39 @@ def test_the_command_line_makes_cells_and_refuses_a_bad_size(tmp):
     assert not (tmp / "bad").exists() or not any((tmp / "bad").iterdir())
     both = runner.invoke(cli, ["supply", "--landuse", str(lu), "--pools", str(pools), "--out", str(tmp / "x")])
     assert both.exit_code == 2 and "either --zones" in both.output
+
+
+def test_the_command_line_sums_people_and_npp_per_cell(tmp):
+    from carbonscape.cli.main import cli
+    from click.testing import CliRunner
+
+    lu = ingest(write_tif(tmp / "lu.tif", CODES, nodata=9), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
+    pools = write_pools(tmp / "pools.csv", POOLS)
+    # People per 200 m pixel (a grid twice as coarse, same origin: one source pixel per cell; 3 × 3 of them
+    # cover the 5 × 5 land use, the last row and column half outside it). NPP on the land-use grid.
+    people = np.array([[10, 20, 30], [40, 50, 60], [70, 80, 90]], dtype=np.float32)
+    write_tif(tmp / "pop.tif", people, transform=from_origin(500_000, 2_800_000, 200, 200))
+    npp = np.arange(25, dtype=np.float32).reshape(5, 5) * 10
+    write_tif(tmp / "npp.tif", npp)
+    runner = CliRunner()
+    done = runner.invoke(cli, ["supply", "--landuse", str(lu), "--grid", "200", "--pools", str(pools), "--out", str(tmp / "cells"),
+                               "--population", str(tmp / "pop.tif"), "--npp", str(tmp / "npp.tif"), "--scheduler", "synchronous"])
+    assert done.exit_code == 0, done.output
+    table = pd.read_csv(tmp / "cells" / "supply_by_cell.csv").set_index(["row", "col"])
+    # Each land-use pixel holds a quarter of its 200 m source pixel's people (a count over its source
+    # pixel's area × the 1 ha pixel); a whole cell holds them all, an edge cell (1 or 2 pixels) a share.
+    assert table.loc[(0, 0), "population"] == pytest.approx(10.0, rel=1e-6)
+    assert table.loc[(1, 1), "population"] == pytest.approx(50.0, rel=1e-6)
+    assert table.loc[(0, 2), "population"] == pytest.approx(30.0 / 2, rel=1e-6)  # two pixels of the edge column
+    assert table.loc[(2, 2), "population"] == pytest.approx(90.0 / 4, rel=1e-6)  # the corner pixel alone
+    # NPP: Σ NPP·a over the cell's pixels × 1e-6 (g C m-2 yr-1 × m² → t C/yr); numpy block sums of the raster.
+    padded = np.zeros((6, 6))
+    padded[:5, :5] = npp
+    blocks = padded.reshape(3, 2, 3, 2).sum(axis=(1, 3)) * 10_000 * 1e-6
+    for (r, c), value in table["sequestration_t_c"].items():
+        assert value == pytest.approx(blocks[r, c], rel=1e-6)
+    values = pd.read_csv(tmp / "cells" / "continuous_by_cell.csv")
+    assert set(values["raster"]) == {"population", "npp"} and len(values) == 2 * len(table)
+    bad = runner.invoke(cli, ["supply", "--landuse", str(lu), "--grid", "200", "--pools", str(pools), "--out", str(tmp / "bad"),
+                              "--factor", str(tmp / "npp.tif"), "--scheduler", "synchronous"])
+    assert bad.exit_code == 2 and "--factor" in bad.output

@@ -199,3 +199,134 @@ def test_cells_without_counties_say_what_is_missing(study_dir):
     (study_dir / "nocounties.toml").write_text(text, encoding="utf-8")
     problems = check_study(study_dir / "nocounties.toml", out=study_dir / "nc-results")
     assert any("[units] grid needs the cells' population" in p and "population raster" in p for p in problems), problems
+
+
+# The same region with a population raster (people per pixel, on the land-use grid, some nodata) and
+# no county table: each cell's demand is its own people × the per-capita emission over its land area.
+POPULATION_STUDY = (STUDY.replace('table = "population.csv"\nkey = "county"\n', "")
+                    .replace("[outputs]\nmaps = true\nreport = true", "[outputs]\nmaps = false\nreport = false")
+                    + '\n[continuous]\npopulation = "people.tif"\nnpp = "npp.tif"\n')
+
+
+@pytest.fixture(scope="module")
+def population_dir(study_dir, tmp_path_factory):
+    base = tmp_path_factory.mktemp("cells_population")
+    import shutil
+
+    shutil.copytree(study_dir / "region", base / "region")
+    shutil.copy(study_dir / "pools.csv", base / "pools.csv")
+    with rasterio.open(base / "region" / "landuse.tif") as src:
+        profile = {**src.profile, "dtype": "float32", "nodata": -1.0, "compress": "deflate"}
+    rng = np.random.default_rng(11)
+    people = rng.gamma(2.0, 3.0, size=(400, 380)).astype(np.float32)
+    people[rng.random(people.shape) < 0.05] = -1.0  # nodata: no people counted there
+    npp = rng.uniform(200, 800, size=(400, 380)).astype(np.float32)
+    for name, band in (("people.tif", people), ("npp.tif", npp)):
+        with rasterio.open(base / name, "w", **profile) as dst:
+            dst.write(band, 1)
+    (base / "study.toml").write_text(POPULATION_STUDY, encoding="utf-8")
+    return base
+
+
+@pytest.fixture(scope="module")
+def population_result(population_dir):
+    return run_study(population_dir / "study.toml", scheduler="threads")
+
+
+def test_population_per_cell_equals_numpy_block_sums_of_the_raster(population_dir, population_result):
+    out = population_dir / "results" / "cells"
+    table = pd.read_csv(out / "ratio_zones_by_cell.csv")
+    with rasterio.open(population_dir / "people.tif") as src:
+        people = src.read(1).astype(np.float64)
+    with rasterio.open(population_dir / "npp.tif") as src:
+        npp = src.read(1).astype(np.float64)
+    shape = (20, 19)
+    expected = _blocks(np.where(people >= 0, people, 0.0), shape)
+    np.testing.assert_allclose(table["population"], expected[table["row"], table["col"]], rtol=1e-6)
+    # Demand: the cell's people × 4 t CO2 over its land area (30 m pixels of land: 0.0009 km² each).
+    with rasterio.open(population_dir / "region" / "landuse.tif") as src:
+        land = _blocks((src.read(1) != 255).astype(np.float64), shape) * 0.0009
+    np.testing.assert_allclose(table["demand_t_per_km2"], 4.0 * expected[table["row"], table["col"]] / land[table["row"], table["col"]],
+                               rtol=1e-6)
+    np.testing.assert_allclose(table["emissions_t"], 4.0 * table["population"], rtol=1e-9)
+    # NPP (g C m-2 yr-1) × 900 m² a pixel × 1e-6 t/g, summed per cell.
+    np.testing.assert_allclose(table["sequestration_t_c"], (_blocks(npp, shape) * 900e-6)[table["row"], table["col"]], rtol=1e-6)
+    values = pd.read_csv(out / "continuous_by_cell.csv")
+    assert set(values["raster"]) == {"population", "npp"}
+    population = values[values["raster"] == "population"].set_index("cell")
+    np.testing.assert_allclose(population["sum"], expected.ravel()[population.index], rtol=1e-6)
+    info = json.loads((population_dir / "results" / "run.json").read_text())["cells"]
+    assert info["demand_source"] == "population"
+    with rasterio.open(out / "cell_population.tif") as src:
+        np.testing.assert_allclose(src.read(1)[table["row"], table["col"]], table["population"], rtol=1e-6)  # float32
+    # The counties' people are the same raster's: the cells inside the counties hold the counties' people
+    # (cells astride the region's edge hold people outside it too).
+    counties = pd.read_csv(population_dir / "results" / "demand_by_county.csv")
+    assert counties["population"].sum() <= table["population"].sum() + 1e-6 * counties["population"].sum()
+
+
+def _copy_results(study_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "results"
+    shutil.copytree(study_dir / "results", folder, ignore=shutil.ignore_patterns("stores"))
+    return folder
+
+
+def test_cells_stage_reproduces_the_run_s_cell_tables(study_dir, result, tmp_path):
+    folder = _copy_results(study_dir, tmp_path)
+    original = folder / "cells"
+    before = {name: pd.read_csv(original / name) for name in ("ratio_zones_by_cell.csv", "moran.csv", "lisa.csv", "hotspots.csv")}
+    uncertainty_before = pd.read_csv(original / "uncertainty_by_cell.csv")
+    for name in ("moran.csv", "lisa.csv", "hotspots.csv", "uncertainty_by_cell.csv", "cell_ratio.tif"):
+        (original / name).unlink()
+    # The stage reads the cells' supply and demand; what it makes of them is spoiled here and must come back.
+    spoiled = pd.read_csv(original / "ratio_zones_by_cell.csv")
+    spoiled[["ratio", "class", "esdr", "ccd"]] = 0
+    spoiled["zone"] = "x"
+    spoiled.to_csv(original / "ratio_zones_by_cell.csv", index=False)
+    done = CliRunner().invoke(cli, ["cells", str(folder), "--pools", str(study_dir / "pools.csv"), "--no-maps"])
+    assert done.exit_code == 0, done.output
+    # The same tables (numbers to the CSVs' 10 digits: the stage starts from the written supply and demand).
+    # The coupling indices take square roots of min-max normalised densities: a cell at the minimum
+    # supply density within rounding (1e-9) gets a coupling of ~1e-4 from the run's unrounded values and 0 here.
+    for name, frame in before.items():
+        again = pd.read_csv(original / name)
+        rooted = [c for c in ("coupling", "ccd") if c in frame.columns]
+        pd.testing.assert_frame_equal(again.drop(columns=rooted), frame.drop(columns=rooted), rtol=1e-8, atol=1e-4, obj=name)
+        pd.testing.assert_frame_equal(again[rooted], frame[rooted], atol=1e-3, obj=name)
+    # The Monte Carlo draws over per-class areas rebuilt from the per-class supply (10 digits in the CSV).
+    pd.testing.assert_frame_equal(pd.read_csv(original / "uncertainty_by_cell.csv"), uncertainty_before, rtol=1e-7)
+    assert (original / "cell_ratio.tif").exists()
+    # Another setting gives another analysis, recorded in run.json.
+    done = CliRunner().invoke(cli, ["cells", str(folder), "--k", "2", "--no-statistics", "--no-maps"])
+    assert done.exit_code == 0, done.output
+    table = pd.read_csv(original / "ratio_zones_by_cell.csv")
+    assert set(table["class"]) <= {1, 2} and json.loads((folder / "run.json").read_text())["cells"]["zoning"]["k"] == 2
+
+
+def test_cells_stage_refuses_a_folder_without_cells(study_dir, tmp_path):
+    folder = _copy_results(study_dir, tmp_path)
+    import shutil
+
+    shutil.rmtree(folder / "cells")
+    done = CliRunner().invoke(cli, ["cells", str(folder)])
+    assert done.exit_code == 2 and "[units] grid" in done.output
+
+
+def test_report_from_disk_shows_the_cell_tables(study_dir, result, tmp_path):
+    from carbonscape import read_outputs
+
+    folder = _copy_results(study_dir, tmp_path)
+    back = read_outputs(folder)
+    assert back.cells is not None
+    pd.testing.assert_frame_equal(back.cells.statistics.moran, result.cells.statistics.moran, check_dtype=False, rtol=1e-9)
+    assert back.cells.cells.grid.shape == result.cells.cells.grid.shape and back.cells.cells.cell == CELL
+    assert len(back.cells.table) == len(result.cells.table)
+    (folder / "report.html").unlink()
+    done = CliRunner().invoke(cli, ["report", str(folder)])
+    assert done.exit_code == 0, done.output
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert 'id="cells-moran"' in page and "Grid cells (cells/)" in page
+    section = page[page.index('id="cells-moran"'):]
+    assert f"{result.cells.statistics.moran['I'].iloc[0]:.3f}"[:4] in section[:3000]

@@ -18,6 +18,7 @@ from carbonscape.study.pipeline import run_study
 from carbonscape.study.provenance import sha256
 from carbonscape.study.read import read_outputs
 from carbonscape.study.stages import demand_stage, statistics_stage, zoning_stage
+from carbonscape.study.stages import cells_stage
 from carbonscape.study.result import StudyResult
 from carbonscape.study.settings import SETTINGS, Setting, template
 
@@ -41,6 +42,7 @@ __all__ = [
     "scan_codes",
     "sha256",
     "statistics_stage",
+    "cells_stage",
     "template",
     "write_study_template",
     "zoning_stage",

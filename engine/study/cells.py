@@ -13,8 +13,13 @@ writes it into ``cells/`` of the results folder, under the same names as the cou
   county's density in proportion to the share of the cell it covers (at the pixel's resolution),
   not the density of the county holding its centre. Cells with land but no pixel in a county lie
   outside the study region: they stay in ``supply_by_cell.csv`` and out of the analysis. This
-  is the county density spread evenly over each county's land, as the county analysis assumes; a
-  population raster (WorldPop-style), when a study gives one, is the finer source;
+  is the county density spread evenly over each county's land, as the county analysis assumes;
+* **demand** per cell from a population raster instead, when the study gives ``[continuous]
+  population`` and one per-capita emission (:func:`cell_demand_source`): the raster's people are
+  summed per cell in the same pass (``P = Σ d·a``, :func:`carbonscape.cells.cell_value_specs`), and
+  ``D_cell = P × per-capita emission / the cell's land area``; the counties then only bound the
+  region. NPP gives each cell its yearly sequestration, and every continuous raster's per-cell sums
+  are written to ``continuous_by_cell.csv``;
 * **ratio** (demand density over supply density, the study's ``[ratio] units``), **zones** (the
   study's ``[zoning]`` method and k applied to the cells' own ratios, weighted by area if asked),
   the **matching indices** and, with ``[statistics]``, **Moran's I, LISA and Gi\\*** on libpysal
@@ -47,7 +52,7 @@ from carbonscape.zoning import get_scheme, zone_ratios
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CELLS_FOLDER", "CellStudy", "analyse_cells", "cells_problems", "county_density_raster", "supply_and_demand_cells"]
+__all__ = ["CELLS_FOLDER", "CellStudy", "analyse_cell_demand", "analyse_cells", "cells_problems", "county_density_raster", "supply_and_demand_cells"]
 
 CELLS_FOLDER = "cells"
 SETTING = "[units] grid"
@@ -56,6 +61,7 @@ CELL_OUTPUTS = {
     "supply_by_cell.csv": "supply per cell (t C) with per-class columns",
     "ratio_zones_by_cell.csv": "supply and demand densities, ratio, class, zone and matching indices per cell",
     "cells.gpkg": "the cells as polygons with every column",
+    "continuous_by_cell.csv": "each continuous raster's sum and area-weighted mean per cell (people for population)",
     "moran.csv": "global and bivariate Moran's I of the cells",
     "lisa.csv": "LISA cluster per cell and variable",
     "hotspots.csv": "Getis–Ord Gi* hot and cold spots per cell and variable",
@@ -67,6 +73,19 @@ GEOTIFFS = {
     "ratio": ("ratio", "cell_ratio.tif", "", "float32"),
     "class": ("class", "cell_class.tif", "ratio class (1 = lowest, 0 = no ratio)", "int16"),
     "zone": ("zone_number", "cell_zone.tif", "", "int16"),
+}
+
+
+DEMAND_WORDS = {
+    "counties": "area-weighted mean of the demand densities of the counties holding the cell's pixels",
+    "population": "people per cell (the population raster summed over the cell) x per-capita emission, over the cell's land area",
+}
+
+
+# GeoTIFFs of the columns continuous rasters add to the cells' table, when they do.
+CONTINUOUS_GEOTIFFS = {
+    "population": ("population", "cell_population.tif", "people"),
+    "sequestration": ("sequestration_t_c", "cell_sequestration_t_c.tif", "t C/yr"),
 }
 
 
@@ -86,7 +105,8 @@ def cells_problems(study: Study, grid: Grid | None) -> list[str]:
     problems = []
     if study.counties is None:
         problems.append(f"{SETTING} needs the cells' population: add [counties] and [demand] (each cell takes the demand density of "
-                        "the counties it lies in, area-weighted); a population raster instead of counties is not supported yet")
+                        "the counties it lies in, area-weighted, or with [continuous] population its own people); the counties bound "
+                        "the study region, so a population raster alone, without counties, is not supported yet")
     if grid is None:
         return problems
     try:
@@ -100,26 +120,69 @@ def cells_problems(study: Study, grid: Grid | None) -> list[str]:
     return problems
 
 
-def county_density_raster(county_store: str | Path, density: pd.Series) -> da.Array:
+def county_density_raster(county_store: str | Path, density: pd.Series | None) -> da.Array:
     """Per pixel, the density (e.g. demand, t CO₂/km²) of the county holding its centre; NaN outside
-    every county. ``density`` is indexed by county key (text); lazily, on the county store's chunks."""
+    every county. ``density`` is indexed by county key (text); None gives 1 in every county (the
+    study region, when the demand comes from elsewhere). Lazily, on the county store's chunks."""
     store, table = open_zones(county_store)
     lookup = np.full(table.n_zones, np.nan, dtype=np.float64)
-    keyed = density.copy()
-    keyed.index = keyed.index.astype(str)
-    for zone_id, key in zip(table.ids, table.values):
-        lookup[int(zone_id)] = float(keyed.get(str(key), np.nan))
+    if density is None:
+        lookup[[int(i) for i in table.ids]] = 1.0
+    else:
+        keyed = density.copy()
+        keyed.index = keyed.index.astype(str)
+        for zone_id, key in zip(table.ids, table.values):
+            lookup[int(zone_id)] = float(keyed.get(str(key), np.nan))
     return store.data.map_blocks(lambda block: lookup[block], dtype=np.float64)
 
 
-def supply_and_demand_cells(study: Study, *, landuse_store: Path, county_store: Path, demand_t_per_km2: pd.Series, run: Executor,
-                            progress: bool = False) -> CellSupplyResult:
-    """Supply per cell and the cells' area-weighted county demand density, in one pass over the
-    land use and the county ids."""
+def cell_demand_source(study: Study) -> str:
+    """Where the cells' demand comes from: ``"population"`` when the study gives a population
+    raster (``[continuous] population``) and one per-capita emission for the region (``[demand]
+    per_capita_t``, or total emissions and population), so that each cell's demand is its own
+    people × that emission; else ``"counties"``: each cell takes the demand densities of the
+    counties its pixels lie in, area-weighted (a county inventory, ``emissions_column``, has no
+    per-capita emission to give a cell's people)."""
+    if study.setting("continuous", "population") is not None and study.demand.per_capita() is not None:
+        return "population"
+    return "counties"
+
+
+def supply_and_demand_cells(study: Study, *, landuse_store: Path, county_store: Path, run: Executor, polygons: Any = None,
+                            table: pd.DataFrame | None = None, continuous: Any = None, progress: bool = False) -> CellSupplyResult:
+    """Supply per cell, the study region's share of each cell, and the continuous rasters of
+    ``[continuous]`` summed per cell (people, NPP, factors), in one pass over the land use, the
+    county ids and those rasters.
+
+    With demand from the counties (:func:`cell_demand_source`) the county-id raster carries each
+    county's demand density (from ``table``, the population raster's people per county when it
+    gives them), else 1 in every county (only the region's extent is taken from it).
+    """
+    from carbonscape.cells import cell_value_specs
+    from carbonscape.demand import demand_by_county
+    from carbonscape.rasterize import geodesic_areas_km2
+
     size = grid_size(study)
-    assert size is not None and study.pools is not None
-    values = county_density_raster(county_store, demand_t_per_km2)
-    return supply_cells(landuse_store, study.pools, size=float(size), run=run, progress=progress, values=values)
+    assert size is not None and study.pools is not None and study.id_field is not None
+    density = None
+    if cell_demand_source(study) == "counties":
+        assert polygons is not None
+        county_table = pd.DataFrame(index=polygons[study.id_field].astype(str).rename("county")) if table is None else table.copy()
+        county_table.index = county_table.index.astype(str)
+        people = getattr(continuous, "population", None) if continuous is not None else None
+        if people is not None:  # as the county analysis: the raster's people replace the table's column
+            county_table[study.demand.population] = people.reindex(county_table.index).to_numpy()
+        keys = pd.Index(polygons[study.id_field].astype(str), name="county")
+        density = demand_by_county(county_table, area_km2=pd.Series(geodesic_areas_km2(polygons), index=keys),
+                                   per_capita_t=study.demand.per_capita(), emissions_column=study.demand.emissions_column,
+                                   population_column=study.demand.population)["demand_t_per_km2"]
+    values = county_density_raster(county_store, density)
+    names = list(continuous.stores) if continuous is not None else []
+    if any(name.startswith("factor") for name in names):
+        log.warning("the cells' supply uses the pools table's densities: the factor rasters of [continuous] factors correct the "
+                    "counties' supply only (their per-cell means are in cells/continuous_by_cell.csv)")
+    return supply_cells(landuse_store, study.pools, size=float(size), run=run, progress=progress, values=values,
+                        extra=cell_value_specs(names), rasters=continuous.rasters() if names else None)
 
 
 @dataclass
@@ -180,6 +243,15 @@ class CellStudy:
             elif name == "zone":
                 unit = "; ".join(f"{n} = {key}" for key, n in self.info.get("zone_numbers", {}).items())
             files[f"cells:{name}_tif"] = write_cell_geotiff(self.cells, table, column, folder / file_name, unit=unit, dtype=dtype)
+        for name, (column, file_name, unit) in CONTINUOUS_GEOTIFFS.items():  # with [continuous] population / npp
+            if column in table.columns:
+                files[f"cells:{name}_tif"] = write_cell_geotiff(self.cells, table, column, folder / file_name, unit=unit)
+        values = self.supply.continuous_table()
+        if values is not None:
+            target = folder / "continuous_by_cell.csv"
+            with atomic_path(target) as tmp:
+                values.to_csv(tmp, index=False, encoding="utf-8", float_format="%.10g")
+            files["cells:continuous"] = target
         if self.statistics is not None:
             files.update({f"cells:{k}": v for k, v in self.statistics.write(folder).items()})
         if self.uncertainty is not None:
@@ -212,12 +284,46 @@ def analyse_cells(study: Study, supply: CellSupplyResult, *, spreads: Any = None
     inside = (supply.values["pixels"] > 0).to_numpy()
     by_cell = supply.by_cell[inside].set_index("cell")
     values = supply.values[inside].set_index(by_cell.index)
-    density = values["mean"]  # t CO2/km², area-weighted over the cell's pixels in counties
+    source = cell_demand_source(study) if "population" in supply.raster_names else "counties"
+    people = None
+    if source == "population":
+        # People per cell (Σ d·a of the population store, people per m² × m²) × the per-capita
+        # emission, over the cell's land area: emissions_t is the cell's people's emissions.
+        people = supply.raster_values("population")["sum_va"][inside].set_axis(by_cell.index)  # type: ignore[index]
+        emissions = people * float(study.demand.per_capita())  # type: ignore[arg-type]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            density = emissions / by_cell["area_km2"]
+    else:
+        density = values["mean"]  # t CO2/km², area-weighted over the cell's pixels in counties
+        emissions = density * by_cell["area_km2"]
     demand = pd.DataFrame({
         "area_km2": by_cell["area_km2"],
         "demand_t_per_km2": density,
-        "emissions_t": density * by_cell["area_km2"],
+        "emissions_t": emissions,
     })
+    extras = pd.DataFrame(index=by_cell.index)
+    if people is not None:
+        extras["population"] = people
+    npp = supply.raster_values("npp") if "npp" in supply.raster_names else None
+    if npp is not None:  # yearly sequestration per cell, as per county (carbonscape.continuous.sequestration_by_county)
+        from carbonscape.continuous import C_TO_CO2, NPP_UNITS
+
+        npp = npp[inside].set_axis(by_cell.index)
+        extras["npp_mean"] = npp["mean"]
+        extras["sequestration_t_c"] = npp["sum_va"] * NPP_UNITS[study.setting("continuous", "npp_units", "g C m-2 yr-1")]
+        extras["sequestration_t_co2"] = extras["sequestration_t_c"] * C_TO_CO2
+    return analyse_cell_demand(study, supply, by_cell, demand, extras=extras, spreads=spreads,
+                               info={"cells_outside_counties": int((~inside).sum()), "demand": DEMAND_WORDS[source], "demand_source": source})
+
+
+def analyse_cell_demand(study: Study, supply: CellSupplyResult, by_cell: pd.DataFrame, demand: pd.DataFrame, *,
+                        extras: pd.DataFrame | None = None, spreads: Any = None, info: dict[str, Any] | None = None) -> CellStudy:
+    """Ratio, zones, matching indices, spatial statistics and uncertainty of the cells of
+    ``by_cell`` (indexed by ``cell``) with their ``demand`` (``area_km2, demand_t_per_km2,
+    emissions_t``, same index): the half of :func:`analyse_cells` after the demand, which the
+    cells stage (:func:`carbonscape.study.stages.cells_stage`) runs again from a results folder.
+    ``extras`` are columns put beside the demand in the table (population, sequestration)."""
+    assert study.zoning.method is not None and study.zoning.k is not None
     ratio = supply_demand_ratio(by_cell["supply_t"], demand, units=study.ratio_units)
     ratio.index.name = "cell"
     weights = ratio["area_km2"] if study.zoning.weights == "area" else None
@@ -232,6 +338,8 @@ def analyse_cells(study: Study, supply: CellSupplyResult, *, spreads: Any = None
     numbers = {zone.key: n for n, zone in enumerate(scheme.zones, start=1)}
     table = pd.concat([by_cell[["row", "col"]], ratio, zones_frame], axis=1)
     table["emissions_t"] = demand["emissions_t"]
+    for column in extras.columns if extras is not None else []:
+        table[column] = extras[column]
     table["zone_number"] = table["zone_key"].map(numbers).fillna(0).astype(np.int16)
     table = pd.concat([table, matching_indices(table, alpha=study.setting("matching", "supply_weight", 0.5),
                                                 beta=study.setting("matching", "demand_weight", 0.5))], axis=1)
@@ -239,8 +347,8 @@ def analyse_cells(study: Study, supply: CellSupplyResult, *, spreads: Any = None
     uncertainty = _uncertainty(study, spreads, supply, table, zoning_info, scheme)
     info = {
         "size": supply.cells.size, "pixels_per_cell_edge": supply.cells.cell, "grid_shape": list(supply.cells.shape),
-        "cells": int(len(table)), "cells_outside_counties": int((~inside).sum()),
-        "demand": "area-weighted mean of the demand densities of the counties holding the cell's pixels",
+        "cells": int(len(table)), **(info or {}),
+        "landuse_grid": supply.cells.grid.to_attrs(),
         "supply_t": float(table["supply_t"].sum()), "zoning": _jsonable(zoning_info), "zone_numbers": numbers,
         **({"statistics": {"weights": statistics.settings.weights, "permutations": statistics.settings.permutations,
                            "seed": statistics.settings.seed, "alpha": statistics.settings.alpha,

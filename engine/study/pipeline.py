@@ -147,13 +147,8 @@ def compute_study(
         if study.setting("units", "grid") is not None:  # [units] grid: supply and demand per cell, one more pass
             from carbonscape.study.cells import supply_and_demand_cells
 
-            county_demand = demand_by_county(
-                inputs.table.set_axis(inputs.table.index.astype(str)),
-                area_km2=pd.Series(geodesic_areas_km2(polygons), index=pd.Index(polygons[study.id_field].astype(str), name="county")),
-                per_capita_t=study.demand.per_capita(), emissions_column=study.demand.emissions_column,
-                population_column=study.demand.population)
-            cell_supply = supply_and_demand_cells(study, landuse_store=landuse_store, county_store=county_store,
-                                                  demand_t_per_km2=county_demand["demand_t_per_km2"], run=run, progress=progress)
+            cell_supply = supply_and_demand_cells(study, landuse_store=landuse_store, county_store=county_store, run=run, progress=progress,
+                                                  polygons=polygons, table=table, continuous=continuous)
             timings.lap("cells")
         maps_summary = maps_result = None
         if study.setting("landuse", "maps"):

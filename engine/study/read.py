@@ -20,7 +20,7 @@ from carbonscape.carbon import SupplyResult
 from carbonscape.errors import InputError
 from carbonscape.study.result import StudyResult
 
-__all__ = ["read_outputs"]
+__all__ = ["read_cells", "read_outputs"]
 
 SUPPLY_TABLES = ("supply_by_county", "supply_by_class", "supply_by_county_class", "supply_by_pool")
 
@@ -107,9 +107,96 @@ def read_outputs(out: str | os.PathLike[str]) -> StudyResult:
     ratio_zones = _csv(files["ratio_zones"], index="county") if "ratio_zones" in files else pd.DataFrame(index=pd.Index([], name="county"))
     polygons = _polygons(files["counties"], folder) if "counties" in files else None
     statistics, uncertainty = _second_half(folder, run_info, files)
+    cells = read_cells(folder, run_info, files)
     return StudyResult(out=folder, supply=supply, demand=demand, ratio_zones=ratio_zones, zoning=dict(run_info.get("zoning") or {}),
                        totals=dict(run_info.get("totals") or {}), run_info=run_info, files=files, polygons=polygons,
-                       statistics=statistics, uncertainty=uncertainty)
+                       statistics=statistics, uncertainty=uncertainty, cells=cells)
+
+
+def _cell_grid(folder: Path, info: dict[str, Any]) -> Any:
+    """The cells' grid: the land-use grid run.json records under ``cells.landuse_grid``, else (a
+    folder from before it did) rebuilt from the cell GeoTIFF (its cells then all taken as whole)."""
+    import rasterio
+
+    from carbonscape.cells import CellGrid
+    from carbonscape.grid import Grid
+
+    cell = int(info.get("pixels_per_cell_edge") or 0)
+    recorded = info.get("landuse_grid")
+    if cell > 0 and isinstance(recorded, dict) and {"crs_wkt", "transform", "shape"} <= set(recorded):
+        return CellGrid(grid=Grid(str(recorded["crs_wkt"]), tuple(float(v) for v in recorded["transform"]),  # type: ignore[arg-type]
+                                  (int(recorded["shape"][0]), int(recorded["shape"][1]))), cell=cell)
+    path = folder / "cell_supply_t_per_km2.tif"
+    if cell <= 0 or not path.exists():
+        raise InputError(f"{folder}: run.json says nothing of the cells' grid and {path.name} is missing; run `carbonscape run` into "
+                         f"{folder.parent} again")
+    with rasterio.open(path) as src:
+        a, b, c, d, e, f = tuple(src.transform)[:6]
+        grid = Grid.from_affine(crs=src.crs, transform=rasterio.Affine(a / cell, b, c, d, e / cell, f),
+                                shape=(src.height * cell, src.width * cell))
+    return CellGrid(grid=grid, cell=cell)
+
+
+def read_cells(folder: Path, run_info: dict[str, Any], files: dict[str, Path] | None = None) -> Any:
+    """The cell analysis of ``folder/cells`` (a study with ``[units] grid``) as the
+    :class:`~carbonscape.study.cells.CellStudy` that `run` wrote, or None when the folder has none.
+
+    Its per-class areas (``supply.area_ha``) are not in the files (the cells stage rebuilds them
+    from the per-class supply and a pools table); everything else is read back.
+    """
+    import numpy as np
+
+    from carbonscape.cells import CellSupplyResult
+    from carbonscape.study.cells import CELLS_FOLDER, CellStudy
+    from carbonscape.uncertainty import UncertaintyResult
+
+    where = Path(folder) / CELLS_FOLDER
+    info = dict(run_info.get("cells") or {})
+    if not (where / "ratio_zones_by_cell.csv").exists() or not (where / "supply_by_cell.csv").exists() or not info:
+        return None
+    found = {name: where / file for name, file in (("table", "supply_by_cell.csv"), ("ratio_zones", "ratio_zones_by_cell.csv"),
+                                                   ("polygons", "cells.gpkg"), ("continuous", "continuous_by_cell.csv"))
+             if (where / file).exists()}
+    by_cell = _csv(found["table"])
+    table = _csv(found["ratio_zones"], index="cell")
+    numbers = {str(k): int(v) for k, v in (info.get("zone_numbers") or {}).items()}
+    table["zone_number"] = table["zone_key"].astype(str).map(numbers).fillna(0).astype(np.int16) if "zone_key" in table else 0
+    supply = CellSupplyResult(by_cell=by_cell, cells=_cell_grid(where, info), area_ha=pd.DataFrame(index=pd.Index(by_cell["cell"], name="cell")),
+                              summary={k: info[k] for k in ("size", "grid_shape", "cells") if k in info},
+                              files={k: v for k, v in found.items() if k in ("table", "polygons")})
+    statistics = _statistics(where, dict(info.get("statistics") or {}), unit="cell")
+    uncertainty = None
+    if (where / "uncertainty_by_cell.csv").exists():
+        uncertainty = UncertaintyResult(by_unit=_csv(where / "uncertainty_by_cell.csv", index="cell"), info=dict(info.get("uncertainty") or {}),
+                                        files={"uncertainty": where / "uncertainty_by_cell.csv"})
+    cells = CellStudy(supply=supply, table=table, zoning=dict(info.get("zoning") or {}), statistics=statistics, uncertainty=uncertainty,
+                      info=info)
+    cells.files = {f"cells:{k}": v for k, v in found.items()}
+    for name in ("moran", "lisa", "hotspots"):
+        if statistics is not None:
+            cells.files[f"cells:{name}"] = statistics.files[name]
+    if uncertainty is not None:
+        cells.files["cells:uncertainty"] = where / "uncertainty_by_cell.csv"
+    for path in sorted((where / "maps").glob("*")) if (where / "maps").is_dir() else []:
+        if not path.name.startswith("."):
+            cells.files[f"cells:map:{path.stem}"] = path
+    if files is not None:
+        files.update(cells.files)
+    return cells
+
+
+def _statistics(folder: Path, recorded: dict[str, Any], *, unit: str) -> Any:
+    """moran.csv, lisa.csv and hotspots.csv of ``folder`` as :class:`~carbonscape.spatial.SpatialStatistics`, or None."""
+    from carbonscape.spatial import STATISTICS_FILES, SpatialSettings, SpatialStatistics
+
+    found = {name: folder / file for name, file in STATISTICS_FILES.items() if (folder / file).exists()}
+    if len(found) != len(STATISTICS_FILES):
+        return None
+    islands = recorded.pop("islands", [])
+    known = {k: recorded[k] for k in ("weights", "permutations", "seed", "alpha") if k in recorded}
+    tables = {name: _csv(path) for name, path in found.items()}
+    return SpatialStatistics(moran=tables["moran"], lisa=tables["lisa"], hotspots=tables["hotspots"], settings=SpatialSettings(**known),
+                             islands=[str(i) for i in islands] if isinstance(islands, list) else [], files=dict(found))
 
 
 def _second_half(folder: Path, run_info: dict[str, Any], files: dict[str, Path]) -> tuple[Any, Any]:

@@ -13,6 +13,7 @@ supply        :func:`carbonscape.supply`         ``supply_by_*.csv``, ``supply_s
 demand        :func:`demand_stage`               ``demand_by_county.csv``, ``demand_totals.csv``
 zoning        :func:`zoning_stage`               ``ratio_zones.csv``, ``counties.gpkg``, ``run.json``
 statistics    :func:`statistics_stage`           ``moran.csv``, ``lisa.csv``, ``hotspots.csv``, ``uncertainty_by_county.csv``
+cells         :func:`cells_stage`                ``cells/``: the grid-cell analysis again, from its supply and demand
 maps          :func:`carbonscape.draw_maps`      ``maps/``
 report        :func:`carbonscape.write_report`   ``report.html``
 ============  ==============================  ================================================
@@ -46,7 +47,7 @@ from carbonscape.study.read import read_outputs
 from carbonscape.study.result import StudyResult
 from carbonscape.zoning import zone_ratios
 
-__all__ = ["demand_stage", "statistics_stage", "zoning_stage"]
+__all__ = ["cells_stage", "demand_stage", "statistics_stage", "zoning_stage"]
 
 STAGES_FILE = "stages.json"
 
@@ -332,3 +333,141 @@ def statistics_stage(
             result.files[f"map:{path.stem}"] = path
     write_run_json(result, folder)
     return result
+
+
+def cells_stage(
+    out: str | os.PathLike[str],
+    *,
+    ratio_units: str | None = None,
+    method: str | None = None,
+    k: int | None = None,
+    breaks: list[float] | None = None,
+    weights: str | None = None,
+    scheme: str | None = None,
+    supply_weight: float | None = None,
+    demand_weight: float | None = None,
+    statistics: bool | None = None,
+    spatial_weights: str | None = None,
+    permutations: int | None = None,
+    seed: int | None = None,
+    alpha: float | None = None,
+    pools: str | os.PathLike[str] | None = None,
+    draws: int | None = None,
+    draws_seed: int | None = None,
+    maps: bool = True,
+) -> StudyResult:
+    """The analysis of the grid cells of ``out`` again (a folder `run` wrote for a study with
+    ``[units] grid``), from its files: ratio, zones and matching indices per cell, Moran's I,
+    LISA and Gi* of the cells and, with a pools table that gives spreads, their density
+    uncertainty; written into ``cells/`` as `run` writes them (``ratio_zones_by_cell.csv``,
+    ``cells.gpkg``, the cell GeoTIFFs, ``moran.csv``, ``lisa.csv``, ``hotspots.csv``,
+    ``uncertainty_by_cell.csv``, maps), and their settings into ``run.json``'s ``cells``.
+
+    Every setting left None is the one the run recorded in ``run.json`` (else the study file's
+    default), so that the stage with no option reproduces the run's tables; the cells' supply
+    and demand densities are read from ``cells/`` (the raster pass is not run again).
+
+    Parameters
+    ----------
+    out
+        The results folder.
+    ratio_units, method, k, breaks, weights, scheme
+        As the study file's ``[ratio] units`` and ``[zoning]``.
+    supply_weight, demand_weight
+        As ``[matching]``.
+    statistics
+        As ``[statistics] enabled`` (None: with 5 cells or more).
+    spatial_weights, permutations, seed, alpha
+        As ``[statistics] weights``, ``permutations``, ``seed`` and ``alpha``.
+    pools, draws, draws_seed
+        The pools table with spreads and ``[uncertainty] draws`` and ``seed``; without ``pools`` no Monte Carlo.
+    maps
+        Draw the cell maps into ``cells/maps``.
+
+    Raises
+    ------
+    InputError
+        A folder without a cell analysis, bad settings, or a pools table without spreads.
+    StudyError
+        Zoning that cannot classify the cells' ratios, or too few cells for ``statistics=True``.
+    """
+    from carbonscape.carbon import read_pools
+    from carbonscape.study.cells import CELLS_FOLDER, analyse_cell_demand
+    from carbonscape.study.file import Study
+    from carbonscape.study.outputs import write_run_json
+    from carbonscape.uncertainty import DEFAULT_DRAWS, DEFAULT_SEED, check_draws, read_spreads
+
+    folder = Path(out)
+    result = read_outputs(folder)
+    cells = result.cells
+    if cells is None:
+        raise InputError(f"{folder}: no {CELLS_FOLDER}/ratio_zones_by_cell.csv and supply_by_cell.csv with run.json's `cells`: run "
+                         f"`carbonscape run` on a study with [units] grid = SIZE into {folder} first")
+    recorded = dict(cells.info)
+    zoning = dict(recorded.get("zoning") or {})
+    county_zoning = dict(result.run_info.get("zoning") or {})
+    said = dict(recorded.get("statistics") or {})
+    uncertain = dict(recorded.get("uncertainty") or {})
+
+    def given(value: Any, fallback: Any) -> Any:
+        return fallback if value is None else value
+
+    values: dict[str, dict[str, Any]] = {section: {} for section in ("study", "landuse", "counties", "demand", "zoning", "outputs", "pools",
+                                                                    "ratio", "matching", "statistics", "uncertainty")}
+    units = given(ratio_units, (result.run_info.get("study") or {}).get("ratio_units", "co2_per_c"))
+    values["ratio"]["units"] = UNIT_ALIASES.get(units, units)
+    values["zoning"].update(method=given(method, zoning.get("method", "jenks")), k=int(given(k, zoning.get("k", 7))),
+                            scheme=given(scheme, county_zoning.get("scheme", zoning.get("scheme", "four_zones"))),
+                            weights=given(weights, county_zoning.get("weights") or "none"))
+    if breaks is not None or (method is None and zoning.get("method") == "manual"):
+        values["zoning"]["breaks"] = list(breaks if breaks is not None else zoning.get("edges", []))
+    values["matching"].update(supply_weight=given(supply_weight, 0.5), demand_weight=given(demand_weight, 0.5))
+    if statistics is not None:
+        values["statistics"]["enabled"] = statistics
+    values["statistics"].update(weights=given(spatial_weights, said.get("weights", "queen")), permutations=given(permutations, said.get("permutations", 999)),
+                                seed=given(seed, said.get("seed", 12345)), alpha=given(alpha, said.get("alpha", 0.05)))
+    values["uncertainty"].update(draws=given(draws, uncertain.get("draws", DEFAULT_DRAWS)), seed=given(draws_seed, uncertain.get("seed", DEFAULT_SEED)))
+    study = Study.from_values(folder / "run.json", values)
+    spreads = None
+    if pools is not None:
+        check_draws(values["uncertainty"]["draws"], values["uncertainty"]["seed"])
+        spreads = read_spreads(pools)
+        if spreads is None:
+            raise InputError(f"--pools {pools} gives no spreads: add c_above_sd, c_below_sd, c_soil_sd, c_dead_sd (or c_<pool>_min and "
+                             "c_<pool>_max) columns in t/ha, or leave --pools out")
+        cells.supply.area_ha = _cell_class_areas(cells.supply.by_cell, read_pools(pools))
+    table = cells.table
+    by_cell = cells.supply.by_cell.set_index("cell").reindex(table.index)
+    demand = table[["area_km2", "demand_t_per_km2", "emissions_t"]]
+    extras = table[[c for c in ("population", "npp_mean", "sequestration_t_c", "sequestration_t_co2") if c in table.columns]]
+    keep = {key: recorded[key] for key in ("cells_outside_counties", "demand", "demand_source") if key in recorded}
+    again = analyse_cell_demand(study, cells.supply, by_cell, demand, extras=extras, spreads=spreads, info=keep)
+    result.files.update(again.write(folder))
+    if maps:
+        for path in again.draw(folder):
+            result.files[f"cells:map:{path.stem}"] = path
+    result.cells = again
+    result.run_info["cells"] = again.info
+    write_run_json(result, folder)
+    return result
+
+
+def _cell_class_areas(by_cell: pd.DataFrame, pools: Any) -> pd.DataFrame:
+    """Area (ha) per cell and class from supply_by_cell.csv's per-class supply (t C) over each
+    class's total density (t C/ha): what the Monte Carlo draws over. A class of zero density
+    stores nothing whatever its area, so its area is taken as 0 (said in the log)."""
+    import logging
+
+    import numpy as np
+
+    density = pd.Series(pools.total_density, index=list(pools.codes))
+    columns = {}
+    for code, d in density.items():
+        column = f"supply_t_{code}"
+        supply = by_cell[column].to_numpy(dtype=np.float64) if column in by_cell.columns else np.zeros(len(by_cell))
+        columns[code] = supply / d if d > 0 else np.zeros(len(by_cell))
+    zero = [str(code) for code, d in density.items() if d <= 0]
+    if zero:
+        logging.getLogger(__name__).info("classes %s have no carbon density: their cell areas are not in supply_by_cell.csv and are "
+                                         "taken as 0 in the Monte Carlo", ", ".join(zero))
+    return pd.DataFrame(columns, index=pd.Index(by_cell["cell"].to_numpy(), name="cell"))
