@@ -28,7 +28,7 @@ from carbonscape.coverage import COVERAGE_MODES
 from carbonscape.errors import InputError, ZoneError
 from carbonscape.grid import AREA_NOMINAL, Grid
 from carbonscape import remote
-from carbonscape.io import open_store, raster_dataset, store_is_current, write_store
+from carbonscape.io import RasterStore, open_store, raster_dataset, store_is_current, write_store
 from carbonscape.vectors import read_vector
 from dask.highlevelgraph import HighLevelGraph
 from pyproj import Geod
@@ -437,6 +437,70 @@ def _boundary_tables(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray, fold
     return int(sum(run.compute(*tasks, progress=progress, label=f"zones: boundary fractions of {len(gdf)} polygons")))
 
 
+def lazy_zones(
+    vector: str | os.PathLike[str],
+    *,
+    like: str | os.PathLike[str] | Any,
+    id_field: str,
+    layer: str | None = None,
+    encoding: str | None = None,
+    coverage: str = "centre",
+) -> RasterStore:
+    """County polygons read, checked and measured as :func:`rasterize_zones` does, with their ids
+    burned chunk by chunk only when the lazy array is computed: no zone store is written.
+
+    ``like`` is the land-use store (path or opened :class:`~carbonscape.io.RasterStore`). Returns a
+    :class:`~carbonscape.io.RasterStore` whose ``path`` is the vector file, ``data`` the lazy
+    zone-id raster (:func:`zones_array`) and ``attrs`` holds ``zone_table`` and ``coverage`` as a
+    stored zone store's do (plus ``polygons`` in the grid's CRS and their ``ids``), so
+    :func:`open_zones` and :func:`carbonscape.supply` take it where they take a store path:
+    `run` counts each chunk's counties in the same task that reads its land use.
+
+    Raises
+    ------
+    ZoneError
+        As :func:`rasterize_zones`: bad id field, CRS, no overlap with the raster, overlapping polygons.
+    """
+    vector_path = os.fspath(vector)
+    if coverage not in COVERAGE_MODES:
+        raise InputError(f"coverage must be one of {list(COVERAGE_MODES)}, not {coverage!r}")
+    grid = (like if isinstance(like, RasterStore) else open_store(like)).grid
+    gdf = read_polygons(vector_path, id_field=id_field, layer=layer, encoding=encoding)
+    declared = gdf.crs.name
+    source = gdf
+    gdf = gdf.to_crs(grid.crs)
+    if not np.all(np.isfinite(gdf.total_bounds)):
+        raise ZoneError(
+            f"{vector_path}: the polygons cannot be reprojected from their declared CRS {declared!r} "
+            f"to the raster's {grid.crs.name!r}: their coordinates do not fit that CRS. GeoJSON is always read as "
+            "lon/lat (WGS 84); if the coordinates are projected, save the file with its real CRS, e.g. as a GeoPackage"
+        )
+    left, bottom, right, top = grid.bounds
+    inside = gdf.intersects(shapely.box(left, bottom, right, top))
+    if not inside.any():
+        raise ZoneError(
+            f"{vector_path}: no polygon overlaps the raster {like.path if isinstance(like, RasterStore) else like} (raster bounds {tuple(round(float(v), 3) for v in grid.bounds)} "
+            f"in {grid.crs.name!r}; polygons' bounds {tuple(round(float(v), 3) for v in gdf.total_bounds)}). "
+            "Check that both files cover the same region and that their CRSs are declared correctly"
+        )
+    if not inside.all():
+        log.warning("%s: %d polygon(s) lie outside the raster and get no pixels: %s", vector_path, int((~inside).sum()), list(gdf.loc[~inside, id_field])[:10])
+    _check_overlaps(gdf, id_field=id_field, grid=grid, path=vector_path, coverage=coverage)
+    ids = np.arange(1, len(gdf) + 1)
+    values = [v.item() if isinstance(v, np.generic) else v for v in gdf[id_field].tolist()]
+    # Coverage needs each polygon's true area and the part of it the raster cannot see, measured on
+    # the polygons as given (before reprojection to the grid).
+    area_km2, outside_km2 = county_areas_km2(source, gdf, grid)
+    table = ZoneTable(
+        id_field=id_field, ids=tuple(int(i) for i in ids), values=tuple(values),
+        area_km2=tuple(float(v) for v in area_km2), outside_km2=tuple(float(v) for v in outside_km2),
+    )
+    return RasterStore(
+        path=vector_path, grid=grid, data=zones_array(gdf, grid, ids=ids), nodata=None,
+        attrs={"carbonscape_kind": "zones", "zone_table": table.to_attrs(), "coverage": coverage, "polygons": gdf, "ids": ids},
+    )
+
+
 def rasterize_zones(
     vector: str | os.PathLike[str],
     *,
@@ -503,37 +567,8 @@ def rasterize_zones(
     if not force and store_is_current(out_path, fingerprint, "carbonscape_source"):
         log.info("%s is up to date; nothing to do (use --force to rebuild)", out_path)
         return out_path
-    gdf = read_polygons(vector_path, id_field=id_field, layer=layer, encoding=encoding)
-    declared = gdf.crs.name
-    source = gdf
-    gdf = gdf.to_crs(grid.crs)
-    if not np.all(np.isfinite(gdf.total_bounds)):
-        raise ZoneError(
-            f"{vector_path}: the polygons cannot be reprojected from their declared CRS {declared!r} "
-            f"to the raster's {grid.crs.name!r}: their coordinates do not fit that CRS. GeoJSON is always read as "
-            "lon/lat (WGS 84); if the coordinates are projected, save the file with its real CRS, e.g. as a GeoPackage"
-        )
-    left, bottom, right, top = grid.bounds
-    inside = gdf.intersects(shapely.box(left, bottom, right, top))
-    if not inside.any():
-        raise ZoneError(
-            f"{vector_path}: no polygon overlaps the raster {like} (raster bounds {tuple(round(float(v), 3) for v in grid.bounds)} "
-            f"in {grid.crs.name!r}; polygons' bounds {tuple(round(float(v), 3) for v in gdf.total_bounds)}). "
-            "Check that both files cover the same region and that their CRSs are declared correctly"
-        )
-    if not inside.all():
-        log.warning("%s: %d polygon(s) lie outside the raster and get no pixels: %s", vector_path, int((~inside).sum()), list(gdf.loc[~inside, id_field])[:10])
-    _check_overlaps(gdf, id_field=id_field, grid=grid, path=vector_path, coverage=coverage)
-    ids = np.arange(1, len(gdf) + 1)
-    values = [v.item() if isinstance(v, np.generic) else v for v in gdf[id_field].tolist()]
-    # Coverage needs each polygon's true area and the part of it the raster cannot see, measured on
-    # the polygons as given (before reprojection to the grid).
-    area_km2, outside_km2 = county_areas_km2(source, gdf, grid)
-    table = ZoneTable(
-        id_field=id_field, ids=tuple(int(i) for i in ids), values=tuple(values),
-        area_km2=tuple(float(v) for v in area_km2), outside_km2=tuple(float(v) for v in outside_km2),
-    )
-    data = zones_array(gdf, grid, ids=ids)
+    counties = lazy_zones(vector_path, like=like, id_field=id_field, layer=layer, encoding=encoding, coverage=coverage)
+    gdf, ids, table, data = counties.attrs["polygons"], counties.attrs["ids"], ZoneTable.from_attrs(counties.attrs["zone_table"]), counties.data
     attrs = {
         "carbonscape_source": fingerprint,
         "carbonscape_kind": "zones",
@@ -561,9 +596,10 @@ def rasterize_zones(
     return out_path
 
 
-def open_zones(path: str | os.PathLike[str]) -> tuple[Any, ZoneTable]:
-    """Open a zone store: the :class:`~carbonscape.io.RasterStore` and its id table."""
-    store = open_store(path, variable=ZONES_VARIABLE)
+def open_zones(path: str | os.PathLike[str] | RasterStore) -> tuple[Any, ZoneTable]:
+    """Open a zone store: the :class:`~carbonscape.io.RasterStore` and its id table (counties
+    burned on the fly, :func:`lazy_zones`, are passed through)."""
+    store = path if isinstance(path, RasterStore) else open_store(path, variable=ZONES_VARIABLE)
     if "zone_table" not in store.attrs:
         raise ZoneError(f"{path}: not a zone store (no zone table); create it with `carbonscape zones`")
     return store, ZoneTable.from_attrs(store.attrs["zone_table"])

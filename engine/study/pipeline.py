@@ -22,7 +22,7 @@ from carbonscape.demand import demand_by_county, demand_totals
 from carbonscape.errors import InputError, StudyError
 from carbonscape.io import ingest
 from carbonscape.matching import matching_indices
-from carbonscape.rasterize import geodesic_areas_km2, rasterize_zones
+from carbonscape.rasterize import geodesic_areas_km2, lazy_zones, rasterize_zones
 from carbonscape.ratio import supply_demand_ratio
 from carbonscape.study.continuous import prepare_continuous
 from carbonscape.study.file import Study
@@ -127,9 +127,16 @@ def compute_study(
     with executor(scheduler_from_settings(scheduler, study.values.get("cluster", {}))) as run:
         landuse_store = ingest(list(study.landuse), remote.join(stores, "landuse.zarr"), chunk=study.chunk, progress=progress, run=run)
         timings.lap("ingest")
-        county_store = rasterize_zones(study.counties, like=landuse_store, id_field=study.id_field, out=remote.join(stores, "zones.zarr"),
-                                       layer=study.layer, encoding=study.encoding, progress=progress, run=run,
-                                       coverage=study.setting("counties", "coverage", "centre"))
+        coverage = study.setting("counties", "coverage", "centre")
+        if _needs_zone_store(study):
+            county_store: Any = rasterize_zones(study.counties, like=landuse_store, id_field=study.id_field, out=remote.join(stores, "zones.zarr"),
+                                                layer=study.layer, encoding=study.encoding, progress=progress, run=run, coverage=coverage)
+        else:
+            # The counties' ids are burned chunk by chunk inside the supply pass, in the task that
+            # reads that chunk's land use: no 10^10-pixel id store is written and read back. The
+            # table, overlap check and coverage areas are made here, as the store would hold them.
+            county_store = lazy_zones(study.counties, like=landuse_store, id_field=study.id_field, layer=study.layer,
+                                      encoding=study.encoding, coverage=coverage)
         timings.lap("zones")
         continuous = prepare_continuous(study, stores=stores, landuse=landuse_store, run=run, progress=progress)
         supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps, progress=progress, run=run,
@@ -251,6 +258,14 @@ def compute_study(
     write_outputs(result, out_dir, id_field=study.id_field, per_capita_t=per_capita_t)
     draw_outputs(result, maps=study.maps if maps is None else maps, report=study.report if report is None else report, title=study.name)
     return result
+
+
+def _needs_zone_store(study: Study) -> bool:
+    """Whether `run` writes the county-id store (``stores/zones.zarr``): for fraction coverage (its
+    boundary tables), a ``[units] grid`` and ``[landuse] maps`` (their passes read the store).
+    Otherwise the ids are burned on the fly in the supply pass (:func:`carbonscape.rasterize.lazy_zones`)."""
+    return (study.setting("counties", "coverage", "centre") == "fraction" or study.setting("units", "grid") is not None
+            or bool(study.setting("landuse", "maps")))
 
 
 def _supply_area_km2(by_county: pd.DataFrame, area_km2: pd.Series) -> pd.Series | None:
