@@ -133,7 +133,7 @@ def read_polygons(
     return gdf.reset_index(drop=True)
 
 
-def geodesic_areas_km2(gdf: gpd.GeoDataFrame, *, batch_points: int = 500_000) -> np.ndarray:
+def geodesic_areas_km2(gdf: gpd.GeoDataFrame, *, batch_points: int = 500_000, parallel_points: float = 1_000_000) -> np.ndarray:
     """True area of each polygon on its CRS's ellipsoid, in km² (independent of any projection).
 
     A projected polygon's edges are straight lines of its CRS, not geodesics (an equal-area
@@ -144,7 +144,8 @@ def geodesic_areas_km2(gdf: gpd.GeoDataFrame, *, batch_points: int = 500_000) ->
     Polygons are measured in batches of about ``batch_points`` densified vertices, so memory stays
     flat however many polygons there are (2,900 counties at once held 11.6 million densified
     points in several copies: 1.8 GB, the peak of a whole nation's run); each polygon's area is
-    computed alone, so batching does not change any value.
+    computed alone, so batching does not change any value. From ``parallel_points`` densified
+    vertices on, a helper process measures half of each batch's rings (:class:`_RingAreas`).
     """
     geoms = gdf.geometry.to_numpy()
     if len(geoms) == 0:
@@ -161,19 +162,94 @@ def geodesic_areas_km2(gdf: gpd.GeoDataFrame, *, batch_points: int = 500_000) ->
     ends = np.searchsorted(np.cumsum(points), np.arange(1, int(points.sum() // batch_points) + 2) * batch_points, side="right")
     bounds = np.unique(np.concatenate([[0], np.minimum(ends, len(geoms)), [len(geoms)]]))
     areas = np.zeros(len(geoms))
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        if b > a:
-            areas[a:b] = _geodesic_areas_m2(geoms[a:b], gdf.crs, None if step is None else step[a:b])
+    ellipsoid = gdf.crs.ellipsoid
+    shape = {"a": ellipsoid.semi_major_metre, "rf": ellipsoid.inverse_flattening} if ellipsoid else {"ellps": "WGS84"}
+    with _RingAreas(shape, helper=points.sum() >= parallel_points) as ring_areas:
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if b > a:
+                areas[a:b] = _geodesic_areas_m2(geoms[a:b], gdf.crs, None if step is None else step[a:b], ring_areas)
     return areas / 1e6
 
 
-def _geodesic_areas_m2(geoms: np.ndarray, crs: Any, step: np.ndarray | None) -> np.ndarray:
+# The helper process of _RingAreas: pyproj's Geod holds the GIL, so a second core is used through a
+# plain interpreter that imports only numpy and pyproj (not carbonscape: no fork of a process whose
+# dask threads may hold locks, and no second of imports).
+_RING_AREAS_HELPER = """
+import sys
+import numpy as np
+from pyproj import Geod
+geod = Geod(**eval(sys.argv[1]))
+read, write = sys.stdin.buffer.read, sys.stdout.buffer
+while True:
+    head = read(16)
+    if len(head) < 16:
+        break
+    n, r = np.frombuffer(head, dtype="<i8")
+    bounds = np.frombuffer(read(8 * (int(r) + 1)), dtype="<i8")
+    lon = np.frombuffer(read(8 * int(n)), dtype="<f8")
+    lat = np.frombuffer(read(8 * int(n)), dtype="<f8")
+    out = np.array([geod.polygon_area_perimeter(lon[bounds[k]:bounds[k + 1]], lat[bounds[k]:bounds[k + 1]])[0] for k in range(int(r))], dtype="<f8")
+    write.write(out.tobytes())
+    write.flush()
+"""
+
+
+class _RingAreas:
+    """Signed geodesic areas (m²) of rings, on two cores when ``helper``: the later half of each
+    batch's rings goes to a helper process while this one measures the first half. The same
+    :meth:`pyproj.Geod.polygon_area_perimeter` on the same numbers either way, so the values do
+    not depend on where they were computed. Falls back to one core if the helper cannot start."""
+
+    def __init__(self, shape: dict[str, Any], *, helper: bool) -> None:
+        self.geod = Geod(**shape)
+        self.shape, self.wanted, self.proc = shape, helper, None
+
+    def __enter__(self) -> _RingAreas:
+        if self.wanted:
+            import subprocess
+            import sys
+
+            try:
+                self.proc = subprocess.Popen([sys.executable, "-c", _RING_AREAS_HELPER, repr(self.shape)],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            except OSError as exc:
+                log.info("geodesic areas on one core: the helper process did not start (%s)", exc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            self.proc.stdin.close()
+            self.proc.stdout.close()
+            self.proc.wait()
+
+    def _local(self, lon: np.ndarray, lat: np.ndarray, bounds: np.ndarray, rings: range) -> list[float]:
+        return [self.geod.polygon_area_perimeter(lon[bounds[k]:bounds[k + 1]], lat[bounds[k]:bounds[k + 1]])[0] for k in rings]
+
+    def __call__(self, lon: np.ndarray, lat: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        n = len(bounds) - 1
+        if self.proc is None or n < 2:
+            return np.asarray(self._local(lon, lat, bounds, range(n)), dtype=np.float64)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        half = int(np.searchsorted(bounds, bounds[-1] / 2))
+        half = min(max(half, 1), n - 1)
+        start = int(bounds[half])
+        theirs = (bounds[half:] - start).astype("<i8")
+        self.proc.stdin.write(np.array([int(bounds[-1]) - start, n - half], dtype="<i8").tobytes() + theirs.tobytes()
+                              + np.ascontiguousarray(lon[start:], dtype="<f8").tobytes() + np.ascontiguousarray(lat[start:], dtype="<f8").tobytes())
+        self.proc.stdin.flush()
+        mine = self._local(lon, lat, bounds, range(half))
+        answer = self.proc.stdout.read(8 * (n - half))
+        if len(answer) != 8 * (n - half):
+            raise RuntimeError("the geodesic-area helper process stopped before answering")
+        return np.concatenate([np.asarray(mine, dtype=np.float64), np.frombuffer(answer, dtype="<f8")])
+
+
+def _geodesic_areas_m2(geoms: np.ndarray, crs: Any, step: np.ndarray | None, ring_areas: Any) -> np.ndarray:
     """:func:`geodesic_areas_km2` of some polygons, in m²: densified by ``step`` (CRS units; None for lon/lat)."""
     if step is not None:
         geoms = shapely.segmentize(geoms, step)
     geographic = gpd.GeoSeries(geoms, crs=crs).to_crs(crs.geodetic_crs)
-    ellipsoid = crs.ellipsoid
-    geod = Geod(a=ellipsoid.semi_major_metre, rf=ellipsoid.inverse_flattening) if ellipsoid else Geod(ellps="WGS84")
     # Geod's area is signed by ring orientation (holes count negative only when wound clockwise),
     # so orient every ring first: exteriors counter-clockwise, holes clockwise.
     oriented = shapely.orient_polygons(geographic.to_numpy(), exterior_cw=False)
@@ -185,10 +261,10 @@ def _geodesic_areas_m2(geoms: np.ndarray, crs: Any, step: np.ndarray | None) -> 
     bounds = np.searchsorted(ring_of, np.arange(len(rings) + 1))
     lon, lat = np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1])
     del coords
+    per_ring = ring_areas(lon, lat, bounds)
     areas = np.zeros(len(oriented))
-    for k in range(len(rings)):
-        a, b = bounds[k], bounds[k + 1]
-        areas[owner[k]] += geod.polygon_area_perimeter(lon[a:b], lat[a:b])[0]
+    for k in range(len(rings)):  # in ring order, as one loop summed them
+        areas[owner[k]] += per_ring[k]
     return areas
 
 

@@ -105,3 +105,26 @@ def test_the_pass_runs_chunk_reads_inside_its_own_tasks(study_dir, tmp_path):
     # Apart, every chunk position has a read and a burn task beside the counting one; inlined, none.
     assert len(dict(apart.__dask_graph__())) - len(dict(inlined.__dask_graph__())) == 2 * chunks
     np.testing.assert_array_equal(inlined.compute(scheduler="threads"), apart.compute(scheduler="threads"))
+
+
+def test_geodesic_areas_are_the_same_in_batches_and_on_two_cores():
+    import shapely
+    from carbonscape.rasterize import geodesic_areas_km2
+    from pyproj import Geod
+
+    # Projected polygons (densified before measuring), one with a hole and one in two parts.
+    square = shapely.box(500_000, 3_000_000, 560_000, 3_050_000)
+    holed = shapely.Polygon(square.exterior.coords, [shapely.box(510_000, 3_010_000, 520_000, 3_020_000).exterior.coords])
+    parts = shapely.MultiPolygon([shapely.box(600_000, 3_000_000, 620_000, 3_010_000), shapely.box(630_000, 3_000_000, 640_000, 3_030_000)])
+    polygons = [shapely.affinity.translate(g, xoff=dx) for dx in (0, 200_000, 400_000) for g in (square, holed, parts)]
+    gdf = gpd.GeoDataFrame({"county": range(len(polygons))}, geometry=polygons, crs="EPSG:32647")
+    whole = geodesic_areas_km2(gdf, batch_points=10**9, parallel_points=float("inf"))  # one batch, one core
+    for batch in (1, 5_000, 20_000):
+        np.testing.assert_array_equal(geodesic_areas_km2(gdf, batch_points=batch, parallel_points=float("inf")), whole)
+        np.testing.assert_array_equal(geodesic_areas_km2(gdf, batch_points=batch, parallel_points=0), whole)  # helper process
+    # The hole counts negative, the parts add up: against pyproj on the densified lon/lat rings.
+    geod = Geod(ellps="WGS84")
+    lonlat = gpd.GeoSeries([shapely.segmentize(holed, 10.0)], crs="EPSG:32647").to_crs("EPSG:4326").iloc[0]
+    expected = abs(geod.geometry_area_perimeter(shapely.orient_polygons(lonlat))[0]) / 1e6
+    assert whole[1] == pytest.approx(expected, rel=1e-9)
+    assert whole[1] == pytest.approx(whole[0] - 100.0, rel=1e-3)
