@@ -416,7 +416,7 @@ def _read_window(tiles: tuple[_Tile, ...], rows: tuple[int, int], cols: tuple[in
     c0, c1 = cols
     if len(tiles) == 1 and tiles[0].row <= r0 and tiles[0].row + tiles[0].height >= r1 and tiles[0].col <= c0 and tiles[0].col + tiles[0].width >= c1:
         # One tile covers the whole window (every window but those on tile edges): GDAL's array is
-        # the chunk, without filling a 16 MiB array first and copying into it (a tenth of ingest).
+        # the chunk, without filling a 16 MiB array first and copying the read into it.
         tile = tiles[0]
         with remote.gdal_env_for(tile.path), rasterio.open(tile.path) as src:
             return np.ascontiguousarray(src.read(1, window=Window(c0 - tile.col, r0 - tile.row, c1 - c0, r1 - r0)), dtype=dtype)
