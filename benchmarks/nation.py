@@ -97,8 +97,54 @@ k = 7
     return study
 
 
+def run_with_stage_memory(args: list[str], out: Path) -> dict:
+    """``carbonscape run`` as a subprocess: wall time, peak RSS of its process tree, and the peak
+    within each stage run.json times (stage windows placed from its ``started`` second, so a
+    stage's peak may take in up to a second of its neighbours)."""
+    import threading
+    from datetime import datetime
+
+    import psutil
+
+    samples: list[tuple[float, int]] = []
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    root, stop = psutil.Process(proc.pid), threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            total = 0
+            try:
+                for p in [root, *root.children(recursive=True)]:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                pass
+            samples.append((time.time(), total))
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    _, err = proc.communicate()
+    stop.set()
+    thread.join()
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"command failed: {' '.join(args)}\n{err}")
+    report = json.loads((out / "run.json").read_text())
+    t0 = datetime.fromisoformat(report["started"]).timestamp()
+    stages, edge = {}, t0
+    for stage, took in report.get("timings_s", {}).items():
+        inside = [rss for t, rss in samples if edge - 0.5 <= t <= edge + took + 0.5]
+        stages[stage] = round(max(inside, default=0) / 2**20, 1)
+        edge += took
+    return {"seconds": round(seconds, 3), "peak_rss_mib": round(max((r for _, r in samples), default=0) / 2**20, 1),
+            "stage_peak_rss_mib": stages, "stages_s": report.get("timings_s")}
+
+
 def main() -> None:
-    from carbonscape.bench import run_command
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiles", type=int, default=10)
@@ -107,27 +153,34 @@ def main() -> None:
     parser.add_argument("--pixel", type=float, default=30.0)
     parser.add_argument("--data", type=Path, default=HERE / "data")
     parser.add_argument("--runs", type=int, default=1, help="times to run the study (the first also ingests)")
+    parser.add_argument("--study", type=Path, default=None,
+                        help="an existing study folder (its study.toml) to run instead of generating one; read only")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default: results/ beside the study)")
+    parser.add_argument("--no-maps", action="store_true", help="leave out maps and report (the raster stages only)")
     args = parser.parse_args()
 
     pixels = args.tiles * args.edge * args.edge
-    base = args.data / f"nation-{args.tiles}x{args.edge}"
-    study = generate(base, tiles=args.tiles, edge=args.edge, units_per_tile=args.units_per_tile, pixel=args.pixel)
+    if args.study is not None:
+        base, study = args.study, args.study / "study.toml"
+    else:
+        base = args.data / f"nation-{args.tiles}x{args.edge}"
+        study = generate(base, tiles=args.tiles, edge=args.edge, units_per_tile=args.units_per_tile, pixel=args.pixel)
     carbonscape = [sys.executable, "-m", "carbonscape.cli.main"]
     runs = []
     for i in range(args.runs):
-        out = base / "results"
+        out = args.out or base / "results"
         shutil.rmtree(out, ignore_errors=True)  # a cold run: ingest, zones and all, nothing reused
         load = os.getloadavg()[0]
-        measured = run_command([*carbonscape, "run", str(study), "--out", str(out), "--no-progress"])
-        report = json.loads((out / "run.json").read_text())
-        runs.append({**measured, "load_before": round(load, 2), "stages_s": report.get("timings_s")})
+        measured = run_with_stage_memory([*carbonscape, "run", str(study), "--out", str(out), "--no-progress",
+                                          *(["--no-maps", "--no-report"] if args.no_maps else [])], out)
+        runs.append({**measured, "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2)})
         print(json.dumps(runs[-1]), flush=True)
     result = {
         "pixels": pixels, "tiles": args.tiles, "edge": args.edge, "units": args.tiles * args.units_per_tile,
         "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "date": time.strftime("%Y-%m-%d %H:%M"), "runs": runs,
+        "date": time.strftime("%Y-%m-%d %H:%M"), "maps": not args.no_maps, "runs": runs,
     }
-    target = HERE / "results" / f"nation-{pixels:.0e}.json".replace("+", "")
+    target = HERE / "results" / (f"nation-{pixels:.0e}".replace("+", "") + ("-nomaps" if args.no_maps else "") + ".json")
     target.parent.mkdir(exist_ok=True)
     target.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"written {target.relative_to(HERE.parent)}")

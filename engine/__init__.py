@@ -38,6 +38,7 @@ from carbonscape.rasterize import (
     ZoneTable,
     geodesic_areas_km2,
     open_zones,
+    lazy_zones,
     rasterize_zones,
     read_polygons,
 )
@@ -133,6 +134,7 @@ __all__ = [
     "make_region",
     "open_store",
     "open_zones",
+    "lazy_zones",
     "rasterize_zones",
     "read_polygons",
     "read_pools",

@@ -25,7 +25,7 @@ from carbonscape.accumulate.library import COUNTS_AREAS
 from carbonscape.accumulate import AREAS, CODE_HISTOGRAM, COUNTS, Accumulation, ClassIndex, Layout, accumulate, finalize, lookup, pixel_areas
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, InputError, PoolTableError
-from carbonscape.io import atomic_path, open_store, raster_dataset, staged_outputs, write_store
+from carbonscape.io import RasterStore, atomic_path, open_store, raster_dataset, staged_outputs, write_store
 from carbonscape.rasterize import open_zones
 from carbonscape.tables import read_table
 
@@ -244,7 +244,7 @@ def supply_tables(
 
 def supply(
     landuse: str | os.PathLike[str],
-    zones: str | os.PathLike[str],
+    zones: str | os.PathLike[str] | RasterStore,
     pools: str | os.PathLike[str] | PoolTable,
     *,
     out: str | os.PathLike[str] | None = None,
@@ -263,7 +263,9 @@ def supply(
     landuse
         Land-use store from :func:`carbonscape.ingest`.
     zones
-        Zone store from :func:`carbonscape.rasterize_zones`, made against ``landuse``.
+        Zone store from :func:`carbonscape.rasterize_zones`, made against ``landuse``, or the
+        counties of :func:`carbonscape.rasterize.lazy_zones`, burned chunk by chunk in the same
+        tasks that read the land use (no zone store written or read).
     pools
         InVEST carbon pools table (path or :class:`PoolTable`).
     out
@@ -320,6 +322,8 @@ def supply(
             f"rebuild the zones with `carbonscape zones ... --like {land.path}`"
         )
     fraction = zone_store.attrs.get("coverage") == "fraction"
+    if fraction and "polygons" in zone_store.attrs:
+        raise ValueError("fraction coverage shares boundary pixels by the tables of a zone store: pass the store rasterize_zones wrote")
     layout = Layout(n_counties=n_zones, classes=index, params={"boundary": str(zone_store.path)} if fraction else {})
     areas = pixel_areas(land.grid)
     log.info("%s", land.grid.area_model.sentence())

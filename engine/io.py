@@ -414,6 +414,12 @@ class _Tile:
 def _read_window(tiles: tuple[_Tile, ...], rows: tuple[int, int], cols: tuple[int, int], dtype: str, fill: Any) -> np.ndarray:
     r0, r1 = rows
     c0, c1 = cols
+    if len(tiles) == 1 and tiles[0].row <= r0 and tiles[0].row + tiles[0].height >= r1 and tiles[0].col <= c0 and tiles[0].col + tiles[0].width >= c1:
+        # One tile covers the whole window (every window but those on tile edges): GDAL's array is
+        # the chunk, without filling a 16 MiB array first and copying the read into it.
+        tile = tiles[0]
+        with remote.gdal_env_for(tile.path), rasterio.open(tile.path) as src:
+            return np.ascontiguousarray(src.read(1, window=Window(c0 - tile.col, r0 - tile.row, c1 - c0, r1 - r0)), dtype=dtype)
     out = np.full((r1 - r0, c1 - c0), fill, dtype=dtype)
     for tile in tiles:
         tr0, tr1 = max(r0, tile.row), min(r1, tile.row + tile.height)

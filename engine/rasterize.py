@@ -28,7 +28,7 @@ from carbonscape.coverage import COVERAGE_MODES
 from carbonscape.errors import InputError, ZoneError
 from carbonscape.grid import AREA_NOMINAL, Grid
 from carbonscape import remote
-from carbonscape.io import open_store, raster_dataset, store_is_current, write_store
+from carbonscape.io import RasterStore, open_store, raster_dataset, store_is_current, write_store
 from carbonscape.vectors import read_vector
 from dask.highlevelgraph import HighLevelGraph
 from pyproj import Geod
@@ -133,26 +133,126 @@ def read_polygons(
     return gdf.reset_index(drop=True)
 
 
-def geodesic_areas_km2(gdf: gpd.GeoDataFrame) -> np.ndarray:
+def geodesic_areas_km2(gdf: gpd.GeoDataFrame, *, batch_points: int = 500_000, parallel_points: float = 1_000_000) -> np.ndarray:
     """True area of each polygon on its CRS's ellipsoid, in km² (independent of any projection).
 
     A projected polygon's edges are straight lines of its CRS, not geodesics (an equal-area
     CRS's parallels bow away from the geodesic between their ends): they are densified before
     the vertices go to lon/lat, to ~10 m (at most 4,000 points a polygon), which keeps the area
     within ~1e-8 of the exact one (the error falls as the square of the step).
+
+    Polygons are measured in batches of about ``batch_points`` densified vertices, so memory stays
+    flat however many polygons there are (2,900 counties at once held 11.6 million densified
+    points in several copies: 1.8 GB, the peak of a whole nation's run); each polygon's area is
+    computed alone, so batching does not change any value. From ``parallel_points`` densified
+    vertices on, a helper process measures half of each batch's rings (:class:`_RingAreas`).
     """
+    geoms = gdf.geometry.to_numpy()
+    if len(geoms) == 0:
+        return np.zeros(0)
+    step = None
+    points = shapely.get_num_coordinates(geoms).astype(np.float64)
     if not gdf.crs.is_geographic:
-        lengths = gdf.geometry.length.to_numpy()
+        lengths = shapely.length(geoms)
         unit = gdf.crs.axis_info[0].unit_conversion_factor if gdf.crs.axis_info else 1.0
         # 4,000 points, not more: 2,900 counties of a nation at 20,000 points each took 46 s here.
         step = np.maximum(10.0 / (unit or 1.0), lengths / 4_000)
-        gdf = gdf.set_geometry(shapely.segmentize(gdf.geometry.to_numpy(), np.where(step > 0, step, 1.0)))
-    geographic = gdf.to_crs(gdf.crs.geodetic_crs)
+        step = np.where(step > 0, step, 1.0)
+        points = points + np.nan_to_num(lengths / step)
+    ends = np.searchsorted(np.cumsum(points), np.arange(1, int(points.sum() // batch_points) + 2) * batch_points, side="right")
+    bounds = np.unique(np.concatenate([[0], np.minimum(ends, len(geoms)), [len(geoms)]]))
+    areas = np.zeros(len(geoms))
     ellipsoid = gdf.crs.ellipsoid
-    geod = Geod(a=ellipsoid.semi_major_metre, rf=ellipsoid.inverse_flattening) if ellipsoid else Geod(ellps="WGS84")
+    shape = {"a": ellipsoid.semi_major_metre, "rf": ellipsoid.inverse_flattening} if ellipsoid else {"ellps": "WGS84"}
+    with _RingAreas(shape, helper=points.sum() >= parallel_points) as ring_areas:
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if b > a:
+                areas[a:b] = _geodesic_areas_m2(geoms[a:b], gdf.crs, None if step is None else step[a:b], ring_areas)
+    return areas / 1e6
+
+
+# The helper process of _RingAreas: pyproj's Geod holds the GIL, so a second core is used through a
+# plain interpreter that imports only numpy and pyproj (not carbonscape: no fork of a process whose
+# dask threads may hold locks, and no second of imports).
+_RING_AREAS_HELPER = """
+import sys
+import numpy as np
+from pyproj import Geod
+geod = Geod(**eval(sys.argv[1]))
+read, write = sys.stdin.buffer.read, sys.stdout.buffer
+while True:
+    head = read(16)
+    if len(head) < 16:
+        break
+    n, r = np.frombuffer(head, dtype="<i8")
+    bounds = np.frombuffer(read(8 * (int(r) + 1)), dtype="<i8")
+    lon = np.frombuffer(read(8 * int(n)), dtype="<f8")
+    lat = np.frombuffer(read(8 * int(n)), dtype="<f8")
+    out = np.array([geod.polygon_area_perimeter(lon[bounds[k]:bounds[k + 1]], lat[bounds[k]:bounds[k + 1]])[0] for k in range(int(r))], dtype="<f8")
+    write.write(out.tobytes())
+    write.flush()
+"""
+
+
+class _RingAreas:
+    """Signed geodesic areas (m²) of rings, on two cores when ``helper``: the later half of each
+    batch's rings goes to a helper process while this one measures the first half. The same
+    :meth:`pyproj.Geod.polygon_area_perimeter` on the same numbers either way, so the values do
+    not depend on where they were computed. Falls back to one core if the helper cannot start."""
+
+    def __init__(self, shape: dict[str, Any], *, helper: bool) -> None:
+        self.geod = Geod(**shape)
+        self.shape, self.wanted, self.proc = shape, helper, None
+
+    def __enter__(self) -> _RingAreas:
+        if self.wanted:
+            import subprocess
+            import sys
+
+            try:
+                self.proc = subprocess.Popen([sys.executable, "-c", _RING_AREAS_HELPER, repr(self.shape)],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            except OSError as exc:
+                log.info("geodesic areas on one core: the helper process did not start (%s)", exc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            self.proc.stdin.close()
+            self.proc.stdout.close()
+            self.proc.wait()
+
+    def _local(self, lon: np.ndarray, lat: np.ndarray, bounds: np.ndarray, rings: range) -> list[float]:
+        return [self.geod.polygon_area_perimeter(lon[bounds[k]:bounds[k + 1]], lat[bounds[k]:bounds[k + 1]])[0] for k in rings]
+
+    def __call__(self, lon: np.ndarray, lat: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        n = len(bounds) - 1
+        if self.proc is None or n < 2:
+            return np.asarray(self._local(lon, lat, bounds, range(n)), dtype=np.float64)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        half = int(np.searchsorted(bounds, bounds[-1] / 2))
+        half = min(max(half, 1), n - 1)
+        start = int(bounds[half])
+        theirs = (bounds[half:] - start).astype("<i8")
+        self.proc.stdin.write(np.array([int(bounds[-1]) - start, n - half], dtype="<i8").tobytes() + theirs.tobytes()
+                              + np.ascontiguousarray(lon[start:], dtype="<f8").tobytes() + np.ascontiguousarray(lat[start:], dtype="<f8").tobytes())
+        self.proc.stdin.flush()
+        mine = self._local(lon, lat, bounds, range(half))
+        answer = self.proc.stdout.read(8 * (n - half))
+        if len(answer) != 8 * (n - half):
+            raise RuntimeError("the geodesic-area helper process stopped before answering")
+        return np.concatenate([np.asarray(mine, dtype=np.float64), np.frombuffer(answer, dtype="<f8")])
+
+
+def _geodesic_areas_m2(geoms: np.ndarray, crs: Any, step: np.ndarray | None, ring_areas: Any) -> np.ndarray:
+    """:func:`geodesic_areas_km2` of some polygons, in m²: densified by ``step`` (CRS units; None for lon/lat)."""
+    if step is not None:
+        geoms = shapely.segmentize(geoms, step)
+    geographic = gpd.GeoSeries(geoms, crs=crs).to_crs(crs.geodetic_crs)
     # Geod's area is signed by ring orientation (holes count negative only when wound clockwise),
     # so orient every ring first: exteriors counter-clockwise, holes clockwise.
-    oriented = shapely.orient_polygons(geographic.geometry.to_numpy(), exterior_cw=False)
+    oriented = shapely.orient_polygons(geographic.to_numpy(), exterior_cw=False)
     # Ring by ring on plain arrays (shapely's per-ring .xy copies cost as much as the areas).
     parts, part_of = shapely.get_parts(oriented, return_index=True)  # get_rings reads polygons, not multipolygons
     rings, ring_part = shapely.get_rings(parts, return_index=True)
@@ -160,11 +260,12 @@ def geodesic_areas_km2(gdf: gpd.GeoDataFrame) -> np.ndarray:
     coords, ring_of = shapely.get_coordinates(rings, return_index=True)
     bounds = np.searchsorted(ring_of, np.arange(len(rings) + 1))
     lon, lat = np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1])
+    del coords
+    per_ring = ring_areas(lon, lat, bounds)
     areas = np.zeros(len(oriented))
-    for k in range(len(rings)):
-        a, b = bounds[k], bounds[k + 1]
-        areas[owner[k]] += geod.polygon_area_perimeter(lon[a:b], lat[a:b])[0]
-    return areas / 1e6
+    for k in range(len(rings)):  # in ring order, as one loop summed them
+        areas[owner[k]] += per_ring[k]
+    return areas
 
 
 def county_areas_km2(source: gpd.GeoDataFrame, projected: gpd.GeoDataFrame, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
@@ -528,6 +629,70 @@ def _write_rings(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray, folder: 
     return written
 
 
+def lazy_zones(
+    vector: str | os.PathLike[str],
+    *,
+    like: str | os.PathLike[str] | Any,
+    id_field: str,
+    layer: str | None = None,
+    encoding: str | None = None,
+    coverage: str = "centre",
+) -> RasterStore:
+    """County polygons read, checked and measured as :func:`rasterize_zones` does, with their ids
+    burned chunk by chunk only when the lazy array is computed: no zone store is written.
+
+    ``like`` is the land-use store (path or opened :class:`~carbonscape.io.RasterStore`). Returns a
+    :class:`~carbonscape.io.RasterStore` whose ``path`` is the vector file, ``data`` the lazy
+    zone-id raster (:func:`zones_array`) and ``attrs`` holds ``zone_table`` and ``coverage`` as a
+    stored zone store's do (plus ``polygons`` in the grid's CRS and their ``ids``), so
+    :func:`open_zones` and :func:`carbonscape.supply` take it where they take a store path:
+    `run` counts each chunk's counties in the same task that reads its land use.
+
+    Raises
+    ------
+    ZoneError
+        As :func:`rasterize_zones`: bad id field, CRS, no overlap with the raster, overlapping polygons.
+    """
+    vector_path = os.fspath(vector)
+    if coverage not in COVERAGE_MODES:
+        raise InputError(f"coverage must be one of {list(COVERAGE_MODES)}, not {coverage!r}")
+    grid = (like if isinstance(like, RasterStore) else open_store(like)).grid
+    gdf = read_polygons(vector_path, id_field=id_field, layer=layer, encoding=encoding)
+    declared = gdf.crs.name
+    source = gdf
+    gdf = gdf.to_crs(grid.crs)
+    if not np.all(np.isfinite(gdf.total_bounds)):
+        raise ZoneError(
+            f"{vector_path}: the polygons cannot be reprojected from their declared CRS {declared!r} "
+            f"to the raster's {grid.crs.name!r}: their coordinates do not fit that CRS. GeoJSON is always read as "
+            "lon/lat (WGS 84); if the coordinates are projected, save the file with its real CRS, e.g. as a GeoPackage"
+        )
+    left, bottom, right, top = grid.bounds
+    inside = gdf.intersects(shapely.box(left, bottom, right, top))
+    if not inside.any():
+        raise ZoneError(
+            f"{vector_path}: no polygon overlaps the raster {like.path if isinstance(like, RasterStore) else like} (raster bounds {tuple(round(float(v), 3) for v in grid.bounds)} "
+            f"in {grid.crs.name!r}; polygons' bounds {tuple(round(float(v), 3) for v in gdf.total_bounds)}). "
+            "Check that both files cover the same region and that their CRSs are declared correctly"
+        )
+    if not inside.all():
+        log.warning("%s: %d polygon(s) lie outside the raster and get no pixels: %s", vector_path, int((~inside).sum()), list(gdf.loc[~inside, id_field])[:10])
+    _check_overlaps(gdf, id_field=id_field, grid=grid, path=vector_path, coverage=coverage)
+    ids = np.arange(1, len(gdf) + 1)
+    values = [v.item() if isinstance(v, np.generic) else v for v in gdf[id_field].tolist()]
+    # Coverage needs each polygon's true area and the part of it the raster cannot see, measured on
+    # the polygons as given (before reprojection to the grid).
+    area_km2, outside_km2 = county_areas_km2(source, gdf, grid)
+    table = ZoneTable(
+        id_field=id_field, ids=tuple(int(i) for i in ids), values=tuple(values),
+        area_km2=tuple(float(v) for v in area_km2), outside_km2=tuple(float(v) for v in outside_km2),
+    )
+    return RasterStore(
+        path=vector_path, grid=grid, data=zones_array(gdf, grid, ids=ids), nodata=None,
+        attrs={"carbonscape_kind": "zones", "zone_table": table.to_attrs(), "coverage": coverage, "polygons": gdf, "ids": ids},
+    )
+
+
 def rasterize_zones(
     vector: str | os.PathLike[str],
     *,
@@ -596,37 +761,8 @@ def rasterize_zones(
     if not force and store_is_current(out_path, fingerprint, "carbonscape_source"):
         log.info("%s is up to date; nothing to do (use --force to rebuild)", out_path)
         return out_path
-    gdf = read_polygons(vector_path, id_field=id_field, layer=layer, encoding=encoding)
-    declared = gdf.crs.name
-    source = gdf
-    gdf = gdf.to_crs(grid.crs)
-    if not np.all(np.isfinite(gdf.total_bounds)):
-        raise ZoneError(
-            f"{vector_path}: the polygons cannot be reprojected from their declared CRS {declared!r} "
-            f"to the raster's {grid.crs.name!r}: their coordinates do not fit that CRS. GeoJSON is always read as "
-            "lon/lat (WGS 84); if the coordinates are projected, save the file with its real CRS, e.g. as a GeoPackage"
-        )
-    left, bottom, right, top = grid.bounds
-    inside = gdf.intersects(shapely.box(left, bottom, right, top))
-    if not inside.any():
-        raise ZoneError(
-            f"{vector_path}: no polygon overlaps the raster {like} (raster bounds {tuple(round(float(v), 3) for v in grid.bounds)} "
-            f"in {grid.crs.name!r}; polygons' bounds {tuple(round(float(v), 3) for v in gdf.total_bounds)}). "
-            "Check that both files cover the same region and that their CRSs are declared correctly"
-        )
-    if not inside.all():
-        log.warning("%s: %d polygon(s) lie outside the raster and get no pixels: %s", vector_path, int((~inside).sum()), list(gdf.loc[~inside, id_field])[:10])
-    _check_overlaps(gdf, id_field=id_field, grid=grid, path=vector_path, coverage=coverage)
-    ids = np.arange(1, len(gdf) + 1)
-    values = [v.item() if isinstance(v, np.generic) else v for v in gdf[id_field].tolist()]
-    # Coverage needs each polygon's true area and the part of it the raster cannot see, measured on
-    # the polygons as given (before reprojection to the grid).
-    area_km2, outside_km2 = county_areas_km2(source, gdf, grid)
-    table = ZoneTable(
-        id_field=id_field, ids=tuple(int(i) for i in ids), values=tuple(values),
-        area_km2=tuple(float(v) for v in area_km2), outside_km2=tuple(float(v) for v in outside_km2),
-    )
-    data = zones_array(gdf, grid, ids=ids)
+    counties = lazy_zones(vector_path, like=like, id_field=id_field, layer=layer, encoding=encoding, coverage=coverage)
+    gdf, ids, table, data = counties.attrs["polygons"], counties.attrs["ids"], ZoneTable.from_attrs(counties.attrs["zone_table"]), counties.data
     attrs = {
         "carbonscape_source": fingerprint,
         "carbonscape_kind": "zones",
@@ -653,9 +789,10 @@ def rasterize_zones(
     return out_path
 
 
-def open_zones(path: str | os.PathLike[str]) -> tuple[Any, ZoneTable]:
-    """Open a zone store: the :class:`~carbonscape.io.RasterStore` and its id table."""
-    store = open_store(path, variable=ZONES_VARIABLE)
+def open_zones(path: str | os.PathLike[str] | RasterStore) -> tuple[Any, ZoneTable]:
+    """Open a zone store: the :class:`~carbonscape.io.RasterStore` and its id table (counties
+    burned on the fly, :func:`lazy_zones`, are passed through)."""
+    store = path if isinstance(path, RasterStore) else open_store(path, variable=ZONES_VARIABLE)
     if "zone_table" not in store.attrs:
         raise ZoneError(f"{path}: not a zone store (no zone table); create it with `carbonscape zones`")
     return store, ZoneTable.from_attrs(store.attrs["zone_table"])

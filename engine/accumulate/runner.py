@@ -21,7 +21,7 @@ from carbonscape.accumulate.spec import Accumulation, AreaSource, Chunk, Layout,
 from carbonscape.errors import AlignmentError, ZoneError
 from carbonscape.grid import Grid
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 _UNIT_ID_ERROR = (
     "a unit id in the county store is out of range of its county table: the store was built from other "
@@ -68,6 +68,28 @@ def _area_source(specs: Sequence[Accumulation], grid: Grid | None, areas: AreaSo
         names = [spec.name for spec in specs if spec.needs_area]
         raise ValueError(f"statistic(s) {names} need pixel areas: pass grid= or areas= to accumulate")
     return source
+
+
+def _root_tasks(array: da.Array) -> dict[tuple[int, int], tuple[Any, ...]] | None:
+    """The task making each block of ``array`` when every one depends on nothing else (a chunk read
+    from a store, a chunk of counties burned from its polygons), else None.
+
+    The pass runs such tasks inside its own task for that chunk position instead of beside it:
+    a block is then made, counted and freed in one task on one thread, never held in memory
+    waiting for its sibling blocks (the scheduler ran reads ahead of the counting and held them:
+    memory), and never carried between workers; it also makes a third of the tasks.
+    """
+    layer = array.dask.layers.get(array.name)
+    if layer is None or array.dask.dependencies.get(array.name) or not isinstance(layer, MaterializedLayer):
+        return None
+    tasks: dict[tuple[int, int], tuple[Any, ...]] = {}
+    for i in range(len(array.chunks[0])):
+        for j in range(len(array.chunks[1])):
+            task = layer.mapping.get((array.name, i, j))
+            if not (isinstance(task, tuple) and task and callable(task[0])):
+                return None
+            tasks[(i, j)] = task
+    return tasks
 
 
 def _run_chunk(
@@ -121,6 +143,7 @@ def accumulate(
     grid: Grid | None = None,
     areas: AreaSource | None = None,
     split_every: int = 16,
+    inline: bool = True,
 ) -> dict[str, da.Array]:
     """Lazy tables of every statistic in ``specs``, by name, from one read of each chunk.
 
@@ -143,6 +166,10 @@ def accumulate(
         else :func:`~.spec.pixel_areas` of ``grid``.
     split_every
         Fan-in of the tree sum.
+    inline
+        Run the tasks making the rasters' blocks that depend on nothing (chunk reads of a store,
+        counties burned from polygons) inside the pass's task of their chunk (:func:`_root_tasks`);
+        False keeps them as tasks of their own.
 
     Returns
     -------
@@ -168,14 +195,15 @@ def accumulate(
     run = partial(_run_chunk, specs, layout, source, needed)
     row_chunks, col_chunks = inputs[0].chunks
     row_starts, col_starts = np.cumsum((0, *row_chunks)), np.cumsum((0, *col_chunks))
+    roots = [_root_tasks(a) if inline else None for a in inputs]
     layer: dict[Any, Any] = {}
     for i in range(len(row_chunks)):
         for j in range(len(col_chunks)):
             layer[(name, i, j)] = (
                 run, int(row_starts[i]), int(row_starts[i + 1]), int(col_starts[j]), int(col_starts[j + 1]), i, j,
-                *[(a.name, i, j) for a in inputs],
+                *[(a.name, i, j) if tasks is None else tasks[(i, j)] for a, tasks in zip(inputs, roots)],
             )
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=inputs)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[a for a, tasks in zip(inputs, roots) if tasks is None])
     results: dict[str, da.Array] = {}
     for k, spec in enumerate(specs):
         if spec.combine == "merge":

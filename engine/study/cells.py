@@ -149,14 +149,16 @@ def cell_demand_source(study: Study) -> str:
 
 
 def supply_and_demand_cells(study: Study, *, landuse_store: Path, county_store: Path, run: Executor, polygons: Any = None,
-                            table: pd.DataFrame | None = None, continuous: Any = None, progress: bool = False) -> CellSupplyResult:
+                            table: pd.DataFrame | None = None, continuous: Any = None, progress: bool = False,
+                            area_km2: pd.Series | None = None) -> CellSupplyResult:
     """Supply per cell, the study region's share of each cell, and the continuous rasters of
     ``[continuous]`` summed per cell (people, NPP, factors), in one pass over the land use, the
     county ids and those rasters.
 
     With demand from the counties (:func:`cell_demand_source`) the county-id raster carries each
     county's demand density (from ``table``, the population raster's people per county when it
-    gives them), else 1 in every county (only the region's extent is taken from it).
+    gives them), else 1 in every county (only the region's extent is taken from it). ``area_km2``:
+    the counties' geodesic areas by key when the caller has them (else measured here).
     """
     from carbonscape.cells import cell_value_specs
     from carbonscape.demand import demand_by_county
@@ -173,7 +175,9 @@ def supply_and_demand_cells(study: Study, *, landuse_store: Path, county_store: 
         if people is not None:  # as the county analysis: the raster's people replace the table's column
             county_table[study.demand.population] = people.reindex(county_table.index).to_numpy()
         keys = pd.Index(polygons[study.id_field].astype(str), name="county")
-        density = demand_by_county(county_table, area_km2=pd.Series(geodesic_areas_km2(polygons), index=keys),
+        if area_km2 is None:
+            area_km2 = pd.Series(geodesic_areas_km2(polygons), index=keys)
+        density = demand_by_county(county_table, area_km2=area_km2,
                                    per_capita_t=study.demand.per_capita(), emissions_column=study.demand.emissions_column,
                                    population_column=study.demand.population)["demand_t_per_km2"]
     values = county_density_raster(county_store, density)
