@@ -315,7 +315,9 @@ def local_moran(values: np.ndarray, w: Any, *, permutations: int = 999, seed: in
     from esda.moran import Moran_Local
 
     _cache_esda_kernels()
-    with _seeded():
+    from carbonscape._crand import patched
+
+    with _seeded(), patched():
         lisa = Moran_Local(np.asarray(values, dtype=np.float64), w, transformation="r", permutations=permutations, seed=seed, n_jobs=1)
     significant = lisa.p_sim < alpha
     cluster = np.where(significant, [CLUSTERS.get(int(q), NOT_SIGNIFICANT) for q in lisa.q], NOT_SIGNIFICANT)
@@ -329,7 +331,9 @@ def getis_ord(values: np.ndarray, w: Any, *, permutations: int = 999, seed: int 
 
     _cache_esda_kernels()
     binary = _binary_copy(w)
-    with _seeded():
+    from carbonscape._crand import patched
+
+    with _seeded(), patched():
         gi = G_Local(np.asarray(values, dtype=np.float64), binary, transform="R", permutations=permutations, star=True, seed=seed, n_jobs=1)
     z = np.asarray(gi.Zs, dtype=np.float64)
     significant = np.asarray(gi.p_sim) < alpha
