@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import math
 import os
@@ -722,24 +723,29 @@ class TextLayer:
 
     sheet: Sheet
     placement: Placement
-    images: dict[Any, tuple[np.ndarray, int, int, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    images: dict[Any, tuple[np.ndarray, int, int]] = field(default_factory=dict)
 
     def attach(self, page: _SheetFigure, texts: list[Any]) -> None:
         """Lay the layer over ``page``'s PNG in place of ``texts`` and its key."""
         height, key_x = page.fig.get_figheight(), page.key_x
         setattr(page.fig, OVERLAY, (texts + page.key_texts, [lambda: self._labels(height), lambda: self._key(key_x, height)]))
 
-    def _render(self, width: float, height: float, draw: Any) -> tuple[np.ndarray, int, int, tuple[np.ndarray, np.ndarray]]:
-        """A transparent ``width`` × ``height`` in image of what ``draw(figure)`` adds, at ``(0, 0)``."""
+    def _render(self, width: float, height: float, draw: Any) -> tuple[np.ndarray, int, int]:
+        """What ``draw(figure)`` adds to a transparent ``width`` × ``height`` in figure: the image
+        cut to its drawn pixels, and the pixel offset of its lower-left corner."""
         fig = Figure(figsize=(width, height), dpi=DPI)
         fig.patch.set_alpha(0.0)
         canvas = FigureCanvasAgg(fig)
         draw(fig)
         canvas.draw()
-        image = np.asarray(canvas.buffer_rgba()).copy()
-        return image, 0, 0, np.nonzero(image[..., 3])
+        image = np.asarray(canvas.buffer_rgba())
+        rows, cols = np.flatnonzero(image[..., 3].any(axis=1)), np.flatnonzero(image[..., 3].any(axis=0))
+        if not rows.size:
+            return np.zeros((1, 1, 4), dtype=np.uint8), 0, 0
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        return image[r0:r1, c0:c1].copy(), int(c0), int(image.shape[0] - r1)
 
-    def _labels(self, height: float) -> tuple[np.ndarray, int, int, tuple[np.ndarray, np.ndarray]]:
+    def _labels(self, height: float) -> tuple[np.ndarray, int, int]:
         """The county texts over the map's frame: a sheet's left part, from its left edge."""
         if ("labels", height) not in self.images:
             sheet, width = self.sheet, LEFT + self.sheet.width + GAP
@@ -753,7 +759,7 @@ class TextLayer:
             self.images["labels", height] = self._render(width, height, draw)
         return self.images["labels", height]
 
-    def _key(self, key_x: float, height: float) -> tuple[np.ndarray, int, int, tuple[np.ndarray, np.ndarray]]:
+    def _key(self, key_x: float, height: float) -> tuple[np.ndarray, int, int]:
         """The key, laid at the pixel nearest ``key_x`` (inches), where each sheet draws it (the
         sheets' legends differ in width: one image serves them all, within half a pixel)."""
         if ("key", height) not in self.images:
@@ -762,28 +768,28 @@ class TextLayer:
             top = (BOTTOM + self.sheet.height) / height
             self.images["key", height] = self._render(
                 width, height, lambda fig: _draw_key(fig, self.placement.key, 0.0, top, rows, col_width, width, height))
-        image, _, _, opaque = self.images["key", height]
-        return image, round(key_x * DPI), 0, opaque
+        image, xo, yo = self.images["key", height]
+        return image, round(key_x * DPI) + xo, yo
 
 
-def _lay_over(canvas: Any, images: list[tuple[np.ndarray, int, int, tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
+def _lay_over(canvas: Any, images: list[tuple[np.ndarray, int, int]]) -> np.ndarray:
     """The canvas's pixels (RGBA, top row first) with each straight-alpha ``image`` laid over them
-    ("over" compositing, on the image's non-transparent pixels only) with its lower-left corner
-    ``(xo, yo)`` pixels from the canvas's; ``opaque`` holds the rows and columns of the image's
-    pixels that are not fully transparent."""
+    ("over" compositing, in integers, row band by row band to keep memory small) with its
+    lower-left corner ``(xo, yo)`` pixels from the canvas's."""
     pixels = np.array(canvas.buffer_rgba())
     height, width = pixels.shape[:2]
-    for image, xo, yo, opaque in images:
-        rows = opaque[0] + (height - yo - image.shape[0])
-        cols = opaque[1] + xo
-        inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-        src = image[opaque][inside].astype(np.float32)
-        rows, cols = rows[inside], cols[inside]
-        dst = pixels[rows, cols].astype(np.float32)
-        alpha = src[:, 3:] / 255.0
-        dst[:, :3] = src[:, :3] * alpha + dst[:, :3] * (1.0 - alpha)
-        dst[:, 3:] = src[:, 3:] + dst[:, 3:] * (1.0 - alpha)
-        pixels[rows, cols] = np.clip(np.rint(dst), 0, 255).astype(np.uint8)
+    for image, xo, yo in images:
+        top = height - yo - image.shape[0]
+        r0, r1 = max(0, -top), min(image.shape[0], height - top)
+        c0, c1 = max(0, -xo), min(image.shape[1], width - xo)
+        for start in range(r0, r1, 256):
+            stop = min(start + 256, r1)
+            src = image[start:stop, c0:c1].astype(np.uint32)
+            dst = pixels[top + start:top + stop, xo + c0:xo + c1]
+            alpha = src[..., 3:]
+            mixed = (src * alpha + dst.astype(np.uint32) * (255 - alpha) + 127) // 255
+            mixed[..., 3:] = alpha + (dst[..., 3:].astype(np.uint32) * (255 - alpha) + 127) // 255
+            dst[...] = mixed.astype(np.uint8)
     return pixels
 
 
@@ -884,7 +890,15 @@ def _save(fig: Figure, canvas: FigureCanvasAgg, out: Path, stem: str, formats: S
             fig.savefig(tmp, format=fmt, dpi=DPI)
         tmp.replace(path)
         written.append(path)
+    _release(fig)
     return written
+
+
+def _release(fig: Figure) -> None:
+    """Free the pixels of the sheets drawn before ``fig`` now: a figure and its canvas refer to each
+    other, so a nation's sheets (tens of MB of pixels each) would pile up until the garbage
+    collector happened to run."""
+    gc.collect()
 
 
 @contextlib.contextmanager

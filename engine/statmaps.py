@@ -23,7 +23,7 @@ import pandas as pd
 from carbonscape.errors import InputError
 from carbonscape.fonts import find_cjk_font
 from carbonscape.maps import DPI, FORMATS, NO_VALUE, add_north_arrow, add_scale_bar, draw_shapes, legend_labels, pixel_tolerance, prepare_shapes
-from carbonscape.maps import Shapes
+from carbonscape.maps import Shapes, _release
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
@@ -128,6 +128,7 @@ def _save(fig: Figure, out: Path, stem: str, formats: Sequence[str]) -> list[Pat
         fig.savefig(tmp, format=fmt, dpi=DPI)
         tmp.replace(path)
         written.append(path)
+    _release(fig)
     return written
 
 
