@@ -23,7 +23,7 @@ import pandas as pd
 from carbonscape.errors import InputError
 from carbonscape.fonts import find_cjk_font
 from carbonscape.maps import DPI, FORMATS, NO_VALUE, add_north_arrow, add_scale_bar, draw_shapes, legend_labels, pixel_tolerance, prepare_shapes
-from carbonscape.maps import Shapes, _release
+from carbonscape.maps import Shapes, _release, png_options
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
@@ -125,7 +125,7 @@ def _save(fig: Figure, out: Path, stem: str, formats: Sequence[str]) -> list[Pat
     for fmt in formats:
         path = out / f"{stem}.{fmt}"
         tmp = path.with_name(f".{path.stem}.tmp.{fmt}")
-        fig.savefig(tmp, format=fmt, dpi=DPI)
+        fig.savefig(tmp, format=fmt, dpi=DPI, **({"pil_kwargs": png_options()} if fmt == "png" else {}))
         tmp.replace(path)
         written.append(path)
     _release(fig)
