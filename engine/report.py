@@ -357,18 +357,25 @@ def _maps(out: Path | None, inputs: ReportInputs) -> str:
     figures = []
     maps_dir = out / "maps" if out is not None else None
     if maps_dir is not None:
+        # draw_maps leaves only the files of its latest draw; a PNG is embedded, else an SVG.
+        found = {stem: next(((maps_dir / f"{stem}{suffix}", mime) for suffix, mime in ((".png", "image/png"), (".svg", "image/svg+xml"))
+                             if (maps_dir / f"{stem}{suffix}").exists()), None) for stem in MAP_CAPTIONS}
+        pngs = [entry[0] for entry in found.values() if entry is not None and entry[1] == "image/png"]
+        # Pillow decodes, resizes, quantises and encodes without the GIL: the maps in parallel.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(pngs), os.cpu_count() or 1))) as pool:
+            cut = dict(zip(pngs, pool.map(report_image, pngs)))
         for stem, caption in MAP_CAPTIONS.items():
-            # draw_maps leaves only the files of its latest draw; a PNG is embedded, else an SVG.
-            for suffix, mime in ((".png", "image/png"), (".svg", "image/svg+xml")):
-                image = maps_dir / f"{stem}{suffix}"
-                if image.exists():
-                    raw = report_image(image) if suffix == ".png" else image.read_bytes()
-                    data = base64.b64encode(raw).decode("ascii")
-                    link = f"maps/{image.name}"
-                    figures.append(f'<figure><img class="map" alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
-                                   f'<figcaption>{html.escape(caption)} · full resolution beside this page: <a href="{link}">{link}</a>'
-                                   "</figcaption></figure>")
-                    break
+            if found[stem] is None:
+                continue
+            image, mime = found[stem]
+            raw = cut[image] if mime == "image/png" else image.read_bytes()
+            data = base64.b64encode(raw).decode("ascii")
+            link = f"maps/{image.name}"
+            figures.append(f'<figure><img class="map" alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
+                           f'<figcaption>{html.escape(caption)} · full resolution beside this page: <a href="{link}">{link}</a>'
+                           "</figcaption></figure>")
     if not figures:
         note = "No maps in this study's folder; draw them with <code>carbonscape maps</code>."
         if maps_dir is not None and any(maps_dir.glob("*.pdf")):
@@ -450,7 +457,8 @@ def cjk_font_face(text: str) -> str:
     hundred characters), or "" when there are none."""
     from carbonscape.fonts import CJK_FAMILY, cjk_font_path, has_cjk
 
-    chars = sorted({ch for ch in text if has_cjk(ch) or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"})
+    # The distinct characters first: the page holds megabytes of embedded images.
+    chars = sorted(ch for ch in set(text) if has_cjk(ch) or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef")
     if not chars:
         return ""
     from fontTools import subset

@@ -291,6 +291,17 @@ def _cache_esda_kernels() -> None:
                     log.debug("esda kernel %s not cached: %s", name, exc)
 
 
+def _direct_crand() -> Any:
+    """esda's randomization through carbonscape's disk-cached loop (:mod:`carbonscape._crand`), or
+    esda's own loop with an esda whose kernels are named otherwise."""
+    try:
+        from carbonscape._crand import patched
+    except ImportError as exc:
+        log.debug("esda's own randomization loop: %s", exc)
+        return contextlib.nullcontext()
+    return patched()
+
+
 def global_moran(values: np.ndarray, w: Any, *, permutations: int = 999, seed: int = 12345) -> dict[str, float]:
     """Global Moran's I of ``values`` (aligned with ``w``'s ids): ``{I, EI, z, p_sim}``."""
     from esda.moran import Moran
@@ -315,7 +326,7 @@ def local_moran(values: np.ndarray, w: Any, *, permutations: int = 999, seed: in
     from esda.moran import Moran_Local
 
     _cache_esda_kernels()
-    with _seeded():
+    with _seeded(), _direct_crand():
         lisa = Moran_Local(np.asarray(values, dtype=np.float64), w, transformation="r", permutations=permutations, seed=seed, n_jobs=1)
     significant = lisa.p_sim < alpha
     cluster = np.where(significant, [CLUSTERS.get(int(q), NOT_SIGNIFICANT) for q in lisa.q], NOT_SIGNIFICANT)
@@ -329,7 +340,7 @@ def getis_ord(values: np.ndarray, w: Any, *, permutations: int = 999, seed: int 
 
     _cache_esda_kernels()
     binary = _binary_copy(w)
-    with _seeded():
+    with _seeded(), _direct_crand():
         gi = G_Local(np.asarray(values, dtype=np.float64), binary, transform="R", permutations=permutations, star=True, seed=seed, n_jobs=1)
     z = np.asarray(gi.Zs, dtype=np.float64)
     significant = np.asarray(gi.p_sim) < alpha

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from carbonscape.errors import InputError
 from carbonscape.fonts import find_cjk_font
-from carbonscape.maps import DPI, FORMATS, NO_VALUE, add_north_arrow, add_scale_bar, legend_labels
+from carbonscape.maps import DPI, FORMATS, NO_VALUE, add_north_arrow, add_scale_bar, draw_shapes, legend_labels, pixel_tolerance, prepare_shapes
+from carbonscape.maps import Shapes, _release, png_options
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
@@ -74,6 +75,23 @@ def _edge_width(n: int) -> float:
     return float(np.clip(2.0 / math.sqrt(max(n, 1)), 0.05, 0.4))
 
 
+def _shapes(ax: Any, gdf: gpd.GeoDataFrame) -> Shapes:
+    """The units' outlines simplified to about a pixel of the panel ``ax`` (:func:`carbonscape.maps.prepare_shapes`);
+    panels of one size share them."""
+    x0, y0, x1, y1 = (float(v) for v in gdf.total_bounds) if len(gdf) else (0.0, 0.0, 1.0, 1.0)
+    bbox = ax.get_position()
+    fig = ax.get_figure()
+    tolerance = pixel_tolerance((x0, x1), (y0, y1), bbox.width * fig.get_figwidth(), bbox.height * fig.get_figheight())
+    return prepare_shapes(gdf.geometry, tolerance=tolerance)
+
+
+def _fill(ax: Any, gdf: gpd.GeoDataFrame, colours: Any, shapes: Shapes | None = None) -> Shapes:
+    """The units filled with their colours and outlined, as one collection; returns the outlines drawn."""
+    shapes = shapes if shapes is not None else _shapes(ax, gdf)
+    draw_shapes(ax, shapes, colours, edgecolor="#8c8c8c", linewidth=_edge_width(len(gdf)), autoscale=True)
+    return shapes
+
+
 def _finish(ax: Any, gdf: gpd.GeoDataFrame, title: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.set_axis_off()
@@ -83,14 +101,14 @@ def _finish(ax: Any, gdf: gpd.GeoDataFrame, title: str) -> None:
 
 
 def _categorical(ax: Any, gdf: gpd.GeoDataFrame, labels: pd.Series, colours: Mapping[str, str], names: Mapping[str, str], *,
-                 legend_title: str) -> None:
+                 legend_title: str, shapes: Shapes | None = None) -> Shapes:
     """Fill units by category; units without one (left out of the statistic) in the no-value grey;
     a legend of the categories present, with their unit counts."""
     values = labels.reindex(gdf.index)
     # One colour form (RGBA) for every unit: a mix of hex texts and tuples cannot be laid out as
     # one array when geopandas repeats colours over the parts of multipolygons.
     fill = [to_rgba(colours[v]) if isinstance(v, str) and v in colours else to_rgba(NO_VALUE) for v in values]
-    gdf.plot(ax=ax, color=fill, edgecolor="#8c8c8c", linewidth=_edge_width(len(gdf)))
+    shapes = _fill(ax, gdf, fill, shapes)
     counts = values.value_counts()
     handles = [Patch(facecolor=colours[key], edgecolor="#8c8c8c", linewidth=0.3, label=f"{names.get(key, key)} ({int(counts[key]):,})")
                for key in colours if key in counts.index]
@@ -99,6 +117,7 @@ def _categorical(ax: Any, gdf: gpd.GeoDataFrame, labels: pd.Series, colours: Map
         handles.append(Patch(facecolor=NO_VALUE, edgecolor="none", label=f"no value ({missing:,})"))
     ax.legend(handles=handles, title=legend_title, title_fontsize=7, prop={"size": 7}, frameon=False, loc="upper left",
               bbox_to_anchor=(1.0, 0.5))
+    return shapes
 
 
 def _save(fig: Figure, out: Path, stem: str, formats: Sequence[str]) -> list[Path]:
@@ -106,9 +125,10 @@ def _save(fig: Figure, out: Path, stem: str, formats: Sequence[str]) -> list[Pat
     for fmt in formats:
         path = out / f"{stem}.{fmt}"
         tmp = path.with_name(f".{path.stem}.tmp.{fmt}")
-        fig.savefig(tmp, format=fmt, dpi=DPI)
+        fig.savefig(tmp, format=fmt, dpi=DPI, **({"pil_kwargs": png_options()} if fmt == "png" else {}))
         tmp.replace(path)
         written.append(path)
+    _release(fig)
     return written
 
 
@@ -128,10 +148,11 @@ def _per_variable(gdf: gpd.GeoDataFrame, table: pd.DataFrame, unit: str, column:
     with _fonts():
         fig, _canvas, axes = _figure(len(variables))
         fig.suptitle(title, fontsize=12)
+        shapes = None
         for ax, variable in zip(axes, variables):
             rows = table[table["variable"] == variable]
             labels = pd.Series(rows[column].to_numpy(), index=rows[unit].astype(str).to_numpy())
-            _categorical(ax, gdf, labels, colours, names, legend_title=legend_title)
+            shapes = _categorical(ax, gdf, labels, colours, names, legend_title=legend_title, shapes=shapes)
             _finish(ax, gdf, VARIABLE_TITLES.get(variable, variable))
         return _save(fig, out, stem, formats)
 
@@ -192,7 +213,8 @@ def draw_matching(units: gpd.GeoDataFrame, matching: pd.DataFrame, out: str | Pa
     written: list[Path] = []
     with _fonts():
         fig, _canvas, (ax,) = _figure(1)
-        _categorical(ax, gdf, table["quadrant"].replace("", np.nan), QUADRANT_COLOURS, QUADRANT_LABELS, legend_title="quadrant (z-scores)")
+        shapes = _categorical(ax, gdf, table["quadrant"].replace("", np.nan), QUADRANT_COLOURS, QUADRANT_LABELS,
+                              legend_title="quadrant (z-scores)")
         _finish(ax, gdf, "Supply–demand quadrants")
         written += _save(fig, folder, "matching_quadrants", formats)
 
@@ -201,8 +223,9 @@ def draw_matching(units: gpd.GeoDataFrame, matching: pd.DataFrame, out: str | Pa
         finite = balance[np.isfinite(balance)]
         span = float(np.max(np.abs(finite))) if finite.size else 1.0
         norm = TwoSlopeNorm(vcenter=0.0, vmin=-span or -1.0, vmax=span or 1.0)
-        colours = [colormaps["RdYlGn"](norm(v)) if np.isfinite(v) else NO_VALUE for v in balance]
-        gdf.plot(ax=ax, color=colours, edgecolor="#8c8c8c", linewidth=_edge_width(len(gdf)))
+        colours = colormaps["RdYlGn"](norm(np.where(np.isfinite(balance), balance, 0.0)))
+        colours[~np.isfinite(balance)] = NO_VALUE
+        _fill(ax, gdf, colours, shapes)
         mappable = ScalarMappable(norm=norm, cmap="RdYlGn")
         fig.colorbar(mappable, ax=ax, shrink=0.6, label=f"supply − demand ({unit_label}); > 0 surplus, < 0 deficit")
         _finish(ax, gdf, "Supply–demand balance")
@@ -240,7 +263,7 @@ def draw_zone_stability(units: gpd.GeoDataFrame, uncertainty: pd.DataFrame, zone
     with _fonts():
         fig, _canvas, (ax,) = _figure(1)
         fill = [palette[c] if np.isfinite(s) else NO_VALUE for c, s in zip(classes, share)]
-        gdf.plot(ax=ax, color=fill, edgecolor="#8c8c8c", linewidth=_edge_width(len(gdf)))
+        _fill(ax, gdf, fill)
         labels = legend_labels(edges, digits=2)
         handles = [Patch(facecolor=palette[i], edgecolor="none", label=labels[i]) for i in reversed(range(len(labels)))]
         if not np.isfinite(share).all():

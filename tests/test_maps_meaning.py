@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import shapely
 from carbonscape import draw_maps, run_study
-from matplotlib.collections import PatchCollection
+from matplotlib.collections import PatchCollection, PathCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.text import Annotation
@@ -65,7 +65,7 @@ def fills(ax, counties: gpd.GeoDataFrame) -> dict[str, tuple[float, ...]]:
     collections is matched with the county that contains a point inside it."""
     found: dict[str, tuple[float, ...]] = {}
     for collection in ax.collections:
-        if not isinstance(collection, PatchCollection):
+        if not isinstance(collection, (PatchCollection, PathCollection)):  # geopandas draws patches, the maps one path per county
             continue
         colours = collection.get_facecolor()
         transform = collection.get_transform() - ax.transData  # the paths' coordinates → data coordinates

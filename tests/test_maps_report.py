@@ -139,7 +139,7 @@ def test_maps_of_a_small_study(tmp_path):
     assert (run / "maps" / "fig5_zones.svg").read_text().count("<svg") == 1
 
 
-def _maps_as_drawn(run, monkeypatch):
+def _maps_as_drawn(run, monkeypatch, formats=("png",)):
     """Draw the run's maps and return, per map, the figure's width and height and, per legend, its
     box in pixels, title, labels and colours (the figure as it is saved)."""
     from carbonscape import maps
@@ -161,7 +161,7 @@ def _maps_as_drawn(run, monkeypatch):
         return []
 
     monkeypatch.setattr(maps, "_save", measure)
-    maps.draw_maps(run)
+    maps.draw_maps(run, formats=formats)
     return drawn
 
 
@@ -347,7 +347,8 @@ def test_numbers_run_in_reading_order_and_small_counties_get_them():
 
 def test_three_thousand_counties_are_all_named_or_keyed(tmp_path, monkeypatch):
     run = fake_run(tmp_path / "big", n=3000, layout="voronoi", supply_range=(1_200, 16_500), infinite=3, overview=True)
-    drawn = _maps_as_drawn(run, monkeypatch)
+    # As SVG too, so each sheet holds its texts as artists (the PNGs share one text layer: below).
+    drawn = _maps_as_drawn(run, monkeypatch, formats=("png", "svg"))
     assert set(drawn) == {"fig1_supply_by_class", "fig2_supply", "fig3_demand", "fig4_ratio", "fig5_zones", "carbon_per_pixel"}
     gdf = gpd.read_file(run / "counties.gpkg")
     key = pd.read_csv(run / "maps" / "county_key.csv", dtype={"county": str})
@@ -373,6 +374,32 @@ def test_three_thousand_counties_are_all_named_or_keyed(tmp_path, monkeypatch):
             assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, (stem, box)
     assert drawn["fig2_supply"]["titles"] == ["supply (10³ t C)"]
     assert "no supply (∞)" in drawn["fig4_ratio"]["labels"][0]
+
+
+def test_thousands_of_counties_share_one_text_layer_drawn_as_each_sheet_would(tmp_path, monkeypatch):
+    """Past LAYER_MIN_TEXTS the county names, numbers and key of Figs. 2–5 are rendered once and
+    laid over each sheet's PNG: the PNGs are those the sheets draw with their own texts (a few
+    pixels apart where a halo meets the scale bar), and every county is named or numbered."""
+    from carbonscape import maps
+
+    run = fake_run(tmp_path / "run", n=300, layout="voronoi")
+    stems = ("fig2_supply", "fig3_demand", "fig4_ratio", "fig5_zones")
+    monkeypatch.setattr(maps, "LAYER_MIN_TEXTS", 10**9)
+    maps.draw_maps(run)
+    direct = {stem: matplotlib.image.imread(run / "maps" / f"{stem}.png") for stem in stems}
+    rendered = []
+    render = maps.TextLayer._render
+    monkeypatch.setattr(maps.TextLayer, "_render", lambda self, *a: rendered.append(a) or render(self, *a))
+    monkeypatch.setattr(maps, "LAYER_MIN_TEXTS", 0)
+    maps.draw_maps(run)
+    assert len(rendered) == 2  # the labels and the key, once for the four sheets
+    key = pd.read_csv(run / "maps" / "county_key.csv")
+    assert len(key) == 300 and set(key["shown_as"]) == {"name", "number"}
+    for stem in stems:
+        layered = matplotlib.image.imread(run / "maps" / f"{stem}.png")
+        assert layered.shape == direct[stem].shape, stem
+        differ = (np.abs(layered - direct[stem]).max(axis=2) > 0.25).sum()
+        assert differ <= 50, (stem, differ)
 
 
 def test_fig1_of_a_nation_keeps_its_panels_small_and_says_where_counties_are_named(tmp_path, monkeypatch):
