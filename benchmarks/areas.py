@@ -15,6 +15,10 @@ of ``--repeats``), so that a busy machine affects both sides alike:
 - **exactextract**: the same per-county, per-class coverage-weighted table (``unique``, ``frac``,
   ``count``) from the GeoTIFF and the polygons, against our fraction pair, and against fraction-mode
   supply alone (its county store made once).
+- with ``--fused`` (only these rows): counties + land use → supply tables as ``run`` does it, the
+  ids burned and the county rings clipped inside the supply pass (no county store): fused fraction
+  vs exactextract, fused centre vs fused fraction, fused vs stored fraction pair
+  (``results/areas-fused-<size>-c<counties>.json``).
 - with ``--memory``: the peak resident memory of one fraction pair and one centre pair (this
   process and the LocalCluster's workers, sampled every 50 ms).
 
@@ -129,7 +133,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="where the timed runs write their county stores (default: beside the data, which may be read-only)")
     parser.add_argument("--validate", action="store_true", help="also compare every (county, class) area of the fraction pair with exactextract's")
     parser.add_argument("--memory", action="store_true", help="also the peak memory (RSS of this process and its workers) of one fraction pair")
+    parser.add_argument("--fused", action="store_true", help="only the fused rows: counties + land use → supply tables as `run` does it (no county store)")
     args = parser.parse_args()
+    if args.fused:
+        fused_rows(args)
+        return
 
     base = args.data / f"areas-r{args.size}-c{args.counties}"
     regions = {}
@@ -199,6 +207,71 @@ def main() -> None:
             results["fraction_pair_peak_rss_mib"] = peak_rss_mib(lambda: pair("fraction"))
             results["centre_pair_peak_rss_mib"] = peak_rss_mib(lambda: pair("centre"))
     out = HERE / "results" / f"areas-{args.size}-c{args.counties}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+def fused_rows(args: argparse.Namespace) -> None:
+    """The user-facing work as `run` does it: the counties read, checked and measured, their ids
+    burned (and in fraction mode their rings clipped) chunk by chunk inside the supply pass, no
+    county store written or read (:func:`carbonscape.rasterize.lazy_zones`), until the supply
+    tables (in memory, as exactextract's frame is). The land-use store is ingested once beforehand,
+    under ``--work`` (every run has one; timed once apart, ``ingest_s``, not in the rounds); only
+    the equal-area region is used, so exactextract's ``count`` × the one cell area is the covered
+    area. Nothing is written beside the data."""
+    import carbonscape
+    import exactextract
+    import geopandas as gpd
+    from carbonscape.cluster import executor
+    from carbonscape.rasterize import lazy_zones
+
+    base = args.data / f"areas-r{args.size}-c{args.counties}"
+    folder = base / "equal_area"
+    counties, pools, tif = folder / "counties.gpkg", folder / "pools.csv", folder / "landuse.tif"
+    if not tif.exists():
+        from carbonscape.synthetic import make_region
+
+        print(f"generating equal_area (EPSG:6933) {args.size}² in {folder}", file=sys.stderr)
+        make_region(folder, shape=(args.size, args.size), pixel_size=args.pixel, n_counties=args.counties, crs="EPSG:6933", seed=7)
+    work = args.work or base
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, object] = {
+        "pixels": args.size**2, "counties": args.counties, "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "platform": platform.platform(),
+                    "load_average": os.getloadavg()},
+    }
+    with executor(None) as run:
+        start = time.perf_counter()
+        lu = carbonscape.ingest(tif, work / "equal_area-lu.zarr", run=run, force=True)
+        results["ingest_s"] = round(time.perf_counter() - start, 3)
+
+        def fused(coverage: str) -> object:
+            zones = lazy_zones(counties, like=lu, id_field="county", coverage=coverage)
+            return carbonscape.supply(lu, zones, pools, run=run, min_coverage=0)
+
+        def stored(coverage: str) -> object:
+            zones = carbonscape.rasterize_zones(counties, like=lu, id_field="county", out=work / f"bench-z-{coverage}.zarr", coverage=coverage,
+                                                force=True, run=run)
+            return carbonscape.supply(lu, zones, pools, run=run, min_coverage=0)
+
+        gdf = gpd.read_file(counties)
+
+        def peer() -> None:
+            exactextract.exact_extract(str(tif), gdf, ["unique", "frac", "count"], include_cols=["county"], output="pandas")
+
+        fused("fraction"), fused("centre"), stored("fraction")  # warm numba, the workers and the page cache
+        a, b = fused("fraction"), stored("fraction")
+        results["fused_equals_stored"] = bool(a.by_county_class.equals(b.by_county_class) and a.by_county.equals(b.by_county))  # type: ignore[attr-defined]
+        # A: our fused fraction run; B: exactextract (unique, frac, count) from the GeoTIFF.
+        results["exactextract_vs_fused_fraction"] = alternate(args.repeats, lambda: fused("fraction"), peer)
+        # A: fused centre; B: fused fraction (what exact partial pixels cost on the fused path).
+        results["fused_fraction_vs_fused_centre"] = alternate(args.repeats, lambda: fused("centre"), lambda: fused("fraction"))
+        # A: fused fraction; B: the stored path's fraction pair (zones store written, then supply).
+        results["stored_vs_fused_fraction"] = alternate(max(1, args.repeats - 1), lambda: fused("fraction"), lambda: stored("fraction"))
+        if args.validate:
+            results["fused_fraction_vs_exactextract_areas"] = validate(lu, lazy_zones(counties, like=lu, id_field="county", coverage="fraction"),
+                                                                      pools, folder, run=run)
+    out = HERE / "results" / f"areas-fused-{args.size}-c{args.counties}.json"
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 

@@ -8,6 +8,7 @@ where pixels differ in area; per-pool rasters are never needed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from carbonscape.accumulate import AREAS, CODE_HISTOGRAM, COUNTS, Accumulation, 
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, InputError, PoolTableError
 from carbonscape.io import RasterStore, atomic_path, open_store, raster_dataset, staged_outputs, write_store
-from carbonscape.rasterize import open_zones
+from carbonscape.rasterize import COUNTY_RINGS, open_zones
 from carbonscape.tables import read_table
 
 log = logging.getLogger(__name__)
@@ -322,9 +323,13 @@ def supply(
             f"rebuild the zones with `carbonscape zones ... --like {land.path}`"
         )
     fraction = zone_store.attrs.get("coverage") == "fraction"
-    if fraction and "polygons" in zone_store.attrs:
-        raise ValueError("fraction coverage shares boundary pixels by the tables of a zone store: pass the store rasterize_zones wrote")
-    layout = Layout(n_counties=n_zones, classes=index, params={"boundary": str(zone_store.path)} if fraction else {})
+    # Fraction mode shares boundary pixels by the counties' rings clipped to each chunk: read from a
+    # fraction-mode store, or (counties burned on the fly) clipped in the pass's task of the chunk.
+    rings = zone_store.attrs.get(COUNTY_RINGS) if fraction else None
+    if fraction and rings is None and "polygons" in zone_store.attrs:
+        raise ValueError("fraction coverage needs the counties' rings: make the counties with lazy_zones(coverage='fraction') or rasterize_zones")
+    params = {} if not fraction else {"boundary_rings": COUNTY_RINGS} if rings is not None else {"boundary": str(zone_store.path)}
+    layout = Layout(n_counties=n_zones, classes=index, params=params)
     areas = pixel_areas(land.grid)
     log.info("%s", land.grid.area_model.sentence())
     # Counts always; true areas where pixels differ in area or are shared by fraction (else
@@ -333,6 +338,9 @@ def supply(
     # counts, and in fraction mode counts and areas in one pass too (COUNTS_AREAS: areas from the
     # counts, the boundary pixels shared; not the counting kernel twice).
     specs = [COUNTS_AREAS] if areas.uniform_area_m2() is None or fraction else [COUNTS]
+    if rings is not None:  # the rings read beside the ids and the land use, one block per chunk
+        specs = [dataclasses.replace(COUNTS_AREAS, reads=(*COUNTS_AREAS.reads, COUNTY_RINGS))]
+        rasters = {**(rasters or {}), COUNTY_RINGS: rings}
     specs += list(extra)
     lazy = accumulate(specs, zone_data, {"landuse": land.data, **(rasters or {})}, layout=layout, areas=areas)
 

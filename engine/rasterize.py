@@ -359,6 +359,11 @@ def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, grid: Grid, path: s
     left, right = gdf.sindex.query(geoms, predicate="intersects")
     pairs = left < right
     left, right = left[pairs], right[pairs]
+    # Only pairs whose interiors meet can share area (neighbours sharing a border meet on it
+    # alone): the DE-9IM test is a third of the cost of intersecting every neighbour pair
+    # (0.03 vs 0.09 s for 3,000 counties), and most pairs never get intersected.
+    inner = shapely.relate_pattern(geoms[left], geoms[right], "T********")
+    left, right = left[inner], right[inner]
     if left.size == 0:
         return
     shared = shapely.intersection(geoms[left], geoms[right])
@@ -477,16 +482,40 @@ def _chunk_tasks(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray) -> dict[
 
 def zones_array(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray) -> da.Array:
     """Lazy zone-id raster of ``gdf`` (already in the grid's CRS) on ``grid``."""
+    return zones_and_rings(gdf, grid, ids=ids)[0]
+
+
+def zones_and_rings(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray) -> tuple[da.Array, da.Array]:
+    """:func:`zones_array` and its fraction-mode companion of the same chunking: a lazy array whose
+    block ``(i, j)`` is not pixels but chunk ``(i, j)``'s :class:`ChunkRings` (:func:`_rings_chunk`),
+    made from the same clipped polygons as the ids: what a fraction-mode store keeps in
+    ``boundary/``. Only the accumulation runner reads it, inside the task of its chunk; computing
+    it as an array is meaningless."""
     dtype = zone_dtype(int(ids.max()) if len(ids) else 0)
-    name = "zones-" + uuid.uuid4().hex
+    token = uuid.uuid4().hex
+    name, rings_name = "zones-" + token, "county-rings-" + token
     layer: dict[Any, Any] = {}
+    rings_layer: dict[Any, Any] = {}
     for (i, j), (wkbs, chunk_ids, transform, shape) in _chunk_tasks(gdf, grid, ids=ids).items():
         layer[(name, i, j)] = (_burn_chunk, wkbs, chunk_ids, transform, shape, dtype.str)
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=())
-    return da.Array(graph, name, grid.dask_chunks, dtype=dtype)
+        rings_layer[(rings_name, i, j)] = (_rings_chunk, wkbs, chunk_ids, transform)
+    zones = da.Array(HighLevelGraph.from_collections(name, layer, dependencies=()), name, grid.dask_chunks, dtype=dtype)
+    rings = da.Array(HighLevelGraph.from_collections(rings_name, rings_layer, dependencies=()), rings_name, grid.dask_chunks, dtype=object)
+    return zones, rings
+
+
+def _rings_chunk(wkbs: tuple[bytes, ...], ids: tuple[int, ...], transform: tuple[float, ...]) -> ChunkRings:
+    """One chunk's :class:`ChunkRings` from its clipped polygons (WKB: the coordinates exactly as
+    clipped, so the same rings, to the bit, as :func:`chunk_rings` writes into a store)."""
+    if not wkbs:
+        return ChunkRings.empty()
+    return window_rings(shapely.from_wkb(list(wkbs)), np.asarray(ids, dtype=np.int64), transform)
 
 
 BOUNDARY_FOLDER = "boundary"
+# The name fraction-mode county rings go by, as an attribute of lazy_zones' counties and as the
+# raster the accumulation pass reads them from (one ChunkRings per chunk).
+COUNTY_RINGS = "county_rings"
 
 
 def boundary_file(store: str | os.PathLike[str], location: tuple[int, int]) -> Path:
@@ -646,7 +675,10 @@ def lazy_zones(
     zone-id raster (:func:`zones_array`) and ``attrs`` holds ``zone_table`` and ``coverage`` as a
     stored zone store's do (plus ``polygons`` in the grid's CRS and their ``ids``), so
     :func:`open_zones` and :func:`carbonscape.supply` take it where they take a store path:
-    `run` counts each chunk's counties in the same task that reads its land use.
+    `run` counts each chunk's counties in the same task that reads its land use. In fraction
+    coverage ``attrs["county_rings"]`` (:data:`COUNTY_RINGS`) is the lazy per-chunk
+    :class:`ChunkRings` (:func:`zones_and_rings`), clipped in that same task, from which supply
+    shares the boundary pixels as it does from a fraction-mode store's rings.
 
     Raises
     ------
@@ -687,10 +719,11 @@ def lazy_zones(
         id_field=id_field, ids=tuple(int(i) for i in ids), values=tuple(values),
         area_km2=tuple(float(v) for v in area_km2), outside_km2=tuple(float(v) for v in outside_km2),
     )
-    return RasterStore(
-        path=vector_path, grid=grid, data=zones_array(gdf, grid, ids=ids), nodata=None,
-        attrs={"carbonscape_kind": "zones", "zone_table": table.to_attrs(), "coverage": coverage, "polygons": gdf, "ids": ids},
-    )
+    attrs: dict[str, Any] = {"carbonscape_kind": "zones", "zone_table": table.to_attrs(), "coverage": coverage, "polygons": gdf, "ids": ids}
+    data, rings = zones_and_rings(gdf, grid, ids=ids)
+    if coverage == "fraction":  # the clipped county rings of each chunk, made in the supply pass's task of that chunk
+        attrs[COUNTY_RINGS] = rings
+    return RasterStore(path=vector_path, grid=grid, data=data, nodata=None, attrs=attrs)
 
 
 def rasterize_zones(

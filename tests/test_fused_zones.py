@@ -128,3 +128,61 @@ def test_geodesic_areas_are_the_same_in_batches_and_on_two_cores():
     expected = abs(geod.geometry_area_perimeter(shapely.orient_polygons(lonlat))[0]) / 1e6
     assert whole[1] == pytest.approx(expected, rel=1e-9)
     assert whole[1] == pytest.approx(whole[0] - 100.0, rel=1e-3)
+
+
+FRACTION_TABLES = ("supply_by_county", "supply_by_class", "supply_by_county_class", "supply_by_pool", "ratio_zones")
+
+
+def test_a_fraction_run_writes_no_zone_store_and_equals_the_stored_path(study_dir, monkeypatch):
+    toml = study_dir / "fraction.toml"
+    toml.write_text(STUDY.replace('id_field = "county"', 'id_field = "county"\ncoverage = "fraction"'), encoding="utf-8")
+    fused = run_study(toml, out=study_dir / "fraction-fused")  # a LocalCluster, as `carbonscape run`
+    assert not (study_dir / "fraction-fused" / "stores" / "zones.zarr").exists(), "a fraction run must not write the county-id store"
+    monkeypatch.setattr(pipeline, "_needs_zone_store", lambda study: True)
+    stored = run_study(toml, out=study_dir / "fraction-stored")
+    assert (study_dir / "fraction-stored" / "stores" / "zones.zarr" / "boundary").is_dir()
+    for table in FRACTION_TABLES:
+        assert (study_dir / "fraction-fused" / f"{table}.csv").read_bytes() == (study_dir / "fraction-stored" / f"{table}.csv").read_bytes(), table
+    assert fused.totals == stored.totals
+    # Fraction mode really shared the boundary pixels: areas are not whole pixels any more.
+    by_class = pd.read_csv(study_dir / "fraction-fused" / "supply_by_county_class.csv")
+    area = next(c for c in by_class.columns if c.startswith("area"))
+    pixel_km2 = 30.0 * 30.0 / 1e6
+    assert not np.allclose(by_class[area] / pixel_km2, np.rint(by_class[area] / pixel_km2))
+
+
+@pytest.mark.parametrize("crs", ["EPSG:32647", "EPSG:3857"])
+def test_fraction_supply_takes_counties_and_rings_made_on_the_fly(tmp_path, crs):
+    """The rings clipped in the pass's task equal the store's, on a UTM grid (one nominal area for
+    every pixel) and on Web Mercator (true areas from the area lattice): the same bytes in every table."""
+    region = make_region(tmp_path / "region", shape=(600, 520), n_counties=9, seed=11, crs=crs)
+    with executor(None) as run:  # a LocalCluster
+        landuse = ingest([region.landuse], tmp_path / "landuse.zarr", chunk=200, run=run)
+        store = rasterize_zones(region.counties, like=landuse, id_field="county", out=tmp_path / "zones.zarr", run=run, coverage="fraction")
+        lazy = lazy_zones(region.counties, like=landuse, id_field="county", coverage="fraction")
+        assert open_zones(lazy)[1] == open_zones(store)[1]
+        assert len(lazy.data.chunks[0]) > 1 and len(lazy.data.chunks[1]) > 1
+        from_store = supply(landuse, store, region.pools, out=tmp_path / "from_store", run=run)
+        on_the_fly = supply(landuse, lazy, region.pools, out=tmp_path / "on_the_fly", run=run)
+        centre = supply(landuse, lazy_zones(region.counties, like=landuse, id_field="county"), region.pools, run=run)
+    for table in ("supply_by_county", "supply_by_class", "supply_by_county_class", "supply_by_pool"):
+        assert (tmp_path / "from_store" / f"{table}.csv").read_bytes() == (tmp_path / "on_the_fly" / f"{table}.csv").read_bytes(), table
+    assert on_the_fly.summary["coverage"]["mode"] == "fraction" and centre.summary["coverage"]["mode"] == "centre"
+    assert not on_the_fly.by_county["area_km2"].equals(centre.by_county["area_km2"])  # the pixels were shared
+
+
+def test_the_rings_made_on_the_fly_are_the_stored_ones(study_dir, tmp_path):
+    from carbonscape.rasterize import COUNTY_RINGS, read_rings
+
+    region = study_dir / "region"
+    landuse = ingest([region / "landuse.tif"], tmp_path / "landuse.zarr", chunk=256, scheduler="threads")
+    store = rasterize_zones(region / "counties.gpkg", like=landuse, id_field="county", out=tmp_path / "zones.zarr",
+                            coverage="fraction", scheduler="threads")
+    rings = lazy_zones(region / "counties.gpkg", like=landuse, id_field="county", coverage="fraction").attrs[COUNTY_RINGS]
+    graph = dict(rings.__dask_graph__())
+    for i in range(len(rings.chunks[0])):
+        for j in range(len(rings.chunks[1])):
+            task = graph[(rings.name, i, j)]
+            made, kept = task[0](*task[1:]), read_rings(store, (i, j))
+            for field in ("xs", "ys", "ring_starts", "polygon_starts", "counties"):
+                np.testing.assert_array_equal(getattr(made, field), getattr(kept, field), err_msg=f"{field} of chunk {(i, j)}")

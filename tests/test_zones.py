@@ -63,6 +63,20 @@ def test_overlaps_are_judged_by_pixel_centres(tmp, landuse_3x3):
     np.testing.assert_array_equal(open_zones(store)[0].data.compute(), [[1, 1, 1], [2, 2, 2], [2, 2, 2]])
 
 
+def test_fraction_mode_judges_overlaps_by_area(tmp, landuse_3x3):
+    """Fraction mode shares pixels by area: an overlap with area holding no pixel centre is refused
+    too, a digitising sliver (≤ 0.01 px²) along a shared border passes, as does a shared border."""
+    from carbonscape.rasterize import lazy_zones
+
+    sliver = write_vector(tmp / "s.gpkg", [pixel_box(0, 0, 3, 1.1), pixel_box(0, 0.9, 3, 3)], ["top", "rest"])  # 0.6 px², no centre
+    with pytest.raises(ZoneError, match="top and rest \\(0.6 pixels of area\\)"):
+        lazy_zones(sliver, like=landuse_3x3, id_field="county", coverage="fraction")
+    hair = write_vector(tmp / "h.gpkg", [pixel_box(0, 0, 3, 1.001), pixel_box(0, 0.999, 3, 3)], ["top", "rest"])  # 0.006 px²
+    border = write_vector(tmp / "b.gpkg", [pixel_box(0, 0, 3, 1.5), pixel_box(0, 1.5, 3, 3)], ["top", "rest"])
+    for vector in (hair, border):
+        assert lazy_zones(vector, like=landuse_3x3, id_field="county", coverage="fraction").attrs["coverage"] == "fraction"
+
+
 def test_duplicate_ids_name_their_features(tmp, landuse_3x3):
     vector = write_vector(tmp / "d.gpkg", [pixel_box(0, 0, 1, 1), pixel_box(1, 1, 2, 2), pixel_box(2, 2, 3, 3)], ["a", "b", "a"])
     with pytest.raises(ZoneError, match=r"not unique: a in features \[0, 2\]"):

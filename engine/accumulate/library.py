@@ -68,10 +68,25 @@ def sum_pair_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray
         )
     else:
         table = _lattice_areas(counties, codes, index, where, *lattice())
+    _share_fractions(table, blocks, where)
+    return table
+
+
+def _share_fractions(table: np.ndarray, blocks: Mapping[str, Any], where: Chunk) -> None:
+    """Fraction mode, when the layout says so: the chunk's boundary pixels shared by covered
+    fraction, from the county rings the pass reads as the raster named by
+    ``layout.params["boundary_rings"]`` (counties burned on the fly, clipped in this task:
+    :func:`carbonscape.rasterize.zones_and_rings`) or else from the fraction-mode county store at
+    ``layout.params["boundary"]``."""
+    rings_raster = where.layout.params.get("boundary_rings")
+    if rings_raster is not None:
+        if rings_raster not in blocks:
+            raise ValueError(f"fraction mode reads the county rings as raster {rings_raster!r}: the statistic must read it (reads={rings_raster!r})")
+        _share_by_rings(table, blocks["counties"], blocks["landuse"], where, blocks[rings_raster])
+        return
     boundary = where.layout.params.get("boundary")
     if boundary is not None:
-        _share_boundary_pixels(table, counties, codes, where, boundary)
-    return table
+        _share_boundary_pixels(table, blocks["counties"], blocks["landuse"], where, boundary)
 
 
 def _uniform_area(where: Chunk) -> float | None:
@@ -173,8 +188,7 @@ def count_and_sum_pair_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> 
     if uniform is not None:  # one count, the areas from it (not the counting kernel twice)
         counts = count_pairs(blocks, where).astype(np.float64)
         table = np.stack([counts, counts * uniform])
-        if where.layout.params.get("boundary") is not None:
-            _share_boundary_pixels(table[1], counties, codes, where, where.layout.params["boundary"])
+        _share_fractions(table[1], blocks, where)
         return table
     if lattice is None or codes.dtype.itemsize > 2:
         return np.stack([count_pairs(blocks, where).astype(np.float64), sum_pair_areas(blocks, where)])
@@ -183,9 +197,7 @@ def count_and_sum_pair_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> 
     table = sum_pair_counts_areas_dense(
         counties, codes, lut, offset, where.layout.n_counties, index.n_cols, *lattice(), where.rows.start, where.cols.start,  # type: ignore[union-attr]
     )
-    boundary = where.layout.params.get("boundary")
-    if boundary is not None:
-        _share_boundary_pixels(table[1], counties, codes, where, boundary)
+    _share_fractions(table[1], blocks, where)
     return table
 
 

@@ -279,11 +279,11 @@ def _polygon_areas_km2(polygons: Any, id_field: str, county_store: Any) -> pd.Se
 
 
 def _needs_zone_store(study: Study) -> bool:
-    """Whether `run` writes the county-id store (``stores/zones.zarr``): for fraction coverage (its
-    boundary tables), a ``[units] grid`` and ``[landuse] maps`` (their passes read the store).
-    Otherwise the ids are burned on the fly in the supply pass (:func:`carbonscape.rasterize.lazy_zones`)."""
-    return (study.setting("counties", "coverage", "centre") == "fraction" or study.setting("units", "grid") is not None
-            or bool(study.setting("landuse", "maps")))
+    """Whether `run` writes the county-id store (``stores/zones.zarr``): for a ``[units] grid`` and
+    ``[landuse] maps`` (their passes read the store). Otherwise the ids are burned on the fly in the
+    supply pass (:func:`carbonscape.rasterize.lazy_zones`), in fraction coverage with each chunk's
+    county rings clipped in the same task."""
+    return study.setting("units", "grid") is not None or bool(study.setting("landuse", "maps"))
 
 
 def _supply_area_km2(by_county: pd.DataFrame, area_km2: pd.Series) -> pd.Series | None:
