@@ -58,39 +58,41 @@ def replace(module_name: str, attribute: str, make: Callable[[Any], Any]) -> int
 
 
 def _faulty_fills(change) -> int:
-    """Counties are filled through geopandas' ``GeoDataFrame.plot(color=[...])``: wrap the function
-    behind it so ``change(frame, colours) -> (frame, colours)`` alters what is filled. maps.py itself
-    is left alone, so it can be rewritten freely; a mutant that no longer reaches the drawing shows
-    as "NOT caught"."""
-    import geopandas.plotting
+    """Counties are filled as one matplotlib ``PathCollection(paths, facecolors=[...])`` per map:
+    wrap its constructor so ``change(paths, colours) -> (paths, colours)`` alters what is filled.
+    maps.py itself is left alone, so it can be rewritten freely; a mutant that no longer reaches the
+    drawing shows as "NOT caught"."""
+    import matplotlib.collections as collections
 
-    original = geopandas.plotting.plot_dataframe
+    original = collections.PathCollection.__init__
 
-    def plot_dataframe(df, *args, color=None, **kwargs):
-        if color is not None and not isinstance(color, str) and len(color) == len(df) > 1:
-            df, color = change(df, list(color))
-        return original(df, *args, color=color, **kwargs)
+    def init(self, paths, sizes=None, **kwargs):
+        colours = kwargs.get("facecolors")
+        if colours is not None and not isinstance(colours, str) and len(colours) == len(paths) > 1:
+            paths, colours = change(list(paths), list(colours))
+            kwargs["facecolors"] = colours
+        original(self, paths, sizes, **kwargs)
 
-    geopandas.plotting.plot_dataframe = plot_dataframe
+    collections.PathCollection.__init__ = init
     return 1
 
 
 def _reversed_fills() -> int:
     from matplotlib.colors import to_rgba
 
-    def reverse(df, colours):
+    def reverse(paths, colours):
         # The distinct fills ordered from dark to light, each swapped with its mirror: the highest
         # class takes the lowest class's colour and back.
         rgba = [to_rgba(c) for c in colours]
         distinct = sorted(set(rgba), key=lambda c: 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
         mirror = dict(zip(distinct, distinct[::-1]))
-        return df, [mirror[c] for c in rgba]
+        return paths, [mirror[c] for c in rgba]
 
     return _faulty_fills(reverse)
 
 
 def _county_missing_from_maps() -> int:
-    return _faulty_fills(lambda df, colours: (df.iloc[:-1], colours[:-1]))
+    return _faulty_fills(lambda paths, colours: (paths[:-1], colours[:-1]))
 
 
 def _doubled_supply() -> int:
