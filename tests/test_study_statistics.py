@@ -205,3 +205,12 @@ def test_the_statistics_command_with_spreads_on_a_run_folder_equals_the_run(stud
             pd.testing.assert_frame_equal(mine, theirs.reindex(mine.index))
         else:
             assert mine["ratio_p05"].notna().all() and (mine["supply_t_p05"] < mine["supply_t_p95"]).all()
+
+
+def test_ccd_is_zero_for_the_lowest_supply_and_the_lowest_demand_unit_as_the_readme_says(study_dir, result):
+    """README ("How to read them"): min–max normalisation gives U = 0, so C = 0 and ccd = 0, to the unit
+    of lowest supply density and to that of lowest demand density, whatever their values."""
+    table = pd.read_csv(study_dir / "results" / "ratio_zones.csv").set_index("county")
+    assert table.loc[table["supply_t_per_km2"].idxmin(), "ccd"] == 0.0
+    assert table.loc[table["demand_t_per_km2"].idxmin(), "ccd"] == 0.0
+    assert (table["ccd"].drop([table["supply_t_per_km2"].idxmin(), table["demand_t_per_km2"].idxmin()]) > 0).all()
