@@ -186,7 +186,8 @@ def zones(ctx: click.Context, counties: str, like: str, id_field: str, out: str,
 @click.option("--min-coverage", type=float, default=None,
               help="Refuse counties the raster covers less than this share of (default 0.9); lower it to accept them, flagged.")
 @click.option("--population", "population_raster", type=click.Path(dir_okay=False), default=None,
-              help="People per pixel GeoTIFF: people per county in continuous_by_county.csv (same pass).")
+              help="People per pixel GeoTIFF: people per county in continuous_by_county.csv (with --grid: per cell in "
+                   "supply_by_cell.csv and continuous_by_cell.csv), same pass.")
 @click.option("--npp", "npp_raster", type=click.Path(dir_okay=False), default=None,
               help="NPP GeoTIFF: yearly sequestration per county in sequestration_by_county.csv.")
 @click.option("--npp-units", type=click.Choice(["g C m-2 yr-1", "kg C m-2 yr-1", "t C ha-1 yr-1"]), default="g C m-2 yr-1",
@@ -212,6 +213,11 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
     """
     if (zones_store is None) == (grid_size is None):
         raise click.UsageError("give either --zones (a county store) or --grid SIZE (square cells), not both or neither")
+    if population_raster or npp_raster or factor_raster:  # the rasters' check of `check` and `run`, before any compute
+        from carbonscape.continuous import check_rasters
+
+        check_rasters({"--population": (population_raster, "count"), "--npp": (npp_raster, "density"),
+                       "--factor": (factor_raster, "density")}, like=landuse, zones=zones_store, resampling=resampling)
     _claim_folder(out, "supply", overwrite)
     if grid_size is not None:
         if pixel_maps:

@@ -165,7 +165,7 @@ def _check_resampling(source: Source, target: Grid, resampling: str | None, *, s
     if need == "reproject" and resampling is None:
         raise ContinuousError(
             f"{source.path}: its CRS {source.grid.crs.name!r} differs from the land use's {target.crs.name!r}; carbonscape "
-            f"resamples it onto the land-use grid only when told: set {setting} = \"nearest\" (each land-use pixel takes the "
+            f"resamples it onto the land-use grid only when told: {_resampling_advice(setting)} (each land-use pixel takes the "
             "source pixel under its centre), or warp it yourself (gdalwarp -t_srs ... -tr ... -tap)"
         )
     return need
@@ -215,6 +215,13 @@ def _read_rows(src: Any, rows: np.ndarray, c0: int, c1: int, quantity: str, sour
     if nodata is not None:
         lines[lines == nodata] = np.nan
     if quantity == "count":
+        negative = lines < 0  # judged in the raster's own units (people per pixel), before they become people per m²
+        if negative.any():
+            raise ContinuousError(
+                f"{src.name}: a count per pixel cannot be negative, and {int(negative.sum()):,} pixels are (as low as "
+                f"{float(lines[negative].min()):g} people per pixel); set the raster's nodata value to the fill it uses "
+                "(`gdal_edit.py -a_nodata -99999`) or clip it at 0"
+            )
         area = source.pixel_areas_m2(slice(r0, r1), slice(c0, c1))
         lines /= area[rows - r0] if area.shape[0] > 1 else area
     return lines
@@ -755,6 +762,189 @@ def raster_minimum(path: str | os.PathLike[str]) -> float | None:
                 low = float(block[valid].min())
                 lowest = low if lowest is None else min(lowest, low)
     return lowest
+
+
+# Values at or below this over the counties, without a declared nodata, are a fill (-9999, -3.4e38),
+# not a population, an NPP or a factor.
+FILL_LIKE = -9999.0
+
+
+def _resampling_advice(setting: str) -> str:
+    """How to ask for nearest-neighbour resampling where the user gives it: the CLI's flag form
+    (``--resampling nearest``) or the study file's (``[continuous] resampling = "nearest"``)."""
+    return f"give {setting} nearest" if setting.startswith("--") else f'set {setting} = "nearest"'
+
+
+def raster_problems(
+    path: str | os.PathLike[str],
+    *,
+    setting: str,
+    quantity: str,
+    factor: bool = False,
+    polygons: Any = None,
+    keys: Sequence[str] | None = None,
+    landuse: Grid | None = None,
+    resampling: str | None = None,
+    resampling_setting: str = "--resampling",
+    max_uncovered: float = 0.001,
+) -> tuple[list[str], RegionScan | None]:
+    """What is wrong with one continuous raster before anything is computed — the one check of
+    `check`, `run` and `supply`: unreadable, another CRS than the land use's without resampling,
+    more than ``max_uncovered`` of the region (``polygons``) outside its extent, counties (``keys``,
+    aligned with ``polygons``) without a value, negative counts or factors, an undeclared fill.
+
+    Parameters
+    ----------
+    path
+        The GeoTIFF (local path or URL).
+    setting
+        How messages name the raster (``--population``, ``[continuous] population``).
+    quantity, factor
+        ``"count"`` (people per pixel) or ``"density"``; ``factor``: a correction factor.
+    polygons
+        The region (a GeoSeries or GeoDataFrame in any CRS); None: no coverage or value checks
+        over the counties (the whole raster's minimum is still checked for counts and factors).
+    keys
+        The county keys of ``polygons``, for the counties left without values; None: not checked.
+    landuse
+        The land-use grid, for the CRS check; None: not checked.
+    resampling, resampling_setting
+        The resampling asked for and how the user gives it (``--resampling``, ``[continuous] resampling``).
+    max_uncovered
+        Share (0–1) of the region's area allowed outside the raster's extent.
+
+    Returns
+    -------
+    (list of str, RegionScan or None)
+        The problems (empty: fine), each naming the file, the value and the fix; the scan of the
+        raster over the region when one was made.
+    """
+    problems: list[str] = []
+    try:
+        source = read_source(path)
+    except ContinuousError as exc:
+        return [f"{setting}: {exc}"], None
+    if landuse is not None and resampling_needed(source.grid, landuse) == "reproject" and resampling != "nearest":
+        problems.append(
+            f"{setting}: {source.path}: its CRS {source.grid.crs.name!r} differs from the land use's {landuse.crs.name!r}; "
+            f"{_resampling_advice(resampling_setting)} to resample it onto the land-use grid, or warp it yourself (gdalwarp -tap)"
+        )
+    uncovered = 0.0
+    if polygons is not None:
+        try:
+            uncovered = region_coverage(source, polygons)
+        except Exception as exc:  # noqa: BLE001 - pyproj's errors vary by version
+            problems.append(f"{setting}: {source.path}: the counties cannot be put in its CRS ({exc})")
+        if uncovered > max_uncovered:
+            problems.append(
+                f"{setting}: {source.path} does not cover the region: {100 * uncovered:.2f}% of the counties' area lies "
+                f"outside its extent (more than [continuous] max_uncovered = {max_uncovered:g}); give a raster that covers every county"
+            )
+    scan = None
+    if polygons is not None and uncovered < 1.0:
+        try:  # the counties' window only (a continental raster for one province is not read whole)
+            scan = scan_region(source, polygons)
+        except Exception as exc:  # noqa: BLE001 - GDAL's read errors name the file
+            problems.append(f"{setting}: {source.path}: cannot be read over the counties ({exc})")
+            return problems, None
+        if keys is not None:
+            problems.extend(_empty_counties(setting, source, scan, list(keys), quantity=quantity, factor=factor))
+    lowest = scan.minimum if scan is not None else (raster_minimum(source.path) if quantity == "count" or factor else None)
+    if (quantity == "count" or factor) and lowest is not None and lowest < 0:
+        what = "people per pixel" if quantity == "count" else "a correction factor"
+        problems.append(
+            f"{setting}: {source.path} holds negative values (as low as {lowest:g}{' people per pixel' if quantity == 'count' else ''}), "
+            f"impossible for {what}; set its nodata value to the fill it uses (`gdal_edit.py -a_nodata -99999`) or fix the values"
+        )
+    elif source.nodata is None and lowest is not None and lowest <= FILL_LIKE:
+        problems.append(
+            f"{setting}: {source.path} declares no nodata value and holds {lowest:g}, a fill value rather than data; "
+            f"declare it (`gdal_edit.py -a_nodata {lowest:g}`) so those pixels count as missing"
+        )
+    return problems, scan
+
+
+def _empty_counties(setting: str, source: Source, scan: RegionScan, keys: list[str], *, quantity: str, factor: bool) -> list[str]:
+    """Counties over which the raster holds pixels but none with a value (its nodata, or NaN): their
+    population or sequestration would silently be 0, their densities left uncorrected."""
+    empty = [key for key, n, v in zip(keys, scan.pixels, scan.valued) if n > 0 and v == 0]
+    if not empty:
+        return []
+    what = {"count": "their population would be 0", "density": "their sums would be 0"}[quantity]
+    if factor:
+        what = "their densities would be left uncorrected"
+    nodata = f"nodata {source.nodata:g}" if source.nodata is not None else "NaN"
+    return [
+        f"{setting}: {source.path} holds no value ({nodata}) over {len(empty)} county(ies) ({', '.join(empty[:10])}"
+        f"{' …' if len(empty) > 10 else ''}): {what}; give a raster with values there"
+        + (" (1 where no correction is meant)" if factor else ", or check its nodata value (`gdalinfo -stats`)")
+    ]
+
+
+# Land-use pixels per side of the coarse footprint :func:`store_footprint` draws (at most ~1000²).
+_FOOTPRINT_SIDE = 1024
+
+
+def store_footprint(store: str | os.PathLike[str], *, zones: bool) -> Any:
+    """The region of a zone store (its pixels in a county) or of a land-use store (its extent) as
+    polygons in the store's CRS, for :func:`raster_problems` where no county polygons are at hand
+    (`supply --zones`, `supply --grid`). The zone footprint is traced on a grid at most ~1000
+    samples a side (one pixel in every ``step``), each sample standing for its ``step²`` block:
+    exact enough to tell a raster covering half the region from one covering it all."""
+    import geopandas as gpd
+    import shapely
+
+    from carbonscape.rasterize import open_zones
+
+    held = open_zones(store)[0] if zones else open_store(store)
+    grid = held.grid
+    if not zones:
+        return gpd.GeoSeries([shapely.box(*grid.bounds)], crs=grid.crs)
+    from rasterio import features
+
+    step = max(1, int(np.ceil(max(grid.shape) / _FOOTPRINT_SIDE)))
+    mask = np.asarray(da.asarray(held.data)[::step, ::step] != 0)
+    a, b, c, d, e, f = tuple(grid.transform)[:6]
+    coarse = rasterio.Affine(a * step, b, c, d, e * step, f)
+    shapes = [shapely.geometry.shape(geom) for geom, value in
+              features.shapes(mask.astype(np.uint8), mask=mask, transform=coarse) if value == 1]
+    return gpd.GeoSeries(shapes or [shapely.box(*grid.bounds)], crs=grid.crs)
+
+
+def check_rasters(
+    rasters: Mapping[str, tuple[str | os.PathLike[str] | None, str]],
+    *,
+    like: str | os.PathLike[str],
+    zones: str | os.PathLike[str] | None = None,
+    resampling: str | None = None,
+    max_uncovered: float = 0.001,
+) -> None:
+    """:func:`raster_problems` of the `supply` command's rasters over the region of its zone store
+    (or, with ``--grid``, the land use's extent), before anything is computed.
+
+    Parameters
+    ----------
+    rasters
+        ``{flag: (path or None, quantity)}``, e.g. ``{"--population": ("pop.tif", "count")}``;
+        ``--factor`` is checked as a correction factor.
+
+    Raises
+    ------
+    ContinuousError
+        Every problem found, one per line.
+    """
+    given = {flag: (path, quantity) for flag, (path, quantity) in rasters.items() if path is not None}
+    if not given:
+        return
+    landuse = open_store(like).grid
+    region = store_footprint(zones if zones is not None else like, zones=zones is not None)
+    problems: list[str] = []
+    for flag, (path, quantity) in given.items():
+        found, _ = raster_problems(path, setting=flag, quantity=quantity, factor=flag == "--factor", polygons=region, landuse=landuse,
+                                   resampling=None if resampling == "none" else resampling, max_uncovered=max_uncovered)
+        problems.extend(found)
+    if problems:
+        raise ContinuousError("\n".join(problems))
 
 
 # -- supply with continuous rasters (the `supply` command's --population/--npp/--factor) -----------

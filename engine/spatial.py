@@ -343,9 +343,12 @@ def getis_ord(values: np.ndarray, w: Any, *, permutations: int = 999, seed: int 
     with _seeded(), _direct_crand():
         gi = G_Local(np.asarray(values, dtype=np.float64), binary, transform="R", permutations=permutations, star=True, seed=seed, n_jobs=1)
     z = np.asarray(gi.Zs, dtype=np.float64)
-    significant = np.asarray(gi.p_sim) < alpha
+    significant = np.asarray(gi.p_sim, dtype=np.float64) < alpha
     spot = np.where(significant & (z > 0), HOT, np.where(significant & (z < 0), COLD, NOT_SIGNIFICANT))
-    return pd.DataFrame({"gi_star_z": z, "p_sim": gi.p_sim, "spot": spot})
+    # esda's G_Local keeps p_sim in float32 (0.1120000035 for 112/1000); each is (larger + 1) / (permutations + 1):
+    # made again in float64 from that count, as LISA's p_sim are.
+    p_sim = np.round(np.asarray(gi.p_sim, dtype=np.float64) * (permutations + 1)) / (permutations + 1)
+    return pd.DataFrame({"gi_star_z": z, "p_sim": p_sim, "spot": spot})
 
 
 def _binary_copy(w: Any) -> Any:

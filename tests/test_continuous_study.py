@@ -117,7 +117,7 @@ def test_check_refuses_another_crs_without_resampling_and_negative_people(study)
     done = _run("check", study / "study.toml")
     assert done.returncode == 2
     assert "[continuous] npp" in done.stderr and "differs from the land use's" in done.stderr and 'resampling = "nearest"' in done.stderr
-    assert "pop.tif holds negative values (as low as -5)" in done.stderr
+    assert "pop.tif holds negative values (as low as -5 people per pixel)" in done.stderr
 
 
 def test_a_study_without_table_or_population_raster_is_refused(study):
@@ -250,3 +250,45 @@ def test_supply_command_draws_pixel_maps_of_the_corrected_densities(study):
     # --factor multiplies every pool: × 1.5 in the top half.
     assert carbon[0, 0] == pytest.approx(43 * 1.5) and carbon[0, 7] == pytest.approx(150.0) and carbon[7, 0] == 43 and carbon[7, 7] == 100
     assert "carbon_cog" in done.stdout
+
+
+def _stores(study):
+    assert _run("ingest", study / "lu.tif", "--out", study / "lu.zarr", "--scheduler", "synchronous").returncode == 0
+    assert _run("zones", study / "counties.gpkg", "--like", study / "lu.zarr", "--id-field", "county", "--out", study / "z.zarr",
+                "--scheduler", "synchronous").returncode == 0
+
+
+def _supply(study, *args):
+    return _run("supply", "--landuse", study / "lu.zarr", "--pools", study / "pools.csv", "--out", study / "s", "--scheduler", "synchronous", *args)
+
+
+def test_supply_refuses_a_population_raster_covering_half_the_region_as_check_does(study):
+    _stores(study)
+    write_tif(study / "pop_half.tif", PEOPLE[:, :2].copy(), transform=COARSE)  # the eastern counties lie outside it
+    for where in (["--zones", study / "z.zarr"], ["--grid", 400]):
+        done = _supply(study, *where, "--population", study / "pop_half.tif")
+        assert done.returncode == 2, (where, done.stdout, done.stderr[-3000:])
+        assert "--population: " in done.stderr and "pop_half.tif does not cover the region: 50.00% of the counties' area" in done.stderr
+        assert not (study / "s").exists()  # refused before anything is computed or written
+    # The whole raster passes (the region of the zone store is traced, not the land use's box).
+    assert _supply(study, "--zones", study / "z.zarr", "--population", study / "pop.tif").returncode == 0
+
+
+def test_supply_refuses_negative_people_before_computing_in_people_per_pixel(study):
+    _stores(study)
+    write_tif(study / "pop_neg.tif", np.where(PEOPLE == 60, -3, PEOPLE).astype(np.float32), transform=COARSE)
+    for where in (["--zones", study / "z.zarr"], ["--grid", 400]):
+        done = _supply(study, *where, "--population", study / "pop_neg.tif")
+        assert done.returncode == 2, done.stderr[-3000:]
+        assert "pop_neg.tif holds negative values (as low as -3 people per pixel)" in done.stderr, done.stderr
+        assert "per m²" not in done.stderr and "Traceback" not in done.stderr and "Compute Failed" not in done.stderr
+
+
+def test_supply_names_the_resampling_flag_as_a_flag_and_the_help_per_cell(study):
+    _stores(study)
+    write_tif(study / "pop_4326.tif", np.full((20, 20), 5.0, dtype=np.float32), transform=from_origin(104.9, 25.4, 0.01, 0.01), crs="EPSG:4326")
+    done = _supply(study, "--zones", study / "z.zarr", "--population", study / "pop_4326.tif")
+    assert done.returncode == 2 and "--resampling nearest" in done.stderr and '= "nearest"' not in done.stderr, done.stderr
+    assert "differs from the land use's" in done.stderr
+    helped = " ".join(_run("supply", "--help").stdout.split())
+    assert "people per county in continuous_by_county.csv (with --grid: per cell" in helped

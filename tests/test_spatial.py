@@ -173,3 +173,13 @@ def test_units_with_no_neighbour_at_all_are_a_clear_error() -> None:
 def test_bad_settings_are_refused(kwargs: dict, words: str) -> None:
     with pytest.raises(InputError, match=words):
         SpatialSettings(**kwargs)
+
+
+def test_hotspot_p_values_are_written_as_float64_counts_like_lisa(tmp_path: object) -> None:
+    gdf, table = demo_units()
+    result = spatial_statistics(gdf, table, settings=SpatialSettings(permutations=999))
+    assert result.hotspots["p_sim"].dtype == np.float64
+    hot = pd.read_csv(result.write(tmp_path)["hotspots"])  # type: ignore[arg-type]
+    # Each p is (larger + 1) / 1000: written as 0.112, not float32's 0.1120000035.
+    assert np.array_equal(hot["p_sim"].to_numpy(), np.round(hot["p_sim"].to_numpy() * 1000) / 1000)
+    assert hot["p_sim"].map(lambda p: len(repr(float(p)))).max() <= len("0.123")

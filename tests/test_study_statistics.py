@@ -173,3 +173,44 @@ def test_the_command_line_flags_set_the_draws_and_the_statistics(study_dir):
     assert json.loads((out / "run.json").read_text())["uncertainty"]["seed"] == 4
     bad = runner.invoke(cli, ["run", str(study_dir / "study.toml"), "--out", str(study_dir / "bad_out"), "--draws", "5"])
     assert bad.exit_code == 2 and "[uncertainty] `draws` must be an integer >= 20, not 5" in bad.output, bad.output
+
+
+def test_the_statistics_command_with_spreads_on_a_run_folder_equals_the_run(study_dir, result, tmp_path):
+    """`carbonscape statistics DIR --pools` (the README's uncertainty command) on a copy of a run's
+    folder: the Monte Carlo read back from disk equals the run's own for the same draws and seed."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = tmp_path / "results"
+    shutil.copytree(study_dir / "results", folder)
+    (folder / "uncertainty_by_county.csv").unlink()
+    for pools in ("pools.csv", "pools_min_max.csv"):
+        if pools == "pools_min_max.csv":  # the same spreads as a uniform min/max table: the command runs too
+            table = pd.read_csv(study_dir / "pools.csv")
+            for pool in ("above", "below", "soil", "dead"):
+                sd = table.pop(f"c_{pool}_sd")
+                table[f"c_{pool}_min"], table[f"c_{pool}_max"] = table[f"c_{pool}"] - sd, table[f"c_{pool}"] + sd
+            table.to_csv(tmp_path / pools, index=False)
+        source = study_dir / pools if pools == "pools.csv" else tmp_path / pools
+        done = subprocess.run([str(Path(sys.executable).with_name("carbonscape")), "statistics", str(folder), "--pools", str(source),
+                               "--draws", "300", "--draws-seed", "8", "--permutations", "199", "--seed", "3", "--no-maps"],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "KeyError" not in done.stdout + done.stderr
+        mine = pd.read_csv(folder / "uncertainty_by_county.csv").set_index("county")
+        if pools == "pools.csv":
+            theirs = pd.read_csv(study_dir / "results" / "uncertainty_by_county.csv").set_index("county")
+            pd.testing.assert_frame_equal(mine, theirs.reindex(mine.index))
+        else:
+            assert mine["ratio_p05"].notna().all() and (mine["supply_t_p05"] < mine["supply_t_p95"]).all()
+
+
+def test_ccd_is_zero_for_the_lowest_supply_and_the_lowest_demand_unit_as_the_readme_says(study_dir, result):
+    """README ("How to read them"): min–max normalisation gives U = 0, so C = 0 and ccd = 0, to the unit
+    of lowest supply density and to that of lowest demand density, whatever their values."""
+    table = pd.read_csv(study_dir / "results" / "ratio_zones.csv").set_index("county")
+    assert table.loc[table["supply_t_per_km2"].idxmin(), "ccd"] == 0.0
+    assert table.loc[table["demand_t_per_km2"].idxmin(), "ccd"] == 0.0
+    assert (table["ccd"].drop([table["supply_t_per_km2"].idxmin(), table["demand_t_per_km2"].idxmin()]) > 0).all()

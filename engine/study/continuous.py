@@ -22,10 +22,8 @@ from carbonscape.continuous import (
     ingest_continuous,
     open_continuous,
     population_by_county,
-    raster_minimum,
+    raster_problems,
     read_source,
-    region_coverage,
-    scan_region,
     resampling_needed,
     sequestration_by_county,
     value_specs,
@@ -99,48 +97,15 @@ def continuous_problems(study: Study, inputs: Any) -> list[str]:
         problems.append("[demand] emissions_column needs `table`: the county inventory is a column of it")
     landuse = inputs.rasters[0].grid if getattr(inputs, "rasters", None) else None
     allowed = float(study.setting("continuous", "max_uncovered", 0.001))
-    for raster in _rasters(study):
-        try:
-            source = read_source(raster.path)
-        except ContinuousError as exc:
-            problems.append(f"{raster.setting}: {exc}")
-            continue
-        if landuse is not None and resampling_needed(source.grid, landuse) == "reproject" and study.setting("continuous", "resampling", "none") != "nearest":
-            problems.append(
-                f"{raster.setting}: {raster.path}: its CRS {source.grid.crs.name!r} differs from the land use's {landuse.crs.name!r}; "
-                "set [continuous] resampling = \"nearest\" to resample it onto the land-use grid, or warp it yourself (gdalwarp -tap)"
-            )
-        if inputs.polygons is not None:
-            try:
-                uncovered = region_coverage(source, inputs.polygons)
-            except Exception as exc:  # noqa: BLE001 - pyproj's errors vary by version
-                problems.append(f"{raster.setting}: {raster.path}: the counties cannot be put in its CRS ({exc})")
-                uncovered = 0.0
-            if uncovered > allowed:
-                problems.append(
-                    f"{raster.setting}: {raster.path} does not cover the region: {100 * uncovered:.2f}% of the counties' area lies "
-                    f"outside its extent (more than [continuous] max_uncovered = {allowed:g}); give a raster that covers every county"
-                )
-        scan = None
-        if inputs.polygons is not None and study.id_field is not None and uncovered < 1.0:
-            try:  # the counties' window only (a continental raster for one province is not read whole)
-                scan = _SCANS[str(raster.path)] = scan_region(source, inputs.polygons)
-            except Exception as exc:  # noqa: BLE001 - GDAL's read errors name the file
-                problems.append(f"{raster.setting}: {raster.path}: cannot be read over the counties ({exc})")
-                continue
-            problems.extend(_nodata_problems(raster, source, scan, list(inputs.polygons[study.id_field].astype(str))))
-        lowest = scan.minimum if scan is not None else (raster_minimum(raster.path) if raster.quantity == "count" or raster.factor else None)
-        if (raster.quantity == "count" or raster.factor) and lowest is not None and lowest < 0:
-            what = "people per pixel" if raster.quantity == "count" else "a correction factor"
-            problems.append(
-                f"{raster.setting}: {raster.path} holds negative values (as low as {lowest:g}), impossible for {what}; "
-                "set its nodata value to the fill it uses (`gdal_edit.py -a_nodata -99999`) or fix the values"
-            )
-        elif source.nodata is None and lowest is not None and lowest <= _FILL_LIKE:
-            problems.append(
-                f"{raster.setting}: {raster.path} declares no nodata value and holds {lowest:g}, a fill value rather than data; "
-                f"declare it (`gdal_edit.py -a_nodata {lowest:g}`) so those pixels count as missing"
-            )
+    keys = list(inputs.polygons[study.id_field].astype(str)) if inputs.polygons is not None and study.id_field is not None else None
+    for raster in _rasters(study):  # the one check of `check`, `run` and `supply` (carbonscape.continuous.raster_problems)
+        found, scan = raster_problems(raster.path, setting=raster.setting, quantity=raster.quantity, factor=raster.factor,
+                                      polygons=inputs.polygons, keys=keys, landuse=landuse,
+                                      resampling=study.setting("continuous", "resampling", "none"),
+                                      resampling_setting="[continuous] resampling", max_uncovered=allowed)
+        problems.extend(found)
+        if scan is not None:
+            _SCANS[str(raster.path)] = scan
     table = study.setting("continuous", "factor_table")
     if table is not None and inputs.polygons is not None and study.id_field is not None:
         try:
@@ -153,26 +118,6 @@ def continuous_problems(study: Study, inputs: Any) -> list[str]:
 
 # What check's scan of each raster found (by path), for its description lines.
 _SCANS: dict[str, Any] = {}
-# Values at or below this over the counties, without a declared nodata, are a fill (-9999, -3.4e38),
-# not a population, an NPP or a factor.
-_FILL_LIKE = -9999.0
-
-
-def _nodata_problems(raster: _Raster, source: Any, scan: Any, keys: list[str]) -> list[str]:
-    """Counties over which the raster holds pixels but none with a value (its nodata, or NaN): their
-    population or sequestration would silently be 0, their densities left uncorrected."""
-    empty = [key for key, n, v in zip(keys, scan.pixels, scan.valued) if n > 0 and v == 0]
-    if not empty:
-        return []
-    what = {"count": "their population would be 0", "density": "their sums would be 0"}[raster.quantity]
-    if raster.factor:
-        what = "their densities would be left uncorrected"
-    nodata = f"nodata {source.nodata:g}" if source.nodata is not None else "NaN"
-    return [
-        f"{raster.setting}: {raster.path} holds no value ({nodata}) over {len(empty)} county(ies) ({', '.join(empty[:10])}"
-        f"{' …' if len(empty) > 10 else ''}): {what}; give a raster with values there"
-        + (" (1 where no correction is meant)" if raster.factor else ", or check its nodata value (`gdalinfo -stats`)")
-    ]
 
 
 def continuous_lines(study: Study, inputs: Any) -> list[str]:

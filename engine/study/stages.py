@@ -295,7 +295,7 @@ def statistics_stage(
     """
     from carbonscape.spatial import SpatialSettings, spatial_statistics
     from carbonscape.study.outputs import _draw_statistics, write_run_json
-    from carbonscape.uncertainty import check_draws, read_spreads, supply_uncertainty
+    from carbonscape.uncertainty import check_draws, factors_from_pairs, read_spreads, supply_uncertainty
     from carbonscape.zoning import get_scheme
 
     folder = Path(out)
@@ -324,8 +324,9 @@ def statistics_stage(
         area_ha = area_ha.reindex(ratio_zones.index, fill_value=0.0)
         scheme = get_scheme(result.zoning.get("scheme", "four_zones"), k=int(result.zoning["k"]))
         result.uncertainty = supply_uncertainty(
-            area_ha, spreads, area_km2=ratio_zones["area_km2"], demand_t_per_km2=ratio_zones["demand_t_per_km2"],
-            edges=result.zoning["edges"], zones=[(zone.key, zone.classes) for zone in scheme.zones], draws=draws, seed=draws_seed)
+            area_ha, spreads, area_km2=_ratio_area_km2(result, units, ratio_zones.index), demand_t_per_km2=ratio_zones["demand_t_per_km2"],
+            edges=result.zoning["edges"], zones=[(zone.key, zone.classes) for zone in scheme.zones], draws=draws, seed=draws_seed,
+            factors=factors_from_pairs(pairs, area_ha))  # as `run` corrects the densities ([continuous])
         result.files["uncertainty"] = result.uncertainty.write(folder)
         result.run_info["uncertainty"] = jsonable(result.uncertainty.info)
     if maps:
@@ -333,6 +334,18 @@ def statistics_stage(
             result.files[f"map:{path.stem}"] = path
     write_run_json(result, folder)
     return result
+
+
+def _ratio_area_km2(result: StudyResult, units: Any, index: pd.Index) -> pd.Series:
+    """Each county's area (km²) as the ratio used it, read back: ``ratio_zones.csv`` does not keep it,
+    so demand's table (``demand_by_county.csv``, the polygon's true area), else ``counties.gpkg``'s."""
+    for table in (result.ratio_zones, result.demand, units):
+        if table is not None and "area_km2" in getattr(table, "columns", ()):
+            area = table["area_km2"].set_axis(table.index.astype(str)).reindex(index).astype("float64")
+            if area.notna().all():
+                return area
+    raise InputError(f"{result.out}: no area_km2 per county in demand_by_county.csv or counties.gpkg; run `carbonscape demand` "
+                     "and `carbonscape zoning` again before `carbonscape statistics --pools`")
 
 
 def cells_stage(
