@@ -228,7 +228,7 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
             cells = supply_cells(landuse, pools, size=grid_size, out=out, scheduler=scheduler, progress=_progress(ctx, progress))
         _mark_folder(out, "supply")
         s = cells.summary
-        click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {s['cells_with_land']:,} cells of {s['cell_size']:g} "
+        click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {s['cells_with_land']:,} cells of {s['cell_size']:g} {s.get('cell_unit', '')} "
                    f"({s['nodata_pixels']:,} nodata pixels) in {s['seconds']:.1f} s")
         for name, path in cells.files.items():
             click.echo(f"  {name}: {path}")
@@ -528,8 +528,10 @@ def _print_study_summary(result: Any) -> None:
     cells = getattr(result, "cells", None)
     if cells is not None:
         info = cells.info
-        click.echo(f"cells    {info['cells']:,} cells of {info['size']:g} in the counties ({info['cells_outside_counties']:,} outside), "
-                   f"supply {info['supply_t']:,.0f} t C; in {result.out / 'cells'}")
+        edge = info.get("cells_on_region_edge")
+        click.echo(f"cells    {info['cells']:,} cells of {info['size']:g} {info.get('unit', '')} in the counties".replace(" " * 2, " ")
+                   + (f" ({edge:,} on the region's edge, counted only inside)" if edge else "")
+                   + f", supply {info['supply_t']:,.0f} t C; in {result.out / 'cells'}")
     click.echo(f"outputs  {result.out}")
     for name in ("report", "ratio_zones", "counties", "run", "moran", "lisa", "hotspots", "uncertainty"):
         if name in result.files:

@@ -102,12 +102,13 @@ def test_cell_supply_and_demand_equal_numpy_block_sums(study_dir, result):
     for code, d in density_t_ha.items():
         per_pixel[codes == code] = d * 0.09  # 30 m pixels: 0.09 ha (UTM in its zone: nominal areas)
     shape = (20, 19)
-    supply = _blocks(per_pixel, shape)
+    store, zone_table = open_zones(study_dir / "results" / "stores" / "zones.zarr")
+    ids = np.asarray(store.data)
+    # Only the pixels inside the counties count: a cell on the region's edge holds its part inside.
+    supply = _blocks(per_pixel * (ids > 0), shape)
     np.testing.assert_allclose(table["supply_t"], supply[table["row"], table["col"]], rtol=1e-9)
     # Demand: each pixel in a county takes that county's demand density; a cell's is their mean
     # (equal pixel areas), over its pixels in counties only.
-    store, zone_table = open_zones(study_dir / "results" / "stores" / "zones.zarr")
-    ids = np.asarray(store.data)
     county_density = result.demand["demand_t_per_km2"]
     lookup = np.zeros(zone_table.n_zones)
     for zone_id, key in zip(zone_table.ids, zone_table.values):
@@ -118,7 +119,18 @@ def test_cell_supply_and_demand_equal_numpy_block_sums(study_dir, result):
     # Only cells holding county land are analysed; the others are in supply_by_cell.csv alone.
     held = _blocks(inside, shape) > 0
     assert set(zip(table["row"], table["col"])) == set(zip(*np.nonzero(held & (_blocks(codes != 255, shape) > 0))))
-    assert len(pd.read_csv(out / "supply_by_cell.csv")) >= len(table)
+    assert len(pd.read_csv(out / "supply_by_cell.csv")) == len(table)
+    # The cells' totals are the counties' (the counties leave part of the raster out), and
+    # region_share is the share of each cell's pixels inside the counties (equal pixel areas).
+    assert (ids == 0).sum() > 0.05 * ids.size and 0 < (supply > 0).sum()
+    assert _blocks(per_pixel * (ids == 0), shape).sum() > 0.01 * supply.sum()  # enough land outside to tell
+    counties = pd.read_csv(study_dir / "results" / "supply_by_county.csv")
+    np.testing.assert_allclose(table["supply_t"].sum(), counties["supply_t"].sum(), rtol=1e-9)
+    np.testing.assert_allclose(table["supply_t"].sum(), per_pixel[ids > 0].sum(), rtol=1e-9)
+    by_cell = pd.read_csv(out / "supply_by_cell.csv")
+    whole = _blocks(np.ones(codes.shape), shape)
+    np.testing.assert_allclose(by_cell["region_share"], (_blocks(inside, shape) / whole)[by_cell["row"], by_cell["col"]], rtol=1e-9)
+    assert (by_cell["region_share"] < 1).any() and (by_cell["region_share"] == 1).any()
     # Ratio = emissions over supply (co2_per_c): demand density × area / supply.
     np.testing.assert_allclose(table["ratio"], table["demand_t_per_km2"] * table["area_km2"] / table["supply_t"], rtol=1e-9)
     assert {"esdr", "balance", "quadrant", "ccd", "class", "zone"} <= set(table.columns)
@@ -241,16 +253,17 @@ def test_population_per_cell_equals_numpy_block_sums_of_the_raster(population_di
     with rasterio.open(population_dir / "npp.tif") as src:
         npp = src.read(1).astype(np.float64)
     shape = (20, 19)
-    expected = _blocks(np.where(people >= 0, people, 0.0), shape)
+    ids = np.asarray(open_zones(population_dir / "results" / "stores" / "zones.zarr")[0].data)
+    expected = _blocks(np.where((people >= 0) & (ids > 0), people, 0.0), shape)
     np.testing.assert_allclose(table["population"], expected[table["row"], table["col"]], rtol=1e-6)
     # Demand: the cell's people × 4 t CO2 over its land area (30 m pixels of land: 0.0009 km² each).
     with rasterio.open(population_dir / "region" / "landuse.tif") as src:
-        land = _blocks((src.read(1) != 255).astype(np.float64), shape) * 0.0009
+        land = _blocks(((src.read(1) != 255) & (ids > 0)).astype(np.float64), shape) * 0.0009
     np.testing.assert_allclose(table["demand_t_per_km2"], 4.0 * expected[table["row"], table["col"]] / land[table["row"], table["col"]],
                                rtol=1e-6)
     np.testing.assert_allclose(table["emissions_t"], 4.0 * table["population"], rtol=1e-9)
     # NPP (g C m-2 yr-1) × 900 m² a pixel × 1e-6 t/g, summed per cell.
-    np.testing.assert_allclose(table["sequestration_t_c"], (_blocks(npp, shape) * 900e-6)[table["row"], table["col"]], rtol=1e-6)
+    np.testing.assert_allclose(table["sequestration_t_c"], (_blocks(npp * (ids > 0), shape) * 900e-6)[table["row"], table["col"]], rtol=1e-6)
     values = pd.read_csv(out / "continuous_by_cell.csv")
     assert set(values["raster"]) == {"population", "npp"}
     population = values[values["raster"] == "population"].set_index("cell")
@@ -259,10 +272,11 @@ def test_population_per_cell_equals_numpy_block_sums_of_the_raster(population_di
     assert info["demand_source"] == "population"
     with rasterio.open(out / "cell_population.tif") as src:
         np.testing.assert_allclose(src.read(1)[table["row"], table["col"]], table["population"], rtol=1e-6)  # float32
-    # The counties' people are the same raster's: the cells inside the counties hold the counties' people
-    # (cells astride the region's edge hold people outside it too).
+    # The counties' people are the same raster's: the cells hold the counties' people, no more (the
+    # pixels outside the counties are left out of the cells on the region's edge).
     counties = pd.read_csv(population_dir / "results" / "demand_by_county.csv")
-    assert counties["population"].sum() <= table["population"].sum() + 1e-6 * counties["population"].sum()
+    assert np.where(people >= 0, people, 0.0)[ids == 0].sum() > 0.01 * expected.sum()  # people outside to leave out
+    np.testing.assert_allclose(table["population"].sum(), counties["population"].sum(), rtol=1e-6)
 
 
 def _copy_results(study_dir, tmp_path):

@@ -11,8 +11,9 @@ writes it into ``cells/`` of the results folder, under the same names as the cou
   pixels that lie in a county, ``D_cell = Σ_p a_p·D_county(p) / Σ_p a_p``, summed in the same pass
   as the supply (:data:`carbonscape.cells.CELL_VALUES`). A cell astride a border so takes each
   county's density in proportion to the share of the cell it covers (at the pixel's resolution),
-  not the density of the county holding its centre. Cells with land but no pixel in a county lie
-  outside the study region: they stay in ``supply_by_cell.csv`` and out of the analysis. This
+  not the density of the county holding its centre. Only the pixels inside the counties (the
+  study region) count, for the supply and the continuous rasters alike, so that the cells' totals
+  are the counties'; ``region_share`` is the share of a cell's area inside the region. This
   is the county density spread evenly over each county's land, as the county analysis assumes;
 * **demand** per cell from a population raster instead, when the study gives ``[continuous]
   population`` and one per-capita emission (:func:`cell_demand_source`): the raster's people are
@@ -185,8 +186,10 @@ def supply_and_demand_cells(study: Study, *, landuse_store: Path, county_store: 
     if any(name.startswith("factor") for name in names):
         log.warning("the cells' supply uses the pools table's densities: the factor rasters of [continuous] factors correct the "
                     "counties' supply only (their per-cell means are in cells/continuous_by_cell.csv)")
+    # Only the pixels inside the counties count (supply, people, NPP): the cells' totals are the counties'.
+    region = open_zones(county_store)[0].data
     return supply_cells(landuse_store, study.pools, size=float(size), run=run, progress=progress, values=values,
-                        extra=cell_value_specs(names), rasters=continuous.rasters() if names else None)
+                        extra=cell_value_specs(names), rasters=continuous.rasters() if names else None, region=region)
 
 
 @dataclass
@@ -317,7 +320,9 @@ def analyse_cells(study: Study, supply: CellSupplyResult, *, spreads: Any = None
         extras["sequestration_t_c"] = npp["sum_va"] * NPP_UNITS[study.setting("continuous", "npp_units", "g C m-2 yr-1")]
         extras["sequestration_t_co2"] = extras["sequestration_t_c"] * C_TO_CO2
     return analyse_cell_demand(study, supply, by_cell, demand, extras=extras, spreads=spreads,
-                               info={"cells_outside_counties": int((~inside).sum()), "demand": DEMAND_WORDS[source], "demand_source": source})
+                               info={"cells_outside_counties": int((~inside).sum()),
+                                     "cells_on_region_edge": int((by_cell["region_share"] < 1).sum()) if "region_share" in by_cell else 0,
+                                     "demand": DEMAND_WORDS[source], "demand_source": source})
 
 
 def analyse_cell_demand(study: Study, supply: CellSupplyResult, by_cell: pd.DataFrame, demand: pd.DataFrame, *,
@@ -350,7 +355,7 @@ def analyse_cell_demand(study: Study, supply: CellSupplyResult, by_cell: pd.Data
     statistics = _statistics(study, supply.cells, table)
     uncertainty = _uncertainty(study, spreads, supply, table, zoning_info, scheme)
     info = {
-        "size": supply.cells.size, "pixels_per_cell_edge": supply.cells.cell, "grid_shape": list(supply.cells.shape),
+        "size": supply.cells.size, "unit": supply.cells.unit, "pixels_per_cell_edge": supply.cells.cell, "grid_shape": list(supply.cells.shape),
         "cells": int(len(table)), **(info or {}),
         "landuse_grid": supply.cells.grid.to_attrs(),
         "supply_t": float(table["supply_t"].sum()), "zoning": _jsonable(zoning_info), "zone_numbers": numbers,
