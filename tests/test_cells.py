@@ -237,7 +237,14 @@ def test_the_command_line_makes_cells_and_refuses_a_bad_size(tmp):
     ok = runner.invoke(cli, ["supply", "--landuse", str(lu), "--grid", "200", "--pools", str(pools), "--out", str(tmp / "cells"),
                              "--scheduler", "synchronous"])
     assert ok.exit_code == 0, ok.output
-    assert "in 9 cells of 200" in ok.output
+    assert "in 9 cells of 200 m " in ok.output
+    # The stage commands cannot go on from supply per cell: they say what the folder holds and what goes on.
+    for command in (["cells"], ["zoning"], ["statistics"], ["maps"], ["report"]):
+        stage = runner.invoke(cli, [*command, str(tmp / "cells")])
+        assert stage.exit_code == 2, (command, stage.output)
+        said = " ".join(stage.output.split())
+        assert "supply per grid cell only" in said and "supply --grid" in said and "[units] grid" in said, (command, said)
+        assert "carbonscape run study.toml" in said and "into it first" not in said, (command, said)
     assert {p.name for p in (tmp / "cells").iterdir()} >= {"supply_by_cell.csv", "cells.gpkg", "cell_supply_t_per_km2.tif", "cell_supply_t.tif"}
     bad = runner.invoke(cli, ["supply", "--landuse", str(lu), "--grid", "250", "--pools", str(pools), "--out", str(tmp / "bad"),
                               "--scheduler", "synchronous"])
