@@ -368,8 +368,8 @@ def statistics_command(ctx: click.Context, results: str, weights: str, permutati
               help="Ratio units (default: as the run).")
 @click.option("--method", type=click.Choice(["jenks", "quantile", "equal", "manual"]), default=None, help="Zoning method (default: as the run).")
 @click.option("--k", type=int, default=None, help="Number of ratio classes (default: as the run).")
-@click.option("--breaks", default=None, help="Manual class edges, k + 1 numbers separated by commas.")
-@click.option("--scheme", default=None, help="Zone scheme (default: as the run).")
+@click.option("--breaks", default=None, help="Manual class edges, k + 1 numbers separated by commas (manual zoning; k from them).")
+@click.option("--scheme", default=None, help="Zone scheme (default: as the run; four_zones needs k = 7, classes takes any k).")
 @click.option("--supply-weight", type=float, default=None, help="α of the coupling coordination degree (default 0.5).")
 @click.option("--demand-weight", type=float, default=None, help="β of the coupling coordination degree (default 0.5).")
 @click.option("--statistics/--no-statistics", default=None, help="Moran's I, LISA and Gi* of the cells (default: with 5+ cells).")
@@ -394,7 +394,7 @@ def cells_command(ctx: click.Context, results: str, ratio_units: str | None, met
 
     \b
     Example:
-        carbonscape cells results --k 5 --permutations 999 --pools pools_with_sd.csv
+        carbonscape cells results --k 5 --scheme classes --permutations 999 --pools pools_with_sd.csv
     """
     edges = None
     if breaks is not None:

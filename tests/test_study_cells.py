@@ -319,6 +319,35 @@ def test_cells_stage_reproduces_the_run_s_cell_tables(study_dir, result, tmp_pat
     assert set(table["class"]) <= {1, 2} and json.loads((folder / "run.json").read_text())["cells"]["zoning"]["k"] == 2
 
 
+def test_cells_stage_names_the_flags_and_takes_k_from_the_breaks(study_dir, result, tmp_path):
+    folder = _copy_results(study_dir, tmp_path)
+    info = json.loads((folder / "run.json").read_text())
+    info["zoning"]["scheme"] = "four_zones"  # as a run with the default scheme (7 classes)
+    (folder / "run.json").write_text(json.dumps(info))
+    bad = CliRunner().invoke(cli, ["cells", str(folder), "--k", "5", "--no-maps", "--no-statistics"])
+    said = " ".join(bad.output.split())
+    assert bad.exit_code == 2, said
+    assert "--k 5" in said and "--scheme classes" in said and "'four_zones' (the run's)" in said, said
+    assert "run.json: [zoning]" not in said and 'scheme = "classes"' not in said, said
+    wrong = CliRunner().invoke(cli, ["cells", str(folder), "--k", "5", "--scheme", "four_zones", "--no-maps", "--no-statistics"])
+    assert wrong.exit_code == 2 and "--scheme four_zones is made for 7 classes, not --k 5" in " ".join(wrong.output.split()), wrong.output
+    # README's example runs.
+    done = CliRunner().invoke(cli, ["cells", str(folder), "--k", "5", "--scheme", "classes", "--no-maps", "--no-statistics"])
+    assert done.exit_code == 0, done.output
+    assert json.loads((folder / "run.json").read_text())["cells"]["zoning"]["k"] == 5
+    # --breaks: manual zoning with k from the edges (3 edges: 2 classes).
+    ratio = pd.read_csv(folder / "cells" / "ratio_zones_by_cell.csv")["ratio"]
+    edges = f"{ratio.min():.6g},{ratio.median():.6g},{ratio.max() * 1.01:.6g}"
+    manual = CliRunner().invoke(cli, ["cells", str(folder), "--method", "manual", "--breaks", edges, "--scheme", "classes", "--no-maps",
+                                      "--no-statistics"])
+    assert manual.exit_code == 0, manual.output
+    recorded = json.loads((folder / "run.json").read_text())["cells"]["zoning"]
+    assert recorded["k"] == 2 and recorded["method"] == "manual"
+    assert set(pd.read_csv(folder / "cells" / "ratio_zones_by_cell.csv")["class"]) <= {0, 1, 2}
+    clash = CliRunner().invoke(cli, ["cells", str(folder), "--breaks", edges, "--k", "4", "--no-maps"])
+    assert clash.exit_code == 2 and "not --k 4" in clash.output, clash.output
+
+
 def test_cells_stage_refuses_a_folder_without_cells(study_dir, tmp_path):
     folder = _copy_results(study_dir, tmp_path)
     import shutil
