@@ -204,6 +204,16 @@ def test_check_refuses_a_grid_that_is_not_whole_pixels_and_too_few_cells(study_d
     (study_dir / "bad.toml").write_text(STUDY.replace("grid = 600", "grid = 615"), encoding="utf-8")
     done = CliRunner().invoke(cli, ["check", str(study_dir / "bad.toml")])
     assert done.exit_code == 2 and "[units] grid 615" in done.output
+    # More classes than cells: 400 × 380 pixels of 30 m in cells of 6000 m are 2 × 2 = 4 cells; k = 5 is refused, k = 4 passes.
+    # The largest grid giving 5 cells or more: 5970 m (199 pixels: 3 × 2 cells); 6000 m (200 pixels) gives 2 × 2.
+    (study_dir / "many.toml").write_text(STUDY.replace("grid = 600", "grid = 6000").replace("k = 3", "k = 5"), encoding="utf-8")
+    done = CliRunner().invoke(cli, ["check", str(study_dir / "many.toml")])
+    said = " ".join(done.output.split())
+    assert done.exit_code == 2 and "[zoning] k = 5 ratio classes need at least 5 cells" in said, said
+    assert "[units] grid = 6000 gives 4 cell(s) (2 × 2)" in said and "use [zoning] k = 4 or less" in said and "at most 5970" in said, said
+    text = STUDY.replace("grid = 600", "grid = 6000").replace("k = 3", "k = 4")
+    (study_dir / "four.toml").write_text(text, encoding="utf-8")
+    assert check_study(study_dir / "four.toml", out=study_dir / "four-results") == []
 
 
 def test_cells_without_counties_say_what_is_missing(study_dir):

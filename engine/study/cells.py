@@ -33,6 +33,7 @@ writes it into ``cells/`` of the results folder, under the same names as the cou
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,20 @@ def cells_problems(study: Study, grid: Grid | None) -> list[str]:
     except GridError as exc:
         return [*problems, f"{exc}: a cell must be a whole number of land-use pixels"]
     n = cells.shape[0] * cells.shape[1]
+    k = study.zoning.k
+    if isinstance(k, int) and not isinstance(k, bool) and k > n:
+        # The cells of the whole raster bound those of the region: k above them can never be classified.
+        lo, hi = 1, cells.cell  # the largest cell (pixels) giving at least k cells: the count falls as the cell grows
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if math.ceil(grid.shape[0] / mid) * math.ceil(grid.shape[1] / mid) >= k:
+                lo = mid
+            else:
+                hi = mid - 1
+        problems.append(f"[zoning] k = {k} ratio classes need at least {k} cells, and {SETTING} = {size:g} gives {n} cell(s) "
+                        f"({cells.shape[0]} × {cells.shape[1]}) over the whole land use, fewer in the counties; use [zoning] k = {n} or "
+                        f"less, or a {SETTING} of at most {lo * grid.resolution[0]:g} (more cells; best well below, for cells with land "
+                        "in the counties)")
     if study.setting("statistics", "enabled") is True and n < MIN_UNITS:
         problems.append(f"[statistics] enabled = true needs at least {MIN_UNITS} units, and {SETTING} = {size:g} gives {n} cell(s) "
                         f"({cells.shape[0]} × {cells.shape[1]}) over the land use; use a smaller {SETTING}, or set [statistics] enabled = false")
