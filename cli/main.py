@@ -406,7 +406,26 @@ def cells_command(ctx: click.Context, results: str, ratio_units: str | None, met
                                      supply_weight=supply_weight, demand_weight=demand_weight, statistics=statistics,
                                      spatial_weights=spatial_weights, permutations=permutations, seed=seed, alpha=alpha, pools=pools,
                                      draws=draws, draws_seed=draws_seed, maps=maps)
-    _print_study_summary(result)
+    _print_cells_summary(result)
+
+
+def _print_cells_summary(result: Any) -> None:
+    """What the `cells` stage made of the cells (not the counties' summary, which it left as it was)."""
+    cells = result.cells
+    info = cells.info
+    zoning = cells.zoning
+    click.echo(f"cells    {info['cells']:,} cells of {info['size']:g} {info.get('unit', '')}".rstrip()
+               + f", supply {info['supply_t']:,.0f} t C; {zoning.get('method')} k = {zoning.get('k')}, scheme {zoning.get('scheme')}")
+    zones = cells.table["zone_en"].value_counts() if "zone_en" in cells.table else None
+    if zones is not None and len(zones):
+        click.echo("zones    " + "; ".join(f"{zone}: {n:,}" for zone, n in zones.items()))
+    if cells.statistics is not None:
+        moran = cells.statistics.moran.set_index("variable")
+        click.echo("moran    " + "; ".join(f"{name} I = {row['I']:.3f} (p = {row['p_sim']:.3g})" for name, row in moran.iterrows()))
+    if cells.uncertainty is not None:
+        uncertain = cells.uncertainty.info
+        click.echo(f"density uncertainty  {uncertain['draws']:,} draws ({uncertain['distribution']}), seed {uncertain['seed']}")
+    click.echo(f"outputs  {result.out / 'cells'}")
 
 
 @cli.command()

@@ -311,6 +311,9 @@ def test_cells_stage_reproduces_the_run_s_cell_tables(study_dir, result, tmp_pat
     spoiled.to_csv(original / "ratio_zones_by_cell.csv", index=False)
     done = CliRunner().invoke(cli, ["cells", str(folder), "--pools", str(study_dir / "pools.csv"), "--no-maps"])
     assert done.exit_code == 0, done.output
+    # It prints what the cells used, not the counties' summary.
+    assert "200 draws" in done.output and "counties" not in done.output, done.output
+    assert "cells of 600 m," in done.output and "jenks k = 3" in done.output, done.output
     # The same tables (numbers to the CSVs' 10 digits: the stage starts from the written supply and demand).
     # The coupling indices take square roots of min-max normalised densities: a cell at the minimum
     # supply density within rounding (1e-9) gets a coupling of ~1e-4 from the run's unrounded values and 0 here.
@@ -342,8 +345,11 @@ def test_cells_stage_names_the_flags_and_takes_k_from_the_breaks(study_dir, resu
     wrong = CliRunner().invoke(cli, ["cells", str(folder), "--k", "5", "--scheme", "four_zones", "--no-maps", "--no-statistics"])
     assert wrong.exit_code == 2 and "--scheme four_zones is made for 7 classes, not --k 5" in " ".join(wrong.output.split()), wrong.output
     # README's example runs.
-    done = CliRunner().invoke(cli, ["cells", str(folder), "--k", "5", "--scheme", "classes", "--no-maps", "--no-statistics"])
+    done = CliRunner().invoke(cli, ["cells", str(folder), "--k", "5", "--scheme", "classes", "--no-maps", "--no-statistics",
+                                    "--pools", str(study_dir / "pools.csv"), "--draws", "300"])
     assert done.exit_code == 0, done.output
+    # stdout says what the cells used: 300 draws (the run's counties had 200), k = 5.
+    assert "300 draws" in done.output and "200 draws" not in done.output and "k = 5, scheme classes" in done.output, done.output
     assert json.loads((folder / "run.json").read_text())["cells"]["zoning"]["k"] == 5
     # --breaks: manual zoning with k from the edges (3 edges: 2 classes).
     ratio = pd.read_csv(folder / "cells" / "ratio_zones_by_cell.csv")["ratio"]
