@@ -548,7 +548,8 @@ def _print_study_summary(result: Any) -> None:
     if cells is not None:
         info = cells.info
         edge = info.get("cells_on_region_edge")
-        click.echo(f"cells    {info['cells']:,} cells of {info['size']:g} {info.get('unit', '')} in the counties".replace(" " * 2, " ")
+        unit = f" {info['unit']}" if info.get("unit") else ""
+        click.echo(f"cells    {info['cells']:,} cells of {info['size']:g}{unit} in the counties"
                    + (f" ({edge:,} on the region's edge, counted only inside)" if edge else "")
                    + f", supply {info['supply_t']:,.0f} t C; in {result.out / 'cells'}")
     click.echo(f"outputs  {result.out}")
