@@ -92,8 +92,8 @@ def read_outputs(out: str | os.PathLike[str]) -> StudyResult:
         raise InputError(f"{folder} holds supply per grid cell only (supply_by_cell.csv, from `carbonscape supply --grid`): no counties "
                          "and no demand, which the stage commands (demand, zoning, statistics, cells, maps, report) go on from. For the "
                          "cells' demand, ratio and zones, write a study file with [units] grid = SIZE beside [counties] and [demand] "
-                         "(`carbonscape init`) and run `carbonscape run study.toml`; its results/cells/ folder is what "
-                         "`carbonscape cells` redoes")
+                         "(`carbonscape init`) and run `carbonscape run study.toml`; `carbonscape cells` then goes on from "
+                         "the results folder it writes")
     if not files:
         raise InputError(f"{folder} holds no carbonscape outputs (no supply_by_county.csv, run.json, counties.gpkg); run "
                          "`carbonscape run` or `carbonscape supply` into it first")
