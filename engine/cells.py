@@ -402,7 +402,9 @@ class CellSupplyResult:
     ----------
     by_cell
         One row per cell holding land-use pixels: ``cell, row, col, pixels, area_km2, supply_t,
-        supply_t_per_km2`` and ``supply_t_<lucode>`` per class.
+        supply_t_per_km2`` and ``supply_t_<lucode>`` per class; with a ``region``
+        (:func:`supply_cells`) only the pixels inside count, and ``region_share`` is the share of
+        the cell's area inside it.
     cells
         The cell grid.
     area_ha

@@ -301,8 +301,9 @@ def analyse_cells(study: Study, supply: CellSupplyResult, *, spreads: Any = None
     assert study.zoning.method is not None and study.zoning.k is not None
     if supply.values is None:
         raise InputError("the cell pass made no demand densities (values); run it with the county densities")
-    # The study region is its counties: cells with land but no pixel in any county stay in
-    # supply_by_cell.csv only; the analysis is of the cells that hold county land.
+    # The study region is its counties: the cell pass counted only their pixels (region_share), so
+    # supply_by_cell.csv holds the cells with land in the counties; a cell whose land inside is all
+    # nodata for the demand density (none in practice) is left out of the analysis.
     inside = (supply.values["pixels"] > 0).to_numpy()
     by_cell = supply.by_cell[inside].set_index("cell")
     values = supply.values[inside].set_index(by_cell.index)
