@@ -234,7 +234,7 @@ def supply(ctx: click.Context, landuse: str, zones_store: str | None, grid_size:
             cells = supply_cells(landuse, pools, size=grid_size, out=out, scheduler=scheduler, progress=_progress(ctx, progress))
         _mark_folder(out, "supply")
         s = cells.summary
-        click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {s['cells_with_land']:,} cells of {s['cell_size']:g} "
+        click.echo(f"total supply {s['total_supply_t']:,.0f} t C in {s['cells_with_land']:,} cells of {s['cell_size']:g} {s.get('cell_unit', '')} "
                    f"({s['nodata_pixels']:,} nodata pixels) in {s['seconds']:.1f} s")
         for name, path in cells.files.items():
             click.echo(f"  {name}: {path}")
@@ -374,8 +374,8 @@ def statistics_command(ctx: click.Context, results: str, weights: str, permutati
               help="Ratio units (default: as the run).")
 @click.option("--method", type=click.Choice(["jenks", "quantile", "equal", "manual"]), default=None, help="Zoning method (default: as the run).")
 @click.option("--k", type=int, default=None, help="Number of ratio classes (default: as the run).")
-@click.option("--breaks", default=None, help="Manual class edges, k + 1 numbers separated by commas.")
-@click.option("--scheme", default=None, help="Zone scheme (default: as the run).")
+@click.option("--breaks", default=None, help="Manual class edges, k + 1 numbers separated by commas (manual zoning; k from them).")
+@click.option("--scheme", default=None, help="Zone scheme (default: as the run; four_zones needs k = 7, classes takes any k).")
 @click.option("--supply-weight", type=float, default=None, help="α of the coupling coordination degree (default 0.5).")
 @click.option("--demand-weight", type=float, default=None, help="β of the coupling coordination degree (default 0.5).")
 @click.option("--statistics/--no-statistics", default=None, help="Moran's I, LISA and Gi* of the cells (default: with 5+ cells).")
@@ -400,7 +400,7 @@ def cells_command(ctx: click.Context, results: str, ratio_units: str | None, met
 
     \b
     Example:
-        carbonscape cells results --k 5 --permutations 999 --pools pools_with_sd.csv
+        carbonscape cells results --k 5 --scheme classes --permutations 999 --pools pools_with_sd.csv
     """
     edges = None
     if breaks is not None:
@@ -412,7 +412,26 @@ def cells_command(ctx: click.Context, results: str, ratio_units: str | None, met
                                      supply_weight=supply_weight, demand_weight=demand_weight, statistics=statistics,
                                      spatial_weights=spatial_weights, permutations=permutations, seed=seed, alpha=alpha, pools=pools,
                                      draws=draws, draws_seed=draws_seed, maps=maps)
-    _print_study_summary(result)
+    _print_cells_summary(result)
+
+
+def _print_cells_summary(result: Any) -> None:
+    """What the `cells` stage made of the cells (not the counties' summary, which it left as it was)."""
+    cells = result.cells
+    info = cells.info
+    zoning = cells.zoning
+    click.echo(f"cells    {info['cells']:,} cells of {info['size']:g} {info.get('unit', '')}".rstrip()
+               + f", supply {info['supply_t']:,.0f} t C; {zoning.get('method')} k = {zoning.get('k')}, scheme {zoning.get('scheme')}")
+    zones = cells.table["zone_en"].value_counts() if "zone_en" in cells.table else None
+    if zones is not None and len(zones):
+        click.echo("zones    " + "; ".join(f"{zone}: {n:,}" for zone, n in zones.items()))
+    if cells.statistics is not None:
+        moran = cells.statistics.moran.set_index("variable")
+        click.echo("moran    " + "; ".join(f"{name} I = {row['I']:.3f} (p = {row['p_sim']:.3g})" for name, row in moran.iterrows()))
+    if cells.uncertainty is not None:
+        uncertain = cells.uncertainty.info
+        click.echo(f"density uncertainty  {uncertain['draws']:,} draws ({uncertain['distribution']}), seed {uncertain['seed']}")
+    click.echo(f"outputs  {result.out / 'cells'}")
 
 
 @cli.command()
@@ -534,8 +553,11 @@ def _print_study_summary(result: Any) -> None:
     cells = getattr(result, "cells", None)
     if cells is not None:
         info = cells.info
-        click.echo(f"cells    {info['cells']:,} cells of {info['size']:g} in the counties ({info['cells_outside_counties']:,} outside), "
-                   f"supply {info['supply_t']:,.0f} t C; in {result.out / 'cells'}")
+        edge = info.get("cells_on_region_edge")
+        unit = f" {info['unit']}" if info.get("unit") else ""
+        click.echo(f"cells    {info['cells']:,} cells of {info['size']:g}{unit} in the counties"
+                   + (f" ({edge:,} on the region's edge, counted only inside)" if edge else "")
+                   + f", supply {info['supply_t']:,.0f} t C; in {result.out / 'cells'}")
     click.echo(f"outputs  {result.out}")
     for name in ("report", "ratio_zones", "counties", "run", "moran", "lisa", "hotspots", "uncertainty"):
         if name in result.files:

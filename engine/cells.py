@@ -291,6 +291,15 @@ class CellGrid:
         return self.cell * self.grid.resolution[0]
 
     @property
+    def unit(self) -> str:
+        """The CRS's unit of :attr:`size`: ``m``, ``°`` on a geographic grid, else the axis unit's name."""
+        if self.grid.is_geographic:
+            return "°"
+        axis = self.grid.crs.axis_info[0] if self.grid.crs.axis_info else None
+        name = (axis.unit_name if axis is not None else "") or ""
+        return "m" if name.lower() in ("metre", "meter", "m") else name
+
+    @property
     def shape(self) -> tuple[int, int]:
         """Cell rows and columns (the last ones cut by the raster's edge)."""
         return (math.ceil(self.grid.shape[0] / self.cell), math.ceil(self.grid.shape[1] / self.cell))
@@ -393,7 +402,9 @@ class CellSupplyResult:
     ----------
     by_cell
         One row per cell holding land-use pixels: ``cell, row, col, pixels, area_km2, supply_t,
-        supply_t_per_km2`` and ``supply_t_<lucode>`` per class.
+        supply_t_per_km2`` and ``supply_t_<lucode>`` per class; with a ``region``
+        (:func:`supply_cells`) only the pixels inside count, and ``region_share`` is the share of
+        the cell's area inside it.
     cells
         The cell grid.
     area_ha
@@ -521,6 +532,7 @@ def supply_cells(
     values_nodata: float | None = None,
     extra: Sequence[Accumulation] = (),
     rasters: Mapping[str, da.Array] | None = None,
+    region: da.Array | None = None,
 ) -> CellSupplyResult:
     """Carbon supply per regular grid cell, each cell's table made in the chunk that holds it.
 
@@ -545,6 +557,12 @@ def supply_cells(
         cell layout: :func:`cell_value_specs` for continuous rasters), reading the land use and
         ``rasters`` (aligned stores by name, on the land-use grid). Their stitched tables, one row
         per row of ``by_cell``, are the result's ``tables`` by name (:meth:`CellSupplyResult.raster_values`).
+    region
+        The study region on the land-use grid (county ids, > 0 inside): with it only the pixels
+        inside count, for the supply, ``rasters`` and ``values`` alike (a pixel outside is taken
+        as land-use nodata, a raster's value there as missing), so that the cells' totals are the
+        counties'; ``by_cell`` then holds the cells with land inside, and ``region_share``: the
+        share of the cell's area (cut at the raster's edge) inside the region.
 
     Returns
     -------
@@ -578,11 +596,25 @@ def supply_cells(
     data = land.data
     areas = pixel_areas(land.grid)
     specs = [CELL_COUNTS if areas.uniform_area_m2() is not None else CELL_COUNTS_AREAS]
+    inside = None
+    if region is not None:
+        if tuple(region.shape) != tuple(land.data.shape):
+            raise InputError(f"the region of shape {tuple(region.shape)} is not on the land-use grid {tuple(land.data.shape)} of {land.path}")
+        inside = (region.rechunk(data.chunks) > 0)
+        fill = _outside_code(data.dtype, pool_table.codes, land.nodata)
+        if index.nodata is None or index.nodata != fill:
+            index = ClassIndex.build(pool_table.codes, nodata=fill)
+        data = da.where(inside, data, np.array(fill, dtype=data.dtype))
     arrays = {"landuse": data}
+    if inside is not None:
+        arrays["region"] = da.where(inside, np.float32(1.0), np.float32(np.nan))
+        specs.append(bind(CELL_VALUES, "cell_region", rasters={"values": "region"}))
     if values is not None:
         if tuple(values.shape) != tuple(land.data.shape):
             raise InputError(f"values of shape {tuple(values.shape)} are not on the land-use grid {tuple(land.data.shape)} of {land.path}")
         arrays["values"] = values.rechunk(data.chunks)
+        if inside is not None:
+            arrays["values"] = da.where(inside, arrays["values"], np.nan)
         specs.append(CELL_VALUES)
     for spec in extra:
         if spec.combine != "blocks":
@@ -591,6 +623,8 @@ def supply_cells(
         if tuple(raster.shape) != tuple(land.data.shape):
             raise InputError(f"raster {name!r} of shape {tuple(raster.shape)} is not on the land-use grid {tuple(land.data.shape)} of {land.path}")
         arrays[name] = raster if raster.chunks == data.chunks else raster.rechunk(data.chunks)
+        if inside is not None:
+            arrays[name] = da.where(inside, arrays[name], np.nan)
     specs += list(extra)
     layout = Layout(classes=index, params=cells_params(data, cells, values_nodata=values_nodata))
     lazy = accumulate(specs, None, arrays, layout=layout, areas=areas)
@@ -606,8 +640,14 @@ def supply_cells(
             counts, area_m2 = tables.pop("cell_counts"), None  # equal pixels: areas are counts × the one pixel area
         if counts[..., index.unknown_col].any():
             raise UnknownCodesError(unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
+        # Every pixel of the cell (cut at the raster's edge), whatever its column: the region's share is of this.
+        whole_m2 = area_m2.sum(axis=-1) if area_m2 is not None else counts.sum(axis=-1) * float(areas.uniform_area_m2())
         result = cell_supply_table(counts, area_m2, cells=cells, index=index, pools=pool_table, pixel_area_m2=areas.uniform_area_m2())
         del counts, area_m2
+        if "cell_region" in tables:
+            rows, cols = result.by_cell["row"].to_numpy(), result.by_cell["col"].to_numpy()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                result.by_cell["region_share"] = tables.pop("cell_region")[rows, cols, 2] / whole_m2[rows, cols]
         if "cell_values" in tables:
             rows, cols = result.by_cell["row"].to_numpy(), result.by_cell["col"].to_numpy()
             result.values = value_sums_table(tables["cell_values"][rows, cols]).set_index(result.by_cell.index)
@@ -619,6 +659,19 @@ def supply_cells(
     if out is not None:
         result.files = {name: Path(out).absolute() / path.name for name, path in result.files.items()}
     return result
+
+
+def _outside_code(dtype: np.dtype, codes: Sequence[int], nodata: Any) -> int:
+    """The code given to land-use pixels outside the study region: the raster's nodata, or (without
+    one) the first value of ``dtype`` from its top that no pools-table code uses."""
+    if nodata is not None and np.isfinite(nodata):
+        return int(nodata)
+    info = np.iinfo(dtype)
+    taken = {int(c) for c in codes}
+    code = int(info.max)
+    while code in taken:
+        code -= 1
+    return code
 
 
 def compute_cell_tables(lazy: Mapping[str, da.Array], cells: CellGrid, chunks: tuple[tuple[int, ...], tuple[int, ...]], active: Executor, *,
@@ -751,7 +804,7 @@ def cell_supply_table(counts: np.ndarray, area_m2: np.ndarray | None, *, cells: 
         by_cell.insert(position, name, column)
     nodata = counts[..., index.nodata_col]
     summary = {
-        "cell_size": cells.size, "cell_pixels": cells.cell, "cell_grid_shape": list(cells.shape),
+        "cell_size": cells.size, "cell_unit": cells.unit, "cell_pixels": cells.cell, "cell_grid_shape": list(cells.shape),
         "cells_with_land": int(len(rows)), "total_supply_t": float(block[:, 1].sum()),
         "nodata_pixels": int(nodata.sum()), "cells_all_nodata": int(((nodata > 0) & ~occupied).sum()),
     }

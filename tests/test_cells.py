@@ -237,7 +237,14 @@ def test_the_command_line_makes_cells_and_refuses_a_bad_size(tmp):
     ok = runner.invoke(cli, ["supply", "--landuse", str(lu), "--grid", "200", "--pools", str(pools), "--out", str(tmp / "cells"),
                              "--scheduler", "synchronous"])
     assert ok.exit_code == 0, ok.output
-    assert "in 9 cells of 200" in ok.output
+    assert "in 9 cells of 200 m " in ok.output
+    # The stage commands cannot go on from supply per cell: they say what the folder holds and what goes on.
+    for command in (["cells"], ["zoning"], ["statistics"], ["maps"], ["report"]):
+        stage = runner.invoke(cli, [*command, str(tmp / "cells")])
+        assert stage.exit_code == 2, (command, stage.output)
+        said = " ".join(stage.output.split())
+        assert "supply per grid cell only" in said and "supply --grid" in said and "[units] grid" in said, (command, said)
+        assert "carbonscape run study.toml" in said and "into it first" not in said, (command, said)
     assert {p.name for p in (tmp / "cells").iterdir()} >= {"supply_by_cell.csv", "cells.gpkg", "cell_supply_t_per_km2.tif", "cell_supply_t.tif"}
     bad = runner.invoke(cli, ["supply", "--landuse", str(lu), "--grid", "250", "--pools", str(pools), "--out", str(tmp / "bad"),
                               "--scheduler", "synchronous"])
@@ -281,3 +288,42 @@ def test_the_command_line_sums_people_and_npp_per_cell(tmp):
     bad = runner.invoke(cli, ["supply", "--landuse", str(lu), "--grid", "200", "--pools", str(pools), "--out", str(tmp / "bad"),
                               "--factor", str(tmp / "npp.tif"), "--scheduler", "synchronous"])
     assert bad.exit_code == 2 and "--factor" in bad.output
+
+
+@pytest.mark.parametrize("geographic", [False, True])
+def test_a_region_leaves_the_pixels_outside_it_out_of_every_cell(tmp, geographic):
+    """`region=`: only the pixels with a county id > 0 count (supply, a raster's sums), and
+    region_share is the area inside over the cell's area, by hand."""
+    import dask.array as da
+
+    region = np.array([
+        [1, 1, 0, 0, 2],
+        [1, 1, 0, 2, 2],
+        [0, 1, 2, 2, 2],
+        [3, 3, 3, 0, 0],
+        [3, 3, 3, 0, 0],
+    ], dtype=np.int32)
+    transform = from_origin(100.0, 30.0, 0.01, 0.01) if geographic else from_origin(500_000, 2_800_000, 100, 100)
+    crs = "EPSG:4326" if geographic else "EPSG:32648"
+    lu = ingest(write_tif(tmp / "lu.tif", CODES, nodata=9, crs=crs, transform=transform), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
+    people = da.from_array(np.arange(25, dtype=np.float64).reshape(5, 5), chunks=3)
+    from carbonscape.cells import cell_value_specs
+
+    result = supply_cells(lu, write_pools(tmp / "pools.csv", POOLS), size=0.02 if geographic else 200, scheduler="synchronous",
+                          region=da.from_array(region, chunks=2), extra=cell_value_specs(["people"]), rasters={"people": people})
+    grid = Grid.from_affine(crs=crs, transform=transform, shape=(5, 5))
+    area_ha = np.broadcast_to(grid.row_areas_m2(0, 5)[:, None] / 1e4, (5, 5))
+    density = {1: 43.0, 2: 100.0, 3: 0.0, 4: 5.5, 9: 0.0}
+    per_pixel = np.vectorize(density.get)(CODES) * area_ha * (region > 0)
+    table = result.by_cell.set_index(["row", "col"])
+    # Cell (0, 1) holds pixels (0..1, 2..3): only (1, 3) is inside; cell (2, 2) holds pixel (4, 4), outside: no row.
+    assert (2, 2) not in table.index and (1, 2) in table.index  # (1, 2): pixels (2..3, 4): (2, 4) inside, code 3 (0 t/ha), land
+    for (r, c), row in table.iterrows():
+        block = (slice(2 * r, 2 * r + 2), slice(2 * c, 2 * c + 2))
+        assert row["supply_t"] == pytest.approx(per_pixel[block].sum(), rel=1e-12), (r, c)
+        inside = (region[block] > 0)
+        assert row["region_share"] == pytest.approx((area_ha[block] * inside).sum() / area_ha[block].sum(), rel=1e-12), (r, c)
+    assert table["supply_t"].sum() == pytest.approx(per_pixel.sum(), rel=1e-12)
+    assert table.loc[(0, 1), "region_share"] == pytest.approx(0.25, rel=1e-3) and table.loc[(0, 0), "region_share"] == 1.0
+    # The raster's sums: its pixels inside the region only (every one of them lies in a cell with land inside).
+    assert result.raster_values("people")["sum"].sum() == np.arange(25.0).reshape(5, 5)[region > 0].sum()

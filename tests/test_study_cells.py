@@ -102,12 +102,13 @@ def test_cell_supply_and_demand_equal_numpy_block_sums(study_dir, result):
     for code, d in density_t_ha.items():
         per_pixel[codes == code] = d * 0.09  # 30 m pixels: 0.09 ha (UTM in its zone: nominal areas)
     shape = (20, 19)
-    supply = _blocks(per_pixel, shape)
+    store, zone_table = open_zones(study_dir / "results" / "stores" / "zones.zarr")
+    ids = np.asarray(store.data)
+    # Only the pixels inside the counties count: a cell on the region's edge holds its part inside.
+    supply = _blocks(per_pixel * (ids > 0), shape)
     np.testing.assert_allclose(table["supply_t"], supply[table["row"], table["col"]], rtol=1e-9)
     # Demand: each pixel in a county takes that county's demand density; a cell's is their mean
     # (equal pixel areas), over its pixels in counties only.
-    store, zone_table = open_zones(study_dir / "results" / "stores" / "zones.zarr")
-    ids = np.asarray(store.data)
     county_density = result.demand["demand_t_per_km2"]
     lookup = np.zeros(zone_table.n_zones)
     for zone_id, key in zip(zone_table.ids, zone_table.values):
@@ -118,7 +119,18 @@ def test_cell_supply_and_demand_equal_numpy_block_sums(study_dir, result):
     # Only cells holding county land are analysed; the others are in supply_by_cell.csv alone.
     held = _blocks(inside, shape) > 0
     assert set(zip(table["row"], table["col"])) == set(zip(*np.nonzero(held & (_blocks(codes != 255, shape) > 0))))
-    assert len(pd.read_csv(out / "supply_by_cell.csv")) >= len(table)
+    assert len(pd.read_csv(out / "supply_by_cell.csv")) == len(table)
+    # The cells' totals are the counties' (the counties leave part of the raster out), and
+    # region_share is the share of each cell's pixels inside the counties (equal pixel areas).
+    assert (ids == 0).sum() > 0.05 * ids.size and 0 < (supply > 0).sum()
+    assert _blocks(per_pixel * (ids == 0), shape).sum() > 0.01 * supply.sum()  # enough land outside to tell
+    counties = pd.read_csv(study_dir / "results" / "supply_by_county.csv")
+    np.testing.assert_allclose(table["supply_t"].sum(), counties["supply_t"].sum(), rtol=1e-9)
+    np.testing.assert_allclose(table["supply_t"].sum(), per_pixel[ids > 0].sum(), rtol=1e-9)
+    by_cell = pd.read_csv(out / "supply_by_cell.csv")
+    whole = _blocks(np.ones(codes.shape), shape)
+    np.testing.assert_allclose(by_cell["region_share"], (_blocks(inside, shape) / whole)[by_cell["row"], by_cell["col"]], rtol=1e-9)
+    assert (by_cell["region_share"] < 1).any() and (by_cell["region_share"] == 1).any()
     # Ratio = emissions over supply (co2_per_c): demand density × area / supply.
     np.testing.assert_allclose(table["ratio"], table["demand_t_per_km2"] * table["area_km2"] / table["supply_t"], rtol=1e-9)
     assert {"esdr", "balance", "quadrant", "ccd", "class", "zone"} <= set(table.columns)
@@ -192,6 +204,16 @@ def test_check_refuses_a_grid_that_is_not_whole_pixels_and_too_few_cells(study_d
     (study_dir / "bad.toml").write_text(STUDY.replace("grid = 600", "grid = 615"), encoding="utf-8")
     done = CliRunner().invoke(cli, ["check", str(study_dir / "bad.toml")])
     assert done.exit_code == 2 and "[units] grid 615" in done.output
+    # More classes than cells: 400 × 380 pixels of 30 m in cells of 6000 m are 2 × 2 = 4 cells; k = 5 is refused, k = 4 passes.
+    # The largest grid giving 5 cells or more: 5970 m (199 pixels: 3 × 2 cells); 6000 m (200 pixels) gives 2 × 2.
+    (study_dir / "many.toml").write_text(STUDY.replace("grid = 600", "grid = 6000").replace("k = 3", "k = 5"), encoding="utf-8")
+    done = CliRunner().invoke(cli, ["check", str(study_dir / "many.toml")])
+    said = " ".join(done.output.split())
+    assert done.exit_code == 2 and "[zoning] k = 5 ratio classes need at least 5 cells" in said, said
+    assert "[units] grid = 6000 gives 4 cell(s) (2 × 2)" in said and "use [zoning] k = 4 or less" in said and "at most 5970" in said, said
+    text = STUDY.replace("grid = 600", "grid = 6000").replace("k = 3", "k = 4")
+    (study_dir / "four.toml").write_text(text, encoding="utf-8")
+    assert check_study(study_dir / "four.toml", out=study_dir / "four-results") == []
 
 
 def test_cells_without_counties_say_what_is_missing(study_dir):
@@ -241,16 +263,17 @@ def test_population_per_cell_equals_numpy_block_sums_of_the_raster(population_di
     with rasterio.open(population_dir / "npp.tif") as src:
         npp = src.read(1).astype(np.float64)
     shape = (20, 19)
-    expected = _blocks(np.where(people >= 0, people, 0.0), shape)
+    ids = np.asarray(open_zones(population_dir / "results" / "stores" / "zones.zarr")[0].data)
+    expected = _blocks(np.where((people >= 0) & (ids > 0), people, 0.0), shape)
     np.testing.assert_allclose(table["population"], expected[table["row"], table["col"]], rtol=1e-6)
     # Demand: the cell's people × 4 t CO2 over its land area (30 m pixels of land: 0.0009 km² each).
     with rasterio.open(population_dir / "region" / "landuse.tif") as src:
-        land = _blocks((src.read(1) != 255).astype(np.float64), shape) * 0.0009
+        land = _blocks(((src.read(1) != 255) & (ids > 0)).astype(np.float64), shape) * 0.0009
     np.testing.assert_allclose(table["demand_t_per_km2"], 4.0 * expected[table["row"], table["col"]] / land[table["row"], table["col"]],
                                rtol=1e-6)
     np.testing.assert_allclose(table["emissions_t"], 4.0 * table["population"], rtol=1e-9)
     # NPP (g C m-2 yr-1) × 900 m² a pixel × 1e-6 t/g, summed per cell.
-    np.testing.assert_allclose(table["sequestration_t_c"], (_blocks(npp, shape) * 900e-6)[table["row"], table["col"]], rtol=1e-6)
+    np.testing.assert_allclose(table["sequestration_t_c"], (_blocks(npp * (ids > 0), shape) * 900e-6)[table["row"], table["col"]], rtol=1e-6)
     values = pd.read_csv(out / "continuous_by_cell.csv")
     assert set(values["raster"]) == {"population", "npp"}
     population = values[values["raster"] == "population"].set_index("cell")
@@ -259,10 +282,11 @@ def test_population_per_cell_equals_numpy_block_sums_of_the_raster(population_di
     assert info["demand_source"] == "population"
     with rasterio.open(out / "cell_population.tif") as src:
         np.testing.assert_allclose(src.read(1)[table["row"], table["col"]], table["population"], rtol=1e-6)  # float32
-    # The counties' people are the same raster's: the cells inside the counties hold the counties' people
-    # (cells astride the region's edge hold people outside it too).
+    # The counties' people are the same raster's: the cells hold the counties' people, no more (the
+    # pixels outside the counties are left out of the cells on the region's edge).
     counties = pd.read_csv(population_dir / "results" / "demand_by_county.csv")
-    assert counties["population"].sum() <= table["population"].sum() + 1e-6 * counties["population"].sum()
+    assert np.where(people >= 0, people, 0.0)[ids == 0].sum() > 0.01 * expected.sum()  # people outside to leave out
+    np.testing.assert_allclose(table["population"].sum(), counties["population"].sum(), rtol=1e-6)
 
 
 def _copy_results(study_dir, tmp_path):
@@ -287,6 +311,9 @@ def test_cells_stage_reproduces_the_run_s_cell_tables(study_dir, result, tmp_pat
     spoiled.to_csv(original / "ratio_zones_by_cell.csv", index=False)
     done = CliRunner().invoke(cli, ["cells", str(folder), "--pools", str(study_dir / "pools.csv"), "--no-maps"])
     assert done.exit_code == 0, done.output
+    # It prints what the cells used, not the counties' summary.
+    assert "200 draws" in done.output and "counties" not in done.output, done.output
+    assert "cells of 600 m," in done.output and "jenks k = 3" in done.output, done.output
     # The same tables (numbers to the CSVs' 10 digits: the stage starts from the written supply and demand).
     # The coupling indices take square roots of min-max normalised densities: a cell at the minimum
     # supply density within rounding (1e-9) gets a coupling of ~1e-4 from the run's unrounded values and 0 here.
@@ -303,6 +330,38 @@ def test_cells_stage_reproduces_the_run_s_cell_tables(study_dir, result, tmp_pat
     assert done.exit_code == 0, done.output
     table = pd.read_csv(original / "ratio_zones_by_cell.csv")
     assert set(table["class"]) <= {1, 2} and json.loads((folder / "run.json").read_text())["cells"]["zoning"]["k"] == 2
+
+
+def test_cells_stage_names_the_flags_and_takes_k_from_the_breaks(study_dir, result, tmp_path):
+    folder = _copy_results(study_dir, tmp_path)
+    info = json.loads((folder / "run.json").read_text())
+    info["zoning"]["scheme"] = "four_zones"  # as a run with the default scheme (7 classes)
+    (folder / "run.json").write_text(json.dumps(info))
+    bad = CliRunner().invoke(cli, ["cells", str(folder), "--k", "5", "--no-maps", "--no-statistics"])
+    said = " ".join(bad.output.split())
+    assert bad.exit_code == 2, said
+    assert "--k 5" in said and "--scheme classes" in said and "'four_zones' (the run's)" in said, said
+    assert "run.json: [zoning]" not in said and 'scheme = "classes"' not in said, said
+    wrong = CliRunner().invoke(cli, ["cells", str(folder), "--k", "5", "--scheme", "four_zones", "--no-maps", "--no-statistics"])
+    assert wrong.exit_code == 2 and "--scheme four_zones is made for 7 classes, not --k 5" in " ".join(wrong.output.split()), wrong.output
+    # README's example runs.
+    done = CliRunner().invoke(cli, ["cells", str(folder), "--k", "5", "--scheme", "classes", "--no-maps", "--no-statistics",
+                                    "--pools", str(study_dir / "pools.csv"), "--draws", "300"])
+    assert done.exit_code == 0, done.output
+    # stdout says what the cells used: 300 draws (the run's counties had 200), k = 5.
+    assert "300 draws" in done.output and "200 draws" not in done.output and "k = 5, scheme classes" in done.output, done.output
+    assert json.loads((folder / "run.json").read_text())["cells"]["zoning"]["k"] == 5
+    # --breaks: manual zoning with k from the edges (3 edges: 2 classes).
+    ratio = pd.read_csv(folder / "cells" / "ratio_zones_by_cell.csv")["ratio"]
+    edges = f"{ratio.min():.6g},{ratio.median():.6g},{ratio.max() * 1.01:.6g}"
+    manual = CliRunner().invoke(cli, ["cells", str(folder), "--method", "manual", "--breaks", edges, "--scheme", "classes", "--no-maps",
+                                      "--no-statistics"])
+    assert manual.exit_code == 0, manual.output
+    recorded = json.loads((folder / "run.json").read_text())["cells"]["zoning"]
+    assert recorded["k"] == 2 and recorded["method"] == "manual"
+    assert set(pd.read_csv(folder / "cells" / "ratio_zones_by_cell.csv")["class"]) <= {0, 1, 2}
+    clash = CliRunner().invoke(cli, ["cells", str(folder), "--breaks", edges, "--k", "4", "--no-maps"])
+    assert clash.exit_code == 2 and "not --k 4" in clash.output, clash.output
 
 
 def test_cells_stage_refuses_a_folder_without_cells(study_dir, tmp_path):

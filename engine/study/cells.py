@@ -11,8 +11,9 @@ writes it into ``cells/`` of the results folder, under the same names as the cou
   pixels that lie in a county, ``D_cell = Σ_p a_p·D_county(p) / Σ_p a_p``, summed in the same pass
   as the supply (:data:`carbonscape.cells.CELL_VALUES`). A cell astride a border so takes each
   county's density in proportion to the share of the cell it covers (at the pixel's resolution),
-  not the density of the county holding its centre. Cells with land but no pixel in a county lie
-  outside the study region: they stay in ``supply_by_cell.csv`` and out of the analysis. This
+  not the density of the county holding its centre. Only the pixels inside the counties (the
+  study region) count, for the supply and the continuous rasters alike, so that the cells' totals
+  are the counties'; ``region_share`` is the share of a cell's area inside the region. This
   is the county density spread evenly over each county's land, as the county analysis assumes;
 * **demand** per cell from a population raster instead, when the study gives ``[continuous]
   population`` and one per-capita emission (:func:`cell_demand_source`): the raster's people are
@@ -32,6 +33,7 @@ writes it into ``cells/`` of the results folder, under the same names as the cou
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,20 @@ def cells_problems(study: Study, grid: Grid | None) -> list[str]:
     except GridError as exc:
         return [*problems, f"{exc}: a cell must be a whole number of land-use pixels"]
     n = cells.shape[0] * cells.shape[1]
+    k = study.zoning.k
+    if isinstance(k, int) and not isinstance(k, bool) and k > n:
+        # The cells of the whole raster bound those of the region: k above them can never be classified.
+        lo, hi = 1, cells.cell  # the largest cell (pixels) giving at least k cells: the count falls as the cell grows
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if math.ceil(grid.shape[0] / mid) * math.ceil(grid.shape[1] / mid) >= k:
+                lo = mid
+            else:
+                hi = mid - 1
+        problems.append(f"[zoning] k = {k} ratio classes need at least {k} cells, and {SETTING} = {size:g} gives {n} cell(s) "
+                        f"({cells.shape[0]} × {cells.shape[1]}) over the whole land use, fewer in the counties; use [zoning] k = {n} or "
+                        f"less, or a {SETTING} of at most {lo * grid.resolution[0]:g} (more cells; best well below, for cells with land "
+                        "in the counties)")
     if study.setting("statistics", "enabled") is True and n < MIN_UNITS:
         problems.append(f"[statistics] enabled = true needs at least {MIN_UNITS} units, and {SETTING} = {size:g} gives {n} cell(s) "
                         f"({cells.shape[0]} × {cells.shape[1]}) over the land use; use a smaller {SETTING}, or set [statistics] enabled = false")
@@ -185,8 +201,10 @@ def supply_and_demand_cells(study: Study, *, landuse_store: Path, county_store: 
     if any(name.startswith("factor") for name in names):
         log.warning("the cells' supply uses the pools table's densities: the factor rasters of [continuous] factors correct the "
                     "counties' supply only (their per-cell means are in cells/continuous_by_cell.csv)")
+    # Only the pixels inside the counties count (supply, people, NPP): the cells' totals are the counties'.
+    region = open_zones(county_store)[0].data
     return supply_cells(landuse_store, study.pools, size=float(size), run=run, progress=progress, values=values,
-                        extra=cell_value_specs(names), rasters=continuous.rasters() if names else None)
+                        extra=cell_value_specs(names), rasters=continuous.rasters() if names else None, region=region)
 
 
 @dataclass
@@ -283,8 +301,9 @@ def analyse_cells(study: Study, supply: CellSupplyResult, *, spreads: Any = None
     assert study.zoning.method is not None and study.zoning.k is not None
     if supply.values is None:
         raise InputError("the cell pass made no demand densities (values); run it with the county densities")
-    # The study region is its counties: cells with land but no pixel in any county stay in
-    # supply_by_cell.csv only; the analysis is of the cells that hold county land.
+    # The study region is its counties: the cell pass counted only their pixels (region_share), so
+    # supply_by_cell.csv holds the cells with land in the counties; a cell whose land inside is all
+    # nodata for the demand density (none in practice) is left out of the analysis.
     inside = (supply.values["pixels"] > 0).to_numpy()
     by_cell = supply.by_cell[inside].set_index("cell")
     values = supply.values[inside].set_index(by_cell.index)
@@ -317,7 +336,9 @@ def analyse_cells(study: Study, supply: CellSupplyResult, *, spreads: Any = None
         extras["sequestration_t_c"] = npp["sum_va"] * NPP_UNITS[study.setting("continuous", "npp_units", "g C m-2 yr-1")]
         extras["sequestration_t_co2"] = extras["sequestration_t_c"] * C_TO_CO2
     return analyse_cell_demand(study, supply, by_cell, demand, extras=extras, spreads=spreads,
-                               info={"cells_outside_counties": int((~inside).sum()), "demand": DEMAND_WORDS[source], "demand_source": source})
+                               info={"cells_outside_counties": int((~inside).sum()),
+                                     "cells_on_region_edge": int((by_cell["region_share"] < 1).sum()) if "region_share" in by_cell else 0,
+                                     "demand": DEMAND_WORDS[source], "demand_source": source})
 
 
 def analyse_cell_demand(study: Study, supply: CellSupplyResult, by_cell: pd.DataFrame, demand: pd.DataFrame, *,
@@ -350,7 +371,7 @@ def analyse_cell_demand(study: Study, supply: CellSupplyResult, by_cell: pd.Data
     statistics = _statistics(study, supply.cells, table)
     uncertainty = _uncertainty(study, spreads, supply, table, zoning_info, scheme)
     info = {
-        "size": supply.cells.size, "pixels_per_cell_edge": supply.cells.cell, "grid_shape": list(supply.cells.shape),
+        "size": supply.cells.size, "unit": supply.cells.unit, "pixels_per_cell_edge": supply.cells.cell, "grid_shape": list(supply.cells.shape),
         "cells": int(len(table)), **(info or {}),
         "landuse_grid": supply.cells.grid.to_attrs(),
         "supply_t": float(table["supply_t"].sum()), "zoning": _jsonable(zoning_info), "zone_numbers": numbers,

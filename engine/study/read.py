@@ -87,6 +87,13 @@ def read_outputs(out: str | os.PathLike[str]) -> StudyResult:
     files.update({"supply_summary": folder / "supply_summary.json", "run": folder / "run.json", "counties": folder / "counties.gpkg",
                   "report": folder / "report.html"})
     files = {name: path for name, path in files.items() if path.exists()}
+    if not files and (folder / "supply_by_cell.csv").exists():
+        # `supply --grid` wrote supply per cell and nothing else: no counties, no demand to go on from.
+        raise InputError(f"{folder} holds supply per grid cell only (supply_by_cell.csv, from `carbonscape supply --grid`): no counties "
+                         "and no demand, which the stage commands (demand, zoning, statistics, cells, maps, report) go on from. For the "
+                         "cells' demand, ratio and zones, write a study file with [units] grid = SIZE beside [counties] and [demand] "
+                         "(`carbonscape init`) and run `carbonscape run study.toml`; `carbonscape cells` then goes on from "
+                         "the results folder it writes")
     if not files:
         raise InputError(f"{folder} holds no carbonscape outputs (no supply_by_county.csv, run.json, counties.gpkg); run "
                          "`carbonscape run` or `carbonscape supply` into it first")

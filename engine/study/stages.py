@@ -429,11 +429,43 @@ def cells_stage(
                                                                     "ratio", "matching", "statistics", "uncertainty")}
     units = given(ratio_units, (result.run_info.get("study") or {}).get("ratio_units", "co2_per_c"))
     values["ratio"]["units"] = UNIT_ALIASES.get(units, units)
+    if breaks is not None:  # edges given: manual zoning, k from them
+        if method not in (None, "manual"):
+            raise InputError(f"--breaks goes with --method manual, not --method {method}; leave --breaks out or use --method manual")
+        method = "manual"
+        if k is not None and k != len(breaks) - 1:
+            raise InputError(f"--breaks gives {len(breaks)} edges, k + 1 for k = {len(breaks) - 1} classes, not --k {k}: leave --k out "
+                             f"(the breaks give k), or give {k + 1} edges")
+        if len(breaks) < 2:
+            raise InputError(f"--breaks needs at least two edges (k + 1 for k classes), got {len(breaks)}")
+        k = len(breaks) - 1
     values["zoning"].update(method=given(method, zoning.get("method", "jenks")), k=int(given(k, zoning.get("k", 7))),
                             scheme=given(scheme, county_zoning.get("scheme", zoning.get("scheme", "four_zones"))),
                             weights=given(weights, county_zoning.get("weights") or "none"))
     if breaks is not None or (method is None and zoning.get("method") == "manual"):
         values["zoning"]["breaks"] = list(breaks if breaks is not None else zoning.get("edges", []))
+    if k is not None or scheme is not None:  # a k or scheme from the command line: name the flags, not the study file's words
+        from carbonscape.zoning import get_scheme
+
+        chosen_k, chosen_scheme = values["zoning"]["k"], values["zoning"]["scheme"]
+        try:
+            get_scheme(chosen_scheme, k=chosen_k)
+        except InputError as exc:
+            import re
+
+            if scheme is not None and "unknown zone scheme" in str(exc):
+                raise InputError(f"--scheme {scheme}: {exc}") from None
+            name = chosen_scheme if isinstance(chosen_scheme, str) else "the run's table of zones"
+            with_k = f"--k {chosen_k}" if k is not None and breaks is None else (f"the {chosen_k} classes of --breaks" if breaks is not None
+                                                                                  else f"k = {chosen_k} (the run's)")
+            found = re.search(r"made for (\d+) classes", str(exc))
+            made_for = int(found.group(1)) if found else None
+            if scheme is None:
+                raise InputError(f"the zone scheme {name!r} (the run's) is made for {made_for or 'another number of'} classes, not {with_k}: "
+                                 f"add --scheme classes (one zone per class, any k)"
+                                 + (f", or give --k {made_for}" if made_for and breaks is None else "")) from None
+            raise InputError(f"--scheme {name} is made for {made_for or 'another number of'} classes, not {with_k}: use --scheme classes "
+                             "(one zone per class, any k)" + (f" or --k {made_for}" if made_for and breaks is None else "")) from None
     values["matching"].update(supply_weight=given(supply_weight, 0.5), demand_weight=given(demand_weight, 0.5))
     if statistics is not None:
         values["statistics"]["enabled"] = statistics
@@ -453,7 +485,7 @@ def cells_stage(
     by_cell = cells.supply.by_cell.set_index("cell").reindex(table.index)
     demand = table[["area_km2", "demand_t_per_km2", "emissions_t"]]
     extras = table[[c for c in ("population", "npp_mean", "sequestration_t_c", "sequestration_t_co2") if c in table.columns]]
-    keep = {key: recorded[key] for key in ("cells_outside_counties", "demand", "demand_source") if key in recorded}
+    keep = {key: recorded[key] for key in ("cells_outside_counties", "cells_on_region_edge", "demand", "demand_source") if key in recorded}
     again = analyse_cell_demand(study, cells.supply, by_cell, demand, extras=extras, spreads=spreads, info=keep)
     result.files.update(again.write(folder))
     if maps:
