@@ -173,3 +173,45 @@ def test_the_command_line_flags_set_the_draws_and_the_statistics(study_dir):
     assert json.loads((out / "run.json").read_text())["uncertainty"]["seed"] == 4
     bad = runner.invoke(cli, ["run", str(study_dir / "study.toml"), "--out", str(study_dir / "bad_out"), "--draws", "5"])
     assert bad.exit_code == 2 and "[uncertainty] `draws` must be an integer >= 20, not 5" in bad.output, bad.output
+
+
+@pytest.fixture(scope="module")
+def reported(small_study):
+    """The same study on counties and on grid cells, with its report."""
+    text = STUDY.replace("[demand]", "[units]\ngrid = 600\n\n[demand]", 1).replace("report = false", "report = true")
+    made = small_study("second_half_report", text, shape=(400, 380), n_counties=12, seed=5,
+                       population=lambda n: np.random.default_rng(1).integers(5_000, 90_000, n))
+    pools = pd.read_csv(made.region.pools)
+    for pool in ("above", "below", "soil", "dead"):
+        pools[f"c_{pool}_sd"] = pools[f"c_{pool}"] * 0.1
+    pools.to_csv(made.base / "pools.csv", index=False)
+    result = run_study(made.base / "study.toml", scheduler="threads")
+    return result
+
+
+def _linked_maps(page: str) -> set[str]:
+    import re
+
+    return set(re.findall(r'<a href="((?:maps|cells/maps)/[^"]+\.png)"', page))
+
+
+def test_the_report_shows_every_map_of_the_second_half(reported):
+    from carbonscape.cli.main import cli
+    from click.testing import CliRunner
+
+    out = reported.out
+    drawn = {p.relative_to(out).as_posix() for p in [*(out / "maps").glob("*.png"), *(out / "cells" / "maps").glob("*.png")]}
+    expected = {f"maps/{s}.png" for s in ("matching_quadrants", "matching_balance", "lisa_clusters", "hotspots", "zone_stability")}
+    expected |= {f"cells/maps/cells_{s}.png" for s in ("supply_demand", "ratio_zones", "matching", "lisa_clusters", "hotspots",
+                                                         "zone_stability")}
+    assert expected <= drawn
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert _linked_maps(page) == drawn
+    for section in ("matching-maps", "spatial-maps", "uncertainty-maps", "cells-maps"):
+        assert f'<section id="{section}">' in page
+    # Each map embedded once, with its caption; the same page from the folder on disk.
+    assert page.count('<img class="map"') == len(drawn)
+    (out / "report.html").unlink()
+    done = CliRunner().invoke(cli, ["report", str(out)])
+    assert done.exit_code == 0, done.output
+    assert _linked_maps((out / "report.html").read_text(encoding="utf-8")) == drawn
