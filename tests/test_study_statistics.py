@@ -215,3 +215,21 @@ def test_the_report_shows_every_map_of_the_second_half(reported):
     done = CliRunner().invoke(cli, ["report", str(out)])
     assert done.exit_code == 0, done.output
     assert _linked_maps((out / "report.html").read_text(encoding="utf-8")) == drawn
+
+
+def test_the_maps_of_a_run_carry_the_study_and_its_crs(reported, monkeypatch):
+    """The maps of matching, statistics, uncertainty and cells, as a run draws them, carry the credit
+    line of Figs 1–5: the study's name, its sources and CRS."""
+    import matplotlib.text
+    from carbonscape import statmaps
+    from carbonscape.maps import crs_label
+    from carbonscape.study.outputs import _draw_cells, _draw_statistics
+
+    texts: list[str] = []
+    monkeypatch.setattr(statmaps, "_release", lambda fig: texts.append(" ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))))
+    drawn = _draw_statistics(reported) + _draw_cells(reported)
+    assert len(drawn) == len(texts) == 11
+    crs = crs_label(reported.polygons.crs)
+    for text in texts:
+        text = text.replace("\n", " ")
+        assert "Second half" in text and f"CRS: {crs}" in text and "data: " in text, text[-300:]
