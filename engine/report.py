@@ -74,6 +74,9 @@ SUBSET_FAMILY = "carbonscape CJK"
 # The maps as the page embeds them: a screen's width and a palette (maps/ keeps the full files).
 REPORT_IMAGE_WIDTH = 1800
 REPORT_IMAGE_COLOURS = 64
+# The maps of the second half (matching, statistics, uncertainty, cells) narrower still: the page
+# stays light enough to email with a dozen more maps; their full files are linked.
+SECOND_HALF_IMAGE_WIDTH = 1200
 
 # What each zone of the 2025 study's scheme means for planning (METHOD.md, formula 5 and Table 4).
 ZONE_MEANINGS = {
@@ -388,7 +391,7 @@ def _found(out: Path, stem: str) -> tuple[Path, str] | None:
     return None
 
 
-def _figures(out: Path, entries: list[tuple[str, str]]) -> list[str]:
+def _figures(out: Path, entries: list[tuple[str, str]], *, max_width: int = REPORT_IMAGE_WIDTH) -> list[str]:
     """The ``<figure>`` of each map of ``entries`` (stem relative to ``out``, caption) found on disk,
     cut to a screen's width and linked to its full-resolution file."""
     found = [(stem, caption, _found(out, stem)) for stem, caption in entries]
@@ -400,7 +403,7 @@ def _figures(out: Path, entries: list[tuple[str, str]]) -> list[str]:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(pngs), os.cpu_count() or 1))) as pool:
-        cut = dict(zip(pngs, pool.map(report_image, pngs)))
+        cut = dict(zip(pngs, pool.map(lambda path: report_image(path, max_width=max_width), pngs)))
     figures = []
     for _stem, caption, (image, mime) in found:
         raw = cut[image] if mime == "image/png" else image.read_bytes()
@@ -440,7 +443,7 @@ def _second_half_maps(out: Path | None) -> str:
         return ""
     parts = []
     for section_id, heading, note, entries in SECOND_HALF_MAPS:
-        figures = _figures(out, entries)
+        figures = _figures(out, entries, max_width=SECOND_HALF_IMAGE_WIDTH)
         if figures:
             parts.append(f'<section id="{section_id}"><h2>{html.escape(heading)}</h2><p class="note">{html.escape(note)}</p>'
                          + "".join(figures) + "</section>")
