@@ -198,14 +198,29 @@ def crs_label(crs: Any) -> str:
 
 def credit_line(inputs: MapInputs) -> str:
     """The sheet's source line: study, year, data sources, CRS, software."""
-    parts = [inputs.study or "carbonscape study"]
-    if inputs.year:
-        parts.append(str(inputs.year))
-    if inputs.sources:
-        parts.append("data: " + "; ".join(inputs.sources))
-    parts.append("CRS: " + crs_label(inputs.counties.crs))
-    parts.append(f"carbonscape {inputs.version}".strip())
+    return _credit(inputs.study, inputs.year, inputs.sources, inputs.counties.crs, inputs.version)
+
+
+def _credit(study: str, year: Any, sources: Sequence[str], crs: Any, version: str) -> str:
+    parts = [study or "carbonscape study"]
+    if year:
+        parts.append(str(year))
+    if sources:
+        parts.append("data: " + "; ".join(sources))
+    parts.append("CRS: " + crs_label(crs))
+    parts.append(f"carbonscape {version}".strip())
     return " · ".join(parts)
+
+
+def result_credit(result: Any, crs: Any = None) -> str:
+    """The credit line of :func:`credit_line` for any map of a study result (the spatial statistics,
+    matching, uncertainty and cell maps): from its record (``run_info``) and ``crs`` (default: the
+    county polygons')."""
+    info = getattr(result, "run_info", None) or {}
+    study = info.get("study") or {}
+    if crs is None and getattr(result, "polygons", None) is not None:
+        crs = result.polygons.crs
+    return _credit(str(study.get("name") or ""), study.get("year"), sources_of(info), crs, str(info.get("carbonscape", "")))
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,12 +41,42 @@ MAP_CAPTIONS = {
     "fig1_supply_by_class": "Carbon supply by county for each land-use class",
     "carbon_per_pixel": "Carbon per pixel",
 }
+# The maps of the second half of a study (issue 10), by section: (id, heading, note, [(file beside
+# the page, caption)]). A section is shown only when one of its maps exists.
+SECOND_HALF_MAPS = [
+    ("matching-maps", "Supply–demand matching", "From ratio_zones.csv: quadrants and balance of each county.", [
+        ("maps/matching_quadrants", "Supply–demand quadrants: each county by the signs of the z-scores of its supply and demand "
+                                    "densities (high/low supply × high/low demand), with the number of counties in each"),
+        ("maps/matching_balance", "Supply–demand balance: supply density − demand density per county, green a surplus, red a deficit"),
+    ]),
+    ("spatial-maps", "Spatial statistics", "From lisa.csv and hotspots.csv; grey counties are not significant at the study's alpha.", [
+        ("maps/lisa_clusters", "LISA clusters (local Moran's I) per variable: High–High and Low–Low counties like their neighbours, "
+                               "High–Low and Low–High outliers"),
+        ("maps/hotspots", "Getis–Ord Gi* hot and cold spots per variable: counties whose neighbourhood is significantly high or low"),
+    ]),
+    ("uncertainty-maps", "Uncertainty", "From uncertainty_by_county.csv (Monte Carlo of the pools' densities).", [
+        ("maps/zone_stability", "Zone stability: the share of Monte Carlo draws that keep each county in the zone of the point "
+                                "estimate (1 = always)"),
+    ]),
+    ("cells-maps", "Grid cells", "The study again on square cells (cells/); each cell one pixel of the map, white hatched cells lie "
+     "outside the study region.", [
+        ("cells/maps/cells_supply_demand", "Supply density (t C/km²) and demand density per cell"),
+        ("cells/maps/cells_ratio_zones", "Supply–demand ratio per cell (log scale) and the cells' functional zones"),
+        ("cells/maps/cells_matching", "Supply–demand quadrants and balance (supply − demand density) per cell"),
+        ("cells/maps/cells_lisa_clusters", "LISA clusters of the cells per variable"),
+        ("cells/maps/cells_hotspots", "Getis–Ord Gi* hot and cold spots of the cells per variable"),
+        ("cells/maps/cells_zone_stability", "Zone stability of the cells: the share of Monte Carlo draws that keep each cell in its zone"),
+    ]),
+]
 # A zone's county list is written out in the summary up to this many names; longer ones open on click.
 NAMES_INLINE = 20
 SUBSET_FAMILY = "carbonscape CJK"
 # The maps as the page embeds them: a screen's width and a palette (maps/ keeps the full files).
 REPORT_IMAGE_WIDTH = 1800
 REPORT_IMAGE_COLOURS = 64
+# The maps of the second half (matching, statistics, uncertainty, cells) narrower still: the page
+# stays light enough to email with a dozen more maps; their full files are linked.
+SECOND_HALF_IMAGE_WIDTH = 1200
 
 # What each zone of the 2025 study's scheme means for planning (METHOD.md, formula 5 and Table 4).
 ZONE_MEANINGS = {
@@ -353,29 +383,44 @@ def _summary(inputs: ReportInputs) -> str:
     return "".join(parts)
 
 
+def _found(out: Path, stem: str) -> tuple[Path, str] | None:
+    """The map ``out/stem`` as the page embeds it: its PNG, else its SVG, else None."""
+    for suffix, mime in ((".png", "image/png"), (".svg", "image/svg+xml")):
+        if (out / f"{stem}{suffix}").exists():
+            return out / f"{stem}{suffix}", mime
+    return None
+
+
+def _figures(out: Path, entries: list[tuple[str, str]], *, max_width: int = REPORT_IMAGE_WIDTH) -> list[str]:
+    """The ``<figure>`` of each map of ``entries`` (stem relative to ``out``, caption) found on disk,
+    cut to a screen's width and linked to its full-resolution file."""
+    found = [(stem, caption, _found(out, stem)) for stem, caption in entries]
+    found = [(stem, caption, entry) for stem, caption, entry in found if entry is not None]
+    pngs = [entry[0] for _, _, entry in found if entry[1] == "image/png"]
+    if not found:
+        return []
+    # Pillow decodes, resizes, quantises and encodes without the GIL: the maps in parallel.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(pngs), os.cpu_count() or 1))) as pool:
+        cut = dict(zip(pngs, pool.map(lambda path: report_image(path, max_width=max_width), pngs)))
+    figures = []
+    for _stem, caption, (image, mime) in found:
+        raw = cut[image] if mime == "image/png" else image.read_bytes()
+        data = base64.b64encode(raw).decode("ascii")
+        link = image.relative_to(out).as_posix()
+        figures.append(f'<figure><img class="map" alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
+                       f'<figcaption>{html.escape(caption)} · full resolution beside this page: <a href="{link}">{link}</a>'
+                       "</figcaption></figure>")
+    return figures
+
+
 def _maps(out: Path | None, inputs: ReportInputs) -> str:
     figures = []
     maps_dir = out / "maps" if out is not None else None
-    if maps_dir is not None:
+    if out is not None:
         # draw_maps leaves only the files of its latest draw; a PNG is embedded, else an SVG.
-        found = {stem: next(((maps_dir / f"{stem}{suffix}", mime) for suffix, mime in ((".png", "image/png"), (".svg", "image/svg+xml"))
-                             if (maps_dir / f"{stem}{suffix}").exists()), None) for stem in MAP_CAPTIONS}
-        pngs = [entry[0] for entry in found.values() if entry is not None and entry[1] == "image/png"]
-        # Pillow decodes, resizes, quantises and encodes without the GIL: the maps in parallel.
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=max(1, min(len(pngs), os.cpu_count() or 1))) as pool:
-            cut = dict(zip(pngs, pool.map(report_image, pngs)))
-        for stem, caption in MAP_CAPTIONS.items():
-            if found[stem] is None:
-                continue
-            image, mime = found[stem]
-            raw = cut[image] if mime == "image/png" else image.read_bytes()
-            data = base64.b64encode(raw).decode("ascii")
-            link = f"maps/{image.name}"
-            figures.append(f'<figure><img class="map" alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
-                           f'<figcaption>{html.escape(caption)} · full resolution beside this page: <a href="{link}">{link}</a>'
-                           "</figcaption></figure>")
+        figures = _figures(out, [(f"maps/{stem}", caption) for stem, caption in MAP_CAPTIONS.items()])
     if not figures:
         note = "No maps in this study's folder; draw them with <code>carbonscape maps</code>."
         if maps_dir is not None and any(maps_dir.glob("*.pdf")):
@@ -389,6 +434,20 @@ def _maps(out: Path | None, inputs: ReportInputs) -> str:
             key = (f"<details><summary>Counties shown by number on the maps ({len(numbered):,})</summary>"
                    f'<table id="county-key"><thead><tr><th>number</th><th>county</th></tr></thead><tbody>{rows}</tbody></table></details>')
     return "<h2>Maps</h2>" + key + "".join(figures)
+
+
+def _second_half_maps(out: Path | None) -> str:
+    """A section per part of the second half (matching, spatial statistics, uncertainty, grid cells)
+    whose maps exist beside the page."""
+    if out is None:
+        return ""
+    parts = []
+    for section_id, heading, note, entries in SECOND_HALF_MAPS:
+        figures = _figures(out, entries, max_width=SECOND_HALF_IMAGE_WIDTH)
+        if figures:
+            parts.append(f'<section id="{section_id}"><h2>{html.escape(heading)}</h2><p class="note">{html.escape(note)}</p>'
+                         + "".join(figures) + "</section>")
+    return "".join(parts)
 
 
 def report_image(path: Path, *, max_width: int = REPORT_IMAGE_WIDTH, colours: int = REPORT_IMAGE_COLOURS) -> bytes:
@@ -509,6 +568,7 @@ def write_report(result: Any, *, out: str | os.PathLike[str] | None = None, titl
         f"{html.escape(str(info.get('carbonscape', '')))}</p></header>",
         _summary(inputs),
         _maps(out, inputs),
+        _second_half_maps(out),
         _tables(inputs),
         "<h2>Method and provenance</h2>",
         _parameters(info),

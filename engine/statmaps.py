@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ def _fonts() -> Iterator[None]:
 def _figure(n_panels: int) -> tuple[Figure, FigureCanvasAgg, list[Any]]:
     ncols = min(3, max(n_panels, 1))
     nrows = math.ceil(max(n_panels, 1) / ncols)
-    fig = Figure(figsize=(4.6 * ncols + 1.2, 4.4 * nrows + 0.4) if n_panels > 1 else (9.0, 7.0), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(4.6 * ncols + 1.2, 4.4 * nrows + 0.4) if n_panels > 1 else (9.0, 7.0), dpi=DPI, layout="compressed")
     canvas = FigureCanvasAgg(fig)
     axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(max(n_panels, 1))]
     return fig, canvas, axes
@@ -120,7 +121,33 @@ def _categorical(ax: Any, gdf: gpd.GeoDataFrame, labels: pd.Series, colours: Map
     return shapes
 
 
-def _save(fig: Figure, out: Path, stem: str, formats: Sequence[str]) -> list[Path]:
+def _footer(fig: Figure, credit: str) -> None:
+    """The credit line of :func:`carbonscape.maps.credit_line` (study, year, data sources, CRS,
+    software) under the map, as on Figs 1–5; the layout keeps room for it."""
+    if not credit:
+        return
+    chars = int(fig.get_figwidth() * 72 / (6.5 * 0.55))
+    fig.supxlabel("\n".join(textwrap.wrap(credit, chars)[:3]), x=0.01, ha="left", fontsize=6.5, color="#444444")
+
+
+def _fit(fig: Figure) -> None:
+    """Widen or heighten the sheet until every text and legend lies inside it (the layout places
+    legends beside maps of a fixed aspect; a long label could still reach past the edge)."""
+    for _ in range(6):
+        renderer = fig.canvas.get_renderer()
+        fig.draw_without_rendering()
+        tight = fig.get_tightbbox(renderer)
+        width, height = fig.get_size_inches()
+        over_x = max(tight.x1 - width, 0.0) + max(-tight.x0, 0.0)
+        over_y = max(tight.y1 - height, 0.0) + max(-tight.y0, 0.0)
+        if over_x <= 0.0 and over_y <= 0.0:
+            return
+        fig.set_size_inches(width + (2 * over_x + 0.1 if over_x > 0 else 0.0), height + (2 * over_y + 0.1 if over_y > 0 else 0.0))
+
+
+def _save(fig: Figure, out: Path, stem: str, formats: Sequence[str], credit: str = "") -> list[Path]:
+    _footer(fig, credit)
+    _fit(fig)
     written = []
     for fmt in formats:
         path = out / f"{stem}.{fmt}"
@@ -141,7 +168,7 @@ def _check(out: Path, formats: Sequence[str]) -> None:
 
 def _per_variable(gdf: gpd.GeoDataFrame, table: pd.DataFrame, unit: str, column: str, colours: Mapping[str, str],
                   names: Mapping[str, str], *, title: str, legend_title: str, out: Path, stem: str,
-                  formats: Sequence[str]) -> list[Path]:
+                  formats: Sequence[str], credit: str = "") -> list[Path]:
     variables = list(dict.fromkeys(table["variable"]))
     if not variables:
         return []
@@ -154,7 +181,7 @@ def _per_variable(gdf: gpd.GeoDataFrame, table: pd.DataFrame, unit: str, column:
             labels = pd.Series(rows[column].to_numpy(), index=rows[unit].astype(str).to_numpy())
             shapes = _categorical(ax, gdf, labels, colours, names, legend_title=legend_title, shapes=shapes)
             _finish(ax, gdf, VARIABLE_TITLES.get(variable, variable))
-        return _save(fig, out, stem, formats)
+        return _save(fig, out, stem, formats, credit)
 
 
 def _keyed(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -164,7 +191,7 @@ def _keyed(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def draw_lisa_clusters(units: gpd.GeoDataFrame, lisa: pd.DataFrame, out: str | Path, *, alpha: float, unit: str = "county",
-                       formats: Sequence[str] = ("png",)) -> list[Path]:
+                       formats: Sequence[str] = ("png",), credit: str = "") -> list[Path]:
     """``lisa_clusters.png``: one panel per variable, units coloured HH, LL, HL, LH or not significant.
 
     Parameters
@@ -181,20 +208,20 @@ def draw_lisa_clusters(units: gpd.GeoDataFrame, lisa: pd.DataFrame, out: str | P
     folder = Path(out)
     _check(folder, formats)
     return _per_variable(_keyed(units), lisa, unit, "cluster", CLUSTER_COLOURS, CLUSTER_LABELS, title="LISA clusters (local Moran's I)",
-                         legend_title=f"cluster (p < {alpha:g})", out=folder, stem="lisa_clusters", formats=formats)
+                         legend_title=f"cluster (p < {alpha:g})", out=folder, stem="lisa_clusters", formats=formats, credit=credit)
 
 
 def draw_hotspots(units: gpd.GeoDataFrame, hotspots: pd.DataFrame, out: str | Path, *, alpha: float, unit: str = "county",
-                  formats: Sequence[str] = ("png",)) -> list[Path]:
+                  formats: Sequence[str] = ("png",), credit: str = "") -> list[Path]:
     """``hotspots.png``: one panel per variable, units coloured hot spot, cold spot or not significant."""
     folder = Path(out)
     _check(folder, formats)
     return _per_variable(_keyed(units), hotspots, unit, "spot", SPOT_COLOURS, {}, title="Getis–Ord Gi* hot and cold spots",
-                         legend_title=f"Gi* (p < {alpha:g})", out=folder, stem="hotspots", formats=formats)
+                         legend_title=f"Gi* (p < {alpha:g})", out=folder, stem="hotspots", formats=formats, credit=credit)
 
 
 def draw_matching(units: gpd.GeoDataFrame, matching: pd.DataFrame, out: str | Path, *, unit_label: str = "t/km²",
-                  formats: Sequence[str] = ("png",)) -> list[Path]:
+                  formats: Sequence[str] = ("png",), credit: str = "") -> list[Path]:
     """``matching_quadrants.png`` (z-score quadrants) and ``matching_balance.png`` (supply − demand,
     diverging at zero: green surplus, red deficit).
 
@@ -216,7 +243,7 @@ def draw_matching(units: gpd.GeoDataFrame, matching: pd.DataFrame, out: str | Pa
         shapes = _categorical(ax, gdf, table["quadrant"].replace("", np.nan), QUADRANT_COLOURS, QUADRANT_LABELS,
                               legend_title="quadrant (z-scores)")
         _finish(ax, gdf, "Supply–demand quadrants")
-        written += _save(fig, folder, "matching_quadrants", formats)
+        written += _save(fig, folder, "matching_quadrants", formats, credit)
 
         fig, _canvas, (ax,) = _figure(1)
         balance = table["balance"].reindex(gdf.index).to_numpy(dtype=float)
@@ -229,12 +256,12 @@ def draw_matching(units: gpd.GeoDataFrame, matching: pd.DataFrame, out: str | Pa
         mappable = ScalarMappable(norm=norm, cmap="RdYlGn")
         fig.colorbar(mappable, ax=ax, shrink=0.6, label=f"supply − demand ({unit_label}); > 0 surplus, < 0 deficit")
         _finish(ax, gdf, "Supply–demand balance")
-        written += _save(fig, folder, "matching_balance", formats)
+        written += _save(fig, folder, "matching_balance", formats, credit)
     return written
 
 
 def draw_zone_stability(units: gpd.GeoDataFrame, uncertainty: pd.DataFrame, zones: pd.Series, out: str | Path, *,
-                        formats: Sequence[str] = ("png",)) -> list[Path]:
+                        formats: Sequence[str] = ("png",), credit: str = "") -> list[Path]:
     """``zone_stability.png``: each unit coloured by the share of Monte Carlo draws that keep it in
     the zone the point estimate gives it (1 = always).
 
@@ -271,7 +298,7 @@ def draw_zone_stability(units: gpd.GeoDataFrame, uncertainty: pd.DataFrame, zone
         fig.legend(handles=handles, title="share of draws in its zone", title_fontsize=7, prop={"size": 7}, frameon=False,
                    loc="outside right center")
         _finish(ax, gdf, "Zone stability under density uncertainty")
-        return _save(fig, folder, "zone_stability", formats)
+        return _save(fig, folder, "zone_stability", formats, credit)
 
 
 # -- grid cells, drawn as rasters ------------------------------------------------------------------
@@ -301,16 +328,73 @@ def _extent(cells: Any) -> tuple[float, float, float, float]:
     return (c, c + a * cols, f + e * rows, f)
 
 
-def _cell_panel(ax: Any, cells: Any, image: np.ndarray, *, cmap: Any, norm: Any, title: str) -> Any:
-    shown = ax.imshow(np.ma.masked_invalid(image), cmap=cmap, norm=norm, extent=_extent(cells), interpolation="nearest", origin="upper")
-    ax.set_facecolor(NO_VALUE)
+# Cells outside the study region (not in the cells' table): white, hatched in grey, named in the
+# legend, unlike the grey of "no value" and the light grey of "not significant".
+OUTSIDE_HATCH = "////"
+OUTSIDE_EDGE = "#9a9a9a"
+OUTSIDE_LABEL = "outside the study region"
+
+
+def _outside_patch(**kwargs: Any) -> Patch:
+    """The legend's patch of the cells outside the study region."""
+    return Patch(facecolor="white", edgecolor=OUTSIDE_EDGE, hatch=OUTSIDE_HATCH, linewidth=0.0, **kwargs)
+
+
+def _inside(cells: Any, table: pd.DataFrame) -> np.ndarray:
+    """True on the lattice where a cell of ``table`` (the study region's cells) lies."""
+    return _lattice(cells, table, np.ones(len(table)), fill=0.0) > 0
+
+
+def _cell_panel(ax: Any, cells: Any, image: np.ndarray, *, cmap: Any, norm: Any, title: str, table: pd.DataFrame | None = None) -> Any:
+    """One cell map: ``image`` over a hatched white ground (the cells outside the study region);
+    cells of ``table`` without a value in the no-value grey."""
     left, right, bottom, top = _extent(cells)
+    ax.set_facecolor("white")
+    from matplotlib.patches import Rectangle
+
+    ax.add_patch(Rectangle((left, bottom), right - left, top - bottom, facecolor="white", edgecolor=OUTSIDE_EDGE, hatch=OUTSIDE_HATCH,
+                           linewidth=0.0, zorder=0))
+    if table is not None:
+        blank = _inside(cells, table) & ~np.isfinite(image)
+        if blank.any():
+            from matplotlib.colors import ListedColormap
+
+            ax.imshow(np.ma.masked_where(~blank, np.ones(blank.shape)), cmap=ListedColormap([NO_VALUE]), extent=_extent(cells),
+                      interpolation="nearest", origin="upper", zorder=1)
+    shown = ax.imshow(np.ma.masked_invalid(image), cmap=cmap, norm=norm, extent=_extent(cells), interpolation="nearest", origin="upper",
+                      zorder=2)
+    ax.set_xlim(left, right)
+    ax.set_ylim(bottom, top)
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     add_scale_bar(ax, cells.grid.crs, xlim=(left, right), ylim=(bottom, top))
     add_north_arrow(ax)
     return shown
+
+
+def plain_log_ticks(vmin: float, vmax: float) -> list[float]:
+    """Ticks of a log colour bar from ``vmin`` to ``vmax`` at 1, 2 and 5 × 10ⁿ, or (a range narrower
+    than that) four steps evenly spaced on the log scale, rounded to two significant figures."""
+    if not (np.isfinite(vmin) and np.isfinite(vmax) and 0 < vmin < vmax):
+        return []
+    steps = [(m, m * 10.0 ** e) for e in range(math.floor(math.log10(vmin)), math.ceil(math.log10(vmax)) + 1) for m in (1, 2, 5)]
+    steps = [(m, t) for m, t in steps if vmin * (1 - 1e-9) <= t <= vmax * (1 + 1e-9)]
+    if len(steps) > 7:  # many decades: the powers of ten only
+        steps = [(m, t) for m, t in steps if m == 1] or steps
+    ticks = [float(f"{t:.6g}") for _, t in steps]
+    if len(ticks) < 3:
+        ticks = sorted({float(f"{t:.2g}") for t in np.geomspace(vmin, vmax, 4)})
+    return ticks
+
+
+def _plain_log_colorbar(colorbar: Any, norm: Any) -> None:
+    """The log colour bar labelled with plain numbers (0.6, 1, 2), not powers of ten (6×10⁻¹)."""
+    from matplotlib.ticker import NullFormatter
+
+    ticks = plain_log_ticks(float(norm.vmin), float(norm.vmax))
+    colorbar.ax.yaxis.set_minor_formatter(NullFormatter())
+    colorbar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
 
 
 def _continuous(fig: Figure, ax: Any, cells: Any, table: pd.DataFrame, column: str, *, cmap: str, label: str, title: str,
@@ -327,7 +411,7 @@ def _continuous(fig: Figure, ax: Any, cells: Any, table: pd.DataFrame, column: s
         from matplotlib.colors import Normalize
 
         norm = Normalize(vmin=low, vmax=high if high > low else low + 1.0)
-    shown = _cell_panel(ax, cells, _lattice(cells, table, values), cmap=cmap, norm=norm, title=title)
+    shown = _cell_panel(ax, cells, _lattice(cells, table, values), cmap=cmap, norm=norm, title=title, table=table)
     fig.colorbar(shown, ax=ax, shrink=0.7, label=label, extend="both" if not diverging else "neither")
 
 
@@ -341,19 +425,21 @@ def _categories(fig: Figure, ax: Any, cells: Any, table: pd.DataFrame, labels: p
     from matplotlib.colors import BoundaryNorm
 
     norm = BoundaryNorm(np.arange(len(keys) + 1) - 0.5, len(keys))
-    _cell_panel(ax, cells, _lattice(cells, table, codes), cmap=cmap, norm=norm, title=title)
+    _cell_panel(ax, cells, _lattice(cells, table, codes), cmap=cmap, norm=norm, title=title, table=table)
     counts = labels.value_counts()
     handles = [Patch(facecolor=colours[k], edgecolor="#8c8c8c", linewidth=0.3, label=f"{names.get(k, k)} ({int(counts[k]):,})")
                for k in keys if k in counts.index]
     missing = int(labels.isna().sum() + (~labels.dropna().isin(keys)).sum())
     if missing:
         handles.append(Patch(facecolor=NO_VALUE, edgecolor="none", label=f"no value ({missing:,})"))
+    if not _inside(cells, table).all():
+        handles.append(_outside_patch(label=OUTSIDE_LABEL))
     ax.legend(handles=handles, title=legend_title, title_fontsize=7, prop={"size": 7}, frameon=False, loc="upper left",
               bbox_to_anchor=(1.0, 0.5))
 
 
 def draw_cell_maps(cells: Any, table: pd.DataFrame, out: str | Path, *, statistics: Any = None, uncertainty: Any = None,
-                   formats: Sequence[str] = ("png",)) -> list[Path]:
+                   formats: Sequence[str] = ("png",), credit: str = "") -> list[Path]:
     """The maps of a study's grid cells (:data:`CELL_MAP_FILES`), each cell one pixel of an image.
 
     Parameters
@@ -379,7 +465,7 @@ def draw_cell_maps(cells: Any, table: pd.DataFrame, out: str | Path, *, statisti
         fig.suptitle(CELL_MAP_FILES["cells_supply_demand"], fontsize=12)
         _continuous(fig, axes[0], cells, table, "supply_t_per_km2", cmap="YlGn", label="t C/km²", title="supply density")
         _continuous(fig, axes[1], cells, table, "demand_t_per_km2", cmap="OrRd", label=demand_unit, title="demand density")
-        written += _save(fig, folder, "cells_supply_demand", formats)
+        written += _save(fig, folder, "cells_supply_demand", formats, credit)
 
         fig, _canvas, axes = _figure(2)
         fig.suptitle(CELL_MAP_FILES["cells_ratio_zones"], fontsize=12)
@@ -389,8 +475,10 @@ def draw_cell_maps(cells: Any, table: pd.DataFrame, out: str | Path, *, statisti
 
         norm = LogNorm(vmin=float(np.percentile(positive, 2)), vmax=float(np.percentile(positive, 98))) if positive.size > 1 and np.ptp(positive) > 0 else None
         shown = _cell_panel(axes[0], cells, _lattice(cells, table, np.where(np.isfinite(ratio) & (ratio > 0), ratio, np.nan)),
-                            cmap=RATIO_CMAP, norm=norm, title="supply–demand ratio (log scale)")
-        fig.colorbar(shown, ax=axes[0], shrink=0.7, label=f"demand ({demand_unit}) / supply (t C/km²)", extend="both")
+                            cmap=RATIO_CMAP, norm=norm, title="supply–demand ratio (log scale)", table=table)
+        bar = fig.colorbar(shown, ax=axes[0], shrink=0.7, label=f"demand ({demand_unit}) / supply (t C/km²)", extend="both")
+        if isinstance(norm, LogNorm):
+            _plain_log_colorbar(bar, norm)
         # Each zone coloured by where its classes sit on the ratio scale (low ratio green, high red, as
         # the county maps), listed from the highest ratio down.
         top = max(int(table["class"].max()), 2) if len(table) else 2
@@ -398,7 +486,7 @@ def draw_cell_maps(cells: Any, table: pd.DataFrame, out: str | Path, *, statisti
         zone_colours = {key: colormaps[RATIO_CMAP]((mean - 1) / (top - 1)) for key, mean in position.items()}
         names = dict(zip(table["zone_key"], table["zone_en"].where(table["zone_en"].astype(str) != "", table["zone_key"]))) if "zone_en" in table else {}
         _categories(fig, axes[1], cells, table, table["zone_key"], zone_colours, names, title="zones", legend_title="zone")
-        written += _save(fig, folder, "cells_ratio_zones", formats)
+        written += _save(fig, folder, "cells_ratio_zones", formats, credit)
 
         if "quadrant" in table.columns:
             fig, _canvas, axes = _figure(2)
@@ -408,7 +496,7 @@ def draw_cell_maps(cells: Any, table: pd.DataFrame, out: str | Path, *, statisti
             label = "t C/km²" if demand_unit == "t C/km²" else f"t C/km² − {demand_unit}"
             _continuous(fig, axes[1], cells, table, "balance", cmap="RdYlGn", label=f"supply − demand ({label})", title="balance",
                         diverging=True)
-            written += _save(fig, folder, "cells_matching", formats)
+            written += _save(fig, folder, "cells_matching", formats, credit)
 
         if statistics is not None:
             for stem, frame, column, colours, names_, legend in (
@@ -423,7 +511,7 @@ def draw_cell_maps(cells: Any, table: pd.DataFrame, out: str | Path, *, statisti
                     rows = frame[frame["variable"] == variable].set_index("cell")[column]
                     _categories(fig, ax, cells, table, rows.reindex(table.index), colours, names_,
                                 title=VARIABLE_TITLES.get(variable, variable), legend_title=f"{legend} (p < {statistics.settings.alpha:g})")
-                written += _save(fig, folder, stem, formats)
+                written += _save(fig, folder, stem, formats, credit)
 
         if uncertainty is not None and "zone_key" in table.columns:
             by_unit = uncertainty.by_unit.reindex(table.index)
@@ -433,7 +521,7 @@ def draw_cell_maps(cells: Any, table: pd.DataFrame, out: str | Path, *, statisti
             from matplotlib.colors import Normalize
 
             shown = _cell_panel(ax, cells, _lattice(cells, table, share), cmap="Blues", norm=Normalize(0.0, 1.0),
-                                title=CELL_MAP_FILES["cells_zone_stability"])
+                                title=CELL_MAP_FILES["cells_zone_stability"], table=table)
             fig.colorbar(shown, ax=ax, shrink=0.7, label="share of draws in its zone")
-            written += _save(fig, folder, "cells_zone_stability", formats)
+            written += _save(fig, folder, "cells_zone_stability", formats, credit)
     return written

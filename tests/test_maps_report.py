@@ -873,3 +873,26 @@ def test_the_map_fills_its_frame(tmp_path, monkeypatch, shape):
         # The frame holds most of the sheet beside the legend: no wide margin around the map.
         legend = fig.legends[0].get_window_extent(renderer)
         assert frame.x0 < 0.05 * fig.bbox.width and legend.x0 - frame.x1 < 0.05 * fig.bbox.width
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium binary (CI installs Debian's chromium)")
+def test_the_second_half_maps_open_in_headless_chromium_in_their_sections(tmp_path):
+    from carbonscape.statmaps import draw_matching, draw_zone_stability
+
+    run = fake_run(tmp_path / "run", n_side=5)
+    draw_maps(run)
+    counties = gpd.read_file(run / "counties.gpkg")
+    units = counties.set_index(counties["county"].astype(str))
+    matching = pd.DataFrame({"quadrant": ["HS-LD", "LS-HD", "HS-HD", "LS-LD", "HS-HD"] * 5, "balance": np.linspace(-5, 5, 25)},
+                            index=units.index)
+    draw_matching(units, matching, run / "maps", credit="test")
+    stability = pd.DataFrame({"p_zone_a": np.linspace(0, 1, 25)}, index=units.index)
+    draw_zone_stability(units, stability, pd.Series("a", index=units.index), run / "maps", credit="test")
+    dom = _open_in_chromium(write_report(run), tmp_path)
+    sizes = _data(dom, "decoded").split()
+    assert len(sizes) == 8 and "pending" not in sizes, sizes  # Figs 1–5, quadrants, balance, zone stability
+    assert all(int(size.split("x")[0]) <= 1200 for size in sizes[5:]), sizes
+    assert '<section id="matching-maps">' in dom and '<section id="uncertainty-maps">' in dom
+    assert 'id="spatial-maps"' not in dom and 'id="cells-maps"' not in dom  # shown only when drawn
+    for link in ("maps/matching_quadrants.png", "maps/matching_balance.png", "maps/zone_stability.png"):
+        assert f'<a href="{link}">' in dom

@@ -214,3 +214,63 @@ def test_ccd_is_zero_for_the_lowest_supply_and_the_lowest_demand_unit_as_the_rea
     assert table.loc[table["supply_t_per_km2"].idxmin(), "ccd"] == 0.0
     assert table.loc[table["demand_t_per_km2"].idxmin(), "ccd"] == 0.0
     assert (table["ccd"].drop([table["supply_t_per_km2"].idxmin(), table["demand_t_per_km2"].idxmin()]) > 0).all()
+
+
+@pytest.fixture(scope="module")
+def reported(small_study):
+    """The same study on counties and on grid cells, with its report."""
+    text = STUDY.replace("[demand]", "[units]\ngrid = 600\n\n[demand]", 1).replace("report = false", "report = true")
+    made = small_study("second_half_report", text, shape=(400, 380), n_counties=12, seed=5,
+                       population=lambda n: np.random.default_rng(1).integers(5_000, 90_000, n))
+    pools = pd.read_csv(made.region.pools)
+    for pool in ("above", "below", "soil", "dead"):
+        pools[f"c_{pool}_sd"] = pools[f"c_{pool}"] * 0.1
+    pools.to_csv(made.base / "pools.csv", index=False)
+    result = run_study(made.base / "study.toml", scheduler="threads")
+    return result
+
+
+def _linked_maps(page: str) -> set[str]:
+    import re
+
+    return set(re.findall(r'<a href="((?:maps|cells/maps)/[^"]+\.png)"', page))
+
+
+def test_the_report_shows_every_map_of_the_second_half(reported):
+    from carbonscape.cli.main import cli
+    from click.testing import CliRunner
+
+    out = reported.out
+    drawn = {p.relative_to(out).as_posix() for p in [*(out / "maps").glob("*.png"), *(out / "cells" / "maps").glob("*.png")]}
+    expected = {f"maps/{s}.png" for s in ("matching_quadrants", "matching_balance", "lisa_clusters", "hotspots", "zone_stability")}
+    expected |= {f"cells/maps/cells_{s}.png" for s in ("supply_demand", "ratio_zones", "matching", "lisa_clusters", "hotspots",
+                                                         "zone_stability")}
+    assert expected <= drawn
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert _linked_maps(page) == drawn
+    for section in ("matching-maps", "spatial-maps", "uncertainty-maps", "cells-maps"):
+        assert f'<section id="{section}">' in page
+    # Each map embedded once, with its caption; the same page from the folder on disk.
+    assert page.count('<img class="map"') == len(drawn)
+    (out / "report.html").unlink()
+    done = CliRunner().invoke(cli, ["report", str(out)])
+    assert done.exit_code == 0, done.output
+    assert _linked_maps((out / "report.html").read_text(encoding="utf-8")) == drawn
+
+
+def test_the_maps_of_a_run_carry_the_study_and_its_crs(reported, monkeypatch):
+    """The maps of matching, statistics, uncertainty and cells, as a run draws them, carry the credit
+    line of Figs 1–5: the study's name, its sources and CRS."""
+    import matplotlib.text
+    from carbonscape import statmaps
+    from carbonscape.maps import crs_label
+    from carbonscape.study.outputs import _draw_cells, _draw_statistics
+
+    texts: list[str] = []
+    monkeypatch.setattr(statmaps, "_release", lambda fig: texts.append(" ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))))
+    drawn = _draw_statistics(reported) + _draw_cells(reported)
+    assert len(drawn) == len(texts) == 11
+    crs = crs_label(reported.polygons.crs)
+    for text in texts:
+        text = text.replace("\n", " ")
+        assert "Second half" in text and f"CRS: {crs}" in text and "data: " in text, text[-300:]

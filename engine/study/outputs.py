@@ -146,9 +146,8 @@ def draw_outputs(result: StudyResult, *, maps: bool = True, report: bool = True,
             result.files[f"map:{path.stem}"] = path
         for path in _draw_statistics(result):
             result.files[f"map:{path.stem}"] = path
-        if getattr(result, "cells", None) is not None:
-            for path in result.cells.draw(result.out):
-                result.files[f"cells:map:{path.stem}"] = path
+        for path in _draw_cells(result):
+            result.files[f"cells:map:{path.stem}"] = path
         timings["maps"] = round(time.perf_counter() - clock, 3)
     if report:
         from carbonscape.report import write_report
@@ -370,18 +369,35 @@ def _draw_statistics(result: StudyResult) -> list[Any]:
     if result.polygons is None or id_field not in result.polygons.columns:
         return []
     from carbonscape import statmaps
+    from carbonscape.maps import result_credit
 
+    credit = result_credit(result)
     units = result.polygons.set_index(result.polygons[id_field].astype(str))
     folder = result.out / "maps"
     written: list[Any] = []
     if "quadrant" in result.ratio_zones.columns and len(result.ratio_zones):
         demand_unit = str(result.ratio_zones["demand_unit"].iloc[0]) if "demand_unit" in result.ratio_zones.columns else "t/km²"
         label = "t C/km²" if demand_unit == "t C/km²" else f"t C/km² − {demand_unit}"
-        written += statmaps.draw_matching(units, result.ratio_zones, folder, unit_label=label)
+        written += statmaps.draw_matching(units, result.ratio_zones, folder, unit_label=label, credit=credit)
     if result.statistics is not None:
         alpha = result.statistics.settings.alpha
-        written += statmaps.draw_lisa_clusters(units, result.statistics.lisa, folder, alpha=alpha)
-        written += statmaps.draw_hotspots(units, result.statistics.hotspots, folder, alpha=alpha)
+        written += statmaps.draw_lisa_clusters(units, result.statistics.lisa, folder, alpha=alpha, credit=credit)
+        written += statmaps.draw_hotspots(units, result.statistics.hotspots, folder, alpha=alpha, credit=credit)
     if result.uncertainty is not None and "zone_key" in result.ratio_zones.columns:
-        written += statmaps.draw_zone_stability(units, result.uncertainty.by_unit, result.ratio_zones["zone_key"], folder)
+        written += statmaps.draw_zone_stability(units, result.uncertainty.by_unit, result.ratio_zones["zone_key"], folder,
+                                                credit=credit)
     return written
+
+
+def _draw_cells(result: StudyResult, *, cells: Any = None, out: Path | None = None) -> list[Any]:
+    """The maps of the grid cells (``[units] grid``; ``cells``, default the result's) into
+    ``out/cells/maps`` (default: the result's folder), with the maps' credit line."""
+    cells = cells if cells is not None else getattr(result, "cells", None)
+    if cells is None:
+        return []
+    from carbonscape.maps import result_credit
+    from carbonscape.statmaps import draw_cell_maps
+    from carbonscape.study.cells import CELLS_FOLDER
+
+    return draw_cell_maps(cells.cells, cells.table, Path(out or result.out) / CELLS_FOLDER / "maps", statistics=cells.statistics,
+                          uncertainty=cells.uncertainty, credit=result_credit(result, crs=cells.cells.grid.crs))

@@ -489,7 +489,9 @@ def cells_stage(
     again = analyse_cell_demand(study, cells.supply, by_cell, demand, extras=extras, spreads=spreads, info=keep)
     result.files.update(again.write(folder))
     if maps:
-        for path in again.draw(folder):
+        from carbonscape.study.outputs import _draw_cells
+
+        for path in _draw_cells(result, cells=again, out=folder):
             result.files[f"cells:map:{path.stem}"] = path
     result.cells = again
     result.run_info["cells"] = again.info
