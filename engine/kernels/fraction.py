@@ -127,16 +127,6 @@ def _edge(x0, y0, x1, y1, width, height, keys, values, n, fill):  # pragma: no c
 
 
 @njit(nogil=True, cache=True)
-def _edges(xs, ys, ring_starts, width, height, keys, values, fill):  # pragma: no cover
-    n = 0
-    for k in range(ring_starts.shape[0] - 1):
-        start, stop = ring_starts[k], ring_starts[k + 1]
-        for i in range(start, stop - 1):
-            n = _edge(xs[i], ys[i], xs[i + 1], ys[i + 1], width, height, keys, values, n, fill)
-    return n
-
-
-@njit(nogil=True, cache=True)
 def polygon_fractions(xs, ys, ring_starts, width, height):  # pragma: no cover
     """Covered fraction of every pixel of a ``height × width`` window that the polygon's boundary
     touches.
@@ -159,45 +149,12 @@ def polygon_fractions(xs, ys, ring_starts, width, height):  # pragma: no cover
         int64 ``row * width + col`` in increasing order and float64 fractions in ``(0, 1]``;
         pixels absent are wholly inside or wholly outside the polygon.
     """
-    # Shift by the one-pixel margin so every coordinate is >= 0 (rounding of clipped vertices).
-    sx = xs + 1.0
-    sy = ys + 1.0
-    buffer_w, buffer_h = width + 2, height + 2
-    dummy_k = np.empty(0, dtype=np.int64)
-    dummy_v = np.empty(0, dtype=np.float64)
-    n = _edges(sx, sy, ring_starts, buffer_w, buffer_h, dummy_k, dummy_v, False)
-    keys = np.empty(n, dtype=np.int64)
-    values = np.empty(n, dtype=np.float64)
-    _edges(sx, sy, ring_starts, buffer_w, buffer_h, keys, values, True)
-    order = np.argsort(keys, kind="mergesort")
-    stride = buffer_w + 2
-    pixels = np.empty(n, dtype=np.int64)
-    fractions = np.empty(n, dtype=np.float64)
-    m = 0
-    running = 0.0
-    current_row = -(1 << 40)
-    i = 0
-    while i < n:
-        key = keys[order[i]]
-        total = 0.0
-        while i < n and keys[order[i]] == key:
-            total += values[order[i]]
-            i += 1
-        row = key // stride
-        col = key - row * stride
-        if row != current_row:
-            running = 0.0
-            current_row = row
-        running += total
-        if 1 <= col <= width and 1 <= row <= height:
-            f = abs(running)
-            if f > 1.0:
-                f = 1.0
-            if f > 1e-12:
-                pixels[m] = (row - 1) * width + (col - 1)
-                fractions[m] = f
-                m += 1
-    return pixels[:m], fractions[:m]
+    # Shift by the one-pixel margin so every coordinate is >= 0 (rounding of clipped vertices);
+    # then every ring as one polygon, through the kernel the supply pass uses.
+    no_keys, no_values = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    m, _, _, pixels, fractions = _polygon_cells(xs + 1.0, ys + 1.0, ring_starts, 0, ring_starts.shape[0] - 1, width, height,
+                                                no_keys, no_values, no_keys.copy(), no_values.copy())
+    return pixels[:m].copy(), fractions[:m].copy()
 
 
 @njit(nogil=True, cache=True)
@@ -242,7 +199,8 @@ def correct_by_fractions(table, zones, codes, lut, offset, unknown_col, nodata, 
 
 @njit(nogil=True, cache=True)
 def _ring_range_edges(xs, ys, ring_starts, k0, k1, width, height, keys, values, fill):  # pragma: no cover
-    """:func:`_edges` over rings ``k0 .. k1 - 1`` only (one polygon of several)."""
+    """:func:`_edge` over every edge of rings ``k0 .. k1 - 1`` (one polygon of several); returns how
+    many (cell, value) entries they make, written into ``keys``/``values`` when ``fill``."""
     n = 0
     for k in range(k0, k1):
         start, stop = ring_starts[k], ring_starts[k + 1]
