@@ -506,7 +506,7 @@ def zones_and_rings(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray) -> tu
 
 def _rings_chunk(wkbs: tuple[bytes, ...], ids: tuple[int, ...], transform: tuple[float, ...]) -> ChunkRings:
     """One chunk's :class:`ChunkRings` from its clipped polygons (WKB: the coordinates exactly as
-    clipped, so the same rings, to the bit, as :func:`chunk_rings` writes into a store)."""
+    clipped: the rings :func:`chunk_rings` writes into a store are made here too)."""
     if not wkbs:
         return ChunkRings.empty()
     return window_rings(shapely.from_wkb(list(wkbs)), np.asarray(ids, dtype=np.int64), transform)
@@ -584,19 +584,10 @@ def window_rings(geoms: np.ndarray, counties: np.ndarray, transform: tuple[float
 
 
 def chunk_rings(gdf: gpd.GeoDataFrame, grid: Grid, *, ids: np.ndarray) -> dict[tuple[int, int], ChunkRings]:
-    """Per chunk, the polygons touching it clipped to it with a one-pixel margin (as
-    :func:`_chunk_tasks` clips them for the id burn), as :class:`ChunkRings`."""
-    geoms = gdf.geometry.to_numpy()
-    tree = shapely.STRtree(geoms)
-    xres, yres = grid.resolution
-    out = {}
-    for (i, j), (rows, cols) in grid.chunk_windows():
-        left, bottom, right, top = grid.window_bounds(rows, cols)
-        hits = np.sort(tree.query(shapely.box(left, bottom, right, top)))
-        clipped = shapely.clip_by_rect(geoms[hits], left - xres, bottom - yres, right + xres, top + yres)
-        keep = ~shapely.is_empty(clipped)
-        out[(i, j)] = window_rings(clipped[keep], ids[hits][keep], tuple(grid.window_transform(rows.start, cols.start))[:6])
-    return out
+    """Per chunk, the polygons touching it clipped to it with a one-pixel margin (the clipping
+    :func:`_chunk_tasks` does for the id burn), as :class:`ChunkRings`."""
+    return {location: _rings_chunk(wkbs, chunk_ids, transform)
+            for location, (wkbs, chunk_ids, transform, _) in _chunk_tasks(gdf, grid, ids=ids).items()}
 
 
 def read_rings(store: str | os.PathLike[str], location: tuple[int, int]) -> ChunkRings | None:
