@@ -329,12 +329,7 @@ def zoning_command(ctx: click.Context, results: str, ratio_units: str, method: s
     Example:
         carbonscape zoning results --method jenks --k 7 --name "My region" --year 2020
     """
-    edges = None
-    if breaks is not None:
-        try:
-            edges = [float(v) for v in breaks.split(",") if v.strip()]
-        except ValueError:
-            raise carbonscape.InputError(f"--breaks {breaks!r} is not numbers separated by commas, e.g. 0.005,0.01,0.02") from None
+    edges = _breaks(breaks)
     result = carbonscape.zoning_stage(results, ratio_units=ratio_units, method=method, k=k, breaks=edges, weights=weights, scheme=scheme,
                                       name=name, year=year, source=source, supply_weight=supply_weight, demand_weight=demand_weight)
     _print_study_summary(result)
@@ -402,12 +397,7 @@ def cells_command(ctx: click.Context, results: str, ratio_units: str | None, met
     Example:
         carbonscape cells results --k 5 --scheme classes --permutations 999 --pools pools_with_sd.csv
     """
-    edges = None
-    if breaks is not None:
-        try:
-            edges = [float(v) for v in breaks.split(",") if v.strip()]
-        except ValueError:
-            raise carbonscape.InputError(f"--breaks {breaks!r} is not numbers separated by commas, e.g. 0.005,0.01,0.02") from None
+    edges = _breaks(breaks)
     result = carbonscape.cells_stage(results, ratio_units=ratio_units, method=method, k=k, breaks=edges, scheme=scheme,
                                      supply_weight=supply_weight, demand_weight=demand_weight, statistics=statistics,
                                      spatial_weights=spatial_weights, permutations=permutations, seed=seed, alpha=alpha, pools=pools,
@@ -534,6 +524,16 @@ def generate(ctx: click.Context, out_dir: str, size: str, pixel_size: float, n_c
     _mark_folder(out_dir, "generate")
     for label, path in (("landuse", region.landuse), ("counties", region.counties), ("pools", region.pools)):
         click.echo(f"{label}: {path}")
+
+
+def _breaks(breaks: str | None) -> list[float] | None:
+    """``--breaks`` as numbers (None when not given)."""
+    if breaks is None:
+        return None
+    try:
+        return [float(v) for v in breaks.split(",") if v.strip()]
+    except ValueError:
+        raise carbonscape.InputError(f"--breaks {breaks!r} is not numbers separated by commas, e.g. 0.005,0.01,0.02") from None
 
 
 def _print_study_summary(result: Any) -> None:
