@@ -35,6 +35,7 @@ from carbonscape.accumulate import Accumulation, Chunk, ClassIndex, Layout, accu
 from carbonscape.carbon import (  # _count_unknown: the supply pass's own error-path listing, shared rather than copied
     M2_PER_HA,
     M2_PER_KM2,
+    POOL_COLUMNS,
     PoolTable,
     UnknownCodesError,
     _count_unknown,
@@ -51,6 +52,8 @@ from carbonscape.kernels.cells import (
     cell_areas_lattice,
     cell_counts,
     cell_counts_areas_lattice,
+    cell_factor_areas,
+    cell_factor_areas_lattice,
     cell_value_sums,
     cell_value_sums_lattice,
     unit_value_sums,
@@ -244,6 +247,131 @@ WEIGHTED_SUM = Accumulation("weighted_sum", chunk=sum_unit_values, reference=sum
                             shape=lambda layout: (layout.n_counties, N_SUMS), needs_area=True)
 
 
+# -- corrected densities per cell ------------------------------------------------------------------
+# The county ids the cell pass reads for a factor table (the region's ids, under their own name).
+FACTOR_IDS = "factor_counties"
+
+
+@dataclass(frozen=True)
+class CellFactors:
+    """Density-correction factors for the cell pass, as :func:`carbonscape.continuous.corrected_supply`
+    applies them to the counties: pool ``p``'s density on a pixel is multiplied by ``f_p`` (its
+    factor raster there; 1 without one, or where it has no value) and ``F[county, p]`` (the
+    pixel's county's factor of a table; 1 without one).
+
+    Attributes
+    ----------
+    rasters
+        Pool column (``c_soil`` …) → the name its factor raster is read under in the cell pass
+        (a key of :func:`supply_cells`' ``rasters``).
+    county_factors
+        :func:`carbonscape.continuous.county_factor_array` of a factor table, ``(n_zones, 4)``
+        indexed by the county ids of :func:`supply_cells`' ``region``; None without a table.
+    """
+
+    rasters: Mapping[str, str] = field(default_factory=dict)
+    county_factors: np.ndarray | None = None
+
+    @property
+    def pools(self) -> tuple[str, ...]:
+        """The pools corrected, in :data:`~carbonscape.carbon.POOL_COLUMNS` order: those with a
+        raster, and those a table gives some county a factor other than 1 for."""
+        table = None if self.county_factors is None else np.asarray(self.county_factors, dtype=np.float64)
+        return tuple(column for j, column in enumerate(POOL_COLUMNS)
+                     if column in self.rasters or (table is not None and bool((table[:, j] != 1.0).any())))
+
+    def params(self) -> dict[str, Any]:
+        """The :class:`Layout` params of :data:`CELL_FACTOR_AREAS`."""
+        pools = self.pools
+        names = tuple(dict.fromkeys(self.rasters[p] for p in pools if p in self.rasters))
+        table = None
+        if self.county_factors is not None:
+            table = np.ascontiguousarray(np.asarray(self.county_factors, dtype=np.float64)[:, [POOL_COLUMNS.index(p) for p in pools]])
+        return {"factor_pools": pools, "factor_rasters": names,
+                "factor_pool_raster": tuple(names.index(self.rasters[p]) if p in self.rasters else -1 for p in pools),
+                "county_factors": table}
+
+
+def _factor_shape(layout: Layout) -> tuple[int, ...]:
+    rows, cols = layout.params["cells_per_chunk"]
+    return (int(rows), int(cols), len(layout.params["factor_pools"]) * layout.n_cols)
+
+
+def _factor_inputs(blocks: Mapping[str, np.ndarray], layout: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The kernel's ``factors, pool_raster, counties, by_county`` of one chunk."""
+    params = layout.params
+    names = params["factor_rasters"]
+    if not names:
+        factors = np.ones((0, 1, 1), dtype=np.float32)
+    elif len(names) == 1:
+        factors = np.asarray(blocks[names[0]])[None]  # a view: one raster is not copied
+    else:
+        factors = np.stack([np.asarray(blocks[name]) for name in names])
+    pool_raster = np.asarray(params["factor_pool_raster"], dtype=np.int64)
+    table = params["county_factors"]
+    if table is None:
+        return factors, pool_raster, np.zeros((1, 1), dtype=np.int32), np.ones((0, len(pool_raster)), dtype=np.float64)
+    return factors, pool_raster, np.asarray(blocks[FACTOR_IDS]), table
+
+
+def sum_cell_factor_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Σ a·f_p·F[county, p] (m²) per (cell row, cell column, corrected pool, class column) of one chunk."""
+    cell, r0, c0 = _offsets(where)
+    index: ClassIndex = where.layout.classes  # type: ignore[assignment]
+    rows, cols = where.layout.params["cells_per_chunk"]
+    lut, offset, nodata = _table(index, blocks["landuse"])
+    factors, pool_raster, counties, by_county = _factor_inputs(blocks, where.layout)
+    lattice = getattr(where.areas, "area_lattice", None)
+    if lattice is not None:
+        return cell_factor_areas_lattice(blocks["landuse"], lut, offset, index.n_cols, index.unknown_col, nodata, index.nodata_col, cell,
+                                         int(rows), int(cols), r0, c0, factors, pool_raster, counties, by_county, *lattice(),
+                                         where.rows.start, where.cols.start)
+    return cell_factor_areas(blocks["landuse"], lut, offset, index.n_cols, index.unknown_col, nodata, index.nodata_col, cell,
+                             int(rows), int(cols), r0, c0, factors, pool_raster, counties, by_county,
+                             np.ascontiguousarray(np.atleast_2d(where.area()), dtype=np.float64))
+
+
+def sum_cell_factor_areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Plain-numpy :func:`sum_cell_factor_areas`: ``np.bincount`` over (cell, column) keys, once per pool."""
+    layout = where.layout
+    codes = np.asarray(blocks["landuse"])
+    keys, n = _cell_keys(codes.shape, where)
+    n_cols = layout.n_cols
+    flat = keys * n_cols + layout.classes.columns(codes).ravel()  # type: ignore[union-attr]
+    area = np.broadcast_to(where.area(), codes.shape).ravel()
+    names, table = layout.params["factor_rasters"], layout.params["county_factors"]
+    ids = None
+    if table is not None:
+        ids = np.asarray(blocks[FACTOR_IDS]).astype(np.int64).ravel()
+        if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
+            raise InputError("zone id out of range of the zone table")
+    parts = []
+    for p, q in enumerate(layout.params["factor_pool_raster"]):
+        f = np.ones(codes.size)
+        if q >= 0:
+            v = np.asarray(blocks[names[q]], dtype=np.float64).ravel()
+            f = np.where(np.isfinite(v), v, 1.0)
+        if ids is not None:
+            f = f * table[ids, p]
+        parts.append(np.bincount(flat, weights=area * f, minlength=n * n_cols).reshape(*_cells_shape(layout)))
+    return np.concatenate(parts, axis=-1) if parts else np.zeros(_factor_shape(layout))
+
+
+# Corrected-density areas per (cell, pool, class): made with the cells' counts in the same pass.
+CELL_FACTOR_AREAS = Accumulation("cell_factor_areas", chunk=sum_cell_factor_areas, reference=sum_cell_factor_areas_reference,
+                                 reads=("landuse",), dtype=np.dtype(np.float64), shape=_factor_shape, combine="blocks", needs_area=True)
+
+
+def cell_factor_spec(factors: CellFactors) -> Accumulation:
+    """:data:`CELL_FACTOR_AREAS` reading ``factors``' rasters (and the county ids, with a table);
+    its layout's params are ``factors.params()``."""
+    from dataclasses import replace
+
+    params = factors.params()
+    reads = ("landuse", *params["factor_rasters"], *((FACTOR_IDS,) if params["county_factors"] is not None else ()))
+    return replace(CELL_FACTOR_AREAS, reads=reads)
+
+
 # -- the cell grid -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -410,6 +538,9 @@ class CellSupplyResult:
     area_ha
         Area (ha) per cell (rows, as ``by_cell``) and land-use code (columns): the table the Monte
         Carlo of :mod:`carbonscape.uncertainty` draws over.
+    factor_ha
+        With :class:`CellFactors`: per corrected pool, ``Σ a·f·F`` (ha) per cell and code, as
+        ``area_ha`` (:meth:`mean_factors`).
     summary
         Cell size, counts, nodata, timings.
     values
@@ -424,6 +555,25 @@ class CellSupplyResult:
     files: dict[str, Path] = field(default_factory=dict)
     values: pd.DataFrame | None = None
     tables: dict[str, np.ndarray] = field(default_factory=dict)
+    factor_ha: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def mean_factors(self, index: pd.Index | None = None) -> np.ndarray | None:
+        """Each pool's mean density factor per cell and class, ``A_pool / A`` (1 where the class
+        has no area, or for a pool not corrected): ``(cells, classes, 4)`` in the rows of
+        ``index`` (cell ids; default ``area_ha``'s) and the columns of ``area_ha``, the
+        ``factors`` of :func:`carbonscape.uncertainty.supply_uncertainty` (as ``factor_c_*`` of
+        ``supply_by_county_class.csv`` per county); None when the densities were not corrected."""
+        if not self.factor_ha:
+            return None
+        plain = self.area_ha if index is None else self.area_ha.reindex(index, fill_value=0.0)
+        out = np.ones((*plain.shape, len(POOL_COLUMNS)), dtype=np.float64)
+        a = plain.to_numpy(dtype=np.float64)
+        for j, column in enumerate(POOL_COLUMNS):
+            if column in self.factor_ha:
+                pool = self.factor_ha[column] if index is None else self.factor_ha[column].reindex(index, fill_value=0.0)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    out[..., j] = np.where(a > 0, pool.to_numpy(dtype=np.float64) / a, 1.0)
+        return out
 
     def raster_values(self, name: str) -> pd.DataFrame | None:
         """Per cell (rows as ``by_cell``) the sums of the raster read as ``name`` in the pass
@@ -533,6 +683,7 @@ def supply_cells(
     extra: Sequence[Accumulation] = (),
     rasters: Mapping[str, da.Array] | None = None,
     region: da.Array | None = None,
+    factors: CellFactors | None = None,
 ) -> CellSupplyResult:
     """Carbon supply per regular grid cell, each cell's table made in the chunk that holds it.
 
@@ -563,6 +714,12 @@ def supply_cells(
         as land-use nodata, a raster's value there as missing), so that the cells' totals are the
         counties'; ``by_cell`` then holds the cells with land inside, and ``region_share``: the
         share of the cell's area (cut at the raster's edge) inside the region.
+    factors
+        Density-correction factors (:class:`CellFactors`: factor rasters among ``rasters`` by
+        pool, a factor table per county of ``region``), applied per pixel in the same pass
+        (:data:`CELL_FACTOR_AREAS`) as :func:`carbonscape.continuous.corrected_supply` applies
+        them per county: ``supply_t`` is then the corrected supply, ``supply_t_uncorrected``
+        beside it, and the cells' corrected supply sums to the counties'.
 
     Returns
     -------
@@ -626,7 +783,19 @@ def supply_cells(
         if inside is not None:
             arrays[name] = da.where(inside, arrays[name], np.nan)
     specs += list(extra)
-    layout = Layout(classes=index, params=cells_params(data, cells, values_nodata=values_nodata))
+    corrected: tuple[str, ...] = ()
+    factor_params: dict[str, Any] = {}
+    if factors is not None and factors.pools:
+        corrected, factor_params = factors.pools, factors.params()
+        missing = [name for name in factor_params["factor_rasters"] if name not in arrays]
+        if missing:
+            raise ValueError(f"factor rasters {missing} are not among the cell pass's rasters ({', '.join(rasters or {}) or 'none'})")
+        if factor_params["county_factors"] is not None:
+            if region is None:
+                raise ValueError("a factor table per county needs the counties' ids: give region=")
+            arrays[FACTOR_IDS] = region.rechunk(data.chunks)
+        specs.append(cell_factor_spec(factors))
+    layout = Layout(classes=index, params=cells_params(data, cells, values_nodata=values_nodata, **factor_params))
     lazy = accumulate(specs, None, arrays, layout=layout, areas=areas)
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
     with using(run, scheduler) as active, staging as stage:
@@ -642,7 +811,8 @@ def supply_cells(
             raise UnknownCodesError(unknown_codes_message(land.path, pool_table, _count_unknown(land, pool_table, active)))
         # Every pixel of the cell (cut at the raster's edge), whatever its column: the region's share is of this.
         whole_m2 = area_m2.sum(axis=-1) if area_m2 is not None else counts.sum(axis=-1) * float(areas.uniform_area_m2())
-        result = cell_supply_table(counts, area_m2, cells=cells, index=index, pools=pool_table, pixel_area_m2=areas.uniform_area_m2())
+        result = cell_supply_table(counts, area_m2, cells=cells, index=index, pools=pool_table, pixel_area_m2=areas.uniform_area_m2(),
+                                   factor_areas_m2=tables.pop("cell_factor_areas", None), factor_pools=corrected)
         del counts, area_m2
         if "cell_region" in tables:
             rows, cols = result.by_cell["row"].to_numpy(), result.by_cell["col"].to_numpy()
@@ -768,9 +938,16 @@ def supply_cells_with_rasters(
 
 
 def cell_supply_table(counts: np.ndarray, area_m2: np.ndarray | None, *, cells: CellGrid, index: ClassIndex, pools: PoolTable,
-                      pixel_area_m2: float | None = None) -> CellSupplyResult:
+                      pixel_area_m2: float | None = None, factor_areas_m2: np.ndarray | None = None,
+                      factor_pools: Sequence[str] = ()) -> CellSupplyResult:
     """The per-cell table from stitched ``(cell rows, cell cols, n_cols)`` counts and areas (m²);
     ``area_m2`` None: every pixel has the area ``pixel_area_m2``.
+
+    ``factor_areas_m2`` (stitched :data:`CELL_FACTOR_AREAS`, ``(cell rows, cell cols,
+    len(factor_pools)·n_cols)``): the corrected-density areas ``A_p = Σ a·f_p·F`` of the pools
+    ``factor_pools``; the supply is then ``Σ_pool Σ_class density[class, pool] × A_p`` (``A`` for a
+    pool not corrected), as :func:`carbonscape.continuous.corrected_supply` per county, and
+    ``supply_t_uncorrected`` (the pools table's densities) follows the per-class columns.
 
     Only the cells holding land are gathered, into one float block (``area_km2``, ``supply_t``,
     ``supply_t_per_km2``, then the per-class supply) that becomes the frame's columns without a
@@ -790,15 +967,33 @@ def cell_supply_table(counts: np.ndarray, area_m2: np.ndarray | None, *, cells: 
         area_ha = area_m2[rows, cols, :n_classes]
         area_ha /= M2_PER_HA
     density = pools.total_density
-    block = np.empty((len(rows), 3 + n_classes), dtype=np.float64)
-    np.multiply(area_ha, density[None, :], out=block[:, 3:])
+    correcting = factor_areas_m2 is not None and len(factor_pools) > 0
+    block = np.empty((len(rows), 3 + n_classes + int(correcting)), dtype=np.float64)
+    factor_ha: dict[str, np.ndarray] = {}
+    if correcting:
+        assert factor_areas_m2 is not None
+        per_pool = pools.table[list(POOL_COLUMNS)].to_numpy(dtype=np.float64)  # (classes, pools) t/ha
+        supply = block[:, 3:3 + n_classes]
+        supply[:] = 0.0
+        for j, column in enumerate(POOL_COLUMNS):
+            if column in factor_pools:
+                p = list(factor_pools).index(column)
+                pool_ha = factor_areas_m2[rows, cols, p * index.n_cols:p * index.n_cols + n_classes] / M2_PER_HA
+                factor_ha[column] = pool_ha
+            else:
+                pool_ha = area_ha
+            supply += pool_ha * per_pool[None, :, j]
+        block[:, -1] = area_ha @ density  # the pools table's densities, as before the correction
+    else:
+        np.multiply(area_ha, density[None, :], out=block[:, 3:])
     area_ha.sum(axis=1, out=block[:, 0])
     block[:, 0] *= M2_PER_HA / M2_PER_KM2
-    block[:, 3:].sum(axis=1, out=block[:, 1])
+    block[:, 3:3 + n_classes].sum(axis=1, out=block[:, 1])
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(block[:, 1], block[:, 0], out=block[:, 2])
     ids = cells.cell_ids(rows, cols)
-    names = ["area_km2", "supply_t", "supply_t_per_km2", *(f"supply_t_{code}" for code in pools.codes)]
+    names = ["area_km2", "supply_t", "supply_t_per_km2", *(f"supply_t_{code}" for code in pools.codes),
+             *(["supply_t_uncorrected"] if correcting else [])]
     by_cell = pd.DataFrame(block, columns=names, copy=False)
     for position, (name, column) in enumerate((("cell", ids), ("row", rows), ("col", cols), ("pixels", pixels[rows, cols]))):
         by_cell.insert(position, name, column)
@@ -808,8 +1003,11 @@ def cell_supply_table(counts: np.ndarray, area_m2: np.ndarray | None, *, cells: 
         "cells_with_land": int(len(rows)), "total_supply_t": float(block[:, 1].sum()),
         "nodata_pixels": int(nodata.sum()), "cells_all_nodata": int(((nodata > 0) & ~occupied).sum()),
     }
+    if correcting:
+        summary.update(total_supply_t_uncorrected=float(block[:, -1].sum()), density_correction={"pools": list(factor_pools)})
     area_frame = pd.DataFrame(area_ha, index=pd.Index(ids, name="cell"), columns=list(pools.codes), copy=False)
-    return CellSupplyResult(by_cell=by_cell, cells=cells, area_ha=area_frame, summary=summary)
+    factor_frames = {column: pd.DataFrame(ha, index=area_frame.index, columns=list(pools.codes), copy=False) for column, ha in factor_ha.items()}
+    return CellSupplyResult(by_cell=by_cell, cells=cells, area_ha=area_frame, summary=summary, factor_ha=factor_frames)
 
 
 def value_sums_table(sums: np.ndarray) -> pd.DataFrame:

@@ -327,3 +327,136 @@ def test_a_region_leaves_the_pixels_outside_it_out_of_every_cell(tmp, geographic
     assert table.loc[(0, 1), "region_share"] == pytest.approx(0.25, rel=1e-3) and table.loc[(0, 0), "region_share"] == 1.0
     # The raster's sums: its pixels inside the region only (every one of them lies in a cell with land inside).
     assert result.raster_values("people")["sum"].sum() == np.arange(25.0).reshape(5, 5)[region > 0].sum()
+
+
+# -- densities corrected per cell (factor rasters and a factor table) ------------------------------
+
+REGION = np.array([  # county ids of the 5 × 5 raster: 0 outside every county
+    [1, 1, 0, 0, 2],
+    [1, 1, 0, 2, 2],
+    [0, 1, 2, 2, 2],
+    [3, 3, 3, 0, 0],
+    [3, 3, 3, 0, 0],
+], dtype=np.int32)
+
+
+def test_factor_rasters_and_a_table_correct_each_cell_s_supply_by_hand(tmp):
+    """Soil × 2 on the left two columns (a raster; NaN elsewhere: uncorrected), and county 2's
+    above-ground × 3 (a table): each pixel's pools × their factors, summed per 2 × 2 cell, only
+    inside the region; a cell astride counties 1 and 2 takes each pixel's own county's factor."""
+    import dask.array as da
+    from carbonscape.cells import CellFactors
+
+    lu = ingest(write_tif(tmp / "lu.tif", CODES, nodata=9), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
+    soil = np.full((5, 5), np.nan, dtype=np.float32)
+    soil[:, :2] = 2.0
+    table = np.ones((4, 4))  # zone ids 0..3 × pools (above, below, soil, dead)
+    table[2, 0] = 3.0
+    factors = CellFactors(rasters={"c_soil": "k"}, county_factors=table)
+    assert factors.pools == ("c_above", "c_soil")  # below and dead: 1 everywhere, not corrected
+    result = supply_cells(lu, write_pools(tmp / "pools.csv", POOLS), size=200, scheduler="synchronous", region=da.from_array(REGION, chunks=2),
+                          rasters={"k": da.from_array(soil, chunks=3)}, factors=factors)
+    cells = result.by_cell.set_index(["row", "col"])
+    # t/ha per pixel (above, below, soil, dead): 1 → (10, 2, 30, 1), 2 → (60, 15, 20, 5), 3 → 0, 4 → (1, 0.5, 4, 0).
+    # Cell (0,0): pixels (0,0) (0,1) (1,0) (1,1), all code 1 in county 1, soil × 2: 4 × (10 + 2 + 60 + 1) = 292.
+    assert cells.loc[(0, 0), "supply_t"] == pytest.approx(292.0)
+    assert cells.loc[(0, 0), "supply_t_uncorrected"] == pytest.approx(172.0)
+    # Cell (0,1): pixels (0,2) (0,3) (1,2) outside; (1,3) code 2 in county 2: above × 3 → 180 + 15 + 20 + 5 = 220.
+    assert cells.loc[(0, 1), "supply_t"] == pytest.approx(220.0) and cells.loc[(0, 1), "supply_t_uncorrected"] == pytest.approx(100.0)
+    # Cell (1,0): (2,0) outside; (2,1) code 9 (nodata); (3,0) (3,1) code 4 in county 3, soil × 2: 2 × (1 + 0.5 + 8) = 19.
+    assert cells.loc[(1, 0), "supply_t"] == pytest.approx(19.0)
+    # Cell (1,1): (2,2) code 2 county 2: 220; (2,3) code 3: 0; (3,2) code 4 county 3: 5.5; (3,3) outside.
+    assert cells.loc[(1, 1), "supply_t"] == pytest.approx(225.5) and cells.loc[(1, 1), "supply_t_2"] == pytest.approx(220.0)
+    assert result.summary["density_correction"] == {"pools": ["c_above", "c_soil"]}
+    # The mean factors the Monte Carlo centres on: soil 2 on cell (0,0)'s class 1, above 3 on cell (0,1)'s class 2.
+    mean = result.mean_factors()
+    at = {cell: k for k, cell in enumerate(result.area_ha.index)}
+    assert mean[at[cells.loc[(0, 0), "cell"]], 0].tolist() == [1.0, 1.0, 2.0, 1.0]
+    assert mean[at[cells.loc[(0, 1), "cell"]], 1].tolist() == [3.0, 1.0, 1.0, 1.0]
+    # Per pixel by numpy: the corrected density of each pixel inside the region, the cells' total.
+    dens = {1: (10, 2, 30, 1), 2: (60, 15, 20, 5), 3: (0, 0, 0, 0), 4: (1, 0.5, 4, 0), 9: (0, 0, 0, 0)}
+    total = 0.0
+    for r in range(5):
+        for c in range(5):
+            if REGION[r, c] == 0:
+                continue
+            above, below, s, dead = dens[int(CODES[r, c])]
+            total += above * table[REGION[r, c], 0] + below + s * (soil[r, c] if np.isfinite(soil[r, c]) else 1.0) + dead
+    assert result.by_cell["supply_t"].sum() == pytest.approx(total)
+
+
+def test_a_factor_table_without_the_counties_ids_is_refused(tmp):
+    from carbonscape.cells import CellFactors
+
+    lu = ingest(write_tif(tmp / "lu.tif", CODES, nodata=9), tmp / "lu.zarr", chunk=256, scheduler="synchronous")
+    with pytest.raises(ValueError, match="region="):
+        supply_cells(lu, write_pools(tmp / "pools.csv", POOLS), size=200, scheduler="synchronous",
+                     factors=CellFactors(county_factors=np.full((4, 4), 2.0)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 30), st.integers(1, 30)),
+    cell=st.integers(1, 5),
+    ragged=st.tuples(st.integers(1, 13), st.integers(1, 13)),
+    crs=st.sampled_from(["utm", "geographic", "mercator"]),
+    seed=st.integers(0, 2**16),
+    which=st.sampled_from(["rasters", "table", "both"]),
+)
+def test_the_cell_factor_kernel_equals_its_numpy_reference_on_any_chunking(shape, cell, ragged, crs, seed, which):
+    """CELL_FACTOR_AREAS through dask on ragged chunks (cells astride chunk edges), on grids of one
+    pixel area, of areas by row and of areas from the lattice (Web Mercator), equals its numpy
+    reference on the whole raster; and its pools summed with the densities, stitched, are the
+    per-pixel corrected carbon summed per cell."""
+    import dask.array as da
+    from carbonscape.cells import FACTOR_IDS, CellFactors, cell_factor_spec
+
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(np.array([1, 2, 3, 4, 7, 9], dtype=np.int16), size=shape)
+    k1 = rng.uniform(0.5, 2.0, size=shape)
+    k1[rng.random(shape) < 0.2] = np.nan
+    k2 = rng.uniform(0.5, 2.0, size=shape).astype(np.float32)
+    ids = rng.integers(0, 4, size=shape).astype(np.int32)
+    table = rng.uniform(0.5, 2.0, size=(4, 4))
+    rasters = {} if which == "table" else {"c_above": "k1", "c_soil": "k2", "c_below": "k1"}
+    factors = CellFactors(rasters=rasters, county_factors=None if which == "rasters" else table)
+    transform = {"utm": ("EPSG:32648", from_origin(0, 0, 30, 30)), "geographic": ("EPSG:4326", from_origin(100, 40, 0.01, 0.01)),
+                 "mercator": ("EPSG:3857", from_origin(0, 6_000_000, 5_000, 5_000))}[crs]
+    grid = Grid.from_affine(crs=transform[0], transform=transform[1], shape=shape, chunks=ragged)
+    cells = CellGrid(grid, cell)
+    index = ClassIndex.build([1, 2, 3, 4], nodata=9)
+    lazy_codes = da.from_array(codes, chunks=ragged)
+    layout = Layout(classes=index, params=cells_params(lazy_codes, cells, **factors.params()))
+    spec = cell_factor_spec(factors)
+    arrays = {"landuse": codes, "k1": k1, "k2": k2, FACTOR_IDS: ids}
+    lazy = accumulate([spec], None, {name: da.from_array(a, chunks=ragged) for name, a in arrays.items()}, layout=layout, grid=grid)
+    computed = np.asarray(lazy["cell_factor_areas"].compute(scheduler="synchronous"))
+    expected = accumulate_numpy([spec], None, arrays, layout=layout, grid=grid, chunks=lazy_codes.chunks)["cell_factor_areas"]
+    np.testing.assert_allclose(computed, expected, rtol=1e-10, atol=1e-6)
+    # Stitched and weighted by the densities: Σ over the cell's pixels of a × Σ_pool density × f_pool × F[county, pool].
+    from carbonscape.carbon import POOL_COLUMNS
+
+    densities = {1: (10, 2, 30, 1), 2: (60, 15, 20, 5), 3: (0, 0, 0, 0), 4: (1, 0.5, 4, 0)}
+    stitched = stitch_cells(computed, cells, lazy_codes.chunks)
+    n_cols, pools = index.n_cols, factors.pools
+    got = np.zeros(cells.shape)
+    plain = stitch_cells(np.asarray(accumulate([CELL_AREAS], None, {"landuse": lazy_codes}, layout=layout, grid=grid)["cell_areas"]
+                                    .compute(scheduler="synchronous")), cells, lazy_codes.chunks)
+    for j, column in enumerate(POOL_COLUMNS):
+        d = np.array([densities[c][j] for c in index.codes])
+        a = stitched[..., pools.index(column) * n_cols:pools.index(column) * n_cols + len(d)] if column in pools else plain[..., :len(d)]
+        got += (a * d).sum(axis=-1)
+    area = np.broadcast_to(grid.pixel_areas_m2(slice(0, shape[0]), slice(0, shape[1])), shape)
+    per_pixel = np.zeros(shape)
+    for j, column in enumerate(POOL_COLUMNS):
+        d = np.vectorize(lambda c, j=j: float(densities.get(int(c), (0, 0, 0, 0))[j]), otypes=[np.float64])(codes)
+        f = np.ones(shape)
+        if column in rasters:
+            v = {"k1": k1, "k2": k2}[rasters[column]].astype(np.float64)
+            f = np.where(np.isfinite(v), v, 1.0)
+        if factors.county_factors is not None:
+            f = f * table[ids, j]
+        per_pixel += area * d * f
+    padded = np.zeros((cells.shape[0] * cell, cells.shape[1] * cell))
+    padded[: shape[0], : shape[1]] = per_pixel
+    np.testing.assert_allclose(got, padded.reshape(cells.shape[0], cell, cells.shape[1], cell).sum(axis=(1, 3)), rtol=1e-9, atol=1e-6)

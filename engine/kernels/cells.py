@@ -224,3 +224,92 @@ def cell_counts_areas_lattice(codes, lut, offset, n_cols, unknown_col, nodata, n
             start = end
             cc += 1
     return sums
+
+
+# Corrected-density areas per cell: Σ a·f_p·F[county, p] per (cell, pool, class column), the cell
+# counterpart of carbonscape.kernels.continuous.factor_areas (per county). A county's factor of a
+# table is constant over the county, so the county pass multiplies its sums by it afterwards; a
+# cell holds pixels of several counties, so here it is applied per pixel, through the county ids.
+
+@njit(nogil=True, cache=True)
+def _factor_row(sums, r, cr, codes, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, c0,
+                factors, pool_raster, counties, by_county, area):  # pragma: no cover
+    """Add row ``r`` of a chunk into ``sums[cr]`` (see :func:`cell_factor_areas`); ``area[c]`` is
+    pixel ``(r, c)``'s true area (m²)."""
+    n_lut = lut.shape[0]
+    n_pools = pool_raster.shape[0]
+    n_zones = by_county.shape[0]
+    cols = codes.shape[1]
+    start = 0
+    cc = 0
+    while start < cols:
+        end = min(cols, (cc + 1) * cell - c0)
+        table = sums[cr, cc]
+        for c in range(start, end):
+            code = np.int64(codes[r, c])
+            i = code - offset
+            if code == nodata:
+                k = nodata_col
+            elif 0 <= i < n_lut:
+                k = lut[i]
+            else:
+                k = unknown_col
+            a = area[c]
+            z = 0
+            if n_zones > 0:
+                z = np.int64(counties[r, c])
+                if z < 0 or z >= n_zones:
+                    raise ValueError("zone id out of range of the zone table")
+            for p in range(n_pools):
+                f = 1.0
+                q = pool_raster[p]
+                if q >= 0:
+                    v = np.float64(factors[q, r, c])
+                    if np.isfinite(v):
+                        f = v
+                if n_zones > 0:
+                    f *= by_county[z, p]
+                table[p * n_cols + k] += a * f
+        start = end
+        cc += 1
+
+
+@njit(nogil=True, cache=True)
+def cell_factor_areas(codes, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, out_rows, out_cols, r0, c0,
+                      factors, pool_raster, counties, by_county, area):  # pragma: no cover
+    """Σ a·f_p·F[z, p] (m²) per (cell row, cell column, corrected pool ``p``, class column) of one
+    chunk: float64 ``(out_rows, out_cols, n_pools·n_cols)``, pool ``p``'s columns at
+    ``[p·n_cols : (p + 1)·n_cols]``.
+
+    ``factors`` ``(n_rasters, rows, cols)`` are the chunk's factor rasters; ``pool_raster[p]`` the
+    raster of pool ``p`` (−1: none, f = 1); a NaN factor counts as 1 (the pool's density left
+    uncorrected there, as in :func:`carbonscape.kernels.continuous.factor_areas`). ``by_county``
+    ``(n_zones, n_pools)`` is each county's factor of a table, read through ``counties`` (the
+    pixel's county id; a ``(0, n_pools)`` table: none, and ``counties`` is not read). ``area``
+    broadcasts to the chunk (``(rows, 1)``, ``(1, 1)`` or ``(rows, cols)``)."""
+    sums = np.zeros((out_rows, out_cols, pool_raster.shape[0] * n_cols), dtype=np.float64)
+    rows, cols = codes.shape
+    ar, ac = area.shape
+    row = np.empty(cols, dtype=np.float64)
+    for r in range(rows):
+        rr = r if ar > 1 else 0
+        for c in range(cols):
+            row[c] = area[rr, c if ac > 1 else 0]
+        _factor_row(sums, r, (r + r0) // cell, codes, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, c0,
+                    factors, pool_raster, counties, by_county, row)
+    return sums
+
+
+@njit(nogil=True, cache=True)
+def cell_factor_areas_lattice(codes, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, out_rows, out_cols, r0, c0,
+                              factors, pool_raster, counties, by_county, lattice, node_rows, node_cols, row0, col0):  # pragma: no cover
+    """:func:`cell_factor_areas` with pixel areas from ``lattice`` (see
+    :func:`carbonscape.kernels.area.lattice_row`); ``row0, col0`` are the chunk's first pixel on the whole grid."""
+    sums = np.zeros((out_rows, out_cols, pool_raster.shape[0] * n_cols), dtype=np.float64)
+    rows, cols = codes.shape
+    row = np.empty(cols, dtype=np.float64)
+    for r in range(rows):
+        lattice_row(lattice, node_rows, node_cols, row0 + r, col0, row)
+        _factor_row(sums, r, (r + r0) // cell, codes, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, c0,
+                    factors, pool_raster, counties, by_county, row)
+    return sums

@@ -41,7 +41,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import pandas as pd
-from carbonscape.cells import CellGrid, CellSupplyResult, supply_cells, write_cell_geotiff, write_cells_gpkg
+from carbonscape.cells import CellFactors, CellGrid, CellSupplyResult, supply_cells, write_cell_geotiff, write_cells_gpkg
 from carbonscape.cluster import Executor
 from carbonscape.errors import GridError, InputError, StudyError
 from carbonscape.grid import Grid
@@ -198,13 +198,29 @@ def supply_and_demand_cells(study: Study, *, landuse_store: Path, county_store: 
                                    population_column=study.demand.population)["demand_t_per_km2"]
     values = county_density_raster(county_store, density)
     names = list(continuous.stores) if continuous is not None else []
-    if any(name.startswith("factor") for name in names):
-        log.warning("the cells' supply uses the pools table's densities: the factor rasters of [continuous] factors correct the "
-                    "counties' supply only (their per-cell means are in cells/continuous_by_cell.csv)")
     # Only the pixels inside the counties count (supply, people, NPP): the cells' totals are the counties'.
-    region = open_zones(county_store)[0].data
+    region, zone_table = open_zones(county_store)
     return supply_cells(landuse_store, study.pools, size=float(size), run=run, progress=progress, values=values,
-                        extra=cell_value_specs(names), rasters=continuous.rasters() if names else None, region=region)
+                        extra=cell_value_specs(names), rasters=continuous.rasters() if names else None, region=region.data,
+                        factors=cell_factors(study, zone_table))
+
+
+def cell_factors(study: Study, zone_table: Any) -> CellFactors | None:
+    """The study's ``[continuous] factors`` and ``factor_table`` for the cell pass (each pool's
+    factor raster by the name the pass reads it under; the table as factors by county id), so
+    that each cell's supply uses the densities its counties' supply uses; None without them."""
+    from carbonscape.continuous import county_factor_array, factor_table
+    from carbonscape.study.continuous import factor_pools
+
+    rasters = factor_pools(study)
+    path = study.setting("continuous", "factor_table")
+    if not rasters and path is None:
+        return None
+    by_county = None
+    if path is not None:
+        table = factor_table(path, key=study.setting("continuous", "factor_key") or study.id_field, counties=[str(v) for v in zone_table.values])
+        by_county = county_factor_array(table, zone_table)
+    return CellFactors(rasters=rasters, county_factors=by_county)
 
 
 @dataclass
@@ -338,7 +354,9 @@ def analyse_cells(study: Study, supply: CellSupplyResult, *, spreads: Any = None
     return analyse_cell_demand(study, supply, by_cell, demand, extras=extras, spreads=spreads,
                                info={"cells_outside_counties": int((~inside).sum()),
                                      "cells_on_region_edge": int((by_cell["region_share"] < 1).sum()) if "region_share" in by_cell else 0,
-                                     "demand": DEMAND_WORDS[source], "demand_source": source})
+                                     "demand": DEMAND_WORDS[source], "demand_source": source,
+                                     **({"density_correction": supply.summary["density_correction"]}
+                                        if "density_correction" in supply.summary else {})})
 
 
 def analyse_cell_demand(study: Study, supply: CellSupplyResult, by_cell: pd.DataFrame, demand: pd.DataFrame, *,
@@ -421,6 +439,7 @@ def _uncertainty(study: Study, spreads: Any, supply: CellSupplyResult, table: pd
         supply.area_ha.reindex(table.index), spreads, area_km2=table["area_km2"], demand_t_per_km2=table["demand_t_per_km2"],
         edges=zoning_info["edges"], zones=[(zone.key, zone.classes) for zone in scheme.zones],
         draws=study.setting("uncertainty", "draws", DEFAULT_DRAWS), seed=study.setting("uncertainty", "seed", DEFAULT_SEED),
+        factors=supply.mean_factors(table.index),  # the densities [continuous] corrected, as the cells' supply uses them
     )
 
 

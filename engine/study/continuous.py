@@ -33,7 +33,7 @@ from carbonscape.study.file import Study
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ContinuousRun", "continuous_lines", "continuous_paths", "continuous_problems", "prepare_continuous"]
+__all__ = ["ContinuousRun", "continuous_lines", "continuous_paths", "continuous_problems", "factor_pools", "prepare_continuous"]
 
 FILES = {"values": "continuous_by_county.csv", "sequestration": "sequestration_by_county.csv"}
 
@@ -70,7 +70,7 @@ def _rasters(study: Study) -> list[_Raster]:
     return out
 
 
-def _factor_pools(study: Study) -> dict[str, str]:
+def factor_pools(study: Study) -> dict[str, str]:
     """Pool → the name its factor raster is read under in the pass."""
     names = {r.path: r.name for r in _rasters(study) if r.factor}
     return {pool: names[_resolve(study, value)] for pool, value in (study.setting("continuous", "factors") or {}).items()}
@@ -188,7 +188,7 @@ class ContinuousRun:
         if "npp" in self.values:
             self.sequestration = sequestration_by_county(self.values["npp"].reset_index(),
                                                          units=self.study.setting("continuous", "npp_units", "g C m-2 yr-1"))
-        pools_by_factor = _factor_pools(self.study)
+        pools_by_factor = factor_pools(self.study)
         table_path = self.study.setting("continuous", "factor_table")
         if not pools_by_factor and table_path is None:
             return supply_result
@@ -213,7 +213,7 @@ class ContinuousRun:
     def corrects(self) -> bool:
         """Whether factor rasters or a factor table correct the densities (the pixel maps are then
         written by :meth:`write_pixel_maps`, not by the supply pass)."""
-        return bool(_factor_pools(self.study)) or self.study.setting("continuous", "factor_table") is not None
+        return bool(factor_pools(self.study)) or self.study.setting("continuous", "factor_table") is not None
 
     def write_pixel_maps(self, out: Path, *, landuse: Path, zones: Path, pools: Any, run: Any, progress: bool = False) -> dict[str, Path]:
         """Carbon per pixel of the corrected densities (:func:`carbonscape.continuous.write_corrected_pixel_maps`):
@@ -227,7 +227,7 @@ class ContinuousRun:
             county_factors = factor_table(table_path, key=self.study.setting("continuous", "factor_key") or self.study.id_field,
                                           counties=[str(v) for v in open_zones(zones)[1].values])
         return write_corrected_pixel_maps(landuse, pools, out=out, run=run, progress=progress, zones=zones, county_factors=county_factors,
-                                          factor_stores={pool: self.stores[name] for pool, name in _factor_pools(self.study).items()})
+                                          factor_stores={pool: self.stores[name] for pool, name in factor_pools(self.study).items()})
 
     def write(self, out: Path, *, demand: pd.DataFrame | None = None, ratio_units: str = "co2_per_c") -> dict[str, Path]:
         """``continuous_by_county.csv`` (each raster's pixels with and without a value, sum, valued area and

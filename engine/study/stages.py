@@ -485,7 +485,8 @@ def cells_stage(
     by_cell = cells.supply.by_cell.set_index("cell").reindex(table.index)
     demand = table[["area_km2", "demand_t_per_km2", "emissions_t"]]
     extras = table[[c for c in ("population", "npp_mean", "sequestration_t_c", "sequestration_t_co2") if c in table.columns]]
-    keep = {key: recorded[key] for key in ("cells_outside_counties", "cells_on_region_edge", "demand", "demand_source") if key in recorded}
+    keep = {key: recorded[key] for key in ("cells_outside_counties", "cells_on_region_edge", "demand", "demand_source",
+                                           "density_correction") if key in recorded}
     again = analyse_cell_demand(study, cells.supply, by_cell, demand, extras=extras, spreads=spreads, info=keep)
     result.files.update(again.write(folder))
     if maps:
