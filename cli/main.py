@@ -13,7 +13,7 @@ from typing import Any
 
 import carbonscape
 import click
-from carbonscape.cli.options import force_option, overwrite_option, progress_option, scheduler_option
+from carbonscape.cli.options import force_option, overwrite_option, progress_option, scheduler_option, study_out_option
 
 log = logging.getLogger("carbonscape")
 
@@ -566,7 +566,7 @@ def _print_study_summary(result: Any) -> None:
 
 @cli.command(name="run")
 @click.argument("study", type=click.Path(dir_okay=False))
-@click.option("--out", "-o", type=click.Path(file_okay=False), default=None, help="Output folder (default: as the study file says).")
+@study_out_option
 @click.option("--maps/--no-maps", default=None, help="Draw the maps (default: as the study file says).")
 @click.option("--report/--no-report", default=None, help="Write report.html (default: as the study file says).")
 @click.option("--statistics/--no-statistics", default=None,
@@ -623,18 +623,24 @@ def _continuous_flags(population_raster: str | None, npp_raster: str | None) -> 
               help="Check as `run --population` would run it: the people-per-pixel raster's coverage, CRS, nodata and values.")
 @click.option("--npp", "npp_raster", type=click.Path(dir_okay=False), default=None,
               help="Check as `run --npp` would run it ([continuous] npp).")
+@study_out_option
 @click.pass_context
 @_handle_errors
 def check(ctx: click.Context, study: str, coverage: str | None, min_coverage: float | None, population_raster: str | None = None,
-          npp_raster: str | None = None) -> None:
+          npp_raster: str | None = None, out: str | None = None) -> None:
     """Validate every input of a study without computing; list all problems at once.
 
     On success it prints what it checked: the counties, the CRS and the area rule, the grid and
     pixel size, the land-use codes with their pixel counts, the pixels per county.
 
+    With ``--out DIR`` the results folder checked (and whose up-to-date land-use store is read)
+    is DIR, as `run --out DIR` would write: a second study file in the same folder checks against
+    its own results folder, not the first study's.
+
     \b
     Example:
         carbonscape check study.toml
+        carbonscape check study_b.toml --out results_b
     """
     from carbonscape.study import check_report
 
@@ -644,7 +650,7 @@ def check(ctx: click.Context, study: str, coverage: str | None, min_coverage: fl
 
         target = with_settings(study, {"counties": {"coverage": coverage, "min_coverage": min_coverage},
                                        "continuous": _continuous_flags(population_raster, npp_raster)})
-    problems, checked = check_report(target)
+    problems, checked = check_report(target, out=out)
     if problems:
         raise carbonscape.StudyError(problems, path=study)
     click.echo(f"{study}: all inputs look right")

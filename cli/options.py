@@ -54,3 +54,13 @@ overwrite_option = click.option(
     help="Replace an output folder that holds files carbonscape did not write or another study's results "
     "(a rerun of the same study always replaces its own results).",
 )
+# A study's results folder, for every command that takes a study file and the folder its run
+# writes (`run` writes into it; `check` checks it as `run` would: another study's results there
+# are refused, an up-to-date land-use store there is reused).
+study_out_option = click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The study's results folder (default: [outputs] dir of the study file, else results/ beside it).",
+)

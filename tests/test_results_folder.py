@@ -165,3 +165,33 @@ def test_demo_into_another_study_s_results_is_refused(region, tmp_path):
     assert result.exit_code == 2 and "holds the results of another study" in result.output, result.output
     assert snapshot(out) == before
     assert os.path.exists(out / "run.json")
+
+
+def test_check_out_checks_the_folder_run_out_would_write(region, tmp_path):
+    """Two study files side by side share the default results/ folder: `check` of the second was
+    refused for the first's results with no way to say where it will run; `check --out DIR` checks
+    DIR, as `run --out DIR` writes it (a subprocess, as a user types it)."""
+    import shutil
+
+    from conftest import CARBONSCAPE
+
+    def check(study: Path, *out: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(CARBONSCAPE), "check", str(study), *out], capture_output=True, text=True, timeout=600)
+
+    first, second = write_study(region, "first_beside"), write_study(region, "second_beside")
+    try:
+        run_study(first, scheduler="synchronous")  # into results/ beside the study files
+        refused = check(second)
+        said = " ".join(refused.stderr.split())
+        assert refused.returncode == 2 and "holds the results of another study" in said and "first_beside.toml" in said, said
+        elsewhere = tmp_path / "second"
+        done = check(second, "--out", str(elsewhere))
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "all inputs look right" in done.stdout and not elsewhere.exists()  # check writes nothing
+        run_study(second, out=elsewhere, scheduler="synchronous")
+        assert check(second, "-o", str(elsewhere)).returncode == 0  # its own results: a rerun replaces them
+        again = check(first, "--out", str(elsewhere))
+        assert again.returncode == 2 and "second_beside.toml" in again.stderr
+        assert check(first).returncode == 0
+    finally:
+        shutil.rmtree(region / "results", ignore_errors=True)
