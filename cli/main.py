@@ -418,6 +418,8 @@ def _print_cells_summary(result: Any) -> None:
     if cells.statistics is not None:
         moran = cells.statistics.moran.set_index("variable")
         click.echo("moran    " + "; ".join(f"{name} I = {row['I']:.3f} (p = {row['p_sim']:.3g})" for name, row in moran.iterrows()))
+    elif info.get("statistics_left_out"):
+        click.echo(f"cells    {info['statistics_left_out']}")
     if cells.uncertainty is not None:
         uncertain = cells.uncertainty.info
         click.echo(f"density uncertainty  {uncertain['draws']:,} draws ({uncertain['distribution']}), seed {uncertain['seed']}")
@@ -558,6 +560,8 @@ def _print_study_summary(result: Any) -> None:
         click.echo(f"cells    {info['cells']:,} cells of {info['size']:g}{unit} in the counties"
                    + (f" ({edge:,} on the region's edge, counted only inside)" if edge else "")
                    + f", supply {info['supply_t']:,.0f} t C; in {result.out / 'cells'}")
+        if info.get("statistics_left_out"):
+            click.echo(f"cells    {info['statistics_left_out']}")
     click.echo(f"outputs  {result.out}")
     for name in ("report", "ratio_zones", "counties", "run", "moran", "lisa", "hotspots", "uncertainty"):
         if name in result.files:

@@ -495,6 +495,9 @@ def _parameters(info: dict[str, Any]) -> str:
         ("class edges", ", ".join(fmt(e, 4) for e in edges)),
         ("goodness of variance fit", fmt(gvf) if isinstance(gvf, (int, float)) else gvf or ""),
     ]
+    left_out = (info.get("cells") or {}).get("statistics_left_out")
+    if left_out:  # [statistics] enabled = true with too few grid cells: the counties' statistics ran, the cells' did not
+        pairs.append(("grid-cell statistics", left_out))
     return "<details><summary>Parameters</summary>" + _kv_table(pairs, "parameters") + "</details>"
 
 

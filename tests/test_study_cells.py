@@ -192,15 +192,11 @@ def _check(study_dir, old: str, new: str) -> list[str]:
     return check_study(path, out=study_dir / "bad-results")
 
 
-def test_check_refuses_a_grid_that_is_not_whole_pixels_and_too_few_cells(study_dir):
+def test_check_refuses_a_grid_that_is_not_whole_pixels_and_too_few_cells_for_the_zones(study_dir):
     problems = _check(study_dir, "grid = 600", "grid = 615")
     assert any("[units] grid 615 is not a multiple of the pixel size 30" in p and "use 600 or 630" in p for p in problems), problems
     assert _check(study_dir, "permutations = 199", "permutations = 199\nenabled = true") == []
     assert _check(study_dir, "grid = 600", "grid = 6000") == []  # 2 × 2 cells: the statistics are left out unless asked for
-    text = STUDY.replace("grid = 600", "grid = 6000").replace("permutations = 199", "permutations = 199\nenabled = true")
-    (study_dir / "few.toml").write_text(text, encoding="utf-8")
-    problems = check_study(study_dir / "few.toml", out=study_dir / "few-results")
-    assert any("[statistics] enabled = true needs at least 5 units" in p and "[units] grid = 6000 gives 4 cell(s)" in p for p in problems), problems
     (study_dir / "bad.toml").write_text(STUDY.replace("grid = 600", "grid = 615"), encoding="utf-8")
     done = CliRunner().invoke(cli, ["check", str(study_dir / "bad.toml")])
     assert done.exit_code == 2 and "[units] grid 615" in done.output
@@ -214,6 +210,36 @@ def test_check_refuses_a_grid_that_is_not_whole_pixels_and_too_few_cells(study_d
     text = STUDY.replace("grid = 600", "grid = 6000").replace("k = 3", "k = 4")
     (study_dir / "four.toml").write_text(text, encoding="utf-8")
     assert check_study(study_dir / "four.toml", out=study_dir / "four-results") == []
+
+
+def test_statistics_asked_for_with_too_few_cells_leave_out_only_the_cells_statistics(study_dir, tmp_path):
+    """[statistics] enabled = true with 4 cells: `check` passes and says the cells' statistics will
+    be left out; `run` makes the counties' statistics and the cells' analysis, without the cells'
+    Moran/LISA/Gi*, and says so in the log, run.json, the command's summary and the report."""
+    from carbonscape.study import check_report
+
+    text = (STUDY.replace("grid = 600", "grid = 6000").replace("permutations = 199", "permutations = 199\nenabled = true")
+            .replace("maps = true", "maps = false"))
+    (study_dir / "few.toml").write_text(text, encoding="utf-8")
+    out = tmp_path / "few-results"
+    problems, lines = check_report(study_dir / "few.toml", out=out)
+    assert problems == []
+    said = " ".join(" ".join(lines).split())
+    assert "[units] grid = 6000: 4 cells (2 × 2, 200 pixels a side)" in said, said
+    assert "spatial statistics of the cells left out: [units] grid = 6000 gives 4 cell(s) over the land use" in said, said
+    assert "the counties' statistics are unaffected" in said and "use a smaller [units] grid" in said, said
+    done = CliRunner().invoke(cli, ["run", str(study_dir / "few.toml"), "--out", str(out), "--scheduler", "synchronous"])
+    assert done.exit_code == 0, done.output
+    summary = " ".join(done.output.split())
+    assert "moran " in summary and "spatial statistics of the cells left out: [units] grid = 6000 gives 4 cell(s) with land" in summary, summary
+    for name in ("moran.csv", "lisa.csv", "hotspots.csv"):
+        assert (out / name).exists() and not (out / "cells" / name).exists(), name
+    assert (out / "cells" / "ratio_zones_by_cell.csv").exists()
+    info = json.loads((out / "run.json").read_text())
+    assert info["statistics"]["permutations"] == 199  # the counties' statistics ran
+    assert "statistics" not in info["cells"] and "4 cell(s) with land" in info["cells"]["statistics_left_out"]
+    page = " ".join((out / "report.html").read_text(encoding="utf-8").split())
+    assert "grid-cell statistics" in page and "4 cell(s) with land" in page
 
 
 def test_cells_without_counties_say_what_is_missing(study_dir):

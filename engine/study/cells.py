@@ -130,10 +130,40 @@ def cells_problems(study: Study, grid: Grid | None) -> list[str]:
                         f"({cells.shape[0]} × {cells.shape[1]}) over the whole land use, fewer in the counties; use [zoning] k = {n} or "
                         f"less, or a {SETTING} of at most {lo * grid.resolution[0]:g} (more cells; best well below, for cells with land "
                         "in the counties)")
-    if study.setting("statistics", "enabled") is True and n < MIN_UNITS:
-        problems.append(f"[statistics] enabled = true needs at least {MIN_UNITS} units, and {SETTING} = {size:g} gives {n} cell(s) "
-                        f"({cells.shape[0]} × {cells.shape[1]}) over the land use; use a smaller {SETTING}, or set [statistics] enabled = false")
+    # Too few cells for spatial statistics is not a problem of the study: `[statistics] enabled =
+    # true` asks for the counties' statistics too, which still run; the cells' are left out with a
+    # note (cells_notes, the log, run.json's cells.statistics_left_out and the report).
     return problems
+
+
+def too_few_cells_note(n_cells: int, size: float, *, land: bool = True) -> str:
+    """The note that the cells' spatial statistics are left out: why, and the setting that would give them."""
+    from carbonscape.spatial import MIN_UNITS
+
+    where = "with land in the counties" if land else "over the land use"
+    return (f"spatial statistics of the cells left out: {SETTING} = {size:g} gives {n_cells} cell(s) {where}, and Moran's I, LISA and "
+            f"Gi* need at least {MIN_UNITS}; the counties' statistics are unaffected. For the cells' statistics, use a smaller "
+            f"{SETTING}")
+
+
+def cells_notes(study: Study, grid: Grid | None) -> list[str]:
+    """What `check` says of ``[units] grid`` beside the inputs it checked: the number of cells,
+    and when ``[statistics] enabled = true`` meets fewer than 5 of them, that the cells'
+    statistics will be left out (the counties' run)."""
+    from carbonscape.spatial import MIN_UNITS
+
+    size = grid_size(study)
+    if size is None or grid is None:
+        return []
+    try:
+        cells = CellGrid.from_size(grid, size, setting=SETTING)
+    except GridError:
+        return []
+    n = cells.shape[0] * cells.shape[1]
+    lines = [f"cells      {SETTING} = {size:g}: {n:,} cells ({cells.shape[0]} × {cells.shape[1]}, {cells.cell} pixels a side) over the land use"]
+    if study.setting("statistics", "enabled") is True and n < MIN_UNITS:
+        lines.append(f"cells      {too_few_cells_note(n, size, land=False)}")
+    return lines
 
 
 def county_density_raster(county_store: str | Path, density: pd.Series | None) -> da.Array:
@@ -386,7 +416,7 @@ def analyse_cell_demand(study: Study, supply: CellSupplyResult, by_cell: pd.Data
     table["zone_number"] = table["zone_key"].map(numbers).fillna(0).astype(np.int16)
     table = pd.concat([table, matching_indices(table, alpha=study.setting("matching", "supply_weight", 0.5),
                                                 beta=study.setting("matching", "demand_weight", 0.5))], axis=1)
-    statistics = _statistics(study, supply.cells, table)
+    statistics, left_out = _statistics(study, supply.cells, table)
     uncertainty = _uncertainty(study, spreads, supply, table, zoning_info, scheme)
     info = {
         "size": supply.cells.size, "unit": supply.cells.unit, "pixels_per_cell_edge": supply.cells.cell, "grid_shape": list(supply.cells.shape),
@@ -397,22 +427,26 @@ def analyse_cell_demand(study: Study, supply: CellSupplyResult, by_cell: pd.Data
                            "seed": statistics.settings.seed, "alpha": statistics.settings.alpha,
                            "islands": len(statistics.islands)}} if statistics is not None else {}),
         **({"uncertainty": _jsonable(uncertainty.info)} if uncertainty is not None else {}),
+        **({"statistics_left_out": left_out} if left_out else {}),
     }
     return CellStudy(supply=supply, table=table, zoning=zoning_info, statistics=statistics, uncertainty=uncertainty, info=info)
 
 
-def _statistics(study: Study, cells: CellGrid, table: pd.DataFrame) -> Any:
+def _statistics(study: Study, cells: CellGrid, table: pd.DataFrame) -> tuple[Any, str | None]:
+    """The cells' spatial statistics, and the note saying why they were left out when ``[statistics]
+    enabled = true`` asked for them and there are too few cells (None otherwise)."""
     from carbonscape.spatial import MIN_UNITS, SpatialSettings, lattice_weights, parse_weights, spatial_statistics, spatial_weights
 
     enabled = study.setting("statistics", "enabled")
     if enabled is False:
-        return None
+        return None, None
     if len(table) < MIN_UNITS:
-        if enabled:
-            raise StudyError(f"[statistics] enabled = true needs at least {MIN_UNITS} units; {SETTING} gives {len(table)} cell(s) with land",
-                             path=str(study.path))
+        if enabled:  # asked for: said where the user looks (log, run.json, report), not a refusal of the counties' analysis
+            note = too_few_cells_note(len(table), cells.size)
+            log.warning("%s", note)
+            return None, note
         log.info("spatial statistics of the cells left out: %d cells, fewer than %d", len(table), MIN_UNITS)
-        return None
+        return None, None
     settings = SpatialSettings(
         weights=study.setting("statistics", "weights", "queen"), permutations=study.setting("statistics", "permutations", 999),
         seed=study.setting("statistics", "seed", 12345), alpha=study.setting("statistics", "alpha", 0.05),
@@ -427,7 +461,7 @@ def _statistics(study: Study, cells: CellGrid, table: pd.DataFrame) -> Any:
     else:
         w = lattice_weights(rows, cols, cells.shape, kind=settings.weights)
     log.info("spatial statistics of %d cells (%s weights, %d permutations)", len(table), settings.weights, settings.permutations)
-    return spatial_statistics(units, table, settings=settings, unit="cell", w=w)
+    return spatial_statistics(units, table, settings=settings, unit="cell", w=w), None
 
 
 def _uncertainty(study: Study, spreads: Any, supply: CellSupplyResult, table: pd.DataFrame, zoning_info: dict[str, Any], scheme: Any) -> Any:

@@ -358,6 +358,9 @@ def describe(study: Study, inputs: Inputs) -> list[str]:
     from carbonscape.study.continuous import continuous_lines
 
     lines.extend(continuous_lines(study, inputs))
+    from carbonscape.study.cells import cells_notes
+
+    lines.extend(cells_notes(study, inputs.rasters[0].grid if inputs.rasters else None))
     zoning = study.zoning
     lines.append(f"zoning     {zoning.method}, k = {zoning.k}, scheme {zoning.scheme if isinstance(zoning.scheme, str) else 'custom'}; "
                  f"ratio units {study.ratio_units}")
