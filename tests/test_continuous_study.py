@@ -292,3 +292,41 @@ def test_supply_names_the_resampling_flag_as_a_flag_and_the_help_per_cell(study)
     assert "differs from the land use's" in done.stderr
     helped = " ".join(_run("supply", "--help").stdout.split())
     assert "people per county in continuous_by_county.csv (with --grid: per cell" in helped
+
+
+def test_corrected_densities_reach_the_cells_and_their_monte_carlo(study):
+    """[units] grid = 300 (3 × 3 pixels; cell (1, 1) straddles all four counties) with the soil
+    factor raster (× 1.5 in the top half) and SE's above-ground × 2 (a table): each pixel of a cell
+    takes its own county's factor, so the cells' corrected supply sums to the counties'."""
+    pools = pd.DataFrame(POOLS, columns=["lucode", "c_above", "c_below", "c_soil", "c_dead"])
+    for column in ("c_above", "c_below", "c_soil", "c_dead"):
+        pools[f"{column}_sd"] = 0.0  # certain densities: every draw is the point estimate
+    pools.to_csv(study / "pools.csv", index=False)
+    pd.DataFrame({"county": list(QUADRANTS), "c_above": [1.0, 1.0, 1.0, 2.0]}).to_csv(study / "k.csv", index=False)
+    text = (STUDY.replace("[pools]", "[units]\ngrid = 300\n\n[pools]") + 'factor_table = "k.csv"\n\n[uncertainty]\ndraws = 50\n'
+            "\n[statistics]\nenabled = false\n")
+    (study / "study.toml").write_text(text, encoding="utf-8")
+    done = _run("run", study / "study.toml", "--scheduler", "synchronous", "--out", study / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "correct the counties' supply only" not in done.stderr  # the old warning
+    out = study / "out"
+    cells = pd.read_csv(out / "cells" / "supply_by_cell.csv").set_index(["row", "col"])
+    # t/ha per pixel: NW 10 + 2 + 30·1.5 + 1 = 58; NE 60 + 15 + 20·1.5 + 5 = 110; SW 43; SE 60·2 + 15 + 20 + 5 = 160.
+    # Cell (1, 1), pixels rows 3-5 × cols 3-5: (3,3) NW, (3,4) (3,5) NE, (4,3) (5,3) SW, the other four SE.
+    assert cells.loc[(1, 1), "supply_t"] == pytest.approx(58 + 2 * 110 + 2 * 43 + 4 * 160)
+    assert cells.loc[(1, 1), "supply_t_uncorrected"] == pytest.approx(43 + 2 * 100 + 2 * 43 + 4 * 100)
+    assert cells.loc[(0, 0), "supply_t"] == pytest.approx(9 * 58)  # wholly in NW
+    assert cells.loc[(2, 2), "supply_t"] == pytest.approx(4 * 160)  # the corner: 2 × 2 pixels of SE
+    counties = pd.read_csv(out / "supply_by_county.csv")
+    assert counties["supply_t"].sum() == pytest.approx(16 * (58 + 110 + 43 + 160))
+    assert cells["supply_t"].sum() == pytest.approx(counties["supply_t"].sum(), rel=1e-12)
+    assert cells["supply_t_uncorrected"].sum() == pytest.approx(counties["supply_t_uncorrected"].sum(), rel=1e-12)
+    ratio = pd.read_csv(out / "cells" / "ratio_zones_by_cell.csv").set_index(["row", "col"])
+    assert ratio.loc[(1, 1), "supply_t"] == pytest.approx(1004.0)  # the ratio uses the corrected supply
+    # The cells' Monte Carlo centres on the corrected densities (spreads 0: every draw is the corrected supply).
+    mc = pd.read_csv(out / "cells" / "uncertainty_by_cell.csv").set_index("cell")
+    by_id = ratio.reset_index().set_index("cell")["supply_t"]
+    for column in ("supply_t_mean", "supply_t_p05", "supply_t_p95"):
+        np.testing.assert_allclose(mc[column].to_numpy(), by_id.reindex(mc.index).to_numpy(), rtol=1e-9, err_msg=column)
+    run = json.loads((out / "run.json").read_text())
+    assert run["cells"]["density_correction"] == {"pools": ["c_above", "c_soil"]}
