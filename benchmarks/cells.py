@@ -17,6 +17,9 @@ as the county pass does. ``--region`` masks the cell pass to the counties (``reg
 ids, as a study's cell pass: pixels outside every county count nowhere, and ``region_share`` is
 summed per cell); with ``--values`` too, the cell pass is the one a study runs.
 
+With both, the float raster is each pixel's county id looked up in the pass's own task
+(``values_by_region``), as a study's cell pass looks up its counties' demand densities.
+
 ``--landuse STORE --zones STORE --pools CSV`` time existing stores (e.g. read-only benchmark data)
 instead of ingesting ``REGION_DIR``: nothing is then written.
 """
@@ -71,12 +74,20 @@ def main() -> None:
         ids = open_store(zones, variable="zones").data
         values = ids.astype("float32") if args.values else None
         region = ids if args.mask else None
+        by_region = None
+        if args.values and args.mask:  # as a study's cell pass: a value per county id, looked up in the pass's tasks
+            import numpy as np
+            from carbonscape.rasterize import open_zones
+
+            by_region = np.arange(open_zones(zones)[1].n_zones, dtype=np.float64)
+            by_region[0] = np.nan
+            values = None
 
         def county() -> None:
             supply(landuse, zones, pools, run=run)
 
         def cells() -> None:
-            supply_cells(landuse, pools, size=args.cell, run=run, values=values, region=region)
+            supply_cells(landuse, pools, size=args.cell, run=run, values=values, region=region, values_by_region=by_region)
 
         county()
         cells()

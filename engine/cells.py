@@ -54,6 +54,8 @@ from carbonscape.kernels.cells import (
     cell_counts_areas_lattice,
     cell_factor_areas,
     cell_factor_areas_lattice,
+    cell_lookup_sums,
+    cell_lookup_sums_lattice,
     cell_value_sums,
     cell_value_sums_lattice,
     unit_value_sums,
@@ -248,8 +250,8 @@ WEIGHTED_SUM = Accumulation("weighted_sum", chunk=sum_unit_values, reference=sum
 
 
 # -- corrected densities per cell ------------------------------------------------------------------
-# The county ids the cell pass reads for a factor table (the region's ids, under their own name).
-FACTOR_IDS = "factor_counties"
+# The county ids the cell pass reads for a factor table: the region's ids (:data:`REGION_IDS`).
+FACTOR_IDS = "region_ids"
 
 
 @dataclass(frozen=True)
@@ -370,6 +372,92 @@ def cell_factor_spec(factors: CellFactors) -> Accumulation:
     params = factors.params()
     reads = ("landuse", *params["factor_rasters"], *((FACTOR_IDS,) if params["county_factors"] is not None else ()))
     return replace(CELL_FACTOR_AREAS, reads=reads)
+
+
+# -- the study region, applied inside each chunk's task --------------------------------------------
+# The county ids the cell pass reads to keep only the pixels inside the study region.
+REGION_IDS = FACTOR_IDS
+
+
+@dataclass(frozen=True)
+class _InRegion:
+    """A cell statistic's chunk (or reference) function run on the pixels inside the region only:
+    the land use outside it becomes ``fill`` (a code counted as nodata) and the float rasters
+    ``floats`` NaN there.
+
+    Masking with dask (``da.where`` on the land use, the rasters and a float region raster) made
+    each of those a task of its own whose chunk travelled between worker processes into the pass's
+    task (benchmarks/README.md). Here every raster is read in the pass's own task (the runner
+    inlines store reads) and masked there; the region's area and the counties' values per cell
+    are looked up from the ids by a kernel (:func:`lookup_spec`), with no float raster at all."""
+
+    function: Any
+    fill: int
+    floats: tuple[str, ...] = ()
+
+    def __call__(self, blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+        ids = np.asarray(blocks[REGION_IDS])
+        inside = ids > 0
+        masked = dict(blocks)
+        if "landuse" in masked:
+            codes = np.asarray(masked["landuse"])
+            masked["landuse"] = np.where(inside, codes, np.array(self.fill, dtype=codes.dtype))
+        for name in self.floats:
+            if name in masked:
+                values = np.asarray(masked[name])
+                masked[name] = np.where(inside, values, np.array(np.nan, dtype=values.dtype if values.dtype.kind == "f" else np.float64))
+        return self.function(masked, where)
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """Chunk function of :func:`lookup_spec`: ``table[id]`` per pixel of the region's ids, summed per cell."""
+
+    table: np.ndarray
+
+    def __call__(self, blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+        cell, r0, c0 = _offsets(where)
+        rows, cols = where.layout.params["cells_per_chunk"]
+        ids = np.asarray(blocks[REGION_IDS])
+        lattice = getattr(where.areas, "area_lattice", None)
+        if lattice is not None:
+            return cell_lookup_sums_lattice(ids, self.table, cell, int(rows), int(cols), r0, c0, *lattice(), where.rows.start, where.cols.start)
+        return cell_lookup_sums(ids, self.table, cell, int(rows), int(cols), np.ascontiguousarray(np.atleast_2d(where.area()), dtype=np.float64),
+                                r0, c0)
+
+
+@dataclass(frozen=True)
+class _LookupReference:
+    """Plain-numpy :class:`_Lookup`."""
+
+    table: np.ndarray
+
+    def __call__(self, blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+        ids = np.asarray(blocks[REGION_IDS]).astype(np.int64)
+        if len(self.table) and ids.size and ids.max() >= len(self.table):
+            raise InputError("zone id out of range of the zone table")
+        values = np.where(ids > 0, 1.0, np.nan) if not len(self.table) else np.where(ids > 0, self.table[np.clip(ids, 0, None)], np.nan)
+        keys, n = _cell_keys(ids.shape, where)
+        area = np.broadcast_to(where.area(), ids.shape)
+        layout = Layout(classes=where.layout.classes, params={**where.layout.params, "values_nodata": None})
+        return _value_sums_reference(keys, n, values, area, layout).reshape(_values_cells_shape(where.layout))
+
+
+def lookup_spec(name: str, table: np.ndarray | None) -> Accumulation:
+    """``[pixels, Σv, Σa, Σv·a]`` per cell (as :data:`CELL_VALUES`) of ``v = table[id]`` over the
+    pixels of the region's ids (:data:`REGION_IDS`) > 0, looked up in the kernel; ``table`` None:
+    v = 1 (the region's pixels and area per cell)."""
+    values = np.zeros(0, dtype=np.float64) if table is None else np.ascontiguousarray(table, dtype=np.float64)
+    return Accumulation(name, chunk=_Lookup(values), reference=_LookupReference(values), reads=(REGION_IDS,), dtype=np.dtype(np.float64),
+                        shape=_values_cells_shape, combine="blocks", needs_area=True)
+
+
+def _in_region(spec: Accumulation, *, fill: int, floats: Sequence[str]) -> Accumulation:
+    """``spec`` reading the region's ids too, its chunk and reference wrapped in :class:`_InRegion`."""
+    from dataclasses import replace
+
+    reads = tuple(dict.fromkeys((*spec.reads, REGION_IDS)))
+    return replace(spec, reads=reads, chunk=_InRegion(spec.chunk, fill, tuple(floats)), reference=_InRegion(spec.reference, fill, tuple(floats)))
 
 
 # -- the cell grid -------------------------------------------------------------------------------
@@ -684,6 +772,7 @@ def supply_cells(
     rasters: Mapping[str, da.Array] | None = None,
     region: da.Array | None = None,
     factors: CellFactors | None = None,
+    values_by_region: np.ndarray | None = None,
 ) -> CellSupplyResult:
     """Carbon supply per regular grid cell, each cell's table made in the chunk that holds it.
 
@@ -714,6 +803,10 @@ def supply_cells(
         as land-use nodata, a raster's value there as missing), so that the cells' totals are the
         counties'; ``by_cell`` then holds the cells with land inside, and ``region_share``: the
         share of the cell's area (cut at the raster's edge) inside the region.
+    values_by_region
+        With ``region``, instead of ``values``: the value of every pixel of county id ``i`` is
+        ``values_by_region[i]`` (NaN: none), made from the ids inside the pass's task (e.g. each
+        county's demand density; no float raster is built).
     factors
         Density-correction factors (:class:`CellFactors`: factor rasters among ``rasters`` by
         pool, a factor table per county of ``region``), applied per pixel in the same pass
@@ -753,25 +846,25 @@ def supply_cells(
     data = land.data
     areas = pixel_areas(land.grid)
     specs = [CELL_COUNTS if areas.uniform_area_m2() is not None else CELL_COUNTS_AREAS]
-    inside = None
+    fill = None
+    arrays = {"landuse": data}
     if region is not None:
         if tuple(region.shape) != tuple(land.data.shape):
             raise InputError(f"the region of shape {tuple(region.shape)} is not on the land-use grid {tuple(land.data.shape)} of {land.path}")
-        inside = (region.rechunk(data.chunks) > 0)
+        # Applied inside each chunk's task (_InRegion): the pixels outside count as nodata.
+        arrays[REGION_IDS] = region if region.chunks == data.chunks else region.rechunk(data.chunks)
         fill = _outside_code(data.dtype, pool_table.codes, land.nodata)
         if index.nodata is None or index.nodata != fill:
             index = ClassIndex.build(pool_table.codes, nodata=fill)
-        data = da.where(inside, data, np.array(fill, dtype=data.dtype))
-    arrays = {"landuse": data}
-    if inside is not None:
-        arrays["region"] = da.where(inside, np.float32(1.0), np.float32(np.nan))
-        specs.append(bind(CELL_VALUES, "cell_region", rasters={"values": "region"}))
+        specs.append(lookup_spec("cell_region", None))
+    if values_by_region is not None:
+        if region is None or values is not None:
+            raise ValueError("values_by_region takes the values from the region's ids: give region= and no values=")
+        specs.append(lookup_spec("cell_values", np.asarray(values_by_region, dtype=np.float64)))
     if values is not None:
         if tuple(values.shape) != tuple(land.data.shape):
             raise InputError(f"values of shape {tuple(values.shape)} are not on the land-use grid {tuple(land.data.shape)} of {land.path}")
-        arrays["values"] = values.rechunk(data.chunks)
-        if inside is not None:
-            arrays["values"] = da.where(inside, arrays["values"], np.nan)
+        arrays["values"] = values if values.chunks == data.chunks else values.rechunk(data.chunks)
         specs.append(CELL_VALUES)
     for spec in extra:
         if spec.combine != "blocks":
@@ -780,8 +873,6 @@ def supply_cells(
         if tuple(raster.shape) != tuple(land.data.shape):
             raise InputError(f"raster {name!r} of shape {tuple(raster.shape)} is not on the land-use grid {tuple(land.data.shape)} of {land.path}")
         arrays[name] = raster if raster.chunks == data.chunks else raster.rechunk(data.chunks)
-        if inside is not None:
-            arrays[name] = da.where(inside, arrays[name], np.nan)
     specs += list(extra)
     corrected: tuple[str, ...] = ()
     factor_params: dict[str, Any] = {}
@@ -793,8 +884,10 @@ def supply_cells(
         if factor_params["county_factors"] is not None:
             if region is None:
                 raise ValueError("a factor table per county needs the counties' ids: give region=")
-            arrays[FACTOR_IDS] = region.rechunk(data.chunks)
         specs.append(cell_factor_spec(factors))
+    if region is not None:
+        floats = ["values", *(rasters or {})]
+        specs = [spec if spec.reads == (REGION_IDS,) else _in_region(spec, fill=int(fill), floats=floats) for spec in specs]
     layout = Layout(classes=index, params=cells_params(data, cells, values_nodata=values_nodata, **factor_params))
     lazy = accumulate(specs, None, arrays, layout=layout, areas=areas)
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
@@ -855,7 +948,10 @@ def compute_cell_tables(lazy: Mapping[str, da.Array], cells: CellGrid, chunks: t
     of it at its peak, benchmarks/README.md).
     """
     names = list(lazy)
-    parts = [lazy[name].to_delayed().reshape(lazy[name].numblocks[:2]) for name in names]
+    # Not optimized array by array: each statistic's array would get its own copy of the pass's
+    # task fused into it, and the pass would run once per statistic (k statistics: k reads and
+    # runs of every chunk). The runner already puts each chunk's reads in its pass task.
+    parts = [lazy[name].to_delayed(optimize_graph=False).reshape(lazy[name].numblocks[:2]) for name in names]
     flat = [block for grid in parts for block in grid.ravel()]
     computed = list(active.compute(*flat, progress=progress, label=label))
     tables: dict[str, np.ndarray] = {}

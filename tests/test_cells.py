@@ -460,3 +460,54 @@ def test_the_cell_factor_kernel_equals_its_numpy_reference_on_any_chunking(shape
     padded = np.zeros((cells.shape[0] * cell, cells.shape[1] * cell))
     padded[: shape[0], : shape[1]] = per_pixel
     np.testing.assert_allclose(got, padded.reshape(cells.shape[0], cell, cells.shape[1], cell).sum(axis=(1, 3)), rtol=1e-9, atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 30), st.integers(1, 30)),
+    cell=st.integers(1, 5),
+    ragged=st.tuples(st.integers(1, 13), st.integers(1, 13)),
+    crs=st.sampled_from(["utm", "geographic", "mercator"]),
+    seed=st.integers(0, 2**16),
+)
+def test_the_region_s_statistics_equal_their_numpy_references_on_any_chunking(shape, cell, ragged, crs, seed):
+    """The region applied inside each chunk's task: the counts of the pixels inside, the region's
+    area and a value per county id looked up by the kernel, through dask on ragged chunks, equal
+    their numpy references and numpy block sums of the masked rasters."""
+    import dask.array as da
+    from carbonscape.cells import REGION_IDS, _in_region, lookup_spec
+
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(np.array([1, 2, 3, 4, 9], dtype=np.uint8), size=shape)
+    ids = rng.integers(0, 4, size=shape).astype(np.int32)
+    table = np.array([np.nan, 2.5, np.nan, 7.0])  # county 2 has no value
+    transform = {"utm": ("EPSG:32648", from_origin(0, 0, 30, 30)), "geographic": ("EPSG:4326", from_origin(100, 40, 0.01, 0.01)),
+                 "mercator": ("EPSG:3857", from_origin(0, 6_000_000, 5_000, 5_000))}[crs]
+    grid = Grid.from_affine(crs=transform[0], transform=transform[1], shape=shape, chunks=ragged)
+    cells = CellGrid(grid, cell)
+    index = ClassIndex.build([1, 2, 3, 4], nodata=9)
+    lazy_codes = da.from_array(codes, chunks=ragged)
+    layout = Layout(classes=index, params=cells_params(lazy_codes, cells))
+    specs = [_in_region(CELL_COUNTS, fill=9, floats=()), lookup_spec("cell_region", None), lookup_spec("cell_values", table)]
+    arrays = {"landuse": codes, REGION_IDS: ids}
+    lazy = accumulate(specs, None, {name: da.from_array(a, chunks=ragged) for name, a in arrays.items()}, layout=layout, grid=grid)
+    computed = {name: np.asarray(a.compute(scheduler="synchronous")) for name, a in lazy.items()}
+    expected = accumulate_numpy(specs, None, arrays, layout=layout, grid=grid, chunks=lazy_codes.chunks)
+    np.testing.assert_array_equal(computed["cell_counts"], expected["cell_counts"])
+    for name in ("cell_region", "cell_values"):
+        np.testing.assert_allclose(computed[name], expected[name], rtol=1e-10, atol=1e-6)
+
+    def blocks(array):
+        padded = np.zeros((cells.shape[0] * cell, cells.shape[1] * cell))
+        padded[: shape[0], : shape[1]] = array
+        return padded.reshape(cells.shape[0], cell, cells.shape[1], cell).sum(axis=(1, 3))
+
+    area = np.broadcast_to(grid.pixel_areas_m2(slice(0, shape[0]), slice(0, shape[1])), shape)
+    counts = stitch_cells(computed["cell_counts"], cells, lazy_codes.chunks)
+    np.testing.assert_array_equal(counts[..., index.codes.index(2)], blocks((codes == 2) & (ids > 0)))
+    region = stitch_cells(computed["cell_region"], cells, lazy_codes.chunks)
+    np.testing.assert_allclose(region[..., 2], blocks(area * (ids > 0)), rtol=1e-9, atol=1e-6)
+    values = stitch_cells(computed["cell_values"], cells, lazy_codes.chunks)
+    valued = np.isin(ids, [1, 3])
+    np.testing.assert_allclose(values[..., 3], blocks(np.where(valued, area * table[ids], 0.0)), rtol=1e-9, atol=1e-6)
+    np.testing.assert_array_equal(values[..., 0], blocks(valued))

@@ -313,3 +313,66 @@ def cell_factor_areas_lattice(codes, lut, offset, n_cols, unknown_col, nodata, n
         _factor_row(sums, r, (r + r0) // cell, codes, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, c0,
                     factors, pool_raster, counties, by_county, row)
     return sums
+
+
+# A value per county id summed per cell, looked up from the ids in the kernel (no float raster of
+# the values is built): each cell's demand density from its counties', or the region's area.
+
+@njit(nogil=True, cache=True)
+def _lookup_row(sums, r, cr, ids, table, cell, c0, area):  # pragma: no cover
+    n_table = table.shape[0]
+    cols = ids.shape[1]
+    start = 0
+    cc = 0
+    while start < cols:
+        end = min(cols, (cc + 1) * cell - c0)
+        out = sums[cr, cc]
+        for c in range(start, end):
+            z = np.int64(ids[r, c])
+            if z <= 0:
+                continue
+            if n_table == 0:
+                v = 1.0
+            else:
+                if z >= n_table:
+                    raise ValueError("zone id out of range of the zone table")
+                v = table[z]
+                if not np.isfinite(v):
+                    continue
+            a = area[c]
+            out[0] += 1.0
+            out[1] += v
+            out[2] += a
+            out[3] += v * a
+        start = end
+        cc += 1
+
+
+@njit(nogil=True, cache=True)
+def cell_lookup_sums(ids, table, cell, out_rows, out_cols, area, r0, c0):  # pragma: no cover
+    """``[pixels, Σv, Σa, Σv·a]`` per (cell row, cell column) of one chunk with ``v = table[id]``
+    for the pixels of county id > 0 (a NaN entry: no value); an empty ``table`` gives v = 1 (the
+    sums are then the region's pixels and area). float64 ``(out_rows, out_cols, 4)``; ``area``
+    broadcasts to the chunk. An id past the table raises."""
+    sums = np.zeros((out_rows, out_cols, 4), dtype=np.float64)
+    rows, cols = ids.shape
+    ar, ac = area.shape
+    row = np.empty(cols, dtype=np.float64)
+    for r in range(rows):
+        rr = r if ar > 1 else 0
+        for c in range(cols):
+            row[c] = area[rr, c if ac > 1 else 0]
+        _lookup_row(sums, r, (r + r0) // cell, ids, table, cell, c0, row)
+    return sums
+
+
+@njit(nogil=True, cache=True)
+def cell_lookup_sums_lattice(ids, table, cell, out_rows, out_cols, r0, c0, lattice, node_rows, node_cols, row0, col0):  # pragma: no cover
+    """:func:`cell_lookup_sums` with pixel areas from ``lattice``."""
+    sums = np.zeros((out_rows, out_cols, 4), dtype=np.float64)
+    rows, cols = ids.shape
+    row = np.empty(cols, dtype=np.float64)
+    for r in range(rows):
+        lattice_row(lattice, node_rows, node_cols, row0 + r, col0, row)
+        _lookup_row(sums, r, (r + r0) // cell, ids, table, cell, c0, row)
+    return sums

@@ -54,7 +54,7 @@ from carbonscape.zoning import get_scheme, zone_ratios
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CELLS_FOLDER", "CellStudy", "analyse_cell_demand", "analyse_cells", "cells_problems", "county_density_raster", "supply_and_demand_cells"]
+__all__ = ["CELLS_FOLDER", "CellStudy", "analyse_cell_demand", "analyse_cells", "cells_problems", "county_density_lookup", "county_density_raster", "supply_and_demand_cells"]
 
 CELLS_FOLDER = "cells"
 SETTING = "[units] grid"
@@ -166,11 +166,10 @@ def cells_notes(study: Study, grid: Grid | None) -> list[str]:
     return lines
 
 
-def county_density_raster(county_store: str | Path, density: pd.Series | None) -> da.Array:
-    """Per pixel, the density (e.g. demand, t CO₂/km²) of the county holding its centre; NaN outside
-    every county. ``density`` is indexed by county key (text); None gives 1 in every county (the
-    study region, when the demand comes from elsewhere). Lazily, on the county store's chunks."""
-    store, table = open_zones(county_store)
+def county_density_lookup(table: Any, density: pd.Series | None) -> np.ndarray:
+    """The density (e.g. demand, t CO₂/km²) of each county by its id in the county store (a zone
+    table's ``ids``/``values``): ``(n_zones,)`` float64, NaN for id 0 (outside every county) and
+    for ids without a county; ``density`` is indexed by county key (text), None gives 1 in every county."""
     lookup = np.full(table.n_zones, np.nan, dtype=np.float64)
     if density is None:
         lookup[[int(i) for i in table.ids]] = 1.0
@@ -179,6 +178,16 @@ def county_density_raster(county_store: str | Path, density: pd.Series | None) -
         keyed.index = keyed.index.astype(str)
         for zone_id, key in zip(table.ids, table.values):
             lookup[int(zone_id)] = float(keyed.get(str(key), np.nan))
+    return lookup
+
+
+def county_density_raster(county_store: str | Path, density: pd.Series | None) -> da.Array:
+    """Per pixel, the density (e.g. demand, t CO₂/km²) of the county holding its centre; NaN outside
+    every county. ``density`` is indexed by county key (text); None gives 1 in every county (the
+    study region, when the demand comes from elsewhere). Lazily, on the county store's chunks
+    (the cell pass itself looks the densities up inside its tasks, :func:`county_density_lookup`)."""
+    store, table = open_zones(county_store)
+    lookup = county_density_lookup(table, density)
     return store.data.map_blocks(lambda block: lookup[block], dtype=np.float64)
 
 
@@ -226,11 +235,12 @@ def supply_and_demand_cells(study: Study, *, landuse_store: Path, county_store: 
         density = demand_by_county(county_table, area_km2=area_km2,
                                    per_capita_t=study.demand.per_capita(), emissions_column=study.demand.emissions_column,
                                    population_column=study.demand.population)["demand_t_per_km2"]
-    values = county_density_raster(county_store, density)
     names = list(continuous.stores) if continuous is not None else []
     # Only the pixels inside the counties count (supply, people, NPP): the cells' totals are the counties'.
+    # Each pixel's demand density is its county's, looked up from the ids inside the pass's task.
     region, zone_table = open_zones(county_store)
-    return supply_cells(landuse_store, study.pools, size=float(size), run=run, progress=progress, values=values,
+    return supply_cells(landuse_store, study.pools, size=float(size), run=run, progress=progress,
+                        values_by_region=county_density_lookup(zone_table, density),
                         extra=cell_value_specs(names), rasters=continuous.rasters() if names else None, region=region.data,
                         factors=cell_factors(study, zone_table))
 
