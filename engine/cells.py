@@ -56,6 +56,8 @@ from carbonscape.kernels.cells import (
     cell_factor_areas_lattice,
     cell_lookup_sums,
     cell_lookup_sums_lattice,
+    cell_region_sums,
+    cell_region_sums_lattice,
     cell_value_sums,
     cell_value_sums_lattice,
     unit_value_sums,
@@ -450,6 +452,57 @@ def lookup_spec(name: str, table: np.ndarray | None) -> Accumulation:
     values = np.zeros(0, dtype=np.float64) if table is None else np.ascontiguousarray(table, dtype=np.float64)
     return Accumulation(name, chunk=_Lookup(values), reference=_LookupReference(values), reads=(REGION_IDS,), dtype=np.dtype(np.float64),
                         shape=_values_cells_shape, combine="blocks", needs_area=True)
+
+
+@dataclass(frozen=True)
+class _RegionPass:
+    """Chunk function of :func:`region_spec` (:func:`carbonscape.kernels.cells.cell_region_sums`)."""
+
+    table: np.ndarray
+
+    def __call__(self, blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+        cell, r0, c0 = _offsets(where)
+        index: ClassIndex = where.layout.classes  # type: ignore[assignment]
+        rows, cols = where.layout.params["cells_per_chunk"]
+        lut, offset, nodata = _table(index, blocks["landuse"])
+        head = (blocks["landuse"], np.asarray(blocks[REGION_IDS]), lut, offset, index.n_cols, index.unknown_col, nodata, index.nodata_col,
+                cell, int(rows), int(cols), r0, c0, self.table)
+        lattice = getattr(where.areas, "area_lattice", None)
+        if lattice is not None:
+            return cell_region_sums_lattice(*head, *lattice(), where.rows.start, where.cols.start)
+        return cell_region_sums(*head, np.ascontiguousarray(np.atleast_2d(where.area()), dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class _RegionPassReference:
+    """Plain-numpy :class:`_RegionPass`: the masked land use's pixels and areas, the region's and
+    the values' sums, each by its own reference."""
+
+    table: np.ndarray
+    fill: int
+
+    def __call__(self, blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+        codes = np.asarray(blocks["landuse"])
+        masked = {"landuse": np.where(np.asarray(blocks[REGION_IDS]) > 0, codes, np.array(self.fill, dtype=codes.dtype))}
+        region = _LookupReference(np.zeros(0))(blocks, where)
+        values = _LookupReference(self.table)(blocks, where) if len(self.table) else np.zeros(region.shape)
+        return np.concatenate([count_and_sum_cell_areas_reference(masked, where), region, values], axis=-1)
+
+
+def _region_shape(layout: Layout) -> tuple[int, ...]:
+    rows, cols = layout.params["cells_per_chunk"]
+    return (int(rows), int(cols), 2 * layout.n_cols + 2 * N_SUMS)
+
+
+def region_spec(fill: int, table: np.ndarray | None = None) -> Accumulation:
+    """The cell pass of a study region in one kernel and one read of the codes and the region's
+    ids (:data:`REGION_IDS`): :data:`CELL_COUNTS_AREAS` of the pixels inside (those outside count
+    as nodata, the land-use code ``fill``), then the region's sums (as ``lookup_spec(..., None)``)
+    and, with ``table``, the sums of ``table[id]`` (as :func:`lookup_spec`); one table
+    ``(rows, cols, 2·n_cols + 8)`` per chunk, split by :func:`supply_cells`."""
+    values = np.zeros(0, dtype=np.float64) if table is None else np.ascontiguousarray(table, dtype=np.float64)
+    return Accumulation("cell_region_pass", chunk=_RegionPass(values), reference=_RegionPassReference(values, int(fill)),
+                        reads=("landuse", REGION_IDS), dtype=np.dtype(np.float64), shape=_region_shape, combine="blocks", needs_area=True)
 
 
 def _in_region(spec: Accumulation, *, fill: int, floats: Sequence[str]) -> Accumulation:
@@ -856,11 +909,10 @@ def supply_cells(
         fill = _outside_code(data.dtype, pool_table.codes, land.nodata)
         if index.nodata is None or index.nodata != fill:
             index = ClassIndex.build(pool_table.codes, nodata=fill)
-        specs.append(lookup_spec("cell_region", None))
-    if values_by_region is not None:
-        if region is None or values is not None:
-            raise ValueError("values_by_region takes the values from the region's ids: give region= and no values=")
-        specs.append(lookup_spec("cell_values", np.asarray(values_by_region, dtype=np.float64)))
+        # Counts, areas, the region's sums and the counties' values in one kernel (region_spec).
+        specs = [region_spec(fill, None if values_by_region is None else np.asarray(values_by_region, dtype=np.float64))]
+    if values_by_region is not None and (region is None or values is not None):
+        raise ValueError("values_by_region takes the values from the region's ids: give region= and no values=")
     if values is not None:
         if tuple(values.shape) != tuple(land.data.shape):
             raise InputError(f"values of shape {tuple(values.shape)} are not on the land-use grid {tuple(land.data.shape)} of {land.path}")
@@ -887,13 +939,20 @@ def supply_cells(
         specs.append(cell_factor_spec(factors))
     if region is not None:
         floats = ["values", *(rasters or {})]
-        specs = [spec if spec.reads == (REGION_IDS,) else _in_region(spec, fill=int(fill), floats=floats) for spec in specs]
+        specs = [spec if spec.name == "cell_region_pass" else _in_region(spec, fill=int(fill), floats=floats) for spec in specs]
     layout = Layout(classes=index, params=cells_params(data, cells, values_nodata=values_nodata, **factor_params))
     lazy = accumulate(specs, None, arrays, layout=layout, areas=areas)
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
     with using(run, scheduler) as active, staging as stage:
         tables = compute_cell_tables(lazy, cells, data.chunks, active, progress=progress,
                                      label=f"supply per {cells.size:g} cell: {land.grid.shape[0]}×{land.grid.shape[1]} pixels")
+        if "cell_region_pass" in tables:
+            fused = tables.pop("cell_region_pass")
+            n = 2 * index.n_cols
+            tables["cell_counts_areas"], tables["cell_region"] = fused[..., :n], fused[..., n:n + N_SUMS]
+            if values_by_region is not None:
+                tables["cell_values"] = fused[..., n + N_SUMS:]
+            del fused
         if "cell_counts_areas" in tables:
             both = tables.pop("cell_counts_areas")
             counts, area_m2 = both[..., : index.n_cols].astype(np.int64), both[..., index.n_cols:]

@@ -475,7 +475,7 @@ def test_the_region_s_statistics_equal_their_numpy_references_on_any_chunking(sh
     area and a value per county id looked up by the kernel, through dask on ragged chunks, equal
     their numpy references and numpy block sums of the masked rasters."""
     import dask.array as da
-    from carbonscape.cells import REGION_IDS, _in_region, lookup_spec
+    from carbonscape.cells import REGION_IDS, _in_region, lookup_spec, region_spec
 
     rng = np.random.default_rng(seed)
     codes = rng.choice(np.array([1, 2, 3, 4, 9], dtype=np.uint8), size=shape)
@@ -488,14 +488,21 @@ def test_the_region_s_statistics_equal_their_numpy_references_on_any_chunking(sh
     index = ClassIndex.build([1, 2, 3, 4], nodata=9)
     lazy_codes = da.from_array(codes, chunks=ragged)
     layout = Layout(classes=index, params=cells_params(lazy_codes, cells))
-    specs = [_in_region(CELL_COUNTS, fill=9, floats=()), lookup_spec("cell_region", None), lookup_spec("cell_values", table)]
+    specs = [_in_region(CELL_COUNTS_AREAS, fill=9, floats=()), lookup_spec("cell_region", None), lookup_spec("cell_values", table),
+             region_spec(9, table), _in_region(CELL_COUNTS, fill=9, floats=())]
     arrays = {"landuse": codes, REGION_IDS: ids}
     lazy = accumulate(specs, None, {name: da.from_array(a, chunks=ragged) for name, a in arrays.items()}, layout=layout, grid=grid)
     computed = {name: np.asarray(a.compute(scheduler="synchronous")) for name, a in lazy.items()}
     expected = accumulate_numpy(specs, None, arrays, layout=layout, grid=grid, chunks=lazy_codes.chunks)
     np.testing.assert_array_equal(computed["cell_counts"], expected["cell_counts"])
-    for name in ("cell_region", "cell_values"):
+    for name in ("cell_region", "cell_values", "cell_counts_areas", "cell_region_pass"):
         np.testing.assert_allclose(computed[name], expected[name], rtol=1e-10, atol=1e-6)
+    # The one-kernel pass of a region is the three statistics side by side.
+    n = 2 * index.n_cols
+    fused = computed["cell_region_pass"]
+    np.testing.assert_allclose(fused[..., :n], computed["cell_counts_areas"], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(fused[..., n:n + 4], computed["cell_region"], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(fused[..., n + 4:], computed["cell_values"], rtol=1e-12, atol=1e-9)
 
     def blocks(array):
         padded = np.zeros((cells.shape[0] * cell, cells.shape[1] * cell))

@@ -376,3 +376,86 @@ def cell_lookup_sums_lattice(ids, table, cell, out_rows, out_cols, r0, c0, latti
         lattice_row(lattice, node_rows, node_cols, row0 + r, col0, row)
         _lookup_row(sums, r, (r + r0) // cell, ids, table, cell, c0, row)
     return sums
+
+
+# The cell pass of a study region in one kernel: pixels and true areas per class column of the
+# pixels inside the region (county id > 0; those outside go to the nodata column), the region's
+# sums and a value per county id's sums, in one read of the codes and the ids. As three kernels
+# (masked counts, the region's area, the values) the pass took twice the county pass.
+
+@njit(nogil=True, cache=True)
+def _region_row(sums, r, cr, codes, ids, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, c0, table, area):  # pragma: no cover
+    n_lut = lut.shape[0]
+    n_table = table.shape[0]
+    cols = codes.shape[1]
+    base = 2 * n_cols
+    start = 0
+    cc = 0
+    while start < cols:
+        end = min(cols, (cc + 1) * cell - c0)
+        out = sums[cr, cc]
+        for c in range(start, end):
+            a = area[c]
+            z = np.int64(ids[r, c])
+            if z <= 0:
+                out[nodata_col] += 1.0
+                out[n_cols + nodata_col] += a
+                continue
+            code = np.int64(codes[r, c])
+            i = code - offset
+            if code == nodata:
+                k = nodata_col
+            elif 0 <= i < n_lut:
+                k = lut[i]
+            else:
+                k = unknown_col
+            out[k] += 1.0
+            out[n_cols + k] += a
+            out[base] += 1.0
+            out[base + 1] += 1.0
+            out[base + 2] += a
+            out[base + 3] += a
+            if n_table > 0:
+                if z >= n_table:
+                    raise ValueError("zone id out of range of the zone table")
+                v = table[z]
+                if np.isfinite(v):
+                    out[base + 4] += 1.0
+                    out[base + 5] += v
+                    out[base + 6] += a
+                    out[base + 7] += v * a
+        start = end
+        cc += 1
+
+
+@njit(nogil=True, cache=True)
+def cell_region_sums(codes, ids, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, out_rows, out_cols, r0, c0, table, area):  # pragma: no cover
+    """Per (cell row, cell column) of one chunk, float64 ``(out_rows, out_cols, 2·n_cols + 8)``:
+    pixels ``[:n_cols]`` and true areas (m²) ``[n_cols:2·n_cols]`` per class column of the pixels
+    whose county id is > 0 (a pixel outside counts in ``nodata_col``), then the region's
+    ``[pixels, Σ1, Σa, Σa]`` and the ``[pixels, Σv, Σa, Σv·a]`` of ``v = table[id]`` (NaN: no
+    value; an empty ``table``: zeros). ``area`` broadcasts to the chunk. An id past a non-empty
+    table raises."""
+    sums = np.zeros((out_rows, out_cols, 2 * n_cols + 8), dtype=np.float64)
+    rows, cols = codes.shape
+    ar, ac = area.shape
+    row = np.empty(cols, dtype=np.float64)
+    for r in range(rows):
+        rr = r if ar > 1 else 0
+        for c in range(cols):
+            row[c] = area[rr, c if ac > 1 else 0]
+        _region_row(sums, r, (r + r0) // cell, codes, ids, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, c0, table, row)
+    return sums
+
+
+@njit(nogil=True, cache=True)
+def cell_region_sums_lattice(codes, ids, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, out_rows, out_cols, r0, c0, table,
+                             lattice, node_rows, node_cols, row0, col0):  # pragma: no cover
+    """:func:`cell_region_sums` with pixel areas from ``lattice``."""
+    sums = np.zeros((out_rows, out_cols, 2 * n_cols + 8), dtype=np.float64)
+    rows, cols = codes.shape
+    row = np.empty(cols, dtype=np.float64)
+    for r in range(rows):
+        lattice_row(lattice, node_rows, node_cols, row0 + r, col0, row)
+        _region_row(sums, r, (r + r0) // cell, codes, ids, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, c0, table, row)
+    return sums
