@@ -390,8 +390,9 @@ class _InRegion:
     Masking with dask (``da.where`` on the land use, the rasters and a float region raster) made
     each of those a task of its own whose chunk travelled between worker processes into the pass's
     task (benchmarks/README.md). Here every raster is read in the pass's own task (the runner
-    inlines store reads) and masked there; the region's area and the counties' values per cell
-    are looked up from the ids by a kernel (:func:`lookup_spec`), with no float raster at all."""
+    inlines store reads) and masked there. The pass's own pixels, areas, region share and counties'
+    values are made by one kernel reading the codes and ids (:func:`region_spec`), with no float
+    raster at all; this wrapper serves the other statistics (continuous rasters, factors)."""
 
     function: Any
     fill: int
