@@ -481,6 +481,16 @@ def cells_stage(
             raise InputError(f"--pools {pools} gives no spreads: add c_above_sd, c_below_sd, c_soil_sd, c_dead_sd (or c_<pool>_min and "
                              "c_<pool>_max) columns in t/ha, or leave --pools out")
         cells.supply.area_ha = _cell_class_areas(cells.supply.by_cell, read_pools(pools))
+        if recorded.get("density_correction"):
+            import logging
+
+            # supply_by_cell.csv's per-class supply is corrected: over the pools table's densities it
+            # gives each class an effective area, so the draws centre on the corrected supply but
+            # spread as if every pool had the same factor (the run's own Monte Carlo has each pool's).
+            logging.getLogger(__name__).warning(
+                "the run corrected the cells' densities (%s): the cells' Monte Carlo from the folder centres on the corrected "
+                "supply with one factor for every pool of a class; `carbonscape run` draws each pool's own factor",
+                ", ".join(recorded["density_correction"].get("pools", [])))
     table = cells.table
     by_cell = cells.supply.by_cell.set_index("cell").reindex(table.index)
     demand = table[["area_km2", "demand_t_per_km2", "emissions_t"]]
