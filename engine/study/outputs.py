@@ -137,6 +137,14 @@ def draw_outputs(result: StudyResult, *, maps: bool = True, report: bool = True,
     """Draw the maps and write report.html of a finished run, recording their timings in run.json."""
     if not (maps or report):
         return
+    from carbonscape.maps import frozen_heap
+
+    with frozen_heap():
+        _draw_outputs(result, maps=maps, report=report, title=title)
+    write_run_json(result, result.out)
+
+
+def _draw_outputs(result: StudyResult, *, maps: bool, report: bool, title: str | None) -> None:
     timings = result.run_info["timings_s"]
     if maps:
         from carbonscape.maps import draw_maps
@@ -155,7 +163,6 @@ def draw_outputs(result: StudyResult, *, maps: bool = True, report: bool = True,
         clock = time.perf_counter()
         result.files["report"] = write_report(result, title=title)
         timings["report"] = round(time.perf_counter() - clock, 3)
-    write_run_json(result, result.out)
 
 
 # -- all-or-nothing results folders -----------------------------------------------------------
