@@ -42,12 +42,14 @@ from carbonscape.errors import InputError
 from carbonscape.fonts import FONT_FAMILIES, LATIN_FAMILY, register_cjk_font
 from carbonscape.zoning import zone_groups, zone_keys
 from matplotlib import colormaps, patheffects
-from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
+from matplotlib.ft2font import RenderMode
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.patches import Patch
 from matplotlib.path import Path as MplPath
+from matplotlib.textpath import TextToPath
 
 log = logging.getLogger(__name__)
 
@@ -557,7 +559,106 @@ def _text_size(text: str, size: float) -> tuple[float, float]:
     return w, h
 
 
-_MEASURE = RendererAgg(8, 8, DPI)
+class _TextToPath(TextToPath):
+    """matplotlib's text-to-path conversion with one glyph map for every text: each glyph's outline
+    is read from the font once, not once per text (a nation's 2,900 haloed numbers are drawn as
+    paths). The outlines are those matplotlib reads (same font, size and flags), so the paths are
+    the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._outlines: dict[Any, Any] = {}
+
+    def get_glyphs_with_font(self, font: Any, s: str, glyph_map: Any = None, return_new_glyphs_only: bool = False,
+                             **kwargs: Any) -> Any:
+        if glyph_map is not None or return_new_glyphs_only:
+            return super().get_glyphs_with_font(font, s, glyph_map=glyph_map, return_new_glyphs_only=return_new_glyphs_only, **kwargs)
+        glyphs, new, rects = super().get_glyphs_with_font(font, s, glyph_map=self._outlines, return_new_glyphs_only=True, **kwargs)
+        self._outlines.update(new)
+        return glyphs, self._outlines, rects
+
+
+# Text metrics by (dpi, text, font properties), shared by the renderers of one drawing (cleared by
+# :func:`draw_maps`): the county names and numbers measured to place them are the texts drawn.
+_METRICS: dict[tuple[float, str, FontProperties], tuple[float, float, float]] = {}
+_TEXT_TO_PATH = _TextToPath()
+
+
+class _Renderer(RendererAgg):
+    """Agg, remembering text metrics across figures and glyph outlines across texts: what the maps
+    draw is unchanged, each text is measured and each glyph read once."""
+
+    def __init__(self, width: int, height: int, dpi: float) -> None:
+        super().__init__(width, height, dpi)
+        self._text2path = _TEXT_TO_PATH
+
+    def get_text_width_height_descent(self, s: str, prop: FontProperties, ismath: Any) -> tuple[float, float, float]:
+        if ismath:
+            return super().get_text_width_height_descent(s, prop, ismath)
+        key = (float(self.dpi), s, prop)
+        found = _METRICS.get(key)
+        if found is None:
+            found = _METRICS[(float(self.dpi), s, prop.copy())] = super().get_text_width_height_descent(s, prop, ismath)
+        return found
+
+
+    def _draw_text_glyphs_and_boxes(self, gc: Any, x: float, y: float, angle: float, glyphs: Any, boxes: Any) -> None:
+        """matplotlib's own glyph drawing (:meth:`RendererAgg._draw_text_glyphs_and_boxes`), each
+        glyph's bitmap rendered by FreeType once per sub-pixel phase and reused: FreeType moves a
+        glyph by a whole pixel without changing its bitmap, so a glyph at the same fraction of a
+        pixel is the same bitmap one or more pixels over. Upright, unslanted glyphs only (the maps'
+        texts); anything else is drawn as matplotlib draws it."""
+        if angle:
+            return super()._draw_text_glyphs_and_boxes(gc, x, y, angle, glyphs, boxes)
+        load_flags = get_hinting_flag()
+        antialiased = bool(gc.get_antialiased())
+        mode = RenderMode.NORMAL if antialiased else RenderMode.MONO
+        height = int(self.height)
+        rest, last = [], {}
+        for glyph in glyphs:
+            font, size, glyph_index, slant, extend, dx, dy = glyph
+            if slant or extend != 1:
+                rest.append(glyph)
+                continue
+            # As matplotlib computes them at angle 0 (cos 1, sin 0), in 26.6 fixed point.
+            tx, ty = round(0x40 * (x + dx)), round(0x40 * (self.height - y + dy))
+            key = (font.fname, font.postscript_name, size, self.dpi, glyph_index, load_flags, antialiased, tx & 0x3F, ty & 0x3F)
+            found = _GLYPHS.get(key)
+            if found is None:
+                font.set_size(size, self.dpi)
+                font._set_transform(np.array([[0x10000, 0], [0, 0x10000]]), [tx & 0x3F, ty & 0x3F])
+                bitmap = font._render_glyph(glyph_index, load_flags, mode)
+                buffer = np.array(bitmap.buffer)
+                if not antialiased:
+                    buffer *= 0xFF
+                found = _GLYPHS[key] = (buffer, int(bitmap.left), int(bitmap.top))
+            buffer, left, top = found
+            self._renderer.draw_text_image(buffer, left + (tx >> 6), height - (top + (ty >> 6)) + buffer.shape[0], 0, gc)
+            last[id(font)] = (font, size, tx, ty)
+        for font, size, tx, ty in last.values():  # each font left as matplotlib leaves it: at its last glyph
+            font.set_size(size, self.dpi)
+            font._set_transform(np.array([[0x10000, 0], [0, 0x10000]]), [tx, ty])
+        if rest or boxes:
+            super()._draw_text_glyphs_and_boxes(gc, x, y, angle, rest, boxes)
+
+
+# Glyph bitmaps by font, size, dpi, glyph, flags and sub-pixel phase (see _Renderer).
+_GLYPHS: dict[tuple[Any, ...], tuple[np.ndarray, int, int]] = {}
+
+
+class _Canvas(FigureCanvasAgg):
+    """The Agg canvas of every map sheet, drawing with :class:`_Renderer`."""
+
+    def get_renderer(self) -> RendererAgg:
+        w, h = self.get_width_height(physical=True)
+        key = w, h, self.figure.dpi
+        if self._lastKey != key:
+            self.renderer = _Renderer(w, h, self.figure.dpi)
+            self._lastKey = key
+        return self.renderer
+
+
+_MEASURE = _Renderer(8, 8, DPI)
 
 
 def draw_county_texts(ax: Any, placement: Placement) -> list[Any]:
@@ -705,7 +806,7 @@ def _single_sheet(inputs: MapInputs, sheet: Sheet, placement: Placement, title: 
     width = LEFT + sheet.width + GAP + legend_width + columns * col_width + 0.15
     height = TOP + sheet.height + BOTTOM
     fig = Figure(figsize=(width, height), dpi=DPI)
-    canvas = FigureCanvasAgg(fig)
+    canvas = _Canvas(fig)
     ax = fig.add_axes((LEFT / width, BOTTOM / height, sheet.width / width, sheet.height / height))
     ax.set_axis_off()
     _sheet_texts(fig, inputs, title, width, height)
@@ -750,7 +851,7 @@ class TextLayer:
         cut to its drawn pixels, and the pixel offset of its lower-left corner."""
         fig = Figure(figsize=(width, height), dpi=DPI)
         fig.patch.set_alpha(0.0)
-        canvas = FigureCanvasAgg(fig)
+        canvas = _Canvas(fig)
         draw(fig)
         canvas.draw()
         image = np.asarray(canvas.buffer_rgba())
@@ -1102,6 +1203,8 @@ def draw_maps(result: Any, *, out: str | os.PathLike[str] | None = None, formats
     out = run / "maps"
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    _METRICS.clear()
+    _GLYPHS.clear()
     with _fonts(), frozen_heap():
         sheet = sheet_for(gdf)
         placement = place_county_texts(gdf, sheet)
@@ -1321,7 +1424,7 @@ def _draw_class_sheet(inputs: MapInputs, classes: pd.DataFrame, out: Path, forma
     height = TOP + area.height + BOTTOM
     register_cjk_font()
     fig = Figure(figsize=(width, height), dpi=DPI)
-    canvas = FigureCanvasAgg(fig)
+    canvas = _Canvas(fig)
     _sheet_texts(fig, inputs, f"{MAP_FILES['fig1_supply_by_class']} ({unit})", width, height)
     if not labelled:
         fig.text(1 - 0.15 / width, 1 - 0.42 / height, f"{len(gdf):,} counties, too many to label on each panel: they are named or "

@@ -26,7 +26,7 @@ import pandas as pd
 from carbonscape.errors import InputError
 from carbonscape.fonts import find_cjk_font
 from carbonscape.maps import DPI, FORMATS, NO_VALUE, add_north_arrow, add_scale_bar, draw_shapes, legend_labels, pixel_tolerance, prepare_shapes
-from carbonscape.maps import Shapes, _release, keep_for_report, png_options
+from carbonscape.maps import Shapes, _Canvas, _release, keep_for_report, png_options
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
@@ -69,7 +69,7 @@ def _figure(n_panels: int) -> tuple[Figure, FigureCanvasAgg, list[Any]]:
     ncols = min(3, max(n_panels, 1))
     nrows = math.ceil(max(n_panels, 1) / ncols)
     fig = Figure(figsize=(4.6 * ncols + 1.2, 4.4 * nrows + 0.4) if n_panels > 1 else (9.0, 7.0), dpi=DPI, layout="compressed")
-    canvas = FigureCanvasAgg(fig)
+    canvas = _Canvas(fig)
     axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(max(n_panels, 1))]
     return fig, canvas, axes
 
