@@ -983,3 +983,33 @@ def test_the_maps_command_redraws_every_map_the_run_drew(small_study):
         assert np.array_equal(redrawn[path], pixels), (path, int((np.abs(redrawn[path] - pixels).max(axis=-1) > 0).sum()))
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "an older page" not in page and 'id="cells-maps"' in page and 'id="spatial-maps"' in page
+
+
+def test_the_maps_renderer_draws_every_pixel_as_matplotlib_s_agg():
+    """The sheets' renderer (remembered text metrics, glyph outlines read once, glyph bitmaps reused
+    per sub-pixel phase) gives the very pixels of matplotlib's own Agg renderer: plain and haloed
+    texts at many sub-pixel positions, Chinese names through the font fallback, a rotated text."""
+    from carbonscape import maps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def draw(canvas_class, *, fresh=True):
+        if fresh:
+            maps._METRICS.clear()
+            maps._GLYPHS.clear()
+        fonts.register_cjk_font()
+        fig = Figure(figsize=(6, 4), dpi=maps.DPI)
+        canvas = canvas_class(fig)
+        rng = np.random.default_rng(4)
+        for i, (x, y) in enumerate(rng.uniform(0.02, 0.95, (300, 2))):
+            text = ["2,917", "T03-C118", "昆明市 Kunming", "41 五华区"][i % 4]
+            fig.text(x, y, text, fontsize=[5.0, 6.0, 6.5][i % 3], fontfamily=maps._family(text),
+                     path_effects=maps.HALO if i % 2 else None, ha=["left", "center"][i % 2], va=["top", "center"][i % 2])
+        fig.text(0.5, 0.5, "rotated 30°", rotation=30, fontsize=9)
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba()).copy()
+
+    plain = draw(FigureCanvasAgg)
+    assert (plain[..., :3] < 128).any()
+    np.testing.assert_array_equal(draw(maps._Canvas), plain)
+    np.testing.assert_array_equal(draw(maps._Canvas, fresh=False), plain)  # again, from what the first draw remembered
