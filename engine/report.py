@@ -15,12 +15,13 @@ disk in any browser, with no network and no CJK font installed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -455,6 +456,20 @@ def _second_half_maps(out: Path | None) -> str:
 # The page's images of maps drawn in this process, made from the pixels in memory as each PNG was
 # written (:func:`keep_report_image`): by (file, its size and mtime, width).
 _KEPT: dict[tuple[str, int, int, int], bytes] = {}
+_KEEPING = [False]
+
+
+@contextlib.contextmanager
+def keeping_images() -> Iterator[None]:
+    """While inside, each map PNG drawn hands its page image to the report
+    (:func:`keep_report_image`): for a drawing that a report follows (a run's, or `carbonscape
+    maps` rewriting a report.html). Images kept earlier and never taken are dropped."""
+    _KEPT.clear()
+    was, _KEEPING[0] = _KEEPING[0], True
+    try:
+        yield
+    finally:
+        _KEEPING[0] = was
 
 
 def _file_key(path: Path, max_width: int) -> tuple[str, int, int, int] | None:
@@ -482,6 +497,8 @@ def keep_report_image(path: Path, pixels: Any) -> None:
     (``pixels``: RGBA rows, top first, exactly the PNG's), so that the report does not decode the
     file again: a nation's sheets are 12 Mpx, and two decoded at once in the report's threads were
     the run's memory peak. Kept until the report takes it, for the file as it is now."""
+    if not _KEEPING[0]:
+        return
     from PIL import Image
 
     max_width = embedded_width(path)

@@ -138,8 +138,9 @@ def draw_outputs(result: StudyResult, *, maps: bool = True, report: bool = True,
     if not (maps or report):
         return
     from carbonscape.maps import frozen_heap
+    from carbonscape.report import keeping_images
 
-    with frozen_heap():
+    with frozen_heap(), keeping_images() if report else contextlib.nullcontext():
         _draw_outputs(result, maps=maps, report=report, title=title)
     write_run_json(result, result.out)
 
@@ -186,8 +187,13 @@ def redraw_maps(result: StudyResult | str | os.PathLike[str], *, formats: tuple[
         from carbonscape.study.read import read_outputs
 
         result = read_outputs(result)
+    from carbonscape.report import keeping_images
+
     written: list[Path] = []
-    with frozen_heap():
+    # The report.html already there is written again after this (`carbonscape maps`): the maps
+    # hand it their page images as they are drawn.
+    report = (Path(result.out) / "report.html").is_file()
+    with frozen_heap(), keeping_images() if report else contextlib.nullcontext():
         written += draw_maps(result, formats=formats)
         statistics = _draw_statistics(result, formats=formats)
         cells = _draw_cells(result, formats=formats)
