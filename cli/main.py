@@ -758,7 +758,9 @@ def _print_changes(result: Any) -> None:
 @click.pass_context
 @_handle_errors
 def maps_command(ctx: click.Context, run_dir: str, formats: tuple[str, ...]) -> None:
-    """Draw the maps of a results folder (from `run`, `demo`, or the `zoning` stage).
+    """Draw every map of a results folder again (from `run`, `demo`, or the stage commands): Figs. 1–5,
+    the matching, statistics and zone-stability maps, the cell maps and the land-use change figures
+    the folder's tables give.
 
     Maps of earlier draws in other formats are removed, so maps/ and the report show this draw.
 
@@ -767,7 +769,7 @@ def maps_command(ctx: click.Context, run_dir: str, formats: tuple[str, ...]) -> 
         carbonscape maps results --format png --format pdf
     """
     result = carbonscape.read_outputs(run_dir)
-    for path in carbonscape.draw_maps(result, formats=formats):
+    for path in carbonscape.redraw_maps(result, formats=formats):
         click.echo(str(path))
     # The report embeds the maps: one left from an earlier draw would show other maps (or none).
     if (Path(run_dir) / "report.html").is_file():

@@ -71,6 +71,7 @@ __version__ = "0.1.0"
 
 # Drawing pulls in matplotlib (~0.2 s of start-up) that ingest/zones/supply never need.
 _LAZY = {"draw_maps": "carbonscape.maps", "write_report": "carbonscape.report", "run_demo": "carbonscape.demo"}
+_LAZY["redraw_maps"] = "carbonscape.study.outputs"  # every map of a results folder (`carbonscape maps`)
 
 
 def __getattr__(name: str) -> object:
@@ -82,6 +83,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "draw_maps",
+    "redraw_maps",
     "run_demo",
     "write_report",
     "PAPER_RATIO_BREAKS",

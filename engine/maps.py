@@ -42,12 +42,14 @@ from carbonscape.errors import InputError
 from carbonscape.fonts import FONT_FAMILIES, LATIN_FAMILY, register_cjk_font
 from carbonscape.zoning import zone_groups, zone_keys
 from matplotlib import colormaps, patheffects
-from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
+from matplotlib.ft2font import RenderMode
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.patches import Patch
 from matplotlib.path import Path as MplPath
+from matplotlib.textpath import TextToPath
 
 log = logging.getLogger(__name__)
 
@@ -557,7 +559,106 @@ def _text_size(text: str, size: float) -> tuple[float, float]:
     return w, h
 
 
-_MEASURE = RendererAgg(8, 8, DPI)
+class _TextToPath(TextToPath):
+    """matplotlib's text-to-path conversion with one glyph map for every text: each glyph's outline
+    is read from the font once, not once per text (a nation's 2,900 haloed numbers are drawn as
+    paths). The outlines are those matplotlib reads (same font, size and flags), so the paths are
+    the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._outlines: dict[Any, Any] = {}
+
+    def get_glyphs_with_font(self, font: Any, s: str, glyph_map: Any = None, return_new_glyphs_only: bool = False,
+                             **kwargs: Any) -> Any:
+        if glyph_map is not None or return_new_glyphs_only:
+            return super().get_glyphs_with_font(font, s, glyph_map=glyph_map, return_new_glyphs_only=return_new_glyphs_only, **kwargs)
+        glyphs, new, rects = super().get_glyphs_with_font(font, s, glyph_map=self._outlines, return_new_glyphs_only=True, **kwargs)
+        self._outlines.update(new)
+        return glyphs, self._outlines, rects
+
+
+# Text metrics by (dpi, text, font properties), shared by the renderers of one drawing (cleared by
+# :func:`draw_maps`): the county names and numbers measured to place them are the texts drawn.
+_METRICS: dict[tuple[float, str, FontProperties], tuple[float, float, float]] = {}
+_TEXT_TO_PATH = _TextToPath()
+
+
+class _Renderer(RendererAgg):
+    """Agg, remembering text metrics across figures and glyph outlines across texts: what the maps
+    draw is unchanged, each text is measured and each glyph read once."""
+
+    def __init__(self, width: int, height: int, dpi: float) -> None:
+        super().__init__(width, height, dpi)
+        self._text2path = _TEXT_TO_PATH
+
+    def get_text_width_height_descent(self, s: str, prop: FontProperties, ismath: Any) -> tuple[float, float, float]:
+        if ismath:
+            return super().get_text_width_height_descent(s, prop, ismath)
+        key = (float(self.dpi), s, prop)
+        found = _METRICS.get(key)
+        if found is None:
+            found = _METRICS[(float(self.dpi), s, prop.copy())] = super().get_text_width_height_descent(s, prop, ismath)
+        return found
+
+
+    def _draw_text_glyphs_and_boxes(self, gc: Any, x: float, y: float, angle: float, glyphs: Any, boxes: Any) -> None:
+        """matplotlib's own glyph drawing (:meth:`RendererAgg._draw_text_glyphs_and_boxes`), each
+        glyph's bitmap rendered by FreeType once per sub-pixel phase and reused: FreeType moves a
+        glyph by a whole pixel without changing its bitmap, so a glyph at the same fraction of a
+        pixel is the same bitmap one or more pixels over. Upright, unslanted glyphs only (the maps'
+        texts); anything else is drawn as matplotlib draws it."""
+        if angle:
+            return super()._draw_text_glyphs_and_boxes(gc, x, y, angle, glyphs, boxes)
+        load_flags = get_hinting_flag()
+        antialiased = bool(gc.get_antialiased())
+        mode = RenderMode.NORMAL if antialiased else RenderMode.MONO
+        height = int(self.height)
+        rest, last = [], {}
+        for glyph in glyphs:
+            font, size, glyph_index, slant, extend, dx, dy = glyph
+            if slant or extend != 1:
+                rest.append(glyph)
+                continue
+            # As matplotlib computes them at angle 0 (cos 1, sin 0), in 26.6 fixed point.
+            tx, ty = round(0x40 * (x + dx)), round(0x40 * (self.height - y + dy))
+            key = (font.fname, font.postscript_name, size, self.dpi, glyph_index, load_flags, antialiased, tx & 0x3F, ty & 0x3F)
+            found = _GLYPHS.get(key)
+            if found is None:
+                font.set_size(size, self.dpi)
+                font._set_transform(np.array([[0x10000, 0], [0, 0x10000]]), [tx & 0x3F, ty & 0x3F])
+                bitmap = font._render_glyph(glyph_index, load_flags, mode)
+                buffer = np.array(bitmap.buffer)
+                if not antialiased:
+                    buffer *= 0xFF
+                found = _GLYPHS[key] = (buffer, int(bitmap.left), int(bitmap.top))
+            buffer, left, top = found
+            self._renderer.draw_text_image(buffer, left + (tx >> 6), height - (top + (ty >> 6)) + buffer.shape[0], 0, gc)
+            last[id(font)] = (font, size, tx, ty)
+        for font, size, tx, ty in last.values():  # each font left as matplotlib leaves it: at its last glyph
+            font.set_size(size, self.dpi)
+            font._set_transform(np.array([[0x10000, 0], [0, 0x10000]]), [tx, ty])
+        if rest or boxes:
+            super()._draw_text_glyphs_and_boxes(gc, x, y, angle, rest, boxes)
+
+
+# Glyph bitmaps by font, size, dpi, glyph, flags and sub-pixel phase (see _Renderer).
+_GLYPHS: dict[tuple[Any, ...], tuple[np.ndarray, int, int]] = {}
+
+
+class _Canvas(FigureCanvasAgg):
+    """The Agg canvas of every map sheet, drawing with :class:`_Renderer`."""
+
+    def get_renderer(self) -> RendererAgg:
+        w, h = self.get_width_height(physical=True)
+        key = w, h, self.figure.dpi
+        if self._lastKey != key:
+            self.renderer = _Renderer(w, h, self.figure.dpi)
+            self._lastKey = key
+        return self.renderer
+
+
+_MEASURE = _Renderer(8, 8, DPI)
 
 
 def draw_county_texts(ax: Any, placement: Placement) -> list[Any]:
@@ -705,7 +806,7 @@ def _single_sheet(inputs: MapInputs, sheet: Sheet, placement: Placement, title: 
     width = LEFT + sheet.width + GAP + legend_width + columns * col_width + 0.15
     height = TOP + sheet.height + BOTTOM
     fig = Figure(figsize=(width, height), dpi=DPI)
-    canvas = FigureCanvasAgg(fig)
+    canvas = _Canvas(fig)
     ax = fig.add_axes((LEFT / width, BOTTOM / height, sheet.width / width, sheet.height / height))
     ax.set_axis_off()
     _sheet_texts(fig, inputs, title, width, height)
@@ -750,15 +851,19 @@ class TextLayer:
         cut to its drawn pixels, and the pixel offset of its lower-left corner."""
         fig = Figure(figsize=(width, height), dpi=DPI)
         fig.patch.set_alpha(0.0)
-        canvas = FigureCanvasAgg(fig)
+        canvas = _Canvas(fig)
         draw(fig)
         canvas.draw()
         image = np.asarray(canvas.buffer_rgba())
         rows, cols = np.flatnonzero(image[..., 3].any(axis=1)), np.flatnonzero(image[..., 3].any(axis=0))
         if not rows.size:
-            return np.zeros((1, 1, 4), dtype=np.uint8), 0, 0
-        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        return image[r0:r1, c0:c1].copy(), int(c0), int(image.shape[0] - r1)
+            cut = np.zeros((1, 1, 4), dtype=np.uint8), 0, 0
+        else:
+            r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            cut = image[r0:r1, c0:c1].copy(), int(c0), int(image.shape[0] - r1)
+        del image
+        _release(fig)
+        return cut
 
     def _labels(self, height: float) -> tuple[np.ndarray, int, int]:
         """The county texts over the map's frame: a sheet's left part, from its left edge."""
@@ -789,22 +894,36 @@ class TextLayer:
 
 def _lay_over(canvas: Any, images: list[tuple[np.ndarray, int, int]]) -> np.ndarray:
     """The canvas's pixels (RGBA, top row first) with each straight-alpha ``image`` laid over them
-    ("over" compositing, in integers, row band by row band to keep memory small) with its
-    lower-left corner ``(xo, yo)`` pixels from the canvas's."""
-    pixels = np.array(canvas.buffer_rgba())
+    ("over" compositing, in integers) with its lower-left corner ``(xo, yo)`` pixels from the
+    canvas's.
+
+    Composited in place in the canvas's own buffer (the figure is saved and released next), only
+    at the image's pixels that are not transparent (over a transparent pixel the formula gives the
+    canvas's pixel back), in 16-bit integers (255 × 255 + 127 fits) and in bands of rows: a
+    nation's 12-Mpx sheet no longer takes a copy of its pixels and 32-bit temporaries (about 160 MiB,
+    the peak of a whole run)."""
+    pixels = np.asarray(canvas.buffer_rgba())
+    if not pixels.flags.writeable:
+        pixels = pixels.copy()
     height, width = pixels.shape[:2]
     for image, xo, yo in images:
         top = height - yo - image.shape[0]
         r0, r1 = max(0, -top), min(image.shape[0], height - top)
         c0, c1 = max(0, -xo), min(image.shape[1], width - xo)
-        for start in range(r0, r1, 256):
-            stop = min(start + 256, r1)
-            src = image[start:stop, c0:c1].astype(np.uint32)
+        for start in range(r0, r1, 128):
+            stop = min(start + 128, r1)
+            band = image[start:stop, c0:c1]
+            drawn = band[..., 3] != 0
+            if not drawn.any():
+                continue
             dst = pixels[top + start:top + stop, xo + c0:xo + c1]
-            alpha = src[..., 3:]
-            mixed = (src * alpha + dst.astype(np.uint32) * (255 - alpha) + 127) // 255
-            mixed[..., 3:] = alpha + (dst[..., 3:].astype(np.uint32) * (255 - alpha) + 127) // 255
-            dst[...] = mixed.astype(np.uint8)
+            src = band[drawn].astype(np.uint16)
+            under = dst[drawn].astype(np.uint16)
+            alpha = src[:, 3:]
+            rest = 255 - alpha
+            mixed = (src * alpha + under * rest + 127) // 255
+            mixed[:, 3:] = alpha + (under[:, 3:] * rest + 127) // 255
+            dst[drawn] = mixed.astype(np.uint8)
     return pixels
 
 
@@ -880,8 +999,15 @@ def _class_handles(classes: np.ndarray, palette: np.ndarray, labels: list[str], 
     return handles
 
 
-def _colours(classes: np.ndarray, palette: np.ndarray, infinite: np.ndarray) -> list[Any]:
-    return [NO_SUPPLY if inf else palette[c - 1] if c > 0 else NO_VALUE for c, inf in zip(classes, infinite)]
+def _colours(classes: np.ndarray, palette: np.ndarray, infinite: np.ndarray) -> np.ndarray:
+    """One RGBA row per county: its class's colour (class ``c`` → ``palette[c - 1]``), the no-value
+    grey for class 0, the no-supply black where ``infinite``. An array, not a list of tuples:
+    matplotlib converts a list colour by colour (a nation's 2,900 counties, ~0.1 s a map)."""
+    table = np.vstack([np.asarray(NO_VALUE, dtype=float)[None, :], np.asarray(palette, dtype=float).reshape(-1, 4)])
+    classes = np.asarray(classes)
+    colours = table[np.where(classes > 0, classes, 0)]
+    colours[np.asarray(infinite, dtype=bool)] = NO_SUPPLY
+    return colours
 
 
 def _palette(cmap: str, n: int) -> np.ndarray:
@@ -908,9 +1034,21 @@ def _save(fig: Figure, canvas: FigureCanvasAgg, out: Path, stem: str, formats: S
         else:
             fig.savefig(tmp, format=fmt, dpi=DPI, **({"pil_kwargs": png_options()} if fmt == "png" else {}))
         tmp.replace(path)
+        if fmt == "png":
+            keep_for_report(canvas, path)
         written.append(path)
     _release(fig)
     return written
+
+
+def keep_for_report(canvas: Any, path: Path) -> None:
+    """Hand the pixels of the PNG just written from ``canvas`` to the report
+    (:func:`carbonscape.report.keep_report_image`), which then need not decode it again."""
+    from carbonscape.report import keep_report_image
+
+    renderer = getattr(canvas, "renderer", None)
+    if renderer is not None:
+        keep_report_image(path, np.asarray(renderer.buffer_rgba()))
 
 
 def png_options() -> dict[str, Any]:
@@ -921,10 +1059,45 @@ def png_options() -> dict[str, Any]:
 
 
 def _release(fig: Figure) -> None:
-    """Free the pixels of the sheets drawn before ``fig`` now: a figure and its canvas refer to each
+    """Free the pixels of a sheet as soon as it is saved: a figure and its canvas refer to each
     other, so a nation's sheets (tens of MB of pixels each) would pile up until the garbage
-    collector happened to run."""
+    collector happened to run. The canvas lets go of its renderer, and a collection frees the
+    figure; inside :func:`frozen_heap` (the drawing of a run) it walks only the drawing's own
+    objects, not every object of the run (0.1–0.4 s a sheet at a nation's 2,900 counties)."""
+    canvas = fig.canvas
+    if isinstance(canvas, FigureCanvasAgg):
+        canvas.__dict__.pop("renderer", None)
+        canvas._lastKey = None
     gc.collect()
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``) before drawing: a
+    run's raster stages leave freed memory in its allocator's arenas, which counts in the process's
+    resident size while the sheets are drawn on top of it. Nothing where glibc is not the C library."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Move every object alive now out of the garbage collector's sight while drawing
+    (:func:`gc.freeze`), so the collections that free each sheet (:func:`_release`) walk only the
+    objects the drawing makes; given back to the collector afterwards. Nested uses freeze once."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.collect()
+    _trim_heap()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextlib.contextmanager
@@ -1043,7 +1216,9 @@ def draw_maps(result: Any, *, out: str | os.PathLike[str] | None = None, formats
     out = run / "maps"
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    with _fonts():
+    _METRICS.clear()
+    _GLYPHS.clear()
+    with _fonts(), frozen_heap():
         sheet = sheet_for(gdf)
         placement = place_county_texts(gdf, sheet)
         crowded = sum(t.crowded for t in placement.texts)
@@ -1099,7 +1274,7 @@ def _write_key(path: Path, placement: Placement, gdf: gpd.GeoDataFrame) -> Path:
     return path
 
 
-def _draw_single(inputs: MapInputs, sheet: Sheet, placement: Placement, stem: str, title: str, colours: list[Any], handles: list[Patch],
+def _draw_single(inputs: MapInputs, sheet: Sheet, placement: Placement, stem: str, title: str, colours: Any, handles: list[Patch],
                  legend_title: str, out: Path, formats: Sequence[str], *, edgecolor: str = "white", layer: TextLayer | None = None) -> list[Path]:
     # A sheet drawn only as PNG with the shared text layer needs no text artists of its own.
     vector = any(fmt != "png" for fmt in formats)
@@ -1175,7 +1350,8 @@ def _draw_zones(inputs: MapInputs, sheet: Sheet, placement: Placement, out: Path
     unzoned = int((~keys.isin(list(colour_of))).sum())
     if unzoned:
         handles.append(Patch(facecolor=NO_VALUE, edgecolor="none", label=f"no zone ({unzoned:,})"))
-    return _draw_single(inputs, sheet, placement, "fig5_zones", MAP_FILES["fig5_zones"], [colour_of.get(k, NO_VALUE) for k in keys],
+    return _draw_single(inputs, sheet, placement, "fig5_zones", MAP_FILES["fig5_zones"],
+                        np.array([colour_of.get(k, NO_VALUE) for k in keys], dtype=float).reshape(-1, 4),
                         handles, "zone (counties)", out, formats, edgecolor="#8c8c8c", layer=layer)
 
 
@@ -1261,7 +1437,7 @@ def _draw_class_sheet(inputs: MapInputs, classes: pd.DataFrame, out: Path, forma
     height = TOP + area.height + BOTTOM
     register_cjk_font()
     fig = Figure(figsize=(width, height), dpi=DPI)
-    canvas = FigureCanvasAgg(fig)
+    canvas = _Canvas(fig)
     _sheet_texts(fig, inputs, f"{MAP_FILES['fig1_supply_by_class']} ({unit})", width, height)
     if not labelled:
         fig.text(1 - 0.15 / width, 1 - 0.42 / height, f"{len(gdf):,} counties, too many to label on each panel: they are named or "

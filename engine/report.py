@@ -15,12 +15,13 @@ disk in any browser, with no network and no CJK font installed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -402,8 +403,10 @@ def _figures(out: Path, entries: list[tuple[str, str]], *, max_width: int = REPO
     # Pillow decodes, resizes, quantises and encodes without the GIL: the maps in parallel.
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(pngs), os.cpu_count() or 1))) as pool:
-        cut = dict(zip(pngs, pool.map(lambda path: report_image(path, max_width=max_width), pngs)))
+    kept = {path: _taken_image(path, max_width) for path in pngs}
+    left = [path for path in pngs if kept[path] is None]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(left), os.cpu_count() or 1))) as pool:
+        cut = {**kept, **dict(zip(left, pool.map(lambda path: report_image(path, max_width=max_width), left)))}
     figures = []
     for _stem, caption, (image, mime) in found:
         raw = cut[image] if mime == "image/png" else image.read_bytes()
@@ -450,6 +453,66 @@ def _second_half_maps(out: Path | None) -> str:
     return "".join(parts)
 
 
+# The page's images of maps drawn in this process, made from the pixels in memory as each PNG was
+# written (:func:`keep_report_image`): by (file, its size and mtime, width).
+_KEPT: dict[tuple[str, int, int, int], bytes] = {}
+_KEEPING = [False]
+
+
+@contextlib.contextmanager
+def keeping_images() -> Iterator[None]:
+    """While inside, each map PNG drawn hands its page image to the report
+    (:func:`keep_report_image`): for a drawing that a report follows (a run's, or `carbonscape
+    maps` rewriting a report.html). Images kept earlier and never taken are dropped."""
+    _KEPT.clear()
+    was, _KEEPING[0] = _KEEPING[0], True
+    try:
+        yield
+    finally:
+        _KEEPING[0] = was
+
+
+def _file_key(path: Path, max_width: int) -> tuple[str, int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, int(max_width))
+
+
+def _taken_image(path: Path, max_width: int) -> bytes | None:
+    """The page's image of ``path`` kept when it was drawn, if the file is still that one."""
+    key = _file_key(path, max_width)
+    return _KEPT.pop(key, None) if key is not None else None
+
+
+def embedded_width(path: Path) -> int:
+    """How wide the page embeds the map ``path`` (Figs. 1–5 a screen's width, the second half's maps
+    narrower)."""
+    return REPORT_IMAGE_WIDTH if Path(path).stem in MAP_CAPTIONS else SECOND_HALF_IMAGE_WIDTH
+
+
+def keep_report_image(path: Path, pixels: Any) -> None:
+    """Make the page's image of the map PNG just written at ``path`` from its pixels still in memory
+    (``pixels``: RGBA rows, top first, exactly the PNG's), so that the report does not decode the
+    file again: a nation's sheets are 12 Mpx, and two decoded at once in the report's threads were
+    the run's memory peak. Kept until the report takes it, for the file as it is now."""
+    if not _KEEPING[0]:
+        return
+    from PIL import Image
+
+    max_width = embedded_width(path)
+    key = _file_key(path, max_width)
+    if key is None:
+        return
+    pixels = np.asarray(pixels)
+    with Image.open(path) as written:  # the header only: the pixels must be the file's
+        if written.size != (pixels.shape[1], pixels.shape[0]):
+            return
+    image = Image.frombuffer("RGBA", (pixels.shape[1], pixels.shape[0]), np.ascontiguousarray(pixels), "raw", "RGBA", 0, 1)
+    _KEPT[key] = _cut(image, max_width=max_width, colours=REPORT_IMAGE_COLOURS)
+
+
 def report_image(path: Path, *, max_width: int = REPORT_IMAGE_WIDTH, colours: int = REPORT_IMAGE_COLOURS) -> bytes:
     """A map PNG as the page embeds it: at most ``max_width`` pixels wide (a screen's width; the
     full-resolution file stays in ``maps/`` for print) and cut to a palette of ``colours``
@@ -460,7 +523,14 @@ def report_image(path: Path, *, max_width: int = REPORT_IMAGE_WIDTH, colours: in
 
     with Image.open(path) as image:
         image.load()
-        rgb = image.convert("RGB")
+        return _cut(image, max_width=max_width, colours=colours)
+
+
+def _cut(image: Any, *, max_width: int, colours: int) -> bytes:
+    """:func:`report_image` of a decoded image."""
+    from PIL import Image
+
+    rgb = image.convert("RGB")
     if rgb.width > max_width:
         rgb = rgb.resize((max_width, round(rgb.height * max_width / rgb.width)), Image.Resampling.BOX)
     palette = rgb.quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)

@@ -9,9 +9,11 @@ ArcGIS's for hot spots (hot red, cold blue).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
+import operator
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +26,7 @@ import pandas as pd
 from carbonscape.errors import InputError
 from carbonscape.fonts import find_cjk_font
 from carbonscape.maps import DPI, FORMATS, NO_VALUE, add_north_arrow, add_scale_bar, draw_shapes, legend_labels, pixel_tolerance, prepare_shapes
-from carbonscape.maps import Shapes, _release, png_options
+from carbonscape.maps import Shapes, _Canvas, _release, keep_for_report, png_options
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
@@ -67,7 +69,7 @@ def _figure(n_panels: int) -> tuple[Figure, FigureCanvasAgg, list[Any]]:
     ncols = min(3, max(n_panels, 1))
     nrows = math.ceil(max(n_panels, 1) / ncols)
     fig = Figure(figsize=(4.6 * ncols + 1.2, 4.4 * nrows + 0.4) if n_panels > 1 else (9.0, 7.0), dpi=DPI, layout="compressed")
-    canvas = FigureCanvasAgg(fig)
+    canvas = _Canvas(fig)
     axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(max(n_panels, 1))]
     return fig, canvas, axes
 
@@ -83,7 +85,18 @@ def _shapes(ax: Any, gdf: gpd.GeoDataFrame) -> Shapes:
     bbox = ax.get_position()
     fig = ax.get_figure()
     tolerance = pixel_tolerance((x0, x1), (y0, y1), bbox.width * fig.get_figwidth(), bbox.height * fig.get_figheight())
-    return prepare_shapes(gdf.geometry, tolerance=tolerance)
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    for kept, kept_tolerance, shapes in _SHAPES:
+        if kept_tolerance == tolerance and len(kept) == len(geoms) and all(map(operator.is_, kept, geoms)):
+            return shapes
+    shapes = prepare_shapes(geoms, tolerance=tolerance)
+    _SHAPES.append((geoms, tolerance, shapes))
+    return shapes
+
+
+# The outlines prepared for the last few panel sizes (the statistics maps of one study share a
+# few panel sizes): the same polygons at the same tolerance are simplified once, not per map.
+_SHAPES: collections.deque[tuple[np.ndarray, float, Shapes]] = collections.deque(maxlen=4)
 
 
 def _fill(ax: Any, gdf: gpd.GeoDataFrame, colours: Any, shapes: Shapes | None = None) -> Shapes:
@@ -108,7 +121,7 @@ def _categorical(ax: Any, gdf: gpd.GeoDataFrame, labels: pd.Series, colours: Map
     values = labels.reindex(gdf.index)
     # One colour form (RGBA) for every unit: a mix of hex texts and tuples cannot be laid out as
     # one array when geopandas repeats colours over the parts of multipolygons.
-    fill = [to_rgba(colours[v]) if isinstance(v, str) and v in colours else to_rgba(NO_VALUE) for v in values]
+    fill = np.array([to_rgba(colours[v]) if isinstance(v, str) and v in colours else to_rgba(NO_VALUE) for v in values], dtype=float).reshape(-1, 4)
     shapes = _fill(ax, gdf, fill, shapes)
     counts = values.value_counts()
     handles = [Patch(facecolor=colours[key], edgecolor="#8c8c8c", linewidth=0.3, label=f"{names.get(key, key)} ({int(counts[key]):,})")
@@ -154,6 +167,8 @@ def _save(fig: Figure, out: Path, stem: str, formats: Sequence[str], credit: str
         tmp = path.with_name(f".{path.stem}.tmp.{fmt}")
         fig.savefig(tmp, format=fmt, dpi=DPI, **({"pil_kwargs": png_options()} if fmt == "png" else {}))
         tmp.replace(path)
+        if fmt == "png":
+            keep_for_report(fig.canvas, path)
         written.append(path)
     _release(fig)
     return written
@@ -289,7 +304,7 @@ def draw_zone_stability(units: gpd.GeoDataFrame, uncertainty: pd.DataFrame, zone
     palette = colormaps["Blues"](np.linspace(0.15, 0.95, len(edges) - 1))
     with _fonts():
         fig, _canvas, (ax,) = _figure(1)
-        fill = [palette[c] if np.isfinite(s) else NO_VALUE for c, s in zip(classes, share)]
+        fill = np.array([palette[c] if np.isfinite(s) else NO_VALUE for c, s in zip(classes, share)], dtype=float).reshape(-1, 4)
         _fill(ax, gdf, fill)
         labels = legend_labels(edges, digits=2)
         handles = [Patch(facecolor=palette[i], edgecolor="none", label=labels[i]) for i in reversed(range(len(labels)))]

@@ -896,3 +896,120 @@ def test_the_second_half_maps_open_in_headless_chromium_in_their_sections(tmp_pa
     assert 'id="spatial-maps"' not in dom and 'id="cells-maps"' not in dom  # shown only when drawn
     for link in ("maps/matching_quadrants.png", "maps/matching_balance.png", "maps/zone_stability.png"):
         assert f'<a href="{link}">' in dom
+
+
+REDRAW_STUDY = """
+[study]
+name = "Redrawn"
+year = 2020
+
+[landuse.maps]
+"2020" = ["region/landuse.tif"]
+"2030" = { rasters = ["lu2030.tif"], year = 2030, scenario = true }
+
+[counties]
+path = "region/counties.gpkg"
+id_field = "county"
+
+[units]
+grid = 600
+
+[pools]
+path = "pools.csv"
+
+[demand]
+table = "population.csv"
+key = "county"
+per_capita_t = 4.0
+
+[zoning]
+method = "jenks"
+k = 3
+scheme = "classes"
+
+[statistics]
+permutations = 99
+seed = 3
+
+[uncertainty]
+draws = 100
+seed = 8
+
+[outputs]
+maps = true
+report = true
+"""
+
+
+def test_the_maps_command_redraws_every_map_the_run_drew(small_study):
+    """`carbonscape maps DIR` draws again every map `run` drew, from the folder's tables: Figs. 1–5,
+    the matching, LISA, hot-spot and zone-stability maps, the cell maps and the land-use change
+    figures, each pixel for pixel as the run drew it; a map the folder gives no table for is not
+    made up, and the report is written again with them."""
+    import rasterio
+
+    from conftest import CARBONSCAPE
+
+    made = small_study("redraw", REDRAW_STUDY, shape=(400, 380), n_counties=12, seed=5)
+    base = made.base
+    with rasterio.open(made.region.landuse) as src:
+        profile, lu = src.profile, src.read(1)
+    lu[(lu == 1) & (np.arange(lu.shape[0])[:, None] % 3 == 0)] = 2  # cropland → forest
+    with rasterio.open(base / "lu2030.tif", "w", **profile) as dst:
+        dst.write(lu, 1)
+    pools = pd.read_csv(made.region.pools)
+    for pool in ("above", "below", "soil", "dead"):
+        pools[f"c_{pool}_sd"] = pools[f"c_{pool}"] * 0.1
+    pools.to_csv(base / "pools.csv", index=False)
+    out = base / "results"
+    done = subprocess.run([str(CARBONSCAPE), "run", str(base / "study.toml"), "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    drawn = {p.relative_to(out): matplotlib.image.imread(p) for p in out.rglob("*.png")}
+    names = {p.as_posix() for p in drawn}
+    assert {"maps/fig2_supply.png", "maps/lisa_clusters.png", "maps/hotspots.png", "maps/matching_balance.png",
+            "maps/zone_stability.png", "cells/maps/cells_ratio_zones.png", "cells/maps/cells_lisa_clusters.png",
+            "changes/2020_to_2030/transitions_sankey.png", "changes/2020_to_2030/carbon_change_by_county.png"} <= names, sorted(names)
+    for path in drawn:
+        (out / path).unlink()
+    (out / "report.html").unlink()
+    (out / "report.html").write_text("an older page", encoding="utf-8")
+    again = subprocess.run([str(CARBONSCAPE), "maps", str(out)], capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    redrawn = {p.relative_to(out): matplotlib.image.imread(p) for p in out.rglob("*.png")}
+    assert set(redrawn) == set(drawn)
+    for path, pixels in drawn.items():
+        assert redrawn[path].shape == pixels.shape, path
+        assert np.array_equal(redrawn[path], pixels), (path, int((np.abs(redrawn[path] - pixels).max(axis=-1) > 0).sum()))
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "an older page" not in page and 'id="cells-maps"' in page and 'id="spatial-maps"' in page
+
+
+def test_the_maps_renderer_draws_every_pixel_as_matplotlib_s_agg():
+    """The sheets' renderer (remembered text metrics, glyph outlines read once, glyph bitmaps reused
+    per sub-pixel phase) gives the very pixels of matplotlib's own Agg renderer: plain and haloed
+    texts at many sub-pixel positions, Chinese names through the font fallback, a rotated text."""
+    from carbonscape import maps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def draw(canvas_class, *, fresh=True):
+        if fresh:
+            maps._METRICS.clear()
+            maps._GLYPHS.clear()
+        fonts.register_cjk_font()
+        fig = Figure(figsize=(6, 4), dpi=maps.DPI)
+        canvas = canvas_class(fig)
+        rng = np.random.default_rng(4)
+        for i, (x, y) in enumerate(rng.uniform(0.02, 0.95, (300, 2))):
+            text = ["2,917", "T03-C118", "昆明市 Kunming", "41 五华区"][i % 4]
+            fig.text(x, y, text, fontsize=[5.0, 6.0, 6.5][i % 3], fontfamily=maps._family(text),
+                     path_effects=maps.HALO if i % 2 else None, ha=["left", "center"][i % 2], va=["top", "center"][i % 2])
+        fig.text(0.5, 0.5, "rotated 30°", rotation=30, fontsize=9)
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba()).copy()
+
+    plain = draw(FigureCanvasAgg)
+    assert (plain[..., :3] < 128).any()
+    np.testing.assert_array_equal(draw(maps._Canvas), plain)
+    np.testing.assert_array_equal(draw(maps._Canvas, fresh=False), plain)  # again, from what the first draw remembered

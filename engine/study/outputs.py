@@ -20,7 +20,7 @@ from carbonscape.io import atomic_path
 from carbonscape.ratio import CO2_TO_C, DEMAND_UNITS, UNITS
 from carbonscape.study.result import StudyResult
 
-__all__ = ["draw_outputs", "folder_problem", "relocate_result", "results_folder", "units", "write_outputs", "write_run_json"]
+__all__ = ["draw_outputs", "folder_problem", "redraw_maps", "relocate_result", "results_folder", "units", "write_outputs", "write_run_json"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,15 @@ def draw_outputs(result: StudyResult, *, maps: bool = True, report: bool = True,
     """Draw the maps and write report.html of a finished run, recording their timings in run.json."""
     if not (maps or report):
         return
+    from carbonscape.maps import frozen_heap
+    from carbonscape.report import keeping_images
+
+    with frozen_heap(), keeping_images() if report else contextlib.nullcontext():
+        _draw_outputs(result, maps=maps, report=report, title=title)
+    write_run_json(result, result.out)
+
+
+def _draw_outputs(result: StudyResult, *, maps: bool, report: bool, title: str | None) -> None:
     timings = result.run_info["timings_s"]
     if maps:
         from carbonscape.maps import draw_maps
@@ -155,7 +164,104 @@ def draw_outputs(result: StudyResult, *, maps: bool = True, report: bool = True,
         clock = time.perf_counter()
         result.files["report"] = write_report(result, title=title)
         timings["report"] = round(time.perf_counter() - clock, 3)
-    write_run_json(result, result.out)
+
+
+def redraw_maps(result: StudyResult | str | os.PathLike[str], *, formats: tuple[str, ...] | list[str] = ("png",)) -> list[Path]:
+    """Every map a run draws, drawn again from its results folder as read back
+    (:func:`carbonscape.read_outputs`): Figs. 1–5 and the carbon-per-pixel map
+    (:func:`carbonscape.draw_maps`), the maps of matching, spatial statistics and zone stability
+    when the folder holds their tables, the cell maps of a ``[units] grid`` study, and each land-use
+    change's Sankey diagram and county map (PNG, as the run draws them).
+
+    Maps of these kinds left from an earlier draw in other formats are removed, as
+    :func:`~carbonscape.draw_maps` does for Figs. 1–5, so the folder and its report show this draw.
+
+    Raises
+    ------
+    InputError
+        An unknown format, or a folder without county polygons.
+    """
+    from carbonscape.maps import FORMATS, draw_maps, frozen_heap
+
+    if isinstance(result, (str, os.PathLike)):
+        from carbonscape.study.read import read_outputs
+
+        result = read_outputs(result)
+    from carbonscape.report import keeping_images
+
+    written: list[Path] = []
+    # The report.html already there is written again after this (`carbonscape maps`): the maps
+    # hand it their page images as they are drawn.
+    report = (Path(result.out) / "report.html").is_file()
+    with frozen_heap(), keeping_images() if report else contextlib.nullcontext():
+        written += draw_maps(result, formats=formats)
+        statistics = _draw_statistics(result, formats=formats)
+        cells = _draw_cells(result, formats=formats)
+        written += statistics + cells + _draw_changes(result)
+    from carbonscape.statmaps import CELL_MAP_FILES, STAT_MAP_FILES
+
+    for folder, stems, kept in ((Path(result.out) / "maps", STAT_MAP_FILES, statistics),
+                                (Path(result.out) / "cells" / "maps", CELL_MAP_FILES, cells)):
+        keep = {Path(p).name for p in kept}
+        for path in (folder / f"{stem}.{fmt}" for stem in stems for fmt in FORMATS):
+            if path.name not in keep and path.exists():
+                path.unlink()
+    return written
+
+
+def _draw_changes(result: StudyResult) -> list[Path]:
+    """Each land-use change's figures again (``changes/<from>_to_<to>/``), from its tables: the
+    Sankey of its transitions and, with the counties, its county map."""
+    from carbonscape.change import CHANGE_FILES, ChangeResult
+
+    root = Path(result.out) / "changes"
+    if not root.is_dir():
+        return []
+    from carbonscape.change_figures import draw_change_map, draw_transitions
+
+    drawn: list[Path] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        sankey, county_map = folder / "transitions_sankey.png", folder / "carbon_change_by_county.png"
+        if not all((folder / CHANGE_FILES[name]).is_file() for name in ("change_summary", "change_by_county", "transitions")):
+            continue
+        change = ChangeResult(
+            by_county=pd.read_csv(folder / CHANGE_FILES["change_by_county"], dtype={"county": str}),
+            transitions_by_county=pd.read_csv(folder / CHANGE_FILES["transitions_by_county"], dtype={"county": str}),
+            transitions=pd.read_csv(folder / CHANGE_FILES["transitions"]),
+            transfer_matrix=pd.read_csv(folder / CHANGE_FILES["transfer_matrix"], index_col=0),
+            dynamic_degree=pd.read_csv(folder / CHANGE_FILES["dynamic_degree"]),
+            summary=json.loads((folder / CHANGE_FILES["change_summary"]).read_text(encoding="utf-8")))
+        drawn.append(draw_transitions(change, sankey))
+        id_field = result.run_info.get("study", {}).get("id_field")
+        if result.polygons is not None and id_field in result.polygons.columns:
+            drawn.append(draw_change_map(change, result.polygons, id_field, county_map, inputs=_change_credit(result, change)))
+    return drawn
+
+
+def _change_credit(result: StudyResult, change: Any) -> Any:
+    """What a change map credits, as the run gave it (:func:`carbonscape.study.landuse_maps.draw_changes`):
+    the study's name, its ``[study] source`` or the two maps' land-use files, the boundaries and the
+    pools tables, from the run's record of its inputs."""
+    from carbonscape import __version__
+    from carbonscape.maps import MapInputs, sources_of
+
+    info = result.run_info or {}
+    labels = [str(v) for v in (change.summary.get("maps") or {}).values()]
+    recorded_maps = (info.get("landuse_maps") or {}).get("maps")  # by label, in the study's order
+    order = [str(label) for label in recorded_maps] if isinstance(recorded_maps, dict) else []
+    labels = [label for label in order if label in labels] + [label for label in labels if label not in order]
+    recorded = info.get("inputs") or []
+
+    def paths(role: str) -> list[str]:
+        return [str(item.get("path", "")) for item in recorded if item.get("role") == role]
+
+    inputs = [{"role": "landuse", "path": p} for label in labels for p in (paths(f"landuse {label}") or paths("landuse"))]
+    inputs += [{"role": "counties", "path": p} for p in paths("counties")]
+    pools = dict.fromkeys(p for label in labels for p in (paths(f"pools {label}") or paths("pools")))
+    inputs += [{"role": "pools", "path": p} for p in pools]
+    study = info.get("study") or {}
+    return MapInputs(counties=result.polygons, study=str(study.get("name") or ""),
+                     sources=sources_of({"study": {"source": study.get("source")}, "inputs": inputs}), version=__version__)
 
 
 # -- all-or-nothing results folders -----------------------------------------------------------
@@ -363,7 +469,7 @@ def relocate_result(result: StudyResult, old: Path, new: Path) -> StudyResult:
     return result
 
 
-def _draw_statistics(result: StudyResult) -> list[Any]:
+def _draw_statistics(result: StudyResult, *, formats: tuple[str, ...] | list[str] = ("png",)) -> list[Any]:
     """The maps of matching, spatial statistics and zone stability, from the result in memory."""
     id_field = result.run_info.get("study", {}).get("id_field")
     if result.polygons is None or id_field not in result.polygons.columns:
@@ -378,18 +484,22 @@ def _draw_statistics(result: StudyResult) -> list[Any]:
     if "quadrant" in result.ratio_zones.columns and len(result.ratio_zones):
         demand_unit = str(result.ratio_zones["demand_unit"].iloc[0]) if "demand_unit" in result.ratio_zones.columns else "t/km²"
         label = "t C/km²" if demand_unit == "t C/km²" else f"t C/km² − {demand_unit}"
-        written += statmaps.draw_matching(units, result.ratio_zones, folder, unit_label=label, credit=credit)
+        written += statmaps.draw_matching(units, result.ratio_zones, folder, unit_label=label, credit=credit, formats=formats)
     if result.statistics is not None:
         alpha = result.statistics.settings.alpha
-        written += statmaps.draw_lisa_clusters(units, result.statistics.lisa, folder, alpha=alpha, credit=credit)
-        written += statmaps.draw_hotspots(units, result.statistics.hotspots, folder, alpha=alpha, credit=credit)
-    if result.uncertainty is not None and "zone_key" in result.ratio_zones.columns:
-        written += statmaps.draw_zone_stability(units, result.uncertainty.by_unit, result.ratio_zones["zone_key"], folder,
-                                                credit=credit)
+        written += statmaps.draw_lisa_clusters(units, result.statistics.lisa, folder, alpha=alpha, credit=credit, formats=formats)
+        written += statmaps.draw_hotspots(units, result.statistics.hotspots, folder, alpha=alpha, credit=credit, formats=formats)
+    # The zone keys: the run's in memory; read back, from counties.gpkg (ratio_zones.csv has the names only).
+    zone_key = result.ratio_zones["zone_key"] if "zone_key" in result.ratio_zones.columns else \
+        units["zone_key"] if "zone_key" in units.columns else None
+    if result.uncertainty is not None and zone_key is not None:
+        written += statmaps.draw_zone_stability(units, result.uncertainty.by_unit, zone_key, folder,
+                                                credit=credit, formats=formats)
     return written
 
 
-def _draw_cells(result: StudyResult, *, cells: Any = None, out: Path | None = None) -> list[Any]:
+def _draw_cells(result: StudyResult, *, cells: Any = None, out: Path | None = None,
+                formats: tuple[str, ...] | list[str] = ("png",)) -> list[Any]:
     """The maps of the grid cells (``[units] grid``; ``cells``, default the result's) into
     ``out/cells/maps`` (default: the result's folder), with the maps' credit line."""
     cells = cells if cells is not None else getattr(result, "cells", None)
@@ -400,4 +510,4 @@ def _draw_cells(result: StudyResult, *, cells: Any = None, out: Path | None = No
     from carbonscape.study.cells import CELLS_FOLDER
 
     return draw_cell_maps(cells.cells, cells.table, Path(out or result.out) / CELLS_FOLDER / "maps", statistics=cells.statistics,
-                          uncertainty=cells.uncertainty, credit=result_credit(result, crs=cells.cells.grid.crs))
+                          uncertainty=cells.uncertainty, credit=result_credit(result, crs=cells.cells.grid.crs), formats=formats)
