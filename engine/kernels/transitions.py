@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from carbonscape.kernels.area import lattice_row
+from carbonscape.kernels.classes import class_column
 from numba import njit
 
 
@@ -18,18 +19,10 @@ def code_columns(codes, lut, offset, unknown_col, nodata, nodata_col):  # pragma
     """The class column of every code as int32 (``nodata`` → ``nodata_col``, codes outside ``lut`` →
     ``unknown_col``)."""
     out = np.empty(codes.shape, dtype=np.int32)
-    n_lut = lut.shape[0]
     rows, cols = codes.shape
     for r in range(rows):
         for c in range(cols):
-            code = np.int64(codes[r, c])
-            i = code - offset
-            if code == nodata:
-                out[r, c] = nodata_col
-            elif 0 <= i < n_lut:
-                out[r, c] = lut[i]
-            else:
-                out[r, c] = unknown_col
+            out[r, c] = class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)
     return out
 
 
