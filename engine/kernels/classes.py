@@ -13,7 +13,6 @@ kernel on its own file only: after editing this helper, clear the kernels' numba
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 
