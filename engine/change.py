@@ -205,28 +205,34 @@ def _density(pools: PoolTable) -> np.ndarray:
     return total
 
 
-def change_tables(
-    pixels: np.ndarray,
-    areas_m2: np.ndarray,
-    *,
-    pools_from: PoolTable,
-    pools_to: PoolTable,
-    counties: pd.Series,
-    years: tuple[int, int] | None = None,
-    valuation: Valuation | None = None,
-    labels: tuple[str, str] = ("from", "to"),
-) -> ChangeResult:
+@dataclass(frozen=True)
+class ChangeTerms:
+    """What turns a pair of maps' (county id, class column A, class column B) cells into change
+    tables, whichever form the cells come in (:func:`change_tables`, :func:`change_tables_from_cells`).
+
+    ``pools_from`` and ``pools_to`` are the two maps' pool tables (their columns as
+    :class:`~carbonscape.accumulate.ClassIndex` numbers them: classes, nodata, unknown);
+    ``counties`` maps id → county (id 0, outside every county, is left out); ``years`` the two
+    maps' years (the dynamic degree needs them, a valuation too); ``labels`` name the maps in the
+    summary and in messages.
+    """
+
+    pools_from: PoolTable
+    pools_to: PoolTable
+    counties: pd.Series
+    years: tuple[int, int] | None = None
+    valuation: Valuation | None = None
+    labels: tuple[str, str] = ("from", "to")
+
+
+def change_tables(pixels: np.ndarray, areas_m2: np.ndarray, *, terms: ChangeTerms) -> ChangeResult:
     """Every change table from the (county id, column A, column B) pixels and areas (m²).
 
-    ``pixels`` and ``areas_m2`` are ``(n_ids, n_a, n_b)`` with columns ``classes, nodata,
-    unknown`` of each map (see :class:`~carbonscape.accumulate.ClassIndex`); ``counties`` maps id
-    → county (id 0, outside every county, is left out). Pure pandas: no raster is read.
+    ``pixels`` and ``areas_m2`` are ``(n_ids, n_a, n_b)`` with the columns of ``terms``' pool
+    tables. Pure pandas: no raster is read.
     """
     z, a, b = np.nonzero(pixels)
-    return change_tables_from_cells(
-        z, a, b, pixels[z, a, b], areas_m2[z, a, b], pools_from=pools_from, pools_to=pools_to, counties=counties,
-        years=years, valuation=valuation, labels=labels,
-    )
+    return change_tables_from_cells(z, a, b, pixels[z, a, b], areas_m2[z, a, b], terms=terms)
 
 
 def change_tables_from_cells(
@@ -236,17 +242,14 @@ def change_tables_from_cells(
     pixels: np.ndarray,
     areas_m2: np.ndarray,
     *,
-    pools_from: PoolTable,
-    pools_to: PoolTable,
-    counties: pd.Series,
-    years: tuple[int, int] | None = None,
-    valuation: Valuation | None = None,
-    labels: tuple[str, str] = ("from", "to"),
+    terms: ChangeTerms,
 ) -> ChangeResult:
     """:func:`change_tables` from the cells present only (a sparse transfer matrix,
     :func:`carbonscape.accumulate.sparse_cells`): one entry per (county id, column A, column B)
     with its pixels and area (m²). Nothing of size ``n_counties × n_a × n_b`` is built; the
     region's ``n_a × n_b`` matrix is."""
+    pools_from, pools_to, counties = terms.pools_from, terms.pools_to, terms.counties
+    years, valuation, labels = terms.years, terms.valuation, terms.labels
     ids = counties.index.to_numpy()
     n_rows = len(ids)
     na, nb = len(pools_from.codes), len(pools_to.codes)
@@ -466,10 +469,9 @@ def change(
             raise UnknownCodesError(unknown_codes_message(f"{names[0]} map {store_a.path}", table_from, _count_unknown(store_a, table_from, active)))
         if cells.pixels[cells.col_to == index_b.unknown_col].sum():
             raise UnknownCodesError(unknown_codes_message(f"{names[1]} map {store_b.path}", table_to, _count_unknown(store_b, table_to, active)))
-        result = change_tables_from_cells(
-            *cells.arrays(), pools_from=table_from, pools_to=table_to, counties=county_table.series(),
-            years=years, valuation=valuation, labels=names,
-        )
+        terms = ChangeTerms(pools_from=table_from, pools_to=table_to, counties=county_table.series(), years=years,
+                            valuation=valuation, labels=names)
+        result = change_tables_from_cells(*cells.arrays(), terms=terms)
         result.summary.update({
             "grid_shape": list(shape), "crs": store_a.grid.crs.name, "geographic": store_a.grid.is_geographic,
             "sources": {"from": str(store_a.path), "to": str(store_b.path), "counties": str(county_store.path)},
@@ -748,11 +750,10 @@ def maps_pass(
     changes = {}
     for a, b in pairs:
         pair_years = (years.get(a), years.get(b))
-        changes[(a, b)] = change_tables_from_cells(
-            *pair_cells[(a, b)].arrays(), pools_from=tables[a], pools_to=tables[b],
-            counties=county_table.series(), years=None if None in pair_years else pair_years,  # type: ignore[arg-type]
-            valuation=valuation if None not in pair_years else None, labels=(a, b),
-        )
+        terms = ChangeTerms(pools_from=tables[a], pools_to=tables[b], counties=county_table.series(),
+                            years=None if None in pair_years else pair_years,  # type: ignore[arg-type]
+                            valuation=valuation if None not in pair_years else None, labels=(a, b))
+        changes[(a, b)] = change_tables_from_cells(*pair_cells[(a, b)].arrays(), terms=terms)
     summary = {
         "maps": {label: {"store": str(stores[label].path), "year": years.get(label), "pools": tables[label].source,
                          "supply_t": supply_results[label].total_t} for label in labels},

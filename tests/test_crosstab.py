@@ -33,6 +33,21 @@ def test_codes_outside_the_table_range_are_unknown_and_nodata_far_away_is_fine()
     np.testing.assert_array_equal(counts[1], [1, 1, 1, 2])
 
 
+def test_class_column_sends_nodata_classes_and_codes_off_the_table_to_their_columns():
+    """The lookup every class kernel inlines (carbonscape.kernels.classes), called directly: a fault
+    in it shows here even while the kernels' numba cache still holds an older copy of it."""
+    from carbonscape.kernels.classes import class_column
+
+    index = ClassIndex.build([10, 12, 11], nodata=255)  # columns: 10, 12, 11, nodata, unknown
+    args = (index.lut, index.offset, index.nodata_code, index.nodata_col, index.unknown_col)
+    codes = [10, 11, 12, 255, 9, 13, -5]
+    assert [class_column(np.int64(c), *args) for c in codes] == [0, 2, 1, 3, 4, 4, 4]
+    index = ClassIndex.build([10, 12], nodata=None)  # 11 lies inside the table's span, unknown
+    args = (index.lut, index.offset, index.nodata_code, index.nodata_col, index.unknown_col)
+    codes = np.array([10, 11, 12, 0, 255], dtype=np.int64)
+    assert [class_column(c, *args) for c in codes] == [0, 3, 1, 3, 3] == list(index.columns(codes))
+
+
 def test_zone_id_out_of_range_raises():
     index = ClassIndex.build([1, 2, 3], nodata=9)
     with pytest.raises(ZoneError, match="unit id .* out of range"):

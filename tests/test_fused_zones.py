@@ -14,23 +14,13 @@ from carbonscape.io import open_store
 from carbonscape.rasterize import lazy_zones, open_zones
 from carbonscape.study import pipeline
 from carbonscape.synthetic import make_region
+from conftest import REGION_INPUTS
 
 STUDY = """
 [study]
 name = "Fused zones"
 year = 2020
-
-[landuse]
-rasters = ["region/landuse.tif"]
-chunk = 256
-
-[counties]
-path = "region/counties.gpkg"
-id_field = "county"
-
-[pools]
-path = "region/pools.csv"
-
+""" + REGION_INPUTS + """
 [demand]
 table = "population.csv"
 key = "county"
@@ -50,14 +40,9 @@ TABLES = ("supply_by_county", "supply_by_class", "supply_by_county_class", "supp
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("fused")
+def study_dir(small_study):
     # 700 × 600 pixels in 256² chunks: 3 × 3 chunks, counties crossing chunk edges, some nodata.
-    region = make_region(base / "region", shape=(700, 600), n_counties=11, seed=5)
-    names = gpd.read_file(region.counties)["county"]
-    pd.DataFrame({"county": names, "population": np.arange(1, len(names) + 1) * 7_000}).to_csv(base / "population.csv", index=False)
-    (base / "study.toml").write_text(STUDY, encoding="utf-8")
-    return base
+    return small_study("fused", STUDY, shape=(700, 600), n_counties=11, seed=5, population=lambda n: np.arange(1, n + 1) * 7_000).base
 
 
 def test_a_plain_run_writes_no_zone_store_and_equals_the_stored_path(study_dir, monkeypatch):

@@ -14,8 +14,8 @@ from carbonscape import check_study, run_study
 from carbonscape.cli.main import cli
 from carbonscape.rasterize import open_zones
 from carbonscape.spatial import lattice_weights
-from carbonscape.synthetic import make_region
 from click.testing import CliRunner
+from conftest import REGION_INPUTS
 from esda.moran import Moran
 from libpysal.weights import lat2W, w_subset
 
@@ -24,20 +24,9 @@ from libpysal.weights import lat2W, w_subset
 STUDY = """
 [study]
 name = "Cells"
-
-[landuse]
-rasters = ["region/landuse.tif"]
-chunk = 256
-
-[counties]
-path = "region/counties.gpkg"
-id_field = "county"
-
+""" + REGION_INPUTS.replace('path = "region/pools.csv"', 'path = "pools.csv"') + """
 [units]
 grid = 600
-
-[pools]
-path = "pools.csv"
 
 [demand]
 table = "population.csv"
@@ -65,17 +54,14 @@ CELL = 20
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("cells_study")
-    region = make_region(base / "region", shape=(400, 380), n_counties=12, seed=5)
-    names = gpd.read_file(region.counties)["county"]
-    rng = np.random.default_rng(1)
-    pd.DataFrame({"county": names, "population": rng.integers(5_000, 90_000, len(names))}).to_csv(base / "population.csv", index=False)
-    pools = pd.read_csv(region.pools)
+def study_dir(small_study):
+    made = small_study("cells_study", STUDY, shape=(400, 380), n_counties=12, seed=5,
+                       population=lambda n: np.random.default_rng(1).integers(5_000, 90_000, n))
+    base = made.base
+    pools = pd.read_csv(made.region.pools)
     for pool in ("above", "below", "soil", "dead"):
         pools[f"c_{pool}_sd"] = pools[f"c_{pool}"] * 0.1
     pools.to_csv(base / "pools.csv", index=False)
-    (base / "study.toml").write_text(STUDY, encoding="utf-8")
     return base
 
 

@@ -273,27 +273,18 @@ def _transition_tables(blocks: Mapping[str, np.ndarray], where: Chunk, *, with_a
     a, lut_a, off_a = _dense(a, layout.classes)  # type: ignore[arg-type]
     b, lut_b, off_b = _dense(b, layout.to_classes)
     n_a, n_b = layout.n_cols, layout.to_classes.n_cols
-    scaled_a = lut_a.astype(np.int64) * n_b
-    lut_b = lut_b.astype(np.int64)
-    lattice = getattr(where.areas, "area_lattice", None) if with_area else None
-    if lattice is not None:
-        grid_lattice, node_rows, node_cols = lattice()
-        area = _NO_AREA
-    else:
-        grid_lattice, node_rows, node_cols = _NO_LATTICE
-        area = np.ascontiguousarray(where.area()) if with_area else _NO_AREA
-        if area.ndim != 2:
-            area = np.broadcast_to(area, a.shape).copy()
     pixels, areas = transition_tables(
-        counties, a, b, scaled_a, off_a, lut_b, off_b, layout.n_counties, n_a * n_b, with_area, lattice is not None,
-        np.ascontiguousarray(grid_lattice, dtype=np.float64), np.asarray(node_rows, dtype=np.int64),
-        np.asarray(node_cols, dtype=np.int64), np.asarray(area, dtype=np.float64), where.rows.start, where.cols.start,
+        counties, a, b, lut_a.astype(np.int64) * n_b, off_a, lut_b.astype(np.int64), off_b, layout.n_counties, n_a * n_b,
+        *_area_arguments(where, a.shape, with_area),
     )
     shape = (layout.n_counties, n_a, n_b)
     return pixels.reshape(shape), (areas.reshape(shape) if with_area else None)  # type: ignore[return-value]
 
 
 def _area_arguments(where: Chunk, shape: tuple[int, int], with_area: bool) -> tuple:
+    """The area arguments of the transition kernels (``with_area, use_lattice, lattice, node_rows,
+    node_cols, area, row0, col0``): the grid's area lattice when it has one, else the area source's
+    block broadcast to 2-D (see :func:`~carbonscape.kernels.transitions.transition_tables`)."""
     lattice = getattr(where.areas, "area_lattice", None) if with_area else None
     if lattice is not None:
         grid_lattice, node_rows, node_cols = lattice()
@@ -428,19 +419,11 @@ class Trajectories:
 
     def reference(self, blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
         """Plain numpy: the keys of every pixel, ``np.unique``, ``np.bincount``."""
-        from carbonscape.accumulate.reference import _county_ids
-
         strides, total = self.strides
-        keys = _county_ids(blocks, where) * total
+        keys = ref._county_ids(blocks, where) * total
         for name, index, stride in zip(self.maps, self.classes, strides):
             keys = keys + index.columns(blocks[name]).ravel() * stride
-        weights = np.broadcast_to(where.area(), blocks[self.maps[0]].shape).ravel()
-        present, inverse = np.unique(keys, return_inverse=True)
-        out = np.empty(len(present), dtype=SPARSE_DTYPE)
-        out["key"] = present
-        out["pixels"] = np.bincount(inverse.ravel(), minlength=len(present))
-        out["area_m2"] = np.bincount(inverse.ravel(), weights=weights, minlength=len(present))
-        return out
+        return ref.sparse_records(keys, np.broadcast_to(where.area(), blocks[self.maps[0]].shape).ravel())
 
     def columns(self, table: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """``(county ids, [column in each map])`` of every record."""

@@ -97,10 +97,15 @@ def transition_tables_reference(blocks: Mapping[str, np.ndarray], where: Chunk) 
 def sparse_transitions_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
     """The cells present of :func:`transition_tables_reference`, as ``(key, pixels, area_m2)``
     records sorted by key (``np.unique`` of the keys)."""
+    keys, _, _ = _transition_keys(blocks, where)
+    return sparse_records(keys, np.broadcast_to(where.area(), blocks["landuse"].shape).ravel())
+
+
+def sparse_records(keys: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Every pixel's key (int64, flat) and area (m², flat) as one record per key present, sorted
+    by key (``np.unique``, ``np.bincount``): the reference of the hashed kernels' tables."""
     from carbonscape.accumulate.library import SPARSE_DTYPE
 
-    keys, _, _ = _transition_keys(blocks, where)
-    weights = np.broadcast_to(where.area(), blocks["landuse"].shape).ravel()
     present, inverse = np.unique(keys, return_inverse=True)
     out = np.empty(len(present), dtype=SPARSE_DTYPE)
     out["key"] = present

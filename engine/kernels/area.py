@@ -18,6 +18,7 @@ A grid whose areas vary only by row (lon/lat, or Web Mercator) has one lattice c
 from __future__ import annotations
 
 import numpy as np
+from carbonscape.kernels.classes import class_column
 from numba import njit
 
 
@@ -178,21 +179,13 @@ def sum_pair_areas(zones, codes, lut, offset, n_zones, n_cols, unknown_col, noda
     rows, cols = codes.shape
     out = np.zeros((n_zones, n_cols), dtype=np.float64)
     area = np.empty(cols, dtype=np.float64)
-    n_lut = lut.shape[0]
     for r in range(rows):
         lattice_row(lattice, node_rows, node_cols, row0 + r, col0, area)
         for c in range(cols):
             z = zones[r, c]
             if z < 0 or z >= n_zones:
                 raise ValueError("zone id out of range of the zone table")
-            code = np.int64(codes[r, c])
-            i = code - offset
-            if code == nodata:
-                out[z, nodata_col] += area[c]
-            elif 0 <= i < n_lut:
-                out[z, lut[i]] += area[c]
-            else:
-                out[z, unknown_col] += area[c]
+            out[z, class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)] += area[c]
     return out
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 from carbonscape.kernels.area import lattice_row
+from carbonscape.kernels.classes import class_column
 from numba import njit
 
 # Columns of a continuous raster's running sums.
@@ -34,7 +35,6 @@ def cell_counts(codes, lut, offset, n_cols, unknown_col, nodata, nodata_col, cel
 
     Each row is walked cell by cell (no division per pixel)."""
     counts = np.zeros((out_rows, out_cols, n_cols), dtype=np.int64)
-    n_lut = lut.shape[0]
     rows, cols = codes.shape
     for r in range(rows):
         cr = (r + r0) // cell
@@ -44,14 +44,7 @@ def cell_counts(codes, lut, offset, n_cols, unknown_col, nodata, nodata_col, cel
             end = min(cols, (cc + 1) * cell - c0)
             table = counts[cr, cc]
             for c in range(start, end):
-                code = np.int64(codes[r, c])
-                i = code - offset
-                if code == nodata:
-                    table[nodata_col] += 1
-                elif 0 <= i < n_lut:
-                    table[lut[i]] += 1
-                else:
-                    table[unknown_col] += 1
+                table[class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)] += 1
             start = end
             cc += 1
     return counts
@@ -62,7 +55,6 @@ def cell_areas(codes, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell
     """Like :func:`cell_counts` but sums each pixel's true area (m², float64). ``area`` broadcasts
     to the chunk: ``(rows, 1)``, ``(1, 1)`` or ``(rows, cols)``."""
     sums = np.zeros((out_rows, out_cols, n_cols), dtype=np.float64)
-    n_lut = lut.shape[0]
     rows, cols = codes.shape
     ar, ac = area.shape
     for r in range(rows):
@@ -71,14 +63,7 @@ def cell_areas(codes, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell
         for c in range(cols):
             cc = (c + c0) // cell
             a = area[rr, c if ac > 1 else 0]
-            code = np.int64(codes[r, c])
-            i = code - offset
-            if code == nodata:
-                sums[cr, cc, nodata_col] += a
-            elif 0 <= i < n_lut:
-                sums[cr, cc, lut[i]] += a
-            else:
-                sums[cr, cc, unknown_col] += a
+            sums[cr, cc, class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)] += a
     return sums
 
 
@@ -139,7 +124,6 @@ def cell_areas_lattice(codes, lut, offset, n_cols, unknown_col, nodata, nodata_c
     """:func:`cell_areas` with pixel areas from ``lattice`` (see :func:`carbonscape.kernels.area.lattice_row`);
     ``row0, col0`` are the chunk's first pixel on the whole grid."""
     sums = np.zeros((out_rows, out_cols, n_cols), dtype=np.float64)
-    n_lut = lut.shape[0]
     rows, cols = codes.shape
     area = np.empty(cols, dtype=np.float64)
     for r in range(rows):
@@ -151,14 +135,7 @@ def cell_areas_lattice(codes, lut, offset, n_cols, unknown_col, nodata, nodata_c
             end = min(cols, (cc + 1) * cell - c0)
             table = sums[cr, cc]
             for c in range(start, end):
-                code = np.int64(codes[r, c])
-                i = code - offset
-                if code == nodata:
-                    table[nodata_col] += area[c]
-                elif 0 <= i < n_lut:
-                    table[lut[i]] += area[c]
-                else:
-                    table[unknown_col] += area[c]
+                table[class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)] += area[c]
             start = end
             cc += 1
     return sums
@@ -199,7 +176,6 @@ def cell_counts_areas_lattice(codes, lut, offset, n_cols, unknown_col, nodata, n
     2·n_cols)``, pixels in ``[..., :n_cols]`` (exact as float64 below 2^53) and areas (m²) in
     ``[..., n_cols:]``. Two kernels, one for each, took 1.5× the county pass's time."""
     sums = np.zeros((out_rows, out_cols, 2 * n_cols), dtype=np.float64)
-    n_lut = lut.shape[0]
     rows, cols = codes.shape
     area = np.empty(cols, dtype=np.float64)
     for r in range(rows):
@@ -211,14 +187,7 @@ def cell_counts_areas_lattice(codes, lut, offset, n_cols, unknown_col, nodata, n
             end = min(cols, (cc + 1) * cell - c0)
             table = sums[cr, cc]
             for c in range(start, end):
-                code = np.int64(codes[r, c])
-                i = code - offset
-                if code == nodata:
-                    k = nodata_col
-                elif 0 <= i < n_lut:
-                    k = lut[i]
-                else:
-                    k = unknown_col
+                k = class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)
                 table[k] += 1.0
                 table[n_cols + k] += area[c]
             start = end

@@ -6,13 +6,14 @@ the effective area a corrected carbon density is multiplied by (``supply = Σ de
 with factor 1, its density left uncorrected; the per-county sums of the factor raster
 (:data:`carbonscape.cells.WEIGHTED_SUM`) say how many pixels that was.
 
-Codes reach the kernel through the lookup table of :mod:`carbonscape.kernels.crosstab`
+Codes reach the kernel through :func:`carbonscape.kernels.classes.class_column`
 (``lut[code - offset]``, nodata → ``nodata_col``, anything else → ``unknown_col``).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from carbonscape.kernels.classes import class_column
 from numba import njit
 
 
@@ -25,7 +26,6 @@ def factor_areas(counties, codes, factor, lut, offset, n_counties, n_cols, unkno
     ``(1, 1)`` or ``(rows, cols)``). A county id out of range raises.
     """
     out = np.zeros((n_counties, n_cols), dtype=np.float64)
-    n_lut = lut.shape[0]
     rows, cols = codes.shape
     ar, ac = area.shape
     for r in range(rows):
@@ -38,13 +38,6 @@ def factor_areas(counties, codes, factor, lut, offset, n_counties, n_cols, unkno
             if not np.isfinite(f):
                 f = 1.0
             a = area[rr, c if ac > 1 else 0] * f
-            code = np.int64(codes[r, c])
-            i = code - offset
-            if code == nodata:
-                out[z, nodata_col] += a
-            elif 0 <= i < n_lut:
-                out[z, lut[i]] += a
-            else:
-                out[z, unknown_col] += a
+            out[z, class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)] += a
     return out
 

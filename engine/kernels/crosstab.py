@@ -4,12 +4,14 @@ Land-use codes reach the kernels through a lookup table ``lut`` indexed by ``cod
 ``lut[i]`` is the class column of that code, the ``nodata`` code goes to ``nodata_col`` (pass a
 value outside the dtype's range when there is none), and every code outside the table (or marked
 ``unknown_col`` in it) lands in the ``unknown`` column, so one pass also tells whether the raster
-holds codes the pools table lacks.
+holds codes the pools table lacks. That lookup is
+:func:`carbonscape.kernels.classes.class_column`, inlined into every kernel that takes ``lut``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from carbonscape.kernels.classes import class_column
 from numba import njit
 
 
@@ -22,21 +24,13 @@ def crosstab_counts(zones, codes, lut, offset, n_zones, n_cols, unknown_col, nod
     the zone store was built from other polygons than the table describes.
     """
     counts = np.zeros((n_zones, n_cols), dtype=np.int64)
-    n_lut = lut.shape[0]
     rows, cols = codes.shape
     for r in range(rows):
         for c in range(cols):
             z = zones[r, c]
             if z < 0 or z >= n_zones:
                 raise ValueError("zone id out of range of the zone table")
-            code = np.int64(codes[r, c])
-            i = code - offset
-            if code == nodata:
-                counts[z, nodata_col] += 1
-            elif 0 <= i < n_lut:
-                counts[z, lut[i]] += 1
-            else:
-                counts[z, unknown_col] += 1
+            counts[z, class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)] += 1
     return counts
 
 
@@ -48,7 +42,6 @@ def crosstab_areas(zones, codes, lut, offset, n_zones, n_cols, unknown_col, noda
     (a geographic grid), ``(1, 1)`` for one area, ``(rows, cols)`` for a per-pixel field.
     """
     areas = np.zeros((n_zones, n_cols), dtype=np.float64)
-    n_lut = lut.shape[0]
     rows, cols = codes.shape
     row_step = 1 if area.shape[0] > 1 else 0
     col_step = 1 if area.shape[1] > 1 else 0
@@ -59,14 +52,7 @@ def crosstab_areas(zones, codes, lut, offset, n_zones, n_cols, unknown_col, noda
             if z < 0 or z >= n_zones:
                 raise ValueError("zone id out of range of the zone table")
             a = area_row[c * col_step]
-            code = np.int64(codes[r, c])
-            i = code - offset
-            if code == nodata:
-                areas[z, nodata_col] += a
-            elif 0 <= i < n_lut:
-                areas[z, lut[i]] += a
-            else:
-                areas[z, unknown_col] += a
+            areas[z, class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)] += a
     return areas
 
 

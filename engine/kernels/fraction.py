@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 from carbonscape.kernels.area import lattice_row
+from carbonscape.kernels.classes import class_column
 from numba import njit
 
 
@@ -170,7 +171,6 @@ def correct_by_fractions(table, zones, codes, lut, offset, unknown_col, nodata, 
     """
     width = codes.shape[1]
     n = pixels.shape[0]
-    n_lut = lut.shape[0]
     area = np.empty(1, dtype=np.float64)
     i = 0
     while i < n:
@@ -179,14 +179,7 @@ def correct_by_fractions(table, zones, codes, lut, offset, unknown_col, nodata, 
         c = p - r * width
         lattice_row(lattice, node_rows, node_cols, row0 + r, col0 + c, area)
         a = area[0]
-        code = np.int64(codes[r, c])
-        k = code - offset
-        if code == nodata:
-            col = nodata_col
-        elif 0 <= k < n_lut:
-            col = lut[k]
-        else:
-            col = unknown_col
+        col = class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)
         table[np.int64(zones[r, c]), col] -= a
         rest = 1.0
         while i < n and pixels[i] == p:
@@ -374,7 +367,6 @@ def share_by_rings(table, zones, codes, lut, offset, unknown_col, nodata, nodata
     units (``x = column``, ``y = row``), clipped to it with at most a one-pixel margin.
     """
     height, width = codes.shape
-    n_lut = lut.shape[0]
     by_row = row_areas.shape[0] == height
     area = np.empty(1, dtype=np.float64)
     sx = xs + 1.0
@@ -396,14 +388,7 @@ def share_by_rings(table, zones, codes, lut, offset, unknown_col, nodata, nodata
             else:
                 lattice_row(lattice, node_rows, node_cols, row0 + r, col0 + c, area)
                 a = area[0]
-            code = np.int64(codes[r, c])
-            j = code - offset
-            if code == nodata:
-                col = nodata_col
-            elif 0 <= j < n_lut:
-                col = lut[j]
-            else:
-                col = unknown_col
+            col = class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)
             moved = shares[i] * a
             table[county, col] += moved
             table[0, col] -= moved
