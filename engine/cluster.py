@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import dask
+from carbonscape import leftovers
 from carbonscape.errors import ClusterError, InputError
 from dask.callbacks import Callback
 
@@ -224,6 +225,10 @@ def _local_cluster_size() -> int:
 def executor(scheduler: str | JobQueue | None = None) -> Iterator[Executor]:
     """Open the place to compute for the duration of a ``with`` block.
 
+    When it closes (its workers stopped), staging areas given up by a failed or interrupted
+    write are removed once more (:mod:`carbonscape.leftovers`): a chunk task still running when
+    the write gave up may have written into one after it was first removed.
+
     Parameters
     ----------
     scheduler
@@ -239,6 +244,15 @@ def executor(scheduler: str | JobQueue | None = None) -> Iterator[Executor]:
     ClusterError
         A scheduler that cannot be reached, or a job queue that starts no worker in time (exit 1).
     """
+    try:
+        with _open_executor(scheduler) as active:
+            yield active
+    finally:
+        leftovers.sweep()
+
+
+@contextlib.contextmanager
+def _open_executor(scheduler: str | JobQueue | None) -> Iterator[Executor]:
     if isinstance(scheduler, str) and scheduler.lower() in JOB_QUEUES:
         scheduler = JobQueue(scheduler.lower())
     if isinstance(scheduler, JobQueue):
