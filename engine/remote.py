@@ -274,6 +274,14 @@ def put_bytes(url: str, payload: bytes) -> None:
     filesystem(url).pipe_file(_key(url), payload)
 
 
+def read_bytes(url: str) -> bytes | None:
+    """One object's bytes, or None when there is no such object; runs on the workers."""
+    try:
+        return filesystem(url).cat_file(_key(url))
+    except FileNotFoundError:
+        return None
+
+
 @contextlib.contextmanager
 def staged_store(url: str) -> Iterator[str]:
     """Yield a hidden staging URL beside ``url``; on success move the store written there into

@@ -175,6 +175,28 @@ def test_ingest_zones_and_supply_through_s3_equal_the_local_run_byte_for_byte(s3
     assert again.returncode == 0 and "up to date" in again.stderr, again.stderr
 
 
+def test_fraction_mode_zones_on_s3_keep_their_rings_there_and_equal_the_local_run(s3, region, tmp_path):
+    """`zones --coverage fraction --out s3://…` crashed ('FsspecStore' has no 'root'): the chunks'
+    county rings are objects of the store in the bucket, and supply reads them back."""
+    env, fs = s3
+    made, _, lu, base = region
+    zones_local = rasterize_zones(made.counties, like=lu, id_field="county", out=base / "zf.zarr", coverage="fraction", scheduler="threads")
+    supply(lu, zones_local, made.pools, out=tmp_path / "local", scheduler="threads")
+    steps = [
+        ["ingest", str(made.landuse), "--out", f"s3://{BUCKET}/luf.zarr", "--chunk", "128"],
+        ["zones", str(made.counties), "--like", f"s3://{BUCKET}/luf.zarr", "--id-field", "county", "--coverage", "fraction",
+         "--out", f"s3://{BUCKET}/zf.zarr"],
+        ["supply", "--landuse", f"s3://{BUCKET}/luf.zarr", "--zones", f"s3://{BUCKET}/zf.zarr", "--pools", str(made.pools), "--out", "out"],
+    ]
+    for step in steps:
+        done = _cli([*step, "--scheduler", "processes"], env, tmp_path)
+        assert done.returncode == 0, done.stderr
+    keys = _keys(fs, f"{BUCKET}/zf.zarr")
+    assert any(k.endswith(".rings.npz") for k in keys), keys
+    assert not [k for k in _keys(fs) if ".tmp-" in k]
+    _same_tables(tmp_path / "out", tmp_path / "local")
+
+
 def test_a_cog_over_http_is_read_by_range_requests_and_gives_the_same_tables(http, region, tmp_path):
     made, cog, lu, base = region
     url = f"{http}/{cog.name}"
