@@ -421,6 +421,7 @@ def _add_coverage(
         coverage_table,
         low_coverage,
         warn_coarse,
+        warn_partial,
     )
 
     threshold = DEFAULT_MIN_COVERAGE if min_coverage is None else check_min_coverage(min_coverage)
@@ -457,6 +458,9 @@ def _add_coverage(
         "outside_share_max": float(coverage["outside_share"].max()) if len(coverage) else None,
         "nodata_share_max": float(coverage["nodata_share"].max()) if len(coverage) else None,
     })
+    partial = warn_partial(coverage[~low.to_numpy()], min_coverage=threshold)
+    if partial:
+        result.summary["coverage"]["partial_counties"] = partial
     if not fraction:
         coarse = warn_coarse(coverage)
         if coarse:
