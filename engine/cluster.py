@@ -511,7 +511,12 @@ def _test_submit(script: str, options: Mapping[str, Any]) -> None:
         said = " ".join(line.removeprefix("sbatch: error: ").strip() for line in done.stderr.splitlines() if line.strip())
         settings = ", ".join(f"{key}={options[key]!r}" for key in ("queue", "account", "cores", "memory", "walltime") if options.get(key))
         infrastructure = "unable to contact" in said.lower() or "connection" in said.lower()
-        raise (ClusterError if infrastructure else InputError)(
+        if infrastructure:
+            raise ClusterError(
+                f"--scheduler slurm: sbatch cannot reach the SLURM controller ({said}); the job settings are not at fault. "
+                "Check that slurmctld is up (`scontrol ping`, `sinfo`) and that this machine may submit jobs"
+            )
+        raise InputError(
             f"--scheduler slurm: SLURM refuses the worker job: {said or 'sbatch failed'}"
             + (f" (job settings {settings})" if settings else "")
             + "; fix jobqueue.slurm.* in the dask configuration (DASK_JOBQUEUE__SLURM__QUEUE, __ACCOUNT, __CORES, __MEMORY, "

@@ -247,3 +247,23 @@ def test_the_scheduler_feeds_the_report(where, request, monkeypatch):
         (total,) = run.compute(da.ones((64, 64), chunks=8).sum(), progress=True, label="test")
     assert total == 64 * 64
     assert seen and seen[-1][0] == seen[-1][1] > 64, seen
+
+
+@pytest.mark.parametrize(("said", "error", "text"), [
+    ("Batch job submission failed: Unable to contact slurm controller (connect failure)", "ClusterError", "cannot reach the SLURM controller"),
+    ("Batch job submission failed: Invalid partition name specified", "InputError", "SLURM refuses the worker job"),
+])
+def test_sbatch_that_cannot_reach_the_controller_blames_the_controller_not_the_settings(tmp_path, monkeypatch, said, error, text):
+    """What sbatch prints (SLURM's own messages) decides the fault: a controller that does not
+    answer is infrastructure (exit 1, no advice to change the job settings); a refused job is
+    the user's settings (exit 2). A stand-in sbatch on PATH prints SLURM's words."""
+    import carbonscape.errors
+    from carbonscape.cluster import _test_submit
+
+    fake = tmp_path / "sbatch"
+    fake.write_text(f"#!/bin/sh\necho 'sbatch: error: {said}' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(getattr(carbonscape.errors, error), match=text) as caught:
+        _test_submit("#!/bin/sh\n", {"queue": "normal"})
+    assert ("fix jobqueue.slurm" in str(caught.value)) == (error == "InputError")
