@@ -80,6 +80,10 @@ def test_a_county_holding_no_pixel_centre_is_refused_by_check_as_by_run(small_st
     # In fraction mode the county gets its share of the pixels: nothing to refuse.
     (made.base / "fraction.toml").write_text(STUDY.replace('id_field = "county"', 'id_field = "county"\ncoverage = "fraction"'))
     assert not [p for p in check_study(made.base / "fraction.toml") if "TINY" in p]
+    result = run_study(made.base / "fraction.toml", scheduler="synchronous")
+    tiny = result.supply.by_county.set_index("county").loc["TINY"]
+    assert tiny["supply_t"] > 0  # its share of one pixel
+    assert "counties_without_pixels" not in result.supply.summary  # it was warned "no land-use pixels"
 
 
 def test_a_job_queue_without_cores_and_memory_is_refused_by_check(small_study, monkeypatch):
