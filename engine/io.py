@@ -118,6 +118,7 @@ def staged_outputs(folder: str | os.PathLike[str]) -> Iterator[Path]:
     into ``folder`` (replacing files and stores of the same names), on failure or interrupt remove
     it. Several outputs (tables, pixel maps) then appear together or not at all."""
     final = Path(folder).absolute()
+    made = not final.exists()
     final.mkdir(parents=True, exist_ok=True)
     staging = final / f".staging-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -127,9 +128,16 @@ def staged_outputs(folder: str | os.PathLike[str]) -> Iterator[Path]:
             _move_into_place(item, final / item.name)
     except BaseException:
         leftovers.abandon(functools.partial(shutil.rmtree, staging, ignore_errors=True))
+        if made:  # a folder made for this output and left empty by the failure goes too
+            leftovers.abandon(functools.partial(_remove_if_empty, final))
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 # -- reading stores ---------------------------------------------------------------------------
