@@ -259,10 +259,13 @@ def _open_executor(scheduler: str | JobQueue | None) -> Iterator[Executor]:
         with _job_queue_executor(scheduler) as active:
             yield active
         return
+    origin = ""
     if scheduler is None:
         configured = dask.config.get("scheduler-address", None) or dask.config.get("scheduler_address", None)
         if configured:
             scheduler = str(configured)
+            origin = (" (this address comes from DASK_SCHEDULER_ADDRESS, dask's scheduler-address setting, as no --scheduler "
+                      "was given; unset it to start a LocalCluster)")
     if scheduler in LOCAL_SCHEDULERS:
         workers = 1 if scheduler == "synchronous" else (os.cpu_count() or 1)
         yield Executor(description=scheduler, local_scheduler=scheduler, workers=workers)
@@ -295,7 +298,10 @@ def _open_executor(scheduler: str | JobQueue | None) -> Iterator[Executor]:
 
     is_file = os.path.isfile(scheduler)
     if not is_file:
-        _check_address(scheduler)
+        try:
+            _check_address(scheduler)
+        except InputError as exc:
+            raise InputError(f"{exc}{origin}") from None
     # dask's own connect timeout (DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT), 30 s by default.
     timeout = dask.config.get("distributed.comm.timeouts.connect", "30s")
     try:
@@ -309,12 +315,12 @@ def _open_executor(scheduler: str | JobQueue | None) -> Iterator[Executor]:
     except (ValueError, KeyError, AssertionError, TypeError) as exc:  # what distributed raises for a file that is not a scheduler file
         raise InputError(
             f"{scheduler}: not a dask scheduler file ({type(exc).__name__}: {exc}); give the file that "
-            "`dask scheduler --scheduler-file FILE` wrote, or the address tcp://HOST:PORT"
+            f"`dask scheduler --scheduler-file FILE` wrote, or the address tcp://HOST:PORT{origin}"
         ) from exc
     except (OSError, TimeoutError) as exc:
         raise ClusterError(
             f"could not reach the dask scheduler {scheduler!r} ({exc}); check that `dask scheduler` "
-            "is running there and that the address or scheduler file is right"
+            f"is running there and that the address or scheduler file is right{origin}"
         ) from exc
     with client:
         n = len(client.scheduler_info().get("workers", {}))

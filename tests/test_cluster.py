@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from carbonscape import cluster, ingest, rasterize_zones, supply
-from carbonscape.errors import ClusterError
+from carbonscape.errors import ClusterError, InputError
 from carbonscape.synthetic import make_region
 
 DASK = [sys.executable, "-m", "dask"]
@@ -267,3 +267,18 @@ def test_sbatch_that_cannot_reach_the_controller_blames_the_controller_not_the_s
     with pytest.raises(getattr(carbonscape.errors, error), match=text) as caught:
         _test_submit("#!/bin/sh\n", {"queue": "normal"})
     assert ("fix jobqueue.slurm" in str(caught.value)) == (error == "InputError")
+
+
+def test_an_address_from_dask_scheduler_address_is_named_as_such_when_it_fails(monkeypatch):
+    """With no --scheduler, DASK_SCHEDULER_ADDRESS picks the scheduler: when it is wrong the user
+    must learn where the address came from (a user chased a --scheduler they never gave)."""
+    import dask
+    from carbonscape.cluster import executor
+    from carbonscape.errors import ClusterError
+
+    with dask.config.set({"scheduler-address": "tcp://127.0.0.1:1", "distributed.comm.timeouts.connect": "2s"}):
+        with pytest.raises(ClusterError, match="comes from DASK_SCHEDULER_ADDRESS"), executor(None):
+            pass
+    with dask.config.set({"scheduler-address": "thread"}):
+        with pytest.raises(InputError, match="comes from DASK_SCHEDULER_ADDRESS"), executor(None):
+            pass
