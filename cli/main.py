@@ -13,7 +13,7 @@ from typing import Any
 
 import carbonscape
 import click
-from carbonscape.cli.options import force_option, overwrite_option, progress_option, scheduler_option, study_out_option
+from carbonscape.cli.options import bench_scheduler_option, force_option, overwrite_option, progress_option, scheduler_option, study_out_option
 
 log = logging.getLogger("carbonscape")
 
@@ -811,7 +811,7 @@ def report_command(ctx: click.Context, run_dir: str) -> None:
 @click.option("--project-tiles", default=10, show_default=True, help="GeoTIFF tiles of the projected run.")
 @click.option("--project-workers", default=16, show_default=True, help="Single-thread workers the wall time is projected for.")
 @click.option("--graph-only", is_flag=True, help="Measure nothing: only the projection's graphs (no wall time without a measured size).")
-@scheduler_option
+@bench_scheduler_option
 @click.pass_context
 @_handle_errors
 def bench_command(ctx: click.Context, sizes: tuple[int, ...], stages: str, peers: bool, rasterstats: bool, repeats: int, counties: int,
@@ -841,8 +841,14 @@ def bench_command(ctx: click.Context, sizes: tuple[int, ...], stages: str, peers
         raise carbonscape.InputError(f"--stages {','.join(unknown)}: not a stage; the stages are {', '.join(bench.STAGES)}")
     if graph_only and not project_pixels:
         raise carbonscape.InputError("--graph-only needs --project PIXELS (e.g. --project 1e11)")
-    if scheduler is not None and not isinstance(scheduler, str):
-        raise carbonscape.InputError("--scheduler for bench: give a scheduler address or file (job queues start their own workers per stage)")
+    from carbonscape.cluster import JOB_QUEUES
+
+    if scheduler is not None and scheduler.lower() in JOB_QUEUES:
+        raise carbonscape.InputError(
+            f"--scheduler {scheduler} for bench: give a scheduler address or scheduler file; on a job queue, start a dask "
+            "scheduler with worker jobs there (dask-jobqueue) and give its scheduler file, so the stages time carbonscape "
+            "rather than the queue"
+        )
     quiet = ctx.find_root().obj.get("quiet")
     results = bench.run_bench(
         () if graph_only else sizes, data_dir=Path(data_dir), stages=wanted, peers=peers, rasterstats=rasterstats, repeats=repeats,

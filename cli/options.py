@@ -42,6 +42,17 @@ def scheduler_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return _scheduler(_jobs(wrapper))
 
 
+bench_scheduler_option = click.option(
+    "--scheduler",
+    metavar="ADDR",
+    default=None,
+    help="Dask scheduler to benchmark on: tcp://HOST:PORT or a scheduler file (on an HPC cluster, start a "
+    "scheduler and worker jobs with dask-jobqueue and give its scheduler file: each stage starting its own "
+    "jobs would time the queue, not carbonscape), or synchronous/threads/processes. "
+    "Default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster sized to this machine.",
+)
+
+
 force_option = click.option("--force", is_flag=True, help="Rebuild even when the output is up to date.")
 progress_option = click.option(
     "--progress/--no-progress",

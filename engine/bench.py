@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from carbonscape.cluster import Executor
+from carbonscape.errors import CarbonscapeError, InputError
 
 STAGES = ("ingest", "zones", "supply", "run")
 CLI = [sys.executable, "-m", "carbonscape.cli.main", "-q"]
@@ -79,15 +80,34 @@ class PeakMemory:
         self._thread.join()
 
 
+# What each peer computes, beside its time (the ratio is against carbonscape's pixel-centre supply).
+PEER_WORK = {
+    "exactextract": "exact coverage fractions per county and class, from the GeoTIFF",
+    "flox": "pixel-centre counts per county and class, from the same stores",
+    "rasterstats": "pixel-centre counts per county and class, from the GeoTIFF",
+}
+
+
 def run_command(args: Sequence[str]) -> dict[str, float]:
-    """Run a command; its wall time and the peak RSS of its process tree."""
+    """Run a command; its wall time and the peak RSS of its process tree.
+
+    Raises
+    ------
+    InputError
+        The command refused its input (exit 2), with its own message.
+    CarbonscapeError
+        The command failed otherwise (e.g. a scheduler that cannot be reached), with its message.
+    """
     start = time.perf_counter()
     proc = subprocess.Popen(list(args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     with PeakMemory(proc.pid) as memory:
         _, err = proc.communicate()
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"command failed: {' '.join(args)}\n{err}")
+        said = [line.removeprefix("Error: ") for line in err.splitlines() if line.startswith("Error: ")]
+        stage = next((a for a in args if a in STAGES), " ".join(args[-3:]))
+        message = f"the {stage} stage (`carbonscape {stage} ...`) failed: {said[-1] if said else err.strip()[-2000:]}"
+        raise (InputError if proc.returncode == 2 else CarbonscapeError)(message)
     return {"seconds": round(elapsed, 3), "peak_rss_mib": round(memory.peak / 2**20, 1)}
 
 
@@ -503,7 +523,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| read + decode both stores | | | {first['read_decode_s']:.3f} | | | |")
         lines.append(f"| supply / read | | | {first['supply_over_read']:.2f}× | | | |")
         for peer, value in run.get("peers", {}).items():
-            lines.append(f"| peer: {peer} | | | {value['seconds']:.3f} | {first['supply_s'] and value['seconds'] / first['supply_s']:.1f}× carbonscape supply | | |")
+            work = next((text for name, text in PEER_WORK.items() if peer.startswith(name)), "")
+            lines.append(f"| peer: {peer}{f' ({work})' if work else ''} | | | {value['seconds']:.3f} | "
+                         f"{first['supply_s'] and value['seconds'] / first['supply_s']:.1f}× carbonscape supply (pixel centre, from the stores) | | |")
         lines.append("")
     projection = results.get("projection")
     if projection:

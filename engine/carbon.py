@@ -392,9 +392,10 @@ def _supply_result(
         "areas": land.grid.area_model.describe(),
         "seconds": time.perf_counter() - started,
     }
-    missing_counties = [str(v) for i, v in zip(ids, zone_table.values) if counts[i, : index.n_classes].sum() == 0]
+    # By area, not pixel count: in fraction mode a county holding no pixel centre still has its share.
+    missing_counties = [str(v) for i, v in zip(ids, zone_table.values) if not areas[i, : index.n_classes].sum() > 0]
     if missing_counties:
-        log.warning("%d county(ies) have no land-use pixels: %s", len(missing_counties), missing_counties[:10])
+        log.warning("%d county(ies) hold no land-use area: %s", len(missing_counties), missing_counties[:10])
         summary["counties_without_pixels"] = missing_counties
     if summary["nodata_pixels_in_counties"]:
         log.warning(
@@ -421,6 +422,7 @@ def _add_coverage(
         coverage_table,
         low_coverage,
         warn_coarse,
+        warn_partial,
     )
 
     threshold = DEFAULT_MIN_COVERAGE if min_coverage is None else check_min_coverage(min_coverage)
@@ -457,6 +459,9 @@ def _add_coverage(
         "outside_share_max": float(coverage["outside_share"].max()) if len(coverage) else None,
         "nodata_share_max": float(coverage["nodata_share"].max()) if len(coverage) else None,
     })
+    partial = warn_partial(coverage[~low.to_numpy()], min_coverage=threshold)
+    if partial:
+        result.summary["coverage"]["partial_counties"] = partial
     if not fraction:
         coarse = warn_coarse(coverage)
         if coarse:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import dask
+from carbonscape import leftovers
 from carbonscape.errors import ClusterError, InputError
 from dask.callbacks import Callback
 
@@ -224,6 +225,10 @@ def _local_cluster_size() -> int:
 def executor(scheduler: str | JobQueue | None = None) -> Iterator[Executor]:
     """Open the place to compute for the duration of a ``with`` block.
 
+    When it closes (its workers stopped), staging areas given up by a failed or interrupted
+    write are removed once more (:mod:`carbonscape.leftovers`): a chunk task still running when
+    the write gave up may have written into one after it was first removed.
+
     Parameters
     ----------
     scheduler
@@ -239,16 +244,28 @@ def executor(scheduler: str | JobQueue | None = None) -> Iterator[Executor]:
     ClusterError
         A scheduler that cannot be reached, or a job queue that starts no worker in time (exit 1).
     """
+    try:
+        with _open_executor(scheduler) as active:
+            yield active
+    finally:
+        leftovers.sweep()
+
+
+@contextlib.contextmanager
+def _open_executor(scheduler: str | JobQueue | None) -> Iterator[Executor]:
     if isinstance(scheduler, str) and scheduler.lower() in JOB_QUEUES:
         scheduler = JobQueue(scheduler.lower())
     if isinstance(scheduler, JobQueue):
         with _job_queue_executor(scheduler) as active:
             yield active
         return
+    origin = ""
     if scheduler is None:
         configured = dask.config.get("scheduler-address", None) or dask.config.get("scheduler_address", None)
         if configured:
             scheduler = str(configured)
+            origin = (" (this address comes from DASK_SCHEDULER_ADDRESS, dask's scheduler-address setting, as no --scheduler "
+                      "was given; unset it to start a LocalCluster)")
     if scheduler in LOCAL_SCHEDULERS:
         workers = 1 if scheduler == "synchronous" else (os.cpu_count() or 1)
         yield Executor(description=scheduler, local_scheduler=scheduler, workers=workers)
@@ -281,7 +298,10 @@ def executor(scheduler: str | JobQueue | None = None) -> Iterator[Executor]:
 
     is_file = os.path.isfile(scheduler)
     if not is_file:
-        _check_address(scheduler)
+        try:
+            _check_address(scheduler)
+        except InputError as exc:
+            raise InputError(f"{exc}{origin}") from None
     # dask's own connect timeout (DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT), 30 s by default.
     timeout = dask.config.get("distributed.comm.timeouts.connect", "30s")
     try:
@@ -295,12 +315,12 @@ def executor(scheduler: str | JobQueue | None = None) -> Iterator[Executor]:
     except (ValueError, KeyError, AssertionError, TypeError) as exc:  # what distributed raises for a file that is not a scheduler file
         raise InputError(
             f"{scheduler}: not a dask scheduler file ({type(exc).__name__}: {exc}); give the file that "
-            "`dask scheduler --scheduler-file FILE` wrote, or the address tcp://HOST:PORT"
+            f"`dask scheduler --scheduler-file FILE` wrote, or the address tcp://HOST:PORT{origin}"
         ) from exc
     except (OSError, TimeoutError) as exc:
         raise ClusterError(
             f"could not reach the dask scheduler {scheduler!r} ({exc}); check that `dask scheduler` "
-            "is running there and that the address or scheduler file is right"
+            f"is running there and that the address or scheduler file is right{origin}"
         ) from exc
     with client:
         n = len(client.scheduler_info().get("workers", {}))
@@ -497,7 +517,12 @@ def _test_submit(script: str, options: Mapping[str, Any]) -> None:
         said = " ".join(line.removeprefix("sbatch: error: ").strip() for line in done.stderr.splitlines() if line.strip())
         settings = ", ".join(f"{key}={options[key]!r}" for key in ("queue", "account", "cores", "memory", "walltime") if options.get(key))
         infrastructure = "unable to contact" in said.lower() or "connection" in said.lower()
-        raise (ClusterError if infrastructure else InputError)(
+        if infrastructure:
+            raise ClusterError(
+                f"--scheduler slurm: sbatch cannot reach the SLURM controller ({said}); the job settings are not at fault. "
+                "Check that slurmctld is up (`scontrol ping`, `sinfo`) and that this machine may submit jobs"
+            )
+        raise InputError(
             f"--scheduler slurm: SLURM refuses the worker job: {said or 'sbatch failed'}"
             + (f" (job settings {settings})" if settings else "")
             + "; fix jobqueue.slurm.* in the dask configuration (DASK_JOBQUEUE__SLURM__QUEUE, __ACCOUNT, __CORES, __MEMORY, "

@@ -207,6 +207,30 @@ def warn_coarse(coverage: pd.DataFrame) -> list[str]:
     return [str(v) for v in coarse["county"]]
 
 
+# Beyond boundary-pixel noise: a county missing more than this share of its area (outside the
+# raster or nodata) but accepted by min_coverage is named in a warning.
+PARTIAL_SHARE = 0.01
+
+
+def warn_partial(coverage: pd.DataFrame, *, min_coverage: float) -> list[str]:
+    """Log one warning naming the counties missing more than :data:`PARTIAL_SHARE` of their area
+    (outside the raster or nodata) yet accepted by ``min_coverage``: their densities are over the
+    whole polygon, as if the missing part held no carbon (a user found one 4.5 % low, unnamed)."""
+    missing = coverage["outside_share"] + coverage["nodata_share"]
+    partial = coverage[(missing > PARTIAL_SHARE) & (coverage["covered_share"] >= min_coverage - 1e-9)]
+    if partial.empty:
+        return []
+    listed = "; ".join(describe(row) for row in partial.head(10).itertuples())
+    more = f" and {len(partial) - 10} more" if len(partial) > 10 else ""
+    log.warning(
+        "%d county(ies) miss more than %g %% of their area (outside the raster or nodata) but are above min_coverage %g: "
+        "their supply densities are over the whole polygon, as if the missing part held no carbon: %s%s. Extend or fill the "
+        "land-use raster, or raise min_coverage to refuse them",
+        len(partial), 100 * PARTIAL_SHARE, min_coverage, listed, more,
+    )
+    return [str(v) for v in partial["county"]]
+
+
 # `check` counts each county's nodata pixels (a read of the rasters and a burn of the counties:
 # 10.5 s for 10^8 pixels and 3,000 counties on this 2-core machine under a load of 10) up to this
 # many pixels; beyond, `run` reports them from its supply pass, still before writing anything.

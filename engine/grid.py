@@ -416,7 +416,8 @@ class AreaModel:
         return {
             "rule": self.rule,
             "nominal_pixel_area_m2": self.nominal_m2,
-            "largest_nominal_vs_true_difference_pct": 100.0 * self.largest_difference,
+            # None on a lon/lat grid: its pixels have no nominal area to differ from.
+            "largest_nominal_vs_true_difference_pct": None if self.nominal_m2 is None else 100.0 * self.largest_difference,
             "lattice_nodes": [int(len(self.node_rows)), int(len(self.node_cols))],
             "interpolation_error_max": self.interpolation_error,
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ import numpy as np
 import rasterio
 import xarray as xr
 import zarr
-from carbonscape import remote
+from carbonscape import leftovers, remote
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, GridError, InputError
 from carbonscape.grid import Grid
@@ -95,11 +96,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         _move_into_place(tmp, final)
+    except BaseException:
+        # Removed now and again when the executor closes: a chunk task still running may write
+        # into it after this removal.
+        leftovers.abandon(functools.partial(_remove_path, tmp))
+        raise
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        _remove_path(tmp)
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
 
 
 @contextlib.contextmanager
@@ -108,6 +118,7 @@ def staged_outputs(folder: str | os.PathLike[str]) -> Iterator[Path]:
     into ``folder`` (replacing files and stores of the same names), on failure or interrupt remove
     it. Several outputs (tables, pixel maps) then appear together or not at all."""
     final = Path(folder).absolute()
+    made = not final.exists()
     final.mkdir(parents=True, exist_ok=True)
     staging = final / f".staging-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -115,8 +126,18 @@ def staged_outputs(folder: str | os.PathLike[str]) -> Iterator[Path]:
         yield staging
         for item in sorted(staging.iterdir()):
             _move_into_place(item, final / item.name)
+    except BaseException:
+        leftovers.abandon(functools.partial(shutil.rmtree, staging, ignore_errors=True))
+        if made:  # a folder made for this output and left empty by the failure goes too
+            leftovers.abandon(functools.partial(_remove_if_empty, final))
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 # -- reading stores ---------------------------------------------------------------------------

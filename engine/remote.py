@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from carbonscape import leftovers
 from carbonscape.errors import CarbonscapeError, InputError, StorageError
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,14 @@ def storage_error(url: str, exc: BaseException, *, doing: str = "read") -> Carbo
         )
     if isinstance(exc, PermissionError) or "AccessDenied" in text or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
         return InputError(f"{url}: access denied at {where} ({text}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the bucket's policy")
+    unreachable = _connection_failure(exc)
+    if unreachable is not None:
+        # fsspec's HTTP file system reports a refused connection as FileNotFoundError, with the
+        # connection error as its cause: the endpoint's fault (exit 1), not a missing object.
+        return StorageError(
+            f"{url}: could not reach {where} to {doing} it ({type(unreachable).__name__}: {unreachable}); check the network "
+            "and the URL (or AWS_ENDPOINT_URL for an S3-compatible server)"
+        )
     if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text or "404" in text:
         if "bucket" in text.lower():
             bucket = _key(url).split("/", 1)[0]
@@ -194,6 +203,19 @@ def storage_error(url: str, exc: BaseException, *, doing: str = "read") -> Carbo
             "AWS_ENDPOINT_URL (for an S3-compatible server) or the URL"
         )
     return StorageError(f"{url}: could not {doing} it ({name}: {text})")
+
+
+def _connection_failure(exc: BaseException) -> BaseException | None:
+    """The connection error behind ``exc`` (itself or its causes), if the endpoint did not answer."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        name = type(seen).__name__
+        if isinstance(seen, (ConnectionError, TimeoutError)) or name in {"ClientConnectorError", "ServerTimeoutError", "EndpointConnectionError", "ConnectTimeoutError"}:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _check_bucket(fs: Any, url: str, *, doing: str) -> None:
@@ -252,6 +274,14 @@ def put_bytes(url: str, payload: bytes) -> None:
     filesystem(url).pipe_file(_key(url), payload)
 
 
+def read_bytes(url: str) -> bytes | None:
+    """One object's bytes, or None when there is no such object; runs on the workers."""
+    try:
+        return filesystem(url).cat_file(_key(url))
+    except FileNotFoundError:
+        return None
+
+
 @contextlib.contextmanager
 def staged_store(url: str) -> Iterator[str]:
     """Yield a hidden staging URL beside ``url``; on success move the store written there into
@@ -297,6 +327,11 @@ def staged_store(url: str) -> Iterator[str]:
             fs.copy(body, [root + f[len(staging):] for f in body])
         fs.copy(meta, f"{root}/zarr.json")
         fs.invalidate_cache()
+    except BaseException:
+        # Removed now and again when the executor closes: a chunk task still running on a worker
+        # may put its chunk after this removal (it did, on Ctrl-C).
+        leftovers.abandon(lambda: fs.rm(staging, recursive=True))
+        raise
     finally:
         with contextlib.suppress(Exception):
             fs.rm(staging, recursive=True)

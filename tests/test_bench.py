@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -60,3 +61,17 @@ def test_bad_bench_options_are_bad_input(tmp_path):
     assert done.returncode == 2 and "--stages colour: not a stage" in done.stderr
     done = subprocess.run([*CLI, "bench", "--graph-only", "--data", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--graph-only needs --project" in done.stderr
+    done = subprocess.run([*CLI, "bench", "--scheduler", "slurm", "--data", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--scheduler slurm for bench: give a scheduler address or scheduler file" in done.stderr
+
+
+def test_a_stage_that_fails_is_reported_in_its_own_words_with_its_exit_code(tmp_path):
+    """An unreachable scheduler: the stage's own message once, exit 1 (infrastructure), not a
+    RuntimeError wrapping a command line and a second '--debug' hint."""
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    done = subprocess.run([*CLI, "bench", "--size", "300", "--no-peers", "--repeats", "1", "--scheduler", "tcp://127.0.0.1:1",
+                           "--data", str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 1, done.stderr
+    assert "the ingest stage (`carbonscape ingest ...`) failed: could not reach the dask scheduler 'tcp://127.0.0.1:1'" in done.stderr
+    assert "RuntimeError" not in done.stderr and done.stderr.count("--debug") == 1
+

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from carbonscape import cluster, ingest, rasterize_zones, supply
-from carbonscape.errors import ClusterError
+from carbonscape.errors import ClusterError, InputError
 from carbonscape.synthetic import make_region
 
 DASK = [sys.executable, "-m", "dask"]
@@ -247,3 +247,38 @@ def test_the_scheduler_feeds_the_report(where, request, monkeypatch):
         (total,) = run.compute(da.ones((64, 64), chunks=8).sum(), progress=True, label="test")
     assert total == 64 * 64
     assert seen and seen[-1][0] == seen[-1][1] > 64, seen
+
+
+@pytest.mark.parametrize(("said", "error", "text"), [
+    ("Batch job submission failed: Unable to contact slurm controller (connect failure)", "ClusterError", "cannot reach the SLURM controller"),
+    ("Batch job submission failed: Invalid partition name specified", "InputError", "SLURM refuses the worker job"),
+])
+def test_sbatch_that_cannot_reach_the_controller_blames_the_controller_not_the_settings(tmp_path, monkeypatch, said, error, text):
+    """What sbatch prints (SLURM's own messages) decides the fault: a controller that does not
+    answer is infrastructure (exit 1, no advice to change the job settings); a refused job is
+    the user's settings (exit 2). A stand-in sbatch on PATH prints SLURM's words."""
+    import carbonscape.errors
+    from carbonscape.cluster import _test_submit
+
+    fake = tmp_path / "sbatch"
+    fake.write_text(f"#!/bin/sh\necho 'sbatch: error: {said}' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(getattr(carbonscape.errors, error), match=text) as caught:
+        _test_submit("#!/bin/sh\n", {"queue": "normal"})
+    assert ("fix jobqueue.slurm" in str(caught.value)) == (error == "InputError")
+
+
+def test_an_address_from_dask_scheduler_address_is_named_as_such_when_it_fails(monkeypatch):
+    """With no --scheduler, DASK_SCHEDULER_ADDRESS picks the scheduler: when it is wrong the user
+    must learn where the address came from (a user chased a --scheduler they never gave)."""
+    import dask
+    from carbonscape.cluster import executor
+    from carbonscape.errors import ClusterError
+
+    with dask.config.set({"scheduler-address": "tcp://127.0.0.1:1", "distributed.comm.timeouts.connect": "2s"}):
+        with pytest.raises(ClusterError, match="comes from DASK_SCHEDULER_ADDRESS"), executor(None):
+            pass
+    with dask.config.set({"scheduler-address": "thread"}):
+        with pytest.raises(InputError, match="comes from DASK_SCHEDULER_ADDRESS"), executor(None):
+            pass

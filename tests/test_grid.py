@@ -53,3 +53,12 @@ def test_check_same_grid_names_the_difference():
     a.check_same_grid(a.with_chunks((5, 5)), what="x", reference="y")
     with pytest.raises(AlignmentError, match="transform"):
         a.check_same_grid(b, what="the zone store", reference="landuse.zarr")
+
+
+def test_a_lon_lat_grid_reports_no_nominal_difference():
+    """run.json said 0.0 % nominal-vs-true difference on lon/lat grids, which have no nominal area."""
+    from pyproj import CRS
+
+    grid = Grid(crs_wkt=CRS.from_epsg(4326).to_wkt(), transform=(0.01, 0, 100, 0, -0.01, 26), shape=(100, 100), chunks=(50, 50))
+    described = grid.area_model.describe()
+    assert described["nominal_pixel_area_m2"] is None and described["largest_nominal_vs_true_difference_pct"] is None

@@ -20,6 +20,7 @@ import pytest
 import rasterio
 import rasterio.shutil
 from carbonscape import ingest, open_store, rasterize_zones, remote, supply
+from carbonscape.cluster import executor
 from carbonscape.errors import InputError, StorageError
 from carbonscape.synthetic import make_region
 
@@ -174,6 +175,28 @@ def test_ingest_zones_and_supply_through_s3_equal_the_local_run_byte_for_byte(s3
     assert again.returncode == 0 and "up to date" in again.stderr, again.stderr
 
 
+def test_fraction_mode_zones_on_s3_keep_their_rings_there_and_equal_the_local_run(s3, region, tmp_path):
+    """`zones --coverage fraction --out s3://…` crashed ('FsspecStore' has no 'root'): the chunks'
+    county rings are objects of the store in the bucket, and supply reads them back."""
+    env, fs = s3
+    made, _, lu, base = region
+    zones_local = rasterize_zones(made.counties, like=lu, id_field="county", out=base / "zf.zarr", coverage="fraction", scheduler="threads")
+    supply(lu, zones_local, made.pools, out=tmp_path / "local", scheduler="threads")
+    steps = [
+        ["ingest", str(made.landuse), "--out", f"s3://{BUCKET}/luf.zarr", "--chunk", "128"],
+        ["zones", str(made.counties), "--like", f"s3://{BUCKET}/luf.zarr", "--id-field", "county", "--coverage", "fraction",
+         "--out", f"s3://{BUCKET}/zf.zarr"],
+        ["supply", "--landuse", f"s3://{BUCKET}/luf.zarr", "--zones", f"s3://{BUCKET}/zf.zarr", "--pools", str(made.pools), "--out", "out"],
+    ]
+    for step in steps:
+        done = _cli([*step, "--scheduler", "processes"], env, tmp_path)
+        assert done.returncode == 0, done.stderr
+    keys = _keys(fs, f"{BUCKET}/zf.zarr")
+    assert any(k.endswith(".rings.npz") for k in keys), keys
+    assert not [k for k in _keys(fs) if ".tmp-" in k]
+    _same_tables(tmp_path / "out", tmp_path / "local")
+
+
 def test_a_cog_over_http_is_read_by_range_requests_and_gives_the_same_tables(http, region, tmp_path):
     made, cog, lu, base = region
     url = f"{http}/{cog.name}"
@@ -252,6 +275,41 @@ def test_a_failed_write_leaves_no_store_and_keeps_the_old_one(s3, region, monkey
     keys = _keys(fs)
     assert not [k for k in keys if ".tmp-" in k or "fresh.zarr" in k], keys
     assert {k: fs.cat_file(k) for k in _keys(fs, f"{BUCKET}/kept.zarr")} == before
+
+
+def test_a_chunk_put_after_an_interrupt_is_swept_when_the_executor_closes(s3, region, monkeypatch):
+    """Ctrl-C mid-ingest: the staging prefix is removed at once, but a chunk task still running
+    may put its chunk after that; the executor's close removes it again (a user found such
+    ``.lu.zarr.tmp-…/landuse/c/0/0`` objects left in the bucket)."""
+    _, fs = s3
+    made, _, _, _ = region
+    real = remote.put_bytes
+    calls: list[str] = []
+
+    def interrupted(target: str, payload: bytes) -> None:
+        calls.append(target)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        real(target, payload)
+
+    monkeypatch.setattr(remote, "put_bytes", interrupted)
+    with executor("synchronous") as active:
+        with pytest.raises(KeyboardInterrupt):
+            ingest(made.landuse, f"s3://{BUCKET}/late.zarr", chunk=128, run=active)
+        assert not [k for k in _keys(fs) if ".tmp-" in k]
+        real(calls[0], b"a chunk that arrived late")  # a worker's task finishing after the interrupt
+        fs.invalidate_cache()
+        assert [k for k in _keys(fs) if ".tmp-" in k]
+    fs.invalidate_cache()
+    keys = _keys(fs)
+    assert not [k for k in keys if ".tmp-" in k or "late.zarr" in k], keys
+
+
+def test_an_http_server_that_does_not_answer_is_an_infrastructure_error(tmp_path):
+    done = _cli(["ingest", "http://127.0.0.1:9/landuse.tif", "--out", str(tmp_path / "lu.zarr")], dict(os.environ), tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "http://127.0.0.1:9/landuse.tif: could not reach 127.0.0.1:9" in done.stderr and "no such object" not in done.stderr
+    assert not (tmp_path / "lu.zarr").exists()
 
 
 def test_a_prefix_of_other_objects_is_not_replaced(s3, region):

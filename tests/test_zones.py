@@ -65,7 +65,8 @@ def test_overlaps_are_judged_by_pixel_centres(tmp, landuse_3x3):
 
 def test_fraction_mode_judges_overlaps_by_area(tmp, landuse_3x3):
     """Fraction mode shares pixels by area: an overlap with area holding no pixel centre is refused
-    too, a digitising sliver (≤ 0.01 px²) along a shared border passes, as does a shared border."""
+    too, a digitising sliver (≤ 0.5 px², or ≤ 0.01 % of the smaller county) along a shared border
+    passes, as does a shared border."""
     from carbonscape.rasterize import lazy_zones
 
     sliver = write_vector(tmp / "s.gpkg", [pixel_box(0, 0, 3, 1.1), pixel_box(0, 0.9, 3, 3)], ["top", "rest"])  # 0.6 px², no centre
@@ -73,7 +74,8 @@ def test_fraction_mode_judges_overlaps_by_area(tmp, landuse_3x3):
         lazy_zones(sliver, like=landuse_3x3, id_field="county", coverage="fraction")
     hair = write_vector(tmp / "h.gpkg", [pixel_box(0, 0, 3, 1.001), pixel_box(0, 0.999, 3, 3)], ["top", "rest"])  # 0.006 px²
     border = write_vector(tmp / "b.gpkg", [pixel_box(0, 0, 3, 1.5), pixel_box(0, 1.5, 3, 3)], ["top", "rest"])
-    for vector in (hair, border):
+    thin = write_vector(tmp / "n.gpkg", [pixel_box(0, 0, 3, 1.05), pixel_box(0, 0.95, 3, 3)], ["top", "rest"])  # 0.3 px²
+    for vector in (hair, border, thin):
         assert lazy_zones(vector, like=landuse_3x3, id_field="county", coverage="fraction").attrs["coverage"] == "fraction"
 
 

@@ -196,7 +196,49 @@ def _coverage(study: Study, inputs: Inputs) -> list[str]:
         )
     problems.extend(_min_coverage(study, inputs, crossing=[i for i, v in enumerate(share) if 1e-9 < v < 1.0 - 1e-9], keys=keys))
     problems.extend(_nodata_coverage(study, inputs, projected=projected, keys=keys, share=share))
+    problems.extend(_centreless(study, inputs, projected=projected, keys=keys, share=share))
+    problems.extend(_overlaps(study, inputs, projected=projected))
     return problems
+
+
+def _overlaps(study: Study, inputs: Inputs, *, projected: Any) -> list[str]:
+    """Polygons that overlap where `run` would refuse them (the same test, in the raster's CRS)."""
+    from carbonscape.errors import ZoneError
+    from carbonscape.rasterize import _check_overlaps
+
+    if len(inputs.rasters) != 1 or inputs.polygons is None or study.id_field is None:
+        return []
+    frame = inputs.polygons.set_geometry(projected.to_numpy(), crs=projected.crs)
+    try:
+        _check_overlaps(frame, id_field=study.id_field, grid=inputs.rasters[0].grid, path=remote.name_of(study.counties),
+                        coverage=study.setting("counties", "coverage", "centre"))
+    except ZoneError as exc:
+        return [f"counties: {exc}"]
+    return []
+
+
+def _centreless(study: Study, inputs: Inputs, *, projected: Any, keys: np.ndarray, share: np.ndarray) -> list[str]:
+    """Under the pixel-centre rule, counties (reached by the raster) that hold no pixel centre:
+    `run` finds them covered 0 and refuses them, so `check` counts the centres of the small ones
+    (:func:`carbonscape.rasterize._centres_inside`, GDAL's rule, over each county's bounds only)."""
+    from carbonscape.coverage import COARSE_PIXELS, DEFAULT_MIN_COVERAGE, coverage_problems
+    from carbonscape.rasterize import _centres_inside, geodesic_areas_km2
+
+    minimum = study.setting("counties", "min_coverage", DEFAULT_MIN_COVERAGE)
+    if study.setting("counties", "coverage", "centre") != "centre" or not minimum or len(inputs.rasters) != 1 or inputs.pixels is None:
+        return []
+    grid = inputs.rasters[0].grid
+    small = [i for i, (n, s) in enumerate(zip(inputs.pixels.to_numpy(), share)) if n < COARSE_PIXELS and s > 1e-9]
+    empty = [i for i in small if _centres_inside(projected.iloc[i], grid) == 0]
+    if not empty:
+        return []
+    frame = pd.DataFrame({
+        "county": keys[empty], "polygon_area_km2": geodesic_areas_km2(inputs.polygons.iloc[empty]), "covered_share": 0.0,
+        "nodata_share": 0.0, "outside_share": 1.0 - share[empty],
+    })
+    landuse = ", ".join(remote.name_of(p.path) for p in inputs.rasters)
+    found = coverage_problems(frame, min_coverage=minimum, mode="centre")
+    return [f"land use: {landuse}: no pixel centre falls in these counties (pixel-centre rule): " + problem for problem in found]
 
 
 def _nodata_coverage(study: Study, inputs: Inputs, *, projected: Any, keys: np.ndarray, share: np.ndarray) -> list[str]:
@@ -599,6 +641,7 @@ def checked_inputs(
     if parsed is None:
         return problems, None, Inputs()
     inputs, more = load_inputs(parsed, out=out, scan=scan)
+    more.extend(_cluster_problems(parsed))
     if folder and parsed.landuse is not None and parsed.counties is not None and parsed.pools is not None and (
             parsed.demand.table is not None or parsed.setting("continuous", "population") is not None):
         from carbonscape.study.outputs import folder_problem
@@ -608,6 +651,20 @@ def checked_inputs(
         if where:
             more.append(f"results: {where}")
     return problems + more, parsed, inputs
+
+
+def _cluster_problems(study: Study) -> list[str]:
+    """A ``[cluster]`` job queue whose worker jobs lack settings `run` needs (cores, memory), found
+    before anything is submitted."""
+    from carbonscape.cluster import JobQueue, scheduler_from_settings
+
+    try:
+        queue = scheduler_from_settings(None, study.values.get("cluster", {}) or {})
+        if isinstance(queue, JobQueue):
+            queue.options()
+    except InputError as exc:
+        return [f"cluster: {exc}"]
+    return []
 
 
 def _number(value: float | None) -> str:
