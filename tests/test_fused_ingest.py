@@ -165,3 +165,23 @@ def test_the_pass_writes_each_chunk_inside_its_counting_task(study_dir, tmp_path
     assert counts.sum() == 700 * 600 == hist.sum()
     ingest([region / "landuse.tif"], tmp_path / "apart.zarr", chunk=256, scheduler="threads")
     assert _store_files(tmp_path / "lu.zarr") == _store_files(tmp_path / "apart.zarr")
+
+
+@pytest.mark.parametrize("coverage", ["centre", "fraction"])
+def test_on_a_grid_of_unequal_pixel_areas_the_store_and_tables_are_ingest_then_supply_s(tmp_path, coverage):
+    """Web Mercator: counts and true areas in one kernel (COUNTS_AREAS), whose rounded counts give
+    the code counts in centre mode; fraction mode counts the histogram in the pass."""
+    region = make_region(tmp_path / "region", shape=(520, 600), n_counties=9, seed=11, crs="EPSG:3857")
+    with executor(None) as run:  # a LocalCluster
+        with ingesting([region.landuse], tmp_path / "fused.zarr", chunk=200) as staged:
+            zones = lazy_zones(region.counties, like=staged.store, id_field="county", coverage=coverage)
+            fused = supply(staged.store, zones, region.pools, out=tmp_path / "fused", run=run, code_histogram=staged.histogram)
+            staged.finish(fused.tables["code_histogram"])
+        landuse = ingest([region.landuse], tmp_path / "apart.zarr", chunk=200, run=run)
+        supply(landuse, lazy_zones(region.counties, like=landuse, id_field="county", coverage=coverage), region.pools,
+               out=tmp_path / "apart", run=run)
+    fused_files, apart_files = _store_files(tmp_path / "fused.zarr"), _store_files(tmp_path / "apart.zarr")
+    # The fingerprint names the same source; only the store's own name differs nowhere inside it.
+    assert fused_files == apart_files
+    for table in ("supply_by_county", "supply_by_class", "supply_by_county_class", "supply_by_pool"):
+        assert (tmp_path / "fused" / f"{table}.csv").read_bytes() == (tmp_path / "apart" / f"{table}.csv").read_bytes(), table
