@@ -421,21 +421,27 @@ def _read_window(tiles: tuple[_Tile, ...], rows: tuple[int, int], cols: tuple[in
         with remote.gdal_env_for(tile.path), rasterio.open(tile.path) as src:
             return np.ascontiguousarray(src.read(1, window=Window(c0 - tile.col, r0 - tile.row, c1 - c0, r1 - r0)), dtype=dtype)
     out = np.full((r1 - r0, c1 - c0), fill, dtype=dtype)
+    parts = []
     for tile in tiles:
         tr0, tr1 = max(r0, tile.row), min(r1, tile.row + tile.height)
         tc0, tc1 = max(c0, tile.col), min(c1, tile.col + tile.width)
-        if tr0 >= tr1 or tc0 >= tc1:
-            continue
+        if tr0 < tr1 and tc0 < tc1:
+            parts.append((tile, tr0, tr1, tc0, tc1))
+    # Only where tiles overlap inside the window can one tile's nodata erase another's data; tiles
+    # side by side (a window astride their edge: a sixth of a 10-tile nation's chunks) are copied
+    # as they are, without a masked copy of every pixel (80 ms of a 4096² chunk).
+    overlap = any(
+        a[1] < b[2] and b[1] < a[2] and a[3] < b[4] and b[3] < a[4] for k, a in enumerate(parts) for b in parts[k + 1 :]
+    )
+    for tile, tr0, tr1, tc0, tc1 in parts:
         with remote.gdal_env_for(tile.path), rasterio.open(tile.path) as src:
             window = Window(tc0 - tile.col, tr0 - tile.row, tc1 - tc0, tr1 - tr0)
             block = src.read(1, window=window)
-            if len(tiles) > 1 and src.nodata is not None:
-                # Tiles may overlap at their edges; do not let one tile's nodata erase another's data.
-                target = out[tr0 - r0 : tr1 - r0, tc0 - c0 : tc1 - c0]
-                valid = block != src.nodata
-                target[valid] = block[valid]
+            target = out[tr0 - r0 : tr1 - r0, tc0 - c0 : tc1 - c0]
+            if overlap and src.nodata is not None:
+                np.copyto(target, block, where=block != src.nodata, casting="unsafe")
             else:
-                out[tr0 - r0 : tr1 - r0, tc0 - c0 : tc1 - c0] = block
+                target[...] = block
     return out
 
 
