@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     python benchmarks/nation.py                       # generate (once, ~2-4 min) and run
     python benchmarks/nation.py --tiles 10 --edge 31623 --units-per-tile 290
+    python benchmarks/nation.py --study DIR --out OUT --no-maps --two-pass   # A/B: ingest's own pass, then supply
 
 The data: one synthetic tile (``carbonscape.synthetic.make_region``: 31,623² uint8 pixels at 30 m
 in an equal-area CRS, 290 Voronoi counties) copied into ``--tiles`` GeoTIFFs whose transforms are
