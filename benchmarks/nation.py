@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     python benchmarks/nation.py                       # generate (once, ~2-4 min) and run
     python benchmarks/nation.py --tiles 10 --edge 31623 --units-per-tile 290
+    python benchmarks/nation.py --study DIR --out OUT --no-maps --two-pass   # A/B: ingest's own pass, then supply
 
 The data: one synthetic tile (``carbonscape.synthetic.make_region``: 31,623² uint8 pixels at 30 m
 in an equal-area CRS, 290 Voronoi counties) copied into ``--tiles`` GeoTIFFs whose transforms are
@@ -157,6 +158,8 @@ def main() -> None:
                         help="an existing study folder (its study.toml) to run instead of generating one; read only")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: results/ beside the study)")
     parser.add_argument("--no-maps", action="store_true", help="leave out maps and report (the raster stages only)")
+    parser.add_argument("--two-pass", action="store_true",
+                        help="ingest first and count in a second pass over the store (as before the fused ingest), for A/B runs")
     args = parser.parse_args()
 
     pixels = args.tiles * args.edge * args.edge
@@ -166,6 +169,9 @@ def main() -> None:
         base = args.data / f"nation-{args.tiles}x{args.edge}"
         study = generate(base, tiles=args.tiles, edge=args.edge, units_per_tile=args.units_per_tile, pixel=args.pixel)
     carbonscape = [sys.executable, "-m", "carbonscape.cli.main"]
+    if args.two_pass:  # the same code with the ingest's own pass: what the fused ingest is measured against
+        carbonscape = [sys.executable, "-c", "import sys; from carbonscape.study import pipeline; pipeline._fuses_ingest = lambda study: False; "
+                       "from carbonscape.cli.main import main; sys.argv[0] = 'carbonscape'; sys.exit(main())"]
     runs = []
     for i in range(args.runs):
         out = args.out or base / "results"
@@ -178,9 +184,9 @@ def main() -> None:
     result = {
         "pixels": pixels, "tiles": args.tiles, "edge": args.edge, "units": args.tiles * args.units_per_tile,
         "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "date": time.strftime("%Y-%m-%d %H:%M"), "maps": not args.no_maps, "runs": runs,
+        "date": time.strftime("%Y-%m-%d %H:%M"), "maps": not args.no_maps, "two_pass": args.two_pass, "runs": runs,
     }
-    target = HERE / "results" / (f"nation-{pixels:.0e}".replace("+", "") + ("-nomaps" if args.no_maps else "") + ".json")
+    target = HERE / "results" / (f"nation-{pixels:.0e}".replace("+", "") + ("-nomaps" if args.no_maps else "") + ("-twopass" if args.two_pass else "") + ".json")
     target.parent.mkdir(exist_ok=True)
     target.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"written {target.relative_to(HERE.parent)}")

@@ -50,6 +50,26 @@ def test_tiles_of_one_grid_are_mosaicked(tmp):
     np.testing.assert_array_equal(open_store(store).data.compute(), full)
 
 
+def test_overlapping_tiles_keep_each_other_s_data_and_gaps_are_nodata(tmp):
+    """Where tiles overlap, a tile's nodata never erases another's data (whichever is read last);
+    side by side they are copied as they are; a gap between tiles is nodata."""
+    rng = np.random.default_rng(2)
+    full = rng.integers(1, 5, (30, 50)).astype(np.uint8)
+    a = full[:, :30].copy()
+    a[5:9, 22:30] = 0  # nodata in a where b has data
+    b = full[:, 22:40].copy()
+    b[12:20, 0:8] = 0  # nodata in b where a has data
+    c = full[:, 44:].copy()  # beside b with a gap of 4 columns
+    paths = [write_tif(tmp / "a.tif", a, transform=from_origin(500_000, 2_800_000, 100, 100), nodata=0),
+             write_tif(tmp / "b.tif", b, transform=from_origin(500_000 + 22 * 100, 2_800_000, 100, 100), nodata=0),
+             write_tif(tmp / "c.tif", c, transform=from_origin(500_000 + 44 * 100, 2_800_000, 100, 100), nodata=0)]
+    expected = full.copy()
+    expected[:, 40:44] = 0
+    for order in (paths, paths[::-1]):
+        store = ingest(order, tmp / "mosaic.zarr", chunk=16, scheduler="threads", force=True)
+        np.testing.assert_array_equal(open_store(store).data.compute(), expected)
+
+
 def test_misaligned_tile_is_refused(tmp):
     a = write_tif(tmp / "a.tif", np.ones((10, 10), dtype=np.uint8), nodata=0)
     b = write_tif(tmp / "b.tif", np.ones((10, 10), dtype=np.uint8), nodata=0, transform=from_origin(501_050, 2_800_000, 100, 100))

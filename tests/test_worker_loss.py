@@ -140,3 +140,36 @@ def test_a_worker_killed_mid_supply_changes_no_table(region, cluster, tmp_path):
     assert cluster.workers[1].returncode == -signal.SIGKILL
     for table in TABLES:
         assert (out / f"{table}.csv").read_bytes() == (base / "tables" / f"{table}.csv").read_bytes(), table
+
+
+def _fused_ingest_and_supply(made, store, zone_polygons, out, address):
+    """`run`'s raster pass: the land use ingested by the supply pass itself (io.ingesting)."""
+    from carbonscape.io import ingesting
+    from carbonscape.rasterize import lazy_zones
+
+    with ingesting(made.landuse, store, chunk=128) as staged:
+        zones = lazy_zones(zone_polygons, like=staged.store, id_field="county")
+        result = supply(staged.store, zones, made.pools, out=out, scheduler=address, code_histogram=staged.histogram)
+        staged.finish(result.tables["code_histogram"])
+    return result
+
+
+def test_a_worker_killed_mid_fused_ingest_and_supply_changes_no_chunk_and_no_table(region, cluster, tmp_path):
+    """Each chunk is read from the GeoTIFF, written and counted in one task: a task lost with its
+    worker re-runs elsewhere and rewrites the same bytes; the store equals `ingest`'s, every chunk
+    whole, the tables equal a run without faults, and no staging is left."""
+    made, lu, _, base = region
+    store, out = tmp_path / "lu.zarr", tmp_path / "tables"
+    thread, outcome = _in_thread(_fused_ingest_and_supply, made, store, made.counties, out, cluster.address)
+    done, total = cluster.kill_one_when("", thread, share=0.15)
+    thread.join(timeout=600)
+    assert "error" not in outcome, outcome.get("error")
+    assert 0 < done < total, (done, total)
+    assert cluster.workers[1].returncode == -signal.SIGKILL
+    expected, got = _chunk_files(lu), _chunk_files(store)
+    assert len(got) == len(expected) > 1000
+    assert got == expected  # every chunk complete and byte-identical: none half-written
+    assert (store / "zarr.json").read_bytes() == (lu / "zarr.json").read_bytes()  # code counts, fingerprint: what ingest records
+    for table in TABLES:
+        assert (out / f"{table}.csv").read_bytes() == (base / "tables" / f"{table}.csv").read_bytes(), table
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".lu.tmp")], "staging left behind"

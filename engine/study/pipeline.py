@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import asdict
@@ -20,11 +21,11 @@ from carbonscape.carbon import supply
 from carbonscape.cluster import executor, scheduler_from_settings
 from carbonscape.demand import demand_by_county, demand_totals
 from carbonscape.errors import InputError, StudyError
-from carbonscape.io import ingest
+from carbonscape.io import ingest, ingesting
 from carbonscape.matching import matching_indices
 from carbonscape.rasterize import geodesic_areas_km2, lazy_zones, rasterize_zones
 from carbonscape.ratio import supply_demand_ratio
-from carbonscape.study.continuous import prepare_continuous
+from carbonscape.study.continuous import ContinuousRun, prepare_continuous
 from carbonscape.study.file import Study
 from carbonscape.carbon import read_pools
 from carbonscape.rasterize import open_zones
@@ -124,8 +125,16 @@ def compute_study(
     timings = Timings()
     started = datetime.now(UTC)
 
-    with executor(scheduler_from_settings(scheduler, study.values.get("cluster", {}))) as run:
-        landuse_store = ingest(list(study.landuse), remote.join(stores, "landuse.zarr"), chunk=study.chunk, progress=progress, run=run)
+    with executor(scheduler_from_settings(scheduler, study.values.get("cluster", {}))) as run, contextlib.ExitStack() as fused:
+        staged = None
+        if _fuses_ingest(study):
+            # The supply pass ingests: each chunk is read from the GeoTIFFs once, written to the
+            # staged store and counted in one task; the store moves into place after that pass
+            # (a current store is read as it is). "ingest" is then only the plan of the pass.
+            staged = fused.enter_context(ingesting(list(study.landuse), remote.join(stores, "landuse.zarr"), chunk=study.chunk))
+            landuse_store: Any = staged.store
+        else:
+            landuse_store = ingest(list(study.landuse), remote.join(stores, "landuse.zarr"), chunk=study.chunk, progress=progress, run=run)
         timings.lap("ingest")
         coverage = study.setting("counties", "coverage", "centre")
         if _needs_zone_store(study):
@@ -142,7 +151,12 @@ def compute_study(
         supply_result = supply(landuse_store, county_store, study.pools, out=out_dir, pixel_maps=study.pixel_maps and not continuous.corrects,
                                progress=progress, run=run,
                                min_coverage=study.setting("counties", "min_coverage"),
-                               extra=continuous.specs, rasters=continuous.rasters())
+                               extra=continuous.specs, rasters=continuous.rasters(),
+                               code_histogram=None if staged is None or staged.current else staged.histogram)
+        if staged is not None:  # the pass succeeded: the store records its code counts and moves into place
+            staged.finish(supply_result.tables.get("code_histogram"))
+            fused.close()
+            landuse_store = staged.store.path
         if continuous.active:  # population, NPP and factors summed in the same pass; densities corrected
             supply_result = continuous.finish(supply_result, zone_table=open_zones(county_store)[1], pools=read_pools(study.pools))
             supply_result.write(out_dir)
@@ -276,6 +290,14 @@ def _polygon_areas_km2(polygons: Any, id_field: str, county_store: Any) -> pd.Se
         if len(table.values) == len(keys) and not known.isna().any():
             return known.rename(None)
     return pd.Series(geodesic_areas_km2(polygons), index=keys)
+
+
+def _fuses_ingest(study: Study) -> bool:
+    """Whether `run` ingests the land use in the supply pass itself (:func:`carbonscape.io.ingesting`):
+    when that pass is the only reader of the land-use store in the run. A county-id store, pixel
+    maps and continuous rasters read (or are made against) the finished store, so with any of them
+    the store is ingested first, as `carbonscape ingest` does."""
+    return not _needs_zone_store(study) and not study.pixel_maps and not ContinuousRun(study=study).active
 
 
 def _needs_zone_store(study: Study) -> bool:
