@@ -1,0 +1,214 @@
+"""County ids of a window by scanline spans, with the pixel-centre rule (GDAL's, without GDAL).
+
+Why our own kernel: every chunk's counties were burned through :func:`rasterio.features.rasterize`,
+which wraps each polygon in an OGR geometry, builds an in-memory dataset and a transformer, and
+walks every edge of a polygon for every pixel row it covers (GDAL's ``GDALdllImageFilledPolygon``:
+rows × edges per polygon). Here each edge visits only the rows it crosses (crossings bucketed by
+row, then sorted within their row), and the spans between pairs of crossings are filled: the work
+is the boundary's length in rows plus the filled pixels, with no per-polygon object at all (a
+4096² chunk of 3,000-county data: see benchmarks/README.md). GDAL stays as the tests' oracle.
+
+The rule (pixel-centre; GDAL's, made exact on ties)
+----------------------------------------------------
+Coordinates are pixel units of the window: ``x = column``, ``y = row`` (pixel ``(r, c)`` is the
+unit square ``[c, c + 1] × [r, r + 1]``, its centre ``(c + 0.5, r + 0.5)``). For each row ``r``
+the centre line ``y = r + 0.5`` is cut by every edge whose lower end (in ``y``) is on or above
+the line and whose upper end is strictly below it, ``y_lo <= r + 0.5 < y_hi`` (edges along the
+line, of no height, cut nothing); at each cut ``x = x_lo + (r + 0.5 - y_lo) (x_hi - x_lo) /
+(y_hi - y_lo)`` (GDAL's formula, so that the same doubles give the same cut). The cuts of all
+rings of a polygon are sorted and taken in pairs ``(a, b)`` (even-odd: holes and the parts of a
+multipolygon need no orientation), and pixel ``c`` is filled when ``a < c + 0.5 <= b``, i.e.
+columns ``floor(a + 0.5) .. floor(b + 0.5) - 1`` (GDAL's rounding).
+
+Ties, a pixel centre exactly on an edge or vertex: across a vertical edge the centre belongs to
+the polygon on its left (spans are ``a < x <= b``), across a horizontal one to the polygon below
+it (larger row: cuts are made by ``y_lo <= y < y_hi``). Two polygons that share an edge therefore
+never both take a centre on it, and the polygons of a tiling take every centre exactly once,
+whatever their order. This is GDAL's rule in every case but one (measured on GDAL 3.10 through
+rasterio, tests/test_spans.py): GDAL also fills the centres lying on a horizontal edge that
+bounds a polygon from below (its interior in the rows above the edge), so on a horizontal
+border running exactly along a centre line both polygons claim those centres and the later in
+the list wins; here the polygon below always has them. The tests count these pixels and find
+no other difference. Polygons are filled in order, a later one
+overwriting an earlier one (GDAL's replace), which only matters where polygons overlap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def _row_range(y_lo, y_hi, height):  # pragma: no cover
+    """Rows ``r`` with ``y_lo <= r + 0.5 < y_hi``, clipped to ``0 .. height - 1``: ``(first, stop)``."""
+    first = np.int64(np.ceil(y_lo - 0.5))
+    stop = np.int64(np.ceil(y_hi - 0.5))
+    if first < 0:
+        first = 0
+    if stop > height:
+        stop = height
+    return first, stop
+
+
+@njit(nogil=True, cache=True)
+def burn_polygon(xs, ys, ring_starts, k0, k1, value, out, rows, cuts, counts):  # pragma: no cover
+    """Fill the pixels whose centres rings ``k0 .. k1 - 1`` enclose (even-odd) with ``value``.
+
+    Parameters
+    ----------
+    xs, ys
+        float64 ``(n_vertices,)``: every ring's vertices in window pixel units (``x = column``,
+        ``y = row``), each ring closed (first vertex repeated last); any winding.
+    ring_starts
+        int64 ``(n_rings + 1,)``: ring ``m`` is ``xs/ys[ring_starts[m] : ring_starts[m + 1]]``.
+    k0, k1
+        The polygon's rings (a polygon with its holes, or all parts of a multipolygon).
+    value
+        The id written.
+    out
+        ``(height, width)`` integer raster, written in place (pixels outside are left as they are).
+    rows, cuts, counts
+        Scratch buffers (int64, float64, int64), grown here when too small and returned.
+
+    Returns
+    -------
+    (n_filled, rows, cuts, counts)
+        How many pixels were written, and the scratch buffers for the next call.
+    """
+    height, width = out.shape
+    # First pass: how many cuts each row gets (the rows the polygon's edges span).
+    r_min = height
+    r_max = -1
+    n = 0
+    for k in range(k0, k1):
+        for i in range(ring_starts[k], ring_starts[k + 1] - 1):
+            y0, y1 = ys[i], ys[i + 1]
+            if y0 == y1:
+                continue
+            first, stop = _row_range(min(y0, y1), max(y0, y1), height)
+            if stop > first:
+                n += stop - first
+                if first < r_min:
+                    r_min = first
+                if stop - 1 > r_max:
+                    r_max = stop - 1
+    if n == 0:
+        return 0, rows, cuts, counts
+    n_rows = r_max - r_min + 1
+    if counts.shape[0] < n_rows + 1:
+        counts = np.empty(2 * (n_rows + 1), dtype=np.int64)
+    if cuts.shape[0] < n:
+        cuts = np.empty(2 * n, dtype=np.float64)
+        rows = np.empty(2 * n, dtype=np.int64)
+    for r in range(n_rows + 1):
+        counts[r] = 0
+    for k in range(k0, k1):
+        for i in range(ring_starts[k], ring_starts[k + 1] - 1):
+            y0, y1 = ys[i], ys[i + 1]
+            if y0 == y1:
+                continue
+            first, stop = _row_range(min(y0, y1), max(y0, y1), height)
+            for r in range(first, stop):
+                counts[r - r_min + 1] += 1
+    for r in range(1, n_rows + 1):
+        counts[r] += counts[r - 1]
+    # Second pass: each cut into its row's slot (``rows`` holds the fill position per row).
+    for r in range(n_rows):
+        rows[r] = counts[r]
+    for k in range(k0, k1):
+        for i in range(ring_starts[k], ring_starts[k + 1] - 1):
+            if ys[i] == ys[i + 1]:
+                continue
+            if ys[i] < ys[i + 1]:
+                x_lo, y_lo, x_hi, y_hi = xs[i], ys[i], xs[i + 1], ys[i + 1]
+            else:
+                x_lo, y_lo, x_hi, y_hi = xs[i + 1], ys[i + 1], xs[i], ys[i]
+            first, stop = _row_range(y_lo, y_hi, height)
+            for r in range(first, stop):
+                dy = r + 0.5
+                slot = rows[r - r_min]
+                cuts[slot] = (dy - y_lo) * (x_hi - x_lo) / (y_hi - y_lo) + x_lo
+                rows[r - r_min] = slot + 1
+    # Each row: its cuts sorted (insertion sort: a row holds few), filled between pairs.
+    filled = 0
+    for r in range(n_rows):
+        a, b = counts[r], counts[r + 1]
+        for i in range(a + 1, b):
+            v = cuts[i]
+            j = i - 1
+            while j >= a and cuts[j] > v:
+                cuts[j + 1] = cuts[j]
+                j -= 1
+            cuts[j + 1] = v
+        line = out[r + r_min]
+        for i in range(a, b - 1, 2):
+            c0 = np.int64(np.floor(cuts[i] + 0.5))
+            c1 = np.int64(np.floor(cuts[i + 1] + 0.5))
+            if c0 < 0:
+                c0 = 0
+            if c1 > width:
+                c1 = width
+            if c1 > c0:
+                line[c0:c1] = value
+                filled += c1 - c0
+    return filled, rows, cuts, counts
+
+
+@njit(nogil=True, cache=True)
+def burn_rings(xs, ys, ring_starts, polygon_starts, ids, out):  # pragma: no cover
+    """Fill a window's id raster from its polygons' rings by scanline spans (the module's rule).
+
+    Parameters
+    ----------
+    xs, ys, ring_starts
+        Every ring of every polygon, as :func:`burn_polygon` takes them (window pixel units,
+        closed rings), one polygon's rings after another.
+    polygon_starts
+        int64 ``(n_polygons + 1,)``: polygon ``k`` owns rings ``polygon_starts[k] .. polygon_starts[k + 1] - 1``.
+    ids
+        int64 ``(n_polygons,)``: the id each polygon is filled with (a county's parts may be one
+        polygon or several with the same id).
+    out
+        ``(height, width)`` unsigned integer raster (zeros: outside every polygon), filled in
+        place; polygons later in the list overwrite earlier ones where they overlap.
+
+    Returns
+    -------
+    int
+        The number of pixel writes (the filled pixels when polygons do not overlap).
+    """
+    rows = np.empty(256, dtype=np.int64)
+    cuts = np.empty(256, dtype=np.float64)
+    counts = np.empty(256, dtype=np.int64)
+    total = 0
+    for k in range(polygon_starts.shape[0] - 1):
+        filled, rows, cuts, counts = burn_polygon(xs, ys, ring_starts, polygon_starts[k], polygon_starts[k + 1], ids[k], out, rows, cuts, counts)
+        total += filled
+    return total
+
+
+def burn_rings_numpy(xs: np.ndarray, ys: np.ndarray, ring_starts: np.ndarray, polygon_starts: np.ndarray, ids: np.ndarray,
+                     shape: tuple[int, int]) -> np.ndarray:
+    """Plain-numpy reference of :func:`burn_rings` (the same rule, every centre against every edge,
+    with a crossing-number test): an ``int64`` ``shape`` raster. Slow; tests only."""
+    height, width = shape
+    out = np.zeros(shape, dtype=np.int64)
+    cx = np.arange(width) + 0.5
+    for k in range(len(polygon_starts) - 1):
+        inside = np.zeros(shape, dtype=bool)
+        for m in range(polygon_starts[k], polygon_starts[k + 1]):
+            x, y = xs[ring_starts[m]:ring_starts[m + 1]], ys[ring_starts[m]:ring_starts[m + 1]]
+            for i in range(len(x) - 1):
+                if y[i] == y[i + 1]:
+                    continue
+                lo, hi = (i, i + 1) if y[i] < y[i + 1] else (i + 1, i)
+                for r in range(height):
+                    dy = r + 0.5
+                    if y[lo] <= dy < y[hi]:
+                        cut = (dy - y[lo]) * (x[hi] - x[lo]) / (y[hi] - y[lo]) + x[lo]
+                        # a centre is inside when an odd number of cuts lie at or right of it
+                        # (cut >= centre), which is ``a < centre <= b`` for the pairs (a, b)
+                        inside[r] ^= np.floor(cut + 0.5) > cx - 0.5
+        out[inside] = ids[k]
+    return out
