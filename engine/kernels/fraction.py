@@ -158,6 +158,35 @@ def polygon_fractions(xs, ys, ring_starts, width, height):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True)
+def _pixel_area_and_column(r, c, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols, row0, col0, area):  # pragma: no cover
+    """A boundary pixel's true area (m²) and its class column: what both ways of sharing boundary
+    pixels (:func:`correct_by_fractions`, :func:`share_by_rings`) need of pixel ``(r, c)`` of the chunk.
+
+    The area is ``row_areas[r]`` when ``row_areas`` has one value per row of the chunk (areas
+    varying by row only, or uniform), else the pixel's own from the lattice
+    (:func:`carbonscape.kernels.area.lattice_row` at global pixel ``(row0 + r, col0 + c)``, written
+    into the one-element scratch ``area``). Codes map to columns as in
+    :func:`carbonscape.kernels.area.sum_pair_areas`: ``nodata`` to ``nodata_col``, codes off the
+    table to ``unknown_col`` (a dense ``lut`` simply never misses).
+    """
+    if row_areas.shape[0] == codes.shape[0]:
+        a = row_areas[r]
+    else:
+        lattice_row(lattice, node_rows, node_cols, row0 + r, col0 + c, area)
+        a = area[0]
+    n_lut = lut.shape[0]
+    code = np.int64(codes[r, c])
+    k = code - offset
+    if code == nodata:
+        col = nodata_col
+    elif 0 <= k < n_lut:
+        col = lut[k]
+    else:
+        col = unknown_col
+    return a, col
+
+
+@njit(nogil=True, cache=True)
 def correct_by_fractions(table, zones, codes, lut, offset, unknown_col, nodata, nodata_col, lattice, node_rows, node_cols, row0, col0, pixels, counties, fractions):  # pragma: no cover
     """Move boundary pixels from their pixel-centre county to the counties that cover them.
 
@@ -165,28 +194,20 @@ def correct_by_fractions(table, zones, codes, lut, offset, unknown_col, nodata, 
     pixel wholly in ``zones[r, c]``); for every pixel listed in ``pixels`` (``r * width + c`` of
     the chunk, sorted, one entry per covering county), its true area (from the lattice, as
     :mod:`carbonscape.kernels.area` computes it) is taken back from that county and given to each
-    listed county by its fraction, the rest to id 0 (outside every county). Codes map to columns as
-    in :func:`carbonscape.kernels.area.sum_pair_areas` (a dense ``lut`` simply never misses).
+    listed county by its fraction, the rest to id 0 (outside every county). Areas and columns:
+    :func:`_pixel_area_and_column`, the helper :func:`share_by_rings` uses too.
     """
     width = codes.shape[1]
     n = pixels.shape[0]
-    n_lut = lut.shape[0]
     area = np.empty(1, dtype=np.float64)
+    by_lattice = np.empty(0, dtype=np.float64)  # no per-row areas: every pixel's from the lattice
     i = 0
     while i < n:
         p = pixels[i]
         r = p // width
         c = p - r * width
-        lattice_row(lattice, node_rows, node_cols, row0 + r, col0 + c, area)
-        a = area[0]
-        code = np.int64(codes[r, c])
-        k = code - offset
-        if code == nodata:
-            col = nodata_col
-        elif 0 <= k < n_lut:
-            col = lut[k]
-        else:
-            col = unknown_col
+        a, col = _pixel_area_and_column(r, c, codes, lut, offset, unknown_col, nodata, nodata_col, by_lattice, lattice, node_rows, node_cols,
+                                        row0, col0, area)
         table[np.int64(zones[r, c]), col] -= a
         rest = 1.0
         while i < n and pixels[i] == p:
@@ -368,14 +389,11 @@ def share_by_rings(table, zones, codes, lut, offset, unknown_col, nodata, nodata
     there, gives ``a`` back to id 0. Summed over a pixel's polygons this leaves ``f_k a`` with
     every county ``k`` and ``(1 - Σ f) a`` outside (the rule of :func:`correct_by_fractions`).
 
-    Pixel areas: ``row_areas[r]`` for the chunk's row ``r`` when given (areas that vary by row
-    only, or are uniform), else each pixel's from the lattice (:func:`carbonscape.kernels.area.lattice_row`).
-    Codes map to columns as in :func:`correct_by_fractions`. Rings are in the chunk's pixel
+    Pixel areas and class columns: :func:`_pixel_area_and_column` (``row_areas[r]`` for the
+    chunk's row ``r`` when given, else each pixel's from the lattice). Rings are in the chunk's pixel
     units (``x = column``, ``y = row``), clipped to it with at most a one-pixel margin.
     """
     height, width = codes.shape
-    n_lut = lut.shape[0]
-    by_row = row_areas.shape[0] == height
     area = np.empty(1, dtype=np.float64)
     sx = xs + 1.0
     sy = ys + 1.0
@@ -391,19 +409,8 @@ def share_by_rings(table, zones, codes, lut, offset, unknown_col, nodata, nodata
             p = cells[i]
             r = p // width
             c = p - r * width
-            if by_row:
-                a = row_areas[r]
-            else:
-                lattice_row(lattice, node_rows, node_cols, row0 + r, col0 + c, area)
-                a = area[0]
-            code = np.int64(codes[r, c])
-            j = code - offset
-            if code == nodata:
-                col = nodata_col
-            elif 0 <= j < n_lut:
-                col = lut[j]
-            else:
-                col = unknown_col
+            a, col = _pixel_area_and_column(r, c, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols,
+                                            row0, col0, area)
             moved = shares[i] * a
             table[county, col] += moved
             table[0, col] -= moved
