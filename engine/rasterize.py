@@ -696,10 +696,11 @@ def lazy_zones(
     zone-id raster (:func:`zones_array`) and ``attrs`` holds ``zone_table`` and ``coverage`` as a
     stored zone store's do (plus ``polygons`` in the grid's CRS and their ``ids``), so
     :func:`open_zones` and :func:`carbonscape.supply` take it where they take a store path:
-    `run` counts each chunk's counties in the same task that reads its land use. In fraction
-    coverage ``attrs["county_rings"]`` (:data:`COUNTY_RINGS`) is the lazy per-chunk
-    :class:`ChunkRings` (:func:`zones_and_rings`), clipped in that same task, from which supply
-    shares the boundary pixels as it does from a fraction-mode store's rings.
+    `run` counts each chunk's counties in the same task that reads its land use.
+    ``attrs["county_rings"]`` (:data:`COUNTY_RINGS`) is the lazy per-chunk :class:`ChunkRings`
+    (:func:`zones_and_rings`), clipped in that same task: supply counts along their spans with no
+    id raster (:data:`carbonscape.accumulate.library.SPAN_COUNTS`), and in fraction coverage
+    shares the boundary pixels by them as it does from a fraction-mode store's rings.
 
     Raises
     ------
@@ -742,8 +743,9 @@ def lazy_zones(
     )
     attrs: dict[str, Any] = {"carbonscape_kind": "zones", "zone_table": table.to_attrs(), "coverage": coverage, "polygons": gdf, "ids": ids}
     data, rings = zones_and_rings(gdf, grid, ids=ids)
-    if coverage == "fraction":  # the clipped county rings of each chunk, made in the supply pass's task of that chunk
-        attrs[COUNTY_RINGS] = rings
+    # The clipped county rings of each chunk, made in the supply pass's task of that chunk: the pass
+    # counts along their spans (no id raster), and in fraction mode shares boundary pixels by them.
+    attrs[COUNTY_RINGS] = rings
     return RasterStore(path=vector_path, grid=grid, data=data, nodata=None, attrs=attrs)
 
 

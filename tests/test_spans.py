@@ -210,3 +210,81 @@ def test_demo_counties_equal_gdal_at_several_resolutions(pixels_across):
     for (i, j), (wkbs, chunk_ids, chunk_transform, chunk_shape) in _chunk_tasks(gdf, grid, ids=ids).items():
         got[i * 64:i * 64 + chunk_shape[0], j * 64:j * 64 + chunk_shape[1]] = _burn_chunk(wkbs, chunk_ids, chunk_transform, chunk_shape, "uint16")
     np.testing.assert_array_equal(got, want)
+
+
+# ---- Counting along spans, with no id raster (SPAN_COUNTS_AREAS) ----
+
+from carbonscape.accumulate import Chunk, ClassIndex, Layout, RowAreas  # noqa: E402
+from carbonscape.accumulate.library import COUNTS_AREAS, SPAN_COUNTS_AREAS  # noqa: E402
+from carbonscape.grid import Grid  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+from pyproj import CRS  # noqa: E402
+
+
+def _chunk(layout, shape, areas):
+    return Chunk(layout=layout, rows=slice(0, shape[0]), cols=slice(0, shape[1]), areas=areas)
+
+
+def test_span_counts_by_hand():
+    # 4 × 6 pixels of 10 m (100 m² each); county 1 holds the centres of cols 0..2, county 2 of
+    # cols 3..4 of rows 1..2; column 5 and rows 0 and 3 are outside. Codes: 1 left half, 2 right
+    # half, 9 (nodata) at (1, 4).
+    codes = np.array([[1, 1, 1, 2, 2, 2]] * 4, dtype=np.uint8)
+    codes[1, 4] = 9
+    geoms = [px([(0, 1), (3, 1), (3, 3), (0, 3)]), px([(3, 1), (5, 1), (5, 3), (3, 3)])]
+    transform = (1.0, 0.0, 0.0, 0.0, -1.0, 10.0)
+    rings = window_rings(np.asarray(geoms, dtype=object), np.array([1, 2]), transform)
+    layout = Layout(n_counties=3, classes=ClassIndex.build([1, 2], nodata=9))
+    grid = Grid(crs_wkt=CRS.from_epsg(32648).to_wkt(), transform=(10.0, 0.0, 5e5, 0.0, -10.0, 3e6), shape=(4, 6))
+    table = SPAN_COUNTS_AREAS.chunk({"landuse": codes, "county_rings": rings}, _chunk(layout, (4, 6), RowAreas(grid)))
+    # columns: class 1, class 2, nodata, unknown
+    want = np.array([[6, 8, 0, 0], [6, 0, 0, 0], [0, 3, 1, 0]], dtype=np.float64)  # outside: rows 0, 3 and (1..2, 5)
+    np.testing.assert_array_equal(table[0], want)
+    np.testing.assert_array_equal(table[1], want * 100.0)
+
+
+@st.composite
+def span_passes(draw):
+    geoms = draw(polygons())
+    rows, cols = draw(st.integers(1, 22)), draw(st.integers(1, 26))
+    dtype = draw(st.sampled_from([np.uint8, np.int16, np.int32]))  # int32: the id-raster fallback
+    codes = draw(hnp.arrays(dtype, (rows, cols), elements=st.integers(0, 5)))
+    layout_codes = draw(st.lists(st.integers(0, 4), min_size=1, max_size=4, unique=True))
+    nodata = draw(st.one_of(st.none(), st.just(5)))
+    kind = draw(st.sampled_from(["projected", "geographic", "mercator", "utm-off-zone"]))
+    if kind in ("projected", "geographic"):
+        grid = Grid(crs_wkt=CRS.from_epsg(4326 if kind == "geographic" else 32648).to_wkt(),
+                    transform=(0.01, 0.0, 100.0, 0.0, -0.01, 40.0) if kind == "geographic" else (30.0, 0.0, 5e5, 0.0, -30.0, 3e6),
+                    shape=(rows, cols))
+        areas = RowAreas(grid)
+    else:  # the grid as its own area source: rows only (Web Mercator), rows and columns (the fallback)
+        crs, x0 = (3857, 1.2e7) if kind == "mercator" else (32648, 9.5e5)
+        areas = Grid(crs_wkt=CRS.from_epsg(crs).to_wkt(), transform=(30.0, 0.0, x0, 0.0, -30.0, 3e6), shape=(rows, cols))
+    fraction = draw(st.booleans())
+    layout = Layout(n_counties=len(geoms) + 1, classes=ClassIndex.build(layout_codes, nodata=nodata),
+                    params={"boundary_rings": "county_rings"} if fraction else {})
+    return geoms, codes, layout, areas
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(span_passes())
+def test_span_counts_equal_their_reference_and_the_id_raster_path(case):
+    """Counting along spans equals (a) the plain reference (ids centre by centre, fractions by
+    shapely) and (b) the id-raster path (burn, then COUNTS_AREAS with the same rings), in centre
+    and fraction mode, on uniform, per-row and per-pixel areas, 8/16-bit codes and wider ones."""
+    geoms, codes, layout, areas = case
+    if not geoms:
+        return
+    shape = codes.shape
+    transform = (1.0, 0.0, 0.0, 0.0, -1.0, float(shape[0]))
+    geoms = [g for g in shapely.clip_by_rect(np.asarray(geoms, dtype=object), -1, -1, shape[1] + 1, shape[0] + 1) if not g.is_empty]
+    rings = window_rings(np.asarray(geoms, dtype=object), np.arange(1, len(geoms) + 1), transform)
+    where = _chunk(layout, shape, areas)
+    got = SPAN_COUNTS_AREAS.chunk({"landuse": codes, "county_rings": rings}, where)
+    want = SPAN_COUNTS_AREAS.reference({"landuse": codes, "county_rings": rings}, _chunk(layout, shape, areas))
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-9, atol=1e-6 * float(np.max(np.abs(want[1]), initial=1.0)))
+    ids = burn(geoms, shape, ids=range(1, len(geoms) + 1), transform=transform)
+    by_raster = COUNTS_AREAS.chunk({"counties": ids, "landuse": codes, "county_rings": rings}, _chunk(layout, shape, areas))
+    np.testing.assert_array_equal(got[0], by_raster[0])
+    np.testing.assert_allclose(got[1], by_raster[1], rtol=1e-12, atol=1e-9)

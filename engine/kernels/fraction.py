@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 from carbonscape.kernels.area import lattice_row
+from carbonscape.kernels.spans import centre_county
 from numba import njit
 
 
@@ -393,7 +394,31 @@ def share_by_rings(table, zones, codes, lut, offset, unknown_col, nodata, nodata
     chunk's row ``r`` when given, else each pixel's from the lattice). Rings are in the chunk's pixel
     units (``x = column``, ``y = row``), clipped to it with at most a one-pixel margin.
     """
+    _share(table, zones, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols, row0, col0,
+           xs, ys, ring_starts, polygon_starts, counties, _NO_SPANS, _NO_SPANS, _NO_SPANS, _NO_SPANS)
+
+
+_NO_SPANS = np.zeros(1, dtype=np.int64)
+
+
+@njit(nogil=True, cache=True)
+def share_by_spans(table, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols, row0, col0,
+                   xs, ys, ring_starts, polygon_starts, counties, span_starts, span_c0, span_c1, span_ids):  # pragma: no cover
+    """:func:`share_by_rings` without an id raster: the county whose pixel-centre rule holds a
+    boundary pixel is read from the chunk's spans (:func:`carbonscape.kernels.spans.chunk_spans`,
+    the spans :func:`carbonscape.kernels.spans.span_tables` counted the chunk from)."""
+    no_zones = np.zeros((0, 0), dtype=np.int64)
+    _share(table, no_zones, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols, row0, col0,
+           xs, ys, ring_starts, polygon_starts, counties, span_starts, span_c0, span_c1, span_ids)
+
+
+@njit(nogil=True, cache=True)
+def _share(table, zones, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols, row0, col0,
+           xs, ys, ring_starts, polygon_starts, counties, span_starts, span_c0, span_c1, span_ids):  # pragma: no cover
+    """The body of :func:`share_by_rings` and :func:`share_by_spans`: the pixel-centre county of a
+    boundary pixel from ``zones`` or, when ``zones`` is empty, from the spans."""
     height, width = codes.shape
+    by_spans = zones.shape[0] == 0
     area = np.empty(1, dtype=np.float64)
     sx = xs + 1.0
     sy = ys + 1.0
@@ -414,7 +439,8 @@ def share_by_rings(table, zones, codes, lut, offset, unknown_col, nodata, nodata
             moved = shares[i] * a
             table[county, col] += moved
             table[0, col] -= moved
-            if np.int64(zones[r, c]) == county:
+            holder = centre_county(span_starts, span_c0, span_c1, span_ids, r, c) if by_spans else np.int64(zones[r, c])
+            if holder == county:
                 table[county, col] -= a
                 table[0, col] += a
 
