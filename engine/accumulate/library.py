@@ -245,7 +245,10 @@ def span_counts_areas(blocks: Mapping[str, Any], where: Chunk) -> np.ndarray:
 
     Where the kernel does not apply (codes wider than 16 bits, or areas that vary along rows, e.g.
     UTM far off its zone), the ids are burned from the same rings and counted as
-    :func:`count_and_sum_pair_areas` does: the same table either way.
+    :func:`count_and_sum_pair_areas` does: the same table either way, for counties that share no
+    pixel centre (what the overlap check of :func:`carbonscape.rasterize.lazy_zones` guarantees;
+    were two to share one, the id raster would give it to the later, the spans to the one
+    reaching it first from the left).
     """
     codes, rings = blocks["landuse"], blocks[COUNTY_RINGS]
     index, layout = where.layout.classes, where.layout

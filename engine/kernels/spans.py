@@ -372,8 +372,9 @@ def span_tables(codes, lut, offset, n_zones, n_cols, row_starts, c0, c1, span_id
     -------
     (counts, areas)
         int64 ``(n_zones, n_cols)`` pixels, and float64 ``(n_zones, n_cols)`` m² (zeros when
-        ``row_areas`` is empty). Consecutive pixels of one code are added as one run (land use
-        comes in patches), so a cell is not read and written back at every pixel.
+        ``row_areas`` is empty). The county is one per span, so a pixel costs a code load, a
+        lookup and an add; four partial tables break the store-to-load dependency between
+        neighbouring pixels of one class (as :func:`carbonscape.kernels.crosstab.crosstab_counts_dense`).
 
     Raises
     ------
@@ -381,9 +382,10 @@ def span_tables(codes, lut, offset, n_zones, n_cols, row_starts, c0, c1, span_id
         An id outside ``0 .. n_zones - 1``.
     """
     height, width = codes.shape
-    counts = np.zeros((n_zones, n_cols), dtype=np.int64)
-    areas = np.zeros((n_zones, n_cols), dtype=np.float64)
+    size = n_zones * n_cols
+    counts = np.zeros((4, size), dtype=np.int64)
     with_area = row_areas.shape[0] == height
+    areas = np.zeros((4, size) if with_area else (1, size), dtype=np.float64)
     for r in range(height):
         line = codes[r]
         a = row_areas[r] if with_area else 0.0
@@ -400,22 +402,21 @@ def span_tables(codes, lut, offset, n_zones, n_cols, row_starts, c0, c1, span_id
                 zone, stop = 0, width
             if zone < 0 or zone >= n_zones:
                 raise ValueError("zone id out of range of the zone table")
-            if stop <= pos:
-                continue
-            col = lut[np.int64(line[pos]) - offset]
-            run = 0
-            for c in range(pos, stop):
-                k = lut[np.int64(line[c]) - offset]
-                if k == col:
-                    run += 1
-                else:
-                    counts[zone, col] += run
+            base = zone * n_cols
+            c = pos
+            while c + 4 <= stop:
+                for k in range(4):
+                    key = base + lut[np.int64(line[c + k]) - offset]
+                    counts[k, key] += 1
                     if with_area:
-                        areas[zone, col] += run * a
-                    col = k
-                    run = 1
-            counts[zone, col] += run
-            if with_area:
-                areas[zone, col] += run * a
-            pos = stop
-    return counts, areas
+                        areas[k, key] += a
+                c += 4
+            while c < stop:
+                key = base + lut[np.int64(line[c]) - offset]
+                counts[0, key] += 1
+                if with_area:
+                    areas[0, key] += a
+                c += 1
+            if stop > pos:
+                pos = stop
+    return counts.sum(axis=0).reshape(n_zones, n_cols), areas.sum(axis=0).reshape(n_zones, n_cols)
