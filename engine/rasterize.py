@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # rasterio.features.rasterize run from several threads of one process at once sometimes reports
 # another thread's in-memory dataset as ungeoreferenced (GDAL error state is shared); the burned
 # values are right (tests compare them with a whole-raster burn), so the spurious warning is muted.
+# (The ids here are filled by kernels/spans.py; GDAL's burn remains in other modules, e.g. continuous.)
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio.features")
 
 ZONES_VARIABLE = "zones"

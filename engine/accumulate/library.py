@@ -255,7 +255,7 @@ def span_counts_areas(blocks: Mapping[str, Any], where: Chunk) -> np.ndarray:
     height, width = codes.shape
     row_areas, (grid_lattice, node_rows, node_cols) = _row_areas(where, height)
     if codes.dtype.kind not in "iu" or codes.dtype.itemsize > 2 or row_areas is None:
-        ids = np.zeros(codes.shape, dtype=np.int64)
+        ids = np.zeros(codes.shape, dtype=np.min_scalar_type(layout.n_counties))  # as small as the burned id raster was
         burn_rings(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, ids)
         return count_and_sum_pair_areas({**blocks, "counties": ids}, where)
     spans = chunk_spans(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, height, width)
@@ -279,7 +279,7 @@ def span_counts(blocks: Mapping[str, Any], where: Chunk) -> np.ndarray:
     codes, rings = blocks["landuse"], blocks[COUNTY_RINGS]
     index, layout = where.layout.classes, where.layout
     if codes.dtype.kind not in "iu" or codes.dtype.itemsize > 2:
-        ids = np.zeros(codes.shape, dtype=np.int64)
+        ids = np.zeros(codes.shape, dtype=np.min_scalar_type(layout.n_counties))  # as small as the burned id raster was
         burn_rings(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, ids)
         return count_pairs({"counties": ids, "landuse": codes}, where)
     spans = chunk_spans(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, *codes.shape)
