@@ -19,6 +19,11 @@ of ``--repeats``), so that a busy machine affects both sides alike:
   ids burned and the county rings clipped inside the supply pass (no county store): fused fraction
   vs exactextract, fused centre vs fused fraction, fused vs stored fraction pair
   (``results/areas-fused-<size>-c<counties>.json``).
+- with ``--fused --gdal-burn`` also: the ids burned by our scanline spans (``kernels/spans.py``)
+  against GDAL's rasterize (the burn before it), per chunk (every chunk of the grid burned both
+  ways, pixels compared); and fused fraction and centre runs counted along the spans (no id
+  raster) against the same with GDAL's burn and an id raster (the code before), and with the span
+  burn and an id raster.
 - with ``--memory``: the peak resident memory of one fraction pair and one centre pair (this
   process and the LocalCluster's workers, sampled every 50 ms).
 
@@ -134,6 +139,7 @@ def main() -> None:
     parser.add_argument("--validate", action="store_true", help="also compare every (county, class) area of the fraction pair with exactextract's")
     parser.add_argument("--memory", action="store_true", help="also the peak memory (RSS of this process and its workers) of one fraction pair")
     parser.add_argument("--fused", action="store_true", help="only the fused rows: counties + land use → supply tables as `run` does it (no county store)")
+    parser.add_argument("--gdal-burn", action="store_true", help="with --fused: also our span burn against GDAL's rasterize (per chunk and in the fused runs)")
     args = parser.parse_args()
     if args.fused:
         fused_rows(args)
@@ -268,12 +274,90 @@ def fused_rows(args: argparse.Namespace) -> None:
         results["fused_fraction_vs_fused_centre"] = alternate(args.repeats, lambda: fused("centre"), lambda: fused("fraction"))
         # A: fused fraction; B: the stored path's fraction pair (zones store written, then supply).
         results["stored_vs_fused_fraction"] = alternate(max(1, args.repeats - 1), lambda: fused("fraction"), lambda: stored("fraction"))
+        if args.gdal_burn:
+            results.update(gdal_burn_rows(args, lu, counties, pools, run=run))
         if args.validate:
             results["fused_fraction_vs_exactextract_areas"] = validate(lu, lazy_zones(counties, like=lu, id_field="county", coverage="fraction"),
                                                                       pools, folder, run=run)
     out = HERE / "results" / f"areas-fused-{args.size}-c{args.counties}.json"
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+
+
+def gdal_burn(wkbs, ids, transform, shape, dtype):
+    """The chunk burn before ``kernels/spans.py``: GDAL's rasterize of the clipped polygons (defined
+    here, so that it travels to the workers by value)."""
+    import shapely
+    from affine import Affine
+    from rasterio.features import rasterize
+
+    if not wkbs:
+        return np.zeros(shape, dtype=dtype)
+    return rasterize(zip(shapely.from_wkb(list(wkbs)), ids), out_shape=shape, transform=Affine(*transform), fill=0, all_touched=False, dtype=dtype)
+
+
+def gdal_burn_rows(args: argparse.Namespace, lu, counties: Path, pools: Path, *, run) -> dict[str, object]:
+    """Our span burn against GDAL's: every chunk burned both ways in this process (seconds summed,
+    pixels that differ), then fused fraction and centre runs with GDAL's burn (B) against ours (A)."""
+    import carbonscape
+    import carbonscape.rasterize as rasterize
+    import geopandas as gpd
+    from carbonscape.rasterize import _chunk_tasks, lazy_zones, zone_dtype
+
+    grid = carbonscape.open_store(lu).grid
+    gdf = gpd.read_file(counties).to_crs(grid.crs)
+    ids = np.arange(1, len(gdf) + 1)
+    dtype = zone_dtype(len(ids)).str
+    tasks = _chunk_tasks(gdf, grid, ids=ids)
+    rasterize._burn_chunk(*next(iter(tasks.values())), dtype)  # compile
+    ours_s = gdal_s = 0.0
+    differ = 0
+    for wkbs, chunk_ids, transform, shape in tasks.values():
+        start = time.perf_counter()
+        theirs = gdal_burn(wkbs, chunk_ids, transform, shape, dtype)
+        middle = time.perf_counter()
+        ours = rasterize._burn_chunk(wkbs, chunk_ids, transform, shape, dtype)
+        ours_s += time.perf_counter() - middle
+        gdal_s += middle - start
+        differ += int((ours != theirs).sum())
+    out: dict[str, object] = {"burn_per_chunk": {"chunks": len(tasks), "spans_s_per_chunk": round(ours_s / len(tasks), 4),
+                                                 "gdal_s_per_chunk": round(gdal_s / len(tasks), 4), "gdal_over_spans": round(gdal_s / ours_s, 2),
+                                                 "pixels_differing": differ, "load_average": os.getloadavg()}}
+    spans = rasterize._burn_chunk
+
+    def fused(coverage: str, how: str) -> object:
+        """``how``: "spans" (counted along the spans, no id raster: kernels/spans.py's span_tables),
+        "ids" (ids burned by spans, then counted from the id raster), "gdal" (ids burned by GDAL,
+        then counted from the id raster: the code before kernels/spans.py)."""
+        import dataclasses
+
+        import carbonscape.carbon as carbon
+        from carbonscape.accumulate.library import COUNTS, COUNTS_AREAS, SPAN_COUNTS, SPAN_COUNTS_AREAS
+
+        if how != "spans":  # the pass reads the burned ids instead of counting along the spans
+            carbon.SPAN_COUNTS = COUNTS
+            carbon.SPAN_COUNTS_AREAS = dataclasses.replace(COUNTS_AREAS, reads=(*COUNTS_AREAS.reads, rasterize.COUNTY_RINGS))
+        rasterize._burn_chunk = gdal_burn if how == "gdal" else spans  # zones_and_rings puts the module's burn into the graph
+        try:
+            zones = lazy_zones(counties, like=lu, id_field="county", coverage=coverage)
+            return carbonscape.supply(lu, zones, pools, run=run, min_coverage=0)
+        finally:
+            rasterize._burn_chunk = spans
+            carbon.SPAN_COUNTS, carbon.SPAN_COUNTS_AREAS = SPAN_COUNTS, SPAN_COUNTS_AREAS
+
+    for how in ("gdal", "ids"):
+        fused("fraction", how)  # warm
+    for coverage in ("fraction", "centre"):
+        a, b, c = fused(coverage, "spans"), fused(coverage, "ids"), fused(coverage, "gdal")
+        out[f"fused_{coverage}_tables_equal"] = {
+            "spans_vs_ids": bool(a.by_county_class.equals(b.by_county_class)),  # type: ignore[attr-defined]
+            "spans_vs_gdal": bool(a.by_county_class.equals(c.by_county_class)),  # type: ignore[attr-defined]
+        }
+        # A: counted along the spans; B: GDAL's burn and the id raster (before kernels/spans.py).
+        out[f"fused_{coverage}_gdal_burn_vs_spans"] = alternate(args.repeats, lambda c=coverage: fused(c, "spans"), lambda c=coverage: fused(c, "gdal"))
+        # A: counted along the spans; B: burned by spans into an id raster, then counted.
+        out[f"fused_{coverage}_id_raster_vs_spans"] = alternate(args.repeats, lambda c=coverage: fused(c, "spans"), lambda c=coverage: fused(c, "ids"))
+    return out
 
 
 if __name__ == "__main__":

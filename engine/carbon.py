@@ -22,7 +22,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 from carbonscape import remote
-from carbonscape.accumulate.library import COUNTS_AREAS
+from carbonscape.accumulate.library import COUNTS_AREAS, SPAN_COUNTS, SPAN_COUNTS_AREAS
 from carbonscape.accumulate import AREAS, CODE_HISTOGRAM, COUNTS, Accumulation, ClassIndex, Layout, accumulate, finalize, lookup, pixel_areas
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import AlignmentError, InputError, PoolTableError
@@ -347,6 +347,9 @@ def supply(
     if rings is not None:  # the rings read beside the ids and the land use, one block per chunk
         specs = [dataclasses.replace(COUNTS_AREAS, reads=(*COUNTS_AREAS.reads, COUNTY_RINGS))]
         rasters = {**(rasters or {}), COUNTY_RINGS: rings}
+    if COUNTY_RINGS in zone_store.attrs:  # counties burned on the fly: counted along their spans, no id raster (kernels/spans.py)
+        specs = [SPAN_COUNTS if specs[0] is COUNTS else SPAN_COUNTS_AREAS]
+        rasters = {**(rasters or {}), COUNTY_RINGS: zone_store.attrs[COUNTY_RINGS]}
     specs += list(extra)
     # The code histogram: in centre mode the (county, class) counts already hold every pixel of
     # every listed code and of nodata (rows summed), so it is read off them after the pass (the

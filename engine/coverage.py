@@ -239,7 +239,7 @@ NODATA_CHECK_MAX_PIXELS = 10**9
 
 def nodata_pixels_by_county(path: Any, geoms: Any, *, window_pixels: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
     """Pixels and nodata pixels of each polygon in a land-use GeoTIFF, by the pixel-centre rule
-    (GDAL's rasterize, as `zones` burns them), read window by window (whole blocks) so memory
+    (:func:`carbonscape.rasterize.burn_window`, as `zones` and `run` burn them), read window by window (whole blocks) so memory
     stays flat.
 
     Parameters
@@ -259,7 +259,7 @@ def nodata_pixels_by_county(path: Any, geoms: Any, *, window_pixels: int = 1 << 
     import rasterio
     import shapely
     from carbonscape import remote
-    from rasterio.features import rasterize
+    from carbonscape.rasterize import burn_window
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
@@ -281,8 +281,8 @@ def nodata_pixels_by_county(path: Any, geoms: Any, *, window_pixels: int = 1 << 
                 if not len(hits):
                     continue
                 shape = (int(window.height), int(window.width))
-                ids = rasterize(zip(geoms[hits], (hits + 1).tolist()), out_shape=shape, transform=window_transform(window, src.transform),
-                                fill=0, dtype="uint32")
+                hits = np.sort(hits)  # in county order, as the supply pass burns them
+                ids = burn_window(geoms[hits], hits + 1, tuple(window_transform(window, src.transform))[:6], shape, dtype=np.uint32)
                 pixels += np.bincount(ids.ravel(), minlength=n + 1)
                 if nodata is not None:
                     block = src.read(1, window=window)

@@ -1,7 +1,8 @@
 """County polygons to integer zone ids on exactly the land-use grid, chunk by chunk.
 
 Each chunk burns only the polygons that touch it (found with an STRtree and clipped to the
-chunk), using GDAL's pixel-centre rule through :func:`rasterio.features.rasterize`. Ids are
+chunk) by scanline spans with GDAL's pixel-centre rule (:func:`burn_window`,
+:mod:`carbonscape.kernels.spans`; GDAL itself is the tests' oracle). Ids are
 1..n in the order of the vector file; 0 is outside every polygon. The store keeps the
 id ↔ field-value table.
 """
@@ -34,12 +35,12 @@ from carbonscape.vectors import read_vector
 from dask.highlevelgraph import HighLevelGraph
 from pyproj import Geod
 from rasterio.errors import NotGeoreferencedWarning
-from rasterio.features import rasterize as gdal_rasterize
 
 log = logging.getLogger(__name__)
 # rasterio.features.rasterize run from several threads of one process at once sometimes reports
 # another thread's in-memory dataset as ungeoreferenced (GDAL error state is shared); the burned
 # values are right (tests compare them with a whole-raster burn), so the spurious warning is muted.
+# (The ids here are filled by kernels/spans.py; GDAL's burn remains in other modules, e.g. continuous.)
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio.features")
 
 ZONES_VARIABLE = "zones"
@@ -323,7 +324,7 @@ def outside_areas_km2(gdf: gpd.GeoDataFrame, grid: Grid, *, points_per_edge: int
 
 
 def _centres_inside(geom: Any, grid: Grid, *, block: int = 4096) -> int:
-    """How many pixel centres of ``grid`` fall inside ``geom`` (GDAL's pixel-centre rule), burned
+    """How many pixel centres of ``grid`` fall inside ``geom`` (the pixel-centre rule, :func:`burn_window`), burned
     block by block over the geometry's bounds so a long border sliver costs little memory."""
     minx, miny, maxx, maxy = geom.bounds
     left, _, _, top = grid.bounds
@@ -338,8 +339,8 @@ def _centres_inside(geom: Any, grid: Grid, *, block: int = 4096) -> int:
             window = shapely.box(*grid.window_bounds(rows, cols))
             if not geom.intersects(window):
                 continue
-            burned = gdal_rasterize([(geom, 1)], out_shape=(rows.stop - rows.start, cols.stop - cols.start),
-                                    transform=grid.window_transform(rows.start, cols.start), fill=0, all_touched=False, dtype="uint8")
+            burned = burn_window([geom], [1], tuple(grid.window_transform(rows.start, cols.start))[:6],
+                                 (rows.stop - rows.start, cols.stop - cols.start), dtype=np.uint8)
             found += int(burned.sum(dtype=np.int64))
     return found
 
@@ -401,14 +402,41 @@ def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, grid: Grid, path: s
 
 
 def _burn_chunk(wkbs: tuple[bytes, ...], ids: tuple[int, ...], transform: tuple[float, ...], shape: tuple[int, int], dtype: str) -> np.ndarray:
+    """One chunk's id raster from its clipped polygons (WKB, :func:`_chunk_tasks`): :func:`burn_window`."""
     if not wkbs:
         return np.zeros(shape, dtype=dtype)
-    from affine import Affine
+    return burn_window(shapely.from_wkb(list(wkbs)), ids, transform, shape, dtype=dtype, clip=False)
 
-    geoms = shapely.from_wkb(list(wkbs))
-    return gdal_rasterize(
-        zip(geoms, ids), out_shape=shape, transform=Affine(*transform), fill=0, all_touched=False, dtype=dtype
-    )
+
+def burn_window(geoms: Any, ids: Any, transform: tuple[float, ...], shape: tuple[int, int], *, dtype: Any = np.uint32,
+                clip: bool = True) -> np.ndarray:
+    """The ids of polygons on one window of a grid, by the pixel-centre rule: a pixel takes the id
+    of the polygon holding its centre, 0 where none does, a later polygon winning where they
+    overlap.
+
+    Scanline spans (:func:`carbonscape.kernels.spans.burn_rings`, whose docstring gives the rule
+    and its ties): GDAL's rasterize rule, which the tests hold it to, at a fraction of its cost
+    (benchmarks/README.md). ``geoms`` are shapely polygons or multipolygons in the grid's CRS
+    (lines and points have no area and burn nothing); ``transform`` the window's affine
+    ``(a, b, c, d, e, f)``; ``shape`` ``(rows, cols)``. With ``clip`` they are first clipped to
+    the window with a one-pixel margin (as :func:`_chunk_tasks` clips them), which changes no
+    pixel but bounds the work by the window. Returns a ``shape`` array of ``dtype``.
+    """
+    from carbonscape.kernels.spans import burn_rings
+
+    out = np.zeros(shape, dtype=dtype)
+    geoms = np.asarray(geoms, dtype=object)
+    if not len(geoms):
+        return out
+    if clip:
+        a, _, c, _, e, f = transform[:6]
+        x0, x1 = sorted((c - a, c + (shape[1] + 1) * a))
+        y0, y1 = sorted((f - e, f + (shape[0] + 1) * e))
+        geoms = shapely.clip_by_rect(geoms, x0, y0, x1, y1)
+    # Even-odd filling needs no winding: the rings as they are (no orientation pass).
+    rings = window_rings(geoms, np.asarray(ids, dtype=np.int64), transform, orient=False)
+    burn_rings(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, out)
+    return out
 
 
 BOUNDARY_DTYPE = np.dtype([("pixel", "<i8"), ("county", "<u4"), ("fraction", "<f8")])
@@ -575,13 +603,16 @@ class ChunkRings:
             return cls(f["xs"], f["ys"], f["ring_starts"], f["polygon_starts"], f["counties"])
 
 
-def window_rings(geoms: np.ndarray, counties: np.ndarray, transform: tuple[float, ...]) -> ChunkRings:
+def window_rings(geoms: np.ndarray, counties: np.ndarray, transform: tuple[float, ...], *, orient: bool = True) -> ChunkRings:
     """:class:`ChunkRings` of (already clipped) geometries, without a Python loop per polygon:
     lines and points that clipping leaves have no area and are dropped; a county's parts stay one
     polygon. Signed-area accumulation needs shells wound one way and holes the other; clipping
-    (``clip_by_rect``) does not keep the winding of the parts it makes, so they are oriented here."""
+    (``clip_by_rect``) does not keep the winding of the parts it makes, so they are oriented here
+    (``orient=False`` keeps the winding as it is: the id burn's even-odd fill needs none)."""
     a, _, c, _, e, f = transform[:6]
-    geoms = shapely.orient_polygons(np.asarray(geoms, dtype=object))
+    geoms = np.asarray(geoms, dtype=object)
+    if orient:
+        geoms = shapely.orient_polygons(geoms)
     parts, owner = shapely.get_parts(geoms, return_index=True)
     inner, owner2 = shapely.get_parts(parts, return_index=True)  # collections of multipolygons: two levels
     owner = owner[owner2]
@@ -688,10 +719,11 @@ def lazy_zones(
     zone-id raster (:func:`zones_array`) and ``attrs`` holds ``zone_table`` and ``coverage`` as a
     stored zone store's do (plus ``polygons`` in the grid's CRS and their ``ids``), so
     :func:`open_zones` and :func:`carbonscape.supply` take it where they take a store path:
-    `run` counts each chunk's counties in the same task that reads its land use. In fraction
-    coverage ``attrs["county_rings"]`` (:data:`COUNTY_RINGS`) is the lazy per-chunk
-    :class:`ChunkRings` (:func:`zones_and_rings`), clipped in that same task, from which supply
-    shares the boundary pixels as it does from a fraction-mode store's rings.
+    `run` counts each chunk's counties in the same task that reads its land use.
+    ``attrs["county_rings"]`` (:data:`COUNTY_RINGS`) is the lazy per-chunk :class:`ChunkRings`
+    (:func:`zones_and_rings`), clipped in that same task: supply counts along their spans with no
+    id raster (:data:`carbonscape.accumulate.library.SPAN_COUNTS`), and in fraction coverage
+    shares the boundary pixels by them as it does from a fraction-mode store's rings.
 
     Raises
     ------
@@ -734,8 +766,9 @@ def lazy_zones(
     )
     attrs: dict[str, Any] = {"carbonscape_kind": "zones", "zone_table": table.to_attrs(), "coverage": coverage, "polygons": gdf, "ids": ids}
     data, rings = zones_and_rings(gdf, grid, ids=ids)
-    if coverage == "fraction":  # the clipped county rings of each chunk, made in the supply pass's task of that chunk
-        attrs[COUNTY_RINGS] = rings
+    # The clipped county rings of each chunk, made in the supply pass's task of that chunk: the pass
+    # counts along their spans (no id raster), and in fraction mode shares boundary pixels by them.
+    attrs[COUNTY_RINGS] = rings
     return RasterStore(path=vector_path, grid=grid, data=data, nodata=None, attrs=attrs)
 
 

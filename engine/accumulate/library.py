@@ -25,7 +25,8 @@ from carbonscape.kernels.transitions import (
 )
 from carbonscape.kernels.area import sum_pair_areas as sum_pair_areas_lattice
 from carbonscape.kernels.area import lattice_row, sum_pair_areas_dense, sum_pair_counts_areas_dense
-from carbonscape.kernels.fraction import correct_by_fractions, share_by_rings
+from carbonscape.kernels.fraction import correct_by_fractions, share_by_rings, share_by_spans
+from carbonscape.kernels.spans import burn_rings, chunk_spans, span_tables
 
 
 def count_pairs(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
@@ -140,6 +141,34 @@ def _share_boundary_pixels(table: np.ndarray, counties: np.ndarray, codes: np.nd
     )
 
 
+def _row_areas(where: Chunk, height: int) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(row_areas, (lattice, node_rows, node_cols))`` of a chunk: float64 ``(height,)`` areas
+    (m²) of its rows when pixel areas vary by row only (uniform too), else None with the area
+    lattice the kernels interpolate per pixel (a plain area source's block as a lattice with a
+    node on every pixel)."""
+    lattice = getattr(where.areas, "area_lattice", None)
+    uniform = _uniform_area(where)
+    none = (np.zeros((1, 1)), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+    if uniform is not None:
+        return np.full(height, uniform), none
+    if lattice is not None:
+        grid_lattice, node_rows, node_cols = lattice()
+        if grid_lattice.shape[1] == 1:  # areas vary by row only (lon/lat, Web Mercator): one per row
+            row_areas = np.empty(height)
+            one = np.empty(1)
+            for r in range(height):
+                lattice_row(grid_lattice, node_rows, node_cols, where.rows.start + r, where.cols.start, one)
+                row_areas[r] = one[0]
+            return row_areas, none
+        return None, (grid_lattice, node_rows, node_cols)
+    block = np.asarray(where.area())
+    if block.ndim == 2 and block.shape[1] == 1:
+        return np.ascontiguousarray(np.broadcast_to(block, (height, 1))[:, 0], dtype=np.float64), none
+    block = np.broadcast_to(block, (height, where.cols.stop - where.cols.start))
+    return None, (np.ascontiguousarray(block, dtype=np.float64), np.arange(where.rows.start, where.rows.stop, dtype=np.int64),
+                  np.arange(where.cols.start, where.cols.stop, dtype=np.int64))
+
+
 def _share_by_rings(table: np.ndarray, counties: np.ndarray, codes: np.ndarray, where: Chunk, rings: Any) -> None:
     """Fraction mode from the chunk's county rings (:class:`carbonscape.rasterize.ChunkRings`): the
     covered fractions are computed and applied in one numba call
@@ -199,6 +228,71 @@ def count_and_sum_pair_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> 
     )
     _share_fractions(table[1], blocks, where)
     return table
+
+
+#: The raster name under which the accumulation pass reads each chunk's county rings
+#: (:data:`carbonscape.rasterize.COUNTY_RINGS`: one :class:`~carbonscape.rasterize.ChunkRings` a chunk).
+COUNTY_RINGS = "county_rings"
+
+
+def span_counts_areas(blocks: Mapping[str, Any], where: Chunk) -> np.ndarray:
+    """:data:`COUNTS_AREAS` from the counties' rings instead of an id raster: the chunk's spans
+    (pixel-centre rule, :func:`carbonscape.kernels.spans.chunk_spans`) are counted straight into
+    the (county, class) table with the land use (:func:`~carbonscape.kernels.spans.span_tables`),
+    so no id raster is burned, held or read; in fraction mode (``layout.params["boundary_rings"]``)
+    boundary pixels are then shared by covered fraction, their pixel-centre county read from the
+    spans (:func:`~carbonscape.kernels.fraction.share_by_spans`).
+
+    Where the kernel does not apply (codes wider than 16 bits, or areas that vary along rows, e.g.
+    UTM far off its zone), the ids are burned from the same rings and counted as
+    :func:`count_and_sum_pair_areas` does: the same table either way, for counties that share no
+    pixel centre (what the overlap check of :func:`carbonscape.rasterize.lazy_zones` guarantees;
+    were two to share one, the id raster would give it to the later, the spans to the one
+    reaching it first from the left).
+    """
+    codes, rings = blocks["landuse"], blocks[COUNTY_RINGS]
+    index, layout = where.layout.classes, where.layout
+    height, width = codes.shape
+    row_areas, (grid_lattice, node_rows, node_cols) = _row_areas(where, height)
+    if codes.dtype.kind not in "iu" or codes.dtype.itemsize > 2 or row_areas is None:
+        ids = np.zeros(codes.shape, dtype=np.min_scalar_type(layout.n_counties))  # as small as the burned id raster was
+        burn_rings(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, ids)
+        return count_and_sum_pair_areas({**blocks, "counties": ids}, where)
+    spans = chunk_spans(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, height, width)
+    lut, offset = index.dense_lut(codes.dtype)  # type: ignore[union-attr]
+    uniform = _uniform_area(where)
+    counts, areas = span_tables(codes, lut, offset, layout.n_counties, index.n_cols, *spans,  # type: ignore[union-attr]
+                                np.zeros(0) if uniform is not None else row_areas)
+    table = np.stack([counts.astype(np.float64), counts * uniform if uniform is not None else areas])
+    if layout.params.get("boundary_rings") is not None and len(rings.counties):
+        share_by_spans(
+            table[1], codes, index.lut, index.offset, index.unknown_col, index.nodata_code, index.nodata_col,  # type: ignore[union-attr]
+            row_areas, grid_lattice, node_rows, node_cols, where.rows.start, where.cols.start,
+            rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, *spans,
+        )
+    return table
+
+
+def span_counts(blocks: Mapping[str, Any], where: Chunk) -> np.ndarray:
+    """:data:`COUNTS` from the counties' rings instead of an id raster (pixels only, where every
+    pixel has one area): the counts of :func:`span_counts_areas`, int64 ``(n_counties, n_cols)``."""
+    codes, rings = blocks["landuse"], blocks[COUNTY_RINGS]
+    index, layout = where.layout.classes, where.layout
+    if codes.dtype.kind not in "iu" or codes.dtype.itemsize > 2:
+        ids = np.zeros(codes.shape, dtype=np.min_scalar_type(layout.n_counties))  # as small as the burned id raster was
+        burn_rings(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, ids)
+        return count_pairs({"counties": ids, "landuse": codes}, where)
+    spans = chunk_spans(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, *codes.shape)
+    lut, offset = index.dense_lut(codes.dtype)  # type: ignore[union-attr]
+    return span_tables(codes, lut, offset, layout.n_counties, index.n_cols, *spans, np.zeros(0))[0]  # type: ignore[union-attr]
+
+
+def _span_counts_reference(blocks: Mapping[str, Any], where: Chunk) -> np.ndarray:
+    from carbonscape.kernels.spans import burn_rings_numpy
+
+    rings = blocks[COUNTY_RINGS]
+    ids = burn_rings_numpy(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, blocks["landuse"].shape)
+    return ref.counts_reference({"counties": ids, "landuse": blocks["landuse"]}, where)
 
 
 def _counts_areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
@@ -495,6 +589,15 @@ COUNTS_AREAS = Accumulation(
     "counts_areas", chunk=count_and_sum_pair_areas, reference=_counts_areas_reference, dtype=np.dtype(np.float64),
     shape=_counts_areas_shape, needs_area=True,
 )
+SPAN_COUNTS_AREAS = Accumulation(
+    "counts_areas", chunk=span_counts_areas, reference=ref.span_counts_areas_reference, reads=("landuse", COUNTY_RINGS),
+    dtype=np.dtype(np.float64), shape=_counts_areas_shape, needs_area=True,
+)
+"""Pixels and true areas (m²) per (county, class column), ``(2, n_counties, n_cols)`` as
+:data:`COUNTS_AREAS`, from the land use and each chunk's county rings only (no id raster):
+what a pass over counties burned on the fly counts (:func:`span_counts_areas`)."""
+SPAN_COUNTS = Accumulation("counts", chunk=span_counts, reference=_span_counts_reference, reads=("landuse", COUNTY_RINGS))
+""":data:`COUNTS` from the land use and each chunk's county rings only (:func:`span_counts`)."""
 CODE_HISTOGRAM = Accumulation(
     "code_histogram", chunk=count_codes, reference=ref.code_histogram_reference, reads=("landuse",),
     shape=_histogram_shape, finalize=code_counts,

@@ -112,3 +112,44 @@ def sparse_records(keys: np.ndarray, weights: np.ndarray) -> np.ndarray:
     out["pixels"] = np.bincount(inverse.ravel(), minlength=len(present))
     out["area_m2"] = np.bincount(inverse.ravel(), weights=weights, minlength=len(present))
     return out
+
+
+def span_counts_areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
+    """Pixels and true areas (m²) per (county, class column) from the land use and the county
+    rings (``blocks["county_rings"]``, one :class:`~carbonscape.rasterize.ChunkRings` for the
+    whole raster): ``(2, n_counties, n_cols)``. Counts: the ids by the pixel-centre rule tested
+    centre by centre against every edge (:func:`carbonscape.kernels.spans.burn_rings_numpy`), then
+    :func:`counts_reference`. Areas: in fraction mode (``layout.params["boundary_rings"]``) every
+    pixel shared among the counties by its covered fraction, computed by shapely for every pixel
+    and county (:func:`carbonscape.kernels.fraction.polygon_fractions_numpy`), the rest to id 0;
+    otherwise :func:`areas_reference` of the ids."""
+    import shapely
+    from carbonscape.kernels.fraction import polygon_fractions_numpy
+    from carbonscape.kernels.spans import burn_rings_numpy
+
+    layout = where.layout
+    rings, codes = blocks["county_rings"], blocks["landuse"]
+    shape = codes.shape
+    ids = burn_rings_numpy(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, shape)
+    counted = {"counties": ids, "landuse": codes}
+    counts = counts_reference(counted, where).astype(np.float64)
+    if layout.params.get("boundary_rings") is None:
+        return np.stack([counts, areas_reference(counted, where)])
+    columns = layout.classes.columns(codes).ravel()  # type: ignore[union-attr]
+    weights = np.broadcast_to(where.area(), shape).ravel()
+    size = layout.n_counties * layout.n_cols
+    flat = np.zeros(size)
+    covered = np.zeros(codes.size)
+    for k in range(len(rings.counties)):
+        # A county's rings as one shapely geometry: shells minus holes (even-odd), in pixel units.
+        polygons = [shapely.Polygon(np.column_stack([rings.xs[a:b], rings.ys[a:b]]))
+                    for a, b in zip(rings.ring_starts[rings.polygon_starts[k]:rings.polygon_starts[k + 1]],
+                                    rings.ring_starts[rings.polygon_starts[k] + 1:rings.polygon_starts[k + 1] + 1])]
+        geom = shapely.Polygon()
+        for polygon in polygons:
+            geom = shapely.symmetric_difference(geom, polygon)
+        fractions = polygon_fractions_numpy(geom, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), shape).ravel()
+        covered += fractions
+        flat += np.bincount(int(rings.counties[k]) * layout.n_cols + columns, weights=fractions * weights, minlength=size)
+    flat += np.bincount(columns, weights=np.clip(1.0 - covered, 0.0, None) * weights, minlength=size)
+    return np.stack([counts, flat.reshape(layout.n_counties, layout.n_cols)])

@@ -159,6 +159,26 @@ def polygon_fractions(xs, ys, ring_starts, width, height):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True)
+def _pixel_area_and_column(r, c, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols, row0, col0, area):  # pragma: no cover
+    """A boundary pixel's true area (m²) and its class column: what both ways of sharing boundary
+    pixels (:func:`correct_by_fractions`, :func:`share_by_rings`) need of pixel ``(r, c)`` of the chunk.
+
+    The area is ``row_areas[r]`` when ``row_areas`` has one value per row of the chunk (areas
+    varying by row only, or uniform), else the pixel's own from the lattice
+    (:func:`carbonscape.kernels.area.lattice_row` at global pixel ``(row0 + r, col0 + c)``, written
+    into the one-element scratch ``area``). Codes map to columns as in
+    :func:`carbonscape.kernels.classes.class_column`.
+    """
+    if row_areas.shape[0] == codes.shape[0]:
+        a = row_areas[r]
+    else:
+        lattice_row(lattice, node_rows, node_cols, row0 + r, col0 + c, area)
+        a = area[0]
+    col = class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)
+    return a, col
+
+
+@njit(nogil=True, cache=True)
 def correct_by_fractions(table, zones, codes, lut, offset, unknown_col, nodata, nodata_col, lattice, node_rows, node_cols, row0, col0, pixels, counties, fractions):  # pragma: no cover
     """Move boundary pixels from their pixel-centre county to the counties that cover them.
 
@@ -166,20 +186,20 @@ def correct_by_fractions(table, zones, codes, lut, offset, unknown_col, nodata, 
     pixel wholly in ``zones[r, c]``); for every pixel listed in ``pixels`` (``r * width + c`` of
     the chunk, sorted, one entry per covering county), its true area (from the lattice, as
     :mod:`carbonscape.kernels.area` computes it) is taken back from that county and given to each
-    listed county by its fraction, the rest to id 0 (outside every county). Codes map to columns as
-    in :func:`carbonscape.kernels.area.sum_pair_areas` (a dense ``lut`` simply never misses).
+    listed county by its fraction, the rest to id 0 (outside every county). Areas and columns:
+    :func:`_pixel_area_and_column`, the helper :func:`share_by_rings` uses too.
     """
     width = codes.shape[1]
     n = pixels.shape[0]
     area = np.empty(1, dtype=np.float64)
+    by_lattice = np.empty(0, dtype=np.float64)  # no per-row areas: every pixel's from the lattice
     i = 0
     while i < n:
         p = pixels[i]
         r = p // width
         c = p - r * width
-        lattice_row(lattice, node_rows, node_cols, row0 + r, col0 + c, area)
-        a = area[0]
-        col = class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)
+        a, col = _pixel_area_and_column(r, c, codes, lut, offset, unknown_col, nodata, nodata_col, by_lattice, lattice, node_rows, node_cols,
+                                        row0, col0, area)
         table[np.int64(zones[r, c]), col] -= a
         rest = 1.0
         while i < n and pixels[i] == p:
@@ -361,13 +381,35 @@ def share_by_rings(table, zones, codes, lut, offset, unknown_col, nodata, nodata
     there, gives ``a`` back to id 0. Summed over a pixel's polygons this leaves ``f_k a`` with
     every county ``k`` and ``(1 - Σ f) a`` outside (the rule of :func:`correct_by_fractions`).
 
-    Pixel areas: ``row_areas[r]`` for the chunk's row ``r`` when given (areas that vary by row
-    only, or are uniform), else each pixel's from the lattice (:func:`carbonscape.kernels.area.lattice_row`).
-    Codes map to columns as in :func:`correct_by_fractions`. Rings are in the chunk's pixel
+    Pixel areas and class columns: :func:`_pixel_area_and_column` (``row_areas[r]`` for the
+    chunk's row ``r`` when given, else each pixel's from the lattice). Rings are in the chunk's pixel
     units (``x = column``, ``y = row``), clipped to it with at most a one-pixel margin.
     """
+    _share(table, zones, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols, row0, col0,
+           xs, ys, ring_starts, polygon_starts, counties, _NO_SPANS, _NO_SPANS, _NO_SPANS, _NO_SPANS)
+
+
+_NO_SPANS = np.zeros(1, dtype=np.int64)
+
+
+@njit(nogil=True, cache=True)
+def share_by_spans(table, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols, row0, col0,
+                   xs, ys, ring_starts, polygon_starts, counties, span_starts, span_c0, span_c1, span_ids):  # pragma: no cover
+    """:func:`share_by_rings` without an id raster: the county whose pixel-centre rule holds a
+    boundary pixel is read from the chunk's spans (:func:`carbonscape.kernels.spans.chunk_spans`,
+    the spans :func:`carbonscape.kernels.spans.span_tables` counted the chunk from)."""
+    no_zones = np.zeros((0, 0), dtype=np.int64)
+    _share(table, no_zones, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols, row0, col0,
+           xs, ys, ring_starts, polygon_starts, counties, span_starts, span_c0, span_c1, span_ids)
+
+
+@njit(nogil=True, cache=True)
+def _share(table, zones, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols, row0, col0,
+           xs, ys, ring_starts, polygon_starts, counties, span_starts, span_c0, span_c1, span_ids):  # pragma: no cover
+    """The body of :func:`share_by_rings` and :func:`share_by_spans`: the pixel-centre county of a
+    boundary pixel from ``zones`` or, when ``zones`` is empty, from the spans."""
     height, width = codes.shape
-    by_row = row_areas.shape[0] == height
+    by_spans = zones.shape[0] == 0
     area = np.empty(1, dtype=np.float64)
     sx = xs + 1.0
     sy = ys + 1.0
@@ -375,24 +417,58 @@ def share_by_rings(table, zones, codes, lut, offset, unknown_col, nodata, nodata
     values = np.empty(1024, dtype=np.float64)
     cells = np.empty(1024, dtype=np.int64)
     shares = np.empty(1024, dtype=np.float64)
+    pixel_cols = np.empty(1024, dtype=np.int64)
+    pixel_areas = np.empty(1024, dtype=np.float64)
     for k in range(polygon_starts.shape[0] - 1):
         county = counties[k]
         m, keys, values, cells, shares = _polygon_cells(sx, sy, ring_starts, polygon_starts[k], polygon_starts[k + 1], width, height,
                                                         keys, values, cells, shares)
+        if pixel_cols.shape[0] < m:
+            pixel_cols = np.empty(cells.shape[0], dtype=np.int64)
+            pixel_areas = np.empty(cells.shape[0], dtype=np.float64)
+        # Every cell's class column and area first, in a loop of loads alone: the boundary cells
+        # of one polygon are scattered over the chunk's rows, each land-use read a likely cache
+        # miss, and a loop with no stores lets the core have many misses in flight at once (with
+        # the table updates in the same loop they waited on each other; the kernel is ~1.1x
+        # faster so on the 10^8-pixel benchmark's chunks, same tables: benchmarks/README.md).
         for i in range(m):
             p = cells[i]
             r = p // width
             c = p - r * width
-            if by_row:
-                a = row_areas[r]
-            else:
-                lattice_row(lattice, node_rows, node_cols, row0 + r, col0 + c, area)
-                a = area[0]
-            col = class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)
+            a, col = _pixel_area_and_column(r, c, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols,
+                                            row0, col0, area)
+            pixel_cols[i] = col
+            pixel_areas[i] = a
+        current_row = -1
+        j = 0
+        j_stop = 0
+        for i in range(m):
+            p = cells[i]
+            r = p // width
+            c = p - r * width
+            a, col = pixel_areas[i], pixel_cols[i]
             moved = shares[i] * a
             table[county, col] += moved
             table[0, col] -= moved
-            if np.int64(zones[r, c]) == county:
+            if by_spans:
+                # The cells come sorted by row, then column: walk the row's spans forward with
+                # them (one binary search a row, as centre_county's, then a step or two a cell).
+                if r != current_row:
+                    current_row = r
+                    j, j_stop = span_starts[r], span_starts[r + 1]
+                    hi = j_stop
+                    while j < hi:
+                        mid = (j + hi) // 2
+                        if span_c1[mid] <= c:
+                            j = mid + 1
+                        else:
+                            hi = mid
+                while j < j_stop and span_c1[j] <= c:
+                    j += 1
+                holder = span_ids[j] if j < j_stop and span_c0[j] <= c else 0
+            else:
+                holder = np.int64(zones[r, c])
+            if holder == county:
                 table[county, col] -= a
                 table[0, col] += a
 
