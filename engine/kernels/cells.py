@@ -205,7 +205,6 @@ def _factor_row(sums, r, cr, codes, lut, offset, n_cols, unknown_col, nodata, no
                 factors, pool_raster, counties, by_county, area):  # pragma: no cover
     """Add row ``r`` of a chunk into ``sums[cr]`` (see :func:`cell_factor_areas`); ``area[c]`` is
     pixel ``(r, c)``'s true area (m²)."""
-    n_lut = lut.shape[0]
     n_pools = pool_raster.shape[0]
     n_zones = by_county.shape[0]
     cols = codes.shape[1]
@@ -215,14 +214,7 @@ def _factor_row(sums, r, cr, codes, lut, offset, n_cols, unknown_col, nodata, no
         end = min(cols, (cc + 1) * cell - c0)
         table = sums[cr, cc]
         for c in range(start, end):
-            code = np.int64(codes[r, c])
-            i = code - offset
-            if code == nodata:
-                k = nodata_col
-            elif 0 <= i < n_lut:
-                k = lut[i]
-            else:
-                k = unknown_col
+            k = class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)
             a = area[c]
             z = 0
             if n_zones > 0:
@@ -354,7 +346,6 @@ def cell_lookup_sums_lattice(ids, table, cell, out_rows, out_cols, r0, c0, latti
 
 @njit(nogil=True, cache=True)
 def _region_row(sums, r, cr, codes, ids, lut, offset, n_cols, unknown_col, nodata, nodata_col, cell, c0, table, area):  # pragma: no cover
-    n_lut = lut.shape[0]
     n_table = table.shape[0]
     cols = codes.shape[1]
     base = 2 * n_cols
@@ -370,14 +361,7 @@ def _region_row(sums, r, cr, codes, ids, lut, offset, n_cols, unknown_col, nodat
                 out[nodata_col] += 1.0
                 out[n_cols + nodata_col] += a
                 continue
-            code = np.int64(codes[r, c])
-            i = code - offset
-            if code == nodata:
-                k = nodata_col
-            elif 0 <= i < n_lut:
-                k = lut[i]
-            else:
-                k = unknown_col
+            k = class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)
             out[k] += 1.0
             out[n_cols + k] += a
             out[base] += 1.0
