@@ -112,11 +112,23 @@ def _remove_path(path: Path) -> None:
         path.unlink()
 
 
+def local_folder(folder: str | os.PathLike[str]) -> Path:
+    """``folder`` as a local path; a URL is bad input (a user's `--out s3://b/res` became a local
+    folder named ``s3:``): results folders are local, only stores go to object storage."""
+    if remote.is_url(folder):
+        raise InputError(
+            f"--out {folder}: results (tables, maps, report) are written to a local folder; give a local path. "
+            "Stores can live in object storage: `ingest`/`zones --out s3://…`, or a study's [outputs] stores"
+        )
+    return Path(folder)
+
+
 @contextlib.contextmanager
 def staged_outputs(folder: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a hidden staging folder inside ``folder``; on success move everything written there
     into ``folder`` (replacing files and stores of the same names), on failure or interrupt remove
     it. Several outputs (tables, pixel maps) then appear together or not at all."""
+    local_folder(folder)
     final = Path(folder).absolute()
     made = not final.exists()
     final.mkdir(parents=True, exist_ok=True)

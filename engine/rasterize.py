@@ -395,7 +395,9 @@ def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, grid: Grid, path: s
     if bad.size:
         names = [f"{gdf[id_field].iloc[left[k]]!s} and {gdf[id_field].iloc[right[k]]!s} ({pixels[k]:,.4g} {unit})" for k in bad[:5]]
         raise ZoneError(
-            f"{path}: polygons overlap, so some pixels would belong to two counties: {'; '.join(names)}"
+            f"{path}: polygons overlap, so "
+            + ("their shared area would be counted in both counties" if coverage == "fraction" else "some pixels would belong to two counties")
+            + f": {'; '.join(names)}"
             f"{f' and {bad.size - 5} more pair(s)' if bad.size > 5 else ''}. Fix the boundaries (e.g. QGIS "
             "'Check validity' / 'Fix geometries', or clip one polygon by the other)"
         )

@@ -312,12 +312,14 @@ def staged_store(url: str) -> Iterator[str]:
         fs.pipe_file(f"{staging}/.carbonscape-writing", b"")
     except Exception as exc:
         raise storage_error(url, exc, doing="write") from exc
+    replacing = False
     try:
         yield f"s3://{staging}"
         fs.rm_file(f"{staging}/.carbonscape-writing")
         fs.invalidate_cache()
         files = sorted(fs.find(staging))
         meta = f"{staging}/zarr.json"
+        replacing = True  # from here on, what stands at ``root`` is partly old, partly new
         if fs.exists(root):
             with contextlib.suppress(FileNotFoundError):
                 fs.rm_file(f"{root}/zarr.json")  # the old store stops being a store first
@@ -331,6 +333,11 @@ def staged_store(url: str) -> Iterator[str]:
         # Removed now and again when the executor closes: a chunk task still running on a worker
         # may put its chunk after this removal (it did, on Ctrl-C).
         leftovers.abandon(lambda: fs.rm(staging, recursive=True))
+        if replacing:
+            # Interrupted while the store was being copied into place (its root zarr.json goes
+            # last): the objects copied so far are no store, and would block the next attempt
+            # ("holds other objects"). The old store, if any, was already removed.
+            leftovers.abandon(lambda: fs.rm(root, recursive=True))
         raise
     finally:
         with contextlib.suppress(Exception):

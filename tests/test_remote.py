@@ -305,6 +305,39 @@ def test_a_chunk_put_after_an_interrupt_is_swept_when_the_executor_closes(s3, re
     assert not [k for k in keys if ".tmp-" in k or "late.zarr" in k], keys
 
 
+def test_a_failure_while_the_store_is_copied_into_place_leaves_no_rootless_store(s3, monkeypatch):
+    """Ctrl-C during the copy from staging to the final prefix left chunks without a root
+    zarr.json, which then blocked the next ingest ("holds other objects"). A connection lost
+    after the first object is copied takes the same path."""
+    _, fs = s3
+    import s3fs
+
+    url = f"s3://{BUCKET}/cut.zarr"
+    real = s3fs.S3FileSystem._copy
+
+    async def copy_then_fail(self, path1, path2, *args, **kwargs):
+        await real(self, path1[:1], path2[:1], *args, **kwargs)
+        raise OSError("connection dropped")
+
+    # fsspec binds an instance's sync methods when it is made: patch before staged_store makes its own.
+    monkeypatch.setattr(s3fs.S3FileSystem, "_copy", copy_then_fail)
+    with pytest.raises(OSError, match="connection dropped"), executor("synchronous"):
+        with remote.staged_store(url) as staging:
+            for key in ("landuse/c/0/0", "landuse/c/0/1", "landuse/zarr.json", "zarr.json"):
+                remote.put_bytes(f"{staging}/{key}", b"x")
+    monkeypatch.undo()
+    keys = _keys(fs)
+    assert not [k for k in keys if "cut.zarr" in k], keys
+
+
+def test_results_are_refused_an_object_storage_url(region, tmp_path):
+    """`supply --out s3://…` wrote a local folder named `s3:`; results folders are local."""
+    made, _, lu, base = region
+    with pytest.raises(InputError, match="results .* are written to a local folder"):
+        supply(lu, base / "z.zarr", made.pools, out=f"s3://{BUCKET}/res", scheduler="synchronous")
+    assert not (tmp_path / "s3:").exists() and not Path("s3:").exists()
+
+
 def test_an_http_server_that_does_not_answer_is_an_infrastructure_error(tmp_path):
     done = _cli(["ingest", "http://127.0.0.1:9/landuse.tif", "--out", str(tmp_path / "lu.zarr")], dict(os.environ), tmp_path)
     assert done.returncode == 1, done.stderr

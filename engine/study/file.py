@@ -92,8 +92,10 @@ class Study:
         return where if where is not None else self.output_dir(out) / "stores"
 
     def output_dir(self, out: str | os.PathLike[str] | None = None) -> Path:
+        from carbonscape.io import local_folder
+
         if out is not None:
-            return Path(out)
+            return local_folder(out)
         return self.out if self.out is not None else self.folder / "results"
 
     @classmethod
