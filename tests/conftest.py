@@ -138,6 +138,20 @@ path = "region/pools.csv"
 """
 
 
+# The demand and zoning of most generated studies: small_study's population.csv at 4 t per person,
+# Jenks natural breaks into 3 classes.
+DEMAND_ZONING = """
+[demand]
+table = "population.csv"
+key = "county"
+per_capita_t = 4.0
+
+[zoning]
+method = "jenks"
+k = 3
+scheme = "classes"
+"""
+
 @dataclass(frozen=True)
 class SmallStudy:
     """A generated study folder: ``region/`` (make_region's land use, counties and pools),

@@ -10,22 +10,12 @@ import pytest
 import shapely
 from carbonscape import check_study, run_study
 from carbonscape.errors import StudyError
-from conftest import REGION_INPUTS
+from conftest import DEMAND_ZONING, REGION_INPUTS
 
 STUDY = """
 [study]
 name = "Check like run"
-""" + REGION_INPUTS + """
-[demand]
-table = "population.csv"
-key = "county"
-per_capita_t = 4.0
-
-[zoning]
-method = "jenks"
-k = 3
-scheme = "classes"
-
+""" + REGION_INPUTS + """""" + DEMAND_ZONING + """
 [outputs]
 maps = false
 report = false

@@ -32,6 +32,7 @@ from carbonscape.maps import (
 )
 from carbonscape.report import write_report
 from carbonscape.zoning import zone_groups, zone_ratios
+from conftest import DEMAND_ZONING
 
 
 def _voronoi_cells(n: int, size: float, rng: np.random.Generator) -> list:
@@ -916,17 +917,7 @@ grid = 600
 
 [pools]
 path = "pools.csv"
-
-[demand]
-table = "population.csv"
-key = "county"
-per_capita_t = 4.0
-
-[zoning]
-method = "jenks"
-k = 3
-scheme = "classes"
-
+""" + DEMAND_ZONING + """
 [statistics]
 permutations = 99
 seed = 3

@@ -15,7 +15,7 @@ from carbonscape.cli.main import cli
 from carbonscape.rasterize import open_zones
 from carbonscape.spatial import lattice_weights
 from click.testing import CliRunner
-from conftest import REGION_INPUTS
+from conftest import DEMAND_ZONING, REGION_INPUTS
 from esda.moran import Moran
 from libpysal.weights import lat2W, w_subset
 
@@ -27,17 +27,7 @@ name = "Cells"
 """ + REGION_INPUTS.replace('path = "region/pools.csv"', 'path = "pools.csv"') + """
 [units]
 grid = 600
-
-[demand]
-table = "population.csv"
-key = "county"
-per_capita_t = 4.0
-
-[zoning]
-method = "jenks"
-k = 3
-scheme = "classes"
-
+""" + DEMAND_ZONING + """
 [statistics]
 permutations = 199
 seed = 3

@@ -9,6 +9,7 @@ import pytest
 import rasterio
 from carbonscape import check_study, run_study
 from carbonscape.synthetic import SYNTHETIC_POOLS
+from conftest import DEMAND_ZONING
 
 STUDY = """
 [study]
@@ -26,17 +27,7 @@ id_field = "county"
 
 [pools]
 path = "region/pools.csv"
-
-[demand]
-table = "population.csv"
-key = "county"
-per_capita_t = 4.0
-
-[zoning]
-method = "jenks"
-k = 3
-scheme = "classes"
-
+""" + DEMAND_ZONING + """
 [outputs]
 maps = false
 report = false

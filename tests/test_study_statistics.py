@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from carbonscape import check_study, run_study
 from carbonscape.matching import matching_indices
-from conftest import REGION_INPUTS
+from conftest import DEMAND_ZONING, REGION_INPUTS
 from esda.moran import Moran
 from libpysal.weights import Queen
 
@@ -18,17 +18,7 @@ from libpysal.weights import Queen
 STUDY = """
 [study]
 name = "Second half"
-""" + REGION_INPUTS.replace('path = "region/pools.csv"', 'path = "pools.csv"') + """
-[demand]
-table = "population.csv"
-key = "county"
-per_capita_t = 4.0
-
-[zoning]
-method = "jenks"
-k = 3
-scheme = "classes"
-
+""" + REGION_INPUTS.replace('path = "region/pools.csv"', 'path = "pools.csv"') + """""" + DEMAND_ZONING + """
 [matching]
 supply_weight = 0.6
 demand_weight = 0.4
