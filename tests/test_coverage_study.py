@@ -149,6 +149,31 @@ def test_a_lowered_min_coverage_gives_densities_over_the_covered_area_flagged(tm
     info = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert info["supply_summary"]["coverage"]["min_coverage"] == 0.3
     assert info["supply_summary"]["coverage"]["low_coverage"] == ["C3"]
+    # The region's density is over the areas its counties' densities are over: C1 and C2's
+    # polygons (0.16 km² each) and C3's covered 0.16 km², not C3's whole 0.40 km² polygon.
+    total_t = 16 * 43.0 + (8 * 43.0 + 8 * 123.0) + C3_SUPPLY_T
+    assert info["totals"]["supply_t_per_km2_regional"] == pytest.approx(total_t / (0.16 + 0.16 + C3_COVERED_KM2), rel=1e-3)
+
+
+def test_the_staged_zoning_keeps_low_coverage_densities_over_the_covered_area(tmp_path):
+    """`supply --min-coverage`, `demand`, `zoning` one by one: C3's density and the region's as `run` gives them."""
+    path = make_study(tmp_path)
+    folder = tmp_path
+    out = tmp_path / "staged"
+    for args in (["ingest", "landuse.tif", "--out", "lu.zarr"],
+                 ["zones", "counties.gpkg", "--like", "lu.zarr", "--id-field", "county", "--out", "z.zarr"],
+                 ["supply", "--landuse", "lu.zarr", "--zones", "z.zarr", "--pools", "pools.csv", "--out", str(out), "--min-coverage", "0.3"],
+                 ["demand", str(out), "--counties", "counties.gpkg", "--id-field", "county", "--table", "population.csv", "--per-capita-t", "4.0"],
+                 ["zoning", str(out), "--k", "2", "--scheme", "classes"]):
+        done = subprocess.run([str(CARBONSCAPE), *args, "--scheduler", "synchronous"] if args[0] in ("ingest", "zones", "supply") else [str(CARBONSCAPE), *args],
+                              capture_output=True, text=True, timeout=600, cwd=folder)
+        assert done.returncode == 0, (args, done.stderr)
+    ratio = pd.read_csv(out / "ratio_zones.csv").set_index("county")
+    assert ratio.loc["C3", "supply_t_per_km2"] == pytest.approx(C3_SUPPLY_T / C3_COVERED_KM2, rel=1e-6)
+    assert bool(ratio.loc["C3", "low_coverage"]) and not bool(ratio.loc["C1", "low_coverage"])
+    info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    total_t = 16 * 43.0 + (8 * 43.0 + 8 * 123.0) + C3_SUPPLY_T
+    assert info["totals"]["supply_t_per_km2_regional"] == pytest.approx(total_t / (0.16 + 0.16 + C3_COVERED_KM2), rel=1e-3)
 
 
 def test_the_report_shows_the_coverage_columns(tmp_path):

@@ -199,7 +199,8 @@ def compute_study(
     )
     totals_demand = demand_totals(demand)
     timings.lap("demand")
-    ratio = supply_demand_ratio(by_county["supply_t"], demand, units=study.ratio_units, supply_area_km2=_supply_area_km2(by_county, area_km2))
+    supply_area_km2 = _supply_area_km2(by_county, area_km2)
+    ratio = supply_demand_ratio(by_county["supply_t"], demand, units=study.ratio_units, supply_area_km2=supply_area_km2)
     ratio = _with_coverage(ratio, by_county)
     weights = ratio["area_km2"] if study.zoning.weights == "area" else None
     try:
@@ -228,7 +229,9 @@ def compute_study(
 
     totals = {
         "supply_t": supply_result.total_t,
-        "supply_t_per_km2_regional": supply_result.total_t / float(area_km2.sum()),
+        # Over the areas the counties' own densities are over (a county a lowered min_coverage let
+        # through counts its covered area, not its whole polygon, as its density does).
+        "supply_t_per_km2_regional": regional_supply_density(supply_result.total_t, area_km2, supply_area_km2),
         **totals_demand,
         "counties": int(len(ratio_zones)),
         "counties_with_infinite_ratio": int(ratio_zones["ratio_infinite"].sum()) if "ratio_infinite" in ratio_zones else 0,
@@ -319,6 +322,14 @@ def _supply_area_km2(by_county: pd.DataFrame, area_km2: pd.Series) -> pd.Series 
     low = by_county["low_coverage"].reindex(area.index, fill_value=False).astype(bool)
     area[low] = by_county["area_km2"].reindex(area.index)[low]
     return area
+
+
+def regional_supply_density(total_t: float, area_km2: pd.Series, supply_area_km2: pd.Series | None) -> float:
+    """The region's supply density (t C/km²): total supply over the areas the counties' densities
+    are over: each polygon's, or for a county a lowered ``min_coverage`` let through its covered
+    area (:func:`_supply_area_km2`), so that the region and its counties agree."""
+    area = float((area_km2 if supply_area_km2 is None else supply_area_km2).sum())
+    return total_t / area if area > 0 else float("nan")
 
 
 def _with_coverage(ratio: pd.DataFrame, by_county: pd.DataFrame) -> pd.DataFrame:

@@ -41,6 +41,7 @@ from carbonscape.matching import matching_indices
 from carbonscape.rasterize import geodesic_areas_km2, read_polygons
 from carbonscape.ratio import DEMAND_UNITS, UNIT_ALIASES, supply_demand_ratio
 from carbonscape.study.outputs import DEMAND_COLUMNS, write_outputs
+from carbonscape.study.pipeline import _supply_area_km2, _with_coverage, regional_supply_density
 from carbonscape.study.outputs import units as output_units
 from carbonscape.study.provenance import Timings, describe_inputs, jsonable, versions, where
 from carbonscape.study.read import read_outputs
@@ -215,7 +216,9 @@ def zoning_stage(
     polygons["area_km2"] = area_km2.to_numpy()
     demand = previous.demand
     demand.index = demand.index.astype(str)
-    ratio = supply_demand_ratio(by_county["supply_t"], demand, units=ratio_units)
+    supply_area_km2 = _supply_area_km2(by_county, area_km2)  # low-coverage counties: their covered area, as `run`
+    ratio = supply_demand_ratio(by_county["supply_t"], demand, units=ratio_units, supply_area_km2=supply_area_km2)
+    ratio = _with_coverage(ratio, by_county)
     zones_frame, zoning_info = zone_ratios(ratio["ratio"], method=method, k=k, breaks=breaks,
                                            weights=ratio["area_km2"] if weights == "area" else None, scheme=scheme)
     ratio_zones = pd.concat([ratio, zones_frame], axis=1)
@@ -225,7 +228,7 @@ def zoning_stage(
     total_t = float(by_county["supply_t"].sum())
     totals = {
         "supply_t": total_t,
-        "supply_t_per_km2_regional": total_t / float(area_km2.sum()),
+        "supply_t_per_km2_regional": regional_supply_density(total_t, area_km2, supply_area_km2),
         **demand_totals(demand),
         "counties": int(len(ratio_zones)),
         "counties_with_infinite_ratio": int(ratio_zones["ratio_infinite"].sum()) if "ratio_infinite" in ratio_zones else 0,
