@@ -51,6 +51,10 @@ ZONES_VARIABLE = "zones"
 # at most 0.01 % of the smaller county's area.
 OVERLAP_TOLERANCE_PX = 0.5
 OVERLAP_TOLERANCE_SHARE = 1e-4
+# And whatever the pixel size, an overlap above this share of the smaller polygon is refused: a
+# county drawn on top of another (a development zone not cut out of its county, smaller than half
+# a coarse pixel) is no sliver, and fraction mode would count all of it twice.
+OVERLAP_REFUSED_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,17 @@ def read_polygons(
     if empty.any():
         log.warning("%s: %d feature(s) without geometry are skipped: %s", path, int(empty.sum()), list(values[empty])[:10])
         gdf = gdf[~empty]
+    kinds = gdf.geometry.geom_type
+    # Counties are areas: a layer of boundary lines or centroid points would rasterize to nothing
+    # (and be reported as a county outside the raster or of 0 km²); name what it is instead.
+    not_areas = ~kinds.isin(["Polygon", "MultiPolygon"]) & ~((kinds == "GeometryCollection") & (shapely.area(gdf.geometry.to_numpy()) > 0))
+    if not_areas.any():
+        found = "; ".join(f"{value!s}: {kind}" for value, kind in list(zip(values[not_areas.index[not_areas]], kinds[not_areas]))[:10])
+        raise ZoneError(
+            f"{path}: {int(not_areas.sum())} of {len(gdf)} feature(s) are not polygons ({found}{'; …' if not_areas.sum() > 10 else ''}); "
+            "counties must be polygon areas. If these are boundary lines, build polygons from them first "
+            "(QGIS: Vector ▸ Geometry Tools ▸ Lines to Polygons, or `ogr2ogr -nlt POLYGON`), or give the polygon layer (`layer`)"
+        )
     invalid = ~gdf.geometry.is_valid
     if invalid.any():
         log.warning("%s: repairing %d invalid polygon(s): %s", path, int(invalid.sum()), list(gdf.loc[invalid, id_field])[:10])
@@ -384,7 +399,7 @@ def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, grid: Grid, path: s
         xres, yres = grid.resolution
         overlap = shapely.area(shared) / (xres * yres)
         smaller = np.minimum(shapely.area(geoms[left]), shapely.area(geoms[right])) / (xres * yres)
-        refused = (overlap > OVERLAP_TOLERANCE_PX) & (overlap > OVERLAP_TOLERANCE_SHARE * smaller)
+        refused = ((overlap > OVERLAP_TOLERANCE_PX) & (overlap > OVERLAP_TOLERANCE_SHARE * smaller)) | (overlap > OVERLAP_REFUSED_SHARE * smaller)
         pixels[refused] = overlap[refused]
         unit = "pixels of area"
     else:
@@ -393,13 +408,19 @@ def _check_overlaps(gdf: gpd.GeoDataFrame, *, id_field: str, grid: Grid, path: s
         unit = "pixels"
     bad = np.flatnonzero(pixels)
     if bad.size:
-        names = [f"{gdf[id_field].iloc[left[k]]!s} and {gdf[id_field].iloc[right[k]]!s} ({pixels[k]:,.4g} {unit})" for k in bad[:5]]
+        if coverage == "fraction":
+            share = pixels / np.where(smaller > 0, smaller, 1.0)
+            names = [f"{gdf[id_field].iloc[left[k]]!s} and {gdf[id_field].iloc[right[k]]!s} ({pixels[k]:,.4g} {unit}, "
+                     f"{100 * share[k]:.3g} % of the smaller)" for k in bad[:5]]
+        else:
+            names = [f"{gdf[id_field].iloc[left[k]]!s} and {gdf[id_field].iloc[right[k]]!s} ({pixels[k]:,.4g} {unit})" for k in bad[:5]]
         raise ZoneError(
             f"{path}: polygons overlap, so "
             + ("their shared area would be counted in both counties" if coverage == "fraction" else "some pixels would belong to two counties")
             + f": {'; '.join(names)}"
-            f"{f' and {bad.size - 5} more pair(s)' if bad.size > 5 else ''}. Fix the boundaries (e.g. QGIS "
-            "'Check validity' / 'Fix geometries', or clip one polygon by the other)"
+            f"{f' and {bad.size - 5} more pair(s)' if bad.size > 5 else ''}. Fix the boundaries: cut a county drawn on top of "
+            "another out of it (QGIS Vector ▸ Geoprocessing ▸ Difference), or remove digitising slivers (QGIS Processing "
+            "'Snap geometries to layer', or GRASS v.clean with tool=rmarea)"
         )
 
 

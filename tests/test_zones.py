@@ -65,18 +65,48 @@ def test_overlaps_are_judged_by_pixel_centres(tmp, landuse_3x3):
 
 def test_fraction_mode_judges_overlaps_by_area(tmp, landuse_3x3):
     """Fraction mode shares pixels by area: an overlap with area holding no pixel centre is refused
-    too, a digitising sliver (≤ 0.5 px², or ≤ 0.01 % of the smaller county) along a shared border
-    passes, as does a shared border."""
+    too, a digitising sliver (≤ 0.5 px² and ≤ 1 % of the smaller county, or ≤ 0.01 % of it) along a
+    shared border passes, as does a shared border."""
     from carbonscape.rasterize import lazy_zones
 
     sliver = write_vector(tmp / "s.gpkg", [pixel_box(0, 0, 3, 1.1), pixel_box(0, 0.9, 3, 3)], ["top", "rest"])  # 0.6 px², no centre
-    with pytest.raises(ZoneError, match="top and rest \\(0.6 pixels of area\\)"):
+    with pytest.raises(ZoneError, match="top and rest \\(0.6 pixels of area, 18.2 % of the smaller\\)"):
         lazy_zones(sliver, like=landuse_3x3, id_field="county", coverage="fraction")
     hair = write_vector(tmp / "h.gpkg", [pixel_box(0, 0, 3, 1.001), pixel_box(0, 0.999, 3, 3)], ["top", "rest"])  # 0.006 px²
     border = write_vector(tmp / "b.gpkg", [pixel_box(0, 0, 3, 1.5), pixel_box(0, 1.5, 3, 3)], ["top", "rest"])
     thin = write_vector(tmp / "n.gpkg", [pixel_box(0, 0, 3, 1.05), pixel_box(0, 0.95, 3, 3)], ["top", "rest"])  # 0.3 px²
-    for vector in (hair, border, thin):
+    # Under half a pixel but 9.5 % of the smaller county (3.15 px²): counted twice, so refused.
+    with pytest.raises(ZoneError, match="top and rest \\(0.3 pixels of area, 9.52 % of the smaller\\)"):
+        lazy_zones(thin, like=landuse_3x3, id_field="county", coverage="fraction")
+    for vector in (hair, border):
         assert lazy_zones(vector, like=landuse_3x3, id_field="county", coverage="fraction").attrs["coverage"] == "fraction"
+
+
+def test_fraction_mode_refuses_a_county_drawn_on_top_of_another_whatever_the_pixel_size(tmp, landuse_3x3):
+    """A small county not cut out of the county around it (0.25 px², under the half-pixel tolerance)
+    would be counted twice: refused as 100 % of the smaller; cut out, it passes."""
+    from carbonscape.rasterize import lazy_zones
+
+    outer = pixel_box(0, 0, 3, 3)
+    inner = pixel_box(1.2, 1.2, 1.7, 1.7)
+    nested = write_vector(tmp / "nested.gpkg", [outer, inner], ["county", "zone"])
+    with pytest.raises(ZoneError, match=r"county and zone \(0.25 pixels of area, 100 % of the smaller\).*Difference"):
+        lazy_zones(nested, like=landuse_3x3, id_field="county", coverage="fraction")
+    cut = write_vector(tmp / "cut.gpkg", [shapely.difference(outer, inner), inner], ["county", "zone"])
+    assert lazy_zones(cut, like=landuse_3x3, id_field="county", coverage="fraction").attrs["coverage"] == "fraction"
+
+
+@pytest.mark.parametrize("kind", ["lines", "points"])
+def test_counties_that_are_not_polygons_are_named_as_such(tmp, landuse_3x3, kind):
+    """A layer of county boundary lines (or centroids) rasterizes to nothing: it is refused naming
+    the geometry type (read_polygons: `zones`, `check` and `run` read counties through it), instead of being reported outside the raster."""
+    box = pixel_box(0, 0, 3, 3)
+    geometry = shapely.boundary(box) if kind == "lines" else shapely.centroid(box)
+    vector = write_vector(tmp / f"{kind}.gpkg", [geometry, pixel_box(1, 1, 2, 2)], ["edge", "ok"])
+    name = "LineString" if kind == "lines" else "Point"
+    with pytest.raises(ZoneError, match=rf"1 of 2 feature\(s\) are not polygons \(edge: {name}\); counties must be polygon areas"):
+        rasterize_zones(vector, like=landuse_3x3, id_field="county", out=tmp / "z.zarr", scheduler="synchronous")
+    assert not (tmp / "z.zarr").exists()
 
 
 def test_duplicate_ids_name_their_features(tmp, landuse_3x3):
