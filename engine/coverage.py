@@ -152,10 +152,29 @@ def low_coverage(coverage: pd.DataFrame, min_coverage: float) -> pd.DataFrame:
 
 
 def coverage_problems(coverage: pd.DataFrame, *, min_coverage: float, mode: str = "centre") -> list[str]:
-    """One message naming every county below ``min_coverage`` with its shares and the fixes."""
+    """One message naming every county below ``min_coverage`` with its shares and the fixes, and
+    one naming every county the raster covers nothing of, whatever ``min_coverage`` is (even 0:
+    a county with no land-use data has no supply density, and would get an infinite ratio)."""
+    empty = coverage[~(coverage["covered_share"] > 0)]
+    problems = []
+    if not empty.empty and min_coverage <= 1e-9:
+        listed = "; ".join(describe(row) for row in empty.head(20).itertuples())
+        more = f" and {len(empty) - 20} more" if len(empty) > 20 else ""
+        fixes = []
+        if (empty["outside_share"] > 0.01).any():
+            fixes.append("extend the land-use raster over them")
+        if (empty["nodata_share"] > 0.01).any():
+            fixes.append("fill their nodata pixels")
+        if mode == "centre" and ((empty["outside_share"] + empty["nodata_share"]) <= 0.01).any():
+            fixes.append("use `coverage = \"fraction\"` ([counties], or --coverage fraction) for counties smaller than a pixel")
+        fixes.append("or remove them from the county file")
+        problems.append(
+            f"{len(empty)} county(ies) hold no land-use data at all, so they have no supply density even with min_coverage "
+            f"{min_coverage:g}: {listed}{more}. " + "; ".join(fixes[:1]).capitalize() + ("; " + "; ".join(fixes[1:]) if len(fixes) > 1 else "")
+        )
     low = low_coverage(coverage, min_coverage)
     if low.empty:
-        return []
+        return problems
     listed = "; ".join(describe(row) for row in low.head(20).itertuples())
     more = f" and {len(low) - 20} more" if len(low) > 20 else ""
     reasons = []
@@ -169,7 +188,7 @@ def coverage_problems(coverage: pd.DataFrame, *, min_coverage: float, mode: str 
         f"or lower min_coverage ([counties] min_coverage, --min-coverage; now {min_coverage:g}) to accept supply densities "
         "over the covered area, flagged in the tables"
     )
-    return [
+    return problems + [
         f"{len(low)} county(ies) are covered by the land-use raster less than min_coverage {min_coverage:g}: {listed}{more}. "
         + "; ".join(reasons[:1]).capitalize() + ("; " + "; ".join(reasons[1:]) if len(reasons) > 1 else "")
     ]

@@ -99,6 +99,24 @@ def test_run_refuses_before_writing_anything(tmp_path):
     assert not out.exists()
 
 
+def test_a_county_with_no_land_use_data_is_refused_even_with_min_coverage_0(tmp_path):
+    """min_coverage = 0 accepts partial counties, not a county that is all nodata: it has no supply
+    density (its ratio would be infinite, in the top class, "no carbon supply"). check and run
+    name it and the cause."""
+    path = make_study(tmp_path, counties="min_coverage = 0", beyond=0)
+    codes = np.ones((4, 12), dtype=np.uint8)
+    codes[:, 6:] = 2
+    codes[:, 4:8] = 255  # all of C2
+    write_tif(tmp_path / "landuse.tif", codes, nodata=255)
+    (problem,) = check_study(path)
+    assert "hold no land-use data at all" in problem and "C2: covered 0.0 % (nodata 100.0 %" in problem
+    assert "Fill their nodata pixels" in problem and "C1" not in problem and "C3" not in problem
+    out = tmp_path / "results"
+    with pytest.raises(Exception, match=r"hold no land-use data at all.*C2: covered 0\.0 % \(nodata 100\.0 %"):
+        run_study(path, out=out, scheduler="synchronous")
+    assert not out.exists()
+
+
 def test_a_county_covered_less_than_min_coverage_through_nodata_is_refused_by_check_and_run(tmp_path):
     """check reads the pixels (as it scans the codes) and names the county and its shares; run
     refuses too, before any output."""

@@ -225,7 +225,7 @@ def _centreless(study: Study, inputs: Inputs, *, projected: Any, keys: np.ndarra
     from carbonscape.rasterize import _centres_inside, geodesic_areas_km2
 
     minimum = study.setting("counties", "min_coverage", DEFAULT_MIN_COVERAGE)
-    if study.setting("counties", "coverage", "centre") != "centre" or not minimum or len(inputs.rasters) != 1 or inputs.pixels is None:
+    if study.setting("counties", "coverage", "centre") != "centre" or minimum is None or len(inputs.rasters) != 1 or inputs.pixels is None:
         return []
     grid = inputs.rasters[0].grid
     small = [i for i, (n, s) in enumerate(zip(inputs.pixels.to_numpy(), share)) if n < COARSE_PIXELS and s > 1e-9]
@@ -263,7 +263,9 @@ def _nodata_coverage(study: Study, inputs: Inputs, *, projected: Any, keys: np.n
         nodata += missing
     inside = np.clip(share, 0.0, 1.0)
     nodata_share = inside * np.divide(nodata, pixels, out=np.zeros(len(keys)), where=pixels > 0)
-    low = (inside - nodata_share < minimum) & (inside >= minimum) & (nodata > 0)
+    covered = inside - nodata_share
+    # Below min_coverage through nodata, or (even with min_coverage 0) no land-use data at all.
+    low = ((covered < minimum) & (inside >= minimum) | (covered <= 1e-12) & (inside > 0)) & (nodata > 0)
     if not low.any():
         return []
     assert inputs.polygons is not None
