@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from carbonscape.coverage import DEFAULT_MIN_COVERAGE
 from carbonscape.errors import InputError
 from carbonscape.io import atomic_path
 from carbonscape.zoning import zone_groups
@@ -337,8 +338,16 @@ def _summary(inputs: ReportInputs) -> str:
                  f"weigh on the carbon it stores. Units: {html.escape(str(ratio_unit))}."
                  + (f" {int(infinite):,} {'county stores' if infinite == 1 else 'counties store'} no carbon (infinite ratio), listed apart from the "
                     "ratios below." if infinite else "") + "</p>")
+    parts.append(_grid_note(info))
     ratio = inputs.tables.get("ratio_zones")
     zones_html = extremes_html = ""
+    low = _low_coverage_names(ratio)
+    if low:
+        parts.append(f'<p class="note" id="low-coverage-note">{LOW_MARK} {len(low):,} '
+                     f"{'county is' if len(low) == 1 else 'counties are'} covered by the land-use raster less than "
+                     f"{fmt(LOW_COVERAGE_SHARE)} of {'its' if len(low) == 1 else 'their'} area, accepted by the study's min_coverage: "
+                     f"{'its supply density is' if len(low) == 1 else 'their supply densities are'} over the covered area only, "
+                     f"so {'its' if len(low) == 1 else 'their'} ratio is less certain: {html.escape('、'.join(sorted(low)))}.</p>")
     if ratio is not None and not ratio.empty:
         groups = zone_groups(ratio)
         if groups:
@@ -352,7 +361,7 @@ def _summary(inputs: ReportInputs) -> str:
                     if not finite.empty:
                         span = f"ratio {fmt(finite.min())}–{fmt(finite.max())}"
                 meaning = zone_meaning(group.key, group.zone, group.zone_en)
-                names = [html.escape(n) for n in group.counties]
+                names = [html.escape(n) + (LOW_MARK if n in low else "") for n in group.counties]
                 if len(names) <= NAMES_INLINE:
                     who = "、".join(names)
                 else:
@@ -373,7 +382,7 @@ def _summary(inputs: ReportInputs) -> str:
                 tables = []
                 for title, rows, table_id in (("Five highest ratios", ranked.head(n), "highest"),
                                               ("Five lowest ratios", ranked.tail(n).iloc[::-1], "lowest")):
-                    body = "".join(f'<tr><td>{html.escape(str(r.county))}</td><td class="n">{fmt(r.rank_ratio)}</td>'
+                    body = "".join(f'<tr><td>{html.escape(str(r.county))}{LOW_MARK if str(r.county) in low else ""}</td><td class="n">{fmt(r.rank_ratio)}</td>'
                                    f"<td>{html.escape(str(getattr(r, 'zone', '') or ''))}</td></tr>" for r in rows.itertuples())
                     tables.append(f'<div><h3>{title}</h3><table id="{table_id}"><thead><tr><th>county</th><th>ratio</th><th>zone</th></tr>'
                                   f"</thead><tbody>{body}</tbody></table></div>")
@@ -382,6 +391,55 @@ def _summary(inputs: ReportInputs) -> str:
         parts.append(f'<div class="columns">{zones_html}{extremes_html}</div>')
     parts.append("</section>")
     return "".join(parts)
+
+
+LOW_MARK = "†"  # beside a county accepted with low coverage, in the summary's zone lists and tables
+LOW_COVERAGE_SHARE = DEFAULT_MIN_COVERAGE  # below it an accepted county's density is over its covered area
+
+
+def _low_coverage_names(ratio: pd.DataFrame | None) -> set[str]:
+    """The counties flagged ``low_coverage`` in the ratio table (accepted by a lowered min_coverage)."""
+    if ratio is None or ratio.empty or "low_coverage" not in ratio.columns:
+        return set()
+    flags = ratio["low_coverage"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+    return set(ratio.loc[flags, "county"].astype(str))
+
+
+def _grid_note(info: dict[str, Any]) -> str:
+    """How areas and coverage were measured (run.json's ``supply_summary``): the raster's CRS and
+    pixel size, the area rule and how far nominal pixel areas would have been off, the coverage
+    rule and ``min_coverage``, and the counties the warnings named (partial cover, coarse pixels)."""
+    summary = info.get("supply_summary") or {}
+    if not summary:
+        return ""
+    sentences = []
+    crs, size = summary.get("crs"), summary.get("pixel_size")
+    if crs:
+        pixel = ""
+        if isinstance(size, (list, tuple)) and len(size) == 2:
+            unit = "°" if summary.get("geographic") else " m"
+            pixel = f", pixels {fmt(abs(size[0]), 4)} × {fmt(abs(size[1]), 4)}{unit}"
+        sentences.append(f"Land-use grid: {html.escape(str(crs))}{pixel}.")
+    areas = summary.get("areas") or {}
+    if areas.get("rule"):
+        rule = f"Pixel areas: {html.escape(str(areas['rule']))}"
+        off = areas.get("largest_nominal_vs_true_difference_pct")
+        if isinstance(off, (int, float)) and off > 0:
+            rule += f" (the nominal pixel area would be off by up to {fmt(off)} %)"
+        sentences.append(rule + ".")
+    coverage = summary.get("coverage") or {}
+    if coverage.get("mode"):
+        how = ("boundary pixels shared among counties by their exact covered fraction" if coverage["mode"] == "fraction"
+               else "each pixel in the county holding its centre")
+        sentences.append(f"Counties: {how}; min_coverage {fmt(coverage.get('min_coverage'))}.")
+    for key, what in (("partial_counties", "missing more than 1 % of their area (outside the raster or nodata), densities over the whole polygon"),
+                      ("coarse_counties", "coarse for the pixels (under 100 pixels or their pixel area over 2 % off the polygon): "
+                                          "consider coverage = \"fraction\"")):
+        names = coverage.get(key) or []
+        if names:
+            shown = "、".join(html.escape(str(n)) for n in names[:20]) + (f" … ({len(names):,} in all)" if len(names) > 20 else "")
+            sentences.append(f"{len(names):,} {'county' if len(names) == 1 else 'counties'} {what}: {shown}.")
+    return f'<p class="note" id="grid-note">{" ".join(sentences)}</p>' if sentences else ""
 
 
 def _found(out: Path, stem: str) -> tuple[Path, str] | None:
