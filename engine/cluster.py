@@ -161,6 +161,37 @@ def _scheduler_feed_class() -> type:
     return SchedulerFeed
 
 
+def in_order(collections: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``collections`` made safe to compute together, so that results come back in their order.
+
+    dask 2026.8 returns the results of Delayed objects and other collections computed in one call
+    grouped by kind, not in the order given: ``dask.compute(d1, x, d2, x2)`` gives
+    ``(d1, d2, x, x2)``, and ``client.compute([...])`` does the same (reproduced in
+    tests/test_cluster.py; dask/dask#12081 fixed a crash of the same mixing in
+    ``_ExprSequence._simplify_down``, not the order). When both kinds are present, every dask array becomes the Delayed of
+    its blocks, unoptimized so that chunk tasks shared with the other collections keep their keys
+    and run once (each single-block table is its block's Delayed; larger arrays are put back
+    together by :func:`dask.array.core.concatenate3`). Otherwise ``collections`` is returned as is.
+    """
+    from dask.delayed import Delayed, delayed
+
+    kinds = {isinstance(c, Delayed) for c in collections if dask.is_dask_collection(c)}
+    if len(kinds) < 2:
+        return collections
+    import dask.array as da
+    from dask.array.core import concatenate3
+
+    out = []
+    for c in collections:
+        if isinstance(c, da.Array):
+            blocks = c.to_delayed(optimize_graph=False)
+            out.append(blocks.flat[0] if blocks.size == 1 and c.ndim == blocks.ndim and all(len(k) == 1 for k in c.chunks)
+                       else delayed(concatenate3)(blocks.tolist()) if c.ndim else blocks.item())
+        else:
+            out.append(c)
+    return tuple(out)
+
+
 @dataclass
 class Executor:
     """An active place to compute: a distributed client, or one of dask's local schedulers."""
@@ -184,6 +215,7 @@ class Executor:
             What is computed, shown with the progress.
         """
         report = ProgressReport(label) if progress is None or progress else None
+        collections = in_order(collections)
         if self.client is not None:
             futures = self.client.compute(list(collections))
             if report is not None:

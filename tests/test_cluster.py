@@ -282,3 +282,48 @@ def test_an_address_from_dask_scheduler_address_is_named_as_such_when_it_fails(m
     with dask.config.set({"scheduler-address": "thread"}):
         with pytest.raises(InputError, match="comes from DASK_SCHEDULER_ADDRESS"), executor(None):
             pass
+
+
+CHUNK_CALLS: list[tuple[int, ...]] = []
+
+
+def _counted_chunk(block):
+    if block.size:  # not map_blocks' look at an empty block for the dtype
+        CHUNK_CALLS.append(block.shape)  # list.append is atomic: threads and in-process workers share it
+    return block * 2
+
+
+def _first(blocks):
+    return "first"
+
+
+def _second(value):
+    return f"second {value}"
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads", None])
+def test_delayed_objects_and_arrays_computed_together_come_back_in_order(scheduler):
+    """dask 2026.8 returns Delayed results and array results of one compute grouped by kind
+    (``dask.compute(d1, x, d2, x2)`` gives ``d1, d2, x, x2``): tables would be taken under another
+    statistic's name. Executor.compute gives them back in order, the shared chunk tasks run once."""
+    import dask
+    import dask.array as da
+    import numpy as np
+
+    CHUNK_CALLS.clear()
+    source = da.ones((4, 6), chunks=(2, 3)).map_blocks(_counted_chunk, dtype=float)  # 4 chunk tasks, shared by all below
+    total = source.sum()  # a 0-d array
+    rows = source.sum(axis=1)  # a multi-block array
+    first = dask.delayed(_first)(source.to_delayed(optimize_graph=False).ravel().tolist())
+    second = dask.delayed(_second)(7)
+    if scheduler is None:  # a LocalCluster in this process, so the chunk calls are counted here
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as local, Client(local) as client:
+            results = cluster.Executor(description="test", client=client).compute(first, total, second, rows)
+    else:
+        results = cluster.Executor(description="test", local_scheduler=scheduler).compute(first, total, second, rows)
+    assert results[0] == "first" and results[2] == "second 7"
+    assert float(results[1]) == 48.0
+    np.testing.assert_array_equal(results[3], [12.0, 12.0, 12.0, 12.0])
+    assert len(CHUNK_CALLS) == 4  # each chunk once, for every result
