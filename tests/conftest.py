@@ -138,19 +138,24 @@ path = "region/pools.csv"
 """
 
 
-# The demand and zoning of most generated studies: small_study's population.csv at 4 t per person,
-# Jenks natural breaks into 3 classes.
-DEMAND_ZONING = """
+def demand_zoning(per_capita_t: float = 4.0) -> str:
+    """The [demand] and [zoning] of a generated study: small_study's population.csv at
+    ``per_capita_t`` t per person, Jenks natural breaks into 3 classes."""
+    return f"""
 [demand]
 table = "population.csv"
 key = "county"
-per_capita_t = 4.0
+per_capita_t = {per_capita_t}
 
 [zoning]
 method = "jenks"
 k = 3
 scheme = "classes"
 """
+
+
+# The demand and zoning of most generated studies (4 t per person).
+DEMAND_ZONING = demand_zoning()
 
 @dataclass(frozen=True)
 class SmallStudy:

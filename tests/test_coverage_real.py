@@ -18,16 +18,7 @@ import pytest
 import rasterio
 from carbonscape import ingest, rasterize_zones, supply
 from carbonscape.demo import demo_paths
-from conftest import (
-    IGBP_DENSITY,
-    MODIS,
-    assert_equals_exactextract,
-    clc_counties,
-    clc_path,
-    density_pools,
-    exactextract_oracle,
-    geodesic_row_areas_m2,
-)
+from conftest import IGBP_DENSITY, MODIS, assert_equals_exactextract, clc_counties, clc_path, density_pools, exactextract_oracle, geodesic_row_areas_m2
 from pyproj import CRS
 
 

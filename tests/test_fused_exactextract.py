@@ -26,17 +26,7 @@ from carbonscape import ingest, supply
 from carbonscape.cli.main import cli
 from carbonscape.rasterize import COUNTY_RINGS, lazy_zones
 from click.testing import CliRunner
-from conftest import (
-    DEMAND_ZONING,
-    IGBP_DENSITY,
-    MODIS,
-    assert_equals_exactextract,
-    clc_counties,
-    clc_path,
-    density_pools,
-    exactextract_oracle,
-    geodesic_row_areas_m2,
-)
+from conftest import DEMAND_ZONING, IGBP_DENSITY, MODIS, assert_equals_exactextract, clc_counties, clc_path, density_pools, exactextract_oracle, geodesic_row_areas_m2
 from pyproj import CRS
 
 

@@ -5,7 +5,6 @@ pass must leave no store behind."""
 
 import json
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +16,7 @@ from carbonscape.io import ingesting, source_fingerprint, store_is_current
 from carbonscape.rasterize import lazy_zones
 from carbonscape.study import pipeline
 from carbonscape.synthetic import make_region
+from conftest import demand_zoning
 
 STUDY = """
 [study]
@@ -33,17 +33,7 @@ id_field = "county"
 {coverage}
 [pools]
 path = "{pools}"
-
-[demand]
-table = "population.csv"
-key = "county"
-per_capita_t = 6.9
-
-[zoning]
-method = "jenks"
-k = 3
-scheme = "classes"
-
+""" + demand_zoning(6.9) + """
 [outputs]
 maps = false
 report = false
@@ -58,12 +48,9 @@ def _store_files(store):
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("fused-ingest")
+def study_dir(small_study):
     # 700 × 600 pixels in 256² chunks: 3 × 3 chunks, edge chunks, counties crossing chunk edges, some nodata.
-    region = make_region(base / "region", shape=(700, 600), n_counties=11, seed=5)
-    names = gpd.read_file(region.counties)["county"]
-    pd.DataFrame({"county": names, "population": np.arange(1, len(names) + 1) * 7_000}).to_csv(base / "population.csv", index=False)
+    base = small_study("fused-ingest", shape=(700, 600), n_counties=11, seed=5, population=lambda n: np.arange(1, n + 1) * 7_000).base
     for name, coverage in (("study.toml", ""), ("fraction.toml", 'coverage = "fraction"\n')):
         (base / name).write_text(STUDY.format(coverage=coverage, pools="region/pools.csv"), encoding="utf-8")
     return base
