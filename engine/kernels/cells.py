@@ -52,6 +52,16 @@ def _row_areas(r, area, lattice, node_rows, node_cols, row0, col0, out):  # prag
         out[c] = area[rr, c if ac > 1 else 0]
 
 
+
+@njit(inline="always")
+def _add_value(sums, at, v, a):  # pragma: no cover
+    """Add a valid pixel of value ``v`` and area ``a`` to the running sums ``[pixels, Σv, Σa, Σv·a]``
+    at ``sums[at : at + 4]``."""
+    sums[at] += 1.0
+    sums[at + 1] += v
+    sums[at + 2] += a
+    sums[at + 3] += v * a
+
 # What a kernel taking one of the two sources of pixel areas passes for the other.
 _NO_AREA = np.zeros((1, 1), dtype=np.float64)
 _NO_LATTICE = np.zeros((0, 0), dtype=np.float64)
@@ -102,10 +112,7 @@ def unit_value_sums(units, values, nodata, has_nodata, n_units, area):  # pragma
             if not np.isfinite(v) or (has_nodata and v == nodata):
                 continue
             a = area[rr, c if ac > 1 else 0]
-            sums[u, 0] += 1.0
-            sums[u, 1] += v
-            sums[u, 2] += a
-            sums[u, 3] += v * a
+            _add_value(sums[u], 0, v, a)
     return sums
 
 
@@ -165,10 +172,7 @@ def _value_sums(values, nodata, has_nodata, cell, out_rows, out_cols, r0, c0, ar
                 if not np.isfinite(v) or (has_nodata and v == nodata):
                     continue
                 a = row[c]
-                table[0] += 1.0
-                table[1] += v
-                table[2] += a
-                table[3] += v * a
+                _add_value(table, 0, v, a)
     return sums
 
 
@@ -296,10 +300,7 @@ def _lookup_sums(ids, table, cell, out_rows, out_cols, r0, c0, area, lattice, no
                     if not np.isfinite(v):
                         continue
                 a = row[c]
-                out[0] += 1.0
-                out[1] += v
-                out[2] += a
-                out[3] += v * a
+                _add_value(out, 0, v, a)
     return sums
 
 
@@ -348,19 +349,13 @@ def _region_sums(codes, ids, lut, offset, n_cols, unknown_col, nodata, nodata_co
                 k = class_column(np.int64(codes[r, c]), lut, offset, nodata, nodata_col, unknown_col)
                 out[k] += 1.0
                 out[n_cols + k] += a
-                out[base] += 1.0
-                out[base + 1] += 1.0
-                out[base + 2] += a
-                out[base + 3] += a
+                _add_value(out, base, 1.0, a)
                 if n_table > 0:
                     if z >= n_table:
                         raise ValueError("zone id out of range of the zone table")
                     v = table[z]
                     if np.isfinite(v):
-                        out[base + 4] += 1.0
-                        out[base + 5] += v
-                        out[base + 6] += a
-                        out[base + 7] += v * a
+                        _add_value(out, base + 4, v, a)
     return sums
 
 
