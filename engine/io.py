@@ -91,7 +91,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(path).absolute()
     _refuse_to_replace_a_folder(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    made = make_folders(final.parent)
     tmp = temporary_sibling(final)
     try:
         yield tmp
@@ -100,9 +100,32 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         # Removed now and again when the executor closes: a chunk task still running may write
         # into it after this removal.
         leftovers.abandon(functools.partial(_remove_path, tmp))
+        leftovers.abandon(functools.partial(remove_made_folders, made))
         raise
     finally:
         _remove_path(tmp)
+
+
+def make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; return the folders this made, deepest first, for
+    :func:`remove_made_folders` (a refused `--out a/b/new` is to leave no ``a/b`` behind)."""
+    made = []
+    for missing in (folder, *folder.parents):
+        if missing.exists():
+            break
+        made.append(missing)
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def remove_made_folders(made: list[Path]) -> None:
+    """Remove the folders :func:`make_folders` made, deepest first, as long as they are empty."""
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (someone else's files, or gone already)
+            if folder.exists():
+                return
 
 
 def _remove_path(path: Path) -> None:
@@ -130,8 +153,7 @@ def staged_outputs(folder: str | os.PathLike[str]) -> Iterator[Path]:
     it. Several outputs (tables, pixel maps) then appear together or not at all."""
     local_folder(folder)
     final = Path(folder).absolute()
-    made = not final.exists()
-    final.mkdir(parents=True, exist_ok=True)
+    made = make_folders(final)
     staging = final / f".staging-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
@@ -140,16 +162,11 @@ def staged_outputs(folder: str | os.PathLike[str]) -> Iterator[Path]:
             _move_into_place(item, final / item.name)
     except BaseException:
         leftovers.abandon(functools.partial(shutil.rmtree, staging, ignore_errors=True))
-        if made:  # a folder made for this output and left empty by the failure goes too
-            leftovers.abandon(functools.partial(_remove_if_empty, final))
+        # The folders made for this output (``folder`` and its parents) and left empty go too.
+        leftovers.abandon(functools.partial(remove_made_folders, made))
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _remove_if_empty(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        folder.rmdir()
 
 
 # -- reading stores ---------------------------------------------------------------------------

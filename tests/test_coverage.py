@@ -10,8 +10,7 @@ import shapely
 from carbonscape import ingest, rasterize_zones, supply
 from carbonscape.coverage import CoverageError
 from carbonscape.rasterize import chunk_fractions, geodesic_areas_km2, outside_areas_km2, read_boundary_window
-from conftest import pixel_box, write_pools, write_tif, write_vector
-from exactextract import exact_extract
+from conftest import assert_equals_exactextract, exactextract_oracle, geodesic_row_areas_m2, pixel_box, write_pools, write_tif, write_vector
 from pyproj import Geod
 from rasterio.transform import from_origin
 
@@ -124,33 +123,15 @@ def test_chunked_boundary_tables_equal_whole_window_fractions(tmp):
     np.testing.assert_allclose(got["f"].to_numpy(), want["f"].to_numpy(), atol=1e-12)
 
 
-def _exactextract_oracle(tif, gdf, cell_area_m2, density):
-    """Per county and per (county, class): Σ exactextract coverage × cell area (× density)."""
-    frame = exact_extract(str(tif), gdf, ["cell_id", "coverage", "values"], include_cols=["county"], output="pandas")
-    supply_t, area = {}, {}
-    for row in frame.itertuples():
-        cells, cover, values = np.asarray(row.cell_id), np.asarray(row.coverage), np.asarray(row.values)
-        keep = np.isin(values, list(density))
-        ha = cover[keep] * cell_area_m2(cells[keep]) / 1e4
-        supply_t[row.county] = float((ha * np.vectorize(density.get)(values[keep])).sum()) if keep.any() else 0.0
-        for code in density:
-            total = float(ha[values[keep] == code].sum())
-            if total > 0:
-                area[(row.county, code)] = total / 100
-    return pd.Series(supply_t), pd.Series(area)
-
-
 @pytest.fixture(scope="module")
 def demo_region(tmp_path_factory):
     """Real county polygons (the demo's: 49 Central Yunnan counties, Albers equal-area) over the
     demo's land use at 2 km (classes synthetic, placed inside the real boundaries)."""
-    from carbonscape.demo import demo_paths
     from carbonscape.demo.generate import generate_landuse
 
     base = tmp_path_factory.mktemp("demo_region")
     tif = generate_landuse(base / "landuse.tif", resolution_m=2000.0)
-    counties = gpd.read_file(demo_paths()["counties"])
-    return base, tif, counties
+    return base, tif
 
 
 def _run_fraction(base, tif, counties_path, pools):
@@ -159,25 +140,23 @@ def _run_fraction(base, tif, counties_path, pools):
     return supply(lu, zones, pools, scheduler="threads", min_coverage=0)
 
 
-def test_fraction_mode_equals_exactextract_on_an_equal_area_grid(demo_region):
-    base, tif, counties = demo_region
+def test_fraction_mode_equals_exactextract_on_an_equal_area_grid(demo_region, demo_counties):
+    base, tif = demo_region
+    counties = demo_counties
     counties.to_file(base / "counties.gpkg")
     pools = pd.read_csv(demo_paths_pools())
     density = dict(zip(pools["lucode"], pools[["c_above", "c_below", "c_soil", "c_dead"]].sum(axis=1)))
     result = _run_fraction(base, tif, base / "counties.gpkg", demo_paths_pools())
     with rasterio.open(tif) as src:
         pixel_m2 = abs(src.transform.a * src.transform.e)
-    want_supply, want_area = _exactextract_oracle(tif, counties, lambda cells: np.full(len(cells), pixel_m2), density)
-    got = result.by_county.set_index("county")
-    np.testing.assert_allclose(got["supply_t"].reindex(want_supply.index), want_supply, rtol=1e-6)
-    pairs = result.by_county_class.set_index(["county", "lucode"])["area_km2"]
-    np.testing.assert_allclose(pairs.reindex(want_area.index), want_area, rtol=1e-6)
+    assert_equals_exactextract(result, *exactextract_oracle(tif, counties, lambda cells: np.full(len(cells), pixel_m2), density))
 
 
-def test_fraction_mode_equals_exactextract_times_true_areas_on_a_lonlat_grid(demo_region):
+def test_fraction_mode_equals_exactextract_times_true_areas_on_a_lonlat_grid(demo_region, demo_counties):
     from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-    base, tif, counties = demo_region
+    base, tif = demo_region
+    counties = demo_counties
     geo = base / "landuse_lonlat.tif"
     with rasterio.open(tif) as src:
         transform, width, height = calculate_default_transform(src.crs, "EPSG:4326", src.width, src.height, *src.bounds, resolution=0.02)
@@ -190,19 +169,8 @@ def test_fraction_mode_equals_exactextract_times_true_areas_on_a_lonlat_grid(dem
     density = dict(zip(pools["lucode"], pools[["c_above", "c_below", "c_soil", "c_dead"]].sum(axis=1)))
     result = _run_fraction(base, geo, base / "counties_lonlat.gpkg", demo_paths_pools())
     # The oracle's cell areas: each row's cell as a geodesic polygon with densified parallels.
-    geod = Geod(ellps="WGS84")
-    along = np.linspace(0, 0.02, 100)
-    top = transform.f
-    row_m2 = np.array([
-        abs(geod.polygon_area_perimeter(np.concatenate([along, along[::-1]]), np.concatenate([np.full(100, top - 0.02 * (r + 1)), np.full(100, top - 0.02 * r)]))[0])
-        for r in range(height)
-    ])
-    want_supply, want_area = _exactextract_oracle(geo, lonlat, lambda cells: row_m2[cells // width], density)
-    got = result.by_county.set_index("county")
-    np.testing.assert_allclose(got["supply_t"].reindex(want_supply.index), want_supply, rtol=1e-6)
-    pairs = result.by_county_class.set_index(["county", "lucode"])["area_km2"]
-    np.testing.assert_allclose(pairs.reindex(want_area.index), want_area, rtol=1e-6)
-
+    row_m2 = geodesic_row_areas_m2(geo)
+    assert_equals_exactextract(result, *exactextract_oracle(geo, lonlat, lambda cells: row_m2[cells // width], density))
 
 def demo_paths_pools():
     from carbonscape.demo import demo_paths

@@ -5,7 +5,6 @@ pass must leave no store behind."""
 
 import json
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,37 +16,23 @@ from carbonscape.io import ingesting, source_fingerprint, store_is_current
 from carbonscape.rasterize import lazy_zones
 from carbonscape.study import pipeline
 from carbonscape.synthetic import make_region
+from conftest import REGION_INPUTS, demand_zoning
 
 STUDY = """
 [study]
 name = "Fused ingest"
 year = 2020
-
-[landuse]
-rasters = ["region/landuse.tif"]
-chunk = 256
-
-[counties]
-path = "region/counties.gpkg"
-id_field = "county"
-{coverage}
-[pools]
-path = "{pools}"
-
-[demand]
-table = "population.csv"
-key = "county"
-per_capita_t = 6.9
-
-[zoning]
-method = "jenks"
-k = 3
-scheme = "classes"
-
+""" + REGION_INPUTS + demand_zoning(6.9) + """
 [outputs]
 maps = false
 report = false
 """
+
+
+def study_text(*, fraction: bool = False, pools: str = "region/pools.csv") -> str:
+    """STUDY in centre or fraction coverage, with its pools table at ``pools``."""
+    text = STUDY.replace('path = "region/pools.csv"', f'path = "{pools}"')
+    return text.replace('id_field = "county"\n', 'id_field = "county"\ncoverage = "fraction"\n') if fraction else text
 
 TABLES = ("supply_by_county", "supply_by_class", "supply_by_county_class", "supply_by_pool", "demand_by_county", "ratio_zones")
 
@@ -58,14 +43,11 @@ def _store_files(store):
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("fused-ingest")
+def study_dir(small_study):
     # 700 × 600 pixels in 256² chunks: 3 × 3 chunks, edge chunks, counties crossing chunk edges, some nodata.
-    region = make_region(base / "region", shape=(700, 600), n_counties=11, seed=5)
-    names = gpd.read_file(region.counties)["county"]
-    pd.DataFrame({"county": names, "population": np.arange(1, len(names) + 1) * 7_000}).to_csv(base / "population.csv", index=False)
-    for name, coverage in (("study.toml", ""), ("fraction.toml", 'coverage = "fraction"\n')):
-        (base / name).write_text(STUDY.format(coverage=coverage, pools="region/pools.csv"), encoding="utf-8")
+    base = small_study("fused-ingest", shape=(700, 600), n_counties=11, seed=5, population=lambda n: np.arange(1, n + 1) * 7_000).base
+    for name, fraction in (("study.toml", False), ("fraction.toml", True)):
+        (base / name).write_text(study_text(fraction=fraction), encoding="utf-8")
     return base
 
 
@@ -115,7 +97,7 @@ def test_codes_missing_from_the_pools_table_fail_the_run_and_leave_no_store(stud
     dropped = pools.iloc[:2]
     pools.iloc[2:].to_csv(tmp_path / "pools.csv", index=False)
     study = tmp_path / "study.toml"
-    study.write_text(STUDY.format(coverage="", pools=(tmp_path / "pools.csv").as_posix()).replace('"region/', f'"{study_dir.as_posix()}/region/')
+    study.write_text(study_text(pools=(tmp_path / "pools.csv").as_posix()).replace('"region/', f'"{study_dir.as_posix()}/region/')
                      .replace('"population.csv"', f'"{(study_dir / "population.csv").as_posix()}"'), encoding="utf-8")
     stores = tmp_path / "stores"
     study.write_text(study.read_text() + f'stores = "{stores.as_posix()}"\n', encoding="utf-8")

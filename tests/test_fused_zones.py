@@ -14,23 +14,13 @@ from carbonscape.io import open_store
 from carbonscape.rasterize import lazy_zones, open_zones
 from carbonscape.study import pipeline
 from carbonscape.synthetic import make_region
-from conftest import REGION_INPUTS
+from conftest import REGION_INPUTS, demand_zoning
 
 STUDY = """
 [study]
 name = "Fused zones"
 year = 2020
-""" + REGION_INPUTS + """
-[demand]
-table = "population.csv"
-key = "county"
-per_capita_t = 6.9
-
-[zoning]
-method = "jenks"
-k = 3
-scheme = "classes"
-
+""" + REGION_INPUTS + """""" + demand_zoning(6.9) + """
 [outputs]
 maps = false
 report = false

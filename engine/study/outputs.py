@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from carbonscape import remote
 from carbonscape.demand import demand_totals_table
-from carbonscape.io import atomic_path
+from carbonscape.io import atomic_path, make_folders, remove_made_folders
 from carbonscape.ratio import CO2_TO_C, DEMAND_UNITS, UNITS
 from carbonscape.study.result import StudyResult
 
@@ -417,7 +417,7 @@ def results_folder(out: str | os.PathLike[str], *, owner: dict[str, Any], overwr
     problem = folder_problem(final, owner=owner, overwrite=overwrite, inputs=list(inputs))
     if problem:
         raise InputError(problem)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    made = make_folders(final.parent)
     _remove_stale_staging(final)
     staging = final.parent / f".{final.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -435,6 +435,10 @@ def results_folder(out: str | os.PathLike[str], *, owner: dict[str, Any], overwr
             shutil.rmtree(old, ignore_errors=True)
         else:
             staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        remove_made_folders(made)  # the parents made for ``out``, left empty
+        raise
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
