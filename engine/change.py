@@ -23,7 +23,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +302,7 @@ def change_tables_from_cells(
     by_county["nodata_to_only_pixels"] = count_per_county(in_a & (b == nb))
 
     # Transfer matrix per county and for the region (class → class, both maps valid).
-    shown = np.flatnonzero(valid & (px > 0))
+    shown = np.flatnonzero(valid & ((px > 0) | (ha > 0)))  # fraction mode: a county's part of a pixel centred elsewhere
     shown = shown[np.lexsort((b[shown], a[shown], zp[shown]))]
     transitions_by_county = pd.DataFrame({
         "county": county[zp[shown]],
@@ -458,13 +458,20 @@ def change(
     index_a, index_b = _class_index(store_a, table_from, names[0]), _class_index(store_b, table_to, names[1])
     layout = Layout(n_counties=county_table.n_zones, classes=index_a, classes_to=index_b)
     areas = pixel_areas(store_a.grid)
-    lazy = accumulate([_pair_statistic(layout)], county_store.data, {"landuse": store_a.data, "landuse_to": store_b.data}, layout=layout, areas=areas)
+    specs = [_pair_statistic(layout)]
+    rasters = {"landuse": store_a.data, "landuse_to": store_b.data}
+    moves = _fraction_moves(county_store, layout, rasters)
+    if moves is not None:
+        specs.append(moves)
+    lazy = accumulate(specs, county_store.data, rasters, layout=layout, areas=areas)
 
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
     with using(run, scheduler) as active, staging as stage:
         shape = store_a.grid.shape
-        computed = active.compute(*lazy.values(), progress=progress, label=f"change: 2 maps of {shape[0]}×{shape[1]} pixels")
+        computed = active.compute(*_in_order(lazy), progress=progress, label=f"change: 2 maps of {shape[0]}×{shape[1]} pixels")
         cells = PairCells.of(computed[0], layout)
+        if moves is not None:  # fraction mode: boundary pixels shared by covered fraction
+            cells = cells.moved(computed[1])
         if cells.pixels[cells.col_from == index_a.unknown_col].sum():
             raise UnknownCodesError(unknown_codes_message(f"{names[0]} map {store_a.path}", table_from, _count_unknown(store_a, table_from, active)))
         if cells.pixels[cells.col_to == index_b.unknown_col].sum():
@@ -504,6 +511,40 @@ def change(
 SPARSE_ABOVE_CELLS = 1 << 21
 
 
+def _in_order(lazy: Mapping[str, Any]) -> list[Any]:
+    """The lazy tables of one pass as collections that ``dask.compute`` gives back in order:
+    every dask array wrapped as a :class:`dask.delayed.Delayed` beside the merged (sparse) tables,
+    which are Delayed already. (dask 2026.8's ``compute(d1, array, d2, array)`` returned the two
+    Delayed results first; all of one kind, the order holds.)"""
+    from dask.delayed import Delayed, delayed
+
+    return [table if isinstance(table, Delayed) else delayed(table) for table in lazy.values()]
+
+
+def _fraction_moves(county_store: RasterStore, layout: Layout, rasters: dict[str, Any], name: str = "fraction transitions",
+                    bound: Mapping[str, str] | None = None) -> Any:
+    """In fraction mode (a county store of ``coverage = "fraction"``), the statistic of the area
+    boundary pixels move between a pair's (county, from, to) cells
+    (:data:`~carbonscape.accumulate.fraction_pairs.FRACTION_TRANSITIONS`), bound under ``name`` to
+    ``layout`` (and to the rasters ``bound`` names, as :func:`~carbonscape.accumulate.bind`);
+    else None. Counties burned on the fly (their rings a lazy raster of the store's attributes)
+    add that raster to ``rasters``."""
+    from carbonscape.accumulate import bind
+    from carbonscape.accumulate.fraction_pairs import fraction_transitions
+    from carbonscape.rasterize import COUNTY_RINGS
+
+    if county_store.attrs.get("coverage") != "fraction":
+        return None
+    rings = county_store.attrs.get(COUNTY_RINGS)
+    if rings is not None:
+        rasters[COUNTY_RINGS] = rings
+        params = {"boundary_rings": COUNTY_RINGS}
+    else:
+        params = {"boundary": str(county_store.path)}
+    spec = fraction_transitions(rings=None if rings is None else COUNTY_RINGS)
+    return bind(spec, name, rasters=dict(bound or {}), layout=replace(layout, params={**layout.params, **params}))
+
+
 def _pair_statistic(layout: Layout) -> Any:
     from carbonscape.accumulate import SPARSE_TRANSITIONS
 
@@ -535,6 +576,14 @@ class PairCells:
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         return self.county, self.col_from, self.col_to, self.pixels, self.area_m2
+
+    def moved(self, moves: np.ndarray) -> PairCells:
+        """These cells with the areas :data:`~carbonscape.accumulate.fraction_pairs.FRACTION_TRANSITIONS`
+        moves (fraction mode: each boundary pixel shared among the counties covering it by covered
+        fraction); pixel counts unchanged, cells reached only by a share with 0 pixels."""
+        from carbonscape.accumulate.fraction_pairs import add_moves
+
+        return PairCells(*add_moves(self.arrays(), moves, self.layout), layout=self.layout)
 
     def margin(self, side: str) -> tuple[np.ndarray, np.ndarray]:
         """``(pixels int64, areas m²)`` per (county, column) of the first (``"from"``) or second map."""
@@ -691,17 +740,24 @@ def maps_pass(
             if per_pixel:
                 specs.append(bind(AREAS, f"areas {label}", rasters={"landuse": f"map {label}"}, layout=layout))
     # A fraction-mode county store (coverage = "fraction"): each map's supply shares its boundary
-    # pixels by covered fraction, as the study's own supply does; transition tables stay pixel-centre.
+    # pixels by covered fraction, as the study's own supply does ...
     fraction = county_store.attrs.get("coverage") == "fraction"
     if fraction:
         for label in labels:
             layout = Layout(n_counties=n, classes=index[label], params={"boundary": str(county_store.path)})
             specs.append(bind(AREAS, f"fraction areas {label}", rasters={"landuse": f"map {label}"}, layout=layout))
     rasters = {f"map {label}": store.data for label, store in stores.items()}
+    # ... and so does every pair's transfer matrix by county: the area its boundary pixels move
+    # from the pixel-centre cells (so a county's row sums are the first map's areas above).
+    for a, b in pairs:
+        moves = _fraction_moves(county_store, Layout(n_counties=n, classes=index[a], classes_to=index[b]), rasters,
+                                name=f"fraction transitions {a} → {b}", bound={"landuse": f"map {a}", "landuse_to": f"map {b}"})
+        if moves is not None:
+            specs.append(moves)
     lazy = accumulate(specs, county_store.data, rasters, layout=Layout(n_counties=n), areas=areas)
     with using(run, scheduler) as active:
         shape = first.grid.shape
-        computed = active.compute(*lazy.values(), progress=progress, label=f"{len(labels)} maps of {shape[0]}×{shape[1]} pixels, {len(pairs)} change(s)")
+        computed = active.compute(*_in_order(lazy), progress=progress, label=f"{len(labels)} maps of {shape[0]}×{shape[1]} pixels, {len(pairs)} change(s)")
         found = {name: np.asarray(table) for name, table in zip(lazy, computed)}
         uniform = areas.uniform_area_m2()
 
@@ -722,6 +778,8 @@ def maps_pass(
                 counts[label], area_m2[label] = paths.margin(joint, position[label])
         else:
             pair_cells = {(a, b): PairCells.of(found.pop(f"transitions {a} → {b}"), pair_layouts[(a, b)]) for a, b in pairs}
+        if fraction:
+            pair_cells = {pair: cells.moved(found.pop(f"fraction transitions {pair[0]} → {pair[1]}")) for pair, cells in pair_cells.items()}
         for a, b in pairs:
             for label, side in ((a, "from"), (b, "to")):
                 if label not in counts:
