@@ -415,7 +415,9 @@ def change(
         Land-use stores (:func:`carbonscape.ingest`) of the earlier map and the later (or
         scenario) map, on one grid.
     zones
-        County store (:func:`carbonscape.rasterize_zones`) on that grid.
+        County store (:func:`carbonscape.rasterize_zones`) on that grid. A fraction-mode store
+        (``coverage="fraction"``) shares each boundary pixel's transition among the counties
+        covering it by covered fraction (areas, carbon, stocks; ``pixels`` stay pixel-centre counts).
     pools, pools_to
         InVEST carbon pools tables (t/ha) of the first map and, when densities change with time or
         scenario, of the second (default: the same table).
@@ -671,7 +673,11 @@ def maps_pass(
     path through all the maps; each pair's transfer matrix and each map's table are its margins).
     Where its keys would not fit an int64, each pair is one :data:`~carbonscape.accumulate.TRANSITION_TABLES` statistic (pixels
     and true areas in one kernel call; sparse where cells are many) and a map in no pair a
-    :data:`~carbonscape.accumulate.COUNTS` one, all in one :func:`~carbonscape.accumulate.accumulate`. Raises :class:`InputError` naming the
+    :data:`~carbonscape.accumulate.COUNTS` one, all in one :func:`~carbonscape.accumulate.accumulate`. With a
+    fraction-mode county store every map's areas and every pair's transition areas share boundary
+    pixels by covered fraction (:data:`~carbonscape.accumulate.fraction_pairs.FRACTION_TRANSITIONS`
+    moves them from the pixel-centre cells), so each pair's transitions of a county add up to each
+    map's areas of it; pixel counts stay pixel-centre. Raises :class:`InputError` naming the
     map, before computing, for another grid, a pair whose later year is not after its base, or a
     code missing from the map's pools table.
     """
