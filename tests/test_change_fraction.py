@@ -178,16 +178,30 @@ def test_study_with_maps_in_fraction_mode_writes_consistent_transitions(tmp_path
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**31 - 1), chunk=st.sampled_from([16, 24, 64]))
-def test_kernel_equals_its_numpy_reference(tmp_path_factory, seed, chunk):
+@given(seed=st.integers(0, 2**31 - 1), chunk=st.sampled_from([16, 24, 64]), dense=st.booleans(), wide=st.booleans())
+def test_kernel_equals_its_numpy_reference(tmp_path_factory, seed, chunk, dense, wide):
     """Random maps (codes 1-4, nodata 9, unknown 7) on a fraction-mode store of four counties with
-    slanted edges, a hole and a part outside: the kernel's moves against plain numpy's, any chunking."""
+    slanted edges, a hole and a part outside: the kernel's moves against plain numpy's, any
+    chunking; both ways of gathering them (a table of every county and pair for two 8-bit maps, or
+    the chunk's own counties and pairs numbered locally: ``dense`` False, or 16-bit maps)."""
+    from carbonscape.accumulate import fraction_pairs
+
+    if not dense:
+        fraction_pairs.DENSE_CELLS, saved = 0, fraction_pairs.DENSE_CELLS
+    try:
+        _kernel_against_reference(tmp_path_factory, seed, chunk, np.uint16 if wide else np.uint8)
+    finally:
+        if not dense:
+            fraction_pairs.DENSE_CELLS = saved
+
+
+def _kernel_against_reference(tmp_path_factory, seed, chunk, dtype):
     import shapely
 
     tmp = tmp_path_factory.mktemp("k")
     rng = np.random.default_rng(seed)
     shape = (33, 39)  # the polygons below are drawn on 11 × 13 and scaled by 3
-    codes = [rng.choice(np.array([1, 2, 3, 4, 7, 9], dtype=np.uint8), size=shape, p=[.3, .3, .2, .1, .05, .05]) for _ in range(2)]
+    codes = [rng.choice(np.array([1, 2, 3, 4, 7, 9], dtype=dtype), size=shape, p=[.3, .3, .2, .1, .05, .05]) for _ in range(2)]
     a = ingest(write_tif(tmp / "a.tif", codes[0], nodata=9, crs=EQUAL_AREA), tmp / "a.zarr", chunk=chunk, scheduler="synchronous")
     b = ingest(write_tif(tmp / "b.tif", codes[1], nodata=9, crs=EQUAL_AREA), tmp / "b.zarr", chunk=chunk, scheduler="synchronous")
     t = rng.uniform(0.1, 0.9, size=4)
@@ -215,3 +229,23 @@ def test_kernel_equals_its_numpy_reference(tmp_path_factory, seed, chunk):
     assert np.abs(got - want).max() < 1e-9 * 1e4
     assert np.abs(got).max() > 0  # boundary pixels moved something
     assert np.abs(got.sum()) < 1e-6  # moves only: what one cell gains another loses
+
+
+def test_counties_burned_on_the_fly_and_an_older_store_give_the_same_transitions(yunnan, tmp_path):
+    """The rings clipped in the pass's own task (lazy_zones), and a store written before rings were
+    kept (per-chunk boundary tables: the older kernel), give the store's transitions."""
+    import shutil
+
+    from carbonscape.rasterize import boundary_file, lazy_zones, read_boundary, rings_file
+
+    a, b, zones, pools = yunnan
+    want = change(a, b, zones, pools, scheduler="threads").transitions_by_county.set_index(["county", "from_code", "to_code"])["area_km2"]
+    lazy = lazy_zones(demo_paths()["counties"], like=a, id_field="county", coverage="fraction")
+    got = change(a, b, lazy, pools, scheduler="threads").transitions_by_county.set_index(["county", "from_code", "to_code"])["area_km2"]
+    pd.testing.assert_series_equal(got, want, rtol=1e-9)
+    old = shutil.copytree(zones, tmp_path / "old.zarr")
+    for location, (r, c) in open_zones(old)[0].grid.chunk_windows():
+        np.save(boundary_file(old, location), read_boundary(old, location, (r.stop - r.start, c.stop - c.start)), allow_pickle=False)
+        rings_file(old, location).unlink()
+    got = change(a, b, old, pools, scheduler="threads").transitions_by_county.set_index(["county", "from_code", "to_code"])["area_km2"]
+    pd.testing.assert_series_equal(got, want, rtol=1e-9)

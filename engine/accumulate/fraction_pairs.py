@@ -33,7 +33,7 @@ from carbonscape.accumulate.classindex import ClassIndex
 from carbonscape.accumulate.library import SPARSE_DTYPE, _row_areas, merge_sparse
 from carbonscape.accumulate.spec import Accumulation, Chunk, Layout
 from carbonscape.kernels.fraction import correct_by_fractions, share_by_rings
-from carbonscape.kernels.fraction_pairs import local_pairs
+from carbonscape.kernels.fraction_pairs import local_pairs, pair_codes_8bit
 
 #: ``nodata`` argument of the kernels for local pair numbers, which are never negative.
 _NO_NODATA = -1
@@ -60,11 +60,22 @@ def _rings_of(blocks: Mapping[str, Any], where: Chunk) -> tuple[Any, np.ndarray 
     return None, read_boundary(store, where.location)
 
 
+#: Up to this many (county, pair of columns) cells, a chunk's moves are gathered in a table of
+#: every county and pair (no per-pixel renumbering: 8-bit maps then cost one pass writing a
+#: uint16 pair code a pixel); beyond it, in one of the chunk's own counties and pairs.
+DENSE_CELLS = 1 << 20
+
+
 def fraction_transition_moves(blocks: Mapping[str, Any], where: Chunk) -> np.ndarray:
     """The area (m²) the chunk's boundary pixels move between (county, column in ``landuse``,
     column in ``landuse_to``) cells, from the pixel-centre rule to exact covered fractions, as
     :data:`SPARSE_DTYPE` records sorted by key ``(county * n_a + a) * n_b + b`` (``pixels`` 0; the
-    moves of one pixel sum to 0, id 0 being outside every county)."""
+    moves of one pixel sum to 0, id 0 being outside every county).
+
+    Two 8-bit maps with few (county, pair) cells (:data:`DENSE_CELLS`): each pixel's pair is one
+    uint16 code (:func:`~carbonscape.kernels.fraction_pairs.pair_codes_8bit`) read through a table
+    of pair columns, and the kernel's table has a row per county. Otherwise counties and pairs are
+    numbered per chunk (:func:`~carbonscape.kernels.fraction_pairs.local_pairs`)."""
     layout = where.layout
     index_a, index_b = layout.classes, layout.to_classes
     n_a, n_b = layout.n_cols, index_b.n_cols
@@ -72,25 +83,37 @@ def fraction_transition_moves(blocks: Mapping[str, Any], where: Chunk) -> np.nda
     ring_counties = np.asarray(rings.counties if rings is not None else entries["county"], dtype=np.int64)
     if not len(ring_counties):
         return np.empty(0, dtype=SPARSE_DTYPE)
-    present = np.unique(ring_counties)
-    county_local = np.zeros(layout.n_counties, dtype=np.int32)
-    county_local[present] = np.arange(1, len(present) + 1, dtype=np.int32)
-    pair_local = np.full(n_a * n_b, -1, dtype=np.int64)
     zones, a, b = blocks["counties"], blocks["landuse"], blocks["landuse_to"]
-    pairs, counties, keys = local_pairs(
-        zones, a, index_a.lut, index_a.offset, index_a.unknown_col, index_a.nodata_code, index_a.nodata_col,  # type: ignore[union-attr]
-        b, index_b.lut, index_b.offset, index_b.unknown_col, index_b.nodata_code, index_b.nodata_col, n_b, county_local, pair_local,
-    )
-    n_local = len(keys)
-    identity = np.arange(n_local, dtype=np.int32)
-    table = np.zeros((len(present) + 1, n_local + 1))  # the last column: nodata/unknown of the identity table, never hit
-    height = pairs.shape[0]
+    eight_bit = all(x.dtype.kind in "iu" and x.dtype.itemsize == 1 for x in (a, b))
+    if eight_bit and layout.n_counties * n_a * n_b <= DENSE_CELLS:
+        lut_a, off_a = index_a.dense_lut(a.dtype)  # type: ignore[union-attr]
+        lut_b, off_b = index_b.dense_lut(b.dtype)
+        lut = (lut_a[:, None].astype(np.int32) * n_b + lut_b[None, :]).ravel()
+        codes = pair_codes_8bit(a, b, off_a, off_b)
+        n_cols, keys = n_a * n_b, np.arange(n_a * n_b, dtype=np.int64)
+        rows_of = np.arange(layout.n_counties, dtype=np.int64)  # table row → county id
+        to_row = rows_of
+    else:
+        present = np.unique(ring_counties)
+        county_local = np.zeros(layout.n_counties, dtype=np.int32)
+        county_local[present] = np.arange(1, len(present) + 1, dtype=np.int32)
+        pair_local = np.full(n_a * n_b, -1, dtype=np.int64)
+        codes, zones, keys = local_pairs(
+            zones, a, index_a.lut, index_a.offset, index_a.unknown_col, index_a.nodata_code, index_a.nodata_col,  # type: ignore[union-attr]
+            b, index_b.lut, index_b.offset, index_b.unknown_col, index_b.nodata_code, index_b.nodata_col, n_b, county_local, pair_local,
+        )
+        n_cols = len(keys)
+        lut = np.arange(n_cols, dtype=np.int32)
+        rows_of = np.concatenate([[0], present]).astype(np.int64)
+        to_row = county_local.astype(np.int64)
+    table = np.zeros((len(rows_of), n_cols + 1))  # the last column: nodata/unknown of ``lut``, never hit
+    height = codes.shape[0]
     row_areas, (lattice, node_rows, node_cols) = _row_areas(where, height)
     if rings is not None:
         share_by_rings(
-            table, counties, pairs, identity, 0, n_local, _NO_NODATA, n_local,
+            table, zones, codes, lut, 0, n_cols, _NO_NODATA, n_cols,
             np.zeros(0) if row_areas is None else row_areas, lattice, node_rows, node_cols, where.rows.start, where.cols.start,
-            rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, county_local[rings.counties].astype(np.int64),
+            rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, to_row[rings.counties],
         )
     else:  # an older store's per-pixel boundary table
         if row_areas is not None:  # per-row areas as a lattice of one node per row
@@ -98,14 +121,12 @@ def fraction_transition_moves(blocks: Mapping[str, Any], where: Chunk) -> np.nda
             node_rows = np.arange(where.rows.start, where.rows.start + height, dtype=np.int64)
             node_cols = np.array([where.cols.start], dtype=np.int64)
         correct_by_fractions(
-            table, counties, pairs, identity, 0, n_local, _NO_NODATA, n_local, lattice, node_rows, node_cols,
-            where.rows.start, where.cols.start, entries["pixel"], county_local[entries["county"].astype(np.int64)].astype(np.int64),
-            entries["fraction"],
+            table, zones, codes, lut, 0, n_cols, _NO_NODATA, n_cols, lattice, node_rows, node_cols,
+            where.rows.start, where.cols.start, entries["pixel"], to_row[entries["county"].astype(np.int64)], entries["fraction"],
         )
-    rows, cols = np.nonzero(table[:, :n_local])
-    global_counties = np.concatenate([[0], present])
+    rows, cols = np.nonzero(table[:, :n_cols])
     out = np.empty(len(rows), dtype=SPARSE_DTYPE)
-    out["key"] = global_counties[rows] * (n_a * n_b) + keys[cols]
+    out["key"] = rows_of[rows] * (n_a * n_b) + keys[cols]
     out["pixels"] = 0
     out["area_m2"] = table[rows, cols]
     return out[np.argsort(out["key"], kind="stable")]

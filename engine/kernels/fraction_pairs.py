@@ -80,3 +80,17 @@ def local_pairs(zones, codes_a, lut_a, offset_a, unknown_a, nodata_a, nodata_col
                 n_local += 1
             pairs[r, c] = k
     return pairs, counties, keys[:n_local].copy()
+
+
+@njit(nogil=True, cache=True)
+def pair_codes_8bit(codes_a, codes_b, offset_a, offset_b):  # pragma: no cover
+    """Two 8-bit maps' codes as one uint16 code a pixel, ``(code_a - offset_a) * 256 + (code_b -
+    offset_b)``: read through a 65,536-entry table of (column A, column B) pairs (built from both
+    maps' dense tables, as :func:`carbonscape.kernels.transitions.count_transitions_8bit` reads
+    its pairs), it is the pixel's pair column with no branch a pixel. Returns uint16 of the chunk's shape."""
+    height, width = codes_a.shape
+    out = np.empty((height, width), dtype=np.uint16)
+    for r in range(height):
+        for c in range(width):
+            out[r, c] = np.uint16((np.int64(codes_a[r, c]) - offset_a) * 256 + (np.int64(codes_b[r, c]) - offset_b))
+    return out
