@@ -15,7 +15,10 @@ both maps with their transfer matrix, alternating on one LocalCluster so that al
 - ``fraction, centre transitions``: the fraction-mode store with the transition moves switched off
   (each map's supply shared by fraction, the transfer matrix by pixel centres: the code before
   :data:`~carbonscape.accumulate.fraction_pairs.FRACTION_TRANSITIONS`);
-- ``fraction``: the fraction-mode store, every table shared by fraction.
+- ``fraction``: the fraction-mode store, every table shared by fraction (each map's areas the
+  margins of its pair's moved cells);
+- ``change, centre`` and ``change, fraction``: :func:`carbonscape.change` (the transfer matrix
+  alone, no per-map pass) on each store.
 
 Writes ``results/change_fraction_<pixels>.json`` with best and median seconds and the ratios.
 """
@@ -48,13 +51,14 @@ def main() -> None:
     parser.add_argument("--pools", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="folder for the second map's store")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tag", default="", help="added to the result file's name")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     alt = args.out / "landuse_alt.zarr"
     table = carbonscape.read_pools(args.pools)
     moves = change_module._fraction_moves
     load_before = os.getloadavg()
-    times: dict[str, list[float]] = {"centre": [], "fraction, centre transitions": [], "fraction": []}
+    times: dict[str, list[float]] = {"centre": [], "fraction, centre transitions": [], "fraction": [], "change, centre": [], "change, fraction": []}
     results = {}
     with executor(None) as run:
         if not alt.exists():
@@ -74,6 +78,8 @@ def main() -> None:
             "centre": lambda: two_maps(args.centre),
             "fraction, centre transitions": lambda: two_maps(args.fraction, with_moves=False),
             "fraction": lambda: two_maps(args.fraction),
+            "change, centre": lambda: carbonscape.change(args.landuse, alt, args.centre, table, run=run),
+            "change, fraction": lambda: carbonscape.change(args.landuse, alt, args.fraction, table, run=run),
         }
         for call in variants.values():  # warm up: numba compile, file cache
             call()
@@ -90,15 +96,18 @@ def main() -> None:
         "pixels_per_map": int(open_store(args.landuse).data.size),
         "counties": int(cells["county"].nunique()),
         "where": where,
+        "fraction_store": str(args.fraction.name),
         "seconds": {k: {"best": best[k], "median": median[k], "all": v} for k, v in times.items()},
         "fraction_over_centre": {"best": best["fraction"] / best["centre"], "median": median["fraction"] / median["centre"]},
+        "change_fraction_over_centre": {"best": best["change, fraction"] / best["change, centre"],
+                                        "median": median["change, fraction"] / median["change, centre"]},
         "fraction_transitions_add_over_fraction_supply_only": {
             "best": best["fraction"] / best["fraction, centre transitions"],
             "median": median["fraction"] / median["fraction, centre transitions"],
         },
         "load_average": {"before": load_before, "after": os.getloadavg()},
     }
-    out = Path(__file__).parent / "results" / f"change_fraction_{report['pixels_per_map']}.json"
+    out = Path(__file__).parent / "results" / f"change_fraction_{report['pixels_per_map']}{'_' + args.tag if args.tag else ''}.json"
     out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
 
