@@ -315,7 +315,7 @@ def change_tables_from_cells(
     flat = a[valid] * nb + b[valid]
     region_px = np.rint(np.bincount(flat, weights=px[valid].astype(np.float64), minlength=na * nb)).astype(np.int64).reshape(na, nb)
     region_ha = np.bincount(flat, weights=ha[valid], minlength=na * nb).reshape(na, nb)
-    ra, rb = np.nonzero(region_px)
+    ra, rb = np.nonzero((region_px > 0) | (region_ha > 0))  # fraction mode: a transition in parts of pixels only
     names_a, names_b = np.asarray(pools_from.names, dtype=object), np.asarray(pools_to.names, dtype=object)
     transitions = pd.DataFrame({
         "from_code": codes_a[ra],
