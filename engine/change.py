@@ -522,7 +522,7 @@ def _in_order(lazy: Mapping[str, Any]) -> list[Any]:
     d2, x2)`` gave ``d1, d2, x, x2``), on a client too; wrapping the arrays as ``delayed(x)``
     restores the order but optimizes each array's graph apart, so the pass's shared chunk tasks ran
     once per table (three times on the 10^8-pixel benchmark). A "sum" table is one block: its
-    block's Delayed, unoptimized, keeps the shared keys.
+    block's Delayed, unoptimized, keeps the shared keys (a table of several blocks is wrapped whole).
     """
     from dask.delayed import Delayed, delayed
 
@@ -532,7 +532,7 @@ def _in_order(lazy: Mapping[str, Any]) -> list[Any]:
             out.append(table)
             continue
         blocks = table.to_delayed(optimize_graph=False)
-        out.append(blocks.flat[0] if blocks.size == 1 else delayed(np.block)(blocks.tolist()))
+        out.append(blocks.flat[0] if blocks.size == 1 else delayed(table))  # (no such table here today)
     return out
 
 
