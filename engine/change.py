@@ -484,6 +484,7 @@ def change(
         result.summary.update({
             "grid_shape": list(shape), "crs": store_a.grid.crs.name, "geographic": store_a.grid.is_geographic,
             "sources": {"from": str(store_a.path), "to": str(store_b.path), "counties": str(county_store.path)},
+            "coverage": "fraction" if moves is not None else "centre",  # how boundary pixels are given to counties
         })
         if pixel_maps and stage is not None:
             write_change_maps(store_a, store_b, index_a, index_b, table_from, table_to, stage,

@@ -10,6 +10,7 @@ fraction-mode areas of the first map, and (over "from" classes) to the second ma
 - the kernel against its plain-numpy reference (hypothesis), on a fraction-mode store.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,7 @@ def test_a_pixel_split_a_quarter_and_three_quarters_splits_its_transition_so(tmp
     county = result.by_county.set_index("county")
     assert county.loc["West", ["supply_from_t", "supply_to_t", "change_t"]].tolist() == pytest.approx([6.75 * 43, 6 * 43 + 0.75 * 100, 0.75 * 57])
     assert county.loc["East", ["supply_from_t", "supply_to_t", "change_t"]].tolist() == pytest.approx([2.25 * 43 + 300, 525, 2.25 * 57])
+    assert json.loads((tmp / "out" / "change_summary.json").read_text(encoding="utf-8"))["coverage"] == "fraction"
     written = pd.read_csv(tmp / "out" / "transitions_by_county.csv").set_index(["county", "from_code", "to_code"])
     assert written.loc[("West", 1, 2), "area_km2"] == pytest.approx(0.0075, rel=1e-9)
     # The same through maps_pass, and each map's supply there agrees.
