@@ -23,7 +23,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +302,7 @@ def change_tables_from_cells(
     by_county["nodata_to_only_pixels"] = count_per_county(in_a & (b == nb))
 
     # Transfer matrix per county and for the region (class → class, both maps valid).
-    shown = np.flatnonzero(valid & (px > 0))
+    shown = np.flatnonzero(valid & ((px > 0) | (ha > 0)))  # fraction mode: a county's part of a pixel centred elsewhere
     shown = shown[np.lexsort((b[shown], a[shown], zp[shown]))]
     transitions_by_county = pd.DataFrame({
         "county": county[zp[shown]],
@@ -315,7 +315,7 @@ def change_tables_from_cells(
     flat = a[valid] * nb + b[valid]
     region_px = np.rint(np.bincount(flat, weights=px[valid].astype(np.float64), minlength=na * nb)).astype(np.int64).reshape(na, nb)
     region_ha = np.bincount(flat, weights=ha[valid], minlength=na * nb).reshape(na, nb)
-    ra, rb = np.nonzero(region_px)
+    ra, rb = np.nonzero((region_px > 0) | (region_ha > 0))  # fraction mode: a transition in parts of pixels only
     names_a, names_b = np.asarray(pools_from.names, dtype=object), np.asarray(pools_to.names, dtype=object)
     transitions = pd.DataFrame({
         "from_code": codes_a[ra],
@@ -415,7 +415,9 @@ def change(
         Land-use stores (:func:`carbonscape.ingest`) of the earlier map and the later (or
         scenario) map, on one grid.
     zones
-        County store (:func:`carbonscape.rasterize_zones`) on that grid.
+        County store (:func:`carbonscape.rasterize_zones`) on that grid. A fraction-mode store
+        (``coverage="fraction"``) shares each boundary pixel's transition among the counties
+        covering it by covered fraction (areas, carbon, stocks; ``pixels`` stay pixel-centre counts).
     pools, pools_to
         InVEST carbon pools tables (t/ha) of the first map and, when densities change with time or
         scenario, of the second (default: the same table).
@@ -458,13 +460,20 @@ def change(
     index_a, index_b = _class_index(store_a, table_from, names[0]), _class_index(store_b, table_to, names[1])
     layout = Layout(n_counties=county_table.n_zones, classes=index_a, classes_to=index_b)
     areas = pixel_areas(store_a.grid)
-    lazy = accumulate([_pair_statistic(layout)], county_store.data, {"landuse": store_a.data, "landuse_to": store_b.data}, layout=layout, areas=areas)
+    specs = [_pair_statistic(layout)]
+    rasters = {"landuse": store_a.data, "landuse_to": store_b.data}
+    moves = _fraction_moves(county_store, layout, rasters)
+    if moves is not None:
+        specs.append(moves)
+    lazy = accumulate(specs, county_store.data, rasters, layout=layout, areas=areas)
 
     staging = staged_outputs(out) if out is not None else contextlib.nullcontext(None)
     with using(run, scheduler) as active, staging as stage:
         shape = store_a.grid.shape
-        computed = active.compute(*lazy.values(), progress=progress, label=f"change: 2 maps of {shape[0]}×{shape[1]} pixels")
+        computed = active.compute(*_in_order(lazy), progress=progress, label=f"change: 2 maps of {shape[0]}×{shape[1]} pixels")
         cells = PairCells.of(computed[0], layout)
+        if moves is not None:  # fraction mode: boundary pixels shared by covered fraction
+            cells = cells.moved(computed[1])
         if cells.pixels[cells.col_from == index_a.unknown_col].sum():
             raise UnknownCodesError(unknown_codes_message(f"{names[0]} map {store_a.path}", table_from, _count_unknown(store_a, table_from, active)))
         if cells.pixels[cells.col_to == index_b.unknown_col].sum():
@@ -475,6 +484,7 @@ def change(
         result.summary.update({
             "grid_shape": list(shape), "crs": store_a.grid.crs.name, "geographic": store_a.grid.is_geographic,
             "sources": {"from": str(store_a.path), "to": str(store_b.path), "counties": str(county_store.path)},
+            "coverage": "fraction" if moves is not None else "centre",  # how boundary pixels are given to counties
         })
         if pixel_maps and stage is not None:
             write_change_maps(store_a, store_b, index_a, index_b, table_from, table_to, stage,
@@ -502,6 +512,53 @@ def change(
 #: (:data:`~carbonscape.accumulate.SPARSE_TRANSITIONS`: only the cells present) instead of dense
 #: (2^21 cells: 32 MiB per dense partial table of pixels and areas).
 SPARSE_ABOVE_CELLS = 1 << 21
+
+
+def _in_order(lazy: Mapping[str, Any]) -> list[Any]:
+    """The lazy tables of one pass as :class:`dask.delayed.Delayed` objects, so that computing them
+    together gives them back in order and runs each chunk's task once.
+
+    dask 2026.8's ``compute`` of dask arrays mixed with Delayed objects (the merged sparse tables)
+    returned the results in another order than asked (the arrays' first or last: ``compute(d1, x,
+    d2, x2)`` gave ``d1, d2, x, x2``), on a client too; wrapping the arrays as ``delayed(x)``
+    restores the order but optimizes each array's graph apart, so the pass's shared chunk tasks ran
+    once per table (three times on the 10^8-pixel benchmark). A "sum" table is one block: its
+    block's Delayed, unoptimized, keeps the shared keys (a table of several blocks is wrapped whole).
+    """
+    from dask.delayed import Delayed, delayed
+
+    out = []
+    for table in lazy.values():
+        if isinstance(table, Delayed):
+            out.append(table)
+            continue
+        blocks = table.to_delayed(optimize_graph=False)
+        out.append(blocks.flat[0] if blocks.size == 1 else delayed(table))  # (no such table here today)
+    return out
+
+
+def _fraction_moves(county_store: RasterStore, layout: Layout, rasters: dict[str, Any], name: str = "fraction transitions",
+                    bound: Mapping[str, str] | None = None) -> Any:
+    """In fraction mode (a county store of ``coverage = "fraction"``), the statistic of the area
+    boundary pixels move between a pair's (county, from, to) cells
+    (:data:`~carbonscape.accumulate.fraction_pairs.FRACTION_TRANSITIONS`), bound under ``name`` to
+    ``layout`` (and to the rasters ``bound`` names, as :func:`~carbonscape.accumulate.bind`);
+    else None. Counties burned on the fly (their rings a lazy raster of the store's attributes)
+    add that raster to ``rasters``."""
+    from carbonscape.accumulate import bind
+    from carbonscape.accumulate.fraction_pairs import fraction_transitions
+    from carbonscape.rasterize import COUNTY_RINGS
+
+    if county_store.attrs.get("coverage") != "fraction":
+        return None
+    rings = county_store.attrs.get(COUNTY_RINGS)
+    if rings is not None:
+        rasters[COUNTY_RINGS] = rings
+        params = {"boundary_rings": COUNTY_RINGS}
+    else:
+        params = {"boundary": str(county_store.path)}
+    spec = fraction_transitions(rings=None if rings is None else COUNTY_RINGS)
+    return bind(spec, name, rasters=dict(bound or {}), layout=replace(layout, params={**layout.params, **params}))
 
 
 def _pair_statistic(layout: Layout) -> Any:
@@ -535,6 +592,14 @@ class PairCells:
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         return self.county, self.col_from, self.col_to, self.pixels, self.area_m2
+
+    def moved(self, moves: np.ndarray) -> PairCells:
+        """These cells with the areas :data:`~carbonscape.accumulate.fraction_pairs.FRACTION_TRANSITIONS`
+        moves (fraction mode: each boundary pixel shared among the counties covering it by covered
+        fraction); pixel counts unchanged, cells reached only by a share with 0 pixels."""
+        from carbonscape.accumulate.fraction_pairs import add_moves
+
+        return PairCells(*add_moves(self.arrays(), moves, self.layout), layout=self.layout)
 
     def margin(self, side: str) -> tuple[np.ndarray, np.ndarray]:
         """``(pixels int64, areas m²)`` per (county, column) of the first (``"from"``) or second map."""
@@ -622,7 +687,11 @@ def maps_pass(
     path through all the maps; each pair's transfer matrix and each map's table are its margins).
     Where its keys would not fit an int64, each pair is one :data:`~carbonscape.accumulate.TRANSITION_TABLES` statistic (pixels
     and true areas in one kernel call; sparse where cells are many) and a map in no pair a
-    :data:`~carbonscape.accumulate.COUNTS` one, all in one :func:`~carbonscape.accumulate.accumulate`. Raises :class:`InputError` naming the
+    :data:`~carbonscape.accumulate.COUNTS` one, all in one :func:`~carbonscape.accumulate.accumulate`. With a
+    fraction-mode county store every map's areas and every pair's transition areas share boundary
+    pixels by covered fraction (:data:`~carbonscape.accumulate.fraction_pairs.FRACTION_TRANSITIONS`
+    moves them from the pixel-centre cells), so each pair's transitions of a county add up to each
+    map's areas of it; pixel counts stay pixel-centre. Raises :class:`InputError` naming the
     map, before computing, for another grid, a pair whose later year is not after its base, or a
     code missing from the map's pools table.
     """
@@ -691,17 +760,33 @@ def maps_pass(
             if per_pixel:
                 specs.append(bind(AREAS, f"areas {label}", rasters={"landuse": f"map {label}"}, layout=layout))
     # A fraction-mode county store (coverage = "fraction"): each map's supply shares its boundary
-    # pixels by covered fraction, as the study's own supply does; transition tables stay pixel-centre.
+    # pixels by covered fraction, as the study's own supply does ...
     fraction = county_store.attrs.get("coverage") == "fraction"
+    rasters = {f"map {label}": store.data for label, store in stores.items()}
+    # ... and so does every pair's transfer matrix by county: the area its boundary pixels move
+    # from the pixel-centre cells. A map in such a pair takes its own areas from them (the margin
+    # of the moved cells: one fraction kernel call a pair, not one more a map); other maps, from
+    # their own fraction-mode areas.
+    moved: dict[tuple[str, str], str] = {}
+    for a, b in pairs:
+        moves = _fraction_moves(county_store, Layout(n_counties=n, classes=index[a], classes_to=index[b]), rasters,
+                                name=f"fraction transitions {a} → {b}", bound={"landuse": f"map {a}", "landuse_to": f"map {b}"})
+        if moves is not None:
+            specs.append(moves)
+            moved[(a, b)] = moves.name
+    margin_of = {}
+    for a, b in moved:
+        margin_of.setdefault(a, ((a, b), "from"))
+        margin_of.setdefault(b, ((a, b), "to"))
     if fraction:
         for label in labels:
-            layout = Layout(n_counties=n, classes=index[label], params={"boundary": str(county_store.path)})
-            specs.append(bind(AREAS, f"fraction areas {label}", rasters={"landuse": f"map {label}"}, layout=layout))
-    rasters = {f"map {label}": store.data for label, store in stores.items()}
+            if label not in margin_of:
+                layout = Layout(n_counties=n, classes=index[label], params={"boundary": str(county_store.path)})
+                specs.append(bind(AREAS, f"fraction areas {label}", rasters={"landuse": f"map {label}"}, layout=layout))
     lazy = accumulate(specs, county_store.data, rasters, layout=Layout(n_counties=n), areas=areas)
     with using(run, scheduler) as active:
         shape = first.grid.shape
-        computed = active.compute(*lazy.values(), progress=progress, label=f"{len(labels)} maps of {shape[0]}×{shape[1]} pixels, {len(pairs)} change(s)")
+        computed = active.compute(*_in_order(lazy), progress=progress, label=f"{len(labels)} maps of {shape[0]}×{shape[1]} pixels, {len(pairs)} change(s)")
         found = {name: np.asarray(table) for name, table in zip(lazy, computed)}
         uniform = areas.uniform_area_m2()
 
@@ -722,6 +807,8 @@ def maps_pass(
                 counts[label], area_m2[label] = paths.margin(joint, position[label])
         else:
             pair_cells = {(a, b): PairCells.of(found.pop(f"transitions {a} → {b}"), pair_layouts[(a, b)]) for a, b in pairs}
+        for pair, name in moved.items():
+            pair_cells[pair] = pair_cells[pair].moved(found.pop(name))
         for a, b in pairs:
             for label, side in ((a, "from"), (b, "to")):
                 if label not in counts:
@@ -732,7 +819,11 @@ def maps_pass(
                 area_m2[label] = area_of(f"areas {label}", counts[label])
         if fraction:
             for label in labels:
-                area_m2[label] = found[f"fraction areas {label}"]
+                if label in margin_of:
+                    pair, side = margin_of[label]
+                    area_m2[label] = pair_cells[pair].margin(side)[1]
+                else:
+                    area_m2[label] = found[f"fraction areas {label}"]
         for label in labels:
             if counts[label][:, index[label].unknown_col].sum():
                 raise UnknownCodesError(unknown_codes_message(f"{label} map {stores[label].path}", tables[label],
