@@ -239,13 +239,24 @@ def _left_to_right(sx, ring_starts, polygon_starts):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True)
-def _longest_row(row_starts):  # pragma: no cover
-    """The most entries any row holds (the size of a row's scratch buffers)."""
+def _chunk_rows(sx, sy, ring_starts, polygon_starts, order, height):  # pragma: no cover
+    """:func:`_row_entries`, plus the scratch buffers of one row's cells (int64 columns, float64
+    fractions) sized for the row with the most entries."""
+    row_starts, cols, values, polygons = _row_entries(sx, sy, ring_starts, polygon_starts, order, height)
     longest = 0
     for r in range(row_starts.shape[0] - 1):
         if row_starts[r + 1] - row_starts[r] > longest:
             longest = row_starts[r + 1] - row_starts[r]
-    return longest
+    return row_starts, cols, values, polygons, np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.float64)
+
+
+@njit(nogil=True, cache=True)
+def _group_end(polygons, i, b):  # pragma: no cover
+    """The end of the polygon's entries that start at ``i`` in a row ending at ``b``."""
+    j = i + 1
+    while j < b and polygons[j] == polygons[i]:
+        j += 1
+    return j
 
 
 @njit(nogil=True, cache=True)
@@ -353,10 +364,7 @@ def ring_fractions(xs, ys, ring_starts, polygon_starts, counties, width, height)
     """
     # Shift by the one-pixel margin so every coordinate is >= 0 (window row r is buffer row r + 1).
     order = np.arange(polygon_starts.shape[0] - 1)
-    row_starts, cols, values, polygons = _row_entries(xs + 1.0, ys + 1.0, ring_starts, polygon_starts, order, height)
-    longest = _longest_row(row_starts)
-    cell_cols = np.empty(longest, dtype=np.int64)
-    cell_fractions = np.empty(longest, dtype=np.float64)
+    row_starts, cols, values, polygons, cell_cols, cell_fractions = _chunk_rows(xs + 1.0, ys + 1.0, ring_starts, polygon_starts, order, height)
     size = 4096
     all_pixels = np.empty(size, dtype=np.int64)
     all_counties = np.empty(size, dtype=np.int64)
@@ -367,9 +375,7 @@ def ring_fractions(xs, ys, ring_starts, polygon_starts, counties, width, height)
         i = a
         while i < b:
             k = polygons[i]
-            j = i + 1
-            while j < b and polygons[j] == k:
-                j += 1
+            j = _group_end(polygons, i, b)
             m = _group_cells(cols, values, i, j, width, cell_cols, cell_fractions)
             if total + m > size:
                 size = 2 * (total + m)
@@ -437,10 +443,8 @@ def _share(table, zones, codes, lut, offset, unknown_col, nodata, nodata_col, ro
     area = np.empty(1, dtype=np.float64)
     sx = xs + 1.0
     sy = ys + 1.0
-    row_starts, cols, values, polygons = _row_entries(sx, sy, ring_starts, polygon_starts, _left_to_right(sx, ring_starts, polygon_starts), height)
-    longest = _longest_row(row_starts)
-    cell_cols = np.empty(longest, dtype=np.int64)
-    cell_fractions = np.empty(longest, dtype=np.float64)
+    order = _left_to_right(sx, ring_starts, polygon_starts)
+    row_starts, cols, values, polygons, cell_cols, cell_fractions = _chunk_rows(sx, sy, ring_starts, polygon_starts, order, height)
     s = s_start = s_stop = s_first = 0
     # Row by row (window row r is buffer row r + 1): every polygon crossing the row, one after the
     # other from left to right (by their leftmost vertices); the row's land use, areas and spans
@@ -459,9 +463,7 @@ def _share(table, zones, codes, lut, offset, unknown_col, nodata, nodata_col, ro
         i = a
         while i < b:
             k = polygons[i]
-            j = i + 1
-            while j < b and polygons[j] == k:
-                j += 1
+            j = _group_end(polygons, i, b)
             m = _group_cells(cols, values, i, j, width, cell_cols, cell_fractions)
             i = j
             if m == 0:
