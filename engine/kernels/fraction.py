@@ -13,8 +13,9 @@ is proportional to the boundary's length in pixels, never to the polygon's area;
 are wholly inside or wholly outside and stay with the pixel-centre id raster.
 
 The supply pass calls :func:`share_by_rings` (or :func:`share_by_spans`) once per chunk with every
-county ring clipped to the chunk: every edge of every ring is walked once into (row, column, value)
-entries bucketed by row over the whole chunk (one counting sort), then the chunk is taken row by
+county ring clipped to the chunk: every edge of every ring is spread into (row, column, value)
+entries bucketed by row over the whole chunk (one counting sort: the edges walked once to count
+each row's entries, once to write them), then the chunk is taken row by
 row, in memory order: each polygon crossing the row sorts its few entries by column, sums them
 along the row into its cells' fractions, and applies them to the (county, class) table at once,
 while the row's land use, areas and pixel-centre spans are in cache (polygon by polygon, one
