@@ -24,6 +24,11 @@ of ``--repeats``), so that a busy machine affects both sides alike:
   ways, pixels compared); and fused fraction and centre runs counted along the spans (no id
   raster) against the same with GDAL's burn and an id raster (the code before), and with the span
   burn and an id raster.
+- with ``--kernel`` (only this row): the covered-fraction kernel alone, in-process, on every chunk
+  of the equal-area region (``share_by_spans``, the fused pass's call, with the chunk's rings as
+  :func:`carbonscape.rasterize.chunk_rings` clips them and its spans); with ``--kernel-baseline
+  FILE`` (a ``kernels/fraction.py`` of another checkout) the two kernels alternate, round by
+  round, and their tables are compared (``results/areas-kernel-<size>-c<counties>.json``).
 - with ``--memory``: the peak resident memory of one fraction pair and one centre pair (this
   process and the LocalCluster's workers, sampled every 50 ms).
 
@@ -140,7 +145,12 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="also the peak memory (RSS of this process and its workers) of one fraction pair")
     parser.add_argument("--fused", action="store_true", help="only the fused rows: counties + land use → supply tables as `run` does it (no county store)")
     parser.add_argument("--gdal-burn", action="store_true", help="with --fused: also our span burn against GDAL's rasterize (per chunk and in the fused runs)")
+    parser.add_argument("--kernel", action="store_true", help="only the covered-fraction kernel, in-process, on every chunk (see above)")
+    parser.add_argument("--kernel-baseline", type=Path, default=None, help="with --kernel: another checkout's kernels/fraction.py, alternated with this one")
     args = parser.parse_args()
+    if args.kernel:
+        kernel_rows(args)
+        return
     if args.fused:
         fused_rows(args)
         return
@@ -280,6 +290,78 @@ def fused_rows(args: argparse.Namespace) -> None:
             results["fused_fraction_vs_exactextract_areas"] = validate(lu, lazy_zones(counties, like=lu, id_field="county", coverage="fraction"),
                                                                       pools, folder, run=run)
     out = HERE / "results" / f"areas-fused-{args.size}-c{args.counties}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+def kernel_rows(args: argparse.Namespace) -> None:
+    """The covered-fraction kernel (``share_by_spans``) alone, in-process, over every chunk of the
+    equal-area region: its seconds summed over the chunks for each round, the boundary (cell,
+    county) entries it shares, and with ``--kernel-baseline`` the baseline's seconds in the same
+    rounds (alternating) and how its tables differ (county rows bitwise; id 0, outside every
+    county, takes every polygon's additions and may differ in their order)."""
+    import importlib.util
+
+    import carbonscape
+    import geopandas as gpd
+    from carbonscape.accumulate import ClassIndex
+    from carbonscape.carbon import read_pools
+    from carbonscape.kernels import fraction
+    from carbonscape.kernels.spans import chunk_spans
+    from carbonscape.rasterize import chunk_rings
+
+    folder = args.data / f"areas-r{args.size}-c{args.counties}" / "equal_area"
+    work = args.work or folder.parent
+    work.mkdir(parents=True, exist_ok=True)
+    lu = carbonscape.open_store(carbonscape.ingest(folder / "landuse.tif", work / "equal_area-lu.zarr"))
+    gdf = gpd.read_file(folder / "counties.gpkg").to_crs(lu.grid.crs)
+    rings = chunk_rings(gdf, lu.grid, ids=np.arange(1, len(gdf) + 1))
+    index = ClassIndex.build(read_pools(folder / "pools.csv").codes, nodata=lu.nodata)
+    chunks = []
+    for (i, j), (rows, cols) in lu.grid.chunk_windows():
+        codes = np.asarray(lu.data[rows, cols])
+        ring = rings[(i, j)]
+        chunks.append((codes, ring, chunk_spans(ring.xs, ring.ys, ring.ring_starts, ring.polygon_starts, ring.counties, *codes.shape)))
+    kernels = {"kernel": fraction.share_by_spans}
+    if args.kernel_baseline is not None:
+        spec = importlib.util.spec_from_file_location("fraction_baseline", args.kernel_baseline)
+        baseline = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(baseline)  # type: ignore[union-attr]
+        kernels["baseline"] = baseline.share_by_spans
+
+    def run(kernel) -> tuple[float, np.ndarray]:  # type: ignore[no-untyped-def]
+        seconds, tables = 0.0, []
+        for codes, ring, spans in chunks:
+            table = np.zeros((len(gdf) + 1, index.n_cols))
+            start = time.perf_counter()
+            kernel(table, codes, index.lut, index.offset, index.unknown_col, index.nodata_code, index.nodata_col, np.full(codes.shape[0], 100.0),
+                   np.zeros((1, 1)), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), 0, 0,
+                   ring.xs, ring.ys, ring.ring_starts, ring.polygon_starts, ring.counties, *spans)
+            seconds += time.perf_counter() - start
+            tables.append(table)
+        return seconds, np.stack(tables)
+
+    for kernel in kernels.values():
+        run(kernel)  # compile
+    rounds = []
+    for _ in range(args.repeats):
+        rounds.append({name: round(run(kernel)[0], 4) for name, kernel in kernels.items()} | {"load_average": os.getloadavg()})
+    results: dict[str, object] = {
+        "pixels": args.size**2, "counties": args.counties, "chunks": len(chunks), "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "rounds": rounds,
+        "kernel_best_s": min(r["kernel"] for r in rounds),
+        "boundary_entries": int(sum(len(fraction.ring_fractions(ring.xs, ring.ys, ring.ring_starts, ring.polygon_starts, ring.counties,
+                                                                  codes.shape[1], codes.shape[0])[0]) for codes, ring, _ in chunks)),
+    }
+    if "baseline" in kernels:
+        ratios = sorted(r["baseline"] / r["kernel"] for r in rounds)
+        new, old = run(kernels["kernel"])[1], run(kernels["baseline"])[1]
+        results |= {
+            "baseline_best_s": min(r["baseline"] for r in rounds), "baseline_over_kernel_median": round(ratios[len(ratios) // 2], 3),
+            "county_rows_identical": bool(np.array_equal(new[:, 1:], old[:, 1:])), "tables_identical": bool(np.array_equal(new, old)),
+            "max_abs_difference_m2": float(np.abs(new - old).max()),
+        }
+    out = HERE / "results" / f"areas-kernel-{args.size}-c{args.counties}.json"
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 

@@ -176,32 +176,10 @@ def _share_by_rings(table: np.ndarray, counties: np.ndarray, codes: np.ndarray, 
     if not len(rings.counties):
         return
     index = where.layout.classes
-    height = codes.shape[0]
-    lattice = getattr(where.areas, "area_lattice", None)
-    uniform = _uniform_area(where)
-    grid_lattice = np.zeros((1, 1))
-    node_rows = node_cols = np.zeros(1, dtype=np.int64)
-    if uniform is not None:
-        row_areas = np.full(height, uniform)
-    elif lattice is not None:
-        grid_lattice, node_rows, node_cols = lattice()
-        if grid_lattice.shape[1] == 1:  # areas vary by row only (lon/lat, Web Mercator): one per row
-            row_areas = np.empty(height)
-            one = np.empty(1)
-            for r in range(height):
-                lattice_row(grid_lattice, node_rows, node_cols, where.rows.start + r, where.cols.start, one)
-                row_areas[r] = one[0]
-        else:
-            row_areas = np.zeros(0)
-    else:  # a plain area source: its block as a lattice with a node on every pixel
-        block = np.broadcast_to(where.area(), codes.shape)
-        grid_lattice = np.ascontiguousarray(block, dtype=np.float64)
-        node_rows = np.arange(where.rows.start, where.rows.stop, dtype=np.int64)
-        node_cols = np.arange(where.cols.start, where.cols.stop, dtype=np.int64)
-        row_areas = np.zeros(0)
+    row_areas, (grid_lattice, node_rows, node_cols) = _row_areas(where, codes.shape[0])
     share_by_rings(
         table, counties, codes, index.lut, index.offset, index.unknown_col, index.nodata_code, index.nodata_col,
-        row_areas, grid_lattice, node_rows, node_cols, where.rows.start, where.cols.start,
+        np.zeros(0) if row_areas is None else row_areas, grid_lattice, node_rows, node_cols, where.rows.start, where.cols.start,
         rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties,
     )
 

@@ -12,10 +12,14 @@ subtracting by their opposite winding. Only cells an edge touches get contributi
 is proportional to the boundary's length in pixels, never to the polygon's area; cells in between
 are wholly inside or wholly outside and stay with the pixel-centre id raster.
 
-The supply pass calls :func:`share_by_rings` once per chunk with every county ring clipped to the
-chunk (kept in the county store): per polygon, its boundary cells and their fractions are found
-and applied to the (county, class) table at once, so no table of entries is ever written, read
-or sorted across polygons. The result is exactextract's "coverage fraction" of each cell
+The supply pass calls :func:`share_by_rings` (or :func:`share_by_spans`) once per chunk with every
+county ring clipped to the chunk: every edge of every ring is spread into (row, column, value)
+entries bucketed by row over the whole chunk (one counting sort: the edges walked once to count
+each row's entries, once to write them), then the chunk is taken row by
+row, in memory order: each polygon crossing the row sorts its few entries by column, sums them
+along the row into its cells' fractions, and applies them to the (county, class) table at once,
+while the row's land use, areas and pixel-centre spans are in cache (polygon by polygon, one
+polygon's cells lay ~200 rows apart: a cache miss a cell; benchmarks/README.md, issue 7). The result is exactextract's "coverage fraction" of each cell
 (Baston, isciences/exactextract: the exact area of the cell inside the polygon over the cell's
 area), reached by Green's theorem instead of exactextract's ring traversal and flood fill; tests
 compare the two on real CORINE and MODIS excerpts within 1e-6.
@@ -30,15 +34,17 @@ from __future__ import annotations
 import numpy as np
 from carbonscape.kernels.area import lattice_row
 from carbonscape.kernels.classes import class_column
+from carbonscape.kernels.spans import grown
 from numba import njit
 
 
 @njit(nogil=True, cache=True)
-def _edge(x0, y0, x1, y1, width, height, keys, values, n, fill):  # pragma: no cover
+def _edge(x0, y0, x1, y1, height, slots, cols, values, polygons, polygon, fill):  # pragma: no cover
     """Spread one edge's signed area over the cells of each row it crosses (font-rs ``draw_line``).
 
-    Writes entries ``(row * (width + 2) + col, value)`` from position ``n`` when ``fill``; returns
-    the new count either way (a first pass only counts).
+    Each entry (``row``, ``col``, ``value``) of a row ``0 <= row < height`` goes to that row's bucket:
+    when ``fill``, into ``cols``/``values``/``polygons`` (the last: ``polygon``) at position
+    ``slots[row]``; ``slots[row]`` is advanced either way (a first pass only counts).
     """
     if y0 == y1:
         # No area, but the cells it crosses are partly covered when it runs inside a row of pixels
@@ -46,14 +52,17 @@ def _edge(x0, y0, x1, y1, width, height, keys, values, n, fill):  # pragma: no c
         # running sum along the row is read there too, not only at cells other edges cross.
         row = int(np.floor(y0))
         if row == y0 or row < 0 or row >= height:
-            return n
+            return
         lo, hi = (x0, x1) if x0 < x1 else (x1, x0)
+        n = slots[row]
         for col in range(int(np.floor(lo)), int(np.ceil(hi))):
             if fill:
-                keys[n] = row * (width + 2) + col
+                cols[n] = col
                 values[n] = 0.0
+                polygons[n] = polygon
             n += 1
-        return n
+        slots[row] = n
+        return
     if y0 < y1:
         direction = 1.0
         ax, ay, bx, by = x0, y0, x1, y1
@@ -61,7 +70,6 @@ def _edge(x0, y0, x1, y1, width, height, keys, values, n, fill):  # pragma: no c
         direction = -1.0
         ax, ay, bx, by = x1, y1, x0, y0
     dxdy = (bx - ax) / (by - ay)
-    stride = width + 2
     x = ax
     row = int(np.floor(ay))
     last = int(np.ceil(by))
@@ -72,20 +80,26 @@ def _edge(x0, y0, x1, y1, width, height, keys, values, n, fill):  # pragma: no c
         bottom = row + 1.0 if row + 1.0 < by else by
         dy = bottom - top
         xnext = x + dxdy * dy
+        if row < 0:  # above the window's margin (a clipped vertex rounded out of it): no cell of the window
+            x = xnext
+            row += 1
+            continue
         d = dy * direction
         lo, hi = (x, xnext) if x < xnext else (xnext, x)
         lo_floor = np.floor(lo)
         i0 = int(lo_floor)
         hi_ceil = np.ceil(hi)
         i1 = int(hi_ceil)
-        base = row * stride
+        n = slots[row]
         if i1 <= i0 + 1:
             xmf = 0.5 * (x + xnext) - lo_floor
             if fill:
-                keys[n] = base + i0
+                cols[n] = i0
                 values[n] = d - d * xmf
-                keys[n + 1] = base + i0 + 1
+                cols[n + 1] = i0 + 1
                 values[n + 1] = d * xmf
+                polygons[n] = polygon
+                polygons[n + 1] = polygon
             n += 2
         else:
             s = 1.0 / (hi - lo)
@@ -94,37 +108,156 @@ def _edge(x0, y0, x1, y1, width, height, keys, values, n, fill):  # pragma: no c
             x1f = hi - hi_ceil + 1.0
             am = 0.5 * s * x1f * x1f
             if fill:
-                keys[n] = base + i0
+                cols[n] = i0
                 values[n] = d * a0
+                polygons[n] = polygon
             n += 1
             if i1 == i0 + 2:
                 if fill:
-                    keys[n] = base + i0 + 1
+                    cols[n] = i0 + 1
                     values[n] = d * (1.0 - a0 - am)
+                    polygons[n] = polygon
                 n += 1
             else:
                 a1 = s * (1.5 - x0f)
                 if fill:
-                    keys[n] = base + i0 + 1
+                    cols[n] = i0 + 1
                     values[n] = d * (a1 - a0)
+                    polygons[n] = polygon
                 n += 1
                 for xi in range(i0 + 2, i1 - 1):
                     if fill:
-                        keys[n] = base + xi
+                        cols[n] = xi
                         values[n] = d * s
+                        polygons[n] = polygon
                     n += 1
                 a2 = a1 + (i1 - i0 - 3) * s
                 if fill:
-                    keys[n] = base + i1 - 1
+                    cols[n] = i1 - 1
                     values[n] = d * (1.0 - a2 - am)
+                    polygons[n] = polygon
                 n += 1
             if fill:
-                keys[n] = base + i1
+                cols[n] = i1
                 values[n] = d * am
+                polygons[n] = polygon
             n += 1
+        slots[row] = n
         x = xnext
         row += 1
-    return n
+
+
+@njit(nogil=True, cache=True)
+def _row_entries(sx, sy, ring_starts, polygon_starts, order, height):  # pragma: no cover
+    """Every edge entry of every polygon of a window, bucketed by row (one counting sort).
+
+    ``sx, sy`` are the rings' vertices shifted by the one-pixel margin (window row ``r`` is buffer
+    row ``r + 1``; ``height`` the window's); the polygons are walked in ``order`` (indices into
+    ``polygon_starts``). Returns ``(row_starts, cols, values, polygons)``: buffer row ``r``'s
+    entries are ``row_starts[r] .. row_starts[r + 1] - 1``, in the order the edges made them, so
+    each polygon's entries of a row are contiguous, the polygons in ``order`` (``polygons``: int32
+    index of the polygon).
+    """
+    buffer_h = height + 2
+    row_starts = np.zeros(buffer_h + 1, dtype=np.int64)
+    none_i = np.empty(0, dtype=np.int32)
+    none_f = np.empty(0, dtype=np.float64)
+    counts = row_starts[1:]
+    for k in order:
+        for m in range(polygon_starts[k], polygon_starts[k + 1]):
+            for i in range(ring_starts[m], ring_starts[m + 1] - 1):
+                _edge(sx[i], sy[i], sx[i + 1], sy[i + 1], buffer_h, counts, none_i, none_f, none_i, k, False)
+    for r in range(buffer_h):
+        row_starts[r + 1] += row_starts[r]
+    n = row_starts[buffer_h]
+    cols = np.empty(n, dtype=np.int32)
+    values = np.empty(n, dtype=np.float64)
+    polygons = np.empty(n, dtype=np.int32)
+    slots = row_starts[:buffer_h].copy()
+    for k in order:
+        for m in range(polygon_starts[k], polygon_starts[k + 1]):
+            for i in range(ring_starts[m], ring_starts[m + 1] - 1):
+                _edge(sx[i], sy[i], sx[i + 1], sy[i + 1], buffer_h, slots, cols, values, polygons, k, True)
+    return row_starts, cols, values, polygons
+
+
+@njit(nogil=True, cache=True)
+def _group_cells(cols, values, a, b, width, out_cols, out_fractions):  # pragma: no cover
+    """One polygon's entries ``a .. b - 1`` of one row (buffer columns) sorted by column in place
+    (stable: a cell's entries keep the edges' order), summed along the row: the covered fraction
+    of each window cell they reach, into ``out_cols`` (window column) / ``out_fractions`` in
+    increasing column order; returns how many."""
+    if b - a > 32:  # a boundary running along the row: many entries
+        order = np.argsort(cols[a:b], kind="mergesort")
+        seg_c = cols[a:b][order]
+        seg_v = values[a:b][order]
+        cols[a:b] = seg_c
+        values[a:b] = seg_v
+    else:
+        for i in range(a + 1, b):
+            c, v = cols[i], values[i]
+            j = i - 1
+            while j >= a and cols[j] > c:
+                cols[j + 1] = cols[j]
+                values[j + 1] = values[j]
+                j -= 1
+            cols[j + 1] = c
+            values[j + 1] = v
+    m = 0
+    running = 0.0
+    i = a
+    while i < b:
+        col = cols[i]
+        total = 0.0
+        while i < b and cols[i] == col:
+            total += values[i]
+            i += 1
+        running += total
+        if 1 <= col <= width:
+            f = abs(running)
+            if f > 1.0:
+                f = 1.0
+            if f > 1e-12:
+                out_cols[m] = col - 1
+                out_fractions[m] = f
+                m += 1
+    return m
+
+
+@njit(nogil=True, cache=True)
+def _left_to_right(sx, ring_starts, polygon_starts):  # pragma: no cover
+    """The polygons ordered by their leftmost vertex (stable): walked in this order, the polygons
+    crossing a row come nearly in column order."""
+    n_polygons = polygon_starts.shape[0] - 1
+    lefts = np.empty(n_polygons, dtype=np.float64)
+    for k in range(n_polygons):
+        left = np.inf
+        for i in range(ring_starts[polygon_starts[k]], ring_starts[polygon_starts[k + 1]]):
+            if sx[i] < left:
+                left = sx[i]
+        lefts[k] = left
+    return np.argsort(lefts, kind="mergesort")
+
+
+@njit(nogil=True, cache=True)
+def _chunk_rows(sx, sy, ring_starts, polygon_starts, order, height):  # pragma: no cover
+    """:func:`_row_entries`, plus the scratch buffers of one row's cells (int64 columns, float64
+    fractions) sized for the row with the most entries."""
+    row_starts, cols, values, polygons = _row_entries(sx, sy, ring_starts, polygon_starts, order, height)
+    longest = 0
+    for r in range(row_starts.shape[0] - 1):
+        if row_starts[r + 1] - row_starts[r] > longest:
+            longest = row_starts[r + 1] - row_starts[r]
+    return row_starts, cols, values, polygons, np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.float64)
+
+
+@njit(nogil=True, cache=True)
+def _group_end(polygons, i, b):  # pragma: no cover
+    """The end of the polygon's entries that start at ``i`` in a row ending at ``b``."""
+    j = i + 1
+    while j < b and polygons[j] == polygons[i]:
+        j += 1
+    return j
 
 
 @njit(nogil=True, cache=True)
@@ -150,12 +283,10 @@ def polygon_fractions(xs, ys, ring_starts, width, height):  # pragma: no cover
         int64 ``row * width + col`` in increasing order and float64 fractions in ``(0, 1]``;
         pixels absent are wholly inside or wholly outside the polygon.
     """
-    # Shift by the one-pixel margin so every coordinate is >= 0 (rounding of clipped vertices);
-    # then every ring as one polygon, through the kernel the supply pass uses.
-    no_keys, no_values = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-    m, _, _, pixels, fractions = _polygon_cells(xs + 1.0, ys + 1.0, ring_starts, 0, ring_starts.shape[0] - 1, width, height,
-                                                no_keys, no_values, no_keys.copy(), no_values.copy())
-    return pixels[:m].copy(), fractions[:m].copy()
+    # Every ring as one polygon, through the row-by-row kernel the supply pass uses.
+    polygon_starts = np.array([0, ring_starts.shape[0] - 1], dtype=np.int64)
+    pixels, _, fractions = ring_fractions(xs, ys, ring_starts, polygon_starts, np.zeros(1, dtype=np.int64), width, height)
+    return pixels, fractions
 
 
 @njit(nogil=True, cache=True)
@@ -211,108 +342,6 @@ def correct_by_fractions(table, zones, codes, lut, offset, unknown_col, nodata, 
 
 
 @njit(nogil=True, cache=True)
-def _ring_range_edges(xs, ys, ring_starts, k0, k1, width, height, keys, values, fill):  # pragma: no cover
-    """:func:`_edge` over every edge of rings ``k0 .. k1 - 1`` (one polygon of several); returns how
-    many (cell, value) entries they make, written into ``keys``/``values`` when ``fill``."""
-    n = 0
-    for k in range(k0, k1):
-        start, stop = ring_starts[k], ring_starts[k + 1]
-        for i in range(start, stop - 1):
-            n = _edge(xs[i], ys[i], xs[i + 1], ys[i + 1], width, height, keys, values, n, fill)
-    return n
-
-
-@njit(nogil=True, cache=True)
-def _sort_by_row(keys, values, n, stride):  # pragma: no cover
-    """The first ``n`` (key, value) entries sorted by key (``row * stride + col``): bucketed by row
-    (one counting pass), then each row's few entries by insertion sort (a long row, a boundary
-    running along it, by argsort): 36 ms against argsort's 56 ms for the 0.87 M keys of a
-    4096² chunk with 813 county pieces (benchmarks/README.md, issue 7)."""
-    rmin = keys[0] // stride if n else 0
-    rmax = rmin
-    for i in range(n):
-        r = keys[i] // stride
-        if r < rmin:
-            rmin = r
-        if r > rmax:
-            rmax = r
-    starts = np.zeros(rmax - rmin + 2, dtype=np.int64)
-    for i in range(n):
-        starts[keys[i] // stride - rmin + 1] += 1
-    for r in range(1, starts.shape[0]):
-        starts[r] += starts[r - 1]
-    fill = starts[:-1].copy()
-    out_k = np.empty(n, dtype=np.int64)
-    out_v = np.empty(n, dtype=np.float64)
-    for i in range(n):
-        r = keys[i] // stride - rmin
-        out_k[fill[r]] = keys[i]
-        out_v[fill[r]] = values[i]
-        fill[r] += 1
-    for r in range(starts.shape[0] - 1):
-        a, b = starts[r], starts[r + 1]
-        if b - a > 32:
-            order = np.argsort(out_k[a:b])
-            seg_k = out_k[a:b][order]
-            seg_v = out_v[a:b][order]
-            out_k[a:b] = seg_k
-            out_v[a:b] = seg_v
-            continue
-        for i in range(a + 1, b):
-            k, v = out_k[i], out_v[i]
-            j = i - 1
-            while j >= a and out_k[j] > k:
-                out_k[j + 1] = out_k[j]
-                out_v[j + 1] = out_v[j]
-                j -= 1
-            out_k[j + 1] = k
-            out_v[j + 1] = v
-    return out_k, out_v
-
-
-@njit(nogil=True, cache=True)
-def _polygon_cells(sx, sy, ring_starts, k0, k1, width, height, keys, values, out_pixels, out_fractions):  # pragma: no cover
-    """Covered fractions of the cells one polygon's boundary touches (rings ``k0 .. k1 - 1`` of
-    margin-shifted coordinates ``sx, sy``), into ``out_pixels``/``out_fractions`` (``row * width +
-    col`` of the window, increasing); returns how many, plus the scratch buffers (grown if needed)."""
-    buffer_w, buffer_h = width + 2, height + 2
-    n = _ring_range_edges(sx, sy, ring_starts, k0, k1, buffer_w, buffer_h, keys, values, False)
-    if n > keys.shape[0]:
-        keys = np.empty(2 * n, dtype=np.int64)
-        values = np.empty(2 * n, dtype=np.float64)
-        out_pixels = np.empty(2 * n, dtype=np.int64)
-        out_fractions = np.empty(2 * n, dtype=np.float64)
-    _ring_range_edges(sx, sy, ring_starts, k0, k1, buffer_w, buffer_h, keys, values, True)
-    stride = buffer_w + 2
-    sorted_keys, sorted_values = _sort_by_row(keys, values, n, stride)
-    m = 0
-    running = 0.0
-    current_row = -(1 << 40)
-    i = 0
-    while i < n:
-        key = sorted_keys[i]
-        total = 0.0
-        while i < n and sorted_keys[i] == key:
-            total += sorted_values[i]
-            i += 1
-        row = key // stride
-        col = key - row * stride
-        if row != current_row:
-            running = 0.0
-            current_row = row
-        running += total
-        if 1 <= col <= width and 1 <= row <= height:
-            f = abs(running)
-            if f > 1.0:
-                f = 1.0
-            if f > 1e-12:
-                out_pixels[m] = (row - 1) * width + (col - 1)
-                out_fractions[m] = f
-                m += 1
-    return m, keys, values, out_pixels, out_fractions
-
-
-@njit(nogil=True, cache=True)
 def ring_fractions(xs, ys, ring_starts, polygon_starts, counties, width, height):  # pragma: no cover
     """Every (pixel, county, covered fraction) of a window, from all its polygons' rings at once.
 
@@ -334,33 +363,33 @@ def ring_fractions(xs, ys, ring_starts, polygon_starts, counties, width, height)
     (pixels, counties, fractions)
         int64, int64, float64 entries, sorted by pixel (``row * width + col``), then by polygon.
     """
-    sx = xs + 1.0
-    sy = ys + 1.0
-    keys = np.empty(1024, dtype=np.int64)
-    values = np.empty(1024, dtype=np.float64)
-    cells = np.empty(1024, dtype=np.int64)
-    shares = np.empty(1024, dtype=np.float64)
+    # Shift by the one-pixel margin so every coordinate is >= 0 (window row r is buffer row r + 1).
+    order = np.arange(polygon_starts.shape[0] - 1)
+    row_starts, cols, values, polygons, cell_cols, cell_fractions = _chunk_rows(xs + 1.0, ys + 1.0, ring_starts, polygon_starts, order, height)
+    size = 4096
+    all_pixels = np.empty(size, dtype=np.int64)
+    all_counties = np.empty(size, dtype=np.int64)
+    all_fractions = np.empty(size, dtype=np.float64)
     total = 0
-    all_pixels = np.empty(4096, dtype=np.int64)
-    all_counties = np.empty(4096, dtype=np.int64)
-    all_fractions = np.empty(4096, dtype=np.float64)
-    for k in range(polygon_starts.shape[0] - 1):
-        m, keys, values, cells, shares = _polygon_cells(sx, sy, ring_starts, polygon_starts[k], polygon_starts[k + 1], width, height,
-                                                        keys, values, cells, shares)
-        if total + m > all_pixels.shape[0]:
-            size = 2 * (total + m)
-            grown_p = np.empty(size, dtype=np.int64)
-            grown_c = np.empty(size, dtype=np.int64)
-            grown_f = np.empty(size, dtype=np.float64)
-            grown_p[:total] = all_pixels[:total]
-            grown_c[:total] = all_counties[:total]
-            grown_f[:total] = all_fractions[:total]
-            all_pixels, all_counties, all_fractions = grown_p, grown_c, grown_f
-        for i in range(m):
-            all_pixels[total + i] = cells[i]
-            all_counties[total + i] = counties[k]
-            all_fractions[total + i] = shares[i]
-        total += m
+    for r in range(height):
+        a, b = row_starts[r + 1], row_starts[r + 2]
+        i = a
+        while i < b:
+            k = polygons[i]
+            j = _group_end(polygons, i, b)
+            m = _group_cells(cols, values, i, j, width, cell_cols, cell_fractions)
+            if total + m > size:
+                size = 2 * (total + m)
+                all_pixels = grown(all_pixels, total, size)
+                all_counties = grown(all_counties, total, size)
+                all_fractions = grown(all_fractions, total, size)
+            for q in range(m):
+                all_pixels[total + q] = r * width + cell_cols[q]
+                all_counties[total + q] = counties[k]
+                all_fractions[total + q] = cell_fractions[q]
+            total += m
+            i = j
+    # Each row's polygons one after the other: sorted by pixel, a pixel's polygons staying in order.
     order = np.argsort(all_pixels[:total], kind="mergesort")
     return all_pixels[:total][order], all_counties[:total][order], all_fractions[:total][order]
 
@@ -372,17 +401,18 @@ def share_by_rings(table, zones, codes, lut, offset, unknown_col, nodata, nodata
     its pixel-centre county to the counties covering it, by exact covered fraction.
 
     ``table`` ``(n_zones, n_cols)`` holds the chunk's true areas under the pixel-centre rule (each
-    pixel wholly in ``zones[r, c]``). Each polygon's boundary cells are found and their covered
-    fractions ``f`` computed as in :func:`polygon_fractions` (signed-area accumulation; the
-    quantity exactextract computes, isciences/exactextract's "coverage fraction"), then applied at
-    once, with no table of entries kept or sorted across polygons: a cell of county ``k`` with
+    pixel wholly in ``zones[r, c]``). Row by row, each polygon's boundary cells in the row are
+    found and their covered fractions ``f`` computed as in :func:`polygon_fractions` (signed-area
+    accumulation; the quantity exactextract computes, isciences/exactextract's "coverage
+    fraction"), then applied at once: a cell of county ``k`` with
     pixel area ``a`` adds ``f a`` to ``k`` and takes it from id 0 (outside every county); the
     county that the pixel-centre rule gave the whole pixel to, which its own boundary crosses
     there, gives ``a`` back to id 0. Summed over a pixel's polygons this leaves ``f_k a`` with
     every county ``k`` and ``(1 - Σ f) a`` outside (the rule of :func:`correct_by_fractions`).
 
-    Pixel areas and class columns: :func:`_pixel_area_and_column` (``row_areas[r]`` for the
-    chunk's row ``r`` when given, else each pixel's from the lattice). Rings are in the chunk's pixel
+    Pixel areas are ``row_areas[r]`` for the chunk's row ``r`` when given, else each pixel's from
+    the lattice (as :func:`_pixel_area_and_column`); class columns as
+    :func:`carbonscape.kernels.classes.class_column`. Rings are in the chunk's pixel
     units (``x = column``, ``y = row``), clipped to it with at most a one-pixel margin.
     """
     _share(table, zones, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols, row0, col0,
@@ -410,67 +440,65 @@ def _share(table, zones, codes, lut, offset, unknown_col, nodata, nodata_col, ro
     boundary pixel from ``zones`` or, when ``zones`` is empty, from the spans."""
     height, width = codes.shape
     by_spans = zones.shape[0] == 0
+    by_row = row_areas.shape[0] == height
     area = np.empty(1, dtype=np.float64)
     sx = xs + 1.0
     sy = ys + 1.0
-    keys = np.empty(1024, dtype=np.int64)
-    values = np.empty(1024, dtype=np.float64)
-    cells = np.empty(1024, dtype=np.int64)
-    shares = np.empty(1024, dtype=np.float64)
-    pixel_cols = np.empty(1024, dtype=np.int64)
-    pixel_areas = np.empty(1024, dtype=np.float64)
-    for k in range(polygon_starts.shape[0] - 1):
-        county = counties[k]
-        m, keys, values, cells, shares = _polygon_cells(sx, sy, ring_starts, polygon_starts[k], polygon_starts[k + 1], width, height,
-                                                        keys, values, cells, shares)
-        if pixel_cols.shape[0] < m:
-            pixel_cols = np.empty(cells.shape[0], dtype=np.int64)
-            pixel_areas = np.empty(cells.shape[0], dtype=np.float64)
-        # Every cell's class column and area first, in a loop of loads alone: the boundary cells
-        # of one polygon are scattered over the chunk's rows, each land-use read a likely cache
-        # miss, and a loop with no stores lets the core have many misses in flight at once (with
-        # the table updates in the same loop they waited on each other; the kernel is ~1.1x
-        # faster so on the 10^8-pixel benchmark's chunks, same tables: benchmarks/README.md).
-        for i in range(m):
-            p = cells[i]
-            r = p // width
-            c = p - r * width
-            a, col = _pixel_area_and_column(r, c, codes, lut, offset, unknown_col, nodata, nodata_col, row_areas, lattice, node_rows, node_cols,
-                                            row0, col0, area)
-            pixel_cols[i] = col
-            pixel_areas[i] = a
-        current_row = -1
-        j = 0
-        j_stop = 0
-        for i in range(m):
-            p = cells[i]
-            r = p // width
-            c = p - r * width
-            a, col = pixel_areas[i], pixel_cols[i]
-            moved = shares[i] * a
-            table[county, col] += moved
-            table[0, col] -= moved
+    order = _left_to_right(sx, ring_starts, polygon_starts)
+    row_starts, cols, values, polygons, cell_cols, cell_fractions = _chunk_rows(sx, sy, ring_starts, polygon_starts, order, height)
+    s = s_start = s_stop = s_first = 0
+    # Row by row (window row r is buffer row r + 1): every polygon crossing the row, one after the
+    # other from left to right (by their leftmost vertices); the row's land use, areas and spans
+    # are read while they are in cache; each polygon's cells come in increasing column order, and
+    # the pixel-centre holder of a cell is found by walking the row's spans from where the
+    # previous polygon's first cell was (back a step or two, then forward), with no search.
+    for r in range(height):
+        a, b = row_starts[r + 1], row_starts[r + 2]
+        if a == b:
+            continue
+        line = codes[r]
+        a_row = row_areas[r] if by_row else 0.0
+        if by_spans:
+            s_start, s_stop = span_starts[r], span_starts[r + 1]
+            s = s_start
+        i = a
+        while i < b:
+            k = polygons[i]
+            j = _group_end(polygons, i, b)
+            m = _group_cells(cols, values, i, j, width, cell_cols, cell_fractions)
+            i = j
+            if m == 0:
+                continue
+            county = counties[k]
             if by_spans:
-                # The cells come sorted by row, then column: walk the row's spans forward with
-                # them (one binary search a row, as centre_county's, then a step or two a cell).
-                if r != current_row:
-                    current_row = r
-                    j, j_stop = span_starts[r], span_starts[r + 1]
-                    hi = j_stop
-                    while j < hi:
-                        mid = (j + hi) // 2
-                        if span_c1[mid] <= c:
-                            j = mid + 1
-                        else:
-                            hi = mid
-                while j < j_stop and span_c1[j] <= c:
-                    j += 1
-                holder = span_ids[j] if j < j_stop and span_c0[j] <= c else 0
-            else:
-                holder = np.int64(zones[r, c])
-            if holder == county:
-                table[county, col] -= a
-                table[0, col] += a
+                c = cell_cols[0]
+                while s > s_start and span_c1[s - 1] > c:
+                    s -= 1
+                while s < s_stop and span_c1[s] <= c:
+                    s += 1
+                s_first = s
+            for q in range(m):
+                c = cell_cols[q]
+                col = class_column(np.int64(line[c]), lut, offset, nodata, nodata_col, unknown_col)
+                if by_row:
+                    pixel_area = a_row
+                else:
+                    lattice_row(lattice, node_rows, node_cols, row0 + r, col0 + c, area)
+                    pixel_area = area[0]
+                moved = cell_fractions[q] * pixel_area
+                table[county, col] += moved
+                table[0, col] -= moved
+                if by_spans:
+                    while s < s_stop and span_c1[s] <= c:
+                        s += 1
+                    holder = span_ids[s] if s < s_stop and span_c0[s] <= c else 0
+                else:
+                    holder = np.int64(zones[r, c])
+                if holder == county:
+                    table[county, col] -= pixel_area
+                    table[0, col] += pixel_area
+            if by_spans:
+                s = s_first
 
 
 def polygon_fractions_numpy(geom, transform, shape):

@@ -40,6 +40,14 @@ from numba import njit
 
 
 @njit(nogil=True, cache=True)
+def grown(array, n, size):  # pragma: no cover
+    """A copy of ``array``'s first ``n`` values in a new buffer of ``size`` (a growing scratch buffer)."""
+    out = np.empty(size, dtype=array.dtype)
+    out[:n] = array[:n]
+    return out
+
+
+@njit(nogil=True, cache=True)
 def _row_range(y_lo, y_hi, height):  # pragma: no cover
     """Rows ``r`` with ``y_lo <= r + 0.5 < y_hi``, clipped to ``0 .. height - 1``: ``(first, stop)``."""
     first = np.int64(np.ceil(y_lo - 0.5))
@@ -49,6 +57,16 @@ def _row_range(y_lo, y_hi, height):  # pragma: no cover
     if stop > height:
         stop = height
     return first, stop
+
+
+@njit(nogil=True, cache=True)
+def _edge_rows(ys, i, height):  # pragma: no cover
+    """The rows whose centre lines edge ``i → i + 1`` cuts (:func:`_row_range`): ``(first, stop)``,
+    empty for an edge along a row (of no height, it cuts nothing)."""
+    y0, y1 = ys[i], ys[i + 1]
+    if y0 == y1:
+        return np.int64(0), np.int64(0)
+    return _row_range(min(y0, y1), max(y0, y1), height)
 
 
 @njit(nogil=True, cache=True)
@@ -67,10 +85,7 @@ def _polygon_cuts(xs, ys, ring_starts, k0, k1, height, rows, cuts, counts):  # p
     n = 0
     for k in range(k0, k1):
         for i in range(ring_starts[k], ring_starts[k + 1] - 1):
-            y0, y1 = ys[i], ys[i + 1]
-            if y0 == y1:
-                continue
-            first, stop = _row_range(min(y0, y1), max(y0, y1), height)
+            first, stop = _edge_rows(ys, i, height)
             if stop > first:
                 n += stop - first
                 if first < r_min:
@@ -90,10 +105,7 @@ def _polygon_cuts(xs, ys, ring_starts, k0, k1, height, rows, cuts, counts):  # p
         counts[r] = 0
     for k in range(k0, k1):
         for i in range(ring_starts[k], ring_starts[k + 1] - 1):
-            y0, y1 = ys[i], ys[i + 1]
-            if y0 == y1:
-                continue
-            first, stop = _row_range(min(y0, y1), max(y0, y1), height)
+            first, stop = _edge_rows(ys, i, height)
             for r in range(first, stop):
                 counts[r - r_min + 1] += 1
     for r in range(1, n_rows + 1):
@@ -103,13 +115,13 @@ def _polygon_cuts(xs, ys, ring_starts, k0, k1, height, rows, cuts, counts):  # p
         rows[r] = counts[r]
     for k in range(k0, k1):
         for i in range(ring_starts[k], ring_starts[k + 1] - 1):
-            if ys[i] == ys[i + 1]:
+            first, stop = _edge_rows(ys, i, height)
+            if stop <= first:
                 continue
             if ys[i] < ys[i + 1]:
                 x_lo, y_lo, x_hi, y_hi = xs[i], ys[i], xs[i + 1], ys[i + 1]
             else:
                 x_lo, y_lo, x_hi, y_hi = xs[i + 1], ys[i + 1], xs[i], ys[i]
-            first, stop = _row_range(y_lo, y_hi, height)
             for r in range(first, stop):
                 dy = r + 0.5
                 slot = rows[r - r_min]
@@ -276,18 +288,8 @@ def chunk_spans(xs, ys, ring_starts, polygon_starts, ids, height, width):  # pra
                     continue
                 if n == size:
                     size *= 2
-                    grown = np.empty(size, dtype=np.int64)
-                    grown[:n] = s_row[:n]
-                    s_row = grown
-                    grown = np.empty(size, dtype=np.int64)
-                    grown[:n] = s_c0[:n]
-                    s_c0 = grown
-                    grown = np.empty(size, dtype=np.int64)
-                    grown[:n] = s_c1[:n]
-                    s_c1 = grown
-                    grown = np.empty(size, dtype=np.int64)
-                    grown[:n] = s_id[:n]
-                    s_id = grown
+                    s_row, s_c0 = grown(s_row, n, size), grown(s_c0, n, size)
+                    s_c1, s_id = grown(s_c1, n, size), grown(s_id, n, size)
                 s_row[n] = r + r_min
                 s_c0[n] = c0
                 s_c1[n] = c1
