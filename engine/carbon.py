@@ -176,7 +176,10 @@ def unknown_codes_message(where: str | Path, pools: PoolTable, codes: Mapping[in
         listed += f" and {len(codes) - 20} more code(s)"
     return (
         f"{where}: land-use code(s) missing from the pools table {pools.source}: {listed}; add rows for codes "
-        f"{shown} to {Path(pools.source).name} (zeros if the class stores no carbon), or set them as nodata"
+        f"{shown} to {Path(pools.source).name} (zeros if the class stores no carbon)"
+        + (f", or, if {shown[0]} marks pixels with no data (a fill value), declare it the GeoTIFF's nodata value "
+           f"(`gdal_edit.py -a_nodata {shown[0]} landuse.tif`) and ingest again" if len(codes) == 1 else
+           "; codes that mark pixels with no data must be recoded to the GeoTIFF's nodata value before ingesting")
     )
 
 
