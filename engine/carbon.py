@@ -350,6 +350,9 @@ def supply(
     if COUNTY_RINGS in zone_store.attrs:  # counties burned on the fly: counted along their spans, no id raster (kernels/spans.py)
         specs = [SPAN_COUNTS if specs[0] is COUNTS else SPAN_COUNTS_AREAS]
         rasters = {**(rasters or {}), COUNTY_RINGS: zone_store.attrs[COUNTY_RINGS]}
+    if rings is not None:  # fraction mode from rings read in the pass: the extras counting by county read them too (continuous sums)
+        extra = [dataclasses.replace(s, reads=(*s.reads, COUNTY_RINGS)) if "counties" in s.reads and COUNTY_RINGS not in s.reads else s
+                 for s in extra]
     specs += list(extra)
     # The code histogram: in centre mode the (county, class) counts already hold every pixel of
     # every listed code and of nodata (rows summed), so it is read off them after the pass (the
