@@ -116,6 +116,65 @@ def test_values_and_factor_areas_share_boundary_pixels_as_their_references(case)
     np.testing.assert_array_equal(got[:, N_VALID], centre[:, N_VALID])  # valued pixels: counted by the pixel-centre rule
 
 
+GRIDS = {
+    "mercator": ("EPSG:3857", (250.0, 0.0, 11_000_000.0, 0.0, -250.0, 3_000_000.0)),
+    "utm_off_zone": ("EPSG:32648", (500.0, 0.0, 1_500_000.0, 0.0, -500.0, 3_000_000.0)),
+    "lonlat": ("EPSG:4326", (0.01, 0.0, 100.0, 0.0, -0.01, 30.0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_dask_pass_over_a_fraction_store_equals_the_references(tmp_path, name):
+    """VALUES and FACTOR_AREAS over a fraction-mode county store (its per-chunk rings) in 32²
+    chunks, through dask, against their references over the whole raster (the store's boundary
+    entries gathered whatever the chunking), on grids whose areas vary by row, both ways, and
+    lon/lat; and in centre mode the same statistics give each pixel to its centre's county."""
+    import dask
+    from affine import Affine
+    from carbonscape.io import open_store
+    from conftest import write_tif, write_vector
+
+    crs, gt = GRIDS[name]
+    transform = Affine(gt[0], gt[1], gt[2], gt[3], gt[4], gt[5])
+    rng = np.random.default_rng(7)
+    shape = (70, 90)
+    codes = rng.choice(np.array([1, 2, 3, 255], dtype=np.uint8), size=shape, p=[0.4, 0.3, 0.2, 0.1])
+    lu = ingest(write_tif(tmp_path / "lu.tif", codes, transform=transform, crs=crs, nodata=255), tmp_path / "lu.zarr", chunk=32,
+                scheduler="synchronous")
+    x0, y0 = transform * (0, 0)
+    x1, y1 = transform * (90, 70)
+    p = lambda fx, fy: (x0 + fx * (x1 - x0), y0 + fy * (y1 - y0))  # noqa: E731
+    polys = [shapely.Polygon([p(0.02, 0.03), p(0.37, 0), p(0.29, 1), p(0, 0.93)]),
+             shapely.Polygon([p(0.37, 0), p(0.71, 0), p(0.66, 1), p(0.29, 1)]),
+             shapely.Polygon([p(0.71, 0), p(1.2, 0), p(1.2, 0.8), p(0.66, 1)])]
+    vector = write_vector(tmp_path / "c.gpkg", polys, ["A", "B", "C"], crs=crs)
+    land = open_store(lu)
+    values = rng.uniform(0, 10, shape)
+    values[rng.random(shape) < 0.1] = np.nan
+    factor = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    factor[rng.random(shape) < 0.1] = np.nan
+    lazy_rasters = {"landuse": land.data, "values": land.data.map_blocks(lambda b, block_info=None: values[
+        tuple(slice(*r) for r in block_info[0]["array-location"])], dtype=np.float64), "factor": land.data.map_blocks(
+        lambda b, block_info=None: factor[tuple(slice(*r) for r in block_info[0]["array-location"])], dtype=np.float32)}
+    specs = [VALUES, FACTOR_AREAS]
+    for coverage in ("fraction", "centre"):
+        zones = rasterize_zones(vector, like=lu, id_field="county", out=tmp_path / f"z{coverage}.zarr", coverage=coverage, scheduler="synchronous")
+        zone_store, table = open_zones(zones)
+        layout = Layout(n_counties=table.n_zones, classes=ClassIndex.build((1, 2, 3), nodata=255),
+                        params={"boundary": str(zone_store.path)} if coverage == "fraction" else {})
+        got = dict(zip(["values", "factor_areas"],
+                       dask.compute(*accumulate(specs, zone_store.data, lazy_rasters, layout=layout, areas=land.grid).values(), scheduler="synchronous")))
+        want = accumulate_numpy(specs, np.asarray(zone_store.data), {"landuse": codes, "values": values, "factor": factor}, layout=layout,
+                                areas=land.grid)
+        for key in got:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-9, atol=1e-6)
+        if coverage == "fraction":
+            shared = got
+        else:
+            assert not np.allclose(shared["values"][:, SUM_VA], got["values"][:, SUM_VA], rtol=1e-3)
+            np.testing.assert_allclose(shared["values"].sum(axis=0), got["values"].sum(axis=0), rtol=1e-12)  # nothing lost or made
+
+
 # ---- real data: MODIS grid, the demo's counties, exactextract ------------------------------------
 
 @pytest.fixture(scope="module")
@@ -232,21 +291,87 @@ def test_the_stored_and_fused_paths_agree_and_centre_mode_differs(passes):
 
 # ---- the user's check: a uniform density -----------------------------------------------------------
 
-def _uniform_people(base: Path, per_km2: float) -> Path:
-    """People per MODIS pixel: ``per_km2`` × the pixel's true area (km², by the engine's own area
-    model of the grid, what a count raster of a uniform density is)."""
+STUDY = """
+[study]
+name = "Uniform people on coarse pixels"
+
+[landuse]
+rasters = ["lu.tif"]
+chunk = 256
+
+[counties]
+path = "{counties}"
+id_field = "county"
+coverage = "{coverage}"
+
+[pools]
+path = "pools.csv"
+
+[demand]
+per_capita_t = 2.0
+
+[zoning]
+method = "quantile"
+k = 2
+scheme = "classes"
+
+[outputs]
+maps = false
+report = false
+
+[continuous]
+population = "pop.tif"
+"""
+
+PER_KM2 = 100.0
+
+
+@pytest.fixture(scope="module")
+def uniform(tmp_path_factory):
+    """The MODIS land use re-declared on WGS 84 (the polygons' datum, so polygon areas and pixel
+    areas are measured on one ellipsoid) and a people-per-pixel raster of 100 people/km²
+    everywhere (100 × each pixel's true area, the engine's own area model of the grid)."""
+    from carbonscape.grid import Grid
+
+    base = tmp_path_factory.mktemp("uniform")
     with rasterio.open(MODIS) as src:
-        profile = src.profile
-    grid = open_continuous_like(base)
-    people = (per_km2 * grid / 1e6).astype(np.float32)
-    path = base / "uniform.tif"
-    with rasterio.open(path, "w", **{**profile, "dtype": "float32", "nodata": None}) as dst:
+        profile, codes = src.profile, src.read(1)
+    profile = {**profile, "crs": "EPSG:4326"}
+    with rasterio.open(base / "lu.tif", "w", **profile) as dst:
+        dst.write(codes, 1)
+    grid = Grid.from_affine(crs="EPSG:4326", transform=profile["transform"], shape=codes.shape)
+    people = PER_KM2 * grid.pixel_areas_m2(slice(0, codes.shape[0]), slice(0, codes.shape[1])) / 1e6
+    with rasterio.open(base / "pop.tif", "w", **{**profile, "dtype": "float64", "nodata": None}) as dst:
         dst.write(people, 1)
-    return path
+    write_pools(base / "pools.csv", [(code, d, 0.0, 0.0, 0.0) for code, d in IGBP.items()])
+    return base
 
 
-def open_continuous_like(base: Path) -> np.ndarray:
-    from carbonscape.io import open_store
+def _run_study(base: Path, coverage: str) -> pd.DataFrame:
+    folder = base / coverage
+    folder.mkdir()
+    for name in ("lu.tif", "pop.tif", "pools.csv"):
+        (folder / name).symlink_to(base / name)
+    (folder / "study.toml").write_text(STUDY.format(counties=Path(demo_paths()["counties"]).as_posix(), coverage=coverage), encoding="utf-8")
+    done = subprocess.run([str(CARBONSCAPE), "run", str(folder / "study.toml"), "--scheduler", "synchronous", "--out", str(folder / "out")],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    demand = pd.read_csv(folder / "out" / "demand_by_county.csv").set_index("county")
+    supply_table = pd.read_csv(folder / "out" / "supply_by_county.csv").set_index("county")
+    return pd.DataFrame({"population": demand["population"], "polygon_km2": supply_table["polygon_area_km2"],
+                         "area_km2": supply_table["area_km2"]}), done.stderr
 
-    grid = open_store(base / "lu.zarr").grid
-    return np.broadcast_to(np.asarray(grid.pixel_areas(slice(0, grid.shape[0]), slice(0, grid.shape[1]))), grid.shape)
+
+def test_uniform_density_gives_density_times_polygon_area_through_run_in_fraction_mode(uniform):
+    """The user's check: 100 people/km² on 0.05° pixels. Fraction mode: every county's people =
+    100 × its polygon's area (the rest is the polygons' straight lon/lat edges against geodesic
+    pixel areas), as its supply area matches the polygon; centre mode keeps the pixel-centre
+    rule's error (五华区 −13.1 %, 西山区 +9.1 %, what the user measured)."""
+    fraction, _ = _run_study(uniform, "fraction")
+    error = fraction["population"] / (PER_KM2 * fraction["polygon_km2"]) - 1
+    assert len(error) == 49 and error.abs().max() < 1e-4, error.abs().sort_values().tail()
+    np.testing.assert_allclose(fraction["population"], PER_KM2 * fraction["area_km2"], rtol=1e-6)  # demand over the same area as supply
+    centre, _ = _run_study(uniform, "centre")
+    error = centre["population"] / (PER_KM2 * centre["polygon_km2"]) - 1
+    assert error["五华区"] == pytest.approx(-0.131, abs=0.002) and error["西山区"] == pytest.approx(0.091, abs=0.002)
+    assert error.abs().max() > 0.05
