@@ -18,11 +18,13 @@ Two kinds of quantity (``quantity``):
   the people by the ratio of the pixel areas (a 100 m WorldPop grid read on a 30 m land use 11
   times); on the same grid ``Σ d·a`` is the plain sum of the counts.
 
-**Statistics** (:func:`value_specs`, :data:`FACTOR_AREAS`): the per-county running sums
+**Statistics** (:func:`value_specs`, :data:`VALUES`, :data:`FACTOR_AREAS`): the per-county running sums
 ``[pixels, Σv, Σa, Σv·a]`` of :data:`carbonscape.cells.WEIGHTED_SUM` (its kernel in
 :mod:`carbonscape.kernels.cells`) give the sum and the area-weighted mean ``Σv·a / Σa``; the
 factor-weighted areas per (county, class) of :func:`carbonscape.kernels.continuous.factor_areas`
-give corrected supply.
+give corrected supply. In fraction mode both share each boundary pixel among the counties
+covering it by its exact covered fraction (:func:`carbonscape.kernels.continuous.share_boundary`),
+as supply's areas do: ``Σ f·v`` is exactextract's ``sum``.
 
 **What they give** (formulas in README "Continuous rasters"):
 
