@@ -24,7 +24,7 @@ import pytest
 import rasterio
 import shapely
 from carbonscape import ingest, rasterize_zones, supply
-from carbonscape.accumulate import Chunk, ClassIndex, Layout, RowAreas, accumulate, accumulate_numpy, bind
+from carbonscape.accumulate import Chunk, ClassIndex, Layout, RowAreas, accumulate, accumulate_numpy
 from carbonscape.continuous import FACTOR_AREAS, VALUES, ingest_continuous, open_continuous, value_specs
 from carbonscape.demo import demo_paths
 from carbonscape.grid import Grid
@@ -340,8 +340,6 @@ def uniform(tmp_path_factory):
     """The MODIS land use re-declared on WGS 84 (the polygons' datum, so polygon areas and pixel
     areas are measured on one ellipsoid) and a people-per-pixel raster of 100 people/km²
     everywhere (100 × each pixel's true area, the engine's own area model of the grid)."""
-    from carbonscape.grid import Grid
-
     base = tmp_path_factory.mktemp("uniform")
     with rasterio.open(MODIS) as src:
         profile, codes = src.profile, src.read(1)
@@ -356,7 +354,7 @@ def uniform(tmp_path_factory):
     return base
 
 
-def _run_study(base: Path, coverage: str) -> pd.DataFrame:
+def _run_study(base: Path, coverage: str) -> tuple[pd.DataFrame, str]:
     folder = base / coverage
     folder.mkdir()
     for name in ("lu.tif", "pop.tif", "pools.csv"):
