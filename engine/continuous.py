@@ -410,31 +410,33 @@ def _boundary_entries(blocks: Mapping[str, Any], where: Chunk, shape: tuple[int,
 
     params = where.layout.params
     name = params.get("boundary_rings")
+    # Every continuous statistic of the chunk (population, NPP, factors) needs the same entries:
+    # computed once per task and thread (the fractions cost ~1.6× the centre-rule sums of a 4096²
+    # chunk under 800 county parts), keyed by a block of the task itself, held so that its id is
+    # never reused: the rings block, or for a store the county ids block (a store rewritten
+    # between passes is read afresh).
     if name is not None:
         if name not in blocks:
             raise ValueError(f"fraction mode reads the county rings as raster {name!r}: the statistic must read it (reads={name!r})")
-        rings, key = blocks[name], None
+        anchor, key = blocks[name], (None, None, shape)
     elif params.get("boundary") is not None:
-        key = (str(params["boundary"]), where.location, shape)
-        last = getattr(_LAST_ENTRIES, "value", None)
-        if last is not None and last[0] == key:
-            return last[2]
+        anchor, key = blocks["counties"], (str(params["boundary"]), where.location, shape)
+    else:
+        return None
+    last = getattr(_LAST_ENTRIES, "value", None)
+    if last is not None and last[0] is anchor and last[1] == key:
+        return last[2]
+    if name is not None:
+        rings = anchor
+    else:
         rings = read_rings(params["boundary"], where.location)
         if rings is None:
             table = read_boundary(params["boundary"], where.location)
             return table["pixel"].astype(np.int64), table["county"].astype(np.int64), table["fraction"].astype(np.float64)
-    else:
-        return None
     if not len(rings.counties):
         return None
-    # Every continuous statistic of the chunk (population, NPP, factors) needs the same entries:
-    # computed once per chunk and thread (the fractions cost ~1.6× the centre-rule sums of a
-    # 4096² chunk under 800 county parts), keyed by the rings block itself (held, so never reused).
-    last = getattr(_LAST_ENTRIES, "value", None)
-    if last is not None and (last[0] == key if key is not None else last[1] is rings) and last[3] == shape:
-        return last[2]
     entries = ring_fractions(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, shape[1], shape[0])
-    _LAST_ENTRIES.value = (key, rings, entries, shape)
+    _LAST_ENTRIES.value = (anchor, key, entries)
     return entries
 
 

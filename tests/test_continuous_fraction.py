@@ -382,3 +382,39 @@ def test_uniform_density_gives_density_times_polygon_area_through_run_in_fractio
     error = centre["population"] / (PER_KM2 * centre["polygon_km2"]) - 1
     assert error["五华区"] == pytest.approx(-0.131, abs=0.002) and error["西山区"] == pytest.approx(0.091, abs=0.002)
     assert error.abs().max() > 0.05
+
+
+def test_a_county_store_rewritten_between_passes_is_read_afresh(tmp_path):
+    """A chunk's boundary entries are kept for the other statistics of the same task only: a
+    fraction store rewritten at the same path (other counties) gives the new counties' sums in
+    the next pass, every chunk (the last chunk of a pass is the one a stale entry would hit)."""
+    import dask
+    from carbonscape.io import open_store
+    from conftest import write_tif, write_vector
+    from rasterio.transform import from_origin
+
+    transform = from_origin(500_000, 2_800_000, 100, 100)
+    codes = np.ones((40, 50), dtype=np.uint8)
+    lu = ingest(write_tif(tmp_path / "lu.tif", codes, transform=transform, nodata=255), tmp_path / "lu.zarr", chunk=16, scheduler="synchronous")
+    values = np.linspace(1, 2, codes.size).reshape(codes.shape)
+
+    land = open_store(lu)
+    lazy_values = land.data.map_blocks(lambda b, block_info=None: values[tuple(slice(*r) for r in block_info[0]["array-location"])], dtype=np.float64)
+    x0, y1 = 500_000, 2_800_000
+    for split in (0.37, 0.61):
+        polys = [shapely.Polygon([(x0, y1), (x0 + 5000 * split, y1), (x0 + 5000 * split * 0.8, y1 - 4000), (x0, y1 - 4000)]),
+                 shapely.Polygon([(x0 + 5000 * split, y1), (x0 + 5000, y1), (x0 + 5000, y1 - 4000), (x0 + 5000 * split * 0.8, y1 - 4000)])]
+        vector = write_vector(tmp_path / f"c{split}.gpkg", polys, ["A", "B"])
+        zones = rasterize_zones(vector, like=lu, id_field="county", out=tmp_path / "z.zarr", coverage="fraction", force=True, scheduler="synchronous")
+        zone_store, table = open_zones(zones)
+        layout = Layout(n_counties=table.n_zones, classes=ClassIndex.build((1,), nodata=255), params={"boundary": str(zone_store.path)})
+        # One chunk's task as the pass runs it, first and last (so the first of the rewritten
+        # store's comes right after the same chunk of the former store's), and a whole pass.
+        where = Chunk(layout=layout, rows=slice(0, 16), cols=slice(16, 32), location=(0, 1), areas=land.grid)
+        blocks = {"counties": np.asarray(zone_store.data[0:16, 16:32]), "values": values[0:16, 16:32]}
+        np.testing.assert_allclose(VALUES.chunk(blocks, where), VALUES.reference(blocks, where), rtol=1e-12, atol=1e-6)
+        got = dask.compute(*accumulate([VALUES], zone_store.data, {"values": lazy_values}, layout=layout, areas=land.grid).values(),
+                           scheduler="synchronous")[0]
+        want = accumulate_numpy([VALUES], np.asarray(zone_store.data), {"values": values}, layout=layout, areas=land.grid)["values"]
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-6)
+        np.testing.assert_allclose(VALUES.chunk(blocks, where), VALUES.reference(blocks, where), rtol=1e-12, atol=1e-6)
