@@ -353,6 +353,9 @@ def supply(
     if COUNTY_RINGS in zone_store.attrs:  # counties burned on the fly: counted along their spans, no id raster (kernels/spans.py)
         specs = [SPAN_COUNTS if specs[0] is COUNTS else SPAN_COUNTS_AREAS]
         rasters = {**(rasters or {}), COUNTY_RINGS: zone_store.attrs[COUNTY_RINGS]}
+    if rings is not None:  # fraction mode from rings read in the pass: the extras counting by county read them too (continuous sums)
+        extra = [dataclasses.replace(s, reads=(*s.reads, COUNTY_RINGS)) if "counties" in s.reads and COUNTY_RINGS not in s.reads else s
+                 for s in extra]
     specs += list(extra)
     # The code histogram: in centre mode the (county, class) counts already hold every pixel of
     # every listed code and of nodata (rows summed), so it is read off them after the pass (the
@@ -403,13 +406,15 @@ def _supply_result(
     """The four tables and the summary (pixel counts, nodata, grid) from the pass's counts and true areas (m²)."""
     by_county, by_class, by_county_class, by_pool = supply_tables(counts, pools=pools, zone_values=zone_table.series(), areas_m2=areas)
     ids = list(zone_table.ids)
+    # Per county as whole columns, not element by element (3,000 counties: ~15 ms of Python saved).
+    nodata_by_county = counts[ids, index.nodata_col] if ids else np.zeros(0)
     summary = {
         "total_supply_t": float(by_county["supply_t"].sum()),
         "pixels_in_counties": int(counts[ids, : index.n_classes].sum()),
         "nodata_pixels_in_counties": int(counts[ids, index.nodata_col].sum()),
         "pixels_outside_counties": int(counts[0, : index.n_classes].sum()),
         "nodata_pixels_total": int(counts[:, index.nodata_col].sum()),
-        "nodata_pixels_by_county": {str(v): int(counts[i, index.nodata_col]) for i, v in zip(ids, zone_table.values) if counts[i, index.nodata_col]},
+        "nodata_pixels_by_county": {str(v): int(n) for v, n in zip(zone_table.values, nodata_by_county.tolist()) if n},
         "grid_shape": list(land.grid.shape),
         "pixel_size": list(land.grid.resolution),
         "crs": land.grid.crs.name,
@@ -419,7 +424,8 @@ def _supply_result(
         "seconds": time.perf_counter() - started,
     }
     # By area, not pixel count: in fraction mode a county holding no pixel centre still has its share.
-    missing_counties = [str(v) for i, v in zip(ids, zone_table.values) if not areas[i, : index.n_classes].sum() > 0]
+    held = areas[ids, : index.n_classes].sum(axis=1) > 0 if ids else np.zeros(0, dtype=bool)
+    missing_counties = [str(v) for v, h in zip(zone_table.values, held.tolist()) if not h]
     if missing_counties:
         log.warning("%d county(ies) hold no land-use area: %s", len(missing_counties), missing_counties[:10])
         summary["counties_without_pixels"] = missing_counties

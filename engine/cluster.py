@@ -532,6 +532,36 @@ def _job_queue_executor(queue: JobQueue) -> Iterator[Executor]:
         distributed_log.setLevel(level)
 
 
+def test_submission(queue: JobQueue) -> None:
+    """Ask the job queue, without submitting anything, whether it would accept the worker job
+    `run` would submit: ``sbatch --test-only`` for SLURM (what `check` does for a study's
+    ``[cluster]``). Other queues have no such dry run; nothing is asked of them.
+
+    Raises
+    ------
+    InputError
+        The job settings are missing (cores, memory) or SLURM refuses the job (a partition,
+        account, memory or walltime it does not have), naming the settings.
+    ClusterError
+        ``sbatch`` cannot reach the SLURM controller (not the settings' fault).
+    """
+    import shutil
+
+    options = queue.options()
+    if queue.system != "slurm" or shutil.which("sbatch") is None:
+        return
+    import dask_jobqueue
+
+    cls = getattr(dask_jobqueue, JOB_QUEUES[queue.system])
+    job_options = {key: value for key, value in options.items() if key not in ("scheduler_options", "n_workers")}
+    try:  # the job script alone: a placeholder scheduler address, as dask-jobqueue's own dummy job has
+        script = cls.job_cls(scheduler="tcp://127.0.0.1:8786", name="carbonscape-check", **job_options).job_script()
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"--scheduler {queue.system}: the job settings were refused ({exc}); check jobqueue.{queue.system}.* "
+                         "in the dask configuration and the study's [cluster] section") from exc
+    _test_submit(script, {**(dask.config.get("jobqueue.slurm", {}) or {}), **options})
+
+
 def _test_submit(script: str, options: Mapping[str, Any]) -> None:
     """Ask SLURM whether it would accept the worker job (``sbatch --test-only``), so a wrong
     partition, account, memory or walltime is named now rather than after the wait."""

@@ -18,11 +18,13 @@ Two kinds of quantity (``quantity``):
   the people by the ratio of the pixel areas (a 100 m WorldPop grid read on a 30 m land use 11
   times); on the same grid ``Σ d·a`` is the plain sum of the counts.
 
-**Statistics** (:func:`value_specs`, :data:`FACTOR_AREAS`): the per-county running sums
+**Statistics** (:func:`value_specs`, :data:`VALUES`, :data:`FACTOR_AREAS`): the per-county running sums
 ``[pixels, Σv, Σa, Σv·a]`` of :data:`carbonscape.cells.WEIGHTED_SUM` (its kernel in
 :mod:`carbonscape.kernels.cells`) give the sum and the area-weighted mean ``Σv·a / Σa``; the
 factor-weighted areas per (county, class) of :func:`carbonscape.kernels.continuous.factor_areas`
-give corrected supply.
+give corrected supply. In fraction mode both share each boundary pixel among the counties
+covering it by its exact covered fraction (:func:`carbonscape.kernels.continuous.share_boundary`),
+as supply's areas do: ``Σ f·v`` is exactextract's ``sum``.
 
 **What they give** (formulas in README "Continuous rasters"):
 
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,20 +54,19 @@ from carbonscape import remote
 from carbonscape.accumulate import Accumulation, Chunk, Layout, bind
 from carbonscape.accumulate.reference import _county_ids
 from carbonscape.carbon import M2_PER_HA, M2_PER_KM2, POOL_COLUMNS, POOLS, PoolTable, SupplyResult
-from carbonscape.cells import WEIGHTED_SUM
 from carbonscape.cluster import Executor, using
 from carbonscape.errors import GridError, InputError
 from carbonscape.grid import Grid
 from carbonscape.io import open_store, raster_dataset, source_fingerprint, store_is_current, write_store
-from carbonscape.kernels.cells import N_VALID, SUM_A, SUM_V, SUM_VA
-from carbonscape.kernels.continuous import factor_areas
+from carbonscape.kernels.cells import N_SUMS, N_VALID, SUM_A, SUM_V, SUM_VA, unit_value_sums
+from carbonscape.kernels.continuous import factor_areas, share_boundary
 from dask.highlevelgraph import HighLevelGraph
 from rasterio.windows import Window
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FACTOR_AREAS", "NPP_UNITS", "QUANTITIES", "ContinuousError", "ContinuousSupply", "corrected_carbon", "corrected_supply",
+    "FACTOR_AREAS", "VALUES", "NPP_UNITS", "QUANTITIES", "ContinuousError", "ContinuousSupply", "corrected_carbon", "corrected_supply",
     "county_factor_array", "factor_table", "ingest_continuous", "write_corrected_pixel_maps",
     "population_by_county", "raster_minimum", "region_coverage", "scan_region", "resampling_needed", "sequestration_by_county",
     "continuous_table", "supply_with_rasters", "value_specs", "values_by_cell", "values_by_county",
@@ -387,27 +389,209 @@ def open_continuous(path: str | os.PathLike[str]) -> Any:
 
 
 # -- statistics ------------------------------------------------------------------------------------
+#
+# Fraction mode (a county store made with coverage="fraction", or `run`'s counties burned on the fly
+# with it): the continuous sums share each boundary pixel among the counties covering it by its
+# exact covered fraction, as the (county, class) areas do (carbonscape.accumulate.library's
+# _share_fractions): the centre-rule sums first, then every boundary pixel's weight moved by
+# kernels.continuous.share_boundary from the entries kernels.fraction.ring_fractions makes of the
+# chunk's county rings. Only the boundary cells are visited (no per-pixel area or weight raster is
+# built for them), and the fractions are computed once for every weight of the pixel.
 
-def sum_factor_areas(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
-    """Σ a·f (m²) per (county, class column) of one chunk (factor NaN → 1)."""
-    index = where.layout.classes
-    return factor_areas(
-        blocks["counties"], blocks["landuse"], blocks["factor"], index.lut, index.offset, where.layout.n_counties,  # type: ignore[union-attr]
-        index.n_cols, index.unknown_col, index.nodata_code, index.nodata_col,  # type: ignore[union-attr]
-        np.ascontiguousarray(np.atleast_2d(where.area()), dtype=np.float64),
-    )
+
+def _boundary_entries(blocks: Mapping[str, Any], where: Chunk, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The chunk's boundary entries ``(pixels, counties, fractions)`` (sorted by pixel ``r * cols +
+    c``, one per covering county) in fraction mode, else None: from the rings the pass reads as
+    the raster ``layout.params["boundary_rings"]`` (counties burned on the fly), or from the
+    fraction-mode county store at ``layout.params["boundary"]`` (its rings, or an older store's
+    boundary table)."""
+    from carbonscape.kernels.fraction import ring_fractions
+    from carbonscape.rasterize import read_boundary, read_rings
+
+    params = where.layout.params
+    name = params.get("boundary_rings")
+    # Every continuous statistic of the chunk (population, NPP, factors) needs the same entries:
+    # computed once per task and thread (the fractions cost ~1.6× the centre-rule sums of a 4096²
+    # chunk under 800 county parts), keyed by a block of the task itself, held so that its id is
+    # never reused: the rings block, or for a store the county ids block (a store rewritten
+    # between passes is read afresh).
+    if name is not None:
+        if name not in blocks:
+            raise ValueError(f"fraction mode reads the county rings as raster {name!r}: the statistic must read it (reads={name!r})")
+        anchor, key = blocks[name], (None, None, shape)
+    elif params.get("boundary") is not None:
+        anchor, key = blocks["counties"], (str(params["boundary"]), where.location, shape)
+    else:
+        return None
+    last = getattr(_LAST_ENTRIES, "value", None)
+    if last is not None and last[0] is anchor and last[1] == key:
+        return last[2]
+    if name is not None:
+        rings = anchor
+    else:
+        rings = read_rings(params["boundary"], where.location)
+        if rings is None:
+            table = read_boundary(params["boundary"], where.location)
+            return table["pixel"].astype(np.int64), table["county"].astype(np.int64), table["fraction"].astype(np.float64)
+    if not len(rings.counties):
+        return None
+    entries = ring_fractions(rings.xs, rings.ys, rings.ring_starts, rings.polygon_starts, rings.counties, shape[1], shape[0])
+    _LAST_ENTRIES.value = (anchor, key, entries)
+    return entries
 
 
-def factor_areas_reference(blocks: Mapping[str, np.ndarray], where: Chunk) -> np.ndarray:
-    """Plain-numpy :func:`sum_factor_areas`: ``np.bincount`` over (county, column) keys."""
-    layout = where.layout
+# The last chunk's boundary entries, per thread (a worker runs several chunks' tasks at once).
+_LAST_ENTRIES = threading.local()
+
+
+def _at(area: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The areas of pixels ``(r, c)`` from a 2-D area block broadcasting to the chunk (``(1, 1)``,
+    ``(rows, 1)``, ``(rows, cols)``), without materialising the broadcast."""
+    return area[r if area.shape[0] > 1 else 0 * r, c if area.shape[1] > 1 else 0 * c]
+
+
+def _values_nodata(layout: Layout) -> tuple[float, bool]:
+    nodata = layout.params.get("values_nodata")
+    return (0.0, False) if nodata is None or not np.isfinite(nodata) else (float(nodata), True)
+
+
+def sum_values(blocks: Mapping[str, Any], where: Chunk) -> np.ndarray:
+    """``[pixels, Σv, Σa, Σv·a]`` per county id of the ``values`` raster in one chunk (its valid
+    pixels: finite, not ``layout.params["values_nodata"]``; ``a`` true m²), as
+    :data:`carbonscape.cells.WEIGHTED_SUM`; in fraction mode ``Σv``, ``Σa`` and ``Σv·a`` share each
+    boundary pixel by covered fraction (exactextract's ``sum`` is ``Σ f·v``, its area-weighted
+    ``weighted_sum`` ``Σ f·v·a``), while ``pixels`` stays the pixel-centre count of valued pixels
+    (the counts' rule: ``pixels_without_value`` is the county's pixel count minus it)."""
+    values = blocks["values"]
+    nodata, has_nodata = _values_nodata(where.layout)
+    area = np.ascontiguousarray(np.atleast_2d(where.area()), dtype=np.float64)
+    table = unit_value_sums(blocks["counties"], values, nodata, has_nodata, where.layout.n_counties, area)
+    entries = _boundary_entries(blocks, where, values.shape)
+    if entries is not None and len(entries[0]):
+        pixels = entries[0]
+        r, c = np.divmod(pixels, values.shape[1])
+        v = np.asarray(values)[r, c].astype(np.float64)
+        valid = np.isfinite(v) & ~((v == nodata) if has_nodata else np.zeros(v.shape, dtype=bool))
+        v = np.where(valid, v, 0.0)
+        a = np.where(valid, _at(area, r, c), 0.0)
+        weights = np.column_stack([v, a, v * a])
+        columns = np.broadcast_to(np.array([SUM_V, SUM_A, SUM_VA], dtype=np.int64), weights.shape)
+        share_boundary(table, blocks["counties"], pixels, entries[1], entries[2], np.ascontiguousarray(columns), weights)
+    return table
+
+
+def _fraction_weights(blocks: Mapping[str, Any], where: Chunk, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Plain reference of fraction mode: ``(county, pixel, share)`` triples giving every pixel of
+    the chunk to the counties that cover it (``share`` its covered fraction, the rest to id 0),
+    or None in centre mode. With rings read in the pass (``boundary_rings``) the fractions are
+    shapely's, for every pixel and county (:func:`carbonscape.kernels.fraction.polygon_fractions_numpy`,
+    no code shared with the kernels); from a fraction-mode store, the store's boundary entries
+    (:func:`carbonscape.rasterize.read_boundary_window`) over the pixel-centre ids."""
+    params = where.layout.params
+    n_pixels = shape[0] * shape[1]
+    if params.get("boundary_rings") is not None:
+        import shapely
+        from carbonscape.kernels.fraction import polygon_fractions_numpy
+
+        rings = blocks[params["boundary_rings"]]
+        keys, pixels, shares = [], [], []
+        covered = np.zeros(n_pixels)
+        for k in range(len(rings.counties)):
+            geom = shapely.Polygon()
+            for a, b in zip(rings.ring_starts[rings.polygon_starts[k]:rings.polygon_starts[k + 1]],
+                            rings.ring_starts[rings.polygon_starts[k] + 1:rings.polygon_starts[k + 1] + 1]):
+                geom = shapely.symmetric_difference(geom, shapely.Polygon(np.column_stack([rings.xs[a:b], rings.ys[a:b]])))
+            f = polygon_fractions_numpy(geom, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), shape).ravel()
+            covered += f
+            at = np.flatnonzero(f)
+            keys.append(np.full(len(at), int(rings.counties[k]))), pixels.append(at), shares.append(f[at])
+        keys.append(np.zeros(n_pixels, dtype=np.int64)), pixels.append(np.arange(n_pixels)), shares.append(np.clip(1.0 - covered, 0.0, None))
+        return np.concatenate(keys).astype(np.int64), np.concatenate(pixels), np.concatenate(shares)
+    if params.get("boundary") is None:
+        return None
+    from carbonscape.rasterize import read_boundary_window
+
     ids = _county_ids(blocks, where)
+    entries = read_boundary_window(params["boundary"], where.rows, where.cols)
+    pixel = entries["row"] * shape[1] + entries["col"]
+    shared = np.zeros(n_pixels, dtype=bool)
+    shared[pixel] = True
+    covered = np.bincount(pixel, weights=entries["fraction"], minlength=n_pixels)
+    rest = np.flatnonzero(shared)
+    whole = np.flatnonzero(~shared)
+    return (np.concatenate([ids[whole], entries["county"].astype(np.int64), np.zeros(len(rest), dtype=np.int64)]),
+            np.concatenate([whole, pixel, rest]),
+            np.concatenate([np.ones(len(whole)), entries["fraction"], np.clip(1.0 - covered[rest], 0.0, None)]))
+
+
+def values_reference(blocks: Mapping[str, Any], where: Chunk) -> np.ndarray:
+    """Plain-numpy :func:`sum_values`: ``np.bincount`` of the valid pixels per county; in fraction
+    mode ``Σv, Σa, Σv·a`` of every pixel's (county, share) triples (:func:`_fraction_weights`)."""
+    from carbonscape.cells import sum_unit_values_reference
+
+    table = sum_unit_values_reference(blocks, where)
+    values = np.asarray(blocks["values"])
+    triples = _fraction_weights(blocks, where, values.shape)
+    if triples is None:
+        return table
+    county, pixel, share = triples
+    nodata, has_nodata = _values_nodata(where.layout)
+    v = values.astype(np.float64).ravel()
+    valid = np.isfinite(v) & ~((v == nodata) if has_nodata else np.zeros(v.shape, dtype=bool))
+    v = np.where(valid, v, 0.0)
+    a = np.where(valid, np.broadcast_to(where.area(), values.shape).ravel(), 0.0)
+    n = where.layout.n_counties
+    for column, w in ((SUM_V, v), (SUM_A, a), (SUM_VA, v * a)):
+        table[:, column] = np.bincount(county, weights=share * w[pixel], minlength=n)
+    return table
+
+
+VALUES = Accumulation("values", chunk=sum_values, reference=values_reference, reads=("counties", "values"), dtype=np.dtype(np.float64),
+                      shape=lambda layout: (layout.n_counties, N_SUMS), needs_area=True)
+"""``[pixels, Σv, Σa, Σv·a]`` per county of a continuous raster (:func:`sum_values`): the
+statistic of :data:`carbonscape.cells.WEIGHTED_SUM`, with boundary pixels shared by covered
+fraction in fraction mode."""
+
+
+def sum_factor_areas(blocks: Mapping[str, Any], where: Chunk) -> np.ndarray:
+    """Σ a·f (m²) per (county, class column) of one chunk (factor NaN → 1); in fraction mode each
+    boundary pixel's ``a·f`` shared by covered fraction in its class column, as its area is."""
+    index = where.layout.classes
+    codes, factor = blocks["landuse"], blocks["factor"]
+    area = np.ascontiguousarray(np.atleast_2d(where.area()), dtype=np.float64)
+    table = factor_areas(
+        blocks["counties"], codes, factor, index.lut, index.offset, where.layout.n_counties,  # type: ignore[union-attr]
+        index.n_cols, index.unknown_col, index.nodata_code, index.nodata_col,  # type: ignore[union-attr]
+        area,
+    )
+    entries = _boundary_entries(blocks, where, codes.shape)
+    if entries is not None and len(entries[0]):
+        pixels = entries[0]
+        r, c = np.divmod(pixels, codes.shape[1])
+        f = np.asarray(factor)[r, c].astype(np.float64)
+        f = np.where(np.isfinite(f), f, 1.0)
+        a = _at(area, r, c)
+        columns = index.columns(np.asarray(codes)[r, c])[:, None]  # type: ignore[union-attr]
+        share_boundary(table, blocks["counties"], pixels, entries[1], entries[2], np.ascontiguousarray(columns), (a * f)[:, None])
+    return table
+
+
+def factor_areas_reference(blocks: Mapping[str, Any], where: Chunk) -> np.ndarray:
+    """Plain-numpy :func:`sum_factor_areas`: ``np.bincount`` over (county, column) keys (in
+    fraction mode over every pixel's (county, share) triples, :func:`_fraction_weights`)."""
+    layout = where.layout
+    shape = blocks["landuse"].shape
     columns = layout.classes.columns(blocks["landuse"]).ravel()  # type: ignore[union-attr]
     factor = np.asarray(blocks["factor"], dtype=np.float64).ravel()
     factor = np.where(np.isfinite(factor), factor, 1.0)
-    weights = np.broadcast_to(where.area(), blocks["landuse"].shape).ravel() * factor
+    weights = np.broadcast_to(where.area(), shape).ravel() * factor
     size = layout.n_counties * layout.n_cols
-    return np.bincount(ids * layout.n_cols + columns, weights=weights, minlength=size).reshape(layout.n_counties, layout.n_cols)
+    triples = _fraction_weights(blocks, where, shape)
+    if triples is None:
+        ids = _county_ids(blocks, where)
+        return np.bincount(ids * layout.n_cols + columns, weights=weights, minlength=size).reshape(layout.n_counties, layout.n_cols)
+    county, pixel, share = triples
+    return np.bincount(county * layout.n_cols + columns[pixel], weights=share * weights[pixel], minlength=size).reshape(layout.n_counties, layout.n_cols)
 
 
 FACTOR_AREAS = Accumulation(
@@ -418,8 +602,10 @@ FACTOR_AREAS = Accumulation(
 
 def value_specs(name: str, *, factor: bool = False) -> list[Accumulation]:
     """The statistics of the continuous raster read as ``name`` in the supply pass: its per-county
-    sums (``"values <name>"``) and, for a factor, the factor-weighted areas (``"factor_areas <name>"``)."""
-    specs = [bind(WEIGHTED_SUM, f"values {name}", rasters={"values": name})]
+    sums (``"values <name>"``, :data:`VALUES`) and, for a factor, the factor-weighted areas
+    (``"factor_areas <name>"``). Both share boundary pixels by covered fraction in fraction mode
+    (:func:`carbonscape.supply` adds the county rings to their reads when the pass has them)."""
+    specs = [bind(VALUES, f"values {name}", rasters={"values": name})]
     if factor:
         specs.append(bind(FACTOR_AREAS, f"factor_areas {name}", rasters={"factor": name}))
     return specs

@@ -194,3 +194,23 @@ def test_scheduler_from_settings():
     merged = cluster.scheduler_from_settings(cluster.JobQueue("slurm", jobs=2), settings)
     assert merged.jobs == 2 and merged.settings["memory"] == "8GiB" and merged.timeout == 60.0
     assert cluster.scheduler_from_settings(None, {}) is None
+
+
+def test_check_asks_slurm_about_the_study_files_worker_job(slurm, tmp_path):
+    """`check` runs `sbatch --test-only` on the job `run` would submit: a partition SLURM does not
+    have is named by `check` (exit 2), before any `run`; a partition it has passes."""
+    from carbonscape import bench
+
+    env, name = slurm
+    make_region(tmp_path / "region", shape=(300, 300), n_counties=8, seed=1)
+    study = bench._write_study(tmp_path)
+    text = study.read_text()
+    study.write_text(text + '[cluster]\nscheduler = "slurm"\nqueue = "no-such-partition"\ncores = 1\nmemory = "1GiB"\n')
+    done = _run(["check", str(study)], env, tmp_path)
+    assert done.returncode == 2, done.stderr + done.stdout
+    said = done.stdout + done.stderr
+    assert "SLURM refuses the worker job" in said and "no-such-partition" in said
+    study.write_text(text + '[cluster]\nscheduler = "slurm"\ncores = 1\nmemory = "1GiB"\n')
+    done = _run(["check", str(study)], env, tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert subprocess.run(["squeue", "-h", "-n", name, "-o", "%i"], capture_output=True, text=True).stdout.split() == []

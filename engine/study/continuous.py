@@ -192,9 +192,6 @@ class ContinuousRun:
         table_path = self.study.setting("continuous", "factor_table")
         if not pools_by_factor and table_path is None:
             return supply_result
-        if pools_by_factor and supply_result.summary.get("coverage", {}).get("mode") == "fraction":
-            log.warning("factor rasters weight each pixel by the county holding its centre; with coverage = \"fraction\" the pools "
-                        "they correct are not shared by covered fraction at the counties' edges (the others are)")
         county_factors = None
         if table_path is not None:
             county_factors = factor_table(table_path, key=self.study.setting("continuous", "factor_key") or self.study.id_field,

@@ -656,14 +656,17 @@ def checked_inputs(
 
 
 def _cluster_problems(study: Study) -> list[str]:
-    """A ``[cluster]`` job queue whose worker jobs lack settings `run` needs (cores, memory), found
-    before anything is submitted."""
-    from carbonscape.cluster import JobQueue, scheduler_from_settings
+    """A ``[cluster]`` job queue whose worker jobs lack settings `run` needs (cores, memory) or, on
+    SLURM, that the controller refuses (``sbatch --test-only``: a wrong partition, account, memory
+    or walltime), found before anything is submitted."""
+    from carbonscape.cluster import JobQueue, scheduler_from_settings, test_submission
 
     try:
         queue = scheduler_from_settings(None, study.values.get("cluster", {}) or {})
         if isinstance(queue, JobQueue):
-            queue.options()
+            # SLURM: `sbatch --test-only` of the worker job `run` would submit. A controller that
+            # cannot be reached is not the study's fault: its ClusterError ends `check` (exit 1), as `run`.
+            test_submission(queue)
     except InputError as exc:
         return [f"cluster: {exc}"]
     return []
