@@ -659,14 +659,21 @@ def _cluster_problems(study: Study) -> list[str]:
     """A ``[cluster]`` job queue whose worker jobs lack settings `run` needs (cores, memory) or, on
     SLURM, that the controller refuses (``sbatch --test-only``: a wrong partition, account, memory
     or walltime), found before anything is submitted."""
+    import logging
+
     from carbonscape.cluster import JobQueue, scheduler_from_settings, test_submission
+    from carbonscape.errors import ClusterError
 
     try:
         queue = scheduler_from_settings(None, study.values.get("cluster", {}) or {})
         if isinstance(queue, JobQueue):
             # SLURM: `sbatch --test-only` of the worker job `run` would submit. A controller that
-            # cannot be reached is not the study's fault: its ClusterError ends `check` (exit 1), as `run`.
-            test_submission(queue)
+            # cannot be reached is not the study's fault (a study may be checked away from its
+            # cluster): a warning, not a problem; `run` stops on it (exit 1).
+            try:
+                test_submission(queue)
+            except ClusterError as exc:
+                logging.getLogger(__name__).warning("cluster: the worker job was not tested: %s", exc)
     except InputError as exc:
         return [f"cluster: {exc}"]
     return []
