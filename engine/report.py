@@ -321,7 +321,8 @@ def _summary(inputs: ReportInputs) -> str:
         (amount(totals.get("supply_t"), "t C"), "carbon stored (supply)"),
         (amount(totals.get("total_demand_t"), "t CO₂/yr"), "emitted a year (demand)"),
         (amount(totals.get("regional_density_t_per_km2"), "t CO₂/km²"), "regional demand density"),
-        (amount(totals.get("supply_t_per_km2_regional"), "t C/km²"), "regional supply density"),
+        (amount(totals.get("supply_t_per_km2_regional"), "t C/km²"),
+         "regional supply density" + (f" ({LOW_MARK} counties over their covered area)" if _low_coverage_names(inputs.tables.get("ratio_zones")) else "")),
         (amount(totals.get("total_population"), "people"), "population"),
         (amount(totals.get("area_km2_polygons") or totals.get("total_area_km2"), "km²"), "area"),
         (f"{int(totals['counties']):,}" if isinstance(totals.get("counties"), (int, float)) else "", "counties"),
@@ -345,7 +346,7 @@ def _summary(inputs: ReportInputs) -> str:
     if low:
         parts.append(f'<p class="note" id="low-coverage-note">{LOW_MARK} {len(low):,} '
                      f"{'county is' if len(low) == 1 else 'counties are'} covered by the land-use raster less than "
-                     f"{fmt(LOW_COVERAGE_SHARE)} of {'its' if len(low) == 1 else 'their'} area, accepted by the study's min_coverage: "
+                     f"{LOW_COVERAGE_SHARE:g} of {'its' if len(low) == 1 else 'their'} area, accepted by the study's min_coverage: "
                      f"{'its supply density is' if len(low) == 1 else 'their supply densities are'} over the covered area only, "
                      f"so {'its' if len(low) == 1 else 'their'} ratio is less certain: {html.escape('、'.join(sorted(low)))}.</p>")
     if ratio is not None and not ratio.empty:
@@ -418,7 +419,7 @@ def _grid_note(info: dict[str, Any]) -> str:
         pixel = ""
         if isinstance(size, (list, tuple)) and len(size) == 2:
             unit = "°" if summary.get("geographic") else " m"
-            pixel = f", pixels {fmt(abs(size[0]), 4)} × {fmt(abs(size[1]), 4)}{unit}"
+            pixel = f", pixels {abs(size[0]):.6g} × {abs(size[1]):.6g}{unit}"
         sentences.append(f"Land-use grid: {html.escape(str(crs))}{pixel}.")
     areas = summary.get("areas") or {}
     if areas.get("rule"):
@@ -431,7 +432,8 @@ def _grid_note(info: dict[str, Any]) -> str:
     if coverage.get("mode"):
         how = ("boundary pixels shared among counties by their exact covered fraction" if coverage["mode"] == "fraction"
                else "each pixel in the county holding its centre")
-        sentences.append(f"Counties: {how}; min_coverage {fmt(coverage.get('min_coverage'))}.")
+        threshold = coverage.get("min_coverage")
+        sentences.append(f"Counties: {how}; min_coverage {threshold:g}." if isinstance(threshold, (int, float)) else f"Counties: {how}.")
     for key, what in (("partial_counties", "missing more than 1 % of their area (outside the raster or nodata), densities over the whole polygon"),
                       ("coarse_counties", "coarse for the pixels (under 100 pixels or their pixel area over 2 % off the polygon): "
                                           "consider coverage = \"fraction\"")):

@@ -203,6 +203,16 @@ def test_the_report_shows_the_coverage_columns(tmp_path):
     table = table[:table.index("</table>")]
     assert "covered (share of area)" in table and "outside the raster (share)" in table and "low coverage" in table
     assert "0.4" in table and "True" in table
+    # The summary says how areas and coverage were measured, and marks the low-coverage county.
+    summary = page[page.index('id="summary"'):page.index("</section>", page.index('id="summary"'))]
+    note = summary[summary.index('id="grid-note"'):]
+    note = note[:note.index("</p>")]
+    assert "Land-use grid: WGS 84 / UTM zone 48N, pixels 100 × 100 m." in note
+    assert "Pixel areas: " in note and "Counties: each pixel in the county holding its centre; min_coverage 0.3." in note
+    low = summary[summary.index('id="low-coverage-note"'):]
+    assert "† 1 county is covered by the land-use raster less than 0.9 of its area" in low[:low.index("</p>")] and "C3" in low
+    assert "C3†" in summary and "C1†" not in summary
+    assert "regional supply density († counties over their covered area)" in summary
 
 
 @pytest.mark.parametrize("how", ["file", "flag"])
