@@ -158,40 +158,40 @@ def coverage_problems(coverage: pd.DataFrame, *, min_coverage: float, mode: str 
     empty = coverage[~(coverage["covered_share"] > 0)]
     problems = []
     if not empty.empty and min_coverage <= 1e-9:
-        listed = "; ".join(describe(row) for row in empty.head(20).itertuples())
-        more = f" and {len(empty) - 20} more" if len(empty) > 20 else ""
-        fixes = []
-        if (empty["outside_share"] > 0.01).any():
-            fixes.append("extend the land-use raster over them")
-        if (empty["nodata_share"] > 0.01).any():
-            fixes.append("fill their nodata pixels")
-        if mode == "centre" and ((empty["outside_share"] + empty["nodata_share"]) <= 0.01).any():
-            fixes.append("use `coverage = \"fraction\"` ([counties], or --coverage fraction) for counties smaller than a pixel")
-        fixes.append("or remove them from the county file")
-        problems.append(
-            f"{len(empty)} county(ies) hold no land-use data at all, so they have no supply density even with min_coverage "
-            f"{min_coverage:g}: {listed}{more}. " + "; ".join(fixes[:1]).capitalize() + ("; " + "; ".join(fixes[1:]) if len(fixes) > 1 else "")
-        )
+        problems.append(_named_with_fixes(
+            empty, f"{len(empty)} county(ies) hold no land-use data at all, so they have no supply density even with min_coverage {min_coverage:g}",
+            ("extend the land-use raster over them", "fill their nodata pixels",
+             "use `coverage = \"fraction\"` ([counties], or --coverage fraction) for counties smaller than a pixel"),
+            "or remove them from the county file", mode=mode,
+        ))
     low = low_coverage(coverage, min_coverage)
     if low.empty:
         return problems
-    listed = "; ".join(describe(row) for row in low.head(20).itertuples())
-    more = f" and {len(low) - 20} more" if len(low) > 20 else ""
-    reasons = []
-    if (low["outside_share"] > 0.01).any():
-        reasons.append("extend the land-use raster over them (its extent stops short of these counties)")
-    if (low["nodata_share"] > 0.01).any():
-        reasons.append("fill the nodata pixels")
-    if mode == "centre" and ((low["outside_share"] + low["nodata_share"]) <= 0.01).any():
-        reasons.append("use `coverage = \"fraction\"` ([counties], or --coverage fraction) for counties too small for the pixels")
-    reasons.append(
+    return problems + [_named_with_fixes(
+        low, f"{len(low)} county(ies) are covered by the land-use raster less than min_coverage {min_coverage:g}",
+        ("extend the land-use raster over them (its extent stops short of these counties)", "fill the nodata pixels",
+         "use `coverage = \"fraction\"` ([counties], or --coverage fraction) for counties too small for the pixels"),
         f"or lower min_coverage ([counties] min_coverage, --min-coverage; now {min_coverage:g}) to accept supply densities "
-        "over the covered area, flagged in the tables"
-    )
-    return problems + [
-        f"{len(low)} county(ies) are covered by the land-use raster less than min_coverage {min_coverage:g}: {listed}{more}. "
-        + "; ".join(reasons[:1]).capitalize() + ("; " + "; ".join(reasons[1:]) if len(reasons) > 1 else "")
-    ]
+        "over the covered area, flagged in the tables", mode=mode,
+    )]
+
+
+def _named_with_fixes(rows: pd.DataFrame, head: str, fixes: tuple[str, str, str], last: str, *, mode: str) -> str:
+    """``head``, the counties of ``rows`` with their shares (the first 20), then the fixes that
+    apply to them: ``fixes`` for counties reaching beyond the raster, holding nodata, and (centre
+    mode) too small for the pixels, and always ``last``."""
+    listed = "; ".join(describe(row) for row in rows.head(20).itertuples())
+    more = f" and {len(rows) - 20} more" if len(rows) > 20 else ""
+    outside, nodata, small = fixes
+    wanted = []
+    if (rows["outside_share"] > 0.01).any():
+        wanted.append(outside)
+    if (rows["nodata_share"] > 0.01).any():
+        wanted.append(nodata)
+    if mode == "centre" and ((rows["outside_share"] + rows["nodata_share"]) <= 0.01).any():
+        wanted.append(small)
+    wanted.append(last)
+    return f"{head}: {listed}{more}. " + wanted[0].capitalize() + ("; " + "; ".join(wanted[1:]) if len(wanted) > 1 else "")
 
 
 def coarse_counties(coverage: pd.DataFrame) -> pd.DataFrame:
